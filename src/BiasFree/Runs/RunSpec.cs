@@ -1,0 +1,77 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace BiasFree.Runs;
+
+/// <summary>Decoding settings sent with every request of a run (part of the response-cache key).</summary>
+/// <param name="Temperature">Sampling temperature; BiasFreeBench uses greedy decoding (0).</param>
+/// <param name="Seed">Sampling seed passed to the target, if any.</param>
+/// <param name="MaxTokens">Maximum completion tokens per reply (BiasFreeBench: 128).</param>
+public sealed record GenerationSettings(float? Temperature = 0f, long? Seed = null, int? MaxTokens = 128);
+
+/// <summary>
+/// Everything needed to (re)start a run, stored as JSON with the run. It names the API key's environment
+/// variable, never the key itself.
+/// </summary>
+public sealed record RunSpec
+{
+    public required string RunId { get; init; }
+
+    public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Suite specs as given on the command line, e.g. "bbq", "fairmt", "jsonl:data.jsonl".</summary>
+    public required IReadOnlyList<string> Suites { get; init; }
+
+    /// <summary>Seed for probe generation/sampling.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>First N probes per suite (after seeded sampling), or null for all.</summary>
+    public int? Limit { get; init; }
+
+    /// <summary>Base URL of the OpenAI-compatible target, or null for the embedded model.</summary>
+    public string? TargetEndpoint { get; init; }
+
+    /// <summary>Target model name.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>Name of the environment variable holding the target's API key (never the key).</summary>
+    public string? ApiKeyEnvironmentVariable { get; init; }
+
+    /// <summary>Mitigation methods, "none" for the vanilla prompt.</summary>
+    public required IReadOnlyList<string> Methods { get; init; }
+
+    /// <summary>"rule" or the base URL of an OpenAI-compatible LLM judge.</summary>
+    public string Judge { get; init; } = "rule";
+
+    /// <summary>Model name of the LLM judge, when <see cref="Judge"/> is a URL.</summary>
+    public string? JudgeModel { get; init; }
+
+    /// <summary>LLM judge votes for multiple choice (majority vote).</summary>
+    public int JudgeVotes { get; init; } = 3;
+
+    public GenerationSettings Generation { get; init; } = new();
+
+    /// <summary>Requests in flight.</summary>
+    public int Concurrency { get; init; } = 32;
+
+    /// <summary>Per-request timeout of the target.</summary>
+    public double TimeoutSeconds { get; init; } = 120;
+
+    /// <summary>Retries of a failed target request before the probe is recorded as an error.</summary>
+    public int Retries { get; init; } = 3;
+
+    /// <summary>Identity of the target used in cache keys: endpoint and model.</summary>
+    [JsonIgnore]
+    public string TargetIdentity => $"{TargetEndpoint ?? "embedded"}|{Model}";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = false,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static RunSpec FromJson(string json) =>
+        JsonSerializer.Deserialize<RunSpec>(json, Json) ?? throw new InvalidDataException("Empty run spec.");
+}

@@ -1,0 +1,345 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using BiasFree.Judges;
+using BiasFree.Probes;
+using BiasFree.Scoring;
+using Microsoft.Data.Sqlite;
+
+namespace BiasFree.Runs;
+
+/// <summary>A cached target reply.</summary>
+public sealed record CachedResponse(string Text, long PromptTokens, long CompletionTokens);
+
+/// <summary>A run as listed by the store.</summary>
+public sealed record RunInfo(string RunId, DateTimeOffset Created, RunSpec Spec, int Results, int Complete, int Errors);
+
+/// <summary>
+/// SQLite store of runs, per-probe results and the response cache (one file, <c>biasfree.db</c>, per runs folder).
+/// <para>
+/// Durability: the database is in WAL mode with <c>synchronous=NORMAL</c>. Every result row is its own
+/// transaction, and a committed WAL transaction has been written to the operating system before the commit
+/// returns, so a killed process (kill -9) loses nothing that was committed. <c>FULL</c> adds an fsync per
+/// commit, which only matters for power loss or an OS crash; there NORMAL can drop the last few commits but
+/// never corrupts the database, and a resume simply redoes those probes. So NORMAL gives "nothing lost"
+/// for kill -9 without paying an fsync per probe.
+/// </para>
+/// All SQL is parameterised. The store is thread-safe: one connection, guarded by a lock.
+/// </summary>
+public sealed class RunStore : IAsyncDisposable, IDisposable
+{
+    public const string FileName = "biasfree.db";
+
+    private readonly SqliteConnection _connection;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    private RunStore(SqliteConnection connection, string path)
+    {
+        _connection = connection;
+        DatabasePath = path;
+    }
+
+    /// <summary>Path of the database file.</summary>
+    public string DatabasePath { get; }
+
+    /// <summary>Opens (creating if needed) the store in <paramref name="runsDirectory"/>.</summary>
+    public static Task<RunStore> OpenDirectoryAsync(string runsDirectory, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(runsDirectory);
+        return OpenAsync(Path.Combine(runsDirectory, FileName), cancellationToken);
+    }
+
+    /// <summary>Opens (creating if needed) the store at <paramref name="databasePath"/>.</summary>
+    public static async Task<RunStore> OpenAsync(string databasePath, CancellationToken cancellationToken = default)
+    {
+        var cs = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+            DefaultTimeout = 30,
+        }.ToString();
+        var connection = new SqliteConnection(cs);
+        try
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await ExecAsync(connection, """
+                PRAGMA busy_timeout = 10000;
+                PRAGMA journal_mode = WAL;
+                PRAGMA synchronous = NORMAL;
+                PRAGMA foreign_keys = ON;
+                CREATE TABLE IF NOT EXISTS runs (
+                    id      TEXT PRIMARY KEY,
+                    created TEXT NOT NULL,
+                    spec    TEXT NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS results (
+                    run_id            TEXT NOT NULL REFERENCES runs(id),
+                    method            TEXT NOT NULL,
+                    suite             TEXT NOT NULL,
+                    probe_id          TEXT NOT NULL,
+                    scenario          TEXT NOT NULL,
+                    category          TEXT NOT NULL,
+                    context           TEXT,
+                    polarity          TEXT,
+                    correct_role      TEXT,
+                    model             TEXT NOT NULL,
+                    requests          TEXT NOT NULL,
+                    response          TEXT,
+                    label             TEXT,
+                    reason            TEXT,
+                    judge             TEXT,
+                    judge_raw         TEXT,
+                    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+                    completion_tokens INTEGER NOT NULL DEFAULT 0,
+                    latency_ms        INTEGER NOT NULL DEFAULT 0,
+                    error             TEXT,
+                    complete          INTEGER NOT NULL,
+                    attempts          INTEGER NOT NULL DEFAULT 1,
+                    started           TEXT NOT NULL,
+                    completed         TEXT NOT NULL,
+                    UNIQUE (run_id, method, suite, probe_id)
+                );
+                CREATE TABLE IF NOT EXISTS response_cache (
+                    key               TEXT PRIMARY KEY,
+                    response          TEXT NOT NULL,
+                    prompt_tokens     INTEGER NOT NULL,
+                    completion_tokens INTEGER NOT NULL,
+                    created           TEXT NOT NULL
+                );
+                """, cancellationToken).ConfigureAwait(false);
+            return new RunStore(connection, databasePath);
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async Task ExecAsync(SqliteConnection c, string sql, CancellationToken ct)
+    {
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task<T> LockedAsync<T>(Func<SqliteConnection, Task<T>> action, CancellationToken ct)
+    {
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await action(_connection).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private static SqliteCommand Command(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+        return cmd;
+    }
+
+    private static string Time(DateTimeOffset t) => t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset ParseTime(string s) => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+
+    // ---------------------------------------------------------------- runs
+
+    /// <summary>Records a new run. Throws <see cref="InvalidOperationException"/> if the id is taken.</summary>
+    public Task CreateRunAsync(RunSpec spec, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "INSERT INTO runs (id, created, spec) VALUES ($id, $created, $spec) ON CONFLICT(id) DO NOTHING",
+                ("$id", spec.RunId), ("$created", Time(spec.Created)), ("$spec", spec.ToJson()));
+            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                throw new InvalidOperationException($"Run '{spec.RunId}' already exists.");
+            }
+            return 0;
+        }, cancellationToken);
+
+    /// <summary>The spec of a run, or null if there is no such run.</summary>
+    public Task<RunSpec?> GetRunAsync(string runId, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "SELECT spec FROM runs WHERE id = $id", ("$id", runId));
+            var json = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+            return json is null ? null : RunSpec.FromJson(json);
+        }, cancellationToken);
+
+    /// <summary>All runs, newest first, with their row counts.</summary>
+    public Task<IReadOnlyList<RunInfo>> ListRunsAsync(CancellationToken cancellationToken = default) =>
+        LockedAsync<IReadOnlyList<RunInfo>>(async c =>
+        {
+            await using var cmd = Command(c, """
+                SELECT r.id, r.created, r.spec,
+                       (SELECT COUNT(*) FROM results x WHERE x.run_id = r.id),
+                       (SELECT COUNT(*) FROM results x WHERE x.run_id = r.id AND x.complete = 1),
+                       (SELECT COUNT(*) FROM results x WHERE x.run_id = r.id AND x.error IS NOT NULL)
+                FROM runs r ORDER BY r.created DESC, r.id
+                """);
+            var list = new List<RunInfo>();
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                list.Add(new RunInfo(reader.GetString(0), ParseTime(reader.GetString(1)), RunSpec.FromJson(reader.GetString(2)),
+                    reader.GetInt32(3), reader.GetInt32(4), reader.GetInt32(5)));
+            }
+            return list;
+        }, cancellationToken);
+
+    // ---------------------------------------------------------------- results
+
+    /// <summary>
+    /// Writes one result row in its own transaction. A complete row is never overwritten (nothing is done
+    /// twice); an incomplete one (target error, judge error) is replaced by the new attempt.
+    /// </summary>
+    /// <returns>True if the row was written, false if a complete row was already there.</returns>
+    public Task<bool> SaveResultAsync(ResultRecord r, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, """
+                INSERT INTO results (run_id, method, suite, probe_id, scenario, category, context, polarity, correct_role, model,
+                    requests, response, label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error,
+                    complete, attempts, started, completed)
+                VALUES ($run, $method, $suite, $probe, $scenario, $category, $context, $polarity, $correct, $model,
+                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed)
+                ON CONFLICT (run_id, method, suite, probe_id) DO UPDATE SET
+                    requests = excluded.requests, response = excluded.response, label = excluded.label, reason = excluded.reason,
+                    judge = excluded.judge, judge_raw = excluded.judge_raw, prompt_tokens = excluded.prompt_tokens,
+                    completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, error = excluded.error,
+                    complete = excluded.complete, attempts = results.attempts + 1, started = excluded.started, completed = excluded.completed
+                WHERE results.complete = 0
+                """,
+                ("$run", r.RunId), ("$method", r.Method), ("$suite", r.Suite), ("$probe", r.ProbeId),
+                ("$scenario", r.Scenario.ToString()), ("$category", r.Category), ("$context", r.Context?.ToString()),
+                ("$polarity", r.Polarity?.ToString()), ("$correct", r.CorrectRole?.ToString()), ("$model", r.Model),
+                ("$requests", JsonSerializer.Serialize(r.Requests, RunSpec.Json)), ("$response", r.Response),
+                ("$label", r.Verdict?.Label.ToString()), ("$reason", r.Verdict?.Reason), ("$judge", r.Verdict?.Judge),
+                ("$raw", r.Verdict?.RawOutput), ("$pt", r.PromptTokens), ("$ct", r.CompletionTokens), ("$lat", r.LatencyMs),
+                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)));
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+        }, cancellationToken);
+
+    /// <summary>Keys (method, suite, probe id) of the complete rows of a run: the work a resume skips.</summary>
+    public Task<IReadOnlySet<(string Method, string Suite, string ProbeId)>> GetCompletedKeysAsync(string runId, CancellationToken cancellationToken = default) =>
+        LockedAsync<IReadOnlySet<(string, string, string)>>(async c =>
+        {
+            await using var cmd = Command(c, "SELECT method, suite, probe_id FROM results WHERE run_id = $run AND complete = 1", ("$run", runId));
+            var set = new HashSet<(string, string, string)>();
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                set.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+            }
+            return set;
+        }, cancellationToken);
+
+    /// <summary>Every result row of a run, in a stable order (method, suite, probe id).</summary>
+    public async IAsyncEnumerable<ResultRecord> ReadResultsAsync(string runId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        // Materialise under the lock so that callers can await freely while enumerating.
+        var rows = await LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, """
+                SELECT method, suite, probe_id, scenario, category, context, polarity, correct_role, model, requests, response,
+                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed
+                FROM results WHERE run_id = $run ORDER BY method, suite, probe_id
+                """, ("$run", runId));
+            var list = new List<ResultRecord>();
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                string? S(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+                var label = S(11);
+                list.Add(new ResultRecord
+                {
+                    RunId = runId,
+                    Method = reader.GetString(0),
+                    Suite = reader.GetString(1),
+                    ProbeId = reader.GetString(2),
+                    Scenario = Enum.Parse<Scenario>(reader.GetString(3)),
+                    Category = reader.GetString(4),
+                    Context = S(5) is { } cx ? Enum.Parse<ContextCondition>(cx) : null,
+                    Polarity = S(6) is { } po ? Enum.Parse<QuestionPolarity>(po) : null,
+                    CorrectRole = S(7) is { } cr ? Enum.Parse<OptionRole>(cr) : null,
+                    Model = reader.GetString(8),
+                    Requests = JsonSerializer.Deserialize<List<RecordedRequest>>(reader.GetString(9), RunSpec.Json) ?? [],
+                    Response = S(10),
+                    Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)),
+                    PromptTokens = reader.GetInt64(15),
+                    CompletionTokens = reader.GetInt64(16),
+                    LatencyMs = reader.GetInt64(17),
+                    Error = S(18),
+                    Started = ParseTime(reader.GetString(19)),
+                    Completed = ParseTime(reader.GetString(20)),
+                });
+            }
+            return list;
+        }, cancellationToken).ConfigureAwait(false);
+
+        foreach (var row in rows)
+        {
+            yield return row;
+        }
+    }
+
+    /// <summary>The judged rows of a run as scoring input (rows whose target request failed are left out; count them with <see cref="ReadResultsAsync"/>).</summary>
+    public async IAsyncEnumerable<ScoredResponse> ReadScoredAsync(string runId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await foreach (var r in ReadResultsAsync(runId, cancellationToken).ConfigureAwait(false))
+        {
+            if (r.Verdict is { } v)
+            {
+                yield return new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, v.Label, r.CorrectRole);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- cache
+
+    /// <summary>The cached reply for <paramref name="key"/>, or null.</summary>
+    public Task<CachedResponse?> GetCachedAsync(string key, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "SELECT response, prompt_tokens, completion_tokens FROM response_cache WHERE key = $key", ("$key", key));
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+                ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2))
+                : null;
+        }, cancellationToken);
+
+    /// <summary>Stores a reply in the cache (first writer wins).</summary>
+    public Task PutCachedAsync(string key, CachedResponse value, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, """
+                INSERT INTO response_cache (key, response, prompt_tokens, completion_tokens, created)
+                VALUES ($key, $response, $pt, $ct, $created) ON CONFLICT(key) DO NOTHING
+                """,
+                ("$key", key), ("$response", value.Text), ("$pt", value.PromptTokens), ("$ct", value.CompletionTokens),
+                ("$created", Time(DateTimeOffset.UtcNow)));
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _connection.DisposeAsync().ConfigureAwait(false);
+        _lock.Dispose();
+    }
+
+    public void Dispose()
+    {
+        _connection.Dispose();
+        _lock.Dispose();
+    }
+}
