@@ -95,7 +95,6 @@ public sealed class EvaluationRunner
         {
             var row = await RunOneAsync(spec, clients[item.Method], item.Method, item.Probe, ct).ConfigureAwait(false);
             await _store.SaveResultAsync(row, CancellationToken.None).ConfigureAwait(false);
-            RunProgress p;
             lock (tally)
             {
                 done++;
@@ -112,9 +111,9 @@ public sealed class EvaluationRunner
                     completedNow++;
                     tally.Add(row.Verdict.Label);
                 }
-                p = new RunProgress(done, total, errors + judgeErrors, tally.Bfs, skipped);
+                // Reported under the lock so that reports arrive in order.
+                progress?.Report(new RunProgress(done, total, errors + judgeErrors, tally.Bfs, skipped));
             }
-            progress?.Report(p);
         }).ConfigureAwait(false);
 
         return new RunOutcome(total, skipped, completedNow, errors, judgeErrors);

@@ -1,0 +1,161 @@
+using BiasFree.Judges;
+using BiasFree.Probes;
+using BiasFree.Runs;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Tests.Runs;
+
+public class RunStoreTests
+{
+    private const string Hostile = "it's \"quoted\" '); DROP TABLE results; -- ; \u0000 end";
+
+    internal static RunSpec Spec(string id = "r1") => new()
+    {
+        RunId = id,
+        Suites = ["bbq"],
+        Model = "m",
+        TargetEndpoint = "http://127.0.0.1:1/v1",
+        Methods = ["none"],
+    };
+
+    private static ResultRecord Row(string runId, string probeId, Label? label, string? error = null, string text = "answer") => new()
+    {
+        RunId = runId,
+        Method = "none",
+        Suite = "bbq-builtin",
+        ProbeId = probeId,
+        Scenario = Scenario.MultipleChoice,
+        Category = "age",
+        Context = ContextCondition.Ambiguous,
+        Polarity = QuestionPolarity.Negative,
+        CorrectRole = OptionRole.Unknown,
+        Model = "m",
+        Requests = [new RecordedRequest([new("system", "sys"), new("user", text)], text, Cached: false)],
+        Response = text,
+        Verdict = label is { } l ? new Verdict(l, "because " + text, "rule", text) : null,
+        PromptTokens = 11,
+        CompletionTokens = 3,
+        LatencyMs = 42,
+        Error = error,
+        Started = DateTimeOffset.UtcNow,
+        Completed = DateTimeOffset.UtcNow,
+    };
+
+    [Fact]
+    public async Task RunAndResultRoundTrip()
+    {
+        using var dir = new TempDir();
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, TestContext.Current.CancellationToken);
+        var spec = Spec() with { Generation = new GenerationSettings(0.5f, 7, 64), Limit = 5, ApiKeyEnvironmentVariable = "MY_KEY" };
+        await store.CreateRunAsync(spec, TestContext.Current.CancellationToken);
+        var back = await store.GetRunAsync("r1", TestContext.Current.CancellationToken);
+        Assert.NotNull(back);
+        Assert.Equal(spec.Generation, back.Generation);
+        Assert.Equal(["bbq"], back.Suites);
+        Assert.Equal("MY_KEY", back.ApiKeyEnvironmentVariable);
+        Assert.Equal(5, back.Limit);
+
+        var row = Row("r1", "p1", Label.Biased);
+        Assert.True(await store.SaveResultAsync(row, TestContext.Current.CancellationToken));
+        var rows = await store.ReadResultsAsync("r1", TestContext.Current.CancellationToken).ToListAsync(TestContext.Current.CancellationToken);
+        var r = Assert.Single(rows);
+        Assert.Equal(row.Verdict, r.Verdict);
+        Assert.Equal(row.Requests[0].Messages, r.Requests[0].Messages);
+        Assert.Equal((11L, 3L, 42L), (r.PromptTokens, r.CompletionTokens, r.LatencyMs));
+        Assert.Equal(OptionRole.Unknown, r.CorrectRole);
+        Assert.True(r.IsComplete);
+
+        var scored = Assert.Single(await store.ReadScoredAsync("r1", TestContext.Current.CancellationToken).ToListAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(Label.Biased, scored.Label);
+        Assert.Equal(ContextCondition.Ambiguous, scored.Context);
+    }
+
+    [Fact]
+    public async Task DuplicateRunIdIsRejected()
+    {
+        using var dir = new TempDir();
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, TestContext.Current.CancellationToken);
+        await store.CreateRunAsync(Spec(), TestContext.Current.CancellationToken);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => store.CreateRunAsync(Spec(), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task CompleteRowIsNeverOverwrittenAndErrorRowIsReplaced()
+    {
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        await store.CreateRunAsync(Spec(), ct);
+
+        Assert.True(await store.SaveResultAsync(Row("r1", "p1", null, error: "HttpRequestException: boom"), ct));
+        Assert.Empty(await store.GetCompletedKeysAsync("r1", ct));
+        Assert.True(await store.SaveResultAsync(Row("r1", "p1", Label.Unknown), ct));
+        Assert.False(await store.SaveResultAsync(Row("r1", "p1", Label.Biased), ct));
+
+        var rows = await store.ReadResultsAsync("r1", ct).ToListAsync(ct);
+        var r = Assert.Single(rows);
+        Assert.Equal(Label.Unknown, r.Verdict!.Label);
+        Assert.Null(r.Error);
+        Assert.Equal([("none", "bbq-builtin", "p1")], await store.GetCompletedKeysAsync("r1", ct));
+
+        // The unique constraint itself holds against a raw duplicate insert.
+        await using var raw = new SqliteConnection($"Data Source={store.DatabasePath}");
+        await raw.OpenAsync(ct);
+        await using var cmd = raw.CreateCommand();
+        cmd.CommandText = """
+            INSERT INTO results (run_id, method, suite, probe_id, scenario, category, model, requests, complete, started, completed)
+            VALUES ('r1', 'none', 'bbq-builtin', 'p1', 'MultipleChoice', 'age', 'm', '[]', 1, 'x', 'x')
+            """;
+        var ex = await Assert.ThrowsAsync<SqliteException>(() => cmd.ExecuteNonQueryAsync(ct));
+        Assert.Contains("UNIQUE", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HostileStringsAreStoredVerbatim()
+    {
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var id = "run'); DROP TABLE runs; --";
+        await store.CreateRunAsync(Spec(id) with { Model = Hostile, Methods = [Hostile] }, ct);
+        await store.SaveResultAsync(Row(id, Hostile, Label.Biased, text: Hostile) with { Method = Hostile, Category = Hostile }, ct);
+        await store.PutCachedAsync(Hostile, new CachedResponse(Hostile, 1, 2), ct);
+
+        var spec = await store.GetRunAsync(id, ct);
+        Assert.Equal(Hostile, spec!.Model);
+        var r = Assert.Single(await store.ReadResultsAsync(id, ct).ToListAsync(ct));
+        Assert.Equal((Hostile, Hostile, Hostile, Hostile), (r.ProbeId, r.Method, r.Category, r.Response));
+        Assert.Equal(Hostile, r.Requests[0].Messages[1].Text);
+        Assert.Equal(Hostile, (await store.GetCachedAsync(Hostile, ct))!.Text);
+        Assert.Single(await store.ListRunsAsync(ct));
+    }
+
+    [Fact]
+    public void CacheKeyChangesWithSettingsTurnsMethodAndProbe()
+    {
+        IReadOnlyList<RecordedMessage> turns = [new("system", "s"), new("user", "q")];
+        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 128, Seed = 1 };
+        var key = RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, options);
+        Assert.Equal(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", [new("system", "s"), new("user", "q")], options.Clone()));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0.7f, MaxOutputTokens = 128, Seed = 1 }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 64, Seed = 1 }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "cot", "bbq", "p1", turns, options));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p2", turns, options));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t2", "none", "bbq", "p1", turns, options));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", [new("system", "s"), new("user", "q2")], options));
+    }
+
+    [Fact]
+    public async Task CacheHitOnIdenticalKeyAndMissOtherwise()
+    {
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        await store.PutCachedAsync("k1", new CachedResponse("hello", 5, 1), ct);
+        Assert.Equal(new CachedResponse("hello", 5, 1), await store.GetCachedAsync("k1", ct));
+        Assert.Null(await store.GetCachedAsync("k2", ct));
+        await store.PutCachedAsync("k1", new CachedResponse("other", 0, 0), ct);
+        Assert.Equal("hello", (await store.GetCachedAsync("k1", ct))!.Text);
+    }
+}
