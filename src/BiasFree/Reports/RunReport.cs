@@ -1,0 +1,104 @@
+using BiasFree.Judges;
+using BiasFree.Probes;
+using BiasFree.Runs;
+using BiasFree.Scoring;
+
+namespace BiasFree.Reports;
+
+/// <summary>A mitigation method compared with the vanilla prompt ("none") on the same probes of one scenario.</summary>
+public sealed record MethodComparison(string Model, Scenario Scenario, string Method, string Baseline, PairedComparisonResult Result);
+
+/// <summary>Probes whose target request failed (after retries), per report cell; they are not in <see cref="ScoreRow.Counts"/>.</summary>
+public sealed record TargetErrorCount(string Model, string Method, Scenario Scenario, string Category, int Errors);
+
+/// <summary>Totals of a run.</summary>
+/// <param name="Expected">Rows a complete run has (probes × methods), when known.</param>
+/// <param name="Rows">Rows stored.</param>
+/// <param name="Complete">Rows judged without error.</param>
+/// <param name="TargetErrors">Rows whose target request failed.</param>
+/// <param name="JudgeErrors">Rows whose judge failed.</param>
+/// <param name="PromptTokens">Prompt tokens over all requests (cached replies included).</param>
+/// <param name="CompletionTokens">Completion tokens over all requests (cached replies included).</param>
+public sealed record RunTotals(int? Expected, int Rows, int Complete, int TargetErrors, int JudgeErrors, long PromptTokens, long CompletionTokens);
+
+/// <summary>Everything a report shows, computed once and rendered by <see cref="ReportWriter"/>.</summary>
+public sealed record RunReport(
+    RunSpec Spec,
+    RunTotals Totals,
+    IReadOnlyList<ScoreRow> Scores,
+    IReadOnlyList<TargetErrorCount> TargetErrors,
+    IReadOnlyList<MethodComparison> Comparisons)
+{
+    /// <summary>Name of the vanilla method every other method is compared with.</summary>
+    public const string Baseline = "none";
+
+    /// <summary>Builds the report of <paramref name="runId"/> from the store.</summary>
+    /// <exception cref="KeyNotFoundException">No such run.</exception>
+    public static async Task<RunReport> BuildAsync(RunStore store, string runId, int? expectedRows = null, ScoreOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var spec = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false)
+            ?? throw new KeyNotFoundException($"No run '{runId}' in {store.DatabasePath}.");
+        var rows = await store.ReadResultsAsync(runId, cancellationToken).ToListAsync(cancellationToken).ConfigureAwait(false);
+        return Build(spec, rows, expectedRows, options);
+    }
+
+    /// <summary>Builds a report from result rows.</summary>
+    public static RunReport Build(RunSpec spec, IReadOnlyList<ResultRecord> rows, int? expectedRows = null, ScoreOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(rows);
+        var scored = rows
+            .Where(r => r.Verdict is not null)
+            .Select(r => new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
+            .ToList();
+        var scores = ScoreTable.Compute(scored, options);
+
+        var failed = rows.Where(r => r.Error is not null).ToList();
+        var errors = failed
+            .GroupBy(r => (r.Model, r.Method, r.Scenario))
+            .SelectMany(g => g.GroupBy(r => r.Category)
+                .Select(c => new TargetErrorCount(g.Key.Model, g.Key.Method, g.Key.Scenario, c.Key, c.Count()))
+                .Prepend(new TargetErrorCount(g.Key.Model, g.Key.Method, g.Key.Scenario, ScoreTable.AllCategories, g.Count())))
+            .ToList();
+
+        // Pairs are joined on the probe id; with several suites in one run the ids are qualified by suite so they cannot collide.
+        var multiSuite = rows.Select(r => r.Suite).Distinct(StringComparer.Ordinal).Count() > 1;
+        var paired = rows
+            .Where(r => r.Verdict is not null)
+            .Select(r => new ScoredResponse(multiSuite ? $"{r.Suite}/{r.ProbeId}" : r.ProbeId, r.Model, r.Method, r.Scenario, r.Category,
+                r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
+            .ToList();
+        var comparisons = new List<MethodComparison>();
+        foreach (var cell in paired.GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
+        {
+            var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList());
+            if (!byMethod.TryGetValue(Baseline, out var baseline))
+            {
+                continue;
+            }
+            foreach (var (method, responses) in byMethod.Where(kv => kv.Key != Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                comparisons.Add(new MethodComparison(cell.Key.Model, cell.Key.Scenario, method, Baseline, PairedComparison.Compare(baseline, responses)));
+            }
+        }
+
+        var totals = new RunTotals(
+            expectedRows,
+            rows.Count,
+            rows.Count(r => r.IsComplete),
+            failed.Count,
+            rows.Count(r => r.Error is null && r.Verdict?.Label == Label.JudgeError),
+            rows.Sum(r => r.PromptTokens),
+            rows.Sum(r => r.CompletionTokens));
+        return new RunReport(spec, totals, scores, errors, comparisons);
+    }
+
+    /// <summary>The target-error count of a score row's cell (0 when none).</summary>
+    public int TargetErrorsFor(ScoreRow row) =>
+        TargetErrors.FirstOrDefault(e => e.Model == row.Model && e.Method == row.Method && e.Scenario == row.Scenario && e.Category == row.Category)?.Errors ?? 0;
+
+    /// <summary>The comparison of a method with the baseline for a score row's (model, scenario), or null.</summary>
+    public MethodComparison? ComparisonFor(ScoreRow row) =>
+        Comparisons.FirstOrDefault(c => c.Model == row.Model && c.Method == row.Method && c.Scenario == row.Scenario);
+}
