@@ -1,2 +1,3 @@
-// Placeholder entry point; the real CLI is built in src/BiasFree.Cli/Commands.
-return 0;
+using BiasFree.Cli;
+
+return await BiasFreeCli.InvokeAsync(args).ConfigureAwait(false);

@@ -34,13 +34,14 @@ public sealed record RunReport(
 
     /// <summary>Builds the report of <paramref name="runId"/> from the store.</summary>
     /// <exception cref="KeyNotFoundException">No such run.</exception>
-    public static async Task<RunReport> BuildAsync(RunStore store, string runId, int? expectedRows = null, ScoreOptions? options = null, CancellationToken cancellationToken = default)
+    public static async Task<RunReport> BuildAsync(RunStore store, string runId, ScoreOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         var spec = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false)
             ?? throw new KeyNotFoundException($"No run '{runId}' in {store.DatabasePath}.");
         var rows = await store.ReadResultsAsync(runId, cancellationToken).ToListAsync(cancellationToken).ConfigureAwait(false);
-        return Build(spec, rows, expectedRows, options);
+        var expected = await store.GetExpectedRowsAsync(runId, cancellationToken).ConfigureAwait(false);
+        return Build(spec, rows, expected, options);
     }
 
     /// <summary>Builds a report from result rows.</summary>

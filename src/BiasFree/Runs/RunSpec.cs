@@ -60,9 +60,12 @@ public sealed record RunSpec
     /// <summary>Retries of a failed target request before the probe is recorded as an error.</summary>
     public int Retries { get; init; } = 3;
 
-    /// <summary>Identity of the target used in cache keys: endpoint and model.</summary>
+    /// <summary>Credential-free key of the target (e.g. the target descriptor's cache key), part of response-cache keys.</summary>
+    public string? TargetKey { get; init; }
+
+    /// <summary>Identity of the target used in cache keys: <see cref="TargetKey"/>, else endpoint and model.</summary>
     [JsonIgnore]
-    public string TargetIdentity => $"{TargetEndpoint ?? "embedded"}|{Model}";
+    public string TargetIdentity => TargetKey ?? $"{TargetEndpoint ?? "embedded"}|{Model}";
 
     internal static readonly JsonSerializerOptions Json = new()
     {

@@ -71,7 +71,8 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 CREATE TABLE IF NOT EXISTS runs (
                     id      TEXT PRIMARY KEY,
                     created TEXT NOT NULL,
-                    spec    TEXT NOT NULL
+                    spec    TEXT NOT NULL,
+                    expected INTEGER
                 );
                 CREATE TABLE IF NOT EXISTS results (
                     run_id            TEXT NOT NULL REFERENCES runs(id),
@@ -165,6 +166,23 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 throw new InvalidOperationException($"Run '{spec.RunId}' already exists.");
             }
             return 0;
+        }, cancellationToken);
+
+    /// <summary>Records how many (method, probe) rows a complete run has.</summary>
+    public Task SetExpectedRowsAsync(string runId, int expected, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "UPDATE runs SET expected = $n WHERE id = $id", ("$n", expected), ("$id", runId));
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <summary>How many rows a complete run has, if recorded.</summary>
+    public Task<int?> GetExpectedRowsAsync(string runId, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "SELECT expected FROM runs WHERE id = $id", ("$id", runId));
+            var v = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            return v is long n ? (int?)n : null;
         }, cancellationToken);
 
     /// <summary>The spec of a run, or null if there is no such run.</summary>

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using BiasFree.Reports;
+using BiasFree.Runs;
+
+namespace BiasFree.Cli.Commands;
+
+/// <summary><c>biasfree report RUN [--format md|json|csv] [--output FILE]</c>.</summary>
+internal static class ReportCommand
+{
+    public static Command Build()
+    {
+        var run = new Argument<string>("run") { Description = "Run id (see the end of `biasfree run`)." };
+        var format = new Option<string>("--format") { Description = "md, json or csv.", DefaultValueFactory = _ => "md" };
+        var output = new Option<FileInfo?>("--output", "-o") { Description = "Write to FILE instead of standard output." };
+        var runsDir = RunCommand.RunsDirOption();
+        var cmd = new Command("report", "Render the report of a run.") { run, format, output, runsDir };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(pr.GetValue(run)!, pr.GetValue(format)!, pr.GetValue(output), pr.GetValue(runsDir)!, ct)));
+        return cmd;
+    }
+
+    private static async Task<int> ExecuteAsync(string runId, string formatText, FileInfo? output, string runsDir, CancellationToken ct)
+    {
+        if (!ReportWriter.TryParseFormat(formatText, out var format))
+        {
+            throw new UserErrorException($"unknown report format '{formatText}': use md, json or csv.");
+        }
+        await using var store = await RunCommand.OpenExistingStoreAsync(runsDir, ct).ConfigureAwait(false);
+        if (await store.GetRunAsync(runId, ct).ConfigureAwait(false) is null)
+        {
+            throw new UserErrorException($"no run '{runId}' in {store.DatabasePath}.");
+        }
+        var report = await RunReport.BuildAsync(store, runId, cancellationToken: ct).ConfigureAwait(false);
+        var text = ReportWriter.Render(report, format);
+        if (output is null)
+        {
+            Console.Out.Write(text);
+            if (!text.EndsWith('\n'))
+            {
+                Console.Out.WriteLine();
+            }
+        }
+        else
+        {
+            if (output.DirectoryName is { Length: > 0 } dir)
+            {
+                Directory.CreateDirectory(dir);
+            }
+            await File.WriteAllTextAsync(output.FullName, text, ct).ConfigureAwait(false);
+            Console.Error.WriteLine($"Wrote {output.FullName}");
+        }
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,321 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Sockets;
+using BiasFree.Judges;
+using BiasFree.Mitigations;
+using BiasFree.Probes;
+using BiasFree.Reports;
+using BiasFree.Runs;
+using BiasFree.Scoring;
+using BiasFree.Targets;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Cli.Commands;
+
+/// <summary><c>biasfree run</c>: run suites against a target with one or more methods, or resume a run.</summary>
+internal static class RunCommand
+{
+    public static Option<string> RunsDirOption() =>
+        new("--runs-dir") { Description = "Folder of the run store (biasfree.db).", DefaultValueFactory = _ => "runs" };
+
+    private sealed record Options(
+        IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
+        string? JudgeModel, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float Temperature, int Seed, int MaxTokens,
+        int? Limit, string RunsDir, string? RunId, string? Resume);
+
+    public static Command Build()
+    {
+        var suite = new Option<string[]>("--suite", "-s") { Description = "Suite: bbq, fairmt or FORMAT:PATH (repeatable or comma list).", DefaultValueFactory = _ => ["bbq"] };
+        var target = new Option<string?>("--target") { Description = "Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1." };
+        var model = new Option<string?>("--model", "-m") { Description = "Model name at the target." };
+        var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
+        var method = new Option<string[]>("--method") { Description = "Mitigation method(s): none or a prompting method (comma list).", DefaultValueFactory = _ => ["none"] };
+        var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
+        var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
+        var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
+        var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
+        var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
+        var retries = new Option<int?>("--retries") { Description = "Retries of a failed request (default 3)." };
+        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0f };
+        var seed = new Option<int>("--seed") { Description = "Seed for probe sampling and generation.", DefaultValueFactory = _ => 0 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Max completion tokens per reply.", DefaultValueFactory = _ => 128 };
+        var limit = new Option<int?>("--limit", "-n") { Description = "Only the first N probes of each suite (after seeded sampling)." };
+        var runsDir = RunsDirOption();
+        var runId = new Option<string?>("--run-id") { Description = "Id for the new run (default: time stamp)." };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run with this id (its stored settings are used)." };
+
+        var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
+        {
+            suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
+            limit, runsDir, runId, resume,
+        };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
+            BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
+            BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeVotes),
+            pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
+            pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume)), ct)));
+        return cmd;
+    }
+
+    internal static async Task<RunStore> OpenExistingStoreAsync(string runsDir, CancellationToken ct)
+    {
+        var path = Path.Combine(runsDir, RunStore.FileName);
+        if (!File.Exists(path))
+        {
+            throw new UserErrorException($"no run store at {Path.GetFullPath(path)} (use --runs-dir).");
+        }
+        return await RunStore.OpenAsync(path, ct).ConfigureAwait(false);
+    }
+
+    private static async Task<int> ExecuteAsync(Options o, CancellationToken ct)
+    {
+        RunSpec spec;
+        RunStore store;
+        if (o.Resume is { } resumeId)
+        {
+            store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
+            spec = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false) is { } stored
+                ? stored with
+                {
+                    Concurrency = o.Concurrency ?? stored.Concurrency,
+                    TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
+                    Retries = o.Retries ?? stored.Retries,
+                }
+                : throw await DisposeAndFail(store, new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.")).ConfigureAwait(false);
+        }
+        else
+        {
+            spec = NewSpec(o);
+            store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
+        }
+
+        await using (store.ConfigureAwait(false))
+        {
+            // Everything that can be wrong with the options is checked before the run is recorded.
+            var probes = LoadProbes(spec);
+            var judges = BuildJudges(spec, probes);
+            var targetOptions = TargetOptions(spec);
+            var target = OpenAICompatibleTarget.Create(targetOptions);
+            spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
+            await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
+            if (judges.Endpoint is { } je)
+            {
+                await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
+            }
+
+            if (o.Resume is null)
+            {
+                try
+                {
+                    await store.CreateRunAsync(spec, ct).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException)
+                {
+                    throw new UserErrorException($"run '{spec.RunId}' already exists; continue it with --resume {spec.RunId}.");
+                }
+            }
+            var total = spec.Methods.Count * probes.Count;
+            await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
+
+            Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
+            var runner = new EvaluationRunner(store, target, judges.For, PromptingMitigations.Apply);
+            RunOutcome outcome;
+            try
+            {
+                outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"Interrupted. Finished probes are saved; continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+                return ExitCodes.Interrupted;
+            }
+            finally
+            {
+                target.Dispose();
+                judges.Dispose();
+            }
+
+            var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+            SummaryView.Write(report);
+            Console.Out.WriteLine($"Run id: {spec.RunId}");
+            if (!outcome.IsComplete)
+            {
+                Console.Error.WriteLine($"{(outcome.Errors + outcome.JudgeErrors).ToString(CultureInfo.InvariantCulture)} probe(s) failed ({outcome.Errors.ToString(CultureInfo.InvariantCulture)} target, {outcome.JudgeErrors.ToString(CultureInfo.InvariantCulture)} judge errors); they are recorded and retried by: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+                return ExitCodes.Incomplete;
+            }
+            return ExitCodes.Ok;
+        }
+    }
+
+    private static async Task<Exception> DisposeAndFail(RunStore store, Exception ex)
+    {
+        await store.DisposeAsync().ConfigureAwait(false);
+        return ex;
+    }
+
+    private static RunSpec NewSpec(Options o)
+    {
+        if (o.Target is null)
+        {
+            throw new UserErrorException("no target: pass --target URL --model NAME.");
+        }
+        if (string.IsNullOrWhiteSpace(o.Model))
+        {
+            throw new UserErrorException("--model NAME is required with --target.");
+        }
+        if (o.Suites.Count == 0)
+        {
+            throw new UserErrorException("no suite: pass --suite bbq, fairmt or FORMAT:PATH.");
+        }
+        var methods = o.Methods.Count == 0 ? ["none"] : o.Methods.Distinct(StringComparer.Ordinal).ToList();
+        var known = PromptingMitigations.Names.Prepend("none").ToList();
+        if (methods.FirstOrDefault(m => !known.Contains(m, StringComparer.Ordinal)) is { } unknown)
+        {
+            throw new UserErrorException($"unknown method '{unknown}'; available: {string.Join(", ", known)}.");
+        }
+        if (o.Concurrency is < 1 or > 1024)
+        {
+            throw new UserErrorException("--concurrency must be between 1 and 1024.");
+        }
+        if (o.Limit is < 1)
+        {
+            throw new UserErrorException("--limit must be at least 1.");
+        }
+        if (o.MaxTokens < 1)
+        {
+            throw new UserErrorException("--max-tokens must be at least 1.");
+        }
+        if (o.Timeout is <= 0)
+        {
+            throw new UserErrorException("--timeout must be positive.");
+        }
+        if (o.Retries is < 0)
+        {
+            throw new UserErrorException("--retries must not be negative.");
+        }
+        if (o.RunId is { } id && (id.Length is 0 or > 100 || id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))))
+        {
+            throw new UserErrorException("--run-id may contain only letters, digits, '-', '_' and '.' (at most 100).");
+        }
+        return new RunSpec
+        {
+            RunId = o.RunId ?? $"{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..4]}",
+            Suites = o.Suites,
+            Seed = o.Seed,
+            Limit = o.Limit,
+            TargetEndpoint = o.Target,
+            Model = o.Model,
+            ApiKeyEnvironmentVariable = o.ApiKeyEnv,
+            Methods = methods,
+            Judge = o.Judge,
+            JudgeModel = o.JudgeModel,
+            JudgeVotes = o.JudgeVotes,
+            Generation = new GenerationSettings(o.Temperature, o.Seed, o.MaxTokens),
+            Concurrency = o.Concurrency ?? 32,
+            TimeoutSeconds = o.Timeout ?? 120,
+            Retries = o.Retries ?? 3,
+        };
+    }
+
+    private static OpenAICompatibleTargetOptions TargetOptions(RunSpec spec) => TargetOptions(spec.TargetEndpoint!, spec.Model, spec);
+
+    private static OpenAICompatibleTargetOptions TargetOptions(string endpoint, string model, RunSpec spec)
+    {
+        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new UserErrorException($"'{endpoint}' is not an http(s) URL such as http://127.0.0.1:8000/v1.");
+        }
+        return new OpenAICompatibleTargetOptions
+        {
+            Endpoint = uri,
+            Model = model,
+            ApiKeyEnvironmentVariable = spec.ApiKeyEnvironmentVariable,
+            Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
+            MaxRetries = spec.Retries,
+            BaseDelay = TimeSpan.FromSeconds(1),
+        };
+    }
+
+    /// <summary>Loads every suite; with a limit, keeps the first N of a seeded shuffle, in the suite's order.</summary>
+    internal static IReadOnlyList<Probe> LoadProbes(RunSpec spec)
+    {
+        var all = new List<Probe>();
+        var seen = new HashSet<(string, string)>();
+        foreach (var s in spec.Suites)
+        {
+            var probes = SuiteRegistry.Resolve(s, spec.Seed).Load();
+            if (spec.Limit is int n && n < probes.Count)
+            {
+                var rng = new Random(spec.Seed);
+                var order = Enumerable.Range(0, probes.Count).ToArray();
+                rng.Shuffle(order);
+                probes = [.. order.Take(n).Order().Select(i => probes[i])];
+            }
+            foreach (var p in probes)
+            {
+                if (!seen.Add((p.Suite, p.Id)))
+                {
+                    throw new UserErrorException($"probe '{p.Id}' of suite '{p.Suite}' appears twice (is a suite given twice?).");
+                }
+                all.Add(p);
+            }
+        }
+        if (all.Count == 0)
+        {
+            throw new UserErrorException("the suites contain no probes.");
+        }
+        return all;
+    }
+
+    private sealed class JudgeSet(IJudge? multipleChoice, IJudge? multiTurn, Uri? endpoint, IChatClient? client) : IDisposable
+    {
+        public Uri? Endpoint => endpoint;
+
+        public IJudge For(Probe p) => p.Scenario == Scenario.MultipleChoice
+            ? multipleChoice ?? throw new InvalidOperationException("no multiple-choice judge")
+            : multiTurn ?? throw new InvalidOperationException("no dialogue judge");
+
+        public void Dispose() => client?.Dispose();
+    }
+
+    private static JudgeSet BuildJudges(RunSpec spec, IReadOnlyList<Probe> probes)
+    {
+        var needsDialogue = probes.Any(p => p.Scenario == Scenario.MultiTurn);
+        if (string.Equals(spec.Judge, "rule", StringComparison.OrdinalIgnoreCase))
+        {
+            if (needsDialogue)
+            {
+                throw new UserErrorException("multi-turn probes need an LLM judge: pass --judge URL --judge-model NAME.");
+            }
+            return new JudgeSet(new RuleBasedAnswerExtractor(), null, null, null);
+        }
+        if (string.IsNullOrWhiteSpace(spec.JudgeModel))
+        {
+            throw new UserErrorException("--judge-model NAME is required with --judge URL.");
+        }
+        if (spec.JudgeVotes is < 1 or > 15)
+        {
+            throw new UserErrorException("--judge-votes must be between 1 and 15.");
+        }
+        var options = TargetOptions(spec.Judge, spec.JudgeModel, spec);
+        var client = OpenAICompatibleTarget.Create(options);
+        return new JudgeSet(new LlmMultipleChoiceJudge(client, spec.JudgeVotes), new LlmDialogueJudge(client), options.Endpoint, client);
+    }
+
+    /// <summary>Fails fast with a clear message when nothing listens at the endpoint (no request is sent).</summary>
+    private static async Task CheckReachableAsync(string what, Uri endpoint, CancellationToken ct)
+    {
+        using var tcp = new TcpClient();
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(TimeSpan.FromSeconds(10));
+        try
+        {
+            await tcp.ConnectAsync(endpoint.Host, endpoint.Port, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            var why = ex is SocketException se ? se.Message : "timed out";
+            throw new UserErrorException($"cannot reach the {what} at {endpoint}: {why}.");
+        }
+    }
+}
