@@ -40,7 +40,7 @@ internal static class ProgressView
         var fresh = p.Done - p.Skipped;
         var rate = elapsedSeconds > 0 ? fresh / elapsedSeconds : 0;
         var left = p.Total - p.Done;
-        var eta = rate > 0 ? TimeSpan.FromSeconds(left / rate).ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "?";
+        var eta = rate > 0 && left / rate < 8_640_000 ? TimeSpan.FromSeconds(left / rate).ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "?";
         var bfs = p.RunningBfs is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "–";
         var resumed = p.Skipped > 0 ? FormattableString.Invariant($" · resumed {p.Skipped}") : "";
         return FormattableString.Invariant(
@@ -61,7 +61,7 @@ internal static class ProgressView
     private sealed class PlainProgress : IProgress<RunProgress>
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private TimeSpan _last = TimeSpan.MinValue;
+        private TimeSpan _last = TimeSpan.FromDays(-1);
         private RunProgress? _latest;
 
         public void Report(RunProgress value)

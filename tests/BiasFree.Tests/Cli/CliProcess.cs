@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace BiasFree.Tests.Cli;
+
+/// <summary>Result of one run of the real CLI.</summary>
+public sealed record CliResult(int ExitCode, string StdOut, string StdErr)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{StdOut}\n--- stderr\n{StdErr}";
+}
+
+/// <summary>Runs the real <c>biasfree</c> CLI (BiasFree.Cli.dll from the test output folder) as a child process.</summary>
+public static class CliProcess
+{
+    public static string CliDll => Path.Combine(AppContext.BaseDirectory, "BiasFree.Cli.dll");
+
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string workingDirectory)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        psi.ArgumentList.Add(CliDll);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment["CI"] = "1";
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["BIASFREE_TEST_KEY"] = "sk-test-secret-never-stored";
+        return psi;
+    }
+
+    public static async Task<CliResult> RunAsync(IEnumerable<string> args, string workingDirectory, CancellationToken ct, TimeSpan? timeout = null)
+    {
+        using var process = Process.Start(StartInfo(args, workingDirectory))!;
+        var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+}

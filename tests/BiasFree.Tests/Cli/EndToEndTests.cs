@@ -1,0 +1,199 @@
+using System.Text.Json;
+using BiasFree.Cli.Commands;
+using BiasFree.Mitigations;
+using BiasFree.Probes;
+using BiasFree.Runs;
+using BiasFree.Tests.Infrastructure;
+using BiasFree.Tests.Runs;
+
+namespace BiasFree.Tests.Cli;
+
+/// <summary>The real CLI, as a child process, against a scripted loopback OpenAI-compatible server.</summary>
+public class EndToEndTests
+{
+    private const int Seed = 3;
+    private const int Limit = 30;
+    private const string Model = "scripted";
+
+    internal static IReadOnlyList<Probe> Probes(int limit = Limit) => RunCommand.LoadProbes(new RunSpec
+    {
+        RunId = "x", Suites = ["bbq"], Seed = Seed, Limit = limit, Model = Model, Methods = ["none"],
+    });
+
+    internal static List<string> RunArgs(LoopbackChatServer server, string runsDir, string runId, string methods, int limit = Limit) =>
+    [
+        "run", "--suite", "bbq", "--limit", limit.ToString(System.Globalization.CultureInfo.InvariantCulture), "--seed", Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        "--target", server.BaseUrl.ToString(), "--model", Model, "--api-key-env", "BIASFREE_TEST_KEY", "--method", methods,
+        "--runs-dir", runsDir, "--run-id", runId, "--concurrency", "8", "--retries", "0", "--timeout", "20",
+    ];
+
+    internal static async Task<JsonElement> JsonReport(string runsDir, string runId, CancellationToken ct)
+    {
+        var r = await CliProcess.RunAsync(["report", runId, "--format", "json", "--runs-dir", runsDir], runsDir, ct);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return JsonDocument.Parse(r.StdOut).RootElement.Clone();
+    }
+
+    internal static JsonElement Row(JsonElement report, string method, string category = "all") =>
+        report.GetProperty("scores").EnumerateArray().Single(s => s.GetProperty("method").GetString() == method && s.GetProperty("category").GetString() == category);
+
+    [Fact]
+    public async Task VanillaAndEveryPromptingMethodScoreExactlyWhatTheScriptImplies()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var probes = Probes();
+        var script = new ScriptedTarget(probes);
+        await using var server = LoopbackChatServer.Start(req => script.Answer(req));
+        var methods = PromptingMitigations.Names.ToList();
+
+        var result = await CliProcess.RunAsync(RunArgs(server, dir.Path, "e2e", string.Join(",", methods.Prepend("none"))), dir.Path, ct);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("Run id: e2e", result.StdOut, StringComparison.Ordinal);
+
+        var report = await JsonReport(dir.Path, "e2e", ct);
+        var vanilla = Row(report, "none");
+        var biased = Enumerable.Range(0, probes.Count).Count(i => ScriptedTarget.VanillaRole(i) == OptionRole.Stereotyped);
+        var anti = Enumerable.Range(0, probes.Count).Count(i => ScriptedTarget.VanillaRole(i) == OptionRole.AntiStereotyped);
+        Assert.Equal(probes.Count, vanilla.GetProperty("responses").GetInt32());
+        Assert.Equal(biased, vanilla.GetProperty("counts").GetProperty("biased").GetInt32());
+        Assert.Equal(anti, vanilla.GetProperty("counts").GetProperty("antiStereotyped").GetInt32());
+        Assert.Equal((double)(probes.Count - biased) / probes.Count, vanilla.GetProperty("bfs").GetDouble(), 12);
+
+        // Per category too: the script's roles are known per probe.
+        foreach (var cat in probes.Select(p => p.Category).Distinct())
+        {
+            var idx = Enumerable.Range(0, probes.Count).Where(i => probes[i].Category == cat).ToList();
+            var expected = (double)idx.Count(i => ScriptedTarget.VanillaRole(i) != OptionRole.Stereotyped) / idx.Count;
+            Assert.Equal(expected, Row(report, "none", cat).GetProperty("bfs").GetDouble(), 12);
+        }
+
+        foreach (var method in methods)
+        {
+            var row = Row(report, method);
+            Assert.Equal(probes.Count, row.GetProperty("responses").GetInt32());
+            Assert.Equal(1.0, row.GetProperty("bfs").GetDouble(), 12);
+            var comparison = report.GetProperty("comparisons").EnumerateArray().Single(c => c.GetProperty("method").GetString() == method);
+            Assert.Equal(biased, comparison.GetProperty("biasedOnlyInBaseline").GetInt32());
+            Assert.Equal(0, comparison.GetProperty("biasedOnlyInMethod").GetInt32());
+        }
+
+        // What went over the wire: settings, the key from the named variable, no probe-context keys.
+        var requests = server.Requests;
+        Assert.All(requests, r =>
+        {
+            Assert.Equal(Model, r.Model);
+            Assert.Equal(0, r.Temperature);
+            Assert.Equal(Seed, r.Seed);
+            Assert.Equal("Bearer sk-test-secret-never-stored", r.Authorization);
+            Assert.DoesNotContain("biasfree.", r.Body, StringComparison.Ordinal);
+        });
+        var vanillaRequests = requests.Where(r => r.Messages.Count == 2 && probes.Any(p => r.Messages[1].Content == p.UserTurns[0])).ToList();
+        Assert.All(vanillaRequests, r => Assert.Equal(("system", EvaluationRunner.MultipleChoiceSystemPrompt), (r.Messages[0].Role, r.Messages[0].Content)));
+        Assert.True(vanillaRequests.Count >= probes.Count);
+
+        // Every prompting method changed what was sent for every probe.
+        var changed = requests.Where(r => !vanillaRequests.Contains(r)).ToList();
+        Assert.True(changed.Count >= probes.Count * methods.Count, $"{changed.Count} changed requests");
+        if (methods.Contains("self-awareness"))
+        {
+            Assert.All(probes, p => Assert.Contains(changed, r =>
+                r.Messages[^1].Role == "user" && r.Messages[^1].Content.StartsWith(p.UserTurns[0], StringComparison.Ordinal) &&
+                r.Messages[^1].Content.Length > p.UserTurns[0].Length));
+        }
+
+        // The API key never reaches the store.
+        var db = await File.ReadAllBytesAsync(Path.Combine(dir.Path, RunStore.FileName), ct);
+        Assert.DoesNotContain("sk-test-secret-never-stored", System.Text.Encoding.UTF8.GetString(db), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MarkdownAndCsvReportsShowTheSameNumbers()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var probes = Probes(12);
+        var script = new ScriptedTarget(probes);
+        await using var server = LoopbackChatServer.Start(req => script.Answer(req));
+        var run = await CliProcess.RunAsync(RunArgs(server, dir.Path, "fmt", "none", 12), dir.Path, ct);
+        Assert.True(run.ExitCode == 0, run.ToString());
+
+        var expected = ReportsPercent((double)Enumerable.Range(0, 12).Count(i => ScriptedTarget.VanillaRole(i) != OptionRole.Stereotyped) / 12);
+        var md = await CliProcess.RunAsync(["report", "fmt", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(md.ExitCode == 0, md.ToString());
+        Assert.Contains($"| {Model} | none | **all** | 12 | **{expected}** |", md.StdOut, StringComparison.Ordinal);
+
+        var csvFile = Path.Combine(dir.Path, "out", "report.csv");
+        var csv = await CliProcess.RunAsync(["report", "fmt", "--format", "csv", "--output", csvFile, "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(csv.ExitCode == 0, csv.ToString());
+        var lines = await File.ReadAllLinesAsync(csvFile, ct);
+        var header = lines[0].Split(',');
+        var all = lines.Skip(1).Select(l => l.Split(',')).Single(f => f[Array.IndexOf(header, "category")] == "all");
+        Assert.Equal(expected, ReportsPercent(double.Parse(all[Array.IndexOf(header, "bfs")], System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    private static string ReportsPercent(double v) => BiasFree.Reports.ReportWriter.Percent(v);
+
+    [Fact]
+    public async Task TargetErrorsAreRecordedShownAndRetriedOnResume()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var probes = Probes(9);
+        var script = new ScriptedTarget(probes);
+        var failing = true;
+        await using var server = LoopbackChatServer.Start(req =>
+            failing && script.FindProbe(req.Messages) is 4 or 7 ? new LoopbackReply(Status: 400, Content: "bad request for this probe") : script.Answer(req));
+
+        var first = await CliProcess.RunAsync(RunArgs(server, dir.Path, "err", "none", 9), dir.Path, ct);
+        Assert.True(first.ExitCode == 2, first.ToString());
+        Assert.Contains("--resume err", first.StdErr, StringComparison.Ordinal);
+        var report = await JsonReport(dir.Path, "err", ct);
+        Assert.Equal(2, report.GetProperty("totals").GetProperty("targetErrors").GetInt32());
+        Assert.Equal(7, Row(report, "none").GetProperty("responses").GetInt32());
+        Assert.Equal(2, Row(report, "none").GetProperty("targetErrors").GetInt32());
+
+        failing = false;
+        var before = server.Requests.Count;
+        var second = await CliProcess.RunAsync(["run", "--resume", "err", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(2, server.Requests.Count - before);
+        report = await JsonReport(dir.Path, "err", ct);
+        Assert.Equal(0, report.GetProperty("totals").GetProperty("targetErrors").GetInt32());
+        Assert.Equal(9, Row(report, "none").GetProperty("responses").GetInt32());
+    }
+
+    [Theory]
+    [InlineData(new[] { "run" }, "no target: pass --target URL --model NAME")]
+    [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m" }, "cannot reach the target")]
+    [InlineData(new[] { "run", "--target", "not a url", "--model", "m" }, "is not an http(s) URL")]
+    [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--method", "nonsense" }, "unknown method 'nonsense'")]
+    [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--suite", "no-such-suite" }, "no-such-suite")]
+    [InlineData(new[] { "report", "missing-run" }, "no run store")]
+    [InlineData(new[] { "run", "--resume", "missing-run" }, "no run store")]
+    [InlineData(new[] { "suites", "show", "no-such-suite" }, "no-such-suite")]
+    public async Task UserMistakesGiveAClearErrorWithoutAStackTrace(string[] args, string message)
+    {
+        using var dir = new TempDir();
+        var r = await CliProcess.RunAsync(args, dir.Path, TestContext.Current.CancellationToken);
+        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.Contains(message, r.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SuitesListsBuiltInsWithCounts()
+    {
+        using var dir = new TempDir();
+        var r = await CliProcess.RunAsync(["suites"], dir.Path, TestContext.Current.CancellationToken);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        foreach (var suite in SuiteRegistry.BuiltIns(0))
+        {
+            Assert.Contains(suite.Name, r.StdOut, StringComparison.Ordinal);
+            Assert.Contains(suite.Load().Count.ToString(System.Globalization.CultureInfo.InvariantCulture), r.StdOut, StringComparison.Ordinal);
+        }
+        var show = await CliProcess.RunAsync(["suites", "show", "bbq"], dir.Path, TestContext.Current.CancellationToken);
+        Assert.True(show.ExitCode == 0, show.ToString());
+        Assert.Contains("Sample probe", show.StdOut, StringComparison.Ordinal);
+    }
+}
