@@ -30,6 +30,10 @@ public sealed record OpenAICompatibleTargetOptions
     /// <summary>Upper bound on any single wait between attempts, including one asked for by a Retry-After header.</summary>
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Printable form; the endpoint is shown without user info or query string.</summary>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{Model} @ {TargetDescriptor.SanitizeEndpoint(Endpoint)} (key from {ApiKeyEnvironmentVariable ?? "none"}, timeout {Timeout}, retries {MaxRetries}, base delay {BaseDelay}, max delay {MaxDelay})");
+
     /// <summary>Throws when the options cannot describe a usable target.</summary>
     public void Validate()
     {

@@ -177,8 +177,8 @@ public class OpenAICompatibleTargetTests
     {
         await using var server = LoopbackChatServer.Start(_ => new LoopbackReply(Content: "never", Delay: TimeSpan.FromSeconds(5)));
         using var chat = OpenAICompatibleTarget.Create(Options(server, maxRetries: 1, timeout: TimeSpan.FromMilliseconds(100)));
-        var ex = await Assert.ThrowsAnyAsync<Exception>(() => chat.GetResponseAsync("hi", cancellationToken: Ct));
-        Assert.True(ex is TimeoutException || ex.InnerException is TimeoutException, ex.ToString());
+        var ex = await Assert.ThrowsAsync<TimeoutException>(() => chat.GetResponseAsync("hi", cancellationToken: Ct));
+        Assert.Contains(server.BaseUrl.AbsoluteUri.TrimEnd('/'), ex.Message, StringComparison.Ordinal);
         Assert.Equal(2, server.Requests.Count);
     }
 
@@ -241,6 +241,9 @@ public class OpenAICompatibleTargetTests
         Assert.Equal("openai-compatible", d.Kind);
         Assert.DoesNotContain("secret", d.CacheKey, StringComparison.Ordinal);
         Assert.DoesNotContain("pass", d.ToString(), StringComparison.Ordinal);
+        var o = new OpenAICompatibleTargetOptions { Endpoint = new Uri("https://user:pass@example.com/v1?api-key=secret"), Model = "gpt-x" };
+        Assert.DoesNotContain("secret", o.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("pass", o.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
