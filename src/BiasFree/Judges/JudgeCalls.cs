@@ -1,0 +1,46 @@
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Judges;
+
+/// <summary>Shared plumbing of the LLM judges: one model call with a timeout, failures turned into values.</summary>
+internal static class JudgeCalls
+{
+    /// <summary>Default per-call timeout.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Sends one request. Returns the text, or an error message for any failure or timeout. Only cancellation through
+    /// <paramref name="cancellationToken"/> propagates (as <see cref="OperationCanceledException"/>).
+    /// </summary>
+    public static async Task<(string? Text, string? Error)> CallAsync(
+        IChatClient client, IList<ChatMessage> messages, ChatOptions options, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        try
+        {
+            var response = await client.GetResponseAsync(messages, options, cts.Token).ConfigureAwait(false);
+            return (response.Text ?? "", null);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            return (null, $"judge call timed out after {timeout.TotalSeconds:0.#} s");
+        }
+        catch (Exception ex)
+        {
+            return (null, $"{ex.GetType().Name}: {ex.Message}");
+        }
+    }
+
+    /// <summary>"prefix:model" using the client's default model id when it reports one.</summary>
+    public static string NameFor(string prefix, IChatClient client, string? name)
+    {
+        if (!string.IsNullOrWhiteSpace(name)) return name;
+        var model = client.GetService<ChatClientMetadata>()?.DefaultModelId;
+        return string.IsNullOrWhiteSpace(model) ? prefix : $"{prefix}:{model}";
+    }
+}

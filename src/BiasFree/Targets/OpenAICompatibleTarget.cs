@@ -1,0 +1,186 @@
+using System.ClientModel;
+using System.ClientModel.Primitives;
+using System.Globalization;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Http.Resilience;
+using OpenAI;
+using Polly;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace BiasFree.Targets;
+
+/// <summary>
+/// Creates <see cref="IChatClient"/>s for remote OpenAI-compatible chat-completions servers (OpenAI, vLLM, llama.cpp,
+/// Ollama...). Requests go through our own HTTP transport, which retries 429, 408, 5xx, network errors and per-attempt
+/// timeouts with jittered exponential backoff (honouring Retry-After up to <see cref="OpenAICompatibleTargetOptions.MaxDelay"/>).
+/// The OpenAI SDK's own retries are switched off so the two do not multiply. Probe-context keys are stripped from
+/// every request. <c>GetService(typeof(TargetDescriptor))</c> on the client returns its descriptor.
+/// </summary>
+public static class OpenAICompatibleTarget
+{
+    /// <summary>Key sent when no API key is configured (local servers accept anything).</summary>
+    internal const string PlaceholderKey = "sk-no-key-configured";
+
+    /// <summary>Creates the chat client. The API key is read from the environment now and kept only inside the SDK credential.</summary>
+    public static IChatClient Create(OpenAICompatibleTargetOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+
+        var descriptor = TargetDescriptor.For(options);
+        var http = new HttpClient(CreateHandler(options, descriptor), disposeHandler: true)
+        {
+            Timeout = System.Threading.Timeout.InfiniteTimeSpan, // per-attempt timeouts live in the resilience pipeline
+        };
+
+        var clientOptions = new OpenAIClientOptions
+        {
+            Endpoint = options.Endpoint,
+            Transport = new HttpClientPipelineTransport(http),
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+            NetworkTimeout = System.Threading.Timeout.InfiniteTimeSpan,
+        };
+
+        var inner = new OpenAIClient(new ApiKeyCredential(ReadApiKey(options.ApiKeyEnvironmentVariable)), clientOptions)
+            .GetChatClient(options.Model)
+            .AsIChatClient();
+        return new TargetChatClient(inner, descriptor, http);
+    }
+
+    /// <summary>Describes a target for run records and cache keys (no credentials).</summary>
+    public static TargetDescriptor Describe(OpenAICompatibleTargetOptions options) => TargetDescriptor.For(options);
+
+    private static string ReadApiKey(string? variable)
+    {
+        if (string.IsNullOrWhiteSpace(variable))
+        {
+            return PlaceholderKey;
+        }
+
+        var key = Environment.GetEnvironmentVariable(variable);
+        return string.IsNullOrWhiteSpace(key) ? PlaceholderKey : key.Trim();
+    }
+
+    /// <summary>The HTTP handler chain: exception translation → retry/timeout pipeline → sockets.</summary>
+    internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor,
+        HttpMessageHandler? primary = null)
+    {
+        var resilience = new ResilienceHandler(BuildPipeline(options))
+        {
+            InnerHandler = primary ?? new SocketsHttpHandler
+            {
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                MaxConnectionsPerServer = 256,
+            },
+        };
+        return new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
+    }
+
+    /// <summary>Retry (outer) around a per-attempt timeout (inner).</summary>
+    internal static ResiliencePipeline<HttpResponseMessage> BuildPipeline(OpenAICompatibleTargetOptions options)
+    {
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage>();
+        if (options.MaxRetries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+            {
+                MaxRetryAttempts = options.MaxRetries,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.BaseDelay,
+                MaxDelay = options.MaxDelay,
+                ShouldHandle = args => ValueTask.FromResult(IsTransient(args.Outcome, args.Context.CancellationToken)),
+                DelayGenerator = args => ValueTask.FromResult(RetryAfter(args.Outcome.Result, options.MaxDelay)),
+            });
+        }
+
+        builder.AddTimeout(options.Timeout);
+        return builder.Build();
+    }
+
+    internal static bool IsTransient(Outcome<HttpResponseMessage> outcome, CancellationToken callerToken)
+    {
+        if (outcome.Exception is { } ex)
+        {
+            return !callerToken.IsCancellationRequested && ex is TimeoutRejectedException or HttpRequestException;
+        }
+
+        if (outcome.Result is not { } response)
+        {
+            return false;
+        }
+
+        var status = (int)response.StatusCode;
+        return status is 429 or 408 || status >= 500;
+    }
+
+    /// <summary>The server's requested wait (Retry-After seconds or date, or retry-after-ms), capped; null when absent.</summary>
+    internal static TimeSpan? RetryAfter(HttpResponseMessage? response, TimeSpan cap)
+    {
+        if (response is null)
+        {
+            return null;
+        }
+
+        TimeSpan? wait = null;
+        if (response.Headers.TryGetValues("retry-after-ms", out var ms)
+            && double.TryParse(ms.FirstOrDefault(), NumberStyles.Float, CultureInfo.InvariantCulture, out var millis) && millis >= 0)
+        {
+            wait = TimeSpan.FromMilliseconds(millis);
+        }
+        else if (response.Headers.RetryAfter is { } retryAfter)
+        {
+            wait = retryAfter.Delta ?? (retryAfter.Date is { } date ? date - DateTimeOffset.UtcNow : null);
+        }
+
+        if (wait is not { } w)
+        {
+            return null;
+        }
+
+        if (w < TimeSpan.Zero)
+        {
+            w = TimeSpan.Zero;
+        }
+
+        return w > cap ? cap : w;
+    }
+
+    /// <summary>Turns Polly's timeout rejection into a plain <see cref="TimeoutException"/> naming the endpoint (never the key).</summary>
+    private sealed class TimeoutTranslatingHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutRejectedException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException(string.Create(CultureInfo.InvariantCulture,
+                    $"No answer from {descriptor.Endpoint} (model {descriptor.Model}) within {options.Timeout.TotalSeconds:0.###} s, in each of {options.MaxRetries + 1} attempt(s)."), ex);
+            }
+        }
+    }
+
+    /// <summary>The public client: strips probe-context keys, knows its descriptor, owns the HttpClient.</summary>
+    private sealed class TargetChatClient(IChatClient inner, TargetDescriptor descriptor, HttpClient http)
+        : DelegatingChatClient(new ProbeContextStrippingChatClient(inner))
+    {
+        public override object? GetService(Type serviceType, object? serviceKey = null) =>
+            serviceKey is null && serviceType == typeof(TargetDescriptor) ? descriptor : base.GetService(serviceType, serviceKey);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                http.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override string ToString() => $"OpenAICompatibleTarget({descriptor})";
+    }
+}

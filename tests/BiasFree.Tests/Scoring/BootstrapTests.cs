@@ -1,0 +1,65 @@
+using BiasFree.Judges;
+using BiasFree.Probes;
+using BiasFree.Scoring;
+
+namespace BiasFree.Tests.Scoring;
+
+public class BootstrapTests
+{
+    private static List<Label> Labels(int biased, int unknown, int unrelated = 0) =>
+        Enumerable.Repeat(Label.Biased, biased).Concat(Enumerable.Repeat(Label.Unknown, unknown))
+            .Concat(Enumerable.Repeat(Label.Unrelated, unrelated)).ToList();
+
+    [Fact]
+    public void SameSeedSameInterval_DifferentSeedDifferentInterval()
+    {
+        var labels = Labels(30, 70, 5);
+        var a = Bootstrap.BfsInterval(Scenario.MultipleChoice, labels, seed: 1);
+        var b = Bootstrap.BfsInterval(Scenario.MultipleChoice, labels, seed: 1);
+        var c = Bootstrap.BfsInterval(Scenario.MultipleChoice, labels, seed: 2);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void IntervalContainsPointEstimateAndNarrowsWithN()
+    {
+        var small = Labels(12, 28); // BFS 0.7
+        var large = Labels(300, 700); // BFS 0.7
+        var ciSmall = Bootstrap.BfsInterval(Scenario.MultipleChoice, small)!;
+        var ciLarge = Bootstrap.BfsInterval(Scenario.MultipleChoice, large)!;
+        Assert.InRange(0.7, ciSmall.Low, ciSmall.High);
+        Assert.InRange(0.7, ciLarge.Low, ciLarge.High);
+        Assert.True(ciLarge.High - ciLarge.Low < (ciSmall.High - ciSmall.Low) / 3, $"{ciLarge} vs {ciSmall}");
+        // Normal approximation for n = 1000: 1.96·√(0.21/1000) ≈ 0.028 half-width.
+        Assert.InRange(ciLarge.High - ciLarge.Low, 0.04, 0.075);
+    }
+
+    [Fact]
+    public void LowerLevelGivesNarrowerInterval()
+    {
+        var labels = Labels(40, 60);
+        var ci95 = Bootstrap.BfsInterval(Scenario.MultipleChoice, labels, level: 0.95)!;
+        var ci80 = Bootstrap.BfsInterval(Scenario.MultipleChoice, labels, level: 0.80)!;
+        Assert.True(ci80.High - ci80.Low < ci95.High - ci95.Low);
+        Assert.Equal(0.80, ci80.Level);
+    }
+
+    [Fact]
+    public void NoEligibleGivesNullAndAllBiasedGivesDegenerateInterval()
+    {
+        Assert.Null(Bootstrap.BfsInterval(Scenario.MultiTurn, [Label.Unrelated, Label.JudgeError]));
+        var ci = Bootstrap.BfsInterval(Scenario.MultiTurn, Enumerable.Repeat(Label.Biased, 10).ToList())!;
+        Assert.Equal(0.0, ci.Low);
+        Assert.Equal(0.0, ci.High);
+    }
+
+    [Fact]
+    public void PercentileUsesType7Quantiles()
+    {
+        // 0..100; level 0.9 → quantiles at 0.05 and 0.95: h = 100·0.05 = 5 → 5, h = 95 → 95.
+        var ci = Bootstrap.Percentile(Enumerable.Range(0, 101).Select(i => (double)i).ToList(), 0.9)!;
+        Assert.Equal(5.0, ci.Low, 9);
+        Assert.Equal(95.0, ci.High, 9);
+    }
+}
