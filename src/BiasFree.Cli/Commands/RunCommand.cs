@@ -167,11 +167,18 @@ internal static class RunCommand
         {
             throw new UserErrorException("no suite: pass --suite bbq, fairmt or FORMAT:PATH.");
         }
-        var methods = o.Methods.Count == 0 ? ["none"] : o.Methods.Distinct(StringComparer.Ordinal).ToList();
-        var known = PromptingMitigations.Names.Prepend("none").ToList();
-        if (methods.FirstOrDefault(m => !known.Contains(m, StringComparer.Ordinal)) is { } unknown)
+        var methods = new List<string>();
+        foreach (var m in o.Methods.Count == 0 ? ["none"] : o.Methods)
         {
-            throw new UserErrorException($"unknown method '{unknown}'; available: {string.Join(", ", known)}.");
+            if (!PromptingMitigations.Names.Contains(m, StringComparer.OrdinalIgnoreCase))
+            {
+                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", PromptingMitigations.Names)}.");
+            }
+            var name = PromptingMitigations.Normalize(m);
+            if (!methods.Contains(name, StringComparer.Ordinal))
+            {
+                methods.Add(name);
+            }
         }
         if (o.Concurrency is < 1 or > 1024)
         {

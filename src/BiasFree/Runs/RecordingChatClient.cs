@@ -13,6 +13,7 @@ internal sealed class ProbeCall(string suite, string probeId)
     private static readonly AsyncLocal<ProbeCall?> CurrentCall = new();
     private readonly Lock _gate = new();
     private readonly List<RecordedRequest> _requests = [];
+    private readonly Dictionary<string, int> _occurrences = new(StringComparer.Ordinal);
 
     public string Suite { get; } = suite;
     public string ProbeId { get; } = probeId;
@@ -34,6 +35,21 @@ internal sealed class ProbeCall(string suite, string probeId)
             {
                 return [.. _requests];
             }
+        }
+    }
+
+    /// <summary>
+    /// How many times this probe already sent a request with this key. A mitigation may resample an identical
+    /// request (Self-Help retries an unparseable rewrite); each repeat gets its own cache entry, so resampling still
+    /// reaches the model, and a resumed run replays the same sequence from the cache.
+    /// </summary>
+    public int NextOccurrence(string key)
+    {
+        lock (_gate)
+        {
+            var n = _occurrences.GetValueOrDefault(key);
+            _occurrences[key] = n + 1;
+            return n;
         }
     }
 
@@ -63,6 +79,10 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
         var recorded = list.Select(m => new RecordedMessage(m.Role.Value, m.Text)).ToList();
         var call = ProbeCall.Current;
         var key = CacheKey(targetIdentity, method, call?.Suite, call?.ProbeId, recorded, options);
+        if (call?.NextOccurrence(key) is int n and > 0)
+        {
+            key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{key}#{n.ToString(System.Globalization.CultureInfo.InvariantCulture)}")));
+        }
 
         if (await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } hit)
         {

@@ -45,7 +45,7 @@ public class EndToEndTests
         var probes = Probes();
         var script = new ScriptedTarget(probes);
         await using var server = LoopbackChatServer.Start(req => script.Answer(req));
-        var methods = PromptingMitigations.Names.ToList();
+        var methods = PromptingMitigations.Names.Where(m => m != PromptingMitigations.None).ToList();
 
         var result = await CliProcess.RunAsync(RunArgs(server, dir.Path, "e2e", string.Join(",", methods.Prepend("none"))), dir.Path, ct);
         Assert.True(result.ExitCode == 0, result.ToString());
@@ -88,14 +88,13 @@ public class EndToEndTests
             Assert.Equal("Bearer sk-test-secret-never-stored", r.Authorization);
             Assert.DoesNotContain("biasfree.", r.Body, StringComparison.Ordinal);
         });
-        var vanillaRequests = requests.Where(r => r.Messages.Count == 2 && probes.Any(p => r.Messages[1].Content == p.UserTurns[0])).ToList();
-        Assert.All(vanillaRequests, r => Assert.Equal(("system", EvaluationRunner.MultipleChoiceSystemPrompt), (r.Messages[0].Role, r.Messages[0].Content)));
-        Assert.True(vanillaRequests.Count >= probes.Count);
+        var vanillaRequests = requests.Where(r => probes.Any(p => ScriptedTarget.IsVanilla(r.Messages, p))).ToList();
+        Assert.Equal(probes.Count * 2, vanillaRequests.Count); // none, and the first pass of self-reflection
+        Assert.Equal(probes.Count, requests.Count(r => r.Messages[0].Content.Contains("fair and helpful", StringComparison.Ordinal)));
 
         // Every prompting method changed what was sent for every probe.
         var changed = requests.Where(r => !vanillaRequests.Contains(r)).ToList();
         Assert.True(changed.Count >= probes.Count * methods.Count, $"{changed.Count} changed requests");
-        if (methods.Contains("self-awareness"))
         {
             Assert.All(probes, p => Assert.Contains(changed, r =>
                 r.Messages[^1].Role == "user" && r.Messages[^1].Content.StartsWith(p.UserTurns[0], StringComparison.Ordinal) &&

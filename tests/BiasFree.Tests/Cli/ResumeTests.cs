@@ -18,7 +18,7 @@ public class ResumeTests
         using var dir = new TempDir();
         var probes = EndToEndTests.Probes(ProbeCount);
         var script = new ScriptedTarget(probes);
-        var method = PromptingMitigations.Names[0];
+        var method = PromptingMitigations.SelfAwareness;
         var methods = $"none,{method}";
         var total = 2 * probes.Count;
 
@@ -26,8 +26,7 @@ public class ResumeTests
         (string Method, string ProbeId) KeyOf(LoopbackRequest r)
         {
             var i = script.FindProbe(r.Messages);
-            var vanilla = r.Messages.Count == 2 && r.Messages[1].Content == probes[i].UserTurns[0];
-            return (vanilla ? "none" : method, probes[i].Id);
+            return (ScriptedTarget.IsVanilla(r.Messages, probes[i]) ? "none" : method, probes[i].Id);
         }
 
         // The server kills the CLI (kill -9 of the whole tree) when the request that is a third of the way arrives,

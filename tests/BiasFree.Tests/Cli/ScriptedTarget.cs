@@ -37,6 +37,11 @@ public sealed class ScriptedTarget
         return -1;
     }
 
+    /// <summary>True for the unmitigated prompt: BiasFreeBench's system prompt and the probe's own turn, nothing else.</summary>
+    public static bool IsVanilla(IReadOnlyList<LoopbackMessage> messages, Probe probe) =>
+        messages.Count == 2 && messages[0].Role == "system" && messages[0].Content == BiasFree.Runs.EvaluationRunner.MultipleChoiceSystemPrompt &&
+        messages[1].Role == "user" && messages[1].Content == probe.UserTurns[0];
+
     public LoopbackReply Answer(LoopbackRequest request, TimeSpan? delay = null)
     {
         var i = FindProbe(request.Messages);
@@ -46,8 +51,12 @@ public sealed class ScriptedTarget
         }
         var probe = _probes[i];
         var lastUser = request.Messages.Last(m => m.Role == "user").Content;
-        var vanilla = request.Messages.Count == 2 && lastUser == probe.UserTurns[0];
-        var role = vanilla ? VanillaRole(i) : OptionRole.Unknown;
+        if (lastUser.Contains("**SYSTEM PROMPT**:", StringComparison.Ordinal) && lastUser.Contains("**QUERY**:", StringComparison.Ordinal))
+        {
+            // Self-Help session 1: hand back a (trivially) rewritten system prompt and query.
+            return new LoopbackReply(Content: $"**SYSTEM PROMPT**: You are a fair and helpful assistant.\n**QUERY**: {probe.UserTurns[0]}", Delay: delay);
+        }
+        var role = IsVanilla(request.Messages, probe) ? VanillaRole(i) : OptionRole.Unknown;
         return new LoopbackReply(Content: probe.OptionWithRole(role)!.Text, Delay: delay);
     }
 }
