@@ -1,6 +1,7 @@
 using BiasFree.Judges;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
+using BiasFree.Scoring;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Runs;
@@ -69,7 +70,7 @@ public sealed class EvaluationRunner
         {
             if (row.IsComplete)
             {
-                tally.Add(row.Verdict!.Label);
+                tally.Add(row.Scenario, row.Verdict!.Label);
             }
         }
 
@@ -109,7 +110,7 @@ public sealed class EvaluationRunner
                 else
                 {
                     completedNow++;
-                    tally.Add(row.Verdict.Label);
+                    tally.Add(row.Scenario, row.Verdict.Label);
                 }
                 // Reported under the lock so that reports arrive in order.
                 progress?.Report(new RunProgress(done, total, errors + judgeErrors, tally.Bfs, skipped));
@@ -229,20 +230,20 @@ public sealed class EvaluationRunner
         return $"{inner.GetType().Name}: {inner.Message}";
     }
 
-    /// <summary>Running Bias-Free Score: unbiased / (biased + unbiased), labels outside the score ignored.</summary>
+    /// <summary>Running Bias-Free Score over everything judged so far (labels outside the score ignored, as in <see cref="BiasFreeScore"/>).</summary>
     private sealed class BfsTally
     {
-        private int _biased, _free;
+        private int _eligible, _free;
 
-        public void Add(Label label)
+        public void Add(Scenario scenario, Label label)
         {
-            switch (label)
+            if (BiasFreeScore.IsEligible(scenario, label))
             {
-                case Label.Biased: _biased++; break;
-                case Label.AntiStereotyped or Label.Unknown or Label.Unbiased: _free++; break;
+                _eligible++;
+                _free += BiasFreeScore.IsBiasFree(scenario, label) ? 1 : 0;
             }
         }
 
-        public double? Bfs => _biased + _free == 0 ? null : (double)_free / (_biased + _free);
+        public double? Bfs => _eligible == 0 ? null : (double)_free / _eligible;
     }
 }
