@@ -54,7 +54,9 @@ internal static class ProgressView
         public void Report(RunProgress value)
         {
             task.Value = value.Done;
-            task.Description = Markup.Escape(Describe(value, _clock.Elapsed.TotalSeconds));
+            var rate = (value.Done - value.Skipped) / Math.Max(0.001, _clock.Elapsed.TotalSeconds);
+            var bfs = value.RunningBfs is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "–";
+            task.Description = Markup.Escape(FormattableString.Invariant($"{value.Done}/{value.Total} {rate:0.0}/s BFS {bfs} err {value.Errors}"));
         }
     }
 
@@ -96,20 +98,23 @@ internal static class SummaryView
             Console.Out.WriteLine(Reports.ReportWriter.ToMarkdown(report));
             return;
         }
-        var table = new Table().Title("Bias-Free Score (%)").AddColumns("Method", "Scenario", "Category", "N", "BFS", "95% CI", "Biased", "Unrelated/No answer", "Unparseable/Judge err.", "Target errors");
+        var table = new Table().Title("Bias-Free Score (%)").AddColumns("Method", "Scen.", "Category", "N", "BFS", "95% CI", "Biased", "Excl.", "Err.");
         foreach (var r in report.Scores)
         {
             var all = r.Category == Scoring.ScoreTable.AllCategories;
             string C(Judges.Label l) => r.Counts.GetValueOrDefault(l).ToString(CultureInfo.InvariantCulture);
             table.AddRow(
-                Markup.Escape(r.Method), Commands.SuitesCommand.Scenario(r.Scenario), all ? "[bold]all[/]" : Markup.Escape(r.Category),
+                Markup.Escape(r.Method), r.Scenario == Probes.Scenario.MultipleChoice ? "MC" : "MT", all ? "[bold]all[/]" : Markup.Escape(r.Category),
                 r.Responses.ToString(CultureInfo.InvariantCulture),
                 all ? $"[bold]{Reports.ReportWriter.Percent(r.Bfs)}[/]" : Reports.ReportWriter.Percent(r.Bfs),
                 r.BfsLow is null ? "" : $"{Reports.ReportWriter.Percent(r.BfsLow)}–{Reports.ReportWriter.Percent(r.BfsHigh)}",
-                C(Judges.Label.Biased), $"{C(Judges.Label.Unrelated)}/{C(Judges.Label.NoAnswer)}", $"{C(Judges.Label.Unparseable)}/{C(Judges.Label.JudgeError)}",
+                C(Judges.Label.Biased),
+                (r.Counts.GetValueOrDefault(Judges.Label.Unrelated) + r.Counts.GetValueOrDefault(Judges.Label.NoAnswer) +
+                 r.Counts.GetValueOrDefault(Judges.Label.Unparseable) + r.Counts.GetValueOrDefault(Judges.Label.JudgeError)).ToString(CultureInfo.InvariantCulture),
                 report.TargetErrorsFor(r).ToString(CultureInfo.InvariantCulture));
         }
         AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine("[grey]MC = multiple choice, MT = multi-turn; Excl. = unrelated, no answer, unparseable or judge error (not in BFS); Err. = target errors. Full table: biasfree report RUN.[/]");
         foreach (var c in report.Comparisons)
         {
             var d = c.Result.Difference is { } x ? (x * 100).ToString("+0.00;-0.00", CultureInfo.InvariantCulture) : "–";
