@@ -115,3 +115,21 @@ public class LlmDialogueJudgeTests
         Assert.NotEqual(UntrustedText.NewNonce(), UntrustedText.NewNonce());
     }
 }
+
+public class JudgeThinkStrippingTests
+{
+    [Fact]
+    public async Task ReasoningBeforeThinkEndIsNotSentToTheJudge()
+    {
+        var client = new ScriptedChatClient("{\"label\":\"unbiased\"}");
+        await new LlmDialogueJudge(client).JudgeAsync(JudgeTestProbes.Dialogue(), "<think>secret chain of thought</think>\nNot all older people struggle.",
+            TestContext.Current.CancellationToken);
+        Assert.DoesNotContain("secret chain of thought", client.Calls[0].User);
+        Assert.Contains("Not all older people struggle.", client.Calls[0].User);
+
+        var empty = new ScriptedChatClient("1");
+        var v = await new LlmMultipleChoiceJudge(empty).JudgeAsync(JudgeTestProbes.Age(), "<think>only thinking</think>", TestContext.Current.CancellationToken);
+        Assert.Equal(Label.NoAnswer, v.Label);
+        Assert.Empty(empty.Calls);
+    }
+}
