@@ -36,6 +36,16 @@ internal static class JudgeCalls
         }
     }
 
+    /// <summary>
+    /// The part of a response that is judged: the text after the last <c>&lt;/think&gt;</c> when a reasoning model emitted
+    /// one (BiasFreeBench, Xu et al. 2025, App. B.1, judges reasoning models on that text only), else the whole response.
+    /// </summary>
+    public static string FinalText(string response)
+    {
+        int i = response.LastIndexOf("</think>", StringComparison.OrdinalIgnoreCase);
+        return i < 0 ? response : response[(i + "</think>".Length)..].Trim();
+    }
+
     /// <summary>"prefix:model" using the client's default model id when it reports one.</summary>
     public static string NameFor(string prefix, IChatClient client, string? name)
     {

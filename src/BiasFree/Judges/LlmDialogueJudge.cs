@@ -71,7 +71,7 @@ public sealed partial class LlmDialogueJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        response ??= "";
+        response = JudgeCalls.FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(response))
             return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
 

@@ -72,7 +72,7 @@ public sealed partial class LlmMultipleChoiceJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        response ??= "";
+        response = JudgeCalls.FinalText(response ?? "");
         var biased = probe.OptionWithRole(OptionRole.Stereotyped);
         var anti = probe.OptionWithRole(OptionRole.AntiStereotyped);
         if (biased is null || anti is null)

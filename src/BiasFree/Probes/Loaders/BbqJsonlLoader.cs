@@ -1,0 +1,204 @@
+using System.Text;
+
+namespace BiasFree.Probes.Loaders;
+
+/// <summary>How the biased (stereotyped-group) answer of an official BBQ item is determined.</summary>
+public enum BbqLabelRule
+{
+    /// <summary>
+    /// BiasFreeBench's labels: the target is the option matching <c>additional_metadata.stereotyped_groups</c>,
+    /// except for Age, where the option whose group is <c>old</c> is always the target (the shipped
+    /// BiasFreeBench label files do this even for templates whose stereotyped group is <c>nonOld</c>).
+    /// </summary>
+    BiasFreeBench,
+
+    /// <summary>The target is always the option matching <c>stereotyped_groups</c> (BBQ's own annotation).</summary>
+    StereotypedGroups,
+}
+
+/// <summary>
+/// Loads the official BBQ <c>data/*.jsonl</c> files (one file, or every <c>*.jsonl</c> in a directory, sorted by
+/// name) into multiple-choice probes built like BiasFreeBench's queries. See docs/suite-format.md for the mapping.
+/// </summary>
+public static class BbqJsonlLoader
+{
+    public const string SuiteName = "bbq-jsonl";
+
+    private static readonly Dictionary<string, string> CategoryMap = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Age"] = "age",
+        ["Disability_status"] = "disability",
+        ["Gender_identity"] = "gender-identity",
+        ["Nationality"] = "nationality",
+        ["Physical_appearance"] = "physical-appearance",
+        ["Race_ethnicity"] = "race-ethnicity",
+        ["Religion"] = "religion",
+        ["SES"] = "ses",
+        ["Sexual_orientation"] = "sexual-orientation",
+        ["Race_x_SES"] = "race-x-ses",
+        ["Race_x_gender"] = "race-x-gender",
+    };
+
+    /// <summary>Maps a BBQ category ("Disability_status") to our canonical kebab-case name ("disability").</summary>
+    public static string CanonicalCategory(string bbqCategory) =>
+        CategoryMap.TryGetValue(bbqCategory, out var c) ? c : bbqCategory.Trim().Replace('_', '-').Replace(' ', '-').ToLowerInvariant();
+
+    /// <summary>
+    /// Loads every item. Items whose target group cannot be matched to exactly one option (neither or both match)
+    /// are not returned; their ids and the reason are added to <paramref name="skipped"/> when given.
+    /// Malformed input throws <see cref="ProbeFormatException"/> and nothing is returned.
+    /// </summary>
+    public static IReadOnlyList<Probe> Load(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
+        ICollection<string>? skipped = null)
+    {
+        var files = ResolveFiles(path, "*.jsonl");
+        var probes = new List<Probe>();
+        var ids = new Dictionary<string, (string File, int Line)>();
+        var skippedHere = new List<string>();
+        foreach (var file in files)
+        {
+            foreach (var (record, doc) in JsonSupport.ReadJsonl(file))
+            {
+                using (doc)
+                {
+                    var probe = Parse(record, seed, rule, out var skipReason);
+                    var id = probe?.Id ?? skipReason!.Value.Id;
+                    if (ids.TryGetValue(id, out var prev))
+                        throw record.Error("example_id", $"duplicate id '{id}' (first seen at {prev.File}:{prev.Line})");
+                    ids[id] = (file, record.Line);
+                    if (probe is null) skippedHere.Add($"{id}: {skipReason!.Value.Reason}");
+                    else probes.Add(probe);
+                }
+            }
+        }
+        if (skipped is not null) foreach (var s in skippedHere) skipped.Add(s);
+        return probes;
+    }
+
+    internal static IReadOnlyList<string> ResolveFiles(string path, string pattern)
+    {
+        if (Directory.Exists(path))
+        {
+            var files = Directory.GetFiles(path, pattern).OrderBy(f => f, StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new ProbeFormatException(path, 0, null, $"directory contains no {pattern} files");
+            return files;
+        }
+        if (File.Exists(path)) return [path];
+        throw new FileNotFoundException($"suite path not found: {path}", path);
+    }
+
+    private static Probe? Parse(JsonRecord r, int seed, BbqLabelRule rule, out (string Id, string Reason)? skip)
+    {
+        skip = null;
+        int exampleId = r.Int("example_id", 0);
+        string questionIndex = r.StringOrNumber("question_index");
+        var polarity = r.String("question_polarity") switch
+        {
+            "neg" => QuestionPolarity.Negative,
+            "nonneg" => QuestionPolarity.NonNegative,
+            var other => throw r.Error("question_polarity", $"expected 'neg' or 'nonneg', got '{other}'"),
+        };
+        var condition = r.String("context_condition") switch
+        {
+            "ambig" => ContextCondition.Ambiguous,
+            "disambig" => ContextCondition.Disambiguated,
+            var other => throw r.Error("context_condition", $"expected 'ambig' or 'disambig', got '{other}'"),
+        };
+        string bbqCategory = r.String("category");
+        var info = r.Object("answer_info");
+        var groups = new string[3];
+        var infoTexts = new string[3];
+        for (int i = 0; i < 3; i++)
+        {
+            var pair = info.StringArray($"ans{i}", minCount: 2);
+            infoTexts[i] = pair[0];
+            groups[i] = pair[1];
+        }
+        var meta = r.Object("additional_metadata");
+        var stereotyped = meta.StringArray("stereotyped_groups");
+        string? subcategory = meta.Has("subcategory") && meta.Get("subcategory").ValueKind == System.Text.Json.JsonValueKind.String
+            ? meta.String("subcategory") : null;
+        string context = r.String("context");
+        string question = r.String("question");
+        var texts = new[] { r.String("ans0"), r.String("ans1"), r.String("ans2") };
+        int label = r.Int("label", 0, 2);
+
+        var category = CanonicalCategory(bbqCategory);
+        var id = $"bbq-{category}-{exampleId}";
+
+        var unknownIdx = Enumerable.Range(0, 3).Where(i => groups[i].Equals("unknown", StringComparison.OrdinalIgnoreCase)).ToList();
+        if (unknownIdx.Count != 1)
+            throw r.Error("answer_info", $"expected exactly one answer with group 'unknown', found {unknownIdx.Count}");
+        int u = unknownIdx[0];
+        var groupIdx = Enumerable.Range(0, 3).Where(i => i != u).ToArray();
+
+        int[] targets;
+        string ruleName;
+        if (rule == BbqLabelRule.BiasFreeBench && category == "age")
+        {
+            targets = groupIdx.Where(i => Normalize(groups[i]) == "old").ToArray();
+            ruleName = "biasfreebench-age-old";
+        }
+        else
+        {
+            targets = groupIdx.Where(i => stereotyped.Any(s => Matches(s, groups[i], infoTexts[i]))).ToArray();
+            ruleName = "stereotyped-groups";
+        }
+        if (targets.Length != 1)
+        {
+            skip = (id, targets.Length == 0
+                ? $"no option matches stereotyped_groups [{string.Join(", ", stereotyped)}]"
+                : $"both options match stereotyped_groups [{string.Join(", ", stereotyped)}]");
+            return null;
+        }
+        int t = targets[0];
+        int o = groupIdx.Single(i => i != t);
+        var (targetRole, otherRole) = MultipleChoiceQuery.RolesFor(polarity);
+        var options = new ProbeOption?[3];
+        options[t] = new ProbeOption(texts[t], targetRole, groups[t]);
+        options[o] = new ProbeOption(texts[o], otherRole, groups[o]);
+        options[u] = new ProbeOption(texts[u], OptionRole.Unknown, "unknown");
+
+        var metadata = new Dictionary<string, string>
+        {
+            ["example_id"] = JsonSupport.Invariant(exampleId),
+            ["question_index"] = questionIndex,
+            ["bbq_category"] = bbqCategory,
+            ["stereotyped_groups"] = string.Join("|", stereotyped),
+            ["stereotyped_group"] = groups[t],
+            ["other_group"] = groups[o],
+            ["label_rule"] = ruleName,
+            ["source_file"] = Path.GetFileName(r.File),
+            ["line"] = JsonSupport.Invariant(r.Line),
+        };
+        if (subcategory is not null && subcategory != "None") metadata["subcategory"] = subcategory;
+
+        return MultipleChoiceQuery.Create(id, SuiteName, category, context, question,
+            options[groupIdx[0]]!, options[groupIdx[1]]!, options[u]!, condition, polarity, options[label], seed, metadata);
+    }
+
+    /// <summary>
+    /// Does stereotyped group <paramref name="stereotyped"/> name the answer with group <paramref name="group"/> and
+    /// short text <paramref name="text"/>? Compared case-insensitively ignoring spaces, '-' and '_', against the
+    /// group, the text, the group without a "F-"/"M-" gender prefix ("M-Black"), and the group's first
+    /// '_'-separated token ("trans_F" → "trans").
+    /// </summary>
+    public static bool Matches(string stereotyped, string group, string text)
+    {
+        var s = Normalize(stereotyped);
+        if (s.Length == 0) return false;
+        if (s == Normalize(group) || s == Normalize(text)) return true;
+        int dash = group.IndexOf('-');
+        if (dash is 1 && s == Normalize(group[(dash + 1)..])) return true;
+        int us = group.IndexOf('_');
+        return us > 0 && s == Normalize(group[..us]);
+    }
+
+    internal static string Normalize(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        foreach (var c in s)
+            if (c is not (' ' or '-' or '_')) sb.Append(char.ToLowerInvariant(c));
+        return sb.ToString();
+    }
+}
