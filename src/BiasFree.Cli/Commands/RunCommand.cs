@@ -70,32 +70,31 @@ internal static class RunCommand
     private static async Task<int> ExecuteAsync(Options o, CancellationToken ct)
     {
         RunSpec spec;
-        RunStore store;
-        if (o.Resume is { } resumeId)
+        RunStore? store = null;
+        try
         {
-            store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
-            spec = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false) is { } stored
-                ? stored with
+            if (o.Resume is { } resumeId)
+            {
+                store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
+                var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
+                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.");
+                spec = stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
-                }
-                : throw await DisposeAndFail(store, new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.")).ConfigureAwait(false);
-        }
-        else
-        {
-            spec = NewSpec(o);
-            store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
-        }
+                };
+            }
+            else
+            {
+                spec = NewSpec(o);
+            }
 
-        await using (store.ConfigureAwait(false))
-        {
-            // Everything that can be wrong with the options is checked before the run is recorded.
+            // Everything that can be wrong with the options is checked before a new run is recorded.
             var probes = LoadProbes(spec);
-            var judges = BuildJudges(spec, probes);
+            using var judges = BuildJudges(spec, probes);
             var targetOptions = TargetOptions(spec);
-            var target = OpenAICompatibleTarget.Create(targetOptions);
+            using var target = OpenAICompatibleTarget.Create(targetOptions);
             spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
             await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
             if (judges.Endpoint is { } je)
@@ -103,54 +102,56 @@ internal static class RunCommand
                 await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
             }
 
-            if (o.Resume is null)
+            store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
+            return await RunAsync(o, spec, store, probes, target, judges, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (store is not null)
             {
-                try
-                {
-                    await store.CreateRunAsync(spec, ct).ConfigureAwait(false);
-                }
-                catch (InvalidOperationException)
-                {
-                    throw new UserErrorException($"run '{spec.RunId}' already exists; continue it with --resume {spec.RunId}.");
-                }
+                await store.DisposeAsync().ConfigureAwait(false);
             }
-            var total = spec.Methods.Count * probes.Count;
-            await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
-
-            Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
-            var runner = new EvaluationRunner(store, target, judges.For, PromptingMitigations.Apply);
-            RunOutcome outcome;
-            try
-            {
-                outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                Console.Error.WriteLine($"Interrupted. Finished probes are saved; continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
-                return ExitCodes.Interrupted;
-            }
-            finally
-            {
-                target.Dispose();
-                judges.Dispose();
-            }
-
-            var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
-            SummaryView.Write(report);
-            Console.Out.WriteLine($"Run id: {spec.RunId}");
-            if (!outcome.IsComplete)
-            {
-                Console.Error.WriteLine($"{(outcome.Errors + outcome.JudgeErrors).ToString(CultureInfo.InvariantCulture)} probe(s) failed ({outcome.Errors.ToString(CultureInfo.InvariantCulture)} target, {outcome.JudgeErrors.ToString(CultureInfo.InvariantCulture)} judge errors); they are recorded and retried by: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
-                return ExitCodes.Incomplete;
-            }
-            return ExitCodes.Ok;
         }
     }
 
-    private static async Task<Exception> DisposeAndFail(RunStore store, Exception ex)
+    private static async Task<int> RunAsync(Options o, RunSpec spec, RunStore store, IReadOnlyList<Probe> probes, IChatClient target, JudgeSet judges, CancellationToken ct)
     {
-        await store.DisposeAsync().ConfigureAwait(false);
-        return ex;
+        if (o.Resume is null)
+        {
+            try
+            {
+                await store.CreateRunAsync(spec, ct).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException)
+            {
+                throw new UserErrorException($"run '{spec.RunId}' already exists; continue it with --resume {spec.RunId}.");
+            }
+        }
+        var total = spec.Methods.Count * probes.Count;
+        await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
+
+        Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
+        var runner = new EvaluationRunner(store, target, judges.For, PromptingMitigations.Apply);
+        RunOutcome outcome;
+        try
+        {
+            outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine($"Interrupted. Finished probes are saved; continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+            return ExitCodes.Interrupted;
+        }
+
+        var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        SummaryView.Write(report);
+        Console.Out.WriteLine($"Run id: {spec.RunId}");
+        if (!outcome.IsComplete)
+        {
+            Console.Error.WriteLine($"{(outcome.Errors + outcome.JudgeErrors).ToString(CultureInfo.InvariantCulture)} probe(s) failed ({outcome.Errors.ToString(CultureInfo.InvariantCulture)} target, {outcome.JudgeErrors.ToString(CultureInfo.InvariantCulture)} judge errors); they are recorded and retried by: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+            return ExitCodes.Incomplete;
+        }
+        return ExitCodes.Ok;
     }
 
     private static RunSpec NewSpec(Options o)

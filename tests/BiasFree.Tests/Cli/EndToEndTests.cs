@@ -181,6 +181,24 @@ public class EndToEndTests
     }
 
     [Fact]
+    public async Task AMalformedSuiteFileIsReportedWithFileAndLine()
+    {
+        using var dir = new TempDir();
+        var file = Path.Combine(dir.Path, "bad.jsonl");
+        var good = await CliProcess.RunAsync(["suites", "show", "bbq"], dir.Path, TestContext.Current.CancellationToken);
+        Assert.True(good.ExitCode == 0, good.ToString());
+        await File.WriteAllTextAsync(file, "{\"id\": \"a\"}\n{ this is not json\n", TestContext.Current.CancellationToken);
+        foreach (var args in new[] { new[] { "suites", "show", $"jsonl:{file}" }, ["run", "--suite", $"bbq-jsonl:{file}", "--target", "http://127.0.0.1:1/v1", "--model", "m"] })
+        {
+            var r = await CliProcess.RunAsync(args, dir.Path, TestContext.Current.CancellationToken);
+            Assert.True(r.ExitCode == 1, r.ToString());
+            Assert.Matches(@"bad\.jsonl:\d+", r.StdErr);
+            Assert.DoesNotContain("   at ", r.StdErr, StringComparison.Ordinal);
+        }
+        Assert.False(File.Exists(Path.Combine(dir.Path, "runs", RunStore.FileName)), "no run is recorded for a bad suite");
+    }
+
+    [Fact]
     public async Task SuitesListsBuiltInsWithCounts()
     {
         using var dir = new TempDir();
