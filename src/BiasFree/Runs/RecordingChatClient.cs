@@ -1,8 +1,10 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using BiasFree.Mitigations;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Runs;
@@ -69,48 +71,80 @@ internal sealed class ProbeCall(string suite, string probeId)
 /// The innermost client of a run's pipeline, directly over the target: answers from the response cache when
 /// it can, otherwise calls the target and caches the reply; records every request for the results table.
 /// The cache key is a SHA-256 over the target identity, the method, the probe, the exact messages and the
-/// generation settings of the request.
+/// generation settings of the request (plus a repeat counter when a mitigation resamples an identical request).
 /// </summary>
-internal sealed class RecordingChatClient(IChatClient target, RunStore store, string targetIdentity, string method) : DelegatingChatClient(target)
+internal sealed class RecordingChatClient(IChatClient target, RunStore store, string targetIdentity, string method,
+    ConcurrentDictionary<string, Task<CachedResponse>>? inFlight = null) : DelegatingChatClient(target)
 {
+    // Identical requests in flight at the same time (e.g. a dialogue's shared early turns under two methods) make one call.
+    private readonly ConcurrentDictionary<string, Task<CachedResponse>> _inFlight = inFlight ?? new(StringComparer.Ordinal);
+
+    private static ChatResponse FromCache(CachedResponse hit) => new(new ChatMessage(ChatRole.Assistant, hit.Text))
+    {
+        Usage = new UsageDetails { InputTokenCount = hit.PromptTokens, OutputTokenCount = hit.CompletionTokens },
+        FinishReason = ChatFinishReason.Stop,
+    };
+
     public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var list = messages as IReadOnlyList<ChatMessage> ?? [.. messages];
         var recorded = list.Select(m => new RecordedMessage(m.Role.Value, m.Text)).ToList();
         var call = ProbeCall.Current;
-        var key = CacheKey(targetIdentity, method, call?.Suite, call?.ProbeId, recorded, options);
+        // Mitigations act only on a dialogue's final turn; earlier turns are the vanilla conversation, so they are
+        // cached under "none" and shared by every method (as BiasFreeBench reuses the vanilla turns 1-4).
+        var keyMethod = ProbeContext.IsFinalTurn(options) ? method : PromptingMitigations.None;
+        var key = CacheKey(targetIdentity, keyMethod, call?.Suite, call?.ProbeId, recorded, options);
         if (call?.NextOccurrence(key) is int n and > 0)
         {
             key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{key}#{n.ToString(System.Globalization.CultureInfo.InvariantCulture)}")));
         }
 
-        if (await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } hit)
+        while (true)
         {
-            call?.Record(new RecordedRequest(recorded, hit.Text, Cached: true), hit.PromptTokens, hit.CompletionTokens, 0);
-            return new ChatResponse(new ChatMessage(ChatRole.Assistant, hit.Text))
+            if (await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } hit)
             {
-                Usage = new UsageDetails { InputTokenCount = hit.PromptTokens, OutputTokenCount = hit.CompletionTokens },
-                FinishReason = ChatFinishReason.Stop,
-            };
-        }
+                call?.Record(new RecordedRequest(recorded, hit.Text, Cached: true), hit.PromptTokens, hit.CompletionTokens, 0);
+                return FromCache(hit);
+            }
 
-        var sw = Stopwatch.StartNew();
-        ChatResponse response;
-        try
-        {
-            response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
+            var mine = new TaskCompletionSource<CachedResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var leader = _inFlight.GetOrAdd(key, mine.Task);
+            if (leader != mine.Task)
+            {
+                try
+                {
+                    var shared = await leader.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    call?.Record(new RecordedRequest(recorded, shared.Text, Cached: true), shared.PromptTokens, shared.CompletionTokens, 0);
+                    return FromCache(shared);
+                }
+                catch (Exception) when (!cancellationToken.IsCancellationRequested)
+                {
+                    continue; // the other request failed: make our own attempt
+                }
+            }
+
+            var sw = Stopwatch.StartNew();
+            try
+            {
+                var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
+                var value = new CachedResponse(response.Text, response.Usage?.InputTokenCount ?? 0, response.Usage?.OutputTokenCount ?? 0);
+                call?.Record(new RecordedRequest(recorded, value.Text, Cached: false), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
+                await store.PutCachedAsync(key, value, CancellationToken.None).ConfigureAwait(false);
+                mine.SetResult(value);
+                return response;
+            }
+            catch (Exception ex)
+            {
+                call?.Record(new RecordedRequest(recorded, null, Cached: false), 0, 0, sw.ElapsedMilliseconds);
+                mine.SetException(ex);
+                _ = mine.Task.Exception; // observed: followers retry on their own
+                throw;
+            }
+            finally
+            {
+                _inFlight.TryRemove(new KeyValuePair<string, Task<CachedResponse>>(key, mine.Task));
+            }
         }
-        catch
-        {
-            call?.Record(new RecordedRequest(recorded, null, Cached: false), 0, 0, sw.ElapsedMilliseconds);
-            throw;
-        }
-        var text = response.Text;
-        var pt = response.Usage?.InputTokenCount ?? 0;
-        var ct = response.Usage?.OutputTokenCount ?? 0;
-        call?.Record(new RecordedRequest(recorded, text, Cached: false), pt, ct, sw.ElapsedMilliseconds);
-        await store.PutCachedAsync(key, new CachedResponse(text, pt, ct), CancellationToken.None).ConfigureAwait(false);
-        return response;
     }
 
     public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)

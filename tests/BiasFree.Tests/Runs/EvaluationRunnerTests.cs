@@ -127,6 +127,27 @@ public class EvaluationRunnerTests
     }
 
     [Fact]
+    public async Task EarlierDialogueTurnsAreSharedAcrossMethodsAndFinalTurnsAreNot()
+    {
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var spec = RunStoreTests.Spec() with { Methods = ["none", "other"], Concurrency = 2 };
+        await store.CreateRunAsync(spec, ct);
+        var probe = new Probe { Id = "d1", Suite = "fairmt", Scenario = Scenario.MultiTurn, Category = "gender", UserTurns = ["t1", "t2", "t3"] };
+        // Both methods start the dialogue at the same time; the slow reply makes their identical early turns overlap.
+        var client = new FakeChatClient((m, _) => { Thread.Sleep(50); return "reply to " + m[^1].Text; });
+        var judge = new DelegateJudge((_, _) => new Verdict(Label.Unbiased, "ok", "d"));
+
+        await new EvaluationRunner(store, client, _ => judge, Identity).RunAsync(spec, [probe], null, ct);
+
+        Assert.Equal(4, client.Calls.Count); // t1, t2 once; the final turn once per method
+        var rows = await store.ReadResultsAsync(spec.RunId, ct).ToListAsync(ct);
+        var other = rows.Single(r => r.Method == "other");
+        Assert.Equal([true, true, false], other.Requests.Select(r => r.Cached));
+    }
+
+    [Fact]
     public async Task TargetErrorsAreRecordedAndRetriedOnResumeWithoutRedoingCompleteWork()
     {
         using var dir = new TempDir();
