@@ -107,13 +107,39 @@ public class ChatClientTests : IDisposable
     }
 
     [Fact]
-    public async Task ConcurrentRequestsAreSerialisedAndCorrect()
+    public async Task ConcurrentRequestsAreBatchedAndMatchLoneRequests()
     {
         var options = new ChatOptions { MaxOutputTokens = 5 };
-        var single = await _client.GetResponseAsync(Messages, options, _ct);
-        var many = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => _client.GetResponseAsync(Messages, options, _ct)));
-        Assert.All(many, r => Assert.Equal(single.Text, r.Text));
+        var questions = new[] { "Hi", "How are you today?", "x", "Tell me more about it", "ok", "Why?" };
+        var alone = new List<string>();
+        foreach (var q in questions) alone.Add((await _client.GetResponseAsync([new ChatMessage(ChatRole.User, q)], options, _ct)).Text);
+        var before = _client.Statistics;
+
+        var many = await Task.WhenAll(questions.Select(q => _client.GetResponseAsync([new ChatMessage(ChatRole.User, q)], options, _ct)));
+        Assert.Equal(alone, many.Select(r => r.Text));
+        var after = _client.Statistics;
+        Assert.Equal(questions.Length, after.Requests - before.Requests);
+        Assert.True(after.Batches - before.Batches <= questions.Length);
+
+        // Streaming requests share batches too and still assemble to the lone text.
+        var streams = await Task.WhenAll(questions.Select(async q =>
+        {
+            var sb = new StringBuilder();
+            await foreach (var u in _client.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, q)], options, _ct)) sb.Append(u.Text);
+            return sb.ToString();
+        }));
+        Assert.Equal(alone, streams);
         Assert.NotNull(_client.GetService(typeof(ChatClientMetadata)));
         Assert.Same(_model, _client.GetService(typeof(CausalLM)));
+    }
+
+    [Fact]
+    public async Task CancelledRequestThrows()
+    {
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _client.GetResponseAsync(Messages, new ChatOptions { MaxOutputTokens = 50 }, cts.Token));
+        var ok = await _client.GetResponseAsync(Messages, new ChatOptions { MaxOutputTokens = 2 }, _ct);
+        Assert.Equal(2, ok.Usage!.OutputTokenCount);
     }
 }

@@ -33,37 +33,54 @@ public sealed record EngineChatClientOptions
     public IReadOnlyList<int> ExtraEosIds { get; init; } = [];
     /// <summary>Logits processors applied to every request (reward/value guidance).</summary>
     public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
+    /// <summary>Most concurrent requests decoded together in one batch.</summary>
+    public int MaxBatchSize { get; init; } = 16;
 }
 
 /// <summary>
-/// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Requests are serialised with a lock, because a
-/// model's forward pass (and its OnLayer callback) is not re-entrant.
+/// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through one queue and a
+/// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). Requests that arrive while
+/// the model is busy and share decoding settings (greedy or unseeded sampling, same limits and stops) are run together
+/// as one left-padded batch; seeded sampling always runs alone so a seed gives the same text as a lone request.
 /// Honours Temperature, TopP, TopK, Seed, MaxOutputTokens, StopSequences and Instructions; reports token usage.
 /// </summary>
-public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, EngineChatClientOptions? options = null)
-    : IChatClient
+public sealed class EngineChatClient : IChatClient
 {
-    private readonly EngineChatClientOptions _options = options ?? new EngineChatClientOptions();
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private sealed record Pending(IReadOnlyList<int> Prompt, GenerationOptions Options, string BatchKey,
+        Action<int>? OnToken, CancellationToken Cancellation)
+    {
+        public TaskCompletionSource<SequenceResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
-    public CausalLM Model => model;
+    private readonly CausalLM _model;
+    private readonly ITextTokenizer _tokenizer;
+    private readonly IChatFormatter _formatter;
+    private readonly EngineChatClientOptions _options;
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _worker;
+    private int _batches, _requests, _largestBatch;
+
+    public EngineChatClient(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, EngineChatClientOptions? options = null)
+    {
+        _model = model;
+        _tokenizer = tokenizer;
+        _formatter = formatter;
+        _options = options ?? new EngineChatClientOptions();
+        _worker = Task.Factory.StartNew(WorkerLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    public CausalLM Model => _model;
+
+    /// <summary>Requests served, model batches run, and the largest batch so far.</summary>
+    public (int Requests, int Batches, int LargestBatch) Statistics => (_requests, _batches, _largestBatch);
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
     {
-        var (prompt, gen) = Prepare(messages, options, onToken: null);
-        SequenceResult result;
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            result = await Task.Run(() => model.Generate([prompt], gen, cancellationToken)[0], cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-        cancellationToken.ThrowIfCancellationRequested();
-        string text = TextGeneration.CutAtStop(tokenizer.Decode(result.Tokens), gen.StopStrings);
+        var (prompt, gen) = Prepare(messages, options);
+        var pending = Enqueue(prompt, gen, null, cancellationToken);
+        var result = await pending.Result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, text))
         {
             ModelId = options?.ModelId ?? _options.ModelId,
@@ -77,45 +94,24 @@ public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, I
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var channel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var (prompt, gen) = Prepare(messages, options, onToken: (_, token) => channel.Writer.TryWrite(token));
+        var tokensChannel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var (prompt, gen) = Prepare(messages, options);
         string responseId = Guid.NewGuid().ToString("N");
         string modelId = options?.ModelId ?? _options.ModelId;
-
         // Cancelled when the caller's token fires or when the consumer stops enumerating early.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        Task<SequenceResult> run;
-        try
-        {
-            run = Task.Run(() =>
-            {
-                try
-                {
-                    return model.Generate([prompt], gen, stop.Token)[0];
-                }
-                finally
-                {
-                    channel.Writer.TryComplete();
-                }
-            }, CancellationToken.None);
-        }
-        catch
-        {
-            _gate.Release();
-            throw;
-        }
-
+        var pending = Enqueue(prompt, gen, t => tokensChannel.Writer.TryWrite(t), stop.Token);
+        _ = pending.Result.Task.ContinueWith(_ => tokensChannel.Writer.TryComplete(), TaskScheduler.Default);
         try
         {
             // Decode the whole output each time and emit only text that can no longer change: hold back an incomplete
             // UTF-8 tail (U+FFFD) and anything that could still grow into a stop string.
             var tokens = new List<int>();
             int emitted = 0;
-            await foreach (int token in channel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            await foreach (int token in tokensChannel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
             {
                 tokens.Add(token);
-                string text = tokenizer.Decode(tokens);
+                string text = _tokenizer.Decode(tokens);
                 int stable = StableLength(text, gen.StopStrings);
                 if (stable > emitted)
                 {
@@ -123,8 +119,9 @@ public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, I
                     emitted = stable;
                 }
             }
-            var result = await run.ConfigureAwait(false);
-            string final = TextGeneration.CutAtStop(tokenizer.Decode(result.Tokens), gen.StopStrings);
+            cancellationToken.ThrowIfCancellationRequested();
+            var result = await pending.Result.Task.ConfigureAwait(false);
+            string final = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
             var last = new ChatResponseUpdate(ChatRole.Assistant, emitted < final.Length ? final[emitted..] : "")
             {
                 ResponseId = responseId,
@@ -137,17 +134,73 @@ public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, I
         finally
         {
             await stop.CancelAsync().ConfigureAwait(false);
-            try
-            {
-                await run.ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // Already surfaced to the consumer through `await run` above, or the consumer stopped early.
-            }
-            _gate.Release();
         }
-        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private Pending Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, Action<int>? onToken, CancellationToken ct)
+    {
+        string key = gen.DoSample && gen.Seed is not null
+            ? Guid.NewGuid().ToString() // seeded sampling: never shares a batch
+            : string.Join("|", gen.MaxNewTokens, gen.DoSample, gen.Temperature, gen.TopK, gen.TopP, string.Join("\u0001", gen.StopStrings));
+        var pending = new Pending(prompt, gen, key, onToken, ct);
+        if (!_queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(EngineChatClient));
+        return pending;
+    }
+
+    private async Task WorkerLoop()
+    {
+        var carried = new List<Pending>();
+        while (carried.Count > 0 || await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            // Take everything waiting, run the first request's compatible group now, keep the rest for the next round.
+            while (_queue.Reader.TryRead(out var p)) carried.Add(p);
+            carried.RemoveAll(p =>
+            {
+                if (!p.Cancellation.IsCancellationRequested) return false;
+                p.Result.TrySetCanceled(p.Cancellation);
+                return true;
+            });
+            if (carried.Count == 0) continue;
+            var batch = carried.Where(p => p.BatchKey == carried[0].BatchKey).Take(_options.MaxBatchSize).ToList();
+            foreach (var p in batch) carried.Remove(p);
+            RunBatch(batch);
+        }
+    }
+
+    private void RunBatch(List<Pending> batch)
+    {
+        // The batch stops early only when every request in it was cancelled.
+        using var allCancelled = new CancellationTokenSource();
+        int cancelled = 0;
+        var registrations = batch.Select(p => p.Cancellation.Register(() =>
+        {
+            if (Interlocked.Increment(ref cancelled) == batch.Count) allCancelled.Cancel();
+        })).ToList();
+        try
+        {
+            var options = batch[0].Options with
+            {
+                OnToken = (row, token) => batch[row].OnToken?.Invoke(token),
+                EosTokenIds = batch.SelectMany(p => p.Options.EosTokenIds).Distinct().ToList(),
+            };
+            var results = _model.Generate(batch.Select(p => p.Prompt).ToList(), options, allCancelled.Token);
+            Interlocked.Increment(ref _batches);
+            Interlocked.Add(ref _requests, batch.Count);
+            if (batch.Count > _largestBatch) _largestBatch = batch.Count;
+            for (int i = 0; i < batch.Count; i++)
+            {
+                if (batch[i].Cancellation.IsCancellationRequested) batch[i].Result.TrySetCanceled(batch[i].Cancellation);
+                else batch[i].Result.TrySetResult(results[i]);
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var p in batch) p.Result.TrySetException(e);
+        }
+        finally
+        {
+            foreach (var r in registrations) r.Dispose();
+        }
     }
 
     private static int StableLength(string text, IReadOnlyList<string> stops)
@@ -166,16 +219,16 @@ public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, I
         return cut;
     }
 
-    private (IReadOnlyList<int> Prompt, GenerationOptions Options) Prepare(IEnumerable<ChatMessage> messages, ChatOptions? o, Action<int, int>? onToken)
+    private (IReadOnlyList<int> Prompt, GenerationOptions Options) Prepare(IEnumerable<ChatMessage> messages, ChatOptions? o)
     {
         var list = messages.ToList();
         if (!string.IsNullOrEmpty(o?.Instructions)) list.Insert(0, new ChatMessage(ChatRole.System, o.Instructions));
-        var prompt = tokenizer.Encode(formatter.Render(list, addGenerationPrompt: true), _options.AddSpecialTokens);
-        if (prompt.Count == 0 && tokenizer.BosId is int bos) prompt = [bos];
+        var prompt = _tokenizer.Encode(_formatter.Render(list, addGenerationPrompt: true), _options.AddSpecialTokens);
+        if (prompt.Count == 0 && _tokenizer.BosId is int bos) prompt = [bos];
         if (prompt.Count == 0) throw new ArgumentException("the rendered prompt is empty and the tokenizer has no BOS id");
 
         float temperature = o?.Temperature ?? _options.DefaultTemperature;
-        var eos = tokenizer.EosIds.Concat(model.Config.EosTokenIds).Concat(_options.ExtraEosIds).Distinct().ToList();
+        var eos = _tokenizer.EosIds.Concat(_model.Config.EosTokenIds).Concat(_options.ExtraEosIds).Distinct().ToList();
         var gen = new GenerationOptions
         {
             MaxNewTokens = o?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens,
@@ -186,10 +239,9 @@ public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, I
             Seed = o?.Seed,
             EosTokenIds = eos,
             StopStrings = o?.StopSequences?.Where(s => s.Length > 0).ToList() ?? [],
-            Decode = ids => tokenizer.Decode(ids),
-            PadTokenId = model.Config.PadTokenId ?? eos.FirstOrDefault(),
+            Decode = ids => _tokenizer.Decode(ids),
+            PadTokenId = _model.Config.PadTokenId ?? eos.FirstOrDefault(),
             LogitsProcessors = _options.LogitsProcessors,
-            OnToken = onToken,
         };
         return (prompt, gen);
     }
@@ -208,9 +260,13 @@ public sealed class EngineChatClient(CausalLM model, ITextTokenizer tokenizer, I
         if (serviceKey is not null) return null;
         if (serviceType == typeof(ChatClientMetadata)) return new ChatClientMetadata("biasfree-engine", null, _options.ModelId);
         if (serviceType.IsInstanceOfType(this)) return this;
-        if (serviceType.IsInstanceOfType(model)) return model;
+        if (serviceType.IsInstanceOfType(_model)) return _model;
         return null;
     }
 
-    public void Dispose() => _gate.Dispose();
+    public void Dispose()
+    {
+        _queue.Writer.TryComplete();
+        _worker.Wait(TimeSpan.FromSeconds(30));
+    }
 }
