@@ -135,3 +135,30 @@ public class GenerationTests : IDisposable
         Assert.Equal(r[1].Tokens, seen.Where(s => s.Item1 == 1).Select(s => s.Item2));
     }
 }
+
+public class KVCacheTests
+{
+    [Fact]
+    public void TruncateAndSelectRowsSupportSpeculationAndForking()
+    {
+        using var dir = new TempDir();
+        using var model = TinyModels.SavedAndLoaded("llama", dir);
+        int[] prefix = [1, 5, 17, 42], a = [8, 9], b = [30, 31];
+        using var _ = no_grad();
+        using var full = model.Logits([.. prefix, .. b]);
+
+        using var cache = model.NewCache();
+        using (var o = model.Forward(model.IdsTensor([prefix]), new ForwardArgs { Cache = cache })) { }
+        using (var o = model.Forward(model.IdsTensor([a]), new ForwardArgs { Cache = cache })) { }
+        cache.Truncate(prefix.Length); // reject the draft "a"
+        using (var o = model.Forward(model.IdsTensor([b]), new ForwardArgs { Cache = cache }))
+            Assert.True((o.Logits[0] - full.narrow(0, prefix.Length, 2)).abs().max().item<float>() < 1e-4);
+
+        cache.Truncate(prefix.Length);
+        using var forked = cache.SelectRows([0, 0, 0]);
+        Assert.Equal(prefix.Length, forked.Length);
+        using var o3 = model.Forward(model.IdsTensor([b, b, b]), new ForwardArgs { Cache = forked });
+        for (int r = 0; r < 3; r++)
+            Assert.True((o3.Logits[r] - full.narrow(0, prefix.Length, 2)).abs().max().item<float>() < 1e-4);
+    }
+}

@@ -250,6 +250,30 @@ public sealed class KVCache : IDisposable
         _v[layer] = newV;
     }
 
+    /// <summary>Forgets everything after the first <paramref name="length"/> positions (speculative decoding: drop rejected drafts).</summary>
+    public void Truncate(int length)
+    {
+        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), $"cache holds {Length} positions");
+        Length = length;
+    }
+
+    /// <summary>
+    /// Keeps, reorders or duplicates batch rows: row i of the result is row rows[i] of this cache (beam search,
+    /// forking one prefix into several candidates). Returns a new cache; this one is left untouched.
+    /// </summary>
+    public KVCache SelectRows(IReadOnlyList<int> rows)
+    {
+        var result = new KVCache(Layers, _capacity) { Length = Length };
+        for (int i = 0; i < Layers; i++)
+        {
+            if (_k[i] is null) continue;
+            using var index = torch.tensor(rows.Select(r => (long)r).ToArray(), ScalarType.Int64, _k[i]!.device);
+            result._k[i] = _k[i]!.index_select(0, index).DetachFromDisposeScope();
+            result._v[i] = _v[i]!.index_select(0, index).DetachFromDisposeScope();
+        }
+        return result;
+    }
+
     /// <summary>Called once per forward pass, after every layer appended its new entries.</summary>
     internal void Advance(int n) => Length += n;
 
