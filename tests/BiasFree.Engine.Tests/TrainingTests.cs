@@ -35,7 +35,10 @@ public class TrainingTests
         using var dir = new TempDir();
         model.Save(dir.Path);
         Assert.Contains("\"model_type\": \"qwen2\"", File.ReadAllText(dir.File("config.json")));
+        File.WriteAllText(dir.File("generation_config.json"), """{"eos_token_id":[2,77],"do_sample":true,"temperature":0.6}""");
         using var reloaded = CausalLM.Load(dir.Path);
+        Assert.Equal([2, 77], reloaded.EosTokenIds);
+        Assert.Equal(0.6, reloaded.GenerationDefaults!.Temperature);
         using var a = model.Logits(Seq);
         using var b = reloaded.Logits(Seq);
         Assert.Equal(0f, (a - b).abs().max().item<float>());

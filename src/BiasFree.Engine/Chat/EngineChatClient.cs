@@ -228,7 +228,7 @@ public sealed class EngineChatClient : IChatClient
         if (prompt.Count == 0) throw new ArgumentException("the rendered prompt is empty and the tokenizer has no BOS id");
 
         float temperature = o?.Temperature ?? _options.DefaultTemperature;
-        var eos = _tokenizer.EosIds.Concat(_model.Config.EosTokenIds).Concat(_options.ExtraEosIds).Distinct().ToList();
+        var eos = _tokenizer.EosIds.Concat(_model.EosTokenIds).Concat(_options.ExtraEosIds).Distinct().ToList();
         var gen = new GenerationOptions
         {
             MaxNewTokens = o?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens,

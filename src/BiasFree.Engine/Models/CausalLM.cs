@@ -80,6 +80,13 @@ public abstract class CausalLM : nn.Module
     /// </summary>
     public Func<int, Tensor, Tensor>? OnLayer { get; set; }
 
+    /// <summary>generation_config.json of the loaded folder, when present (EOS lists, default sampling settings).</summary>
+    public GenerationConfig? GenerationDefaults { get; set; }
+
+    /// <summary>End-of-sequence ids from config.json and generation_config.json together.</summary>
+    public IReadOnlyList<int> EosTokenIds =>
+        Config.EosTokenIds.Concat(GenerationDefaults?.EosTokenIds ?? []).Distinct().ToList();
+
     protected CausalLM(string name, ModelConfig config, ScalarType dtype, Device device) : base(name)
     {
         Config = config;
@@ -150,6 +157,7 @@ public abstract class CausalLM : nn.Module
         var model = Instantiate(config, dtype, device);
         using var ckpt = SafetensorsCheckpoint.Open(folder);
         model.LoadWeights(ckpt, folder);
+        model.GenerationDefaults = GenerationConfig.Load(folder);
         return model;
     }
 
