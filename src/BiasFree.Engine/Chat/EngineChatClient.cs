@@ -1,0 +1,272 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using BiasFree.Engine.Generation;
+using BiasFree.Engine.Models;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Engine.Chat;
+
+/// <summary>What the chat client needs from a tokenizer (the lead adapts HfTokenizer to it).</summary>
+public interface ITextTokenizer
+{
+    IReadOnlyList<int> Encode(string text, bool addSpecialTokens);
+    string Decode(IEnumerable<int> ids);
+    int? BosId { get; }
+    IReadOnlyList<int> EosIds { get; }
+}
+
+/// <summary>Renders a conversation to the model's prompt text (a chat template).</summary>
+public interface IChatFormatter
+{
+    string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt);
+}
+
+public sealed record EngineChatClientOptions
+{
+    public string ModelId { get; init; } = "biasfree-engine";
+    public int DefaultMaxOutputTokens { get; init; } = 256;
+    /// <summary>Used when ChatOptions.Temperature is null; 0 means greedy decoding.</summary>
+    public float DefaultTemperature { get; init; }
+    /// <summary>Passed to Encode for the rendered prompt. Chat templates usually spell out BOS themselves.</summary>
+    public bool AddSpecialTokens { get; init; }
+    /// <summary>Extra end-of-turn ids (e.g. &lt;|eot_id|&gt;, &lt;|im_end|&gt;) on top of the tokenizer's and the model config's EOS ids.</summary>
+    public IReadOnlyList<int> ExtraEosIds { get; init; } = [];
+    /// <summary>Logits processors applied to every request (reward/value guidance).</summary>
+    public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
+    /// <summary>Most concurrent requests decoded together in one batch.</summary>
+    public int MaxBatchSize { get; init; } = 16;
+}
+
+/// <summary>
+/// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through one queue and a
+/// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). Requests that arrive while
+/// the model is busy and share decoding settings (greedy or unseeded sampling, same limits and stops) are run together
+/// as one left-padded batch; seeded sampling always runs alone so a seed gives the same text as a lone request.
+/// Honours Temperature, TopP, TopK, Seed, MaxOutputTokens, StopSequences and Instructions; reports token usage.
+/// </summary>
+public sealed class EngineChatClient : IChatClient
+{
+    private sealed record Pending(IReadOnlyList<int> Prompt, GenerationOptions Options, string BatchKey,
+        Action<int>? OnToken, CancellationToken Cancellation)
+    {
+        public TaskCompletionSource<SequenceResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private readonly CausalLM _model;
+    private readonly ITextTokenizer _tokenizer;
+    private readonly IChatFormatter _formatter;
+    private readonly EngineChatClientOptions _options;
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _worker;
+    private int _batches, _requests, _largestBatch;
+
+    public EngineChatClient(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, EngineChatClientOptions? options = null)
+    {
+        _model = model;
+        _tokenizer = tokenizer;
+        _formatter = formatter;
+        _options = options ?? new EngineChatClientOptions();
+        _worker = Task.Factory.StartNew(WorkerLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    public CausalLM Model => _model;
+
+    /// <summary>Requests served, model batches run, and the largest batch so far.</summary>
+    public (int Requests, int Batches, int LargestBatch) Statistics => (_requests, _batches, _largestBatch);
+
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        var (prompt, gen) = Prepare(messages, options);
+        var pending = Enqueue(prompt, gen, null, cancellationToken);
+        var result = await pending.Result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
+        return new ChatResponse(new ChatMessage(ChatRole.Assistant, text))
+        {
+            ModelId = options?.ModelId ?? _options.ModelId,
+            CreatedAt = DateTimeOffset.UtcNow,
+            ResponseId = Guid.NewGuid().ToString("N"),
+            FinishReason = Map(result.FinishReason),
+            Usage = Usage(prompt.Count, result.Tokens.Count),
+        };
+    }
+
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
+        ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var tokensChannel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var (prompt, gen) = Prepare(messages, options);
+        string responseId = Guid.NewGuid().ToString("N");
+        string modelId = options?.ModelId ?? _options.ModelId;
+        // Cancelled when the caller's token fires or when the consumer stops enumerating early.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pending = Enqueue(prompt, gen, t => tokensChannel.Writer.TryWrite(t), stop.Token);
+        _ = pending.Result.Task.ContinueWith(_ => tokensChannel.Writer.TryComplete(), TaskScheduler.Default);
+        try
+        {
+            // Decode the whole output each time and emit only text that can no longer change: hold back an incomplete
+            // UTF-8 tail (U+FFFD) and anything that could still grow into a stop string.
+            var tokens = new List<int>();
+            int emitted = 0;
+            await foreach (int token in tokensChannel.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                tokens.Add(token);
+                string text = _tokenizer.Decode(tokens);
+                int stable = StableLength(text, gen.StopStrings);
+                if (stable > emitted)
+                {
+                    yield return new ChatResponseUpdate(ChatRole.Assistant, text[emitted..stable]) { ResponseId = responseId, ModelId = modelId };
+                    emitted = stable;
+                }
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var result = await pending.Result.Task.ConfigureAwait(false);
+            string final = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
+            var last = new ChatResponseUpdate(ChatRole.Assistant, emitted < final.Length ? final[emitted..] : "")
+            {
+                ResponseId = responseId,
+                ModelId = modelId,
+                FinishReason = Map(result.FinishReason),
+            };
+            last.Contents.Add(new UsageContent(Usage(prompt.Count, result.Tokens.Count)));
+            yield return last;
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    private Pending Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, Action<int>? onToken, CancellationToken ct)
+    {
+        string key = gen.DoSample && gen.Seed is not null
+            ? Guid.NewGuid().ToString() // seeded sampling: never shares a batch
+            : string.Join("|", gen.MaxNewTokens, gen.DoSample, gen.Temperature, gen.TopK, gen.TopP, string.Join("\u0001", gen.StopStrings));
+        var pending = new Pending(prompt, gen, key, onToken, ct);
+        if (!_queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(EngineChatClient));
+        return pending;
+    }
+
+    private async Task WorkerLoop()
+    {
+        var carried = new List<Pending>();
+        while (carried.Count > 0 || await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            // Take everything waiting, run the first request's compatible group now, keep the rest for the next round.
+            while (_queue.Reader.TryRead(out var p)) carried.Add(p);
+            carried.RemoveAll(p =>
+            {
+                if (!p.Cancellation.IsCancellationRequested) return false;
+                p.Result.TrySetCanceled(p.Cancellation);
+                return true;
+            });
+            if (carried.Count == 0) continue;
+            var batch = carried.Where(p => p.BatchKey == carried[0].BatchKey).Take(_options.MaxBatchSize).ToList();
+            foreach (var p in batch) carried.Remove(p);
+            RunBatch(batch);
+        }
+    }
+
+    private void RunBatch(List<Pending> batch)
+    {
+        // The batch stops early only when every request in it was cancelled.
+        using var allCancelled = new CancellationTokenSource();
+        int cancelled = 0;
+        var registrations = batch.Select(p => p.Cancellation.Register(() =>
+        {
+            if (Interlocked.Increment(ref cancelled) == batch.Count) allCancelled.Cancel();
+        })).ToList();
+        try
+        {
+            var options = batch[0].Options with
+            {
+                OnToken = (row, token) => batch[row].OnToken?.Invoke(token),
+                EosTokenIds = batch.SelectMany(p => p.Options.EosTokenIds).Distinct().ToList(),
+            };
+            var results = _model.Generate(batch.Select(p => p.Prompt).ToList(), options, allCancelled.Token);
+            Interlocked.Increment(ref _batches);
+            Interlocked.Add(ref _requests, batch.Count);
+            if (batch.Count > _largestBatch) _largestBatch = batch.Count;
+            for (int i = 0; i < batch.Count; i++)
+            {
+                if (batch[i].Cancellation.IsCancellationRequested) batch[i].Result.TrySetCanceled(batch[i].Cancellation);
+                else batch[i].Result.TrySetResult(results[i]);
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var p in batch) p.Result.TrySetException(e);
+        }
+        finally
+        {
+            foreach (var r in registrations) r.Dispose();
+        }
+    }
+
+    private static int StableLength(string text, IReadOnlyList<string> stops)
+    {
+        int end = text.Length;
+        while (end > 0 && text[end - 1] == '\uFFFD') end--;
+        int cut = TextGeneration.CutAtStop(text[..end], stops).Length;
+        if (cut < end) return cut;
+        foreach (var s in stops)
+            for (int k = Math.Min(s.Length - 1, end); k > 0; k--)
+                if (string.CompareOrdinal(text, end - k, s, 0, k) == 0)
+                {
+                    cut = Math.Min(cut, end - k);
+                    break;
+                }
+        return cut;
+    }
+
+    private (IReadOnlyList<int> Prompt, GenerationOptions Options) Prepare(IEnumerable<ChatMessage> messages, ChatOptions? o)
+    {
+        var list = messages.ToList();
+        if (!string.IsNullOrEmpty(o?.Instructions)) list.Insert(0, new ChatMessage(ChatRole.System, o.Instructions));
+        var prompt = _tokenizer.Encode(_formatter.Render(list, addGenerationPrompt: true), _options.AddSpecialTokens);
+        if (prompt.Count == 0 && _tokenizer.BosId is int bos) prompt = [bos];
+        if (prompt.Count == 0) throw new ArgumentException("the rendered prompt is empty and the tokenizer has no BOS id");
+
+        float temperature = o?.Temperature ?? _options.DefaultTemperature;
+        var eos = _tokenizer.EosIds.Concat(_model.EosTokenIds).Concat(_options.ExtraEosIds).Distinct().ToList();
+        var gen = new GenerationOptions
+        {
+            MaxNewTokens = o?.MaxOutputTokens ?? _options.DefaultMaxOutputTokens,
+            DoSample = temperature > 0,
+            Temperature = temperature > 0 ? temperature : 1.0,
+            TopK = o?.TopK,
+            TopP = o?.TopP,
+            Seed = o?.Seed,
+            EosTokenIds = eos,
+            StopStrings = o?.StopSequences?.Where(s => s.Length > 0).ToList() ?? [],
+            Decode = ids => _tokenizer.Decode(ids),
+            PadTokenId = _model.Config.PadTokenId ?? eos.FirstOrDefault(),
+            LogitsProcessors = _options.LogitsProcessors,
+        };
+        return (prompt, gen);
+    }
+
+    private static UsageDetails Usage(int input, int output) =>
+        new() { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output };
+
+    private static ChatFinishReason Map(FinishReason r) => r switch
+    {
+        FinishReason.Length => ChatFinishReason.Length,
+        _ => ChatFinishReason.Stop,
+    };
+
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(ChatClientMetadata)) return new ChatClientMetadata("biasfree-engine", null, _options.ModelId);
+        if (serviceType.IsInstanceOfType(this)) return this;
+        if (serviceType.IsInstanceOfType(_model)) return _model;
+        return null;
+    }
+
+    public void Dispose()
+    {
+        _queue.Writer.TryComplete();
+        _worker.Wait(TimeSpan.FromSeconds(30));
+    }
+}
