@@ -21,7 +21,7 @@ internal static class RunCommand
     private sealed record Options(
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float Temperature, int Seed, int MaxTokens,
-        int? Limit, string RunsDir, string? RunId, string? Resume);
+        int? Limit, string RunsDir, string? RunId, string? Resume, IReadOnlyList<string> ExplicitRunSettings);
 
     public static Command Build()
     {
@@ -49,11 +49,14 @@ internal static class RunCommand
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume,
         };
+        // Options that define what a run is; a resumed run keeps its stored values for all of them.
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeVotes, temperature, seed, maxTokens, limit, runId];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeVotes),
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
-            pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume)), ct)));
+            pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
+            [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)]), ct)));
         return cmd;
     }
 
@@ -75,6 +78,10 @@ internal static class RunCommand
         {
             if (o.Resume is { } resumeId)
             {
+                if (o.ExplicitRunSettings.Count > 0)
+                {
+                    throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
+                }
                 store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
                     ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.");

@@ -16,6 +16,9 @@ public class CliUsageTests
     [InlineData(new[] { "report", "missing-run" }, "no run store")]
     [InlineData(new[] { "run", "--resume", "missing-run" }, "no run store")]
     [InlineData(new[] { "suites", "show", "no-such-suite" }, "no-such-suite")]
+    [InlineData(new[] { "run", "--resume", "r1", "--method", "cot" }, "drop --method")]
+    [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--concurrency", "0" }, "--concurrency must be between")]
+    [InlineData(new[] { "report", "r1", "--format", "html" }, "unknown report format 'html'")]
     public async Task UserMistakesGiveAClearErrorWithoutAStackTrace(string[] args, string message)
     {
         using var dir = new TempDir();
