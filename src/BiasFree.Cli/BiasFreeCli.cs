@@ -26,6 +26,7 @@ internal static class BiasFreeCli
         root.Add(SuitesCommand.Build());
         root.Add(RunCommand.Build());
         root.Add(ReportCommand.Build());
+        root.Add(RunsCommand.Build());
         return root;
     }
 

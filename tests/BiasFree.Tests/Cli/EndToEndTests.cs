@@ -122,6 +122,11 @@ public class EndToEndTests
         Assert.True(md.ExitCode == 0, md.ToString());
         Assert.Contains($"| {Model} | none | **all** | 12 | **{expected}** |", md.StdOut, StringComparison.Ordinal);
 
+        var runs = await CliProcess.RunAsync(["runs", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(runs.ExitCode == 0, runs.ToString());
+        Assert.Contains("fmt", runs.StdOut, StringComparison.Ordinal);
+        Assert.Contains("12/12", runs.StdOut, StringComparison.Ordinal);
+
         var csvFile = Path.Combine(dir.Path, "out", "report.csv");
         var csv = await CliProcess.RunAsync(["report", "fmt", "--format", "csv", "--output", csvFile, "--runs-dir", dir.Path], dir.Path, ct);
         Assert.True(csv.ExitCode == 0, csv.ToString());
