@@ -20,18 +20,19 @@ internal static class RunCommand
 
     private sealed record Options(
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
-        string? JudgeModel, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float Temperature, int Seed, int MaxTokens,
+        string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, IReadOnlyList<string> ExplicitRunSettings);
 
     public static Command Build()
     {
-        var suite = new Option<string[]>("--suite", "-s") { Description = "Suite: bbq, fairmt or FORMAT:PATH (repeatable or comma list).", DefaultValueFactory = _ => ["bbq"] };
+        var suite = new Option<string[]>("--suite", "-s") { Description = $"Suite(s), repeatable or comma list: {string.Join(", ", SuiteRegistry.ValidSpecs)}.", DefaultValueFactory = _ => ["bbq"] };
         var target = new Option<string?>("--target") { Description = "Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = "Mitigation method(s): none or a prompting method (comma list).", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names)}.", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
+        var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
@@ -46,14 +47,14 @@ internal static class RunCommand
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
-            suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
+            suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeVotes, temperature, seed, maxTokens, limit, runId];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
-            BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeVotes),
+            BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)]), ct)));
@@ -224,6 +225,7 @@ internal static class RunCommand
             Methods = methods,
             Judge = o.Judge,
             JudgeModel = o.JudgeModel,
+            JudgeApiKeyEnvironmentVariable = o.JudgeApiKeyEnv,
             JudgeVotes = o.JudgeVotes,
             Generation = new GenerationSettings(o.Temperature, o.Seed, o.MaxTokens),
             Concurrency = o.Concurrency ?? 32,
@@ -232,9 +234,9 @@ internal static class RunCommand
         };
     }
 
-    private static OpenAICompatibleTargetOptions TargetOptions(RunSpec spec) => TargetOptions(spec.TargetEndpoint!, spec.Model, spec);
+    private static OpenAICompatibleTargetOptions TargetOptions(RunSpec spec) => TargetOptions(spec.TargetEndpoint!, spec.Model, spec.ApiKeyEnvironmentVariable, spec);
 
-    private static OpenAICompatibleTargetOptions TargetOptions(string endpoint, string model, RunSpec spec)
+    private static OpenAICompatibleTargetOptions TargetOptions(string endpoint, string model, string? apiKeyEnv, RunSpec spec)
     {
         if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
@@ -244,7 +246,7 @@ internal static class RunCommand
         {
             Endpoint = uri,
             Model = model,
-            ApiKeyEnvironmentVariable = spec.ApiKeyEnvironmentVariable,
+            ApiKeyEnvironmentVariable = apiKeyEnv,
             Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
             MaxRetries = spec.Retries,
             BaseDelay = TimeSpan.FromSeconds(1),
@@ -312,7 +314,7 @@ internal static class RunCommand
         {
             throw new UserErrorException("--judge-votes must be between 1 and 15.");
         }
-        var options = TargetOptions(spec.Judge, spec.JudgeModel, spec);
+        var options = TargetOptions(spec.Judge, spec.JudgeModel, spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable, spec);
         var client = OpenAICompatibleTarget.Create(options);
         return new JudgeSet(new LlmMultipleChoiceJudge(client, spec.JudgeVotes), new LlmDialogueJudge(client), options.Endpoint, client);
     }

@@ -46,6 +46,9 @@ public sealed record RunSpec
     /// <summary>Model name of the LLM judge, when <see cref="Judge"/> is a URL.</summary>
     public string? JudgeModel { get; init; }
 
+    /// <summary>Name of the environment variable holding the LLM judge's API key (never the key); defaults to the target's.</summary>
+    public string? JudgeApiKeyEnvironmentVariable { get; init; }
+
     /// <summary>LLM judge votes for multiple choice (majority vote).</summary>
     public int JudgeVotes { get; init; } = 3;
 
