@@ -126,6 +126,14 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
             var sw = Stopwatch.StartNew();
             try
             {
+                // A request that finished between our cache check and taking the lead has cached its reply already.
+                if (await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } late)
+                {
+                    call?.Record(new RecordedRequest(recorded, late.Text, Cached: true), late.PromptTokens, late.CompletionTokens, 0);
+                    mine.SetResult(late);
+                    return FromCache(late);
+                }
+
                 var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
                 var value = new CachedResponse(response.Text, response.Usage?.InputTokenCount ?? 0, response.Usage?.OutputTokenCount ?? 0);
                 call?.Record(new RecordedRequest(recorded, value.Text, Cached: false), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);

@@ -143,8 +143,8 @@ public class EvaluationRunnerTests
 
         Assert.Equal(4, client.Calls.Count); // t1, t2 once; the final turn once per method
         var rows = await store.ReadResultsAsync(spec.RunId, ct).ToListAsync(ct);
-        var other = rows.Single(r => r.Method == "other");
-        Assert.Equal([true, true, false], other.Requests.Select(r => r.Cached));
+        // Whichever method got there first made the call for turns 1 and 2; the other one shared it.
+        Assert.Equal([1, 1, 2], Enumerable.Range(0, 3).Select(k => rows.Count(r => !r.Requests[k].Cached)));
     }
 
     [Fact]
