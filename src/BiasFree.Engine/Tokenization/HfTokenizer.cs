@@ -186,31 +186,22 @@ public sealed class HfTokenizer
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = true)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        var sb = new StringBuilder();
-        var chunk = new List<string>();
+        // As HF tokenizers does: every kept token (added ones included) goes through the decoder chain together.
+        var tokens = new List<string>();
         foreach (int id in ids)
         {
             if (_addedById.TryGetValue(id, out var added))
             {
                 if (skipSpecialTokens && added.Special) continue;
-                Flush();
-                sb.Append(added.Content);
+                tokens.Add(added.Content);
             }
             else if (id >= 0 && id < _idToToken.Length && _idToToken[id] is string tok)
             {
-                chunk.Add(tok);
+                tokens.Add(tok);
             }
         }
-        Flush();
-        return sb.ToString();
-
-        void Flush()
-        {
-            if (chunk.Count == 0) return;
-            if (_decoder is null) sb.Append(string.Join(' ', chunk));
-            else foreach (var s in _decoder(chunk)) sb.Append(s);
-            chunk.Clear();
-        }
+        if (tokens.Count == 0) return "";
+        return _decoder is null ? string.Join(' ', tokens) : string.Concat(_decoder(tokens));
     }
 
     private (int Start, int End, AddedTokenInfo? Token) FindAddedToken(string text, int from)
