@@ -396,8 +396,13 @@ public sealed class HfTokenizer
         {
             case "NFC": return s => UnicodeNormalization.Normalize(s, NormalizationForm.FormC);
             case "NFD": return s => UnicodeNormalization.Normalize(s, NormalizationForm.FormD);
-            case "NFKC": return s => UnicodeNormalization.Normalize(s, NormalizationForm.FormKC);
-            case "NFKD": return s => UnicodeNormalization.Normalize(s, NormalizationForm.FormKD);
+            case "NFKC":
+            case "NFKD":
+            {
+                var form = type == "NFKC" ? NormalizationForm.FormKC : NormalizationForm.FormKD;
+                if (!UnicodeNormalization.IsSupported(form)) throw n.Error($"normalizer {type} is unsupported in this process (InvariantGlobalization); NFC and NFD are");
+                return s => UnicodeNormalization.Normalize(s, form);
+            }
             case "Lowercase": return s => s.ToLowerInvariant();
             case "Prepend":
             {
