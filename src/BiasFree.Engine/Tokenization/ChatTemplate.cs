@@ -182,10 +182,9 @@ public sealed class ChatTemplate
 
     private string RenderMistral(IReadOnlyList<(string Role, string Content)> messages)
     {
-        if (messages.Count == 0) throw new ChatTemplateException("the Mistral template needs at least one message");
         string? system = null;
         int start = 0;
-        if (messages[0].Role == "system")
+        if (messages.Count > 0 && messages[0].Role == "system")
         {
             system = messages[0].Content;
             start = 1;
