@@ -348,6 +348,15 @@ public sealed class HfTokenizer
         b.UnkToken = model.OptionalString("unk_token");
         bool fuseUnk = model.OptionalBool("fuse_unk", false);
 
+        for (int rank = 0; rank < merges.Count; rank++)
+        {
+            var (l, r) = merges[rank];
+            if (!b.Vocab.ContainsKey(l) || !b.Vocab.ContainsKey(r) || !b.Vocab.ContainsKey(l + r))
+            {
+                throw new TokenizerFormatException(model.File, $"{model.Path}.merges[{rank}]", $"merge \"{l} {r}\" uses a token missing from model.vocab");
+            }
+        }
+
         bool byteLevel = b.SawByteLevel;
         if (byteLevel && byteFallback) throw model.Error("byte_fallback together with a ByteLevel pre-tokenizer is unsupported");
         b.Kind = byteLevel ? HfTokenizerKind.ByteLevelBpe : HfTokenizerKind.SentencePieceBpe;
@@ -370,15 +379,7 @@ public sealed class HfTokenizer
         }
         else
         {
-            var mergesPath = $"{model.Path}.merges";
-            try
-            {
-                b.RankedBpe = new RankedBpe(b.Vocab, merges, byteFallback, b.UnkToken, fuseUnk, b.IgnoreMerges, rank => $"{model.File}: {mergesPath}[{rank}]");
-            }
-            catch (InvalidDataException ex)
-            {
-                throw new TokenizerFormatException(model.File, mergesPath, ex.Message, ex);
-            }
+            b.RankedBpe = new RankedBpe(b.Vocab, merges, byteFallback, b.UnkToken, fuseUnk, b.IgnoreMerges);
             if (!byteFallback && b.UnkToken is null && !b.SawMetaspace)
             {
                 // Neither byte-level nor SentencePiece-like: most likely a word-level BPE we would mis-handle.

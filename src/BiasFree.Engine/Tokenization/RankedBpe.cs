@@ -20,7 +20,7 @@ internal sealed class RankedBpe
     private readonly Lock _cacheLock = new();
 
     public RankedBpe(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges,
-        bool byteFallback, string? unkToken, bool fuseUnk, bool ignoreMerges, Func<int, string> describeMerge)
+        bool byteFallback, string? unkToken, bool fuseUnk, bool ignoreMerges)
     {
         _vocab = vocab;
         _merges = new Dictionary<long, (int, int)>(merges.Count);
@@ -29,7 +29,7 @@ internal sealed class RankedBpe
             var (l, r) = merges[rank];
             if (!vocab.TryGetValue(l, out int a) || !vocab.TryGetValue(r, out int b) || !vocab.TryGetValue(l + r, out int n))
             {
-                throw new InvalidDataException($"{describeMerge(rank)}: merge \"{l} {r}\" uses a token missing from model.vocab");
+                throw new ArgumentException($"merge {rank} \"{l} {r}\" uses a token missing from the vocabulary", nameof(merges));
             }
             _merges.TryAdd(Key(a, b), (rank, n));
         }
