@@ -198,6 +198,17 @@ writeJson({ add_bos_token: true, add_eos_token: false, bos_token: '<s>', eos_tok
   writeJson({ add_bos_token: true, add_eos_token: false, bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', chat_template: templates.mistral, model_max_length: 32768, tokenizer_class: 'LlamaTokenizer' }, 'mistral', 'tokenizer_config.json');
 }
 
+// Older Metaspace serialisation: add_prefix_space instead of prepend_scheme, split into "▁word" pieces, Metaspace
+// decoder alone (so <0xNN> tokens stay literal when decoding, as HF does).
+writeJson(tokenizerJson({
+  added_tokens: spAdded,
+  normalizer: null,
+  pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true },
+  post_processor: template('<s>', 1),
+  decoder: { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true },
+  model: spModel,
+}), 'metaspace-split', 'tokenizer.json');
+
 // ---- Expected ids.
 const texts = [
   'Hello world',
@@ -224,7 +235,7 @@ const texts = [
   'def score(answer, label):\n    return 1.0 if answer == label else 0.0\n',
 ];
 
-const fixtureNames = ['trained', 'qwen2', 'llama3', 'gpt2', 'llama2', 'mistral'];
+const fixtureNames = ['trained', 'qwen2', 'llama3', 'gpt2', 'llama2', 'mistral', 'metaspace-split'];
 const expected = {
   generator: 'tools/oracle/make-expected.mjs',
   oracle: { tokenizers: version('tokenizers'), '@huggingface/tokenizers': version('@huggingface/tokenizers') },
