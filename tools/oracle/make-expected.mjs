@@ -167,9 +167,10 @@ const spModel = {
 };
 const spAdded = [added(0, '<unk>'), added(1, '<s>'), added(2, '</s>')];
 
-// Llama-2-like (legacy): Prepend + Replace normalizers, no pre-tokenizer.
+// Llama-2-like (legacy): Prepend + Replace normalizers, no pre-tokenizer; <unk> and <s> are normalized added tokens
+// (matched, and decoded, in normalized form: "▁<s>"), as in several published Llama-2-style conversions.
 writeJson(tokenizerJson({
-  added_tokens: spAdded,
+  added_tokens: [added(0, '<unk>', true, { normalized: true }), added(1, '<s>', true, { normalized: true }), added(2, '</s>')],
   normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
   pre_tokenizer: null,
   post_processor: template('<s>', 1),

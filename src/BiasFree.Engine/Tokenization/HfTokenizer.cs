@@ -36,7 +36,8 @@ public sealed class HfTokenizer
     private readonly AddedTokenInfo[] _added;
     private readonly Dictionary<int, AddedTokenInfo> _addedById;
     private readonly Dictionary<string, AddedTokenInfo> _addedByContent;
-    private readonly Dictionary<char, AddedTokenInfo[]> _addedByFirstChar;
+    private readonly AddedTokenMatcher _rawMatcher;
+    private readonly AddedTokenMatcher? _normalizedMatcher;
     private readonly int[] _prefixIds;
     private readonly int[] _suffixIds;
     private readonly Func<List<string>, List<string>>? _decoder;
@@ -56,9 +57,13 @@ public sealed class HfTokenizer
         _addedById = _added.GroupBy(a => a.Id).ToDictionary(g => g.Key, g => g.Last());
         _addedByContent = new Dictionary<string, AddedTokenInfo>(StringComparer.Ordinal);
         foreach (var a in _added) _addedByContent[a.Content] = a;
-        _addedByFirstChar = _added.Where(a => a.Content.Length > 0)
-            .GroupBy(a => a.Content[0])
-            .ToDictionary(g => g.Key, g => g.OrderByDescending(a => a.Content.Length).ToArray());
+        // As HF: tokens with normalized=false are cut out of the raw text; those with normalized=true are
+        // matched, in their normalized form, inside the normalized text.
+        bool normalizedMatching = _normalizer is not null && _added.Any(a => a.Normalized);
+        _rawMatcher = new AddedTokenMatcher(_added.Where(a => !normalizedMatching || !a.Normalized).Select(a => (a.Content, a)));
+        _normalizedMatcher = normalizedMatching
+            ? new AddedTokenMatcher(_added.Where(a => a.Normalized).Select(a => (_normalizer!(a.Content), a)))
+            : null;
         _prefixIds = b.PrefixIds;
         _suffixIds = b.SuffixIds;
         _decoder = b.Decoder;
@@ -163,20 +168,10 @@ public sealed class HfTokenizer
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>(text.Length / 3 + 4);
         if (addSpecialTokens) ids.AddRange(_prefixIds);
-        int pos = 0;
-        bool first = true;
-        while (pos < text.Length)
+        foreach (var (start, length, token) in _rawMatcher.Split(text))
         {
-            var (start, end, token) = FindAddedToken(text, pos);
-            if (token is null)
-            {
-                EncodeSegment(text[pos..], first, ids);
-                break;
-            }
-            if (start > pos) EncodeSegment(text[pos..start], first, ids);
-            ids.Add(token.Id);
-            pos = end;
-            first = false;
+            if (token is not null) ids.Add(token.Id);
+            else EncodeSegment(text.Substring(start, length), start == 0, ids);
         }
         if (addSpecialTokens) ids.AddRange(_suffixIds);
         return ids;
@@ -192,8 +187,11 @@ public sealed class HfTokenizer
         {
             if (_addedById.TryGetValue(id, out var added))
             {
-                if (skipSpecialTokens && added.Special) continue;
-                tokens.Add(added.Content);
+                // HF keeps a normalized added token in its normalized form ("▁<s>"): that is what reaches the
+                // decoder, and it is then not recognised as special, so it is never skipped. We do the same.
+                bool normalizedForm = added.Normalized && _normalizer is not null;
+                if (skipSpecialTokens && added.Special && !normalizedForm) continue;
+                tokens.Add(normalizedForm ? _normalizer!(added.Content) : added.Content);
             }
             else if (id >= 0 && id < _idToToken.Length && _idToToken[id] is string tok)
             {
@@ -204,31 +202,24 @@ public sealed class HfTokenizer
         return _decoder is null ? string.Join(' ', tokens) : string.Concat(_decoder(tokens));
     }
 
-    private (int Start, int End, AddedTokenInfo? Token) FindAddedToken(string text, int from)
-    {
-        if (_addedByFirstChar.Count == 0) return (text.Length, text.Length, null);
-        for (int i = from; i < text.Length; i++)
-        {
-            if (!_addedByFirstChar.TryGetValue(text[i], out var candidates)) continue;
-            foreach (var a in candidates)
-            {
-                if (a.Content.Length > text.Length - i || string.CompareOrdinal(text, i, a.Content, 0, a.Content.Length) != 0) continue;
-                int start = i, end = i + a.Content.Length;
-                if (a.SingleWord && ((start > 0 && IsWordChar(text[start - 1])) || (end < text.Length && IsWordChar(text[end])))) continue;
-                if (a.LStrip) while (start > from && char.IsWhiteSpace(text[start - 1])) start--;
-                if (a.RStrip) while (end < text.Length && char.IsWhiteSpace(text[end])) end++;
-                return (start, end, a);
-            }
-        }
-        return (text.Length, text.Length, null);
-    }
-
-    private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
-
     private void EncodeSegment(string segment, bool atStart, List<int> ids)
     {
         string normalized = _normalizer is null ? segment : _normalizer(segment);
         if (normalized.Length == 0) return;
+        if (_normalizedMatcher is null)
+        {
+            EncodeNormalized(normalized, atStart, ids);
+            return;
+        }
+        foreach (var (start, length, token) in _normalizedMatcher.Split(normalized))
+        {
+            if (token is not null) ids.Add(token.Id);
+            else EncodeNormalized(normalized.Substring(start, length), atStart && start == 0, ids);
+        }
+    }
+
+    private void EncodeNormalized(string normalized, bool atStart, List<int> ids)
+    {
         var pieces = new List<Piece> { new(normalized, atStart) };
         foreach (var step in _preTokenizers) pieces = step(pieces);
         foreach (var piece in pieces)
@@ -250,6 +241,55 @@ public sealed class HfTokenizer
                 _rankedBpe!.Encode(piece.Text, ids);
             }
         }
+    }
+
+    /// <summary>Leftmost-longest matching of added tokens, honouring single_word, lstrip and rstrip.</summary>
+    private sealed class AddedTokenMatcher
+    {
+        private readonly Dictionary<char, (string Pattern, AddedTokenInfo Token)[]> _byFirstChar;
+
+        public AddedTokenMatcher(IEnumerable<(string Pattern, AddedTokenInfo Token)> tokens)
+        {
+            _byFirstChar = tokens.Where(t => t.Pattern.Length > 0)
+                .GroupBy(t => t.Pattern[0])
+                .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Pattern.Length).ToArray());
+        }
+
+        /// <summary>The text as consecutive spans: added tokens (Token set) and the text between them.</summary>
+        public IEnumerable<(int Start, int Length, AddedTokenInfo? Token)> Split(string text)
+        {
+            int pos = 0;
+            while (pos < text.Length)
+            {
+                var (start, end, token) = Find(text, pos);
+                if (token is null) break;
+                if (start > pos) yield return (pos, start - pos, null);
+                yield return (start, end - start, token);
+                pos = end;
+            }
+            if (pos < text.Length) yield return (pos, text.Length - pos, null);
+        }
+
+        private (int Start, int End, AddedTokenInfo? Token) Find(string text, int from)
+        {
+            if (_byFirstChar.Count == 0) return (text.Length, text.Length, null);
+            for (int i = from; i < text.Length; i++)
+            {
+                if (!_byFirstChar.TryGetValue(text[i], out var candidates)) continue;
+                foreach (var (pattern, a) in candidates)
+                {
+                    if (pattern.Length > text.Length - i || string.CompareOrdinal(text, i, pattern, 0, pattern.Length) != 0) continue;
+                    int start = i, end = i + pattern.Length;
+                    if (a.SingleWord && ((start > 0 && IsWordChar(text[start - 1])) || (end < text.Length && IsWordChar(text[end])))) continue;
+                    if (a.LStrip) while (start > from && char.IsWhiteSpace(text[start - 1])) start--;
+                    if (a.RStrip) while (end < text.Length && char.IsWhiteSpace(text[end])) end++;
+                    return (start, end, a);
+                }
+            }
+            return (text.Length, text.Length, null);
+        }
+
+        private static bool IsWordChar(char c) => char.IsLetterOrDigit(c) || c == '_';
     }
 
     // ---------------------------------------------------------------- loading
@@ -772,7 +812,7 @@ public sealed class HfTokenizer
 
     private sealed class ConfigValues
     {
-        public string? Bos, Eos, Pad, Unk, ChatTemplate;
+        public string? Bos, Eos, Pad, Unk, ChatTemplate, TokenizerClass;
         public bool? AddBos, AddEos;
         public int? GenBos, GenPad;
         public List<int> GenEos = new();
@@ -799,6 +839,7 @@ public sealed class HfTokenizer
             cfg.Pad = ReadTokenValue(root.Optional("pad_token")) ?? cfg.Pad;
             cfg.Unk = ReadTokenValue(root.Optional("unk_token")) ?? cfg.Unk;
             if (!isTokenizerConfig) return;
+            cfg.TokenizerClass = root.OptionalString("tokenizer_class");
             if (root.Optional("add_bos_token") is { } ab) cfg.AddBos = ab.GetBoolean();
             if (root.Optional("add_eos_token") is { } ae) cfg.AddEos = ae.GetBoolean();
             if (root.Optional("chat_template") is { } ct)
@@ -846,8 +887,12 @@ public sealed class HfTokenizer
         b.PadId = (cfg.Pad is not null ? b.Lookup(cfg.Pad) : null) ?? cfg.GenPad;
         b.UnkId = (cfg.Unk ?? b.UnkToken) is string u ? b.Lookup(u) : null;
 
-        // tokenizer_config's add_bos_token / add_eos_token override the post-processor, as transformers does
-        // for Llama-style tokenizers.
+        // tokenizer_config's add_bos_token / add_eos_token override the post-processor for the tokenizer classes
+        // whose transformers implementation rebuilds it from them (Llama, CodeLlama, Gemma). Other classes follow
+        // tokenizer.json, as HF tokenizers does.
+        bool honoursAddFlags = cfg.TokenizerClass is string cls &&
+            (cls.StartsWith("LlamaTokenizer", StringComparison.Ordinal) || cls.StartsWith("CodeLlamaTokenizer", StringComparison.Ordinal) || cls.StartsWith("GemmaTokenizer", StringComparison.Ordinal));
+        if (!honoursAddFlags) return;
         if (cfg.AddBos is bool addBos && b.BosId is int bos)
         {
             if (addBos && b.PrefixIds.Length == 0) b.PrefixIds = [bos];

@@ -40,7 +40,8 @@ public sealed class HfTokenizerTests : IDisposable
         Assert.Equal(HfTokenizerKind.SentencePieceBpe, tok.Kind);
         foreach (var text in s_texts.Where(t => !char.IsWhiteSpace(t[0])))
         {
-            Assert.Equal(text, tok.Decode(tok.Encode(text)));
+            // (llama2's <s> is a normalized added token, which HF, and so we, never skip when decoding.)
+            Assert.Equal(text, tok.Decode(tok.Encode(text, addSpecialTokens: false)));
         }
         var ids = tok.Encode("😀", addSpecialTokens: false);
         Assert.Equal(["<0xF0>", "<0x9F>", "<0x98>", "<0x80>"], ids.Skip(ids.Count - 4).Select(i => tok.IdToToken(i)));
