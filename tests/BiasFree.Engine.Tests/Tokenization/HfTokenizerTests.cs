@@ -169,3 +169,46 @@ public sealed class HfTokenizerTests : IDisposable
         Assert.Equal(CodePointRegex.Llama3Pattern, CodePointRegex.ConvertPossessive(CodePointRegex.Llama3Pattern));
     }
 }
+
+public sealed class StreamingDecoderTests
+{
+    [Theory]
+    [InlineData("trained")]
+    [InlineData("qwen2")]
+    [InlineData("llama3")]
+    [InlineData("llama2")]
+    [InlineData("mistral")]
+    [InlineData("metaspace-split")]
+    public void Deltas_ConcatenateToDecode(string fixture)
+    {
+        var tok = HfTokenizer.FromFolder(Fixtures.Path_(fixture));
+        foreach (var c in Fixtures.ReadJson("expected.json").GetProperty("fixtures").GetProperty(fixture).GetProperty("cases").EnumerateArray())
+        {
+            var ids = c.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray();
+            foreach (bool skip in new[] { true, false })
+            {
+                var stream = new StreamingDecoder(tok, skip);
+                var sb = new System.Text.StringBuilder();
+                foreach (int id in ids)
+                {
+                    string delta = stream.Push(id);
+                    Assert.DoesNotContain('\uFFFD', delta);
+                    sb.Append(delta);
+                }
+                sb.Append(stream.Flush());
+                Assert.Equal(tok.Decode(ids, skip), sb.ToString());
+            }
+        }
+    }
+
+    [Fact]
+    public void HoldsBackIncompleteUtf8()
+    {
+        var tok = HfTokenizer.FromFolder(Fixtures.Path_("mistral"));
+        var ids = tok.Encode("😀", addSpecialTokens: false);
+        var stream = new StreamingDecoder(tok);
+        var deltas = ids.Select(stream.Push).ToList();
+        Assert.Equal("😀", string.Concat(deltas));
+        Assert.All(deltas.Take(deltas.Count - 1), d => Assert.Equal("", d));
+    }
+}
