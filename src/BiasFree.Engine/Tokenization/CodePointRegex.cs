@@ -32,6 +32,9 @@ internal sealed class CodePointRegex
 
     public string Pattern { get; }
 
+    /// <summary>The compiled .NET regex (UTF-16 semantics; use <see cref="Matches"/> for code-point semantics).</summary>
+    public Regex Regex => _regex;
+
     /// <summary>Matches as (start, length) in the original string, in order.</summary>
     public List<(int Start, int Length)> Matches(string text)
     {

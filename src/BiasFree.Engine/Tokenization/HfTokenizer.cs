@@ -485,10 +485,22 @@ public sealed class HfTokenizer
         }
         if (pattern.Optional("Regex") is { } rx)
         {
-            var regex = new Regex(CodePointRegex.ConvertPossessive(rx.GetString()), RegexOptions.CultureInvariant);
+            var regex = CompileRegex(rx).Regex;
             return s => regex.Replace(s, content.Replace("$", "$$", StringComparison.Ordinal));
         }
         throw pattern.Error("expected {\"String\": ...} or {\"Regex\": ...}");
+    }
+
+    private static CodePointRegex CompileRegex(JsonCursor pattern)
+    {
+        try
+        {
+            return new CodePointRegex(pattern.GetString());
+        }
+        catch (ArgumentException ex)
+        {
+            throw pattern.Error($"the regex cannot be compiled by .NET: {ex.Message}");
+        }
     }
 
     private static void AddPreTokenizer(Builder b, JsonCursor p)
@@ -522,7 +534,7 @@ public sealed class HfTokenizer
             {
                 var pattern = p.Required("pattern");
                 CodePointRegex regex;
-                if (pattern.Optional("Regex") is { } rx) regex = new CodePointRegex(rx.GetString());
+                if (pattern.Optional("Regex") is { } rx) regex = CompileRegex(rx);
                 else if (pattern.Optional("String") is { } str) regex = new CodePointRegex(Regex.Escape(str.GetString()));
                 else throw pattern.Error("expected {\"String\": ...} or {\"Regex\": ...}");
                 string behavior = p.OptionalString("behavior") ?? "Isolated";
@@ -873,7 +885,6 @@ public sealed class HfTokenizer
 
     private static void ResolveSpecials(Builder b, ConfigValues cfg)
     {
-        cfg.ChatTemplate ??= null;
         b.ChatTemplate = cfg.ChatTemplate;
         int? templateBos = b.PrefixIds.Length > 0 ? b.PrefixIds[0] : null;
         int? templateEos = b.SuffixIds.Length > 0 ? b.SuffixIds[^1] : null;

@@ -127,6 +127,14 @@ public sealed class HfTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void BadRegex_NamesPath()
+    {
+        var path = WriteVariant(j => j["pre_tokenizer"]!["pretokenizers"]![0]!["pattern"]!["Regex"] = "(unclosed");
+        var ex = Assert.Throws<TokenizerFormatException>(() => HfTokenizer.FromFiles(path));
+        Assert.Equal("$.pre_tokenizer.pretokenizers[0].pattern.Regex", ex.JsonPath);
+    }
+
+    [Fact]
     public void Malformed_Merge_NamesPath()
     {
         var path = WriteVariant(j => j["model"]!["merges"]![5] = 42);
