@@ -161,10 +161,12 @@ public sealed class HfTokenizerTests : IDisposable
         Assert.Throws<FileNotFoundException>(() => HfTokenizer.FromFolder(Path.Combine(_dir, "nope")));
     }
 
-    [Fact]
-    public void Encode_IsThreadSafe()
+    [Theory]
+    [InlineData("llama2")]
+    [InlineData("llama3")]
+    public void Encode_IsThreadSafe(string fixture)
     {
-        var tok = HfTokenizer.FromFolder(Fixtures.Path_("llama2"));
+        var tok = HfTokenizer.FromFolder(Fixtures.Path_(fixture));
         var expected = s_texts.Select(t => tok.Encode(t).ToArray()).ToArray();
         Parallel.For(0, 200, i => Assert.Equal(expected[i % s_texts.Length], tok.Encode(s_texts[i % s_texts.Length])));
     }
