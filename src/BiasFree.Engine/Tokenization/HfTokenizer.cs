@@ -324,6 +324,8 @@ public sealed class HfTokenizer
         }
     }
 
+    private const int MaxTokenId = 16_000_000;
+
     private static void LoadTokenizerJson(Builder b, JsonCursor root)
     {
         var model = root.Required("model");
@@ -335,6 +337,7 @@ public sealed class HfTokenizer
 
         foreach (var item in root.Optional("added_tokens")?.Items() ?? [])
         {
+            if (item.Required("id").GetInt32() is < 0 or > MaxTokenId) throw item.Required("id").Error($"token id is out of range 0..{MaxTokenId}");
             b.Added.Add(new AddedTokenInfo(
                 item.Required("id").GetInt32(),
                 item.Required("content").GetString(),
@@ -354,7 +357,12 @@ public sealed class HfTokenizer
 
         // Model.
         var vocabCursor = model.Required("vocab");
-        foreach (var (name, value) in vocabCursor.Properties()) b.Vocab[name] = value.GetInt32();
+        foreach (var (name, value) in vocabCursor.Properties())
+        {
+            int id = value.GetInt32();
+            if (id is < 0 or > MaxTokenId) throw value.Error($"token id {id} is out of range 0..{MaxTokenId}");
+            b.Vocab[name] = id;
+        }
         var merges = new List<(string, string)>();
         foreach (var m in model.Optional("merges")?.Items() ?? [])
         {
