@@ -133,10 +133,11 @@ public sealed class HfTokenizer
                     ? $"{tj}: not found; this folder only has a SentencePiece tokenizer.model, which is not supported (convert it to tokenizer.json with HF transformers)"
                     : $"{tj}: not found", tj);
         }
-        return FromFiles(tj,
+        return Load(tj,
             OptionalFile(folder, "tokenizer_config.json"),
             OptionalFile(folder, "generation_config.json"),
-            OptionalFile(folder, "special_tokens_map.json"));
+            OptionalFile(folder, "special_tokens_map.json"),
+            folder);
     }
 
     private static string? OptionalFile(string folder, string name)
@@ -146,7 +147,10 @@ public sealed class HfTokenizer
     }
 
     /// <summary>Loads from explicit file paths.</summary>
-    public static HfTokenizer FromFiles(string tokenizerJson, string? tokenizerConfigJson = null, string? generationConfigJson = null, string? specialTokensMapJson = null)
+    public static HfTokenizer FromFiles(string tokenizerJson, string? tokenizerConfigJson = null, string? generationConfigJson = null, string? specialTokensMapJson = null) =>
+        Load(tokenizerJson, tokenizerConfigJson, generationConfigJson, specialTokensMapJson, folder: null);
+
+    private static HfTokenizer Load(string tokenizerJson, string? tokenizerConfigJson, string? generationConfigJson, string? specialTokensMapJson, string? folder)
     {
         var b = new Builder { SourcePath = tokenizerJson };
         var (doc, root) = JsonCursor.Open(tokenizerJson);
@@ -158,6 +162,12 @@ public sealed class HfTokenizer
         if (specialTokensMapJson is not null) ReadConfig(specialTokensMapJson, cfg, isTokenizerConfig: false);
         if (tokenizerConfigJson is not null) ReadConfig(tokenizerConfigJson, cfg, isTokenizerConfig: true);
         if (generationConfigJson is not null) ReadGenerationConfig(generationConfigJson, cfg);
+        if (cfg.ChatTemplate is null && folder is not null)
+        {
+            // Newer transformers save the template beside tokenizer_config.json.
+            if (OptionalFile(folder, "chat_template.jinja") is string jinja) cfg.ChatTemplate = File.ReadAllText(jinja);
+            else if (OptionalFile(folder, "chat_template.json") is string ctj) ReadChatTemplateJson(ctj, cfg);
+        }
         ResolveSpecials(b, cfg);
         return new HfTokenizer(b);
     }
@@ -862,17 +872,35 @@ public sealed class HfTokenizer
             cfg.TokenizerClass = root.OptionalString("tokenizer_class");
             if (root.Optional("add_bos_token") is { } ab) cfg.AddBos = ab.GetBoolean();
             if (root.Optional("add_eos_token") is { } ae) cfg.AddEos = ae.GetBoolean();
-            if (root.Optional("chat_template") is { } ct)
-            {
-                if (ct.Kind == JsonValueKind.String) cfg.ChatTemplate = ct.GetString();
-                else if (ct.Kind == JsonValueKind.Array)
-                {
-                    // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
-                    var named = ct.Items().Select(x => (Name: x.OptionalString("name"), Template: x.Required("template").GetString())).ToList();
-                    cfg.ChatTemplate = named.FirstOrDefault(x => x.Name == "default").Template ?? named.FirstOrDefault().Template;
-                }
-                else throw ct.Error("expected a string or a list of {name, template}");
-            }
+            ReadChatTemplate(root, cfg);
+        }
+    }
+
+    private static void ReadChatTemplateJson(string file, ConfigValues cfg)
+    {
+        var (doc, root) = JsonCursor.Open(file);
+        using (doc)
+        {
+            ReadChatTemplate(root, cfg);
+        }
+    }
+
+    private static void ReadChatTemplate(JsonCursor root, ConfigValues cfg)
+    {
+        if (root.Optional("chat_template") is not { } ct) return;
+        if (ct.Kind == JsonValueKind.String)
+        {
+            cfg.ChatTemplate = ct.GetString();
+        }
+        else if (ct.Kind == JsonValueKind.Array)
+        {
+            // [{"name": "default", "template": "..."}, {"name": "tool_use", ...}]
+            var named = ct.Items().Select(x => (Name: x.OptionalString("name"), Template: x.Required("template").GetString())).ToList();
+            cfg.ChatTemplate = named.FirstOrDefault(x => x.Name == "default").Template ?? named.FirstOrDefault().Template;
+        }
+        else
+        {
+            throw ct.Error("expected a string or a list of {name, template}");
         }
     }
 

@@ -222,3 +222,23 @@ public sealed class StreamingDecoderTests
         Assert.All(deltas.Take(deltas.Count - 1), d => Assert.Equal("", d));
     }
 }
+
+public sealed class ChatTemplateFileTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bf-ct-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void ChatTemplate_FromSeparateFiles_AndNamedList()
+    {
+        File.Copy(Fixtures.Path_("gpt2", "tokenizer.json"), Path.Combine(_dir, "tokenizer.json"));
+        Assert.Null(HfTokenizer.FromFolder(_dir).ChatTemplateSource);
+        File.WriteAllText(Path.Combine(_dir, "chat_template.json"), """{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]}""");
+        Assert.Equal("D", HfTokenizer.FromFolder(_dir).ChatTemplateSource);
+        File.WriteAllText(Path.Combine(_dir, "chat_template.jinja"), "{{ '<|im_start|>' }}");
+        Assert.Equal("{{ '<|im_start|>' }}", HfTokenizer.FromFolder(_dir).ChatTemplateSource);
+        File.WriteAllText(Path.Combine(_dir, "tokenizer_config.json"), """{"chat_template": "C"}""");
+        Assert.Equal("C", HfTokenizer.FromFolder(_dir).ChatTemplateSource);
+    }
+}
