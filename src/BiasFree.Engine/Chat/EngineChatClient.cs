@@ -261,6 +261,8 @@ public sealed class EngineChatClient : IChatClient
         if (serviceType == typeof(ChatClientMetadata)) return new ChatClientMetadata("biasfree-engine", null, _options.ModelId);
         if (serviceType.IsInstanceOfType(this)) return this;
         if (serviceType.IsInstanceOfType(_model)) return _model;
+        if (serviceType.IsInstanceOfType(_tokenizer)) return _tokenizer;
+        if (serviceType.IsInstanceOfType(_formatter)) return _formatter;
         return null;
     }
 
