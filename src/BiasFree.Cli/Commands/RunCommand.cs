@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
+using BiasFree.Engine.Chat;
 using BiasFree.Judges;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
@@ -26,8 +27,8 @@ internal static class RunCommand
     public static Command Build()
     {
         var suite = new Option<string[]>("--suite", "-s") { Description = $"Suite(s), repeatable or comma list: {string.Join(", ", SuiteRegistry.ValidSpecs)}.", DefaultValueFactory = _ => ["bbq"] };
-        var target = new Option<string?>("--target") { Description = "Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1." };
-        var model = new Option<string?>("--model", "-m") { Description = "Model name at the target." };
+        var target = new Option<string?>("--target") { Description = "Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process." };
+        var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
         var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names)}.", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
@@ -101,10 +102,20 @@ internal static class RunCommand
             // Everything that can be wrong with the options is checked before a new run is recorded.
             var probes = LoadProbes(spec);
             using var judges = BuildJudges(spec, probes);
-            var targetOptions = TargetOptions(spec);
-            using var target = OpenAICompatibleTarget.Create(targetOptions);
-            spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
-            await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
+            IChatClient target;
+            if (IsLocalFolder(spec.TargetEndpoint))
+            {
+                target = LoadLocal(spec.TargetEndpoint!, spec.Model);
+                spec = spec with { TargetKey = $"local|{spec.TargetEndpoint}|{spec.Model}" };
+            }
+            else
+            {
+                var targetOptions = TargetOptions(spec);
+                target = OpenAICompatibleTarget.Create(targetOptions);
+                spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
+                await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
+            }
+            using var ownedTarget = target;
             if (judges.Endpoint is { } je)
             {
                 await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
@@ -168,9 +179,20 @@ internal static class RunCommand
         {
             throw new UserErrorException("no target: pass --target URL --model NAME.");
         }
-        if (string.IsNullOrWhiteSpace(o.Model))
+        var target = o.Target;
+        var model = o.Model;
+        if (!IsHttpUrl(target))
         {
-            throw new UserErrorException("--model NAME is required with --target.");
+            if (!Directory.Exists(target))
+            {
+                throw new UserErrorException($"'{target}' is not an http(s) URL such as http://127.0.0.1:8000/v1, nor a model folder.");
+            }
+            target = Path.GetFullPath(target);
+            model ??= new DirectoryInfo(target).Name;
+        }
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            throw new UserErrorException("--model NAME is required with --target URL.");
         }
         if (o.Suites.Count == 0)
         {
@@ -219,8 +241,8 @@ internal static class RunCommand
             Suites = o.Suites,
             Seed = o.Seed,
             Limit = o.Limit,
-            TargetEndpoint = o.Target,
-            Model = o.Model,
+            TargetEndpoint = target,
+            Model = model,
             ApiKeyEnvironmentVariable = o.ApiKeyEnv,
             Methods = methods,
             Judge = o.Judge,
@@ -251,6 +273,28 @@ internal static class RunCommand
             MaxRetries = spec.Retries,
             BaseDelay = TimeSpan.FromSeconds(1),
         };
+    }
+
+    private static bool IsHttpUrl(string? text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+
+    /// <summary>A target that is a local Hugging Face model folder, run in-process by the engine.</summary>
+    private static bool IsLocalFolder(string? target) => target is not null && !IsHttpUrl(target);
+
+    private static IChatClient LoadLocal(string folder, string model)
+    {
+        if (!LocalModel.IsModelFolder(folder))
+        {
+            throw new UserErrorException($"'{folder}' is not a model folder (it needs config.json and tokenizer.json).");
+        }
+        try
+        {
+            return LocalModel.Load(folder, new LocalModelOptions { ModelId = model });
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new UserErrorException($"cannot load the model folder {folder}: {ex.Message}", ex);
+        }
     }
 
     /// <summary>Loads every suite; with a limit, keeps the first N of a seeded shuffle, in the suite's order.</summary>
