@@ -177,7 +177,7 @@ internal static class RunCommand
     {
         if (o.Target is null)
         {
-            throw new UserErrorException("no target: pass --target URL --model NAME.");
+            throw new UserErrorException("no target: pass --target URL --model NAME, or --target MODEL_FOLDER for a local Hugging Face model.");
         }
         var target = o.Target;
         var model = o.Model;
