@@ -194,6 +194,11 @@ internal static class RunCommand
         {
             throw new UserErrorException("--model NAME is required with --target URL.");
         }
+        RejectCredentialsInUrl("--target", target);
+        if (!string.Equals(o.Judge, "rule", StringComparison.OrdinalIgnoreCase))
+        {
+            RejectCredentialsInUrl("--judge", o.Judge);
+        }
         if (o.Suites.Count == 0)
         {
             throw new UserErrorException("no suite: pass --suite bbq, fairmt or FORMAT:PATH.");
@@ -273,6 +278,15 @@ internal static class RunCommand
             MaxRetries = spec.Retries,
             BaseDelay = TimeSpan.FromSeconds(1),
         };
+    }
+
+    /// <summary>Run specs are stored: a URL must not carry credentials (user info or a query string).</summary>
+    private static void RejectCredentialsInUrl(string option, string text)
+    {
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && IsHttpUrl(text) && (uri.UserInfo.Length > 0 || uri.Query.Length > 0))
+        {
+            throw new UserErrorException($"{option} must not contain user info or a query string (runs are stored); put the key in the environment variable named by --api-key-env.");
+        }
     }
 
     private static bool IsHttpUrl(string? text) =>
