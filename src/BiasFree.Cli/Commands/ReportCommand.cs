@@ -10,7 +10,7 @@ internal static class ReportCommand
     public static Command Build()
     {
         var run = new Argument<string>("run") { Description = "Run id (see the end of `biasfree run`)." };
-        var format = new Option<string>("--format") { Description = "md, json or csv.", DefaultValueFactory = _ => "md" };
+        var format = new Option<string>("--format") { Description = "md, json, csv (score tables) or jsonl (every result row: messages, reply, verdict, tokens, error).", DefaultValueFactory = _ => "md" };
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Write to FILE instead of standard output." };
         var runsDir = RunCommand.RunsDirOption();
         var cmd = new Command("report", "Render the report of a run.") { run, format, output, runsDir };
@@ -20,21 +20,36 @@ internal static class ReportCommand
 
     private static async Task<int> ExecuteAsync(string runId, string formatText, FileInfo? output, string runsDir, CancellationToken ct)
     {
-        if (!ReportWriter.TryParseFormat(formatText, out var format))
+        var samples = string.Equals(formatText.Trim(), "jsonl", StringComparison.OrdinalIgnoreCase);
+        var format = ReportFormat.Markdown;
+        if (!samples && !ReportWriter.TryParseFormat(formatText, out format))
         {
-            throw new UserErrorException($"unknown report format '{formatText}': use md, json or csv.");
+            throw new UserErrorException($"unknown report format '{formatText}': use md, json, csv or jsonl.");
         }
         await using var store = await RunCommand.OpenExistingStoreAsync(runsDir, ct).ConfigureAwait(false);
         if (await store.GetRunAsync(runId, ct).ConfigureAwait(false) is null)
         {
             throw new UserErrorException($"no run '{runId}' in {store.DatabasePath}.");
         }
-        var report = await RunReport.BuildAsync(store, runId, cancellationToken: ct).ConfigureAwait(false);
-        var text = ReportWriter.Render(report, format);
+        string text;
+        if (samples)
+        {
+            var sb = new System.Text.StringBuilder();
+            await foreach (var row in store.ReadResultsAsync(runId, ct).ConfigureAwait(false))
+            {
+                sb.Append(ReportWriter.ToJsonLine(row)).Append('\n');
+            }
+            text = sb.ToString();
+        }
+        else
+        {
+            var report = await RunReport.BuildAsync(store, runId, cancellationToken: ct).ConfigureAwait(false);
+            text = ReportWriter.Render(report, format);
+        }
         if (output is null)
         {
             Console.Out.Write(text);
-            if (!text.EndsWith('\n'))
+            if (text.Length > 0 && !text.EndsWith('\n'))
             {
                 Console.Out.WriteLine();
             }

@@ -253,6 +253,17 @@ public static class ReportWriter
         return JsonSerializer.Serialize(doc, JsonOptions);
     }
 
+    private static readonly JsonSerializerOptions JsonLineOptions = new()
+    {
+        WriteIndented = false,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>One result row (every request's messages and reply, the judged reply, verdict, tokens, error) as a JSON line.</summary>
+    public static string ToJsonLine(Runs.ResultRecord row) => JsonSerializer.Serialize(row, JsonLineOptions);
+
     // ------------------------------------------------------------------ CSV
 
     /// <summary>

@@ -122,6 +122,14 @@ public class EndToEndTests
         Assert.True(md.ExitCode == 0, md.ToString());
         Assert.Contains($"| {Model} | none | **all** | 12 | **{expected}** |", md.StdOut, StringComparison.Ordinal);
 
+        var jsonl = await CliProcess.RunAsync(["report", "fmt", "--format", "jsonl", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(jsonl.ExitCode == 0, jsonl.ToString());
+        var samples = jsonl.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(12, samples.Count);
+        Assert.All(samples, x => Assert.Equal(2, x.GetProperty("requests")[0].GetProperty("messages").GetArrayLength()));
+        Assert.Equal(12 - Enumerable.Range(0, 12).Count(i => ScriptedTarget.VanillaRole(i) != OptionRole.Stereotyped),
+            samples.Count(x => x.GetProperty("verdict").GetProperty("label").GetString() == "Biased"));
+
         var runs = await CliProcess.RunAsync(["runs", "--runs-dir", dir.Path], dir.Path, ct);
         Assert.True(runs.ExitCode == 0, runs.ToString());
         Assert.Contains("fmt", runs.StdOut, StringComparison.Ordinal);
