@@ -150,7 +150,7 @@ internal static class RunCommand
         await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
 
         Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
-        var runner = new EvaluationRunner(store, target, judges.For, PromptingMitigations.Apply);
+        var runner = new EvaluationRunner(store, target, judges.For);
         RunOutcome outcome;
         try
         {

@@ -41,6 +41,12 @@ public sealed class EvaluationRunner
     private readonly Func<Probe, IJudge> _judgeFor;
     private readonly Func<IChatClient, string, IChatClient> _applyMethod;
 
+    /// <summary>A runner that applies methods with <see cref="PromptingMitigations.Apply"/>.</summary>
+    public EvaluationRunner(RunStore store, IChatClient target, Func<Probe, IJudge> judgeFor)
+        : this(store, target, judgeFor, PromptingMitigations.Apply)
+    {
+    }
+
     /// <param name="store">Where rows and cached replies go.</param>
     /// <param name="target">The model under test (retries and timeouts are the target's business).</param>
     /// <param name="judgeFor">The judge for a probe (e.g. one per scenario). Judges must be thread-safe.</param>
