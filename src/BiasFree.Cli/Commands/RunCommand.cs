@@ -97,6 +97,14 @@ internal static class RunCommand
             else
             {
                 spec = NewSpec(o);
+                if (o.RunId is not null && File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
+                {
+                    store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
+                    if (await store.GetRunAsync(spec.RunId, ct).ConfigureAwait(false) is not null)
+                    {
+                        throw new UserErrorException($"run '{spec.RunId}' already exists; continue it with --resume {spec.RunId}.");
+                    }
+                }
             }
 
             // Everything that can be wrong with the options is checked before a new run is recorded.

@@ -122,6 +122,10 @@ public class EndToEndTests
         Assert.True(md.ExitCode == 0, md.ToString());
         Assert.Contains($"| {Model} | none | **all** | 12 | **{expected}** |", md.StdOut, StringComparison.Ordinal);
 
+        var again = await CliProcess.RunAsync(RunArgs(server, dir.Path, "fmt", "none", 12), dir.Path, ct);
+        Assert.True(again.ExitCode == 1, again.ToString());
+        Assert.Contains("run 'fmt' already exists; continue it with --resume fmt", again.StdErr, StringComparison.Ordinal);
+
         var jsonl = await CliProcess.RunAsync(["report", "fmt", "--format", "jsonl", "--runs-dir", dir.Path], dir.Path, ct);
         Assert.True(jsonl.ExitCode == 0, jsonl.ToString());
         var samples = jsonl.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
