@@ -16,7 +16,9 @@ public static class CliProcess
 
     public static ProcessStartInfo StartInfo(IEnumerable<string> args, string workingDirectory)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        // The dotnet host that runs the tests when the SDK set it (dotnet test), else the one on PATH.
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
+        var psi = new ProcessStartInfo(host)
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
