@@ -1,0 +1,176 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using BiasFree.Engine.Models;
+using BiasFree.Engine.Safetensors;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Lora;
+
+public sealed record LoraOptions
+{
+    public int Rank { get; init; } = 8;
+    public double Alpha { get; init; } = 16;
+    /// <summary>Projection names to adapt: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.</summary>
+    public IReadOnlyList<string> TargetModules { get; init; } = ["q_proj", "v_proj"];
+    public long Seed { get; init; }
+    public double Scaling => Alpha / Rank;
+}
+
+/// <summary>
+/// Low-rank adapter around a frozen linear layer: y = base(x) + (alpha / r) · B(A(x)).
+/// B starts at zero, so a fresh adapter leaves the model unchanged. Child names follow PEFT
+/// (base_layer, lora_A, lora_B) so saved adapters read like PEFT ones.
+/// </summary>
+public sealed class LoraLinear : nn.Module<Tensor, Tensor>
+{
+    public readonly LinearLayer base_layer, lora_A, lora_B;
+    public double Scaling { get; }
+    public bool Merged { get; private set; }
+
+    public LoraLinear(LinearLayer baseLayer, int rank, double alpha, torch.Generator gen) : base("LoraLinear")
+    {
+        base_layer = baseLayer;
+        var dtype = baseLayer.weight.dtype;
+        var device = baseLayer.weight.device;
+        lora_A = new LinearLayer(baseLayer.InFeatures, rank, false, dtype, device);
+        lora_B = new LinearLayer(rank, baseLayer.OutFeatures, false, dtype, device);
+        Scaling = alpha / rank;
+        using (no_grad())
+        {
+            // A ~ U(-1/sqrt(in), 1/sqrt(in)) (what kaiming_uniform(a=sqrt(5)) gives), B = 0.
+            double bound = 1.0 / Math.Sqrt(baseLayer.InFeatures);
+            using var a = rand(lora_A.weight.shape, generator: gen) * (2 * bound) - bound;
+            lora_A.weight.copy_(a);
+            lora_B.weight.zero_();
+        }
+        register_module("base_layer", base_layer);
+        register_module("lora_A", lora_A);
+        register_module("lora_B", lora_B);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (Merged) return base_layer.call(x);
+        using var scope = NewDisposeScope();
+        return (base_layer.call(x) + lora_B.call(lora_A.call(x)) * Scaling).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The weight the layer currently computes with: W, plus scale·B·A when not merged.</summary>
+    public Tensor EffectiveWeight()
+    {
+        using var _ = no_grad();
+        if (Merged) return base_layer.weight.detach().clone();
+        return (base_layer.weight + matmul(lora_B.weight, lora_A.weight) * Scaling).to_type(base_layer.weight.dtype);
+    }
+
+    /// <summary>Folds the adapter into the base weight (faster inference); <see cref="Unmerge"/> undoes it.</summary>
+    public void Merge()
+    {
+        if (Merged) return;
+        using var _ = no_grad();
+        using var delta = matmul(lora_B.weight, lora_A.weight) * Scaling;
+        base_layer.weight.add_(delta);
+        Merged = true;
+    }
+
+    public void Unmerge()
+    {
+        if (!Merged) return;
+        using var _ = no_grad();
+        using var delta = matmul(lora_B.weight, lora_A.weight) * Scaling;
+        base_layer.weight.sub_(delta);
+        Merged = false;
+    }
+}
+
+/// <summary>Attaching, training support, merging and saving of LoRA adapters on a <see cref="CausalLM"/>.</summary>
+public static class LoraAdapter
+{
+    /// <summary>
+    /// Wraps every targeted projection in a <see cref="LoraLinear"/> and freezes all other parameters.
+    /// Returns the adapters; their lora_A/lora_B weights are the only trainable parameters.
+    /// </summary>
+    public static IReadOnlyList<LoraLinear> Apply(CausalLM model, LoraOptions options)
+    {
+        if (Adapters(model).Any()) throw new InvalidOperationException("the model already has LoRA adapters");
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        using var gen = new torch.Generator((ulong)options.Seed);
+        var added = new List<LoraLinear>();
+        var owners = model.named_modules().Select(m => m.module).OfType<IProjectionOwner>().ToList();
+        foreach (var owner in owners)
+            foreach (var name in owner.ProjectionNames.Where(options.TargetModules.Contains))
+            {
+                if (owner.GetProjection(name) is not LinearLayer baseLayer) continue;
+                var lora = new LoraLinear(baseLayer, options.Rank, options.Alpha, gen);
+                owner.SetProjection(name, lora);
+                added.Add(lora);
+            }
+        if (added.Count == 0) throw new ArgumentException($"no projection matched {string.Join(", ", options.TargetModules)}");
+        foreach (var p in TrainableParameters(model)) p.requires_grad = true;
+        return added;
+    }
+
+    public static IEnumerable<LoraLinear> Adapters(CausalLM model) => model.modules().OfType<LoraLinear>();
+
+    public static IReadOnlyList<Parameter> TrainableParameters(CausalLM model) =>
+        Adapters(model).SelectMany(a => new[] { a.lora_A.weight, a.lora_B.weight }).ToList();
+
+    public static void Merge(CausalLM model)
+    {
+        foreach (var a in Adapters(model)) a.Merge();
+    }
+
+    public static void Unmerge(CausalLM model)
+    {
+        foreach (var a in Adapters(model)) a.Unmerge();
+    }
+
+    /// <summary>PEFT-style names: "base_model.model.&lt;module path&gt;.lora_A.weight".</summary>
+    public static List<KeyValuePair<string, Tensor>> AdapterStateDict(CausalLM model) =>
+        model.named_parameters()
+            .Where(p => p.name.Contains(".lora_A.", StringComparison.Ordinal) || p.name.Contains(".lora_B.", StringComparison.Ordinal))
+            .Select(p => new KeyValuePair<string, Tensor>("base_model.model." + p.name, p.parameter.detach()))
+            .ToList();
+
+    /// <summary>Writes adapter_model.safetensors and adapter_config.json (PEFT layout).</summary>
+    public static void Save(CausalLM model, string folder, LoraOptions options)
+    {
+        Directory.CreateDirectory(folder);
+        SafetensorsWriter.Save(Path.Combine(folder, "adapter_model.safetensors"), AdapterStateDict(model));
+        var cfg = new JsonObject
+        {
+            ["peft_type"] = "LORA",
+            ["task_type"] = "CAUSAL_LM",
+            ["r"] = options.Rank,
+            ["lora_alpha"] = options.Alpha,
+            ["lora_dropout"] = 0.0,
+            ["bias"] = "none",
+            ["target_modules"] = new JsonArray(options.TargetModules.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
+        };
+        File.WriteAllText(Path.Combine(folder, "adapter_config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Attaches adapters as described by adapter_config.json and loads their weights.</summary>
+    public static LoraOptions Load(CausalLM model, string folder)
+    {
+        var cfgPath = Path.Combine(folder, "adapter_config.json");
+        var cfg = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new InvalidDataException($"{cfgPath}: not a JSON object");
+        var options = new LoraOptions
+        {
+            Rank = cfg["r"]!.GetValue<int>(),
+            Alpha = cfg["lora_alpha"]!.GetValue<double>(),
+            TargetModules = cfg["target_modules"]!.AsArray().Select(x => x!.GetValue<string>()).ToList(),
+        };
+        Apply(model, options);
+        using var file = SafetensorsFile.Open(Path.Combine(folder, "adapter_model.safetensors"));
+        using var _ = no_grad();
+        foreach (var (name, p) in model.named_parameters().Where(p => p.name.Contains(".lora_", StringComparison.Ordinal)))
+        {
+            using var t = file.Read("base_model.model." + name, p.dtype);
+            p.copy_(t);
+        }
+        return options;
+    }
+}

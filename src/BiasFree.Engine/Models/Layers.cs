@@ -1,0 +1,313 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Models;
+
+// Small building blocks shared by the Llama, Qwen2 and Mistral files. Parameter names match HF exactly
+// ("weight", "bias"), so state-dict keys line up with checkpoints without any renaming.
+
+/// <summary>y = x W^T + b. Parameters start uninitialised (loading overwrites them; <see cref="CausalLM.Create"/> initialises).</summary>
+public sealed class LinearLayer : nn.Module<Tensor, Tensor>
+{
+    public Parameter weight;
+    public Parameter? bias;
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+
+    public LinearLayer(int inFeatures, int outFeatures, bool hasBias, ScalarType dtype, Device device) : base("LinearLayer")
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        weight = new Parameter(empty([outFeatures, inFeatures], dtype, device));
+        register_parameter("weight", weight);
+        if (hasBias)
+        {
+            bias = new Parameter(empty([outFeatures], dtype, device));
+            register_parameter("bias", bias);
+        }
+    }
+
+    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+}
+
+public sealed class EmbeddingLayer : nn.Module<Tensor, Tensor>
+{
+    public Parameter weight;
+
+    public EmbeddingLayer(int vocab, int dim, ScalarType dtype, Device device) : base("EmbeddingLayer")
+    {
+        weight = new Parameter(empty([vocab, dim], dtype, device));
+        register_parameter("weight", weight);
+    }
+
+    public override Tensor forward(Tensor ids) => weight.index_select(0, ids.reshape(-1)).reshape([.. ids.shape, weight.shape[1]]);
+}
+
+/// <summary>RMSNorm: x / sqrt(mean(x^2) + eps) * weight, computed in fp32 (bf16 squares lose too much precision).</summary>
+public sealed class RMSNorm : nn.Module<Tensor, Tensor>
+{
+    public Parameter weight;
+    private readonly double _eps;
+
+    public RMSNorm(int dim, double eps, ScalarType dtype, Device device) : base("RMSNorm")
+    {
+        _eps = eps;
+        weight = new Parameter(ones([dim], dtype, device));
+        register_parameter("weight", weight);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to_type(ScalarType.Float32);
+        var normed = x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps);
+        return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>A module whose linear projections can be swapped (LoRA wraps them in place).</summary>
+public interface IProjectionOwner
+{
+    IReadOnlyList<string> ProjectionNames { get; }
+    nn.Module<Tensor, Tensor> GetProjection(string name);
+    void SetProjection(string name, nn.Module<Tensor, Tensor> module);
+}
+
+/// <summary>Base for modules that must replace a registered child (register_module refuses to overwrite).</summary>
+public abstract class ProjectionOwnerModule(string name) : nn.Module(name)
+{
+    protected void ReplaceChild(string childName, nn.Module module) => _internal_submodules[childName] = module;
+}
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
+public sealed class GatedMlp : ProjectionOwnerModule, IProjectionOwner
+{
+    public nn.Module<Tensor, Tensor> gate_proj, up_proj, down_proj;
+
+    public GatedMlp(int hidden, int intermediate, bool bias, ScalarType dtype, Device device) : base("GatedMlp")
+    {
+        gate_proj = new LinearLayer(hidden, intermediate, bias, dtype, device);
+        up_proj = new LinearLayer(hidden, intermediate, bias, dtype, device);
+        down_proj = new LinearLayer(intermediate, hidden, bias, dtype, device);
+        register_module("gate_proj", gate_proj);
+        register_module("up_proj", up_proj);
+        register_module("down_proj", down_proj);
+    }
+
+    public Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return down_proj.call(nn.functional.silu(gate_proj.call(x)) * up_proj.call(x)).MoveToOuterDisposeScope();
+    }
+
+    public IReadOnlyList<string> ProjectionNames => ["gate_proj", "up_proj", "down_proj"];
+
+    public nn.Module<Tensor, Tensor> GetProjection(string name) => name switch
+    {
+        "gate_proj" => gate_proj,
+        "up_proj" => up_proj,
+        "down_proj" => down_proj,
+        _ => throw new ArgumentException($"no projection '{name}'"),
+    };
+
+    public void SetProjection(string name, nn.Module<Tensor, Tensor> module)
+    {
+        switch (name)
+        {
+            case "gate_proj": gate_proj = module; break;
+            case "up_proj": up_proj = module; break;
+            case "down_proj": down_proj = module; break;
+            default: throw new ArgumentException($"no projection '{name}'");
+        }
+        ReplaceChild(name, module);
+    }
+}
+
+/// <summary>
+/// Rotary position embedding (HF "rotate_half" convention: the two halves of each head are the pair dimensions).
+/// Frequencies are kept in double precision on the CPU and turned into cos/sin tables once per forward pass.
+/// </summary>
+public sealed class RotaryEmbedding
+{
+    public double[] InvFreq { get; }
+
+    public RotaryEmbedding(int headDim, double theta, RopeScaling? scaling)
+    {
+        int half = headDim / 2;
+        InvFreq = new double[half];
+        for (int i = 0; i < half; i++) InvFreq[i] = 1.0 / Math.Pow(theta, 2.0 * i / headDim);
+        if (scaling is null) return;
+        switch (scaling.Type)
+        {
+            case "linear":
+                for (int i = 0; i < half; i++) InvFreq[i] /= scaling.Factor;
+                break;
+            case "llama3":
+                ApplyLlama3Scaling(InvFreq, scaling);
+                break;
+            default:
+                throw new NotSupportedException($"rope_scaling type '{scaling.Type}' is not supported");
+        }
+    }
+
+    /// <summary>
+    /// Llama 3.1 long-context scaling: wavelengths longer than original_context/low_freq_factor are slowed by `factor`,
+    /// those shorter than original_context/high_freq_factor are untouched, and the band between is interpolated smoothly.
+    /// </summary>
+    private static void ApplyLlama3Scaling(double[] invFreq, RopeScaling s)
+    {
+        double lowFreqWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+        double highFreqWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+        for (int i = 0; i < invFreq.Length; i++)
+        {
+            double wavelen = 2 * Math.PI / invFreq[i];
+            if (wavelen < highFreqWavelen) continue;
+            if (wavelen > lowFreqWavelen)
+            {
+                invFreq[i] /= s.Factor;
+                continue;
+            }
+            double smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+            invFreq[i] = (1 - smooth) * invFreq[i] / s.Factor + smooth * invFreq[i];
+        }
+    }
+
+    /// <summary>cos/sin tables of shape [B, 1, T, headDim] for the given [B, T] positions.</summary>
+    public (Tensor Cos, Tensor Sin) CosSin(Tensor positionIds, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var inv = tensor(InvFreq, ScalarType.Float64, positionIds.device);
+        var freqs = positionIds.to_type(ScalarType.Float64).unsqueeze(-1) * inv; // [B, T, D/2]
+        var emb = cat([freqs, freqs], -1).unsqueeze(1);                          // [B, 1, T, D]
+        var cos = emb.cos().to_type(dtype);
+        var sin = emb.sin().to_type(dtype);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        long half = x.shape[^1] / 2;
+        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Per-layer key/value cache, preallocated as [B, KVH, capacity, D] and grown by doubling.
+/// Buffers live outside dispose scopes; dispose the cache when the sequence is done.
+/// </summary>
+public sealed class KVCache : IDisposable
+{
+    private readonly Tensor?[] _k, _v;
+    private int _capacity;
+
+    public int Length { get; private set; }
+    public int Layers => _k.Length;
+
+    public KVCache(int layers, int initialCapacity = 128)
+    {
+        _k = new Tensor?[layers];
+        _v = new Tensor?[layers];
+        _capacity = Math.Max(1, initialCapacity);
+    }
+
+    /// <summary>Writes the new keys/values after the cached ones and returns views of everything cached so far.</summary>
+    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v)
+    {
+        int n = (int)k.shape[2];
+        EnsureCapacity(layer, k, Length + n);
+        using (no_grad())
+        {
+            _k[layer]!.narrow(2, Length, n).copy_(k);
+            _v[layer]!.narrow(2, Length, n).copy_(v);
+        }
+        return (_k[layer]!.narrow(2, 0, Length + n), _v[layer]!.narrow(2, 0, Length + n));
+    }
+
+    private void EnsureCapacity(int layer, Tensor like, int needed)
+    {
+        var cur = _k[layer];
+        if (cur is not null && cur.shape[2] >= needed) return;
+        int cap = Math.Max(_capacity, cur is null ? 0 : (int)cur.shape[2]);
+        while (cap < needed) cap *= 2;
+        _capacity = cap;
+        long[] shape = [like.shape[0], like.shape[1], cap, like.shape[3]];
+        var newK = zeros(shape, like.dtype, like.device).DetachFromDisposeScope();
+        var newV = zeros(shape, like.dtype, like.device).DetachFromDisposeScope();
+        if (cur is not null && Length > 0)
+        {
+            using (no_grad())
+            {
+                newK.narrow(2, 0, Length).copy_(cur.narrow(2, 0, Length));
+                newV.narrow(2, 0, Length).copy_(_v[layer]!.narrow(2, 0, Length));
+            }
+        }
+        cur?.Dispose();
+        _v[layer]?.Dispose();
+        _k[layer] = newK;
+        _v[layer] = newV;
+    }
+
+    /// <summary>Called once per forward pass, after every layer appended its new entries.</summary>
+    internal void Advance(int n) => Length += n;
+
+    public void Dispose()
+    {
+        for (int i = 0; i < _k.Length; i++)
+        {
+            _k[i]?.Dispose();
+            _v[i]?.Dispose();
+            _k[i] = _v[i] = null;
+        }
+        Length = 0;
+    }
+}
+
+/// <summary>Everything a decoder layer needs for one forward pass, computed once by the model.</summary>
+public sealed class LayerInputs
+{
+    public required Tensor Cos { get; init; }
+    public required Tensor Sin { get; init; }
+    public KVCache? Cache { get; init; }
+    /// <summary>Boolean attention mask [B, 1, T, S] (true = may attend) for full-attention layers, or null to use SDPA's causal fast path.</summary>
+    public Tensor? FullMask { get; init; }
+    public Tensor? WindowMask { get; init; }
+    public bool IsCausal { get; init; }
+    public bool WindowIsCausal { get; init; }
+}
+
+public static class AttentionOps
+{
+    /// <summary>
+    /// Builds the [B, 1, T, S] boolean mask: causal, optional sliding window (query - key &lt; window), and left padding.
+    /// Every query may always see itself so that padding rows never become all-masked (softmax of nothing = NaN,
+    /// and NaN * 0 weights would then leak into real rows through later layers).
+    /// </summary>
+    public static Tensor BuildMask(int batch, int pastLength, int queryLength, Tensor? paddingMask, int? window, Device device)
+    {
+        using var scope = NewDisposeScope();
+        int total = pastLength + queryLength;
+        var keyPos = arange(total, ScalarType.Int64, device).view(1, 1, 1, total);
+        var queryPos = arange(pastLength, total, ScalarType.Int64, device).view(1, 1, queryLength, 1);
+        var allowed = keyPos.le(queryPos);
+        if (window is { } w) allowed = allowed.logical_and((queryPos - keyPos).lt(w));
+        if (paddingMask is not null) allowed = allowed.logical_and(paddingMask.to_type(ScalarType.Bool).view(batch, 1, 1, total));
+        allowed = allowed.logical_or(keyPos.eq(queryPos)).expand(batch, 1, queryLength, total);
+        return allowed.contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Scaled dot-product attention with grouped-query heads repeated to match the query heads.</summary>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, bool isCausal)
+    {
+        using var scope = NewDisposeScope();
+        long rep = q.shape[1] / k.shape[1];
+        if (rep > 1)
+        {
+            k = k.repeat_interleave(rep, dim: 1);
+            v = v.repeat_interleave(rep, dim: 1);
+        }
+        return nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, isCausal).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,155 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Models;
+
+// Llama (1/2/3, incl. Llama 3.1 "llama3" rope scaling — handled by RotaryEmbedding) as in HF's modeling_llama:
+//
+//   h = embed_tokens(ids)
+//   for each layer:  h = h + self_attn(input_layernorm(h));  h = h + mlp(post_attention_layernorm(h))
+//   logits = lm_head(norm(h))
+//
+// Attention is grouped-query: num_key_value_heads K/V heads are shared by num_attention_heads query heads.
+// Rotary embeddings rotate q and k by position before the dot product; the KV cache stores rotated keys.
+
+/// <summary>Self-attention: q/k/v projections, rotary embedding, KV cache, SDPA, output projection.</summary>
+public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
+{
+    public nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
+    private readonly int _layer, _heads, _kvHeads, _headDim;
+
+    public LlamaAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base("LlamaAttention")
+    {
+        _layer = layer;
+        _heads = c.NumAttentionHeads;
+        _kvHeads = c.NumKeyValueHeads;
+        _headDim = c.HeadDim;
+        q_proj = new LinearLayer(c.HiddenSize, _heads * _headDim, c.QkvBias, dtype, device);
+        k_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
+        v_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
+        o_proj = new LinearLayer(_heads * _headDim, c.HiddenSize, c.OutputBias, dtype, device);
+        register_module("q_proj", q_proj);
+        register_module("k_proj", k_proj);
+        register_module("v_proj", v_proj);
+        register_module("o_proj", o_proj);
+    }
+
+    public Tensor forward(Tensor x, LayerInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        // [B, T, heads * D] -> [B, heads, T, D]
+        var q = q_proj.call(x).view(b, t, _heads, _headDim).transpose(1, 2);
+        var k = k_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        var v = v_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, inputs.Cos, inputs.Sin);
+        k = RotaryEmbedding.Apply(k, inputs.Cos, inputs.Sin);
+        if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
+        var y = AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
+        y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);
+        return o_proj.call(y).MoveToOuterDisposeScope();
+    }
+
+    public IReadOnlyList<string> ProjectionNames => ["q_proj", "k_proj", "v_proj", "o_proj"];
+
+    public nn.Module<Tensor, Tensor> GetProjection(string name) => name switch
+    {
+        "q_proj" => q_proj,
+        "k_proj" => k_proj,
+        "v_proj" => v_proj,
+        "o_proj" => o_proj,
+        _ => throw new ArgumentException($"no projection '{name}'"),
+    };
+
+    public void SetProjection(string name, nn.Module<Tensor, Tensor> module)
+    {
+        switch (name)
+        {
+            case "q_proj": q_proj = module; break;
+            case "k_proj": k_proj = module; break;
+            case "v_proj": v_proj = module; break;
+            case "o_proj": o_proj = module; break;
+            default: throw new ArgumentException($"no projection '{name}'");
+        }
+        ReplaceChild(name, module);
+    }
+}
+
+/// <summary>Pre-norm transformer block: attention and MLP, each added onto the residual stream.</summary>
+public sealed class LlamaDecoderLayer : nn.Module
+{
+    public readonly LlamaAttention self_attn;
+    public readonly GatedMlp mlp;
+    public readonly RMSNorm input_layernorm, post_attention_layernorm;
+
+    public LlamaDecoderLayer(ModelConfig c, int layer, ScalarType dtype, Device device) : base("LlamaDecoderLayer")
+    {
+        self_attn = new LlamaAttention(c, layer, dtype, device);
+        mlp = new GatedMlp(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        register_module("self_attn", self_attn);
+        register_module("mlp", mlp);
+        register_module("input_layernorm", input_layernorm);
+        register_module("post_attention_layernorm", post_attention_layernorm);
+    }
+
+    public Tensor forward(Tensor h, LayerInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        h = h + self_attn.forward(input_layernorm.call(h), inputs);
+        h = h + mlp.forward(post_attention_layernorm.call(h));
+        return h.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The decoder stack ("model." prefix in checkpoints).</summary>
+public sealed class LlamaModel : nn.Module
+{
+    public readonly EmbeddingLayer embed_tokens;
+    public readonly ModuleList<LlamaDecoderLayer> layers;
+    public readonly RMSNorm norm;
+
+    public LlamaModel(ModelConfig c, ScalarType dtype, Device device) : base("LlamaModel")
+    {
+        embed_tokens = new EmbeddingLayer(c.VocabSize, c.HiddenSize, dtype, device);
+        layers = new ModuleList<LlamaDecoderLayer>();
+        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new LlamaDecoderLayer(c, i, dtype, device));
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        register_module("embed_tokens", embed_tokens);
+        register_module("layers", layers);
+        register_module("norm", norm);
+    }
+}
+
+public sealed class LlamaForCausalLM : CausalLM
+{
+    public readonly LlamaModel model;
+    /// <summary>Null when tie_word_embeddings: logits then reuse the embedding matrix.</summary>
+    public readonly LinearLayer? lm_head;
+
+    public LlamaForCausalLM(ModelConfig c, ScalarType dtype, Device device) : base("LlamaForCausalLM", c, dtype, device)
+    {
+        model = new LlamaModel(c, dtype, device);
+        register_module("model", model);
+        if (!c.TieWordEmbeddings)
+        {
+            lm_head = new LinearLayer(c.HiddenSize, c.VocabSize, false, dtype, device);
+            register_module("lm_head", lm_head);
+        }
+    }
+
+    protected override Tensor ForwardCore(Tensor inputIds, ForwardContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        var h = model.embed_tokens.call(inputIds);
+        ctx.AfterEmbedding(h);
+        for (int i = 0; i < model.layers.Count; i++)
+            h = ctx.AfterLayer(i, model.layers[i].forward(h, ctx.Layers));
+        if (ctx.LastTokenLogitsOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        h = model.norm.call(h);
+        var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
+        return logits.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,159 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Models;
+
+// Mistral as in HF's modeling_mistral: the Llama block (no biases, grouped-query attention) plus sliding-window
+// attention — when config.sliding_window is set, each query attends only to keys with query - key < sliding_window.
+// The KV cache keeps all keys; the window is applied through the attention mask.
+//
+//   h = embed_tokens(ids)
+//   for each layer:  h = h + self_attn(input_layernorm(h));  h = h + mlp(post_attention_layernorm(h))
+//   logits = lm_head(norm(h))
+
+/// <summary>Self-attention: q/k/v projections, rotary embedding, KV cache, SDPA, output projection.</summary>
+public sealed class MistralAttention : ProjectionOwnerModule, IProjectionOwner
+{
+    public nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
+    private readonly int _layer, _heads, _kvHeads, _headDim;
+    private readonly bool _windowed;
+
+    public MistralAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base("MistralAttention")
+    {
+        _layer = layer;
+        _heads = c.NumAttentionHeads;
+        _kvHeads = c.NumKeyValueHeads;
+        _headDim = c.HeadDim;
+        _windowed = c.SlidingWindowForLayer(layer) is not null;
+        q_proj = new LinearLayer(c.HiddenSize, _heads * _headDim, c.QkvBias, dtype, device);
+        k_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
+        v_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
+        o_proj = new LinearLayer(_heads * _headDim, c.HiddenSize, c.OutputBias, dtype, device);
+        register_module("q_proj", q_proj);
+        register_module("k_proj", k_proj);
+        register_module("v_proj", v_proj);
+        register_module("o_proj", o_proj);
+    }
+
+    public Tensor forward(Tensor x, LayerInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        // [B, T, heads * D] -> [B, heads, T, D]
+        var q = q_proj.call(x).view(b, t, _heads, _headDim).transpose(1, 2);
+        var k = k_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        var v = v_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, inputs.Cos, inputs.Sin);
+        k = RotaryEmbedding.Apply(k, inputs.Cos, inputs.Sin);
+        if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
+        // Windowed layers use the sliding-window mask; the others the plain causal/padding mask.
+        var y = _windowed
+            ? AttentionOps.Attend(q, k, v, inputs.WindowMask, inputs.WindowIsCausal)
+            : AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
+        y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);
+        return o_proj.call(y).MoveToOuterDisposeScope();
+    }
+
+    public IReadOnlyList<string> ProjectionNames => ["q_proj", "k_proj", "v_proj", "o_proj"];
+
+    public nn.Module<Tensor, Tensor> GetProjection(string name) => name switch
+    {
+        "q_proj" => q_proj,
+        "k_proj" => k_proj,
+        "v_proj" => v_proj,
+        "o_proj" => o_proj,
+        _ => throw new ArgumentException($"no projection '{name}'"),
+    };
+
+    public void SetProjection(string name, nn.Module<Tensor, Tensor> module)
+    {
+        switch (name)
+        {
+            case "q_proj": q_proj = module; break;
+            case "k_proj": k_proj = module; break;
+            case "v_proj": v_proj = module; break;
+            case "o_proj": o_proj = module; break;
+            default: throw new ArgumentException($"no projection '{name}'");
+        }
+        ReplaceChild(name, module);
+    }
+}
+
+/// <summary>Pre-norm transformer block: attention and MLP, each added onto the residual stream.</summary>
+public sealed class MistralDecoderLayer : nn.Module
+{
+    public readonly MistralAttention self_attn;
+    public readonly GatedMlp mlp;
+    public readonly RMSNorm input_layernorm, post_attention_layernorm;
+
+    public MistralDecoderLayer(ModelConfig c, int layer, ScalarType dtype, Device device) : base("MistralDecoderLayer")
+    {
+        self_attn = new MistralAttention(c, layer, dtype, device);
+        mlp = new GatedMlp(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype, device);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        register_module("self_attn", self_attn);
+        register_module("mlp", mlp);
+        register_module("input_layernorm", input_layernorm);
+        register_module("post_attention_layernorm", post_attention_layernorm);
+    }
+
+    public Tensor forward(Tensor h, LayerInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        h = h + self_attn.forward(input_layernorm.call(h), inputs);
+        h = h + mlp.forward(post_attention_layernorm.call(h));
+        return h.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The decoder stack ("model." prefix in checkpoints).</summary>
+public sealed class MistralModel : nn.Module
+{
+    public readonly EmbeddingLayer embed_tokens;
+    public readonly ModuleList<MistralDecoderLayer> layers;
+    public readonly RMSNorm norm;
+
+    public MistralModel(ModelConfig c, ScalarType dtype, Device device) : base("MistralModel")
+    {
+        embed_tokens = new EmbeddingLayer(c.VocabSize, c.HiddenSize, dtype, device);
+        layers = new ModuleList<MistralDecoderLayer>();
+        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new MistralDecoderLayer(c, i, dtype, device));
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        register_module("embed_tokens", embed_tokens);
+        register_module("layers", layers);
+        register_module("norm", norm);
+    }
+}
+
+public sealed class MistralForCausalLM : CausalLM
+{
+    public readonly MistralModel model;
+    /// <summary>Null when tie_word_embeddings: logits then reuse the embedding matrix.</summary>
+    public readonly LinearLayer? lm_head;
+
+    public MistralForCausalLM(ModelConfig c, ScalarType dtype, Device device) : base("MistralForCausalLM", c, dtype, device)
+    {
+        model = new MistralModel(c, dtype, device);
+        register_module("model", model);
+        if (!c.TieWordEmbeddings)
+        {
+            lm_head = new LinearLayer(c.HiddenSize, c.VocabSize, false, dtype, device);
+            register_module("lm_head", lm_head);
+        }
+    }
+
+    protected override Tensor ForwardCore(Tensor inputIds, ForwardContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        var h = model.embed_tokens.call(inputIds);
+        ctx.AfterEmbedding(h);
+        for (int i = 0; i < model.layers.Count; i++)
+            h = ctx.AfterLayer(i, model.layers[i].forward(h, ctx.Layers));
+        if (ctx.LastTokenLogitsOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        h = model.norm.call(h);
+        var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
+        return logits.MoveToOuterDisposeScope();
+    }
+}
