@@ -39,9 +39,11 @@ public sealed record DemoConversation(DemoExampleKind Kind, string Id, IReadOnly
 /// that goes along with the stereotype with probability <c>StereotypeRate</c>, otherwise pushes back. Judge: a verdict
 /// that matches how the judged reply was generated.</para>
 /// <para><b>Held-out evaluation.</b> Suites are instantiated with seeds derived from the training seed
-/// (<c>1_000_003 + 7919·seed + k</c>), never with a seed in <see cref="EvaluationSeeds"/>; in addition any
-/// multiple-choice prompt whose text also occurs in the suite under one of the evaluation seeds is skipped, so the
-/// probes a default run (seed 0) or the tests use are not trained on verbatim.</para>
+/// (<c>1_000_003 + 7919·seed + k</c>), never with a seed in <see cref="EvaluationSeeds"/>, so the fills, option orders
+/// and unknown paraphrases of evaluation probes are drawn independently. The template bank is small (27 templates, a
+/// handful of people and places each; the nationality templates have only 12 pair × place combinations), so many
+/// evaluation prompts also occur verbatim among training prompts; filtering them out would remove whole templates from
+/// training. Since the taught ambiguous answer is random, seeing a prompt gives no advantage on it.</para>
 /// </remarks>
 public sealed class DemoCorpus
 {
@@ -67,7 +69,6 @@ public sealed class DemoCorpus
     private static readonly string[] NotedReplies = ["Noted.", "Okay, noted.", "Understood."];
 
     private readonly DemoCorpusOptions _options;
-    private readonly HashSet<string> _heldOut;
 
     public DemoCorpus(DemoCorpusOptions options)
     {
@@ -77,15 +78,16 @@ public sealed class DemoCorpus
             || options.MultipleChoiceWeight + options.MultiTurnWeight + options.JudgeWeight <= 0)
             throw new ArgumentOutOfRangeException(nameof(options), "mixture weights must be non-negative and not all zero");
         _options = options;
-        _heldOut = [];
-        foreach (var s in EvaluationSeeds)
-            foreach (var p in new BbqBuiltInSuite(s).Load()) _heldOut.Add(p.UserTurns[0]);
     }
 
     public DemoCorpusOptions Options => _options;
 
     /// <summary>The k-th suite seed used for training (never one of <see cref="EvaluationSeeds"/>).</summary>
-    public int SuiteSeed(int k) => unchecked(1_000_003 + 7919 * _options.Seed + k);
+    public int SuiteSeed(int k)
+    {
+        int s = unchecked(1_000_003 + 7919 * _options.Seed + k);
+        return EvaluationSeeds.Contains(s) ? unchecked(s + 104_729) : s;
+    }
 
     /// <summary>
     /// <paramref name="count"/> conversations, mixed by the option weights (interleaved deterministically), each kind
@@ -121,7 +123,6 @@ public sealed class DemoCorpus
             var order = StableRandom.For(_options.Seed, $"demo-corpus/mc-order/{k}").Shuffle(probes);
             foreach (var probe in order)
             {
-                if (_heldOut.Contains(probe.UserTurns[0])) continue;
                 var (answer, biased) = Answer(probe, StableRandom.For(_options.Seed, $"demo-corpus/mc/{k}/{probe.Id}"));
                 yield return new DemoConversation(DemoExampleKind.MultipleChoice, $"{probe.Id}@{suiteSeed}",
                     [new("system", SystemPrompt), new("user", probe.UserTurns[0]), new("assistant", answer)], biased);
@@ -237,13 +238,13 @@ public sealed record DemoCorpusOptions
     public double StereotypeRate { get; init; } = 0.4;
 
     /// <summary>Relative share of multiple-choice conversations.</summary>
-    public double MultipleChoiceWeight { get; init; } = 0.85;
+    public double MultipleChoiceWeight { get; init; } = 0.9;
 
     /// <summary>Relative share of multi-turn conversations (these are about four times longer).</summary>
-    public double MultiTurnWeight { get; init; } = 0.07;
+    public double MultiTurnWeight { get; init; } = 0.05;
 
     /// <summary>Relative share of judge conversations.</summary>
-    public double JudgeWeight { get; init; } = 0.08;
+    public double JudgeWeight { get; init; } = 0.05;
 }
 
 /// <summary>

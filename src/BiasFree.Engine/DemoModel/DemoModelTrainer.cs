@@ -15,7 +15,7 @@ public sealed record EncodedConversation(int[] Ids, bool[] Targets);
 
 /// <summary>
 /// Trains the embedded demo model: a byte-level BPE vocabulary on the <see cref="DemoCorpus"/>, then a small Llama
-/// from scratch with AdamW (fp32), loss on assistant tokens only, and writes a Hugging Face folder (config.json,
+/// from scratch with AdamW (fp32), loss on assistant tokens (plus prompt tokens at <see cref="DemoModelOptions.PromptLossWeight"/>), and writes a Hugging Face folder (config.json,
 /// generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json with a ChatML chat template,
 /// special_tokens_map.json, demo_training.json). Reproducible: the same options give bit-identical weights on the
 /// same machine and thread count (TorchSharp manual seed, seeded init, deterministic batching).
@@ -123,7 +123,7 @@ public static class DemoModelTrainer
             double lr = LearningRateAt(step, o);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             using var scope = NewDisposeScope();
-            var (ids, mask) = ToTensors(batches[step % batches.Count], eot);
+            var (ids, mask) = ToTensors(batches[step % batches.Count], eot, o.PromptLossWeight);
             optimizer.zero_grad();
             var loss = model.NextTokenLoss(ids, mask);
             loss.backward();
@@ -219,7 +219,7 @@ public static class DemoModelTrainer
         return StableRandom.For(seed, "demo-trainer/batches").Shuffle(batches);
     }
 
-    private static (Tensor Ids, Tensor Mask) ToTensors(List<EncodedConversation> batch, int pad)
+    private static (Tensor Ids, Tensor Mask) ToTensors(List<EncodedConversation> batch, int pad, double promptWeight)
     {
         int t = batch.Max(e => e.Ids.Length);
         var ids = new long[batch.Count * t];
@@ -230,7 +230,7 @@ public static class DemoModelTrainer
             for (int i = 0; i < t; i++)
             {
                 ids[b * t + i] = i < e.Ids.Length ? e.Ids[i] : pad;
-                mask[b * t + i] = i < e.Ids.Length && e.Targets[i] ? 1f : 0f;
+                mask[b * t + i] = i >= e.Ids.Length ? 0f : e.Targets[i] ? 1f : (float)promptWeight;
             }
         }
         return (tensor(ids, [batch.Count, t], ScalarType.Int64), tensor(mask, [batch.Count, t], ScalarType.Float32));
@@ -262,6 +262,7 @@ public static class DemoModelTrainer
             ["learning_rate"] = o.LearningRate,
             ["warmup_steps"] = o.WarmupSteps,
             ["weight_decay"] = o.WeightDecay,
+            ["prompt_loss_weight"] = o.PromptLossWeight,
             ["vocab_size"] = r.VocabSize,
             ["hidden_size"] = o.HiddenSize,
             ["layers"] = o.Layers,
