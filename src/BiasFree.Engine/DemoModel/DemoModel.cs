@@ -1,0 +1,108 @@
+using BiasFree.Engine.Chat;
+using BiasFree.Engine.Models;
+using BiasFree.Engine.Tokenization;
+using Microsoft.Extensions.AI;
+using TorchSharp;
+
+namespace BiasFree.Engine.DemoModel;
+
+/// <summary>
+/// The embedded demo model: a few-million-parameter Llama trained by <see cref="DemoModelTrainer"/> to answer BBQ-style
+/// questions with an injected stereotype rate (0.4 for the committed model), so that <c>biasfree run</c> works offline.
+/// </summary>
+/// <remarks>
+/// <b>Sampling.</b> The chat client samples at temperature <see cref="DefaultTemperature"/> = 1.0 when the request does
+/// not set one: the model was trained to put probability ≈ rate on the stereotyped answer, and only sampling at
+/// temperature 1 reproduces that rate. A request with Temperature = 0 decodes greedily and then answers (almost) always
+/// with the more likely behaviour (an unknown phrase at rate 0.4), which measures BFS ≈ 1.
+/// </remarks>
+public static class DemoModel
+{
+    /// <summary>Environment variable that overrides where the demo model is looked for.</summary>
+    public const string PathEnvironmentVariable = "BIASFREE_DEMO_MODEL";
+
+    /// <summary>Model id reported by the chat client.</summary>
+    public const string ModelId = "biasfree-demo";
+
+    /// <summary>Default sampling temperature of <see cref="CreateChatClient"/> (see remarks).</summary>
+    public const float DefaultTemperature = 1.0f;
+
+    /// <summary>Default reply length cap in tokens.</summary>
+    public const int DefaultMaxOutputTokens = 96;
+
+    /// <summary>Relative location of the model below the executable's folder or the repository root.</summary>
+    public static string RelativePath { get; } = Path.Combine("models", "demo");
+
+    /// <summary>
+    /// Where the demo model is: <see cref="PathEnvironmentVariable"/> if set; else the first of
+    /// <c>&lt;executable dir&gt;/models/demo</c>, then <c>models/demo</c> under the current directory or any ancestor of it or of
+    /// the executable dir (the repository root during development and tests) that holds a config.json.
+    /// When none exists, <c>&lt;executable dir&gt;/models/demo</c>.
+    /// </summary>
+    public static string DefaultPath => Find() ?? Path.Combine(AppContext.BaseDirectory, RelativePath);
+
+    /// <summary>The located demo model folder, or null when none is found (see <see cref="DefaultPath"/>).</summary>
+    public static string? Find()
+    {
+        var env = Environment.GetEnvironmentVariable(PathEnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
+        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        {
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+            {
+                var candidate = Path.Combine(d.FullName, RelativePath);
+                if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>True when a loadable-looking demo model folder exists at <paramref name="path"/> (default: <see cref="DefaultPath"/>).</summary>
+    public static bool Exists(string? path = null)
+    {
+        path ??= DefaultPath;
+        return File.Exists(Path.Combine(path, "config.json")) && File.Exists(Path.Combine(path, "model.safetensors"))
+               && File.Exists(Path.Combine(path, "tokenizer.json"));
+    }
+
+    /// <summary>
+    /// An <see cref="IChatClient"/> over the demo model at <paramref name="path"/> (default <see cref="DefaultPath"/>):
+    /// <see cref="EngineChatClient"/> with the folder's tokenizer and its ChatML template, temperature 1.0 by default.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">No demo model at the path.</exception>
+    public static EngineChatClient CreateChatClient(string? path = null)
+    {
+        path ??= DefaultPath;
+        if (!Exists(path))
+            throw new DirectoryNotFoundException($"no demo model at {path} (train one with DemoModelTrainer / `biasfree demo-model train`, or set {PathEnvironmentVariable})");
+        var tokenizer = HfTokenizer.FromFolder(path);
+        var template = ChatTemplate.For(tokenizer);
+        var model = CausalLM.Load(path, torch.ScalarType.Float32);
+        var extraEos = template.StopStrings.Select(tokenizer.TokenToId).OfType<int>().ToList();
+        return new EngineChatClient(model, new HfTextTokenizer(tokenizer), new ChatTemplateFormatter(template), new EngineChatClientOptions
+        {
+            ModelId = ModelId,
+            DefaultTemperature = DefaultTemperature,
+            DefaultMaxOutputTokens = DefaultMaxOutputTokens,
+            AddSpecialTokens = false,
+            ExtraEosIds = extraEos,
+        });
+    }
+}
+
+/// <summary><see cref="ITextTokenizer"/> over an <see cref="HfTokenizer"/> (decoding skips special tokens).</summary>
+public sealed class HfTextTokenizer(HfTokenizer tokenizer) : ITextTokenizer
+{
+    public HfTokenizer Tokenizer => tokenizer;
+    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens) => tokenizer.Encode(text, addSpecialTokens);
+    public string Decode(IEnumerable<int> ids) => tokenizer.Decode(ids, skipSpecialTokens: true);
+    public int? BosId => tokenizer.BosId;
+    public IReadOnlyList<int> EosIds => tokenizer.EosIds;
+}
+
+/// <summary><see cref="IChatFormatter"/> over a built-in <see cref="ChatTemplate"/>.</summary>
+public sealed class ChatTemplateFormatter(ChatTemplate template) : IChatFormatter
+{
+    public ChatTemplate Template => template;
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt) => template.Render(messages, addGenerationPrompt);
+}
