@@ -27,6 +27,7 @@ internal static class BiasFreeCli
         root.Add(RunCommand.Build());
         root.Add(ReportCommand.Build());
         root.Add(RunsCommand.Build());
+        root.Add(DemoModelCommand.Build());
         return root;
     }
 

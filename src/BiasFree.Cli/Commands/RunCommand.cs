@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
+using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Tokenization;
 using BiasFree.Judges;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
@@ -21,13 +23,14 @@ internal static class RunCommand
 
     private sealed record Options(
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
-        string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float Temperature, int Seed, int MaxTokens,
-        int? Limit, string RunsDir, string? RunId, string? Resume, IReadOnlyList<string> ExplicitRunSettings);
+        string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
+        int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
+        IReadOnlyList<string> ExplicitRunSettings);
 
     public static Command Build()
     {
         var suite = new Option<string[]>("--suite", "-s") { Description = $"Suite(s), repeatable or comma list: {string.Join(", ", SuiteRegistry.ValidSpecs)}.", DefaultValueFactory = _ => ["bbq"] };
-        var target = new Option<string?>("--target") { Description = "Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process." };
+        var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
         var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names)}.", DefaultValueFactory = _ => ["none"] };
@@ -38,26 +41,31 @@ internal static class RunCommand
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
         var retries = new Option<int?>("--retries") { Description = "Retries of a failed request (default 3)." };
-        var temperature = new Option<float>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0f };
+        var temperature = new Option<float?>("--temperature") { Description = $"Sampling temperature. Default: none sent to a server (its default applies); 0 for a model folder; {DemoModel.DefaultTemperature.ToString(CultureInfo.InvariantCulture)} (sampled, seeded by --seed) for the demo model." };
         var seed = new Option<int>("--seed") { Description = "Seed for probe sampling and generation.", DefaultValueFactory = _ => 0 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Max completion tokens per reply.", DefaultValueFactory = _ => 128 };
         var limit = new Option<int?>("--limit", "-n") { Description = "Only the first N probes of each suite (after seeded sampling)." };
         var runsDir = RunsDirOption();
         var runId = new Option<string?>("--run-id") { Description = "Id for the new run (default: time stamp)." };
         var resume = new Option<string?>("--resume") { Description = "Continue the run with this id (its stored settings are used)." };
+        var dtype = new Option<string?>("--dtype") { Description = "Weights dtype of a model folder or the demo model: float32 (default) or bfloat16." };
+        var device = new Option<string?>("--device") { Description = "Device of a model folder or the demo model: cpu (default) or cuda." };
+        var chatTemplate = new Option<string?>("--chat-template") { Description = $"Chat template of a model folder or the demo model: {string.Join("|", ChatTemplate.KnownNames)} (default: detected from tokenizer_config.json)." };
+        var noCache = new Option<bool>("--no-cache") { Description = "Don't answer from the response cache: every request reaches the target (replies are still cached)." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
+            pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)]), ct)));
         return cmd;
     }
@@ -113,8 +121,8 @@ internal static class RunCommand
             IChatClient target;
             if (IsLocalFolder(spec.TargetEndpoint))
             {
-                target = LoadLocal(spec.TargetEndpoint!, spec.Model);
-                spec = spec with { TargetKey = $"local|{spec.TargetEndpoint}|{spec.Model}" };
+                target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings());
+                spec = spec with { TargetKey = LocalTargetKey(spec) };
             }
             else
             {
@@ -183,13 +191,14 @@ internal static class RunCommand
 
     private static RunSpec NewSpec(Options o)
     {
-        if (o.Target is null)
-        {
-            throw new UserErrorException("no target: pass --target URL --model NAME, or --target MODEL_FOLDER for a local Hugging Face model.");
-        }
-        var target = o.Target;
+        var demo = o.Target is null;
+        var target = o.Target ?? FindDemoModel();
         var model = o.Model;
-        if (!IsHttpUrl(target))
+        if (demo)
+        {
+            model ??= DemoModel.ModelId;
+        }
+        else if (!IsHttpUrl(target))
         {
             if (!Directory.Exists(target))
             {
@@ -240,6 +249,23 @@ internal static class RunCommand
         {
             throw new UserErrorException("--timeout must be positive.");
         }
+        if (o.Temperature is < 0 or > 100 || o.Temperature is float t && !float.IsFinite(t))
+        {
+            throw new UserErrorException("--temperature must be between 0 and 100.");
+        }
+        var local = IsLocalFolder(target);
+        LocalTargetSettings? localSettings = null;
+        if (local)
+        {
+            localSettings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate));
+        }
+        else if (o.DType is not null || o.Device is not null || o.ChatTemplate is not null)
+        {
+            throw new UserErrorException("--dtype, --device and --chat-template apply only to a local model folder or the demo model, not to a server URL.");
+        }
+        // The effective temperature is stored (and keys the cache): a server's default when unset (none sent),
+        // greedy for a model folder, and sampling at the demo model's trained temperature for the demo model.
+        var temperature = o.Temperature ?? (demo ? DemoModel.DefaultTemperature : local ? 0f : null);
         if (o.Retries is < 0)
         {
             throw new UserErrorException("--retries must not be negative.");
@@ -262,7 +288,9 @@ internal static class RunCommand
             JudgeModel = o.JudgeModel,
             JudgeApiKeyEnvironmentVariable = o.JudgeApiKeyEnv,
             JudgeVotes = o.JudgeVotes,
-            Generation = new GenerationSettings(o.Temperature, o.Seed, o.MaxTokens),
+            Generation = new GenerationSettings(temperature, o.Seed, o.MaxTokens),
+            Local = localSettings,
+            NoCache = o.NoCache,
             Concurrency = o.Concurrency ?? 32,
             TimeoutSeconds = o.Timeout ?? 120,
             Retries = o.Retries ?? 3,
@@ -303,15 +331,94 @@ internal static class RunCommand
     /// <summary>A target that is a local Hugging Face model folder, run in-process by the engine.</summary>
     private static bool IsLocalFolder(string? target) => target is not null && !IsHttpUrl(target);
 
-    private static IChatClient LoadLocal(string folder, string model)
+    /// <summary>The demo model's folder, or a user error saying where it was looked for and what to do.</summary>
+    private static string FindDemoModel()
     {
-        if (!LocalModel.IsModelFolder(folder))
+        const string what = "train one with `biasfree demo-model train` or pass --target URL --model NAME (or --target MODEL_FOLDER)";
+        var env = Environment.GetEnvironmentVariable(DemoModel.PathEnvironmentVariable);
+        var path = DemoModel.Find();
+        if (path is not null && DemoModel.Exists(path))
         {
-            throw new UserErrorException($"'{folder}' is not a model folder (it needs config.json and tokenizer.json).");
+            return path;
+        }
+        if (!string.IsNullOrWhiteSpace(env))
+        {
+            throw new UserErrorException($"no --target and no demo model at {path} (from ${DemoModel.PathEnvironmentVariable}; it needs config.json, model.safetensors and tokenizer.json): {what}.");
+        }
+        if (path is not null)
+        {
+            throw new UserErrorException($"no --target and the demo model at {path} is incomplete (it needs config.json, model.safetensors and tokenizer.json): {what}.");
+        }
+        throw new UserErrorException($"no --target and no demo model found (looked for {DemoModel.RelativePath} with a config.json in {AppContext.BaseDirectory}, {Directory.GetCurrentDirectory()} and their parent folders; ${DemoModel.PathEnvironmentVariable} is not set): {what}.");
+    }
+
+    private static string NormalizeDType(string? dtype)
+    {
+        if (dtype is null)
+        {
+            return "float32";
+        }
+        return LocalModel.ParseDType(dtype) == TorchSharp.torch.ScalarType.BFloat16 ? "bfloat16" : "float32";
+    }
+
+    private static string NormalizeDevice(string? device) => device?.Trim().ToLowerInvariant() switch
+    {
+        null or "cpu" => "cpu",
+        "cuda" => "cuda",
+        _ => throw new UserErrorException($"unsupported --device '{device}': use cpu or cuda."),
+    };
+
+    private static string? NormalizeTemplate(string? name)
+    {
+        if (name is null)
+        {
+            return null;
+        }
+        var n = name.Trim().ToLowerInvariant();
+        return ChatTemplate.KnownNames.Contains(n, StringComparer.Ordinal)
+            ? n
+            : throw new UserErrorException($"unknown --chat-template '{name}': use {string.Join(", ", ChatTemplate.KnownNames)}.");
+    }
+
+    /// <summary>Cache identity of an in-process target: folder and model name, plus the load settings that change replies.</summary>
+    private static string LocalTargetKey(RunSpec spec)
+    {
+        var key = $"local|{spec.TargetEndpoint}|{spec.Model}";
+        if (spec.Local is { } l)
+        {
+            // Defaults keep the key of runs made before these settings existed.
+            key += (l.DType == "float32" ? "" : $"|dtype={l.DType}") + (l.Device == "cpu" ? "" : $"|device={l.Device}") +
+                (l.ChatTemplate is null ? "" : $"|template={l.ChatTemplate}") + (l.DemoModel ? "|demo" : "");
+        }
+        return key;
+    }
+
+    private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings)
+    {
+        if (settings.DemoModel ? !DemoModel.Exists(folder) : !LocalModel.IsModelFolder(folder))
+        {
+            throw new UserErrorException(settings.DemoModel
+                ? $"no demo model at {folder} (it needs config.json, model.safetensors and tokenizer.json); train one with `biasfree demo-model train`."
+                : $"'{folder}' is not a model folder (it needs config.json and tokenizer.json).");
+        }
+        var options = new LocalModelOptions
+        {
+            ModelId = model,
+            DType = settings.DType,
+            Device = settings.Device,
+            ChatTemplate = settings.ChatTemplate,
+        };
+        if (settings.DemoModel)
+        {
+            options = options with { DefaultTemperature = DemoModel.DefaultTemperature, DefaultMaxOutputTokens = DemoModel.DefaultMaxOutputTokens };
         }
         try
         {
-            return LocalModel.Load(folder, new LocalModelOptions { ModelId = model });
+            return LocalModel.Load(folder, options);
+        }
+        catch (ChatTemplateException ex)
+        {
+            throw new UserErrorException($"cannot choose a chat template for {folder}: {ex.Message}", ex);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -81,7 +81,7 @@ public sealed class EvaluationRunner
         }
 
         var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<string, Task<CachedResponse>>(StringComparer.Ordinal);
-        var clients = spec.Methods.ToDictionary(m => m, m => _applyMethod(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight), m));
+        var clients = spec.Methods.ToDictionary(m => m, m => _applyMethod(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache), m));
         var work = new List<(string Method, Probe Probe)>();
         foreach (var method in spec.Methods)
         {

@@ -72,9 +72,10 @@ internal sealed class ProbeCall(string suite, string probeId)
 /// it can, otherwise calls the target and caches the reply; records every request for the results table.
 /// The cache key is a SHA-256 over the target identity, the method, the probe, the exact messages and the
 /// generation settings of the request (plus a repeat counter when a mitigation resamples an identical request).
+/// With <c>readCache</c> false the cache is only written (identical requests in flight still share one call).
 /// </summary>
 internal sealed class RecordingChatClient(IChatClient target, RunStore store, string targetIdentity, string method,
-    ConcurrentDictionary<string, Task<CachedResponse>>? inFlight = null) : DelegatingChatClient(target)
+    ConcurrentDictionary<string, Task<CachedResponse>>? inFlight = null, bool readCache = true) : DelegatingChatClient(target)
 {
     // Identical requests in flight at the same time (e.g. a dialogue's shared early turns under two methods) make one call.
     private readonly ConcurrentDictionary<string, Task<CachedResponse>> _inFlight = inFlight ?? new(StringComparer.Ordinal);
@@ -101,7 +102,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
 
         while (true)
         {
-            if (await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } hit)
+            if (readCache && await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } hit)
             {
                 call?.Record(new RecordedRequest(recorded, hit.Text, Cached: true), hit.PromptTokens, hit.CompletionTokens, 0);
                 return FromCache(hit);
@@ -127,7 +128,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
             try
             {
                 // A request that finished between our cache check and taking the lead has cached its reply already.
-                if (await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } late)
+                if (readCache && await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } late)
                 {
                     call?.Record(new RecordedRequest(recorded, late.Text, Cached: true), late.PromptTokens, late.CompletionTokens, 0);
                     mine.SetResult(late);

@@ -4,10 +4,17 @@ using System.Text.Json.Serialization;
 namespace BiasFree.Runs;
 
 /// <summary>Decoding settings sent with every request of a run (part of the response-cache key).</summary>
-/// <param name="Temperature">Sampling temperature; BiasFreeBench uses greedy decoding (0).</param>
+/// <param name="Temperature">Sampling temperature; BiasFreeBench uses greedy decoding (0). Null sends none (the target's default applies).</param>
 /// <param name="Seed">Sampling seed passed to the target, if any.</param>
 /// <param name="MaxTokens">Maximum completion tokens per reply (BiasFreeBench: 128).</param>
 public sealed record GenerationSettings(float? Temperature = 0f, long? Seed = null, int? MaxTokens = 128);
+
+/// <summary>How an in-process target (a local Hugging Face model folder or the embedded demo model) is loaded.</summary>
+/// <param name="DemoModel">True when the target is the embedded demo model (its folder is the run's target endpoint).</param>
+/// <param name="DType">"float32" or "bfloat16".</param>
+/// <param name="Device">"cpu" or "cuda".</param>
+/// <param name="ChatTemplate">Chat template family (llama3, chatml, qwen2, mistral), or null to detect it from the folder.</param>
+public sealed record LocalTargetSettings(bool DemoModel = false, string DType = "float32", string Device = "cpu", string? ChatTemplate = null);
 
 /// <summary>
 /// Everything needed to (re)start a run, stored as JSON with the run. It names the API key's environment
@@ -62,6 +69,12 @@ public sealed record RunSpec
 
     /// <summary>Retries of a failed target request before the probe is recorded as an error.</summary>
     public int Retries { get; init; } = 3;
+
+    /// <summary>Load settings of an in-process target (model folder or demo model); null for a server or for defaults.</summary>
+    public LocalTargetSettings? Local { get; init; }
+
+    /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
+    public bool NoCache { get; init; }
 
     /// <summary>Credential-free key of the target (e.g. the target descriptor's cache key), part of response-cache keys.</summary>
     public string? TargetKey { get; init; }
