@@ -14,7 +14,7 @@ public static class CliProcess
 {
     public static string CliDll => Path.Combine(AppContext.BaseDirectory, "BiasFree.Cli.dll");
 
-    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string workingDirectory)
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string workingDirectory, IReadOnlyDictionary<string, string?>? environment = null)
     {
         // The dotnet host that runs the tests when the SDK set it (dotnet test), else the one on PATH.
         var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
@@ -36,12 +36,17 @@ public static class CliProcess
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["BIASFREE_TEST_KEY"] = "sk-test-secret-never-stored";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            psi.Environment[name] = value;
+        }
         return psi;
     }
 
-    public static async Task<CliResult> RunAsync(IEnumerable<string> args, string workingDirectory, CancellationToken ct, TimeSpan? timeout = null)
+    public static async Task<CliResult> RunAsync(IEnumerable<string> args, string workingDirectory, CancellationToken ct, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
-        using var process = Process.Start(StartInfo(args, workingDirectory))!;
+        using var process = Process.Start(StartInfo(args, workingDirectory, environment))!;
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);

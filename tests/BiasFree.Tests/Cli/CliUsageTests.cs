@@ -8,7 +8,6 @@ namespace BiasFree.Tests.Cli;
 public class CliUsageTests
 {
     [Theory]
-    [InlineData(new[] { "run" }, "no target: pass --target URL --model NAME")]
     [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m" }, "cannot reach the target")]
     [InlineData(new[] { "run", "--target", "not a url", "--model", "m" }, "is not an http(s) URL")]
     [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--method", "nonsense" }, "unknown method 'nonsense'")]
