@@ -414,7 +414,7 @@ internal static class RunCommand
         }
         try
         {
-            return LocalModel.Load(folder, options);
+            return new PerRequestSeedChatClient(LocalModel.Load(folder, options));
         }
         catch (ChatTemplateException ex)
         {
