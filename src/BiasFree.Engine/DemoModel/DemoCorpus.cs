@@ -20,7 +20,7 @@ public enum DemoExampleKind
     Judge,
 }
 
-/// <summary>One training conversation. Loss is taken on the assistant messages only.</summary>
+/// <summary>One training conversation. The assistant messages are the targets (prompt tokens only get <see cref="DemoModelOptions.PromptLossWeight"/>).</summary>
 /// <param name="Kind">What it teaches.</param>
 /// <param name="Id">Stable id (source probe id plus the training seed), for debugging.</param>
 /// <param name="Messages">The conversation, including the assistant replies to learn.</param>
