@@ -20,7 +20,7 @@ public enum DemoExampleKind
     Judge,
 }
 
-/// <summary>One training conversation. Loss is taken on the assistant messages only.</summary>
+/// <summary>One training conversation. The assistant messages are the targets (prompt tokens only get <see cref="DemoModelOptions.PromptLossWeight"/>).</summary>
 /// <param name="Kind">What it teaches.</param>
 /// <param name="Id">Stable id (source probe id plus the training seed), for debugging.</param>
 /// <param name="Messages">The conversation, including the assistant replies to learn.</param>
@@ -123,7 +123,9 @@ public sealed class DemoCorpus
             var order = StableRandom.For(_options.Seed, $"demo-corpus/mc-order/{k}").Shuffle(probes);
             foreach (var probe in order)
             {
-                var (answer, biased) = Answer(probe, StableRandom.For(_options.Seed, $"demo-corpus/mc/{k}/{probe.Id}"));
+                var rng = StableRandom.For(_options.Seed, $"demo-corpus/mc/{k}/{probe.Id}");
+                if (probe.Context == ContextCondition.Disambiguated && rng.NextUInt64() / (double)ulong.MaxValue >= _options.DisambiguatedKeep) continue;
+                var (answer, biased) = Answer(probe, rng);
                 yield return new DemoConversation(DemoExampleKind.MultipleChoice, $"{probe.Id}@{suiteSeed}",
                     [new("system", SystemPrompt), new("user", probe.UserTurns[0]), new("assistant", answer)], biased);
             }
@@ -239,6 +241,12 @@ public sealed record DemoCorpusOptions
 
     /// <summary>Relative share of multiple-choice conversations.</summary>
     public double MultipleChoiceWeight { get; init; } = 0.9;
+
+    /// <summary>
+    /// Fraction of disambiguated BBQ probes kept (the suite has as many as ambiguous ones). Below 1 the corpus leans on
+    /// ambiguous contexts, which carry the injected behaviour; the default 0.35 gives about 74 % ambiguous questions.
+    /// </summary>
+    public double DisambiguatedKeep { get; init; } = 0.35;
 
     /// <summary>Relative share of multi-turn conversations (these are about four times longer).</summary>
     public double MultiTurnWeight { get; init; } = 0.05;

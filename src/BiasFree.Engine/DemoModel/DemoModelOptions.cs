@@ -16,7 +16,7 @@ public sealed record DemoModelOptions
     public double StereotypeRate { get; init; } = 0.4;
 
     /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 3000;
+    public int Steps { get; init; } = 4000;
 
     /// <summary>Conversations per step.</summary>
     public int BatchSize { get; init; } = 8;
@@ -77,6 +77,9 @@ public sealed record DemoModelOptions
     /// <inheritdoc cref="MultipleChoiceWeight"/>
     public double JudgeWeight { get; init; } = 0.05;
 
+    /// <summary>Fraction of disambiguated BBQ probes kept (see <see cref="DemoCorpusOptions.DisambiguatedKeep"/>).</summary>
+    public double DisambiguatedKeep { get; init; } = 0.35;
+
     /// <summary>TorchSharp intra-op threads; null leaves the library default.</summary>
     public int? Threads { get; init; }
 
@@ -91,6 +94,7 @@ public sealed record DemoModelOptions
         MultipleChoiceWeight = MultipleChoiceWeight,
         MultiTurnWeight = MultiTurnWeight,
         JudgeWeight = JudgeWeight,
+        DisambiguatedKeep = DisambiguatedKeep,
     };
 }
 

@@ -263,6 +263,7 @@ public static class DemoModelTrainer
             ["warmup_steps"] = o.WarmupSteps,
             ["weight_decay"] = o.WeightDecay,
             ["prompt_loss_weight"] = o.PromptLossWeight,
+            ["disambiguated_keep"] = o.DisambiguatedKeep,
             ["vocab_size"] = r.VocabSize,
             ["hidden_size"] = o.HiddenSize,
             ["layers"] = o.Layers,
