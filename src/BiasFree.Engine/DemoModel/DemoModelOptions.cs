@@ -16,7 +16,7 @@ public sealed record DemoModelOptions
     public double StereotypeRate { get; init; } = 0.4;
 
     /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 4000;
+    public int Steps { get; init; } = 8000;
 
     /// <summary>Conversations per step.</summary>
     public int BatchSize { get; init; } = 8;
