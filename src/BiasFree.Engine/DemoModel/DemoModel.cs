@@ -75,34 +75,11 @@ public static class DemoModel
         path ??= DefaultPath;
         if (!Exists(path))
             throw new DirectoryNotFoundException($"no demo model at {path} (train one with DemoModelTrainer / `biasfree demo-model train`, or set {PathEnvironmentVariable})");
-        var tokenizer = HfTokenizer.FromFolder(path);
-        var template = ChatTemplate.For(tokenizer);
-        var model = CausalLM.Load(path, torch.ScalarType.Float32);
-        var extraEos = template.StopStrings.Select(tokenizer.TokenToId).OfType<int>().ToList();
-        return new EngineChatClient(model, new HfTextTokenizer(tokenizer), new ChatTemplateFormatter(template), new EngineChatClientOptions
+        return LocalModel.Load(path, new LocalModelOptions
         {
             ModelId = ModelId,
             DefaultTemperature = DefaultTemperature,
             DefaultMaxOutputTokens = DefaultMaxOutputTokens,
-            AddSpecialTokens = false,
-            ExtraEosIds = extraEos,
         });
     }
-}
-
-/// <summary><see cref="ITextTokenizer"/> over an <see cref="HfTokenizer"/> (decoding skips special tokens).</summary>
-public sealed class HfTextTokenizer(HfTokenizer tokenizer) : ITextTokenizer
-{
-    public HfTokenizer Tokenizer => tokenizer;
-    public IReadOnlyList<int> Encode(string text, bool addSpecialTokens) => tokenizer.Encode(text, addSpecialTokens);
-    public string Decode(IEnumerable<int> ids) => tokenizer.Decode(ids, skipSpecialTokens: true);
-    public int? BosId => tokenizer.BosId;
-    public IReadOnlyList<int> EosIds => tokenizer.EosIds;
-}
-
-/// <summary><see cref="IChatFormatter"/> over a built-in <see cref="ChatTemplate"/>.</summary>
-public sealed class ChatTemplateFormatter(ChatTemplate template) : IChatFormatter
-{
-    public ChatTemplate Template => template;
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt) => template.Render(messages, addGenerationPrompt);
 }
