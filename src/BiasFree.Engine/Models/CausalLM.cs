@@ -109,9 +109,8 @@ public abstract class CausalLM : nn.Module
         var dev = ResolveDevice(device);
         CausalLM model = config.ModelType switch
         {
-            "llama" => new LlamaForCausalLM(config, dtype, dev),
-            "qwen2" => new Qwen2ForCausalLM(config, dtype, dev),
-            "mistral" => new MistralForCausalLM(config, dtype, dev),
+            // One implementation for the family: Qwen2's biases/tied embeddings and Mistral's sliding window are config switches.
+            "llama" or "qwen2" or "mistral" => new LlamaForCausalLM(config, dtype, dev),
             _ => throw new NotSupportedException($"model_type '{config.ModelType}' is not supported"),
         };
         model.eval();

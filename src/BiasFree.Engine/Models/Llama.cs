@@ -4,20 +4,31 @@ using static TorchSharp.torch;
 
 namespace BiasFree.Engine.Models;
 
-// Llama (1/2/3, incl. Llama 3.1 "llama3" rope scaling — handled by RotaryEmbedding) as in HF's modeling_llama:
+// The Llama family, as in HF's modeling_llama, modeling_qwen2 and modeling_mistral. The three architectures are one
+// block; everything that differs between them is a config switch, so this one file implements all three:
 //
 //   h = embed_tokens(ids)
 //   for each layer:  h = h + self_attn(input_layernorm(h));  h = h + mlp(post_attention_layernorm(h))
-//   logits = lm_head(norm(h))
+//   logits = lm_head(norm(h))        (lm_head = embed_tokens.weight when tie_word_embeddings)
 //
 // Attention is grouped-query: num_key_value_heads K/V heads are shared by num_attention_heads query heads.
-// Rotary embeddings rotate q and k by position before the dot product; the KV cache stores rotated keys.
+// Rotary embeddings rotate q and k by position before the dot product; the KV cache stores rotated keys
+// (Llama 3.1 "llama3" rope scaling is handled by RotaryEmbedding).
+//
+// What the config switches on, per architecture:
+//   * Llama   — attention_bias / mlp_bias (usually false); rope_scaling.
+//   * Qwen2   — q_proj, k_proj and v_proj carry biases (o_proj does not); small models tie lm_head to embed_tokens, so
+//               checkpoints have no lm_head.weight; with use_sliding_window, layers at index >= max_window_layers
+//               attend only to the last sliding_window positions.
+//   * Mistral — sliding-window attention: each query attends only to keys with query - key < sliding_window.
+// The KV cache keeps all keys; a sliding window is applied through the attention mask (ModelConfig.SlidingWindowForLayer).
 
 /// <summary>Self-attention: q/k/v projections, rotary embedding, KV cache, SDPA, output projection.</summary>
 public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
 {
     public nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
     private readonly int _layer, _heads, _kvHeads, _headDim;
+    private readonly bool _windowed;
 
     public LlamaAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base("LlamaAttention")
     {
@@ -25,6 +36,7 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         _heads = c.NumAttentionHeads;
         _kvHeads = c.NumKeyValueHeads;
         _headDim = c.HeadDim;
+        _windowed = c.SlidingWindowForLayer(layer) is not null;
         q_proj = new LinearLayer(c.HiddenSize, _heads * _headDim, c.QkvBias, dtype, device);
         k_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
         v_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
@@ -46,7 +58,11 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         q = RotaryEmbedding.Apply(q, inputs.Cos, inputs.Sin);
         k = RotaryEmbedding.Apply(k, inputs.Cos, inputs.Sin);
         if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
-        var y = AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
+        // Windowed layers (Mistral, Qwen2 with use_sliding_window) use the sliding-window mask; the others the plain
+        // causal/padding mask.
+        var y = _windowed
+            ? AttentionOps.Attend(q, k, v, inputs.WindowMask, inputs.WindowIsCausal)
+            : AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
         y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);
         return o_proj.call(y).MoveToOuterDisposeScope();
     }
@@ -123,6 +139,7 @@ public sealed class LlamaModel : nn.Module
     }
 }
 
+/// <summary>A Llama, Qwen2 or Mistral causal LM (see the file header for what differs between them).</summary>
 public sealed class LlamaForCausalLM : CausalLM
 {
     public readonly LlamaModel model;
