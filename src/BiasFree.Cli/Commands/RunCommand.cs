@@ -25,7 +25,7 @@ internal static class RunCommand
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
-        IReadOnlyList<string> ExplicitRunSettings);
+        IReadOnlyList<string> ExplicitRunSettings, int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline);
 
     public static Command Build()
     {
@@ -52,11 +52,13 @@ internal static class RunCommand
         var device = new Option<string?>("--device") { Description = "Device of a model folder or the demo model: cpu (default) or cuda." };
         var chatTemplate = new Option<string?>("--chat-template") { Description = $"Chat template of a model folder or the demo model: {string.Join("|", ChatTemplate.KnownNames)} (default: detected from tokenizer_config.json)." };
         var noCache = new Option<bool>("--no-cache") { Description = "Don't answer from the response cache: every request reaches the target (replies are still cached)." };
+        var bootstrap = ReportSettingsOptions.Bootstrap();
+        var baseline = ReportSettingsOptions.Baseline();
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, bootstrap, baseline,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
         Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache];
@@ -66,7 +68,7 @@ internal static class RunCommand
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
-            [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)]), ct)));
+            [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)], pr.GetValue(bootstrap), pr.GetValue(baseline)!), ct)));
         return cmd;
     }
 
@@ -116,6 +118,7 @@ internal static class RunCommand
             }
 
             // Everything that can be wrong with the options is checked before a new run is recorded.
+            ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
             var probes = LoadProbes(spec);
             using var judges = BuildJudges(spec, probes);
             IChatClient target;
@@ -178,7 +181,8 @@ internal static class RunCommand
             return ExitCodes.Interrupted;
         }
 
-        var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
+        var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
         Console.Out.WriteLine($"Run id: {spec.RunId}");
         if (!outcome.IsComplete)

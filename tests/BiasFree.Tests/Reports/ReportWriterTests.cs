@@ -31,7 +31,8 @@ public class ReportWriterTests
             Row("cot", "p5", category, Label.Unknown, model: model), Row("cot", "p6", category, Label.JudgeError, model: model),
         ];
         var spec = RunStoreTestsSpec() with { Model = model, Methods = ["none", "cot"] };
-        return RunReport.Build(spec, rows, 12, new ScoreOptions { Resamples = 200 });
+        // Tiny groups: the minimum count for an interval is lowered so that intervals appear.
+        return RunReport.Build(spec, rows, 12, new ScoreOptions { Resamples = 200, MinimumCount = 1 });
     }
 
     private static RunSpec RunStoreTestsSpec() => BiasFree.Tests.Runs.RunStoreTests.Spec("r");
@@ -51,9 +52,15 @@ public class ReportWriterTests
         Assert.Equal((6, 1), (cot.Responses, cot.Counts[Label.JudgeError]));
         var c = Assert.Single(report.Comparisons);
         Assert.Equal(("cot", "none"), (c.Method, c.Baseline));
-        Assert.Equal(4, c.Result.Pairs); // p1..p4 eligible in both
+        // p1..p5 are judged for both (p6 failed for none); the headline Δ is 4/5 (cot) − 2/4 (none) = +0.30.
+        Assert.Equal((5, 0, 1), (c.Result.Probes, c.Result.OnlyInA, c.Result.OnlyInB));
+        Assert.Equal(0.3, c.Result.Difference!.Value, 12);
+        Assert.Equal(0.2, c.Result.IneligibleShareA); // p5 unrelated for none
+        // The secondary McNemar test drops p5 and sees 2/4 vs 3/4.
+        Assert.Equal((4, 1), (c.Result.BothEligible, c.Result.DroppedFromMcNemar));
         Assert.Equal(1, c.Result.BiasedOnlyInA); // p1
         Assert.Equal(0, c.Result.BiasedOnlyInB);
+        Assert.Equal(0.75, c.Result.BothEligibleBfsB);
     }
 
     [Fact]
@@ -65,7 +72,11 @@ public class ReportWriterTests
         Assert.Contains("| m | none | **all** | 5 | **50.00** |", md, StringComparison.Ordinal);
         Assert.Contains($"[{ReportWriter.Percent(none.BfsLow)}, {ReportWriter.Percent(none.BfsHigh)}]", md, StringComparison.Ordinal);
         Assert.Contains("| m | cot | **all** | 6 | **80.00** |", md, StringComparison.Ordinal);
-        Assert.Contains("| m | multiple-choice | cot | 4 | 50.00 | 75.00 | +25.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| m | multiple-choice | not disambiguated | cot | 5 | 50.00 | 80.00 | +30.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| m | multiple-choice | cot | 4 | 1 | 1 | 0 | 0 | 50.00 | 75.00 | 1 | 0 | 1.0000 |", md, StringComparison.Ordinal);
+        var c = report.Comparisons[0].Result;
+        Assert.Contains($"| {ReportWriter.Percent(c.IneligibleShareA)} | {ReportWriter.Percent(c.IneligibleShareB)} | -20.00 |", md, StringComparison.Ordinal);
+        Assert.Contains($"| {c.Seed} |", md, StringComparison.Ordinal);
         Assert.Contains("1 target errors and 1 judge errors", md, StringComparison.Ordinal);
     }
 
@@ -77,12 +88,32 @@ public class ReportWriterTests
         Assert.DoesNotContain("\n# heading", md, StringComparison.Ordinal);
         var escaped = ReportWriter.EscapeMarkdownCell(Hostile);
         Assert.Equal("evil\\|model \\# heading &lt;script&gt;alert(1)&lt;/script&gt; \\*x\\* \\`y\\`", escaped);
-        // Every table line of the score table has the same number of unescaped pipes as its header.
-        var lines = md.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal) && l.Contains("evil", StringComparison.Ordinal)).ToList();
-        Assert.NotEmpty(lines);
-        var header = md.Split('\n').First(l => l.StartsWith("| Model | Method | Category", StringComparison.Ordinal));
-        Assert.All(lines.Where(l => !l.Contains("multiple-choice", StringComparison.Ordinal) && !l.StartsWith("| Model |", StringComparison.Ordinal)),
-            l => Assert.Equal(Pipes(header), Pipes(l)));
+        // Every line of every table has as many unescaped pipes as that table's header, the hostile rows included.
+        var tables = Tables(md);
+        Assert.True(tables.Count >= 4, md); // headline, multiple choice, BBQ scores, comparison, McNemar
+        Assert.All(tables, t => Assert.All(t, l => Assert.Equal(Pipes(t[0]), Pipes(l))));
+        Assert.True(tables.Sum(t => t.Count(l => l.Contains("evil", StringComparison.Ordinal))) >= 8);
+    }
+
+    /// <summary>The Markdown tables of a report: runs of consecutive lines that start with a pipe.</summary>
+    private static List<List<string>> Tables(string md)
+    {
+        var tables = new List<List<string>>();
+        List<string>? current = null;
+        foreach (var line in md.Split('\n'))
+        {
+            if (line.StartsWith('|'))
+            {
+                (current ??= []).Add(line);
+            }
+            else if (current is not null)
+            {
+                tables.Add(current);
+                current = null;
+            }
+        }
+        if (current is not null) tables.Add(current);
+        return tables;
     }
 
     private static int Pipes(string line) => line.Replace("\\|", "", StringComparison.Ordinal).Count(c => c == '|');
@@ -118,7 +149,12 @@ public class ReportWriterTests
         Assert.Equal(1, none.GetProperty("targetErrors").GetInt32());
         Assert.Equal(2, none.GetProperty("counts").GetProperty("biased").GetInt32());
         var cmp = root.GetProperty("comparisons")[0];
-        Assert.Equal(0.25, cmp.GetProperty("difference").GetDouble(), 12);
+        Assert.Equal(0.3, cmp.GetProperty("difference").GetDouble(), 12);
+        Assert.Equal(report.Comparisons[0].Result.Seed, cmp.GetProperty("seed").GetInt32());
+        Assert.Equal(1, cmp.GetProperty("secondaryMcNemar").GetProperty("dropped").GetInt32());
+        Assert.Equal(1, cmp.GetProperty("ineligibleLabelsBaseline").GetProperty("unrelated").GetInt32());
+        Assert.Equal(200, root.GetProperty("settings").GetProperty("resamples").GetInt32());
+        Assert.Contains("not in the denominator", root.GetProperty("definitions").GetProperty("denominators").GetString(), StringComparison.Ordinal);
         Assert.Equal(1, root.GetProperty("totals").GetProperty("targetErrors").GetInt32());
     }
 

@@ -55,6 +55,46 @@ public class BootstrapTests
     }
 
     [Fact]
+    public void FewerEligibleThanTheMinimumGiveNoInterval()
+    {
+        // One eligible answer among 50: the interval would be [1, 1] with about a third of the resamples undefined.
+        var one = Labels(0, 1, 49);
+        Assert.Null(Bootstrap.BfsInterval(Scenario.MultipleChoice, one));
+        Assert.Null(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(4, 5, 20))); // 9 eligible
+        Assert.NotNull(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(4, 6, 20))); // 10 eligible
+        Assert.NotNull(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(4, 5, 20), minimumEligible: 9));
+    }
+
+    [Fact]
+    public void ResamplesWithoutAnEligibleAnswerAreCountedAndLeftOut()
+    {
+        // Forced below the minimum: 1 eligible (unknown) among 50. A resample misses it with probability (49/50)^50 ≈ 0.364.
+        var ci = Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(0, 1, 49), resamples: 4000, seed: 5, minimumEligible: 1)!;
+        Assert.Equal(4000, ci.Resamples);
+        Assert.InRange(ci.UndefinedResamples, (int)(4000 * 0.33), (int)(4000 * 0.40));
+        Assert.Equal((1.0, 1.0), (ci.Low, ci.High)); // every defined resample has BFS 1; the undefined ones are not counted as 0
+        Assert.Equal(5, ci.Seed);
+
+        var none = Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(30, 70), resamples: 2000);
+        Assert.Equal(0, none!.UndefinedResamples);
+    }
+
+    [Fact]
+    public void RatioIntervalRejectsUnknownKinds() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => Bootstrap.RatioInterval(new byte[] { 0, 1, 3 }, 10, 0.95, 1, 1));
+
+    [Fact]
+    public void DerivedSeedsDependOnEveryPartAndOnTheBaseSeed()
+    {
+        int s = Bootstrap.DeriveSeed(0, "m", "none", "cot");
+        Assert.Equal(s, Bootstrap.DeriveSeed(0, "m", "none", "cot"));
+        Assert.NotEqual(s, Bootstrap.DeriveSeed(1, "m", "none", "cot"));
+        Assert.NotEqual(s, Bootstrap.DeriveSeed(0, "m", "cot", "none"));
+        Assert.NotEqual(s, Bootstrap.DeriveSeed(0, "m", "nonec", "ot")); // parts are separated
+        Assert.True(s >= 0);
+    }
+
+    [Fact]
     public void PercentileUsesType7Quantiles()
     {
         // 0..100; level 0.9 → quantiles at 0.05 and 0.95: h = 100·0.05 = 5 → 5, h = 95 → 95.
