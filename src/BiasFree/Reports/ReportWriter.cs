@@ -96,7 +96,7 @@ public static class ReportWriter
 
         public static string Bootstrap(ReportSettings s) => !s.BootstrapIntervals
             ? "No intervals (bootstrap switched off)."
-            : $"Intervals: percentile bootstrap, {s.Resamples.ToString("N0", CultureInfo.InvariantCulture)} resamples, level {(s.Level * 100).ToString("0.##", CultureInfo.InvariantCulture)}%, base seed {s.Seed.ToString(CultureInfo.InvariantCulture)} (each interval's seed is derived from it and the interval's key; each comparison's seed is printed). No interval is shown when a denominator has fewer than {s.MinimumCount.ToString(CultureInfo.InvariantCulture)} responses; resamples whose denominator is 0 are left out and counted.";
+            : $"Intervals: percentile bootstrap, {s.Resamples.ToString("N0", CultureInfo.InvariantCulture)} resamples, level {(s.Level * 100).ToString("0.##", CultureInfo.InvariantCulture)}%, base seed {s.Seed.ToString(CultureInfo.InvariantCulture)} (each interval's seed is derived from it and the interval's key; each comparison's seed is printed). No interval is shown when a denominator has fewer than {s.MinimumCount.ToString(CultureInfo.InvariantCulture)} responses; resamples whose denominator is 0 are left out and counted. A proportion of exactly 0 or 100% gets Clopper-Pearson's exact interval instead (a bootstrap would collapse to the point).";
     }
 
     // ------------------------------------------------------------------ Markdown
@@ -324,6 +324,7 @@ public static class ReportWriter
         }
         md.AppendLine();
         md.AppendLine(Definitions.Comparison).AppendLine();
+        var notes = md.Length;
         foreach (var c in report.Comparisons.Where(c => c.Result.OnlyInA + c.Result.OnlyInB > 0))
         {
             md.Append("- ").Append(EscapeMarkdownCell(c.Method)).Append(" (").Append(ScenarioName(c.Scenario)).Append(", ").Append(EscapeMarkdownCell(c.Model)).Append("): ")
@@ -341,7 +342,10 @@ public static class ReportWriter
               .Append(Int(report.Settings.MinimumCount)).Append(" eligible answers (").Append(baseline).Append(' ').Append(Int(c.Result.EligibleA)).Append(", method ")
               .Append(Int(c.Result.EligibleB)).AppendLine(").");
         }
-        md.AppendLine();
+        if (md.Length > notes)
+        {
+            md.AppendLine();
+        }
 
         md.AppendLine("### Secondary: exact McNemar test on probes where both answers are eligible").AppendLine();
         md.Append("| Model | Scenario | Method | Both eligible | Dropped | Not eligible in ").Append(baseline).Append(" only | Not eligible in method only | Not eligible in both | BFS ")

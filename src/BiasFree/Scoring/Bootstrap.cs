@@ -17,6 +17,12 @@ public sealed record ConfidenceInterval(double Low, double High, double Level)
 
     /// <summary>Seed of the bootstrap's random stream.</summary>
     public int Seed { get; init; }
+
+    /// <summary>
+    /// True when the interval is Clopper–Pearson's exact one instead of a bootstrap's: a proportion of exactly 0 or 1,
+    /// where every resample gives the same value and a percentile interval would collapse to a point.
+    /// </summary>
+    public bool Exact { get; init; }
 }
 
 /// <summary>
@@ -36,6 +42,11 @@ public sealed record ConfidenceInterval(double Low, double High, double Level)
 /// (<see cref="DefaultMinimumCount"/> = 10): below that the interval is degenerate (one eligible answer among 50
 /// gives [0, 0] or [1, 1] with a third of the resamples undefined), and with at least 10 the chance that one resample
 /// has none is about e^−10 ≈ 5·10⁻⁵, so the left-out resamples cannot move the percentiles.</para>
+/// <para><b>Proportions of 0 or 1.</b> When no item (or every item) in the denominator is of kind 2, every resample has
+/// the same ratio and the percentile interval is the point itself — 0 "unknown" answers among 140 would read [0, 0].
+/// There the interval is Clopper–Pearson's exact binomial interval (Clopper &amp; Pearson 1934), which for these two
+/// cases has a closed form with n = the denominator: [0, 1 − (α/2)^(1/n)] and [(α/2)^(1/n), 1]
+/// (<see cref="ConfidenceInterval.Exact"/> is then true).</para>
 /// <para>The interval is the (α/2, 1−α/2) quantiles of the defined resampled values with α = 1 − level, using linear
 /// interpolation between order statistics (Hyndman &amp; Fan 1996, type 7). The random stream is
 /// <see cref="BootstrapRandom"/> seeded with the given seed, so an interval is reproducible on any machine.</para>
@@ -84,13 +95,20 @@ public static class Bootstrap
     public static ConfidenceInterval? RatioInterval(ReadOnlySpan<byte> kinds, int resamples, double level, int seed, int minimumCount = DefaultMinimumCount)
     {
         Validate(resamples, level);
-        int n = kinds.Length, inDenominator = 0;
+        int n = kinds.Length, inDenominator = 0, inNumerator = 0;
         foreach (var k in kinds)
         {
             if (k > 2) throw new ArgumentOutOfRangeException(nameof(kinds), k, "Kinds are 0, 1 or 2.");
             if (k != 0) inDenominator++;
+            if (k == 2) inNumerator++;
         }
         if (inDenominator < Math.Max(1, minimumCount)) return null;
+        if (inNumerator == 0 || inNumerator == inDenominator)
+        {
+            // Clopper–Pearson at x = 0: upper = 1 − (α/2)^(1/n); at x = n: lower = (α/2)^(1/n).
+            double bound = Math.Pow((1 - level) / 2, 1.0 / inDenominator);
+            return (inNumerator == 0 ? new ConfidenceInterval(0, 1 - bound, level) : new ConfidenceInterval(bound, 1, level)) with { Exact = true, Seed = seed };
+        }
 
         var rng = new BootstrapRandom((ulong)(uint)seed);
         var stats = new double[resamples];
