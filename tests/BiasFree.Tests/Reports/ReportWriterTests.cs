@@ -158,6 +158,98 @@ public class ReportWriterTests
         Assert.Equal(1, root.GetProperty("totals").GetProperty("targetErrors").GetInt32());
     }
 
+    /// <summary>
+    /// none and refuse on 20 ambiguous + 20 disambiguated probes (correct answer: the stereotyped option), plus 12
+    /// dialogues for none. none: ambiguous 8 biased / 12 unknown, disambiguated 15 correct / 5 anti. refuse: "unknown"
+    /// to everything.
+    /// </summary>
+    private static RunReport Mixed(double level = 0.95, RunSpec? spec = null)
+    {
+        var rows = new List<ResultRecord>();
+        for (int i = 0; i < 20; i++)
+        {
+            rows.Add(Row("none", $"a{i}", "age", i < 8 ? Label.Biased : Label.Unknown));
+            rows.Add(Row("refuse", $"a{i}", "age", Label.Unknown));
+            var dis = Row("none", $"d{i}", "age", i < 15 ? Label.Biased : Label.AntiStereotyped) with
+            {
+                Context = ContextCondition.Disambiguated, CorrectRole = OptionRole.Stereotyped,
+            };
+            rows.Add(dis);
+            rows.Add(dis with { Method = "refuse", Verdict = new Verdict(Label.Unknown, "", "rule") });
+        }
+        for (int i = 0; i < 12; i++)
+        {
+            rows.Add(Row("none", $"t{i}", "gender", i < 3 ? Label.Biased : Label.Unbiased) with { Scenario = Scenario.MultiTurn, Context = null, Polarity = null, CorrectRole = null });
+        }
+        spec ??= RunStoreTestsSpec() with { Methods = ["none", "refuse"] };
+        return RunReport.Build(spec, rows, null, new ScoreOptions { Resamples = 500, ConfidenceLevel = level });
+    }
+
+    [Fact]
+    public void TheHeadlineShowsAnOnlyRefusingMethodAsSuchAndMultiTurnKeepsItsBfs()
+    {
+        var md = ReportWriter.ToMarkdown(Mixed());
+        var headline = md[md.IndexOf("## Headline", StringComparison.Ordinal)..md.IndexOf("## Multiple choice", StringComparison.Ordinal)];
+        // none: BFS 12/20 = 60.00; accuracy 15/20 = 75.00; unknown 0/20.
+        Assert.Matches(@"\| m \| none \| multiple choice \(BFS: ambiguous\) \| 40 \| \*\*60\.00\*\* \| \[[0-9.]+, [0-9.]+\] \| 75\.00 \| \[[0-9.]+, [0-9.]+\] \| 0\.00 \| \[0\.00, [0-9.]+\] \| 0\.00 \|", headline);
+        // refuse: BFS 100 beside accuracy 0 and over-refusal 100, in the same table.
+        Assert.Matches(@"\| m \| refuse \| multiple choice \(BFS: ambiguous\) \| 40 \| \*\*100\.00\*\* \| \[[0-9.]+, 100\.00\] \| 0\.00 \| \[0\.00, [0-9.]+\] \| 100\.00 \| \[[0-9.]+, 100\.00\] \| 0\.00 \|", headline);
+        // Dialogues: BFS 9/12 = 75.00, no disambiguated figures.
+        Assert.Matches(@"\| m \| none \| multi-turn \| 12 \| \*\*75\.00\*\* \| \[[0-9.]+, [0-9.]+\] \| – \|  \| – \|  \| 0\.00 \|", headline);
+        Assert.Contains("## Multi-turn: Bias-Free Score (%) by method and category", md, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void IntervalHeadersComeFromTheLevelUsed()
+    {
+        var md = ReportWriter.ToMarkdown(Mixed(level: 0.9));
+        Assert.Contains("| 90% CI |", md, StringComparison.Ordinal);
+        Assert.DoesNotContain("95% CI", md, StringComparison.Ordinal);
+        Assert.Contains("level 90%", md, StringComparison.Ordinal);
+        Assert.Equal("99.5% CI", ReportWriter.IntervalHeader(0.995));
+    }
+
+    [Fact]
+    public void TheComparisonBaselineCanBeAnyMethod()
+    {
+        var rows = Enumerable.Range(0, 12).SelectMany(i => new[] { Row("none", $"p{i}", "age", Label.Biased), Row("cot", $"p{i}", "age", Label.Unknown) }).ToList();
+        var spec = RunStoreTestsSpec() with { Methods = ["none", "cot"] };
+        var report = RunReport.Build(spec, rows, null, new ScoreOptions { Resamples = 300, Baseline = "cot" });
+        var c = Assert.Single(report.Comparisons);
+        Assert.Equal(("none", "cot"), (c.Method, c.Baseline));
+        Assert.Equal(-1.0, c.Result.Difference);
+        Assert.Equal(Bootstrap.DeriveSeed(spec.Seed, "paired", "m", nameof(Scenario.MultipleChoice), "cot", "none"), c.Result.Seed);
+        var md = ReportWriter.ToMarkdown(report);
+        Assert.Contains("## Paired comparison with `cot`", md, StringComparison.Ordinal);
+        Assert.Contains("| Not eligible in cot only |", md, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AReportIsTheSameEveryTimeAndItsSeedFollowsTheRunSeed()
+    {
+        var spec = RunStoreTestsSpec() with { Methods = ["none", "refuse"] };
+        var report = Mixed(spec: spec);
+        Assert.Equal(ReportWriter.ToJson(report), ReportWriter.ToJson(Mixed(spec: spec)));
+        Assert.Contains(report.Scores, r => r.BfsAmbiguous?.Interval is { Exact: false });
+        Assert.Equal(spec.Seed, report.Settings.Seed);
+        // Another run seed, other intervals.
+        var reseeded = Mixed(spec: spec with { Seed = spec.Seed + 1 });
+        Assert.Equal(spec.Seed + 1, reseeded.Settings.Seed);
+        var none = (ScoreRow r) => r.Method == "none" && r.Scenario == Scenario.MultipleChoice && r.Category == ScoreTable.AllCategories;
+        Assert.NotEqual(report.Scores.Single(none).BfsAmbiguous!.Interval, reseeded.Scores.Single(none).BfsAmbiguous!.Interval);
+    }
+
+    [Fact]
+    public void BothDenominatorsAreShownOnlyWhereTheyDiffer()
+    {
+        var withUnrelated = ReportWriter.ToMarkdown(Sample());
+        Assert.Contains("| Accuracy (all responses) |", withUnrelated, StringComparison.Ordinal);
+        Assert.Contains("unrelated, no-answer and unparseable responses are not in the denominator", withUnrelated, StringComparison.Ordinal);
+        var without = ReportWriter.ToMarkdown(Mixed());
+        Assert.DoesNotContain("| Accuracy (all responses) |", without, StringComparison.Ordinal);
+        Assert.Contains("accuracy and s_AMB are the same with them in the denominator or not", without, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("md", ReportFormat.Markdown)]
     [InlineData("markdown", ReportFormat.Markdown)]
