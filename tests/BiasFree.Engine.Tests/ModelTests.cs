@@ -30,6 +30,28 @@ public class ModelTests
         Assert.True(MaxAbsDiff(logits, reference) < 2e-4 * scale, $"{arch}: max diff {MaxAbsDiff(logits, reference)} (scale {scale})");
     }
 
+    [Theory]
+    [InlineData("llama", 500000.0)]   // Llama 3
+    [InlineData("qwen2", 1000000.0)]  // Qwen2
+    [InlineData("mistral", 1000000.0)]
+    public void RopeThetaFromTheConfigReachesTheRotaryEmbedding(string arch, double theta)
+    {
+        using var dir = new TempDir();
+        using var model = TinyModels.SavedAndLoaded(arch, dir, ropeTheta: theta);
+        Assert.Equal(theta, ModelConfig.Load(dir.Path).RopeTheta);
+        Assert.Equal(theta, model.Config.RopeTheta);
+
+        var reference = new ReferenceModel(dir.Path).Logits(Prompt);
+        using var logits = model.Logits(Prompt);
+        double scale = reference.SelectMany(r => r).Max(Math.Abs), tolerance = 2e-4 * scale;
+        Assert.True(MaxAbsDiff(logits, reference) < tolerance, $"{arch} θ={theta}: max diff {MaxAbsDiff(logits, reference)} (scale {scale})");
+
+        // The same weights with the default base give logits far outside the tolerance, so a model that ignored
+        // rope_theta would fail the comparison above.
+        var withDefaultTheta = new ReferenceModel(dir.Path, ropeTheta: 10000).Logits(Prompt);
+        Assert.True(MaxAbsDiff(logits, withDefaultTheta) > 100 * tolerance, $"{arch}: θ barely changes the logits ({MaxAbsDiff(logits, withDefaultTheta)})");
+    }
+
     [Theory, MemberData(nameof(Archs))]
     public void Bfloat16LoadStaysCloseToReference(string arch)
     {
@@ -192,6 +214,7 @@ public class ModelTests
              "bos_token_id":128000,"eos_token_id":[128001,128008,128009],"torch_dtype":"bfloat16"}
             """);
         Assert.Equal(128, parsed.HeadDim);
+        Assert.Equal(500000.0, parsed.RopeTheta);
         Assert.Equal(new[] { 128001, 128008, 128009 }, parsed.EosTokenIds);
         Assert.Equal(new RopeScaling("llama3", 8, 1, 4, 8192), parsed.RopeScaling);
     }
@@ -225,12 +248,16 @@ public class ModelTests
         Assert.True(qwen.TieWordEmbeddings);
         Assert.Null(qwen.SlidingWindowForLayer(23));
         Assert.Equal(64, qwen.HeadDim);
+        Assert.Equal(1000000.0, qwen.RopeTheta);
         Assert.Equal(new[] { 151645 }, qwen.EosTokenIds);
         var mistral = ModelConfig.Parse("""
             {"architectures":["MistralForCausalLM"],"model_type":"mistral","vocab_size":32000,"hidden_size":4096,"intermediate_size":14336,
              "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"sliding_window":4096,"rope_theta":10000.0}
             """);
         Assert.Equal(4096, mistral.SlidingWindowForLayer(0));
+        Assert.Equal(10000.0, mistral.RopeTheta);
+        Assert.Equal(1e-6, mistral.RmsNormEps); // absent from this config: the default
+        Assert.Equal(10000.0, ModelConfig.Parse("""{"model_type":"llama","vocab_size":8,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2}""").RopeTheta);
         var round = ModelConfig.Parse(mistral.ToJson());
         Assert.Equal(mistral.ToJson(), round.ToJson());
         var gen = GenerationConfig.Parse("""{"bos_token_id":1,"eos_token_id":[2,3],"do_sample":true,"temperature":0.7,"top_p":0.9}""");

@@ -11,12 +11,20 @@ namespace BiasFree.Engine.Tests;
 public sealed class ReferenceModel
 {
     private readonly ModelConfig _c;
+    private readonly double _ropeTheta;
     private readonly Dictionary<string, double[,]> _mats = [];
     private readonly Dictionary<string, double[]> _vecs = [];
 
-    public ReferenceModel(string folder)
+    /// <param name="folder">A Hugging Face model folder.</param>
+    /// <param name="ropeTheta">
+    /// The rotary base to use instead of the folder's <c>rope_theta</c>. When null, it is read from config.json directly
+    /// (not through <see cref="ModelConfig.Parse"/>), so a parser that loses it cannot make the oracle agree with the engine.
+    /// </param>
+    public ReferenceModel(string folder, double? ropeTheta = null)
     {
         _c = ModelConfig.Load(folder);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!;
+        _ropeTheta = ropeTheta ?? json["rope_theta"]?.GetValue<double>() ?? 10000.0;
         using var ckpt = SafetensorsCheckpoint.Open(folder);
         foreach (var name in ckpt.Names)
         {
@@ -35,7 +43,7 @@ public sealed class ReferenceModel
     public double[] InvFreq()
     {
         int d = _c.HeadDim;
-        var inv = Enumerable.Range(0, d / 2).Select(i => 1.0 / Math.Pow(_c.RopeTheta, 2.0 * i / d)).ToArray();
+        var inv = Enumerable.Range(0, d / 2).Select(i => 1.0 / Math.Pow(_ropeTheta, 2.0 * i / d)).ToArray();
         if (_c.RopeScaling is { Type: "llama3" } s)
             for (int i = 0; i < inv.Length; i++)
             {
