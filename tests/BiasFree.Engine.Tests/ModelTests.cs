@@ -1,5 +1,6 @@
 using BiasFree.Engine.Generation;
 using BiasFree.Engine.Models;
+using BiasFree.Engine.WhiteBox;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -149,16 +150,77 @@ public class ModelTests
     }
 
     [Fact]
-    public void SteeringDuringGenerationChangesTheContinuation()
+    public void SteeringMovesTheHookedResidualByAlphaVAtTheLastPositionOnlyAndTheLogitsFollow()
     {
+        const int layer = 0;
+        const double alpha = 2.5;
         using var dir = new TempDir();
         using var model = TinyModels.SavedAndLoaded("llama", dir);
-        var plain = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, TestContext.Current.CancellationToken)[0];
-        using var direction = randn([64], generator: new torch.Generator(9)) * 20;
-        var steered = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6, OnLayer = (l, h) => l == 1 ? h + direction : h }, TestContext.Current.CancellationToken)[0];
+        using var v = randn([64], generator: new torch.Generator(3));
+        var vd = v.to_type(ScalarType.Float64).data<double>().ToArray();
+        int last = Prompt.Length - 1;
+        using var _ = no_grad();
+        using var plain = model.Forward(model.IdsTensor([Prompt]), new ForwardArgs { CaptureHiddenStates = true });
+        using var steered = model.Forward(model.IdsTensor([Prompt]), new ForwardArgs
+        {
+            OnLayer = Steering.AddVector(layer, v, alpha, lastTokenOnly: true),
+            CaptureHiddenStates = true,
+        });
+
+        // Up to the hooked layer's input nothing moves; its output moves by α·v at the last position and nowhere else.
+        for (int i = 0; i <= layer; i++)
+            Assert.Equal(0f, (steered.HiddenStates[i] - plain.HiddenStates[i]).abs().max().item<float>());
+        using var moved = steered.HiddenStates[layer + 1][0] - plain.HiddenStates[layer + 1][0]; // [T, H]
+        Assert.Equal(0f, moved.narrow(0, 0, last).abs().max().item<float>());
+        Assert.True((moved[last] - v * alpha).abs().max().item<float>() < 1e-5, "the last position did not move by α·v");
+
+        // Causal attention: earlier positions' logits are untouched; all logits equal the float64 reference with the
+        // same injection, which differs from the unsteered reference by far more than the tolerance.
+        Assert.Equal(0f, (steered.Logits[0].narrow(0, 0, last) - plain.Logits[0].narrow(0, 0, last)).abs().max().item<float>());
+        var reference = new ReferenceModel(dir.Path);
+        var expected = reference.Logits(Prompt, (l, h) =>
+        {
+            if (l == layer) for (int j = 0; j < vd.Length; j++) h[last][j] += alpha * vd[j];
+        });
+        double scale = expected.SelectMany(r => r).Max(Math.Abs), tolerance = 2e-4 * scale;
+        Assert.True(MaxAbsDiff(steered.Logits[0], expected) < tolerance, $"steered logits differ from the reference by {MaxAbsDiff(steered.Logits[0], expected)}");
+        var unsteered = reference.Logits(Prompt);
+        Assert.True(expected[last].Zip(unsteered[last], (a, b) => Math.Abs(a - b)).Max() > 100 * tolerance, "the steer is too weak to test");
+    }
+
+    [Fact]
+    public void SteeringDuringGenerationPicksTheSteeredReferenceArgmaxAtEveryStep()
+    {
+        const int layer = 1;
+        const double alpha = 6;
+        using var dir = new TempDir();
+        using var model = TinyModels.SavedAndLoaded("llama", dir);
+        var ct = TestContext.Current.CancellationToken;
+        using var v = randn([64], generator: new torch.Generator(9));
+        var vd = v.to_type(ScalarType.Float64).data<double>().ToArray();
+        var plain = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, ct)[0];
+        var steered = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6, OnLayer = Steering.AddVector(layer, v, alpha, lastTokenOnly: true) }, ct)[0];
         Assert.NotEqual(plain.Tokens, steered.Tokens);
-        var again = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, TestContext.Current.CancellationToken)[0];
-        Assert.Equal(plain.Tokens, again.Tokens);
+
+        // With the KV cache the hook sees the prompt, then one new token per step, so "last token only" steers every
+        // position from the prompt's last token on. Each greedy token is the argmax of the reference steered that way.
+        var reference = new ReferenceModel(dir.Path);
+        var sequence = Prompt.ToList();
+        foreach (var token in steered.Tokens)
+        {
+            var logits = reference.Logits(sequence, (l, h) =>
+            {
+                if (l != layer) return;
+                for (int t = Prompt.Length - 1; t < h.Length; t++)
+                    for (int j = 0; j < vd.Length; j++) h[t][j] += alpha * vd[j];
+            });
+            var lastRow = logits[^1];
+            Assert.Equal(Array.IndexOf(lastRow, lastRow.Max()), token);
+            sequence.Add(token);
+        }
+
+        // The hook was per call: the model is unsteered again.
+        Assert.Equal(plain.Tokens, model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, ct)[0].Tokens);
     }
 
     [Fact]

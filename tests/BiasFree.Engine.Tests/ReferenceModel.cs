@@ -60,7 +60,9 @@ public sealed class ReferenceModel
     }
 
     /// <summary>Logits [T][V] for one sequence.</summary>
-    public double[][] Logits(IReadOnlyList<int> ids)
+    /// <param name="ids">Token ids.</param>
+    /// <param name="afterLayer">Called with (layer, residual [T][H]) after each decoder layer; it may change the residual in place (steering).</param>
+    public double[][] Logits(IReadOnlyList<int> ids, Action<int, double[][]>? afterLayer = null)
     {
         int T = ids.Count, H = _c.HiddenSize, D = _c.HeadDim, nh = _c.NumAttentionHeads, nkv = _c.NumKeyValueHeads;
         var embed = _mats["model.embed_tokens.weight"];
@@ -111,6 +113,7 @@ public sealed class ReferenceModel
                 var act = gate.Select((g, i) => g / (1 + Math.Exp(-g)) * up[i]).ToArray();
                 h[t] = Add(h[t], Linear(act, p + "mlp.down_proj"));
             }
+            afterLayer?.Invoke(l, h);
         }
         string head = _c.TieWordEmbeddings ? "model.embed_tokens" : "lm_head";
         return h.Select(r => Linear(RmsNorm(r, _vecs["model.norm.weight"]), head)).ToArray();
