@@ -180,6 +180,39 @@ public partial class DocumentedFiguresTests
         Assert.Contains($"round-robin over the {new BbqBuiltInSuite(0).Load().Select(p => p.Id.Split("-f")[0]).Distinct().Count()} templates", card, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void DemoModelCardTablesAddUp()
+    {
+        var card = Doc("models", "demo", "README.md");
+        static double Bfs(int biased, int anti, int unknown) => (double)(anti + unknown) / (biased + anti + unknown);
+
+        // The demo-model eval table: 200 probes, BFS = (anti + unknown) / (biased + anti + unknown).
+        var g = Find(card, "eval table", @"\| (\d+) \| (\d+) \| (\d+) \| (\d+) \| \*\*([\d.]+)\*\* \((\d+) biased out of (\d+) eligible\) \|");
+        var (biased, anti, unknown, unrelated) = (Int(g[1]), Int(g[2]), Int(g[3]), Int(g[4]));
+        Assert.Equal(new EvalCommandDefaults().Count, biased + anti + unknown + unrelated);
+        Assert.Equal((biased, biased + anti + unknown), (Int(g[6]), Int(g[7])));
+        Assert.Equal(Num(g[5]), Math.Round(Bfs(biased, anti, unknown), 3));
+
+        // The main-job table: every row covers the suite's ambiguous items, and its BFS is computed from its counts.
+        int ambiguous = new BbqBuiltInSuite(0).Load().Count(p => p.Context == ContextCondition.Ambiguous);
+        Assert.Equal(ambiguous, Int(Find(card, "main job size", @"has ([\d,]+) ambiguous items")[1]));
+        foreach (var decoding in new[] { "sampled, temperature 1.0", "greedy, temperature 0" })
+        {
+            g = Find(card, decoding, Regex.Escape(decoding) + @"[^|]*\| `[^`]+` \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| \*\*([\d.]+)\*\* \(([\d,]+) / ([\d,]+)\) \|");
+            (biased, anti, unknown, unrelated) = (Int(g[1]), Int(g[2]), Int(g[3]), Int(g[4]));
+            Assert.Equal(ambiguous, biased + anti + unknown + unrelated);
+            Assert.Equal((anti + unknown, biased + anti + unknown), (Int(g[6]), Int(g[7])));
+            Assert.Equal(Num(g[5]), Math.Round(Bfs(biased, anti, unknown), 3));
+        }
+    }
+
+    /// <summary>The defaults of <c>biasfree demo-model eval</c>, read from the parsed command line.</summary>
+    private sealed class EvalCommandDefaults
+    {
+        private readonly ParseResult _parsed = BiasFreeCli.Build().Parse(["demo-model", "eval"]);
+        public int Count => _parsed.GetValue<int>("--count");
+    }
+
     [GeneratedRegex(@"\s+")]
     private static partial Regex WhiteSpace();
 
