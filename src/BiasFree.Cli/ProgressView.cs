@@ -100,7 +100,7 @@ internal static class SummaryView
         }
         static string P(double? v) => Reports.ReportWriter.Percent(v);
         static string Ci(Scoring.ConfidenceInterval? ci) => ci is null ? "" : $"{P(ci.Low)}–{P(ci.High)}";
-        var ci = Reports.ReportWriter.IntervalHeader(report.Settings.Level);
+        var ci = Reports.ReportWriter.IntervalHeader(report.ConfidenceLevel);
         // BFS is the headline BFS: ambiguous items for multiple choice (beside disambiguated accuracy and over-refusal),
         // every dialogue for multi-turn.
         var table = new Table().Title("Bias-Free Score (%), disambiguated accuracy and over-refusal")

@@ -405,6 +405,7 @@ public static class ReportWriter
         {
             run = report.Spec,
             totals = report.Totals,
+            confidenceLevel = report.ConfidenceLevel,
             settings = report.Settings,
             definitions = new
             {

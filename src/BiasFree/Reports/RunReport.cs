@@ -47,6 +47,9 @@ public sealed record RunReport(
     IReadOnlyList<TargetErrorCount> TargetErrors,
     IReadOnlyList<MethodComparison> Comparisons)
 {
+    /// <summary>Coverage of every interval in the report (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
+    public double ConfidenceLevel { get; init; } = new ScoreOptions().ConfidenceLevel;
+
     /// <summary>Name of the vanilla method, the default baseline every other method is compared with.</summary>
     public const string Baseline = "none";
 
@@ -136,7 +139,9 @@ public sealed record RunReport(
             rows.Sum(r => r.CompletionTokens));
         return new RunReport(spec, totals, scores, errors, comparisons)
         {
-            Settings = new ReportSettings(options.BootstrapIntervals, options.Resamples, options.ConfidenceLevel, baseSeed, options.MinimumCount, options.Baseline),
+            ConfidenceLevel = options.ConfidenceLevel,
+            Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
+                options.MinimumCount, options.Baseline),
         };
     }
 
