@@ -126,7 +126,8 @@ public sealed record RunReport(
             int seed = Bootstrap.DeriveSeed(baseSeed, "paired", model, scenario.ToString(), options.Baseline, method);
             var result = PairedComparison.Compare(baseline, responses, options.BootstrapIntervals ? options.Resamples : 1, options.ConfidenceLevel, seed,
                 options.BootstrapIntervals ? options.MinimumCount : int.MaxValue);
-            comparisons[i] = new MethodComparison(model, scenario, method, options.Baseline, result);
+            comparisons[i] = new MethodComparison(model, scenario, method, options.Baseline,
+                options.BootstrapIntervals ? result : result with { Resamples = 0 });
         });
 
         var totals = new RunTotals(
