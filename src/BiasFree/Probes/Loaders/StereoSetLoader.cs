@@ -63,6 +63,9 @@ public static class StereoSetLoader
         string exampleId = r.String("id");
         string target = r.String("target");
         string biasType = r.String("bias_type");
+        if (biasType is not ("race" or "religion" or "gender" or "profession"))
+            throw r.Error("bias_type", biasType.Length == 0 ? "must not be empty"
+                : $"unknown bias type '{biasType}'; StereoSet uses race, religion, gender, profession");
         string context = r.String("context");
         if (split == "intrasentence" && !context.Contains("BLANK", StringComparison.Ordinal))
             throw r.Error("context", "intrasentence context must contain BLANK");
