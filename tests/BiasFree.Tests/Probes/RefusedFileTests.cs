@@ -136,6 +136,10 @@ public class RefusedFileTests
         using var dir = new TempDir();
         var file = dir.File("Religion.jsonl", GoodBbq.Replace("A Hindu and", "A \\ud800 and"));
         Assert.Equal($"{file}:1: field 'context': invalid \\u escape (a lone UTF-16 surrogate)", Refuse(() => BbqJsonlLoader.Load(file)).Message);
+        file = dir.File("Religion.jsonl", GoodBbq.Replace("\"label\": 2}", "\"x\\udc00\": 1, \"label\": 2}"));
+        Assert.Equal($"{file}:1: a field name has an invalid \\u escape (a lone UTF-16 surrogate)", Refuse(() => BbqJsonlLoader.Load(file)).Message);
+        file = dir.File("own.jsonl", ProbeJsonl.Serialize(ProbeTestSupport.BuiltInBbq[0]).Replace("\"metadata\":{", "\"metadata\":{\"\\ud800\":\"x\","));
+        Assert.Equal($"{file}:1: field 'metadata': a field name has an invalid \\u escape (a lone UTF-16 surrogate)", Refuse(() => ProbeJsonl.Load(file)).Message);
     }
 
     [Fact]

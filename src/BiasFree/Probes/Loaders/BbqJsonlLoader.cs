@@ -133,9 +133,9 @@ public static class BbqJsonlLoader
         var info = r.Object("answer_info");
         // BBQ rows have exactly three answers; a fourth would be silently ignored otherwise.
         foreach (var holder in (JsonRecord[])[r, info])
-            foreach (var prop in holder.Element.EnumerateObject())
-                if (IsExtraAnswer(prop.Name))
-                    throw holder.Error(prop.Name, "unexpected field: BBQ rows have exactly three answers, ans0..ans2");
+            foreach (var (name, _) in holder.Properties())
+                if (IsExtraAnswer(name))
+                    throw holder.Error(name, "unexpected field: BBQ rows have exactly three answers, ans0..ans2");
         var groups = new string[3];
         var infoTexts = new string[3];
         for (int i = 0; i < 3; i++)

@@ -36,6 +36,20 @@ internal readonly record struct JsonRecord(string File, int Line, JsonElement El
         catch (InvalidOperationException) { throw Error(field, "invalid \\u escape (a lone UTF-16 surrogate)"); }
     }
 
+    /// <summary>The object's fields. A field name that is not valid UTF-16 (a lone surrogate escape) is an error.</summary>
+    public IEnumerable<(string Name, JsonElement Value)> Properties()
+    {
+        var list = new List<(string, JsonElement)>();
+        foreach (var prop in Element.EnumerateObject())
+        {
+            string name;
+            try { name = prop.Name; }
+            catch (InvalidOperationException) { throw Error(null, "a field name has an invalid \\u escape (a lone UTF-16 surrogate)"); }
+            list.Add((name, prop.Value));
+        }
+        return list;
+    }
+
     public string? OptionalString(string name) => Has(name) ? String(name) : null;
 
     /// <summary>A string, or a number written as a string (BBQ's question_index is "1" but some copies use 1).</summary>

@@ -180,11 +180,11 @@ public static class ProbeJsonl
         if (r.Has("metadata"))
         {
             var m = r.Object("metadata");
-            foreach (var prop in m.Element.EnumerateObject())
+            foreach (var (name, value) in m.Properties())
             {
-                if (prop.Value.ValueKind != JsonValueKind.String)
-                    throw m.Error(prop.Name, $"expected string, got {JsonRecord.Kind(prop.Value)}");
-                metadata[prop.Name] = m.Text(prop.Value, prop.Name);
+                if (value.ValueKind != JsonValueKind.String)
+                    throw m.Error(name, $"expected string, got {JsonRecord.Kind(value)}");
+                metadata[name] = m.Text(value, name);
             }
         }
         return new Probe

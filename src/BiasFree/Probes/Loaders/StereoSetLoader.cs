@@ -38,7 +38,7 @@ public static class StereoSetLoader
         var ids = new HashSet<string>(StringComparer.Ordinal);
         int objectNo = 0;
         // Items are visited in document order so the i-th depth-3 object is the i-th item seen.
-        foreach (var split in data.Element.EnumerateObject())
+        foreach (var split in data.Properties())
         {
             if (split.Name is not ("intersentence" or "intrasentence")) continue;
             if (split.Value.ValueKind != JsonValueKind.Array)
