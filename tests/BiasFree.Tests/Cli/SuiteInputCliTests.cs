@@ -147,10 +147,8 @@ public class SuiteInputCliTests
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
         var spec = "bbq-json:" + Fixture("bfb-ambigdata");
-        var probes = BiasFree.Cli.Commands.RunCommand.LoadProbes(new BiasFree.Runs.RunSpec
-        {
-            RunId = "x", Suites = [spec], Model = "scripted", Methods = ["none"], LabelRule = "biasfreebench",
-        });
+        // The probes the run will send, in its order (one suite, no limit).
+        var probes = SuiteRegistry.Resolve(spec, new SuiteOptions(LabelRule: BiasFree.Probes.Loaders.BbqLabelRule.BiasFreeBench)).Load();
         Assert.Equal(6, probes.Count);
         var script = new ScriptedTarget(probes);
         await using var server = LoopbackChatServer.Start(req => script.Answer(req));
