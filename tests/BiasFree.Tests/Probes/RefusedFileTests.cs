@@ -161,6 +161,11 @@ public class RefusedFileTests
             var e = Refuse(load);
             Assert.Matches(@"[ab]\.jsonl: symbolic link loop \(the link never reaches a file\)$", e.Message);
         }
+        // A FairMT task file that is a loop, inside a FairMT_1K-style folder.
+        var fairmt = Directory.CreateDirectory(Path.Combine(dir.Path, "fairmt")).FullName;
+        File.CreateSymbolicLink(Path.Combine(fairmt, "fixed_format.json"), Path.Combine(fairmt, "negative_feedback.json"));
+        File.CreateSymbolicLink(Path.Combine(fairmt, "negative_feedback.json"), Path.Combine(fairmt, "fixed_format.json"));
+        Assert.Equal($"{Path.Combine(fairmt, "fixed_format.json")}: symbolic link loop (the link never reaches a file)", Refuse(() => FairMTLoader.Load(fairmt)).Message);
     }
 
     [Fact]
