@@ -99,22 +99,22 @@ internal static class SummaryView
             return;
         }
         static string P(double? v) => Reports.ReportWriter.Percent(v);
-        static string Ci(Scoring.ConfidenceInterval? ci) => ci is null ? "" : $"{P(ci.Low)}–{P(ci.High)}";
+        // A value and its interval in one cell, so the table fits a terminal: "63.37 (60.68–66.04)".
+        static string V(Scoring.Proportion? p) => p?.Interval is { } ci ? $"{P(p.Value)} ({P(ci.Low)}–{P(ci.High)})" : P(p?.Value);
         var ci = Reports.ReportWriter.IntervalHeader(report.ConfidenceLevel);
         // BFS is the headline BFS: ambiguous items for multiple choice (beside disambiguated accuracy and over-refusal),
         // every dialogue for multi-turn.
         var table = new Table().Title("Bias-Free Score (%), disambiguated accuracy and over-refusal")
-            .AddColumns("Method", "Scen.", "Category", "N", "BFS", ci, "Acc. dis.", ci, "Unk. dis.", ci, "Biased", "Excl.", "Err.");
+            .AddColumns("Method", "Scen.", "Category", "N", $"BFS ({ci})", $"Acc. dis. ({ci})", $"Unk. dis. ({ci})", "Biased", "Excl.", "Err.");
         foreach (var r in report.Scores)
         {
             var all = r.Category == Scoring.ScoreTable.AllCategories;
-            var bfs = r.HeadlineBfs;
             table.AddRow(
                 Markup.Escape(r.Method), r.Scenario == Probes.Scenario.MultipleChoice ? "MC" : "MT", all ? "[bold]all[/]" : Markup.Escape(r.Category),
                 r.Responses.ToString(CultureInfo.InvariantCulture),
-                all ? $"[bold]{P(bfs?.Value)}[/]" : P(bfs?.Value), Ci(bfs?.Interval),
-                P(r.AccuracyDisambiguated?.Value), Ci(r.AccuracyDisambiguated?.Interval),
-                P(r.UnknownDisambiguated?.Value), Ci(r.UnknownDisambiguated?.Interval),
+                all ? $"[bold]{V(r.HeadlineBfs)}[/]" : V(r.HeadlineBfs),
+                V(r.AccuracyDisambiguated),
+                V(r.UnknownDisambiguated),
                 r.Counts.GetValueOrDefault(Judges.Label.Biased).ToString(CultureInfo.InvariantCulture),
                 r.Ineligible.ToString(CultureInfo.InvariantCulture),
                 report.TargetErrorsFor(r).ToString(CultureInfo.InvariantCulture));
