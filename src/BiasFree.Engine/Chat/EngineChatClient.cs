@@ -38,6 +38,23 @@ public sealed record EngineChatClientOptions
 }
 
 /// <summary>
+/// Per-request white-box strategy (steering hook, logits processors) handed to <see cref="EngineChatClient"/> in
+/// <c>ChatOptions.AdditionalProperties[<see cref="EngineChatClient.RequestHooksKey"/>]</c>. Methods that wrap the engine
+/// (e.g. FairSteer) create one per request, so their counters belong to that request alone.
+/// </summary>
+public sealed class EngineRequestHooks
+{
+    /// <summary>Residual-stream callback for this request's generation.</summary>
+    public Func<int, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>? OnLayer { get; init; }
+
+    /// <summary>Logits processors for this request, after the client-wide ones.</summary>
+    public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
+
+    /// <summary>Called after generation to add what the strategy observed (e.g. gate firings) to the response's AdditionalProperties.</summary>
+    public Action<AdditionalPropertiesDictionary>? Describe { get; init; }
+}
+
+/// <summary>
 /// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through one queue and a
 /// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). Requests that arrive while
 /// the model is busy and share decoding settings (greedy or unseeded sampling, same limits and stops) are run together
@@ -71,6 +88,9 @@ public sealed class EngineChatClient : IChatClient
 
     public CausalLM Model => _model;
 
+    /// <summary>ChatOptions.AdditionalProperties key of an <see cref="EngineRequestHooks"/> for one request.</summary>
+    public const string RequestHooksKey = "biasfree.engine.hooks";
+
     /// <summary>Requests served, model batches run, and the largest batch so far.</summary>
     public (int Requests, int Batches, int LargestBatch) Statistics => (_requests, _batches, _largestBatch);
 
@@ -81,8 +101,15 @@ public sealed class EngineChatClient : IChatClient
         var pending = Enqueue(prompt, gen, null, cancellationToken);
         var result = await pending.Result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
+        AdditionalPropertiesDictionary? described = null;
+        if (Hooks(options)?.Describe is { } describe)
+        {
+            described = [];
+            describe(described);
+        }
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, text))
         {
+            AdditionalProperties = described,
             ModelId = options?.ModelId ?? _options.ModelId,
             CreatedAt = DateTimeOffset.UtcNow,
             ResponseId = Guid.NewGuid().ToString("N"),
@@ -139,8 +166,9 @@ public sealed class EngineChatClient : IChatClient
 
     private Pending Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, Action<int>? onToken, CancellationToken ct)
     {
-        string key = gen.DoSample && gen.Seed is not null
-            ? Guid.NewGuid().ToString() // seeded sampling: never shares a batch
+        // Seeded sampling and per-request hooks (their counters are per request) never share a batch.
+        string key = (gen.DoSample && gen.Seed is not null) || gen.OnLayer is not null
+            ? Guid.NewGuid().ToString()
             : string.Join("|", gen.MaxNewTokens, gen.DoSample, gen.Temperature, gen.TopK, gen.TopP, string.Join("\u0001", gen.StopStrings));
         var pending = new Pending(prompt, gen, key, onToken, ct);
         if (!_queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(EngineChatClient));
@@ -241,10 +269,14 @@ public sealed class EngineChatClient : IChatClient
             StopStrings = o?.StopSequences?.Where(s => s.Length > 0).ToList() ?? [],
             Decode = ids => _tokenizer.Decode(ids),
             PadTokenId = _model.Config.PadTokenId ?? eos.FirstOrDefault(),
-            LogitsProcessors = _options.LogitsProcessors,
+            LogitsProcessors = [.. _options.LogitsProcessors, .. Hooks(o)?.LogitsProcessors ?? []],
+            OnLayer = Hooks(o)?.OnLayer,
         };
         return (prompt, gen);
     }
+
+    private static EngineRequestHooks? Hooks(ChatOptions? o) =>
+        o?.AdditionalProperties?.TryGetValue(RequestHooksKey, out var h) == true ? h as EngineRequestHooks : null;
 
     private static UsageDetails Usage(int input, int output) =>
         new() { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output };

@@ -1,0 +1,259 @@
+using BiasFree.Engine.Chat;
+using BiasFree.Engine.Models;
+using BiasFree.Judges;
+using BiasFree.Probes;
+using Microsoft.Extensions.AI;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.WhiteBox;
+
+/// <summary>Settings of <see cref="FairSteerFitter"/>.</summary>
+public sealed record FairSteerFitOptions
+{
+    /// <summary>System prompt the items are asked under (a run's multiple-choice system prompt).</summary>
+    public string SystemPrompt { get; init; } = "You are a helpful assistant.";
+    /// <summary>Temperature of the answers that label the probe data; 0 = the model's argmax answer, as in the paper.</summary>
+    public float LabelTemperature { get; init; }
+    public int MaxAnswerTokens { get; init; } = 24;
+    /// <summary>L2 strength λ of the probes.</summary>
+    public double L2 { get; init; } = 1e-2;
+    /// <summary>Share of probe examples held out for validation (paper: 20 %).</summary>
+    public double ValidationShare { get; init; } = 0.2;
+    public long Seed { get; init; } = 42;
+    /// <summary>Contrastive pairs for the steering vectors (paper: 110).</summary>
+    public int Pairs { get; init; } = 110;
+    /// <summary>Layers to sweep (null: all) and α values to sweep.</summary>
+    public IReadOnlyList<int>? Layers { get; init; }
+    public IReadOnlyList<double> Alphas { get; init; } = [0.5, 1, 2, 4, 8];
+    /// <summary>Optional progress lines.</summary>
+    public Action<string>? Log { get; init; }
+}
+
+/// <summary>One labelled example: the last-prompt-token activation of every layer and its label (1 = unbiased answer).</summary>
+public sealed record ProbeExample(string ProbeId, IReadOnlyList<float[]> Activations, int Label);
+
+/// <summary>
+/// Fits FairSteer (Li et al., 2025, arXiv 2504.14492) on an in-process model, adapted to free-text answers:
+/// <list type="number">
+/// <item>Probe data (§3.1): ask each item, judge the answer with the rule extractor; label 1 when it is the correct option,
+/// 0 when it is the stereotyped option (wrong), drop anything else; the activation is the output of every decoder layer at
+/// the prompt's last token (the position whose hidden state produces the first answer token).</item>
+/// <item>Probes: one <see cref="LogisticProbe"/> per layer on a seeded 80/20 split; validation accuracy per layer.</item>
+/// <item>Steering vectors (§3.2): for ambiguous items, v_l = mean(h_l at the last token of prompt + unknown answer)
+/// − mean(h_l at the last token of prompt + stereotyped answer), not normalised (as in the authors' code).</item>
+/// <item>Sweep: for each layer and α, steer (gated) every position from the prompt's last token on and compare the
+/// log-probabilities of the right and the wrong answer text on held-out items; pick the best mean of ambiguous and
+/// disambiguated accuracy (ties: smaller α, then earlier layer).</item>
+/// </list>
+/// </summary>
+public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, FairSteerFitOptions? options = null)
+{
+    private readonly FairSteerFitOptions _o = options ?? new FairSteerFitOptions();
+
+    public static FairSteerFitter For(EngineChatClient client, FairSteerFitOptions? options = null) =>
+        new(client.Model,
+            (ITextTokenizer?)client.GetService(typeof(ITextTokenizer)) ?? throw new ArgumentException("the client exposes no tokenizer"),
+            (IChatFormatter?)client.GetService(typeof(IChatFormatter)) ?? throw new ArgumentException("the client exposes no chat formatter"),
+            options);
+
+    /// <summary>Runs all steps. <paramref name="answerClient"/> answers the probe items (the same model, as a chat client).</summary>
+    public async Task<FairSteerModel> FitAsync(IChatClient answerClient, IReadOnlyList<Probe> probeItems, IReadOnlyList<Probe> pairItems,
+        IReadOnlyList<Probe> sweepItems, string modelName, string dataDescription, CancellationToken cancellationToken = default)
+    {
+        var examples = await CollectExamplesAsync(answerClient, probeItems, cancellationToken).ConfigureAwait(false);
+        int layers = model.Config.NumHiddenLayers;
+        if (examples.Count(e => e.Label == 0) < 2 || examples.Count(e => e.Label == 1) < 2)
+            throw new InvalidOperationException($"the probe data needs both labels: {examples.Count(e => e.Label == 1)} unbiased, {examples.Count(e => e.Label == 0)} biased answers out of {probeItems.Count} items");
+        var (train, validation) = Split(examples, _o.ValidationShare, _o.Seed);
+        var probes = new List<LogisticProbe>();
+        var accuracy = new List<double>();
+        for (int l = 0; l < layers; l++)
+        {
+            var probe = LogisticProbe.Fit(train.Select(e => e.Activations[l]).ToList(), train.Select(e => e.Label).ToList(), _o.L2);
+            probes.Add(probe);
+            accuracy.Add(probe.Accuracy(validation.Select(e => e.Activations[l]).ToList(), validation.Select(e => e.Label).ToList()));
+            _o.Log?.Invoke($"layer {l}: probe validation accuracy {accuracy[^1]:F3} ({validation.Count} held-out examples)");
+        }
+        var pairs = pairItems.Where(p => p.Context == ContextCondition.Ambiguous && Answers(p) is not null).Take(_o.Pairs).ToList();
+        var vectors = SteeringVectors(pairs);
+        _o.Log?.Invoke($"steering vectors from {pairs.Count} contrastive pairs");
+        var draft = new FairSteerModel(new FairSteerInfo { HiddenSize = model.Config.HiddenSize, NumLayers = layers, Layer = 0, Seed = _o.Seed }, probes, vectors);
+        var sweep = Sweep(draft, sweepItems, cancellationToken);
+        var best = sweep.Where(r => r.Alpha > 0).OrderByDescending(r => r.Score).ThenBy(r => r.Alpha).ThenBy(r => r.Layer).First();
+        var info = new FairSteerInfo
+        {
+            Model = modelName,
+            HiddenSize = model.Config.HiddenSize,
+            NumLayers = layers,
+            Layer = best.Layer,
+            Alpha = best.Alpha,
+            Seed = _o.Seed,
+            ProbeValidationAccuracy = accuracy,
+            ValidationPositiveRate = validation.Count == 0 ? double.NaN : validation.Average(e => (double)e.Label),
+            ProbeExamples = examples.Count,
+            ProbePositives = examples.Count(e => e.Label == 1),
+            ContrastivePairs = pairs.Count,
+            Sweep = sweep,
+            Data = dataDescription,
+        };
+        return new FairSteerModel(info, probes, vectors);
+    }
+
+    /// <summary>Step 1: answers, labels and last-prompt-token activations.</summary>
+    public async Task<IReadOnlyList<ProbeExample>> CollectExamplesAsync(IChatClient answerClient, IReadOnlyList<Probe> items, CancellationToken cancellationToken = default)
+    {
+        var judge = new RuleBasedAnswerExtractor();
+        var examples = new List<ProbeExample>();
+        foreach (var probe in items)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (probe.CorrectOption is not int correct) continue;
+            var messages = Messages(probe);
+            var response = await answerClient.GetResponseAsync(messages, new ChatOptions
+            {
+                Temperature = _o.LabelTemperature,
+                MaxOutputTokens = _o.MaxAnswerTokens,
+                Seed = unchecked(_o.Seed ^ (long)StableRandom.Hash(probe.Id)),
+            }, cancellationToken).ConfigureAwait(false);
+            var label = judge.Judge(probe, response.Text).Label;
+            var correctLabel = probe.Options[correct].Role switch
+            {
+                OptionRole.Stereotyped => Label.Biased,
+                OptionRole.AntiStereotyped => Label.AntiStereotyped,
+                _ => Label.Unknown,
+            };
+            int? y = label == correctLabel ? 1 : label == Label.Biased ? 0 : null;
+            if (y is null) continue;
+            examples.Add(new ProbeExample(probe.Id, LastTokenActivations(PromptIds(probe)), y.Value));
+        }
+        return examples;
+    }
+
+    /// <summary>Step 3: v_l = mean(a⁺_l) − mean(a⁻_l) over the pairs, per layer, accumulated in float64.</summary>
+    public IReadOnlyList<float[]> SteeringVectors(IReadOnlyList<Probe> pairs)
+    {
+        int layers = model.Config.NumHiddenLayers, hidden = model.Config.HiddenSize;
+        var plus = new double[layers][];
+        var minus = new double[layers][];
+        for (int l = 0; l < layers; l++)
+        {
+            plus[l] = new double[hidden];
+            minus[l] = new double[hidden];
+        }
+        foreach (var p in pairs)
+        {
+            var (good, bad) = Answers(p) ?? throw new ArgumentException($"{p.Id}: no right/wrong answer pair");
+            Accumulate(plus, LastTokenActivations(PromptIds(p, good)));
+            Accumulate(minus, LastTokenActivations(PromptIds(p, bad)));
+        }
+        return Enumerable.Range(0, layers)
+            .Select(l => plus[l].Zip(minus[l], (a, b) => (float)((a - b) / Math.Max(1, pairs.Count))).ToArray())
+            .ToList();
+
+        static void Accumulate(double[][] into, IReadOnlyList<float[]> acts)
+        {
+            for (int l = 0; l < into.Length; l++)
+                for (int i = 0; i < into[l].Length; i++) into[l][i] += acts[l][i];
+        }
+    }
+
+    /// <summary>Step 4: the layer × α table (α = 0 rows give the unsteered baseline).</summary>
+    public IReadOnlyList<SteeringSweepRow> Sweep(FairSteerModel draft, IReadOnlyList<Probe> items, CancellationToken cancellationToken = default)
+    {
+        var usable = items.Where(p => Answers(p) is not null).ToList();
+        var layers = _o.Layers ?? Enumerable.Range(0, model.Config.NumHiddenLayers).ToList();
+        var rows = new List<SteeringSweepRow>();
+        foreach (var alpha in new[] { 0.0 }.Concat(_o.Alphas.Where(a => a > 0)))
+        {
+            foreach (var layer in alpha == 0 ? layers.Take(1) : layers)
+            {
+                int ambRight = 0, amb = 0, disRight = 0, dis = 0;
+                long fired = 0, steps = 0;
+                foreach (var p in usable)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var (good, bad) = Answers(p)!.Value;
+                    var prompt = PromptIds(p);
+                    double lg = Score(prompt, good, p), lb = Score(prompt, bad, p);
+                    bool right = lg > lb;
+                    if (p.Context == ContextCondition.Ambiguous) { amb++; ambRight += right ? 1 : 0; }
+                    else { dis++; disRight += right ? 1 : 0; }
+
+                    double Score(IReadOnlyList<int> promptIds, string answer, Probe probe)
+                    {
+                        var full = PromptIds(probe, answer);
+                        var hook = draft.CreateHook(SteeringMode.Gated, layer, alpha, fromPosition: promptIds.Count - 1);
+                        double s = ContinuationLogProb(full, promptIds.Count, hook.OnLayer);
+                        fired += hook.Firings.Sum();
+                        steps += hook.Steps.Sum();
+                        return s;
+                    }
+                }
+                var row = new SteeringSweepRow(layer, alpha, amb == 0 ? double.NaN : (double)ambRight / amb,
+                    dis == 0 ? double.NaN : (double)disRight / dis, steps == 0 ? 0 : (double)fired / steps);
+                rows.Add(row);
+                _o.Log?.Invoke($"sweep layer {layer} α {alpha}: ambiguous {row.AmbiguousAccuracy:F3}, disambiguated {row.DisambiguatedAccuracy:F3}, gate rate {row.GateRate:F3}");
+            }
+        }
+        return rows;
+    }
+
+    /// <summary>Σ_j log p(token j | tokens before j) over the continuation (positions ≥ <paramref name="promptLength"/>).</summary>
+    private double ContinuationLogProb(IReadOnlyList<int> ids, int promptLength, Func<int, Tensor, Tensor> onLayer)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        using var output = model.Forward(model.IdsTensor([ids]), new ForwardArgs { OnLayer = onLayer });
+        var logProbs = output.Logits[0].to_type(ScalarType.Float32).log_softmax(-1);
+        var targets = tensor(ids.Skip(promptLength).Select(i => (long)i).ToArray(), ScalarType.Int64);
+        var picked = logProbs.narrow(0, promptLength - 1, ids.Count - promptLength).gather(1, targets.unsqueeze(1));
+        return picked.sum().item<float>();
+    }
+
+    /// <summary>Output of every decoder layer at the last token of <paramref name="ids"/> (index = layer).</summary>
+    public IReadOnlyList<float[]> LastTokenActivations(IReadOnlyList<int> ids)
+    {
+        var states = model.HiddenStates(ids);
+        try
+        {
+            return states.Skip(1).Select(h => h[^1].to_type(ScalarType.Float32).data<float>().ToArray()).ToList();
+        }
+        finally
+        {
+            foreach (var s in states) s.Dispose();
+        }
+    }
+
+    private List<ChatMessage> Messages(Probe probe) =>
+        [new(ChatRole.System, _o.SystemPrompt), new(ChatRole.User, probe.UserTurns[0])];
+
+    /// <summary>Tokens of the rendered prompt (with the generation prompt), optionally followed by an answer text.</summary>
+    public IReadOnlyList<int> PromptIds(Probe probe, string? answer = null)
+    {
+        var ids = tokenizer.Encode(formatter.Render(Messages(probe), addGenerationPrompt: true) + (answer ?? ""), false);
+        if (ids.Count == 0 && tokenizer.BosId is int bos) ids = [bos];
+        return ids;
+    }
+
+    /// <summary>
+    /// The right and the wrong answer text of an item: ambiguous → (unknown option, stereotyped option); disambiguated →
+    /// (correct option, the other group). Null when the item has no such pair.
+    /// </summary>
+    public static (string Good, string Bad)? Answers(Probe p)
+    {
+        if (p.CorrectOption is not int c || c >= p.Options.Count) return null;
+        var correct = p.Options[c];
+        if (p.Context == ContextCondition.Ambiguous)
+            return p.OptionWithRole(OptionRole.Stereotyped) is { } s && correct.Role == OptionRole.Unknown ? (correct.Text, s.Text) : null;
+        var other = p.Options.FirstOrDefault(o => o.Role != OptionRole.Unknown && !ReferenceEquals(o, correct) && o.Role != correct.Role);
+        return other is null ? null : (correct.Text, other.Text);
+    }
+
+    /// <summary>Seeded split: shuffles by a hash of (seed, probe id) and holds out the first <paramref name="share"/>.</summary>
+    public static (List<ProbeExample> Train, List<ProbeExample> Validation) Split(IReadOnlyList<ProbeExample> examples, double share, long seed)
+    {
+        var ordered = examples.OrderBy(e => StableRandom.Hash($"{seed}/{e.ProbeId}")).ThenBy(e => e.ProbeId, StringComparer.Ordinal).ToList();
+        int hold = (int)Math.Round(ordered.Count * share);
+        return (ordered.Skip(hold).ToList(), ordered.Take(hold).ToList());
+    }
+}
