@@ -50,6 +50,12 @@ public sealed class EngineRequestHooks
     /// <summary>Logits processors for this request, after the client-wide ones.</summary>
     public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
 
+    /// <summary>
+    /// A decoder that replaces plain generation for this request (e.g. BiasFilter's segment search): it receives the
+    /// model, the prompt ids and the request's generation options and runs on the engine's worker thread.
+    /// </summary>
+    public Func<CausalLM, IReadOnlyList<int>, GenerationOptions, CancellationToken, SequenceResult>? Decoder { get; init; }
+
     /// <summary>Called after generation to add what the strategy observed (e.g. gate firings) to the response's AdditionalProperties.</summary>
     public Action<AdditionalPropertiesDictionary>? Describe { get; init; }
 }
@@ -64,7 +70,8 @@ public sealed class EngineRequestHooks
 public sealed class EngineChatClient : IChatClient
 {
     private sealed record Pending(IReadOnlyList<int> Prompt, GenerationOptions Options, string BatchKey,
-        Action<int>? OnToken, CancellationToken Cancellation)
+        Action<int>? OnToken, CancellationToken Cancellation,
+        Func<CausalLM, IReadOnlyList<int>, GenerationOptions, CancellationToken, SequenceResult>? Decoder = null)
     {
         public TaskCompletionSource<SequenceResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
@@ -98,7 +105,7 @@ public sealed class EngineChatClient : IChatClient
         CancellationToken cancellationToken = default)
     {
         var (prompt, gen) = Prepare(messages, options);
-        var pending = Enqueue(prompt, gen, null, cancellationToken);
+        var pending = Enqueue(prompt, gen, null, cancellationToken, Hooks(options)?.Decoder);
         var result = await pending.Result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
         AdditionalPropertiesDictionary? described = null;
@@ -164,13 +171,14 @@ public sealed class EngineChatClient : IChatClient
         }
     }
 
-    private Pending Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, Action<int>? onToken, CancellationToken ct)
+    private Pending Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, Action<int>? onToken, CancellationToken ct,
+        Func<CausalLM, IReadOnlyList<int>, GenerationOptions, CancellationToken, SequenceResult>? decoder = null)
     {
         // Seeded sampling and per-request hooks (their counters are per request) never share a batch.
-        string key = (gen.DoSample && gen.Seed is not null) || gen.OnLayer is not null
+        string key = (gen.DoSample && gen.Seed is not null) || gen.OnLayer is not null || decoder is not null
             ? Guid.NewGuid().ToString()
             : string.Join("|", gen.MaxNewTokens, gen.DoSample, gen.Temperature, gen.TopK, gen.TopP, string.Join("\u0001", gen.StopStrings));
-        var pending = new Pending(prompt, gen, key, onToken, ct);
+        var pending = new Pending(prompt, gen, key, onToken, ct, decoder);
         if (!_queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(EngineChatClient));
         return pending;
     }
@@ -211,7 +219,9 @@ public sealed class EngineChatClient : IChatClient
                 OnToken = (row, token) => batch[row].OnToken?.Invoke(token),
                 EosTokenIds = batch.SelectMany(p => p.Options.EosTokenIds).Distinct().ToList(),
             };
-            var results = _model.Generate(batch.Select(p => p.Prompt).ToList(), options, allCancelled.Token);
+            IReadOnlyList<SequenceResult> results = batch is [{ Decoder: { } decode } single]
+                ? [decode(_model, single.Prompt, options, allCancelled.Token)]
+                : _model.Generate(batch.Select(p => p.Prompt).ToList(), options, allCancelled.Token);
             Interlocked.Increment(ref _batches);
             Interlocked.Add(ref _requests, batch.Count);
             if (batch.Count > _largestBatch) _largestBatch = batch.Count;

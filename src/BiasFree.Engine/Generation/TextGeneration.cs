@@ -46,6 +46,11 @@ public sealed record GenerationOptions
     public double? TopP { get; init; }
     /// <summary>Seed for sampling; null draws a fresh one.</summary>
     public long? Seed { get; init; }
+    /// <summary>
+    /// Random generator to sample from instead of a fresh one seeded with <see cref="Seed"/>: a decoder that generates in
+    /// several calls (segment by segment) keeps drawing from one stream. The caller owns it.
+    /// </summary>
+    public torch.Generator? Generator { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     /// <summary>Stop when the generated ids end with one of these sequences (they are removed from the result).</summary>
     public IReadOnlyList<IReadOnlyList<int>> StopTokenSequences { get; init; } = [];
@@ -86,7 +91,8 @@ public static class TextGeneration
         var eos = options.EosTokenIds.ToHashSet();
 
         using var _ = no_grad();
-        using var gen = new torch.Generator(options.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
+        using var ownGen = options.Generator is null ? new torch.Generator(options.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64()) : null;
+        var gen = options.Generator ?? ownGen!;
         using var cache = model.NewCache(promptLen + options.MaxNewTokens + 1);
         Tensor mask = model.IdsTensor(maskRows).DetachFromDisposeScope();
         Tensor logits;
