@@ -26,7 +26,11 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline);
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline)
+    {
+        /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
+        public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
+    }
 
     public static Command Build()
     {
@@ -34,7 +38,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names)}.", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames)}; a prompting method can wrap a white-box one (cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -67,8 +71,12 @@ internal static class RunCommand
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline,
         };
+        foreach (var option in WhiteBoxRunOptions.All)
+        {
+            cmd.Add(option);
+        }
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, .. WhiteBoxRunOptions.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -76,7 +84,11 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!)
+        {
+            WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
+                pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
+        }, ct)));
         return cmd;
     }
 
@@ -133,13 +145,13 @@ internal static class RunCommand
             if (IsLocalFolder(spec.TargetEndpoint))
             {
                 target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings());
-                spec = spec with { TargetKey = LocalTargetKey(spec) };
+                spec = spec with { TargetKey = LocalTargetKey(spec) + WhiteBoxRunOptions.CacheSuffix(spec.WhiteBox) };
             }
             else
             {
                 var targetOptions = TargetOptions(spec);
                 target = OpenAICompatibleTarget.Create(targetOptions);
-                spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
+                spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey + WhiteBoxRunOptions.CacheSuffix(spec.WhiteBox) };
                 await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
             }
             using var ownedTarget = target;
@@ -177,7 +189,8 @@ internal static class RunCommand
         await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
 
         Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
-        var runner = new EvaluationRunner(store, target, judges.For);
+        using var artifacts = new BiasFree.Engine.WhiteBox.WhiteBoxArtifacts();
+        var runner = new EvaluationRunner(store, target, judges.For, WhiteBoxRunOptions.Applier(spec.WhiteBox, artifacts));
         RunOutcome outcome;
         try
         {
@@ -235,11 +248,7 @@ internal static class RunCommand
         var methods = new List<string>();
         foreach (var m in o.Methods.Count == 0 ? ["none"] : o.Methods)
         {
-            if (!PromptingMitigations.Names.Contains(m, StringComparer.OrdinalIgnoreCase))
-            {
-                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", PromptingMitigations.Names)}.");
-            }
-            var name = PromptingMitigations.Normalize(m);
+            var name = WhiteBoxRunOptions.Normalize(m);
             if (!methods.Contains(name, StringComparer.Ordinal))
             {
                 methods.Add(name);
@@ -305,6 +314,9 @@ internal static class RunCommand
             JudgeVotes = o.JudgeVotes,
             Generation = new GenerationSettings(temperature, o.Seed, o.MaxTokens),
             Local = localSettings,
+            WhiteBox = !local && methods.Any(m => m.Contains(WhiteBoxRunOptions.Combine, StringComparison.Ordinal) || BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m))
+                ? throw new UserErrorException("the white-box methods (fairsteer..., biasfilter) need an in-process model: --target MODEL_FOLDER or the demo model, not a server URL.")
+                : WhiteBoxRunOptions.SpecFor(methods, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment),
             NoCache = o.NoCache,
             Concurrency = o.Concurrency ?? 32,
             TimeoutSeconds = o.Timeout ?? 120,
