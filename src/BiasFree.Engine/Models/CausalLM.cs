@@ -51,6 +51,16 @@ public sealed class ForwardContext
     public required LayerInputs Layers { get; init; }
     public bool LastTokenLogitsOnly { get; init; }
 
+    /// <summary>[B] position per row whose logits are wanted (continuous batching: each row's last real token).</summary>
+    internal Tensor? OutputPositions;
+
+    /// <summary>Keeps the positions whose logits are wanted: all, the last, or one per row.</summary>
+    public Tensor SelectOutputPositions(Tensor h)
+    {
+        if (OutputPositions is { } p) return h.gather(1, p.view(-1, 1, 1).expand(h.shape[0], 1, h.shape[2]));
+        return LastTokenLogitsOnly ? h.narrow(1, h.shape[1] - 1, 1) : h;
+    }
+
     public void AfterEmbedding(Tensor h) => Captured?.Add(h.detach().clone().DetachFromDisposeScope());
 
     /// <summary>Applies the steering callbacks to layer <paramref name="layer"/>'s output and records it when capturing.</summary>
@@ -278,6 +288,60 @@ public abstract class CausalLM : nn.Module
         }
         args.Cache?.Advance(length);
         return new ModelOutput(logits.MoveToOuterDisposeScope(), (IReadOnlyList<Tensor>?)ctx.Captured ?? []);
+    }
+
+    /// <summary>
+    /// One pass of a continuous batch: rows <paramref name="firstSlot"/>.. of <paramref name="cache"/> advance by
+    /// <paramref name="inputIds"/> [n, T]. Row b already holds <paramref name="past"/>[b] positions and its real new
+    /// tokens are the first <paramref name="lengths"/>[b] of its input row (the rest is right padding, written to
+    /// positions no real query can see yet). Returns float32 logits [n, V] at each row's last real token.
+    /// </summary>
+    /// <remarks>
+    /// Row b's token i sits at position past[b] + i, and may attend keys 0..past[b] + i of its own slot (within the
+    /// sliding window, if any): exactly what it would see alone, so batching changes results only by floating-point
+    /// rounding. Padding writes are clamped to the last slot position; with at least one token still to generate that
+    /// position is past every real prompt token, and it is rewritten before it is ever read.
+    /// </remarks>
+    public Tensor ForwardSlots(Tensor inputIds, SlotKVCache cache, int firstSlot, IReadOnlyList<int> past, IReadOnlyList<int> lengths,
+        Func<int, Tensor, Tensor>? onLayer = null)
+    {
+        using var scope = NewDisposeScope();
+        inputIds = inputIds.to(Device);
+        int n = (int)inputIds.shape[0], length = (int)inputIds.shape[1];
+        if (past.Count != n || lengths.Count != n) throw new ArgumentException("past and lengths need one entry per row");
+        if (firstSlot < 0 || firstSlot + n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(firstSlot), $"rows {firstSlot}..{firstSlot + n - 1} are outside the {cache.Slots} slots");
+        var flat = new long[n * length];
+        int used = 0;
+        for (int b = 0; b < n; b++)
+        {
+            if (lengths[b] < 1 || lengths[b] > length) throw new ArgumentException($"row {b}: {lengths[b]} real tokens in an input of {length}");
+            if (past[b] + lengths[b] > cache.Width) throw new ArgumentException($"row {b}: {past[b] + lengths[b]} positions do not fit the cache width {cache.Width}");
+            for (int i = 0; i < length; i++) flat[b * length + i] = past[b] + i;
+            used = Math.Max(used, past[b] + lengths[b]);
+        }
+        var positions = tensor(flat, [n, length], ScalarType.Int64, Device);
+        var (cos, sin) = Rotary.CosSin(positions, DType);
+        var queryPos = positions.view(n, 1, length, 1);
+        var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
+        var allowed = keyPos.le(queryPos);
+        int? window = Enumerable.Range(0, Config.NumHiddenLayers).Select(Config.SlidingWindowForLayer).FirstOrDefault(w => w is not null);
+        var inputs = new LayerInputs
+        {
+            Cos = cos,
+            Sin = sin,
+            Slots = new SlotBatch { Cache = cache, FirstSlot = firstSlot, WriteIndex = queryPos.clamp_max(cache.Width - 1), UsedWidth = used },
+            FullMask = allowed,
+            WindowMask = window is { } w ? allowed.logical_and((queryPos - keyPos).lt(w)) : null,
+        };
+        var ctx = new ForwardContext
+        {
+            Layers = inputs,
+            OutputPositions = tensor(lengths.Select(l => (long)l - 1).ToArray(), ScalarType.Int64, Device),
+            CallCallback = onLayer,
+            ModelCallback = OnLayer,
+        };
+        var logits = ForwardCore(inputIds, ctx);
+        return logits.squeeze(1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Float32 logits [T, V] for one unpadded sequence (no cache).</summary>

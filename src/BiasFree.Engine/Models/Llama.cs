@@ -58,6 +58,7 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         q = RotaryEmbedding.Apply(q, inputs.Cos, inputs.Sin);
         k = RotaryEmbedding.Apply(k, inputs.Cos, inputs.Sin);
         if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
+        else if (inputs.Slots is { } slots) (k, v) = slots.Append(_layer, k, v);
         // Windowed layers (Mistral, Qwen2 with use_sliding_window) use the sliding-window mask; the others the plain
         // causal/padding mask.
         var y = _windowed
@@ -164,7 +165,7 @@ public sealed class LlamaForCausalLM : CausalLM
         ctx.AfterEmbedding(h);
         for (int i = 0; i < model.layers.Count; i++)
             h = ctx.AfterLayer(i, model.layers[i].forward(h, ctx.Layers));
-        if (ctx.LastTokenLogitsOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        h = ctx.SelectOutputPositions(h);
         h = model.norm.call(h);
         var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
         return logits.MoveToOuterDisposeScope();
