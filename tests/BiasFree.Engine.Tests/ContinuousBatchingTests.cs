@@ -247,16 +247,15 @@ public class ContinuousBatchingTests : IDisposable
             return d.item<double>();
         }
 
-        // Right padding inside a slot batch: two passes of different lengths per row (padding on the right in each),
-        // then each row's last-token logits are compared with the reference at that position.
+        // A slot batch: two passes with different new-token counts per row (attention pads them on the right), then each
+        // row's last-token logits are compared with the reference at that position.
         using var cache = SlotKVCache.For(model);
         cache.Resize(3, 16, 0);
         var past = new[] { 0, 0, 0 };
         foreach (var lengths in new[] { new[] { 6, 2, 4 }, new[] { 4, 3, 3 } })
         {
-            int t = lengths.Max();
-            var ids = Enumerable.Range(0, 3).SelectMany(b => Enumerable.Range(0, t).Select(i => (long)(i < lengths[b] ? seqs[b][past[b] + i] : 0))).ToArray();
-            using var logits = model.ForwardSlots(tensor(ids, [3, t], ScalarType.Int64), cache, 0, past, lengths);
+            var chunks = Enumerable.Range(0, 3).Select(b => (IReadOnlyList<int>)seqs[b].Skip(past[b]).Take(lengths[b]).ToList()).ToList();
+            using var logits = model.ForwardSlots(chunks, cache, 0, past);
             for (int b = 0; b < 3; b++)
             {
                 past[b] += lengths[b];

@@ -80,8 +80,9 @@ public sealed class BatchedSequence
 /// <summary>
 /// Iteration-level scheduling ("continuous batching", Orca, Yu et al., OSDI 2022): a running batch of sequences, each
 /// with its own settings (temperature, top-k/p, max tokens, stops, logits processors, seed), that admits newcomers at
-/// every step and releases finished rows at once. Each <see cref="Step"/> admits the waiting sequences that fit,
-/// prefills one chunk of the newcomers' prompts, and decodes one token for every running sequence.
+/// every step and releases finished rows at once. Each <see cref="Step"/> admits the waiting sequences that fit, then
+/// runs one forward pass that decodes one token for every decoding sequence and feeds one chunk of every newcomer's
+/// prompt (chunked prefill: a long prompt never stalls the decoders for more than one pass).
 /// </summary>
 /// <remarks>
 /// <para><b>Determinism.</b> Every sequence samples from its own generator, seeded by its <see cref="GenerationOptions.Seed"/>,
@@ -161,7 +162,7 @@ public sealed class ContinuousBatcher : IDisposable
         while (HasWork) Step();
     }
 
-    /// <summary>One iteration: drop cancelled sequences, admit newcomers, prefill one chunk, decode one token per running row.</summary>
+    /// <summary>One iteration: drop cancelled sequences, admit newcomers, then one pass that decodes and prefills (see <see cref="Iterate"/>).</summary>
     public void Step()
     {
         using var _ = no_grad();
@@ -169,8 +170,7 @@ public sealed class ContinuousBatcher : IDisposable
         {
             DropCancelled();
             Admit();
-            if (_prefilling.Count > 0) PrefillChunk();
-            if (_decoding.Count > 0) DecodeStep();
+            if (Running > 0) Iterate();
         }
         catch (Exception e)
         {
@@ -300,31 +300,41 @@ public sealed class ContinuousBatcher : IDisposable
 
     // ---------------------------------------------------------------- model passes
 
-    private void PrefillChunk()
+    /// <summary>
+    /// One forward pass over every running sequence: a decoding row feeds its last sampled token, a prefilling row the
+    /// next chunk of its prompt (the iteration's <see cref="ContinuousBatchOptions.PrefillChunkTokens"/> shared among
+    /// the prefilling rows, at least 16 each). Rows whose prompt is complete sample their first token and start decoding.
+    /// </summary>
+    private void Iterate()
     {
-        int n = _prefilling.Count, first = _decoding.Count;
-        int perRow = Math.Max(Math.Min(16, _options.PrefillChunkTokens), _options.PrefillChunkTokens / n);
-        var rows = _prefilling.ToList();
-        var lengths = rows.Select(s => Math.Min(perRow, s.Prompt.Count - s.Past)).ToList();
-        int t = lengths.Max();
-        var ids = new long[n * t];
-        for (int b = 0; b < n; b++)
-            for (int i = 0; i < t; i++)
-                ids[b * t + i] = i < lengths[b] ? rows[b].Prompt[rows[b].Past + i] : rows[b].Options.PadTokenId;
+        var decoding = _decoding.ToList();
+        var prefilling = _prefilling.ToList();
+        int chunk = prefilling.Count == 0 ? 0 : Math.Max(Math.Min(16, _options.PrefillChunkTokens), _options.PrefillChunkTokens / prefilling.Count);
+        var rows = decoding.Concat(prefilling).ToList();
+        var newTokens = new List<IReadOnlyList<int>>(rows.Count);
+        foreach (var s in decoding) newTokens.Add([s.NextToken]);
+        foreach (var s in prefilling) newTokens.Add(s.Prompt.Skip(s.Past).Take(Math.Min(chunk, s.Prompt.Count - s.Past)).ToList());
         using var scope = NewDisposeScope();
-        var logits = _model.ForwardSlots(tensor(ids, [n, t], ScalarType.Int64, _model.Device), _cache, first,
-            rows.Select(s => s.Past).ToList(), lengths, SharedOnLayer(rows));
+        var logits = _model.ForwardSlots(newTokens, _cache, 0, rows.Select(s => s.Past).ToList(), SharedOnLayer(rows, newTokens));
         var done = new List<BatchedSequence>();
-        for (int b = 0; b < n; b++)
+        for (int b = 0; b < rows.Count; b++)
         {
-            rows[b].Past += lengths[b];
-            if (rows[b].Prefilling) continue;
-            // The prompt is in: the logits at its last token give the first new token.
-            Accept(rows[b], SelectToken(rows[b], logits, b));
-            done.Add(rows[b]);
+            var s = rows[b];
+            s.Past += newTokens[b].Count;
+            if (s.Prefilling) continue;
+            // A decoding row's next token, or a prompt that is now complete: its last token's logits give the first new token.
+            Accept(s, SelectToken(s, logits, b));
+            if (b >= decoding.Count) done.Add(s);
         }
         lock (_statsLock)
-            _stats = _stats with { PrefillPasses = _stats.PrefillPasses + 1, PromptTokens = _stats.PromptTokens + lengths.Sum() };
+            _stats = _stats with
+            {
+                DecodeSteps = _stats.DecodeSteps + (decoding.Count > 0 ? 1 : 0),
+                DecodeRowSteps = _stats.DecodeRowSteps + decoding.Count,
+                PrefillPasses = _stats.PrefillPasses + (prefilling.Count > 0 ? 1 : 0),
+                PromptTokens = _stats.PromptTokens + newTokens.Skip(decoding.Count).Sum(t => t.Count),
+            };
+        foreach (var s in decoding.Where(s => s.Finish is not null)) Release(s);
         foreach (var s in done)
         {
             if (s.Finish is not null) Release(s);
@@ -332,37 +342,26 @@ public sealed class ContinuousBatcher : IDisposable
         }
     }
 
-    private void DecodeStep()
-    {
-        var rows = _decoding.ToList();
-        int n = rows.Count;
-        using var scope = NewDisposeScope();
-        var ids = tensor(rows.Select(s => (long)s.NextToken).ToArray(), [n, 1], ScalarType.Int64, _model.Device);
-        var logits = _model.ForwardSlots(ids, _cache, 0, rows.Select(s => s.Past).ToList(), Enumerable.Repeat(1, n).ToList(), SharedOnLayer(rows));
-        for (int b = 0; b < n; b++)
-        {
-            rows[b].Past += 1;
-            Accept(rows[b], SelectToken(rows[b], logits, b));
-        }
-        lock (_statsLock)
-            _stats = _stats with { DecodeSteps = _stats.DecodeSteps + 1, DecodeRowSteps = _stats.DecodeRowSteps + n };
-        foreach (var s in rows.Where(s => s.Finish is not null)) Release(s);
-    }
-
-    /// <summary>The per-request residual callback when every row shares it; rows with different callbacks get theirs applied to their rows only.</summary>
-    private static Func<int, Tensor, Tensor>? SharedOnLayer(List<BatchedSequence> rows)
+    /// <summary>
+    /// The per-request residual callback when every row shares it. Rows with different callbacks get theirs applied to
+    /// their own tokens only (the pass's hidden states are packed: [1, N, hidden], row after row).
+    /// </summary>
+    private static Func<int, Tensor, Tensor>? SharedOnLayer(List<BatchedSequence> rows, List<IReadOnlyList<int>> newTokens)
     {
         var first = rows[0].Options.OnLayer;
         if (rows.All(s => s.Options.OnLayer == first)) return first;
-        var groups = rows.Select((s, b) => (s.Options.OnLayer, b)).Where(g => g.OnLayer is not null)
-            .GroupBy(g => g.OnLayer!).Select(g => (Callback: g.Key, Rows: g.Select(x => (long)x.b).ToArray())).ToList();
+        var offsets = new int[rows.Count + 1];
+        for (int b = 0; b < rows.Count; b++) offsets[b + 1] = offsets[b] + newTokens[b].Count;
+        var groups = rows.Select((s, b) => (s.Options.OnLayer, b)).Where(g => g.OnLayer is not null).GroupBy(g => g.OnLayer!)
+            .Select(g => (Callback: g.Key, Tokens: g.SelectMany(x => Enumerable.Range(offsets[x.b], offsets[x.b + 1] - offsets[x.b])).Select(i => (long)i).ToArray()))
+            .ToList();
         return (layer, h) =>
         {
             var result = h;
             foreach (var (callback, idx) in groups)
             {
                 using var index = tensor(idx, ScalarType.Int64, h.device);
-                result = result.index_copy(0, index, callback(layer, h.index_select(0, index)));
+                result = result.index_copy(1, index, callback(layer, h.index_select(1, index)));
             }
             return result;
         };

@@ -51,13 +51,14 @@ public sealed class ForwardContext
     public required LayerInputs Layers { get; init; }
     public bool LastTokenLogitsOnly { get; init; }
 
-    /// <summary>[B] position per row whose logits are wanted (continuous batching: each row's last real token).</summary>
+    /// <summary>Packed-token index of each row's last token, whose logits are wanted (continuous batching).</summary>
     internal Tensor? OutputPositions;
 
     /// <summary>Keeps the positions whose logits are wanted: all, the last, or one per row.</summary>
     public Tensor SelectOutputPositions(Tensor h)
     {
-        if (OutputPositions is { } p) return h.gather(1, p.view(-1, 1, 1).expand(h.shape[0], 1, h.shape[2]));
+        // Packed continuous batch: h is [1, N, hidden]; row b's last token becomes [b, 0, :].
+        if (OutputPositions is { } p) return h.index_select(1, p).transpose(0, 1);
         return LastTokenLogitsOnly ? h.narrow(1, h.shape[1] - 1, 1) : h;
     }
 
@@ -291,37 +292,58 @@ public abstract class CausalLM : nn.Module
     }
 
     /// <summary>
-    /// One pass of a continuous batch: rows <paramref name="firstSlot"/>.. of <paramref name="cache"/> advance by
-    /// <paramref name="inputIds"/> [n, T]. Row b already holds <paramref name="past"/>[b] positions and its real new
-    /// tokens are the first <paramref name="lengths"/>[b] of its input row (the rest is right padding, written to
-    /// positions no real query can see yet). Returns float32 logits [n, V] at each row's last real token.
+    /// One pass of a continuous batch: rows <paramref name="firstSlot"/>.. of <paramref name="cache"/> advance by their
+    /// <paramref name="newTokens"/> (one token for a decoding sequence, a prompt chunk for a prefilling one). Row b already
+    /// holds <paramref name="past"/>[b] positions. Returns float32 logits [n, V] at each row's last new token.
     /// </summary>
     /// <remarks>
-    /// Row b's token i sits at position past[b] + i, and may attend keys 0..past[b] + i of its own slot (within the
+    /// Row b's token i sits at position past[b] + i and may attend keys 0..past[b] + i of its own slot (within the
     /// sliding window, if any): exactly what it would see alone, so batching changes results only by floating-point
-    /// rounding. Padding writes are clamped to the last slot position; with at least one token still to generate that
-    /// position is past every real prompt token, and it is rewritten before it is ever read.
+    /// rounding. The tokens travel packed as one row [1, N], so projections and MLPs run as single matrix products
+    /// over every sequence's tokens; attention regroups them per sequence, right-padded to the longest. Padding entries
+    /// are written to positions after the row's last real one (clamped to the slot's last position, which, with at least
+    /// one token still to generate, is after every prompt token); they are rewritten before any real query can see them.
     /// </remarks>
-    public Tensor ForwardSlots(Tensor inputIds, SlotKVCache cache, int firstSlot, IReadOnlyList<int> past, IReadOnlyList<int> lengths,
+    public Tensor ForwardSlots(IReadOnlyList<IReadOnlyList<int>> newTokens, SlotKVCache cache, int firstSlot, IReadOnlyList<int> past,
         Func<int, Tensor, Tensor>? onLayer = null)
     {
         using var scope = NewDisposeScope();
-        inputIds = inputIds.to(Device);
-        int n = (int)inputIds.shape[0], length = (int)inputIds.shape[1];
-        if (past.Count != n || lengths.Count != n) throw new ArgumentException("past and lengths need one entry per row");
+        int n = newTokens.Count;
+        if (n == 0 || past.Count != n) throw new ArgumentException("past needs one entry per row, and there must be at least one row");
         if (firstSlot < 0 || firstSlot + n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(firstSlot), $"rows {firstSlot}..{firstSlot + n - 1} are outside the {cache.Slots} slots");
-        var flat = new long[n * length];
-        int used = 0;
+        int total = 0, longest = 0, used = 0;
         for (int b = 0; b < n; b++)
         {
-            if (lengths[b] < 1 || lengths[b] > length) throw new ArgumentException($"row {b}: {lengths[b]} real tokens in an input of {length}");
-            if (past[b] + lengths[b] > cache.Width) throw new ArgumentException($"row {b}: {past[b] + lengths[b]} positions do not fit the cache width {cache.Width}");
-            for (int i = 0; i < length; i++) flat[b * length + i] = past[b] + i;
-            used = Math.Max(used, past[b] + lengths[b]);
+            int len = newTokens[b].Count;
+            if (len < 1) throw new ArgumentException($"row {b} has no new tokens");
+            if (past[b] + len > cache.Width) throw new ArgumentException($"row {b}: {past[b] + len} positions do not fit the cache width {cache.Width}");
+            total += len;
+            longest = Math.Max(longest, len);
+            used = Math.Max(used, past[b] + len);
         }
-        var positions = tensor(flat, [n, length], ScalarType.Int64, Device);
-        var (cos, sin) = Rotary.CosSin(positions, DType);
-        var queryPos = positions.view(n, 1, length, 1);
+        var ids = new long[total];
+        var packedPositions = new long[total];
+        var paddedToPacked = new long[total];
+        var packedToPadded = new long[n * longest];
+        var paddedPositions = new long[n * longest];
+        var last = new long[n];
+        for (int b = 0, offset = 0; b < n; b++)
+        {
+            int len = newTokens[b].Count;
+            for (int i = 0; i < longest; i++)
+            {
+                packedToPadded[b * longest + i] = offset + Math.Min(i, len - 1);
+                paddedPositions[b * longest + i] = past[b] + i;
+                if (i >= len) continue;
+                ids[offset + i] = newTokens[b][i];
+                packedPositions[offset + i] = past[b] + i;
+                paddedToPacked[offset + i] = b * longest + i;
+            }
+            offset += len;
+            last[b] = offset - 1;
+        }
+        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType);
+        var queryPos = tensor(paddedPositions, [n, 1, longest, 1], ScalarType.Int64, Device);
         var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
         var allowed = keyPos.le(queryPos);
         int? window = Enumerable.Range(0, Config.NumHiddenLayers).Select(Config.SlidingWindowForLayer).FirstOrDefault(w => w is not null);
@@ -329,18 +351,28 @@ public abstract class CausalLM : nn.Module
         {
             Cos = cos,
             Sin = sin,
-            Slots = new SlotBatch { Cache = cache, FirstSlot = firstSlot, WriteIndex = queryPos.clamp_max(cache.Width - 1), UsedWidth = used },
+            Slots = new SlotBatch
+            {
+                Cache = cache,
+                FirstSlot = firstSlot,
+                Rows = n,
+                PaddedLength = longest,
+                PackedToPadded = tensor(packedToPadded, ScalarType.Int64, Device),
+                PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
+                WriteIndex = queryPos.clamp_max(cache.Width - 1),
+                UsedWidth = used,
+            },
             FullMask = allowed,
             WindowMask = window is { } w ? allowed.logical_and((queryPos - keyPos).lt(w)) : null,
         };
         var ctx = new ForwardContext
         {
             Layers = inputs,
-            OutputPositions = tensor(lengths.Select(l => (long)l - 1).ToArray(), ScalarType.Int64, Device),
+            OutputPositions = tensor(last, ScalarType.Int64, Device),
             CallCallback = onLayer,
             ModelCallback = OnLayer,
         };
-        var logits = ForwardCore(inputIds, ctx);
+        var logits = ForwardCore(tensor(ids, [1, total], ScalarType.Int64, Device), ctx); // [n, 1, V]
         return logits.squeeze(1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 

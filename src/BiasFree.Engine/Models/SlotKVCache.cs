@@ -156,15 +156,40 @@ public sealed class SlotKVCache : IDisposable
     public void Dispose() => Resize(0, 0, 0);
 }
 
-/// <summary>The slots one forward pass runs on, and where its new keys/values go.</summary>
+/// <summary>
+/// The slots one forward pass runs on, and how its tokens are laid out. The pass's new tokens are packed into one
+/// row [1, N] (sequence after sequence, no padding), so every projection and MLP is one matrix product over all of them;
+/// only attention needs them per sequence, as [n, heads, T, D] with each sequence right-padded to the longest T.
+/// </summary>
 public sealed class SlotBatch
 {
     public required SlotKVCache Cache { get; init; }
     public required int FirstSlot { get; init; }
+    /// <summary>Sequences in the pass (n) and the longest one's new tokens (T).</summary>
+    public required int Rows { get; init; }
+    public required int PaddedLength { get; init; }
+    /// <summary>[n·T]: for each padded place, the packed token to take (padding repeats the row's last token).</summary>
+    public required Tensor PackedToPadded { get; init; }
+    /// <summary>[N]: for each packed token, its padded place b·T + i.</summary>
+    public required Tensor PaddedToPacked { get; init; }
     /// <summary>[n, 1, T, 1] positions to write this pass's entries at.</summary>
     public required Tensor WriteIndex { get; init; }
     /// <summary>Positions every attention call reads (the longest row after this pass).</summary>
     public required int UsedWidth { get; init; }
+
+    /// <summary>[1, H, N, D] packed → [n, H, T, D] per sequence.</summary>
+    internal Tensor Unpack(Tensor packed)
+    {
+        long heads = packed.shape[1], d = packed.shape[3];
+        return packed.squeeze(0).index_select(1, PackedToPadded).view(heads, Rows, PaddedLength, d).transpose(0, 1);
+    }
+
+    /// <summary>Attention output [n, H, T, D] → [1, N, H·D] packed (padding dropped).</summary>
+    internal Tensor Pack(Tensor padded)
+    {
+        long heads = padded.shape[1], d = padded.shape[3];
+        return padded.transpose(1, 2).reshape(Rows * PaddedLength, heads * d).index_select(0, PaddedToPacked).unsqueeze(0);
+    }
 
     internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v) => Cache.Write(layer, FirstSlot, k, v, WriteIndex, UsedWidth);
 }
