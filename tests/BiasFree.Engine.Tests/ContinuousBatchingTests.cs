@@ -200,8 +200,8 @@ public class ContinuousBatchingTests : IDisposable
         Assert.Equal(100, stats.Requests);
         Assert.True(stats.PeakCacheBytes <= budget, $"peak {stats.PeakCacheBytes} > budget {budget}");
         Assert.True(stats.PeakCacheBytes > 0);
-        // Several ran together, but never more than the budget can hold (each reserves at least 2 prompt + 7 new positions).
-        Assert.True(stats.LargestBatch > 1 && stats.LargestBatch * 9 <= 64, $"largest batch {stats.LargestBatch}");
+        // Several ran together, but never more than the budget can hold (each reserves at least 2 prompt + 8 new positions).
+        Assert.True(stats.LargestBatch > 1 && stats.LargestBatch * 10 <= 64, $"largest batch {stats.LargestBatch}");
         Assert.True(stats.MaxQueueWaitSeconds > 0);
         Assert.Equal(0, stats.ReservedTokens);
 

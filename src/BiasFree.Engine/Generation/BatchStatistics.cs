@@ -35,7 +35,7 @@ public sealed record BatchStatistics
     /// <summary>Bytes the KV cache holds now, and the most it ever held (resize copies included).</summary>
     public long CacheBytes { get; init; }
     public long PeakCacheBytes { get; init; }
-    /// <summary>Cache positions reserved by running sequences (prompt + max new tokens − 1 each).</summary>
+    /// <summary>Cache positions reserved by running sequences (prompt + max new tokens each).</summary>
     public long ReservedTokens { get; init; }
     public int Running { get; init; }
     public int Waiting { get; init; }

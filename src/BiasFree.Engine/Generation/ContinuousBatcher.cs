@@ -48,8 +48,12 @@ public sealed class BatchedSequence
     /// <summary>Completes with the result (FinishReason.Cancelled when the token fired), or faults when the model failed.</summary>
     public Task<SequenceResult> Completion => _completion.Task;
 
-    /// <summary>KV-cache positions this sequence reserves: every prompt token and every generated token but the last.</summary>
-    public int CacheTokens => Prompt.Count + Math.Max(0, Options.MaxNewTokens - 1);
+    /// <summary>
+    /// KV-cache positions this sequence reserves: its prompt plus its max new tokens. The last generated token is never
+    /// fed back, so the final position stays spare: padding writes of a pass land there (they are clamped to the slot's
+    /// last position) and can never collide with a real entry of the same pass.
+    /// </summary>
+    public int CacheTokens => Prompt.Count + Math.Max(0, Options.MaxNewTokens);
 
     // ---- scheduler state (touched only by the batcher's thread)
     internal readonly List<int> Generated = [];

@@ -301,8 +301,9 @@ public abstract class CausalLM : nn.Module
     /// sliding window, if any): exactly what it would see alone, so batching changes results only by floating-point
     /// rounding. The tokens travel packed as one row [1, N], so projections and MLPs run as single matrix products
     /// over every sequence's tokens; attention regroups them per sequence, right-padded to the longest. Padding entries
-    /// are written to positions after the row's last real one (clamped to the slot's last position, which, with at least
-    /// one token still to generate, is after every prompt token); they are rewritten before any real query can see them.
+    /// are written to positions after the row's last real one, clamped to the slot's last position. The caller keeps
+    /// that position spare (see <see cref="Generation.BatchedSequence.CacheTokens"/>), and padding entries are rewritten
+    /// before any real query can see them.
     /// </remarks>
     public Tensor ForwardSlots(IReadOnlyList<IReadOnlyList<int>> newTokens, SlotKVCache cache, int firstSlot, IReadOnlyList<int> past,
         Func<int, Tensor, Tensor>? onLayer = null)
