@@ -190,6 +190,7 @@ public sealed class ContinuousBatcher : IDisposable
         _decoding.Clear();
         _prefilling.Clear();
         _waiting.Clear();
+        lock (_statsLock) _stats = _stats with { ReservedTokens = 0 };
         GoIdle();
     }
 
