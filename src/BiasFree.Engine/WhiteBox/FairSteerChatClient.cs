@@ -45,14 +45,16 @@ public sealed class FairSteerChatClient : DelegatingChatClient
 
     private ChatOptions WithHook(ChatOptions? options)
     {
-        var hook = _steer.CreateHook(_mode, randomVector: _randomVector);
+        FairSteerHook? hook = null;
         var o = options?.Clone() ?? new ChatOptions();
         o.AdditionalProperties = o.AdditionalProperties is null ? [] : new AdditionalPropertiesDictionary(o.AdditionalProperties);
         o.AdditionalProperties[EngineChatClient.RequestHooksKey] = new EngineRequestHooks
         {
-            OnLayer = hook.OnLayer,
+            // Steer from the prompt's last token on: prefill may come in chunks, decoding one token per step.
+            CreateOnLayer = prompt => (hook = _steer.CreateHook(_mode, randomVector: _randomVector, fromPosition: prompt.Count - 1)).OnLayer,
             Describe = props =>
             {
+                if (hook is null) return;
                 props[GateFiringsKey] = hook.Firings.Sum();
                 props[GateStepsKey] = hook.Steps.Sum();
                 props[SettingsKey] = Settings;

@@ -31,6 +31,7 @@ public sealed class FairSteerHook
     private readonly Tensor _weight;   // [H] float32
     private readonly double _bias;
     private long[] _firings = [];
+    private long _seen; // positions of the sequence that passed the hooked layer so far
     private long[] _steps = [];
 
     /// <param name="layer">Decoder layer whose output is steered (0-based).</param>
@@ -39,9 +40,11 @@ public sealed class FairSteerHook
     /// <param name="alpha">Scale α.</param>
     /// <param name="mode">Gated, always, or gate only.</param>
     /// <param name="fromPosition">
-    /// Steer every position ≥ this index of the sequence (prompt positions included) instead of only the last one of each
-    /// pass: a single full forward pass over prompt + continuation with <c>fromPosition = promptLength − 1</c> then equals
-    /// step-by-step decoding with the cache (the gate at position t sees only positions ≤ t). Null: last position only.
+    /// Steer every position whose index in the sequence is ≥ this (counted over all passes, so chunked prefill and decoding
+    /// steps line up) instead of only the last position of each pass. With <c>fromPosition = promptLength − 1</c> the prompt's
+    /// last token and every generated one are steered, whether the prompt arrives in one pass or in chunks, and a single full
+    /// pass over prompt + continuation equals step-by-step decoding with the cache (the gate at position t sees only
+    /// positions ≤ t). Null: the last position of each pass (right for a one-pass prefill followed by single-token steps).
     /// </param>
     public FairSteerHook(int layer, float[] vector, LogisticProbe probe, double alpha, SteeringMode mode = SteeringMode.Gated, int? fromPosition = null)
     {
@@ -79,8 +82,11 @@ public sealed class FairSteerHook
             _firings = new long[batch];
             _steps = new long[batch];
         }
-        int from = FromPosition is int p ? Math.Clamp(p, 0, length - 1) : length - 1;
+        long start = _seen;
+        _seen += length;
+        int from = FromPosition is int p ? (int)Math.Clamp(p - start, 0, length) : length - 1;
         int span = length - from;
+        if (span == 0) return h; // a prompt chunk before the steered positions
         using var scope = NewDisposeScope();
         var part = h.narrow(1, from, span);                                             // [B, S, H]
         var logits = part.to_type(ScalarType.Float32).matmul(_weight.to(h.device)) + _bias; // [B, S]

@@ -204,6 +204,30 @@ public class FairSteerTests
     }
 
     [Fact]
+    public async Task ChunkedPrefillInAContinuousBatchSteersTheSamePositionsAsOnePass()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 6);
+        var v = RandomVector(64, 12, 3);
+        var probe = new LogisticProbe(RandomVector(64, 13).Select(x => (double)x).ToArray(), 0.0);
+        int[] prompt = [.. Enumerable.Range(0, 19).Select(i => (i * 7 + 3) % 97)];
+        var lone = new FairSteerHook(1, v, probe, 1.5);
+        var expected = model.Generate([prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [], OnLayer = lone.OnLayer }, _ct)[0];
+
+        // The prompt arrives in chunks of 4 beside another request; the hook sees only its own row's tokens.
+        using var batcher = new ContinuousBatcher(model, new ContinuousBatchOptions { PrefillChunkTokens = 4 });
+        var chunked = new FairSteerHook(1, v, probe, 1.5, fromPosition: prompt.Length - 1);
+        var steered = batcher.Add(prompt, new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [], OnLayer = chunked.OnLayer }, _ct);
+        var other = batcher.Add(Prompt, new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct);
+        batcher.RunToCompletion();
+        Assert.Equal(expected.Tokens, (await steered.Completion).Tokens);
+        Assert.Equal(lone.Firings[0], chunked.Firings[0]);
+        Assert.Equal(lone.Steps[0], chunked.Steps[0]);
+        Assert.Equal(model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct)[0].Tokens, (await other.Completion).Tokens);
+        // Steering every chunk's last token instead would have changed the result: the unsteered text differs.
+        Assert.NotEqual(expected.Tokens, model.Generate([prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct)[0].Tokens);
+    }
+
+    [Fact]
     public void ModelSavesAndLoadsAndTheRandomAblationKeepsTheNorm()
     {
         using var dir = new TempDir();
