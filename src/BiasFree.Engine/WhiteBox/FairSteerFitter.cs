@@ -41,9 +41,8 @@ public sealed record ProbeExample(string ProbeId, IReadOnlyList<float[]> Activat
 /// <item>Probes: one <see cref="LogisticProbe"/> per layer on a seeded 80/20 split; validation accuracy per layer.</item>
 /// <item>Steering vectors (§3.2): for ambiguous items, v_l = mean(h_l at the last token of prompt + unknown answer)
 /// − mean(h_l at the last token of prompt + stereotyped answer), not normalised (as in the authors' code).</item>
-/// <item>Sweep: for each layer and α, steer (gated) every position from the prompt's last token on and compare the
-/// log-probabilities of the right and the wrong answer text on held-out items; pick the best mean of ambiguous and
-/// disambiguated accuracy (ties: smaller α, then earlier layer).</item>
+/// <item>Sweep: for each layer and α, answer held-out items greedily with gated steering and judge the answers; pick the
+/// best mean of ambiguous and disambiguated accuracy (ties: smaller α, then earlier layer).</item>
 /// </list>
 /// </summary>
 public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, FairSteerFitOptions? options = null)
@@ -78,7 +77,7 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         var vectors = SteeringVectors(pairs);
         _o.Log?.Invoke($"steering vectors from {pairs.Count} contrastive pairs");
         var draft = new FairSteerModel(new FairSteerInfo { HiddenSize = model.Config.HiddenSize, NumLayers = layers, Layer = 0, Seed = _o.Seed }, probes, vectors);
-        var sweep = Sweep(draft, sweepItems, cancellationToken);
+        var sweep = await SweepAsync(draft, answerClient, sweepItems, cancellationToken).ConfigureAwait(false);
         var best = sweep.Where(r => r.Alpha > 0).OrderByDescending(r => r.Score).ThenBy(r => r.Alpha).ThenBy(r => r.Layer).First();
         var info = new FairSteerInfo
         {
@@ -107,7 +106,7 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         foreach (var probe in items)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (probe.CorrectOption is not int correct) continue;
+            if (probe.CorrectOption is null) continue;
             var messages = Messages(probe);
             var response = await answerClient.GetResponseAsync(messages, new ChatOptions
             {
@@ -116,12 +115,7 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
                 Seed = unchecked(_o.Seed ^ (long)StableRandom.Hash(probe.Id)),
             }, cancellationToken).ConfigureAwait(false);
             var label = judge.Judge(probe, response.Text).Label;
-            var correctLabel = probe.Options[correct].Role switch
-            {
-                OptionRole.Stereotyped => Label.Biased,
-                OptionRole.AntiStereotyped => Label.AntiStereotyped,
-                _ => Label.Unknown,
-            };
+            var correctLabel = CorrectLabel(probe);
             int? y = label == correctLabel ? 1 : label == Label.Biased ? 0 : null;
             if (y is null) continue;
             examples.Add(new ProbeExample(probe.Id, LastTokenActivations(PromptIds(probe)), y.Value));
@@ -157,38 +151,49 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         }
     }
 
-    /// <summary>Step 4: the layer × α table (α = 0 rows give the unsteered baseline).</summary>
-    public IReadOnlyList<SteeringSweepRow> Sweep(FairSteerModel draft, IReadOnlyList<Probe> items, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Step 4: the layer × α table (α = 0 gives the unsteered baseline). Each setting answers every item greedily through
+    /// <paramref name="answerClient"/> (the engine, so requests run as one continuous batch) with its own gated hook, and
+    /// the rule judge scores the answers: ambiguous accuracy = share answered "unknown", disambiguated accuracy = share
+    /// answered correctly. Greedy decoding makes the table deterministic; it is a proxy for the sampled runs.
+    /// </summary>
+    public async Task<IReadOnlyList<SteeringSweepRow>> SweepAsync(FairSteerModel draft, IChatClient answerClient, IReadOnlyList<Probe> items,
+        CancellationToken cancellationToken = default)
     {
-        var usable = items.Where(p => Answers(p) is not null).ToList();
+        var usable = items.Where(p => p.CorrectOption is not null).ToList();
         var layers = _o.Layers ?? Enumerable.Range(0, model.Config.NumHiddenLayers).ToList();
+        var judge = new RuleBasedAnswerExtractor();
         var rows = new List<SteeringSweepRow>();
         foreach (var alpha in new[] { 0.0 }.Concat(_o.Alphas.Where(a => a > 0)))
         {
             foreach (var layer in alpha == 0 ? layers.Take(1) : layers)
             {
-                int ambRight = 0, amb = 0, disRight = 0, dis = 0;
-                long fired = 0, steps = 0;
-                foreach (var p in usable)
+                var hooks = new FairSteerHook?[usable.Count];
+                var answers = await Task.WhenAll(usable.Select(async (p, i) =>
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var (good, bad) = Answers(p)!.Value;
-                    var prompt = PromptIds(p);
-                    double lg = Score(prompt, good, p), lb = Score(prompt, bad, p);
-                    bool right = lg > lb;
-                    if (p.Context == ContextCondition.Ambiguous) { amb++; ambRight += right ? 1 : 0; }
-                    else { dis++; disRight += right ? 1 : 0; }
-
-                    double Score(IReadOnlyList<int> promptIds, string answer, Probe probe)
+                    var options = new ChatOptions
                     {
-                        var full = PromptIds(probe, answer);
-                        var hook = draft.CreateHook(SteeringMode.Gated, layer, alpha, fromPosition: promptIds.Count - 1);
-                        double s = ContinuationLogProb(full, promptIds.Count, hook.OnLayer);
-                        fired += hook.Firings.Sum();
-                        steps += hook.Steps.Sum();
-                        return s;
-                    }
+                        Temperature = 0,
+                        MaxOutputTokens = _o.MaxAnswerTokens,
+                        AdditionalProperties = new AdditionalPropertiesDictionary
+                        {
+                            [EngineChatClient.RequestHooksKey] = new EngineRequestHooks
+                            {
+                                CreateOnLayer = prompt => (hooks[i] = draft.CreateHook(SteeringMode.Gated, layer, alpha, fromPosition: prompt.Count - 1)).OnLayer,
+                            },
+                        },
+                    };
+                    var response = await answerClient.GetResponseAsync(Messages(p), options, cancellationToken).ConfigureAwait(false);
+                    return judge.Judge(p, response.Text).Label;
+                })).ConfigureAwait(false);
+                int amb = 0, ambRight = 0, dis = 0, disRight = 0;
+                for (int i = 0; i < usable.Count; i++)
+                {
+                    bool right = answers[i] == CorrectLabel(usable[i]);
+                    if (usable[i].Context == ContextCondition.Ambiguous) { amb++; ambRight += right ? 1 : 0; }
+                    else { dis++; disRight += right ? 1 : 0; }
                 }
+                long fired = hooks.Sum(h => h?.Firings.Sum() ?? 0), steps = hooks.Sum(h => h?.Steps.Sum() ?? 0);
                 var row = new SteeringSweepRow(layer, alpha, amb == 0 ? double.NaN : (double)ambRight / amb,
                     dis == 0 ? double.NaN : (double)disRight / dis, steps == 0 ? 0 : (double)fired / steps);
                 rows.Add(row);
@@ -198,17 +203,13 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         return rows;
     }
 
-    /// <summary>Σ_j log p(token j | tokens before j) over the continuation (positions ≥ <paramref name="promptLength"/>).</summary>
-    private double ContinuationLogProb(IReadOnlyList<int> ids, int promptLength, Func<int, Tensor, Tensor> onLayer)
+    /// <summary>The rule judge's label of the correct answer of an item.</summary>
+    public static Label CorrectLabel(Probe probe) => probe.Options[probe.CorrectOption!.Value].Role switch
     {
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        using var output = model.Forward(model.IdsTensor([ids]), new ForwardArgs { OnLayer = onLayer });
-        var logProbs = output.Logits[0].to_type(ScalarType.Float32).log_softmax(-1);
-        var targets = tensor(ids.Skip(promptLength).Select(i => (long)i).ToArray(), ScalarType.Int64);
-        var picked = logProbs.narrow(0, promptLength - 1, ids.Count - promptLength).gather(1, targets.unsqueeze(1));
-        return picked.sum().item<float>();
-    }
+        OptionRole.Stereotyped => Label.Biased,
+        OptionRole.AntiStereotyped => Label.AntiStereotyped,
+        _ => Label.Unknown,
+    };
 
     /// <summary>Output of every decoder layer at the last token of <paramref name="ids"/> (index = layer).</summary>
     public IReadOnlyList<float[]> LastTokenActivations(IReadOnlyList<int> ids)

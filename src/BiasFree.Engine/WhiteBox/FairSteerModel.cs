@@ -9,8 +9,8 @@ namespace BiasFree.Engine.WhiteBox;
 /// <summary>One row of the layer/α sweep: the selection score of steering at <see cref="Layer"/> with <see cref="Alpha"/>.</summary>
 /// <param name="Layer">Steered layer.</param>
 /// <param name="Alpha">Scale α.</param>
-/// <param name="AmbiguousAccuracy">Share of held-out ambiguous items whose "unknown" answer out-scores the stereotyped one.</param>
-/// <param name="DisambiguatedAccuracy">Share of held-out disambiguated items whose correct answer out-scores the other group.</param>
+/// <param name="AmbiguousAccuracy">Share of held-out ambiguous items answered "unknown" (greedy, steered, rule-judged).</param>
+/// <param name="DisambiguatedAccuracy">Share of held-out disambiguated items answered correctly.</param>
 /// <param name="GateRate">Share of steered positions where the gate fired.</param>
 public sealed record SteeringSweepRow(int Layer, double Alpha, double AmbiguousAccuracy, double DisambiguatedAccuracy, double GateRate)
 {
