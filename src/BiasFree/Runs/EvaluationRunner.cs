@@ -2,6 +2,7 @@ using BiasFree.Judges;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Scoring;
+using BiasFree.Targets;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Runs;
@@ -17,6 +18,13 @@ public sealed record RunOutcome(int Total, int Skipped, int Completed, int Error
     /// <summary>True when every item of the run is complete.</summary>
     public bool IsComplete => Skipped + Completed == Total;
 }
+
+/// <summary>
+/// Thrown when a run stops because its target (or LLM judge) failed the same way several times in a row with a
+/// failure every later request would repeat (<see cref="TargetFailure.Persistent"/>): a refused API key, a wrong URL
+/// or model, an HTML page instead of JSON. The failed rows are recorded; a resume continues once it is fixed.
+/// </summary>
+public sealed class RunStoppedException(string message, Exception? innerException = null) : Exception(message, innerException);
 
 /// <summary>
 /// Runs probes against a target for each method, judges the final replies and writes one row per
@@ -98,11 +106,31 @@ public sealed class EvaluationRunner
         int done = skipped, errors = 0, judgeErrors = 0, completedNow = 0;
         progress?.Report(new RunProgress(done, total, 0, tally.Bfs, skipped));
 
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, spec.Concurrency), CancellationToken = cancellationToken };
-        await Parallel.ForEachAsync(work, parallel, async (item, ct) =>
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var stopRule = new PersistentFailureRule(spec);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, spec.Concurrency), CancellationToken = stop.Token };
+        try
         {
-            var row = await RunOneAsync(spec, clients[item.Method], item.Method, item.Probe, ct).ConfigureAwait(false);
-            await _store.SaveResultAsync(row, CancellationToken.None).ConfigureAwait(false);
+            await Parallel.ForEachAsync(work, parallel, async (item, ct) =>
+            {
+                var (row, failure) = await RunOneAsync(spec, clients[item.Method], item.Method, item.Probe, ct).ConfigureAwait(false);
+                await _store.SaveResultAsync(row, CancellationToken.None).ConfigureAwait(false);
+                Tally(row);
+                if (stopRule.Observe(failure))
+                {
+                    await stop.CancelAsync().ConfigureAwait(false);
+                }
+            }).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (stopRule.Message is { } why && !cancellationToken.IsCancellationRequested)
+        {
+            throw new RunStoppedException(why, ex);
+        }
+
+        return new RunOutcome(total, skipped, completedNow, errors, judgeErrors);
+
+        void Tally(ResultRecord row)
+        {
             lock (tally)
             {
                 done++;
@@ -122,12 +150,69 @@ public sealed class EvaluationRunner
                 // Reported under the lock so that reports arrive in order.
                 progress?.Report(new RunProgress(done, total, errors + judgeErrors, tally.Bfs, skipped));
             }
-        }).ConfigureAwait(false);
-
-        return new RunOutcome(total, skipped, completedNow, errors, judgeErrors);
+        }
     }
 
-    private async Task<ResultRecord> RunOneAsync(RunSpec spec, IChatClient client, string method, Probe probe, CancellationToken ct)
+    /// <summary>How many identical persistent failures in a row stop a run.</summary>
+    public const int PersistentFailuresBeforeStop = 3;
+
+    /// <summary>
+    /// Counts persistent failures (<see cref="TargetFailure.Persistent"/>) of the target or the judge in completion
+    /// order; <see cref="PersistentFailuresBeforeStop"/> identical ones with no success in between stop the run.
+    /// A failure that may not repeat (timeout, 5xx) neither counts nor resets.
+    /// </summary>
+    private sealed class PersistentFailureRule(RunSpec spec)
+    {
+        private readonly Lock _gate = new();
+        private string? _signature;
+        private int _count;
+
+        public string? Message { get; private set; }
+
+        /// <summary>Observes one finished item; true when the run must stop now.</summary>
+        public bool Observe(ItemFailure? failure)
+        {
+            lock (_gate)
+            {
+                if (Message is not null)
+                {
+                    return true;
+                }
+
+                if (failure is null)
+                {
+                    _signature = null;
+                    _count = 0;
+                    return false;
+                }
+
+                if (TargetFailure.Persistent(failure.Exception) is not { } p)
+                {
+                    return false;
+                }
+
+                var signature = $"{failure.Judge}|{p.Kind}|{p.Description}";
+                _count = signature == _signature ? _count + 1 : 1;
+                _signature = signature;
+                if (_count < PersistentFailuresBeforeStop)
+                {
+                    return false;
+                }
+
+                var (what, url, keyVar) = failure.Judge
+                    ? ("LLM judge", spec.Judge, spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable)
+                    : ("target", spec.TargetEndpoint ?? "embedded", spec.ApiKeyEnvironmentVariable);
+                Message = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"run stopped: the {what} at {url} failed {_count} times in a row with {p.Description}; {TargetFailure.Advice(p.Kind, keyVar)}.");
+                return true;
+            }
+        }
+    }
+
+    /// <summary>The exception that failed an item: the target's (Judge false) or the judge's.</summary>
+    private sealed record ItemFailure(Exception Exception, bool Judge);
+
+    private async Task<(ResultRecord Row, ItemFailure? Failure)> RunOneAsync(RunSpec spec, IChatClient client, string method, Probe probe, CancellationToken ct)
     {
         var call = new ProbeCall(probe.Suite, probe.Id);
         ProbeCall.Current = call;
@@ -154,7 +239,7 @@ public sealed class EvaluationRunner
         }
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {
-            return row with
+            return (row with
             {
                 Requests = call.Requests,
                 Error = ErrorText(ex),
@@ -162,7 +247,7 @@ public sealed class EvaluationRunner
                 CompletionTokens = call.CompletionTokens,
                 LatencyMs = call.LatencyMs,
                 Completed = DateTimeOffset.UtcNow,
-            };
+            }, new ItemFailure(ex, Judge: false));
         }
         finally
         {
@@ -171,6 +256,7 @@ public sealed class EvaluationRunner
 
         var judge = _judgeFor(probe);
         Verdict verdict;
+        ItemFailure? failure = null;
         try
         {
             verdict = await judge.JudgeAsync(probe, reply, ct).ConfigureAwait(false);
@@ -178,9 +264,10 @@ public sealed class EvaluationRunner
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {
             verdict = new Verdict(Label.JudgeError, ErrorText(ex), judge.Name);
+            failure = new ItemFailure(ex, Judge: true);
         }
 
-        return row with
+        return (row with
         {
             Requests = call.Requests,
             Response = reply,
@@ -189,7 +276,7 @@ public sealed class EvaluationRunner
             CompletionTokens = call.CompletionTokens,
             LatencyMs = call.LatencyMs,
             Completed = DateTimeOffset.UtcNow,
-        };
+        }, failure);
     }
 
     /// <summary>Sends the probe's user turns in order, keeping the model's replies in the history; returns the last reply.</summary>
