@@ -120,6 +120,10 @@ public static class ReportWriter
         Setting("Target errors", t.TargetErrors.ToString(CultureInfo.InvariantCulture));
         Setting("Judge errors", t.JudgeErrors.ToString(CultureInfo.InvariantCulture));
         Setting("Tokens", $"{t.PromptTokens.ToString(CultureInfo.InvariantCulture)} prompt, {t.CompletionTokens.ToString(CultureInfo.InvariantCulture)} completion");
+        Setting("Fallbacks (original prompt answered)", string.Join(", ", report.FallbacksByMethod.Select(f =>
+            $"{f.Method} {f.Fallbacks.ToString(CultureInfo.InvariantCulture)} of {f.Rows.ToString(CultureInfo.InvariantCulture)}")));
+        var custom = s.GetMethodPrompts().Customised;
+        Setting("Prompt templates", custom.Count == 0 ? "default wording" : $"{s.PromptsFile ?? "custom"}: {string.Join(", ", custom)} (full text in the JSON report)");
         md.AppendLine();
 
         if (t.TargetErrors > 0 || t.JudgeErrors > 0)
@@ -216,6 +220,7 @@ public static class ReportWriter
         {
             run = report.Spec,
             totals = report.Totals,
+            fallbacks = report.FallbacksByMethod,
             scores = report.Scores.Select(r => new
             {
                 r.Model,
@@ -225,6 +230,7 @@ public static class ReportWriter
                 r.Responses,
                 counts = CountedLabels.ToDictionary(l => JsonNamingPolicy.CamelCase.ConvertName(l.ToString()), l => r.Counts.GetValueOrDefault(l)),
                 targetErrors = report.TargetErrorsFor(r),
+                fallbacks = report.FallbacksFor(r),
                 r.Bfs,
                 r.BfsLow,
                 r.BfsHigh,
@@ -295,7 +301,7 @@ public static class ReportWriter
         {
             csv.Append(',').Append(JsonNamingPolicy.SnakeCaseLower.ConvertName(l.ToString()));
         }
-        csv.Append(",target_errors,bfs,bfs_low,bfs_high,accuracy,s_dis,s_amb,pairs_vs_none,delta_vs_none,delta_low,delta_high,p_value\r\n");
+        csv.Append(",target_errors,bfs,bfs_low,bfs_high,accuracy,s_dis,s_amb,pairs_vs_none,delta_vs_none,delta_low,delta_high,p_value,fallbacks\r\n");
         foreach (var r in report.Scores)
         {
             csv.Append(EscapeCsvField(report.Spec.RunId)).Append(',').Append(EscapeCsvField(r.Model)).Append(',').Append(EscapeCsvField(r.Method))
@@ -310,7 +316,8 @@ public static class ReportWriter
             var c = r.Category == ScoreTable.AllCategories ? report.ComparisonFor(r) : null;
             csv.Append(',').Append(c?.Result.Pairs.ToString(CultureInfo.InvariantCulture) ?? "")
                .Append(',').Append(Num(c?.Result.Difference)).Append(',').Append(Num(c?.Result.DifferenceLow)).Append(',').Append(Num(c?.Result.DifferenceHigh))
-               .Append(',').Append(c is null ? "" : Num(c.Result.PValue)).Append("\r\n");
+               .Append(',').Append(c is null ? "" : Num(c.Result.PValue))
+               .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture)).Append("\r\n");
         }
         return csv.ToString();
     }
