@@ -100,9 +100,14 @@ internal static class RunCommand
                 {
                     throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
                 }
+                const string neverStarted = "A run is recorded only once its suites have loaded and its target has answered, so a run stopped before that never started and has nothing to resume: start it again with the same options.";
+                if (!File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
+                {
+                    throw new UserErrorException($"no run '{resumeId}' to resume: there is no run store at {Path.GetFullPath(Path.Combine(o.RunsDir, RunStore.FileName))} (is --runs-dir right?). {neverStarted}");
+                }
                 store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
-                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. A run is recorded only once its suites have loaded and its target has answered, so one stopped before that has nothing to resume; start it again with the same options.");
+                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 spec = stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,

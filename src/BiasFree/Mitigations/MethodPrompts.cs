@@ -242,6 +242,16 @@ public sealed class MethodPrompts
     /// <summary>Parses prompts-file content (see <see cref="Load"/>); <paramref name="file"/> names it in errors.</summary>
     public static MethodPrompts Parse(ReadOnlySpan<byte> utf8, string file)
     {
+        if (utf8.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+        {
+            utf8 = utf8[3..]; // a byte-order mark, as some editors write
+        }
+
+        if (utf8.Trim((ReadOnlySpan<byte>)" \t\r\n"u8).IsEmpty)
+        {
+            throw new PromptTemplateException($"{file}: the prompts file is empty; expected a JSON object of templates");
+        }
+
         var given = new Dictionary<string, string>(StringComparer.Ordinal);
         var lines = new LineCounter(utf8.ToArray());
         var reader = new Utf8JsonReader(utf8, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });

@@ -13,7 +13,11 @@ public sealed class MalformedReplyException(string message) : HttpRequestExcepti
 /// OpenAI-compatible API (a web UI, a proxy's login page, a base URL without <c>/v1</c>). Every request would get the
 /// same, so it is not retried.
 /// </summary>
-public sealed class NonJsonReplyException(string message) : Exception(message);
+public sealed class NonJsonReplyException(string message, string what) : Exception(message)
+{
+    /// <summary>What came back instead, e.g. "an HTML/XML page (text/html)".</summary>
+    public string What { get; } = what;
+}
 
 /// <summary>
 /// Reads every successful reply's body inside the retry pipeline and checks it before the SDK sees it. Reading the
@@ -48,7 +52,7 @@ internal sealed class ReplyCheckingHandler(Uri endpoint) : DelegatingHandler
             var status = (int)response.StatusCode;
             response.Dispose();
             throw problem.Value.Persistent
-                ? new NonJsonReplyException($"{TargetDescriptor.SanitizeEndpoint(endpoint)} answered HTTP {status} with {problem.Value.What}, not an OpenAI-compatible JSON reply")
+                ? new NonJsonReplyException($"{TargetDescriptor.SanitizeEndpoint(endpoint)} answered HTTP {status} with {problem.Value.What}, not an OpenAI-compatible JSON reply", problem.Value.What)
                 : new MalformedReplyException($"{TargetDescriptor.SanitizeEndpoint(endpoint)} answered HTTP {status} with {problem.Value.What}");
         }
 

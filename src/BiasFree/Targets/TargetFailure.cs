@@ -37,7 +37,7 @@ public static class TargetFailure
                 case ClientResultException { Status: 404 }:
                     return (Kind.NotFound, "HTTP 404");
                 case NonJsonReplyException n:
-                    return (Kind.NotAnApi, n.Message);
+                    return (Kind.NotAnApi, $"{n.What} instead of JSON");
                 case AggregateException { InnerExceptions.Count: > 0 } a:
                     if (Persistent(a.InnerExceptions[0]) is { } inner)
                     {
