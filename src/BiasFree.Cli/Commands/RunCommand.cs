@@ -460,7 +460,12 @@ internal static class RunCommand
         var seen = new HashSet<(string, string)>();
         foreach (var s in spec.Suites)
         {
-            var probes = SuiteRegistry.Resolve(s, spec.SuiteOptions).Load();
+            var suite = SuiteRegistry.Resolve(s, spec.SuiteOptions);
+            var probes = suite.Load();
+            if (suite is IReportsSkippedRows { SkippedRows.Count: > 0 and var skipped })
+            {
+                Console.Error.WriteLine($"note: {s}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {s}' lists them.");
+            }
             if (spec.Limit is int n && n < probes.Count)
             {
                 var rng = new Random(spec.Seed);

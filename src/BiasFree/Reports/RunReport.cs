@@ -38,6 +38,9 @@ public sealed record RunReport(
     IReadOnlyList<TargetErrorCount> TargetErrors,
     IReadOnlyList<MethodComparison> Comparisons)
 {
+    /// <summary>Coverage of the BFS intervals in <see cref="Scores"/> (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
+    public double ConfidenceLevel { get; init; } = new ScoreOptions().ConfidenceLevel;
+
     /// <summary>Fallbacks per method of the run (every method, zero included), in the run's method order.</summary>
     public IReadOnlyList<MethodFallbacks> FallbacksByMethod { get; init; } = [];
 
@@ -68,6 +71,7 @@ public sealed record RunReport(
             .Where(r => r.Verdict is not null)
             .Select(r => new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
             .ToList();
+        options ??= new ScoreOptions();
         var scores = ScoreTable.Compute(scored, options);
 
         var failed = rows.Where(r => r.Error is not null).ToList();
@@ -116,7 +120,12 @@ public sealed record RunReport(
                 .Select(c => new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, c.Key, c.Count()))
                 .Prepend(new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, ScoreTable.AllCategories, g.Count())))
             .ToList();
-        return new RunReport(spec, totals, scores, errors, comparisons) { Fallbacks = fallbacks, FallbacksByMethod = methodFallbacks };
+        return new RunReport(spec, totals, scores, errors, comparisons)
+        {
+            ConfidenceLevel = options.ConfidenceLevel,
+            Fallbacks = fallbacks,
+            FallbacksByMethod = methodFallbacks,
+        };
     }
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>
