@@ -129,8 +129,9 @@ public sealed class EvaluationRunner
                 }
             }).ConfigureAwait(false);
         }
-        catch (OperationCanceledException ex) when (stopRule.Message is { } why && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (stopRule.Message is { } why && !cancellationToken.IsCancellationRequested)
         {
+            // Work in flight when the rule fired ends in cancellation, or in the very failure that stopped the run.
             throw new RunStoppedException(why, ex);
         }
 

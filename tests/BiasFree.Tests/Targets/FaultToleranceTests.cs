@@ -209,6 +209,22 @@ public class FaultToleranceTests
     }
 
     [Fact]
+    public async Task ARefusedKeyStopsARunWithManyRequestsInFlight()
+    {
+        await using var server = LoopbackChatServer.Start(_ => new LoopbackReply(401, "Incorrect API key provided", Delay: TimeSpan.FromMilliseconds(20)));
+        using var dir = new TempDir();
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, Ct);
+        using var target = OpenAICompatibleTarget.Create(Options(server));
+        var probes = new BbqBuiltInSuite().Load().Take(300).ToList();
+        var spec = new RunSpec { RunId = "busy", Suites = ["bbq"], Model = "tiny-model", Methods = ["none"], Concurrency = 16 };
+        await store.CreateRunAsync(spec, Ct);
+        var runner = new EvaluationRunner(store, target, _ => new RuleBasedAnswerExtractor());
+        var ex = await Assert.ThrowsAsync<RunStoppedException>(() => runner.RunAsync(spec, probes, cancellationToken: Ct));
+        Assert.Contains("HTTP 401", ex.Message, StringComparison.Ordinal);
+        Assert.True(server.Requests.Count < probes.Count, $"{server.Requests.Count} requests");
+    }
+
+    [Fact]
     public async Task ScatteredRefusalsBetweenSuccessesDoNotStopARun()
     {
         // Every other request is refused: never 3 in a row, so the run goes on and records them per probe.
