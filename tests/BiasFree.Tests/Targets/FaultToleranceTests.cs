@@ -124,9 +124,13 @@ public class FaultToleranceTests
     private sealed class FaultyServer
     {
         private readonly ConcurrentDictionary<string, int> _attempts = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, int> _faultsInARow = new(StringComparer.Ordinal);
         private int _faults;
 
         public int Faults => _faults;
+
+        /// <summary>Requests whose every attempt so far faulted, with at least <paramref name="attempts"/> attempts.</summary>
+        public int FaultedInARow(int attempts) => _faultsInARow.Values.Count(n => n >= attempts);
 
         public LoopbackReply Reply(LoopbackRequest request)
         {
@@ -135,10 +139,12 @@ public class FaultToleranceTests
             var draw = BitConverter.ToUInt32(hash, 0);
             if (draw % 5 != 0)
             {
+                _faultsInARow[request.Body] = int.MinValue; // answered: no longer a run of faults
                 return new LoopbackReply(Content: "unknown");
             }
 
             Interlocked.Increment(ref _faults);
+            _faultsInARow.AddOrUpdate(request.Body, 1, (_, n) => n + 1);
             return (draw / 5 % 5) switch
             {
                 0 => new LoopbackReply(500, "overloaded"),
@@ -155,7 +161,8 @@ public class FaultToleranceTests
         await using var server = LoopbackChatServer.Start(faults.Reply);
         using var dir = new TempDir();
         await using var store = await RunStore.OpenDirectoryAsync(dir.Path, Ct);
-        using var target = OpenAICompatibleTarget.Create(Options(server, maxRetries: retries, timeout: TimeSpan.FromMilliseconds(500)));
+        // The attempt timeout only has to end the stalled replies; it is generous so a busy machine never trips it.
+        using var target = OpenAICompatibleTarget.Create(Options(server, maxRetries: retries, timeout: TimeSpan.FromSeconds(2)));
         var spec = new RunSpec { RunId = "faults", Suites = ["bbq"], Model = "tiny-model", Methods = ["none"], Concurrency = 32, Retries = retries };
         await store.CreateRunAsync(spec, Ct);
         var runner = new EvaluationRunner(store, target, _ => new RuleBasedAnswerExtractor());
@@ -165,7 +172,9 @@ public class FaultToleranceTests
     [Fact]
     public async Task WithTwentyPercentFaultsAndTheDefaultRetriesAtMostHalfAPercentOfProbesFail()
     {
-        var probes = new BbqBuiltInSuite(seed: 3).Load().Take(400).ToList();
+        // 1,000 probes: a probe fails only when 4 attempts in a row fault (0.2^4 = 0.16%, about 1.6 probes expected);
+        // the bound is 0.5% (5 probes).
+        var probes = new BbqBuiltInSuite(seed: 3).Load().Take(1000).ToList();
         var defaultRetries = new RunSpec { RunId = "x", Suites = [], Model = "m", Methods = [] }.Retries;
 
         // Without retries the injected fault rate shows through, so the faults are real...
@@ -176,8 +185,12 @@ public class FaultToleranceTests
         // ...and with the default retries (3) they are absorbed: a probe fails only when 4 attempts in a row fault.
         var faults = new FaultyServer();
         var outcome = await RunWithFaultsAsync(defaultRetries, probes, faults);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"no retries: {bare.Errors} of {probes.Count} probes failed; {defaultRetries} retries: {outcome.Errors} failed, {faults.Faults} faulted attempts");
         Assert.True(faults.Faults >= probes.Count / 10, $"only {faults.Faults} faults injected");
         Assert.True(outcome.Errors <= probes.Count * 0.005, $"{outcome.Errors} of {probes.Count} probes failed");
+        // Every probe that failed had all its 4 attempts faulted: no fault of any kind went unretried.
+        Assert.Equal(faults.FaultedInARow(defaultRetries + 1), outcome.Errors);
         Assert.Equal(probes.Count, outcome.Completed + outcome.Errors);
     }
 
