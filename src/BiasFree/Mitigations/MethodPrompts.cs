@@ -340,7 +340,8 @@ public sealed class MethodPrompts
         }
         catch (InvalidOperationException e)
         {
-            throw new PromptTemplateException($"{file}: invalid text: {e.Message}", e);
+            // Thrown when a string is read whose bytes are not UTF-8; the reader is still on that token.
+            throw new PromptTemplateException(Where(reader.TokenStartIndex, null, "invalid UTF-8 (the file must be UTF-8 text)"), e);
         }
         catch (JsonException e)
         {

@@ -92,6 +92,17 @@ public class MethodPromptsTests
     }
 
     [Fact]
+    public void InvalidUtf8IsRefusedWithItsLineAndABomIsAccepted()
+    {
+        byte[] bytes = [.. "{\n  \"cot.multi-turn\": \"{query} "u8, 0xFF, 0xFE, .. "\"\n}"u8];
+        var ex = Assert.Throws<PromptTemplateException>(() => MethodPrompts.Parse(bytes, "p.json"));
+        Assert.Equal("p.json:2: invalid UTF-8 (the file must be UTF-8 text)", ex.Message);
+
+        byte[] bom = [0xEF, 0xBB, 0xBF, .. "{\"cot.multi-turn\": \"{query}!\"}"u8];
+        Assert.Equal("{query}!", MethodPrompts.Parse(bom, "p.json")[MethodPrompts.ChainOfThoughtMultiTurn]);
+    }
+
+    [Fact]
     public void AnEmptyOrMissingFileIsRefused()
     {
         Assert.Contains("empty", Bad("").Message, StringComparison.Ordinal);
