@@ -114,7 +114,7 @@ internal static class WhiteBoxRunOptions
         : FormattableString.Invariant($"|whitebox:{w.SteeringHash}|{w.RewardModel}|{w.RewardReference}|{w.Beta}|{w.Keep}|{w.Children}|{w.SegmentTokens}");
 
     /// <summary>Wraps the (recorded) target in a (combined) method: the white-box part innermost, prompting parts outside it.</summary>
-    public static Func<IChatClient, string, IChatClient> Applier(WhiteBoxSpec? spec, WhiteBoxArtifacts artifacts) => (target, method) =>
+    public static Func<IChatClient, string, IChatClient> Applier(WhiteBoxSpec? spec, WhiteBoxArtifacts artifacts, MethodPrompts prompts) => (target, method) =>
     {
         var parts = method.Split(Combine);
         var client = target;
@@ -140,7 +140,7 @@ internal static class WhiteBoxRunOptions
         }
         for (int i = prompting - 1; i >= 0; i--)
         {
-            client = PromptingMitigations.Apply(client, parts[i]);
+            client = PromptingMitigations.Apply(client, parts[i], prompts);
         }
         return client;
     };
