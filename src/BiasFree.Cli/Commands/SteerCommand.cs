@@ -36,19 +36,20 @@ internal static class SteerCommand
         var layers = new Option<string?>("--layers") { Description = "Layers to sweep, comma list (0-based). Default: all." };
         var seed = new Option<long>("--seed") { Description = "Seed of the 80/20 probe split, the answer sampling and the random-vector ablation.", DefaultValueFactory = _ => d.Seed };
         var labelTemperature = new Option<float>("--label-temperature") { Description = "Temperature of the answers that label the probe data (0: the model's argmax answer, as in the paper).", DefaultValueFactory = _ => d.LabelTemperature };
+        var answerEnd = new Option<bool>("--vector-at-answer-end") { Description = "Read the pair activations at the answer's last token instead of its first." };
         var l2 = new Option<double>("--l2") { Description = "L2 strength λ of the logistic probes.", DefaultValueFactory = _ => d.L2 };
         var cmd = new Command("fit", "Label the model's answers (1 correct, 0 stereotyped), fit a logistic probe per layer, build steering vectors from contrastive pairs, sweep layers and α on held-out items, and save.")
         {
-            model, output, suite, suiteSeed, items, pairs, sweepItems, alphas, layers, seed, labelTemperature, l2,
+            model, output, suite, suiteSeed, items, pairs, sweepItems, alphas, layers, seed, labelTemperature, l2, answerEnd,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => FitAsync(
             pr.GetValue(model), pr.GetValue(output)!, pr.GetValue(suite)!, pr.GetValue(suiteSeed), pr.GetValue(items), pr.GetValue(pairs),
-            pr.GetValue(sweepItems), pr.GetValue(alphas)!, pr.GetValue(layers), pr.GetValue(seed), pr.GetValue(labelTemperature), pr.GetValue(l2), ct)));
+            pr.GetValue(sweepItems), pr.GetValue(alphas)!, pr.GetValue(layers), pr.GetValue(seed), pr.GetValue(labelTemperature), pr.GetValue(l2), pr.GetValue(answerEnd), ct)));
         return cmd;
     }
 
     private static async Task<int> FitAsync(string? modelFolder, string output, string suiteSpec, int suiteSeed, int items, int pairs, int sweepItems,
-        string alphas, string? layers, long seed, float labelTemperature, double l2, CancellationToken ct)
+        string alphas, string? layers, long seed, float labelTemperature, double l2, bool answerEnd, CancellationToken ct)
     {
         if (items < 10 || pairs < 1 || sweepItems < 2) throw new UserErrorException("--items must be at least 10, --pairs at least 1 and --sweep-items at least 2.");
         var alphaList = ParseList(alphas, "--alphas", s => double.Parse(s, CultureInfo.InvariantCulture));
@@ -83,6 +84,7 @@ internal static class SteerCommand
             Pairs = pairs,
             Alphas = alphaList,
             Layers = layerList,
+            VectorAtAnswerEnd = answerEnd,
             Log = line => Console.Out.WriteLine(line),
         };
         Console.Out.WriteLine(FormattableString.Invariant(

@@ -22,6 +22,11 @@ public sealed record FairSteerFitOptions
     public long Seed { get; init; } = 42;
     /// <summary>Contrastive pairs for the steering vectors (paper: 110).</summary>
     public int Pairs { get; init; } = 110;
+    /// <summary>
+    /// Where the pair activations are read: at the answer's first token (default; the paper reads the answer letter, which
+    /// is the first and only answer token) or at its last token.
+    /// </summary>
+    public bool VectorAtAnswerEnd { get; init; }
     /// <summary>Layers to sweep (null: all) and α values to sweep.</summary>
     public IReadOnlyList<int>? Layers { get; init; }
     public IReadOnlyList<double> Alphas { get; init; } = [0.5, 1, 2, 4, 8];
@@ -39,8 +44,9 @@ public sealed record ProbeExample(string ProbeId, IReadOnlyList<float[]> Activat
 /// 0 when it is the stereotyped option (wrong), drop anything else; the activation is the output of every decoder layer at
 /// the prompt's last token (the position whose hidden state produces the first answer token).</item>
 /// <item>Probes: one <see cref="LogisticProbe"/> per layer on a seeded 80/20 split; validation accuracy per layer.</item>
-/// <item>Steering vectors (§3.2): for ambiguous items, v_l = mean(h_l at the last token of prompt + unknown answer)
-/// − mean(h_l at the last token of prompt + stereotyped answer), not normalised (as in the authors' code).</item>
+/// <item>Steering vectors (§3.2): for ambiguous items, v_l = mean(h_l at the first token of the unknown answer after the
+/// prompt) − mean(h_l at the first token of the stereotyped answer), not normalised (as in the authors' code, which reads
+/// the answer letter: the first and only token of its answers).</item>
 /// <item>Sweep: for each layer and α, answer held-out items greedily with gated steering and judge the answers; pick the
 /// best mean of ambiguous and disambiguated accuracy (ties: smaller α, then earlier layer).</item>
 /// </list>
@@ -137,8 +143,8 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         foreach (var p in pairs)
         {
             var (good, bad) = Answers(p) ?? throw new ArgumentException($"{p.Id}: no right/wrong answer pair");
-            Accumulate(plus, LastTokenActivations(PromptIds(p, good)));
-            Accumulate(minus, LastTokenActivations(PromptIds(p, bad)));
+            Accumulate(plus, LastTokenActivations(AnswerIds(p, good)));
+            Accumulate(minus, LastTokenActivations(AnswerIds(p, bad)));
         }
         return Enumerable.Range(0, layers)
             .Select(l => plus[l].Zip(minus[l], (a, b) => (float)((a - b) / Math.Max(1, pairs.Count))).ToArray())
@@ -234,6 +240,14 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         var ids = tokenizer.Encode(formatter.Render(Messages(probe), addGenerationPrompt: true) + (answer ?? ""), false);
         if (ids.Count == 0 && tokenizer.BosId is int bos) ids = [bos];
         return ids;
+    }
+
+    /// <summary>Prompt tokens followed by the answer's tokens, up to its first token (default) or all of them.</summary>
+    public IReadOnlyList<int> AnswerIds(Probe probe, string answer)
+    {
+        var answerIds = tokenizer.Encode(answer, false);
+        if (answerIds.Count == 0) throw new ArgumentException($"{probe.Id}: the answer '{answer}' has no tokens");
+        return [.. PromptIds(probe), .. _o.VectorAtAnswerEnd ? answerIds : answerIds.Take(1)];
     }
 
     /// <summary>

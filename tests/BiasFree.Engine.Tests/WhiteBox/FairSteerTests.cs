@@ -93,8 +93,9 @@ public class FairSteerTests
             {
                 string prompt = fmt.Render([new(ChatRole.System, "You are a helpful assistant."), new(ChatRole.User, p.UserTurns[0])], true);
                 string good = p.OptionWithRole(OptionRole.Unknown)!.Text, bad = p.OptionWithRole(OptionRole.Stereotyped)!.Text;
-                var hg = model.HiddenStates(tok.Encode(prompt + good, false));
-                var hb = model.HiddenStates(tok.Encode(prompt + bad, false));
+                // The activation is read at the answer's first token (the position after the prompt).
+                var hg = model.HiddenStates([.. tok.Encode(prompt, false), tok.Encode(good, false)[0]]);
+                var hb = model.HiddenStates([.. tok.Encode(prompt, false), tok.Encode(bad, false)[0]]);
                 var g = hg[layer + 1][^1].data<float>().ToArray();
                 var b = hb[layer + 1][^1].data<float>().ToArray();
                 for (int i = 0; i < 64; i++) expected[i] += (g[i] - (double)b[i]) / pairs.Length;
