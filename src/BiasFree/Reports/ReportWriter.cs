@@ -108,7 +108,7 @@ public static class ReportWriter
         void Setting(string name, string? value) => md.Append("| ").Append(name).Append(" | ").Append(EscapeMarkdownCell(value)).AppendLine(" |");
         Setting("Created", s.Created.ToString("u", CultureInfo.InvariantCulture));
         Setting("Model", s.Model);
-        Setting("Target", s.TargetEndpoint ?? "embedded");
+        Setting("Target", s.TargetLabel);
         Setting("Suites", string.Join(", ", s.Suites));
         Setting("Seed", s.Seed.ToString(CultureInfo.InvariantCulture));
         Setting("Limit", s.Limit?.ToString(CultureInfo.InvariantCulture) ?? "all");

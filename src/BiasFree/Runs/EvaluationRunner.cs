@@ -1,4 +1,5 @@
 using BiasFree.Judges;
+using BiasFree.Methods;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Scoring;
@@ -41,16 +42,16 @@ public sealed class EvaluationRunner
     private readonly Func<Probe, IJudge> _judgeFor;
     private readonly Func<IChatClient, string, IChatClient> _applyMethod;
 
-    /// <summary>A runner that applies methods with <see cref="PromptingMitigations.Apply"/>.</summary>
+    /// <summary>A runner that applies methods by name from <see cref="MethodRegistry.Prompting"/>.</summary>
     public EvaluationRunner(RunStore store, IChatClient target, Func<Probe, IJudge> judgeFor)
-        : this(store, target, judgeFor, PromptingMitigations.Apply)
+        : this(store, target, judgeFor, MethodRegistry.Prompting.Apply)
     {
     }
 
     /// <param name="store">Where rows and cached replies go.</param>
     /// <param name="target">The model under test (retries and timeouts are the target's business).</param>
     /// <param name="judgeFor">The judge for a probe (e.g. one per scenario). Judges must be thread-safe.</param>
-    /// <param name="applyMethod">Wraps the target in a mitigation by name (e.g. <c>PromptingMitigations.Apply</c>); "none" should return the client unchanged.</param>
+    /// <param name="applyMethod">Wraps the target in a mitigation by name (e.g. <see cref="MethodRegistry.Apply"/>); "none" should return the client unchanged.</param>
     public EvaluationRunner(RunStore store, IChatClient target, Func<Probe, IJudge> judgeFor, Func<IChatClient, string, IChatClient> applyMethod)
     {
         _store = store;
@@ -81,7 +82,7 @@ public sealed class EvaluationRunner
         }
 
         var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<string, Task<CachedResponse>>(StringComparer.Ordinal);
-        var clients = spec.Methods.ToDictionary(m => m, m => _applyMethod(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache), m));
+        var clients = spec.Methods.ToDictionary(m => m, m => _applyMethod(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache && !spec.CacheDisabled, writeCache: !spec.CacheDisabled), m));
         var work = new List<(string Method, Probe Probe)>();
         foreach (var method in spec.Methods)
         {
