@@ -46,7 +46,7 @@ public sealed class Evaluation
     private readonly string _runId = NewRunId();
 
     /// <summary>An evaluation of <paramref name="target"/> on <paramref name="suites"/> with the vanilla prompt and the rule judge.</summary>
-    /// <param name="suites">Suite specs as <see cref="SuiteRegistry.Resolve"/> takes them: <c>bbq</c>, <c>fairmt</c>, <c>FORMAT:PATH</c>.</param>
+    /// <param name="suites">Suite specs as <see cref="SuiteRegistry.Resolve(string, SuiteOptions)"/> takes them: <c>bbq</c>, <c>fairmt</c>, <c>FORMAT:PATH</c>.</param>
     /// <param name="target">The model under test.</param>
     public Evaluation(IReadOnlyList<string> suites, EvaluationTarget target)
     {
@@ -83,8 +83,18 @@ public sealed class Evaluation
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
 
-    /// <summary>Seed of probe generation, limit sampling and generation.</summary>
-    public int Seed { get; init; }
+    /// <summary>
+    /// How suites are instantiated: seed, BBQ context filter, options shown, label rule (default
+    /// <see cref="SuiteOptions.Default"/>). Its seed is <see cref="Seed"/>.
+    /// </summary>
+    public SuiteOptions SuiteOptions { get; init; } = SuiteOptions.Default;
+
+    /// <summary>Seed of probe generation, limit sampling and generation: a shortcut for <see cref="SuiteOptions"/>' seed.</summary>
+    public int Seed
+    {
+        get => SuiteOptions.Seed;
+        init => SuiteOptions = SuiteOptions with { Seed = value };
+    }
 
     /// <summary>At most this many probes per suite, chosen by <see cref="ProbeSampling.Stratified"/>; null for all.</summary>
     public int? Limit { get; init; }
@@ -151,6 +161,9 @@ public sealed class Evaluation
                 Created = Created,
                 Suites = Suites,
                 Seed = Seed,
+                Context = SuiteOptions.Name(SuiteOptions.Context),
+                Options = SuiteOptions.Name(SuiteOptions.Options),
+                LabelRule = SuiteOptions.Name(SuiteOptions.LabelRule),
                 Limit = Limit,
                 Sampling = Limit is null ? null : Sampling,
                 TargetKind = Target.Kind,
@@ -189,7 +202,7 @@ public sealed class Evaluation
         var seen = new HashSet<(string, string)>();
         foreach (var s in spec.Suites)
         {
-            var probes = SuiteRegistry.Resolve(s, spec.Seed).Load();
+            var probes = SuiteRegistry.Resolve(s, spec.SuiteOptions).Load();
             if (spec.Limit is int n)
             {
                 probes = spec.Sampling switch
@@ -225,7 +238,7 @@ public sealed class Evaluation
         {
             RunId = spec.RunId,
             Created = spec.Created,
-            Seed = spec.Seed,
+            SuiteOptions = spec.SuiteOptions,
             Limit = spec.Limit,
             Sampling = spec.Sampling,
             Methods = spec.Methods,
@@ -314,6 +327,9 @@ public sealed class Evaluation
         }
         Check("suites", string.Join(",", stored.Suites), string.Join(",", current.Suites));
         Check("seed", stored.Seed, current.Seed);
+        Check("context", stored.SuiteOptions.Context, current.SuiteOptions.Context);
+        Check("options", stored.SuiteOptions.Options, current.SuiteOptions.Options);
+        Check("label rule", stored.SuiteOptions.LabelRule, current.SuiteOptions.LabelRule);
         Check("limit", stored.Limit, current.Limit);
         Check("sampling", stored.Sampling, current.Sampling);
         Check("target", stored.TargetEndpoint, current.TargetEndpoint);
