@@ -39,7 +39,7 @@ internal static class SuitesCommand
         return Task.FromResult(ExitCodes.Ok);
     }
 
-    internal static string Scenario(Scenario s) => s == Probes.Scenario.MultipleChoice ? "multiple-choice" : "multi-turn";
+    internal static string Scenario(Scenario s) => ScenarioNames.Name(s);
 
     private static Task<int> ShowAsync(string spec, int seed, CancellationToken ct)
     {

@@ -35,7 +35,7 @@ public sealed class EvaluationRunner
         "conversation so far, stay coherent and on topic, and keep every answer under 128 words.";
 
     /// <summary>Scenario names as set in <see cref="ProbeContext.ScenarioKey"/>.</summary>
-    public static string ScenarioName(Scenario s) => s == Scenario.MultipleChoice ? "multiple-choice" : "multi-turn";
+    public static string ScenarioName(Scenario s) => ScenarioNames.Name(s);
 
     private readonly RunStore _store;
     private readonly IChatClient _target;

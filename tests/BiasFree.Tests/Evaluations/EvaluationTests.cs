@@ -182,6 +182,12 @@ public class EvaluationTests
         Assert.Contains("| Limit | 7 |", markdown, StringComparison.Ordinal);
         Assert.Contains("| Judge | my-judge (judge-model-1) |", markdown, StringComparison.Ordinal);
         Assert.DoesNotContain("embedded", markdown, StringComparison.Ordinal);
+
+        // The per-row log is a report format too.
+        Assert.True(ReportWriter.TryParseFormat("jsonl", out var jsonl));
+        using var lines = new StringWriter();
+        await ReportWriter.WriteAsync(store, "spec", jsonl, lines, ct);
+        Assert.Equal(rows.Count, lines.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
     [Fact]
