@@ -15,7 +15,8 @@ public static class ProbeSampling
     /// <remarks>
     /// Allocation is Hamilton's largest-remainder method: stratum <c>s</c> with <c>n_s</c> of <c>N</c> probes gets
     /// <c>floor(limit · n_s / N)</c>, and the probes left over go to the strata with the largest fractional parts
-    /// (ties: larger stratum, then stratum name). Inside a stratum the probes kept are those with the smallest
+    /// (ties: larger stratum first, then a seeded order of the strata, so that with a limit below the number of strata
+    /// the seed decides which strata are represented). Inside a stratum the probes kept are those with the smallest
     /// <see cref="StableRandom"/> hash of (seed, suite, id): the choice depends on the seed and the probes only,
     /// not on the .NET version or on the order the suite was read in.
     /// </remarks>
@@ -39,6 +40,7 @@ public static class ProbeSampling
         foreach (var s in strata
                      .OrderByDescending(s => ((long)limit * s.Items.Count) % total)
                      .ThenByDescending(s => s.Items.Count)
+                     .ThenBy(s => StableRandom.For(seed, s.Key).NextUInt64())
                      .ThenBy(s => s.Key, StringComparer.Ordinal)
                      .Take(left))
         {

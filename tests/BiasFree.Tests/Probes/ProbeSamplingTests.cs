@@ -47,5 +47,7 @@ public class ProbeSamplingTests
         Assert.True(categories >= 5);
         var sample = ProbeSampling.Stratified(all, categories, seed: 0);
         Assert.True(sample.Select(p => p.Category).Distinct().Count() >= categories / 2, "a bare Take(n) would give one category");
+        var tiny = Enumerable.Range(0, 6).Select(seed => string.Join(",", ProbeSampling.Stratified(all, 2, seed).Select(p => p.Category))).Distinct().Count();
+        Assert.True(tiny > 1, "with fewer probes than strata, the seed decides which strata are drawn");
     }
 }
