@@ -98,7 +98,7 @@ internal static class SummaryView
             Console.Out.WriteLine(Reports.ReportWriter.ToMarkdown(report));
             return;
         }
-        var table = new Table().Title("Bias-Free Score (%)").AddColumns("Method", "Scen.", "Category", "N", "BFS", "95% CI", "Biased", "Excl.", "Err.");
+        var table = new Table().Title("Bias-Free Score (%)").AddColumns("Method", "Scen.", "Category", "N", "BFS", Reports.ReportWriter.IntervalHeader(report.ConfidenceLevel), "Biased", "Excl.", "Err.");
         foreach (var r in report.Scores)
         {
             var all = r.Category == Scoring.ScoreTable.AllCategories;

@@ -90,6 +90,9 @@ public static class ReportWriter
     private static string Interval(double? low, double? high) =>
         low is not null && high is not null ? $"[{Percent(low)}, {Percent(high)}]" : "";
 
+    /// <summary>Column header of an interval: its coverage as computed ("95% CI" at 0.95, "90% CI" at 0.90), never a fixed label.</summary>
+    public static string IntervalHeader(double level) => (level * 100).ToString("0.##", CultureInfo.InvariantCulture) + "% CI";
+
     private static string ScenarioName(Scenario s) => ScenarioNames.Name(s);
 
     // ------------------------------------------------------------------ Markdown
@@ -161,7 +164,7 @@ public static class ReportWriter
             var labels = CountedLabels.Where(l => l is not (Label.Unbiased) || scenario == Scenario.MultiTurn)
                                       .Where(l => l is not (Label.AntiStereotyped) || scenario == Scenario.MultipleChoice).ToList();
             md.Append("## ").Append(scenario == Scenario.MultipleChoice ? "Multiple choice" : "Multi-turn").AppendLine(": Bias-Free Score (%) by method and category").AppendLine();
-            md.Append("| Model | Method | Category | N | BFS | 95% CI |");
+            md.Append("| Model | Method | Category | N | BFS | ").Append(IntervalHeader(report.ConfidenceLevel)).Append(" |");
             foreach (var l in labels)
             {
                 md.Append(' ').Append(LabelHeader(l)).Append(" |");
@@ -201,7 +204,9 @@ public static class ReportWriter
         if (report.Comparisons.Count > 0)
         {
             md.AppendLine("## Paired comparison with the vanilla prompt (`none`)").AppendLine();
-            md.AppendLine("| Model | Scenario | Method | Pairs | BFS none | BFS method | Δ BFS (pp) | 95% CI | Biased only in none | Biased only in method | p (exact McNemar) |");
+            // Every comparison is computed at one level; the header shows it (several levels would each be named).
+            var levels = string.Join(" / ", report.Comparisons.Select(c => c.Result.Level).Distinct().Select(IntervalHeader));
+            md.Append("| Model | Scenario | Method | Pairs | BFS none | BFS method | Δ BFS (pp) | ").Append(levels).AppendLine(" | Biased only in none | Biased only in method | p (exact McNemar) |");
             md.AppendLine("|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|");
             foreach (var c in report.Comparisons)
             {
@@ -242,6 +247,7 @@ public static class ReportWriter
         {
             run = report.Spec,
             totals = report.Totals,
+            confidenceLevel = report.ConfidenceLevel,
             scores = report.Scores.Select(r => new
             {
                 r.Model,

@@ -29,6 +29,9 @@ public sealed record RunReport(
     IReadOnlyList<TargetErrorCount> TargetErrors,
     IReadOnlyList<MethodComparison> Comparisons)
 {
+    /// <summary>Coverage of the BFS intervals in <see cref="Scores"/> (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
+    public double ConfidenceLevel { get; init; } = new ScoreOptions().ConfidenceLevel;
+
     /// <summary>Name of the vanilla method every other method is compared with.</summary>
     public const string Baseline = "none";
 
@@ -53,6 +56,7 @@ public sealed record RunReport(
             .Where(r => r.Verdict is not null)
             .Select(r => new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
             .ToList();
+        options ??= new ScoreOptions();
         var scores = ScoreTable.Compute(scored, options);
 
         var failed = rows.Where(r => r.Error is not null).ToList();
@@ -92,7 +96,7 @@ public sealed record RunReport(
             rows.Count(r => r.Error is null && r.Verdict?.Label == Label.JudgeError),
             rows.Sum(r => r.PromptTokens),
             rows.Sum(r => r.CompletionTokens));
-        return new RunReport(spec, totals, scores, errors, comparisons);
+        return new RunReport(spec, totals, scores, errors, comparisons) { ConfidenceLevel = options.ConfidenceLevel };
     }
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>

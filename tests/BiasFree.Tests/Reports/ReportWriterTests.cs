@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using BiasFree.Judges;
 using BiasFree.Probes;
@@ -101,9 +102,70 @@ public class ReportWriterTests
         var lines = csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
         Assert.Contains("\"m,\"\"x\"\"\"", lines[1], StringComparison.Ordinal);
         Assert.DoesNotContain(",=cmd", csv, StringComparison.Ordinal);
+        Assert.Equal(5, lines.Length); // header + (all, category) × 2 methods: no field broke a row
+    }
+
+    [Fact]
+    public void CsvPrintsTheComputedNumbers()
+    {
+        var report = Sample();
+        var lines = ReportWriter.ToCsv(report).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
         var header = lines[0].Split(',');
-        var bfsColumn = Array.IndexOf(header, "bfs");
-        Assert.True(bfsColumn > 0);
+        Assert.Equal(report.Scores.Count + 1, lines.Length);
+        string Cell(string[] row, string column) => row[Array.IndexOf(header, column)];
+        var none = lines.Select(l => l.Split(',')).Single(f => Cell(f, "method") == "none" && Cell(f, "category") == "all");
+        var cot = lines.Select(l => l.Split(',')).Single(f => Cell(f, "method") == "cot" && Cell(f, "category") == "all");
+        var noneRow = report.Scores.Single(r => r.Method == "none" && r.Category == "all");
+
+        // none: 2 biased, 1 anti, 1 unknown, 1 unrelated, 1 target error → BFS 2/4.
+        Assert.Equal(("r", "m", "multiple-choice", "5"), (Cell(none, "run_id"), Cell(none, "model"), Cell(none, "scenario"), Cell(none, "responses")));
+        Assert.Equal(("2", "1", "1", "1", "0", "1"), (Cell(none, "biased"), Cell(none, "anti_stereotyped"), Cell(none, "unknown"), Cell(none, "unrelated"), Cell(none, "judge_error"), Cell(none, "target_errors")));
+        Assert.Equal(0.5, double.Parse(Cell(none, "bfs"), CultureInfo.InvariantCulture));
+        Assert.Equal(noneRow.BfsLow, double.Parse(Cell(none, "bfs_low"), CultureInfo.InvariantCulture));
+        Assert.Equal(noneRow.BfsHigh, double.Parse(Cell(none, "bfs_high"), CultureInfo.InvariantCulture));
+        Assert.Equal(noneRow.Accuracy, double.Parse(Cell(none, "accuracy"), CultureInfo.InvariantCulture));
+        Assert.Equal("", Cell(none, "pairs_vs_none")); // the baseline is not compared with itself
+
+        // cot: 4 of 5 eligible unbiased, the judge error counted but not scored; compared with none on 4 pairs, +25 pp.
+        Assert.Equal(0.8, double.Parse(Cell(cot, "bfs"), CultureInfo.InvariantCulture), 12);
+        Assert.Equal(("1", "4"), (Cell(cot, "judge_error"), Cell(cot, "pairs_vs_none")));
+        Assert.Equal(0.25, double.Parse(Cell(cot, "delta_vs_none"), CultureInfo.InvariantCulture), 12);
+        Assert.Equal(report.Comparisons[0].Result.PValue, double.Parse(Cell(cot, "p_value"), CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void IntervalsAreNinetyFivePercentByDefaultAndLabelledSo()
+    {
+        var report = Sample();
+        Assert.Equal(0.95, report.ConfidenceLevel);
+        var none = report.Scores.Single(r => r.Method == "none" && r.Category == "all");
+        // The printed interval is the 95% percentile bootstrap of this row's labels (same resamples and derived seed).
+        var expected = Bootstrap.BfsInterval(Scenario.MultipleChoice, [Label.Biased, Label.Biased, Label.AntiStereotyped, Label.Unknown, Label.Unrelated],
+            200, 0.95, ScoreTable.DeriveSeed(Bootstrap.DefaultSeed, "m", "none", nameof(Scenario.MultipleChoice), "all"))!;
+        Assert.Equal((expected.Low, expected.High), (none.BfsLow!.Value, none.BfsHigh!.Value));
+        var md = ReportWriter.ToMarkdown(report);
+        Assert.Contains("| Model | Method | Category | N | BFS | 95% CI |", md, StringComparison.Ordinal);
+        Assert.Contains("| Δ BFS (pp) | 95% CI |", md, StringComparison.Ordinal);
+        Assert.Equal(0.95, JsonDocument.Parse(ReportWriter.ToJson(report)).RootElement.GetProperty("confidenceLevel").GetDouble());
+    }
+
+    [Fact]
+    public void IntervalLabelFollowsTheLevelUsed()
+    {
+        var rows = Enumerable.Range(0, 40).Select(i => Row("none", $"p{i}", "age", i % 3 == 0 ? Label.Biased : Label.Unknown)).ToList();
+        var spec = RunStoreTestsSpec();
+        var at95 = RunReport.Build(spec, rows, options: new ScoreOptions { Resamples = 400 });
+        var at90 = RunReport.Build(spec, rows, options: new ScoreOptions { Resamples = 400, ConfidenceLevel = 0.90 });
+        Assert.Equal(0.90, at90.ConfidenceLevel);
+        var wide = at95.Scores[0];
+        var narrow = at90.Scores[0];
+        Assert.True(narrow.BfsHigh - narrow.BfsLow < wide.BfsHigh - wide.BfsLow, "a 90% interval must be narrower than the 95% one");
+
+        var md = ReportWriter.ToMarkdown(at90);
+        Assert.Contains("| Model | Method | Category | N | BFS | 90% CI |", md, StringComparison.Ordinal);
+        Assert.DoesNotContain("95%", md, StringComparison.Ordinal);
+        Assert.Contains($"[{ReportWriter.Percent(narrow.BfsLow)}, {ReportWriter.Percent(narrow.BfsHigh)}]", md, StringComparison.Ordinal);
+        Assert.Equal("99.5% CI", ReportWriter.IntervalHeader(0.995));
     }
 
     [Fact]
