@@ -82,7 +82,10 @@ public sealed class EvaluationRunner
         }
 
         var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<string, Task<CachedResponse>>(StringComparer.Ordinal);
-        var clients = spec.Methods.ToDictionary(m => m, m => _applyMethod(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache && !spec.CacheDisabled, writeCache: !spec.CacheDisabled), m));
+        // A spec with neither a cache key nor an endpoint names no target that the cache could tell apart from another
+        // client under the same model name, so its replies are not cached (Evaluation always sets one or the other).
+        var uncached = spec.CacheDisabled || (spec.TargetKey is null && spec.TargetEndpoint is null);
+        var clients = spec.Methods.ToDictionary(m => m, m => _applyMethod(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
         var work = new List<(string Method, Probe Probe)>();
         foreach (var method in spec.Methods)
         {

@@ -81,6 +81,22 @@ public class EvaluationTests
     }
 
     [Fact]
+    public async Task ARunnerGivenASpecWithoutAnyTargetIdentityDoesNotCache()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var probes = Evaluation.LoadProbes(new RunSpec { RunId = "x", Suites = ["bbq"], Limit = 4, Sampling = RunSpec.StratifiedSampling, Model = "m", Methods = ["none"] });
+        foreach (var (id, reply) in new[] { ("one", "(a)"), ("two", "(b)") })
+        {
+            var spec = new RunSpec { RunId = id, Suites = ["bbq"], Model = "same-name", Methods = ["none"] }; // no TargetKey, no endpoint
+            await store.CreateRunAsync(spec, ct);
+            await new EvaluationRunner(store, new FixedReplyClient(reply), _ => new RuleBasedAnswerExtractor()).RunAsync(spec, probes, cancellationToken: ct);
+            Assert.All(await Rows(store, id, ct), r => Assert.Equal(reply, r.Response));
+        }
+    }
+
+    [Fact]
     public void LocalModelsAreIdentifiedByContentAndLoadSettingsNotByNameOrPath()
     {
         using var dir = new TempDir();
