@@ -129,7 +129,8 @@ internal static class RunCommand
 
             using var judges = evaluation.Judges;
             // Everything that can be wrong with the options is checked before a new run is recorded.
-            var probes = evaluation.LoadProbes();
+            var probes = evaluation.LoadProbes((suite, skipped) =>
+                Console.Error.WriteLine($"note: {suite}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {suite}' lists them."));
             judges.EnsureCovers(probes);
             if (evaluation.Target.ServerEndpoint is { } te)
             {

@@ -188,21 +188,29 @@ public sealed class Evaluation
     }
 
     /// <summary>The probes this evaluation runs (every suite, limited and sampled as the spec says).</summary>
-    public IReadOnlyList<Probe> LoadProbes() => LoadProbes(Spec);
+    /// <param name="skippedRows">Told (suite spec, count) for each file suite that left rows out because they cannot be labelled.</param>
+    public IReadOnlyList<Probe> LoadProbes(Action<string, int>? skippedRows = null) => LoadProbes(Spec, skippedRows);
 
     /// <summary>
     /// The probes of a run spec: each suite loaded with the spec's seed; with a limit, the suite's
     /// <see cref="ProbeSampling.Stratified"/> sample (or the legacy uniform sample for runs stored before it).
     /// Throws <see cref="ArgumentException"/> when a probe appears twice or no probe is left.
     /// </summary>
-    public static IReadOnlyList<Probe> LoadProbes(RunSpec spec)
+    /// <param name="spec">The run spec.</param>
+    /// <param name="skippedRows">Told (suite spec, count) for each file suite that left rows out because they cannot be labelled (<see cref="IReportsSkippedRows"/>).</param>
+    public static IReadOnlyList<Probe> LoadProbes(RunSpec spec, Action<string, int>? skippedRows = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var all = new List<Probe>();
         var seen = new HashSet<(string, string)>();
         foreach (var s in spec.Suites)
         {
-            var probes = SuiteRegistry.Resolve(s, spec.SuiteOptions).Load();
+            var suite = SuiteRegistry.Resolve(s, spec.SuiteOptions);
+            var probes = suite.Load();
+            if (suite is IReportsSkippedRows { SkippedRows.Count: > 0 and var skipped })
+            {
+                skippedRows?.Invoke(s, skipped);
+            }
             if (spec.Limit is int n)
             {
                 probes = spec.Sampling switch

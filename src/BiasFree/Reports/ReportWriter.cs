@@ -141,6 +141,8 @@ public static class ReportWriter
         Setting("Suites", string.Join(", ", s.Suites));
         Setting("Seed", s.Seed.ToString(CultureInfo.InvariantCulture));
         Setting("Limit", s.Limit?.ToString(CultureInfo.InvariantCulture) ?? "all");
+        // The label rule decides which option counts as biased in official BBQ files, so the scores depend on it.
+        Setting("BBQ protocol", $"context {s.Context}, options {s.Options}, label rule {s.LabelRule ?? "biasfreebench"}");
         Setting("Methods", string.Join(", ", s.Methods));
         Setting("Judge", s.JudgeModel is null ? s.Judge : $"{s.Judge} ({s.JudgeModel})");
         Setting("Generation", $"temperature {F(s.Generation.Temperature)}, seed {s.Generation.Seed?.ToString(CultureInfo.InvariantCulture) ?? "none"}, max tokens {s.Generation.MaxTokens?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
