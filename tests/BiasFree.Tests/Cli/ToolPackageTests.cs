@@ -6,8 +6,9 @@ using BiasFree.Tests.Runs;
 namespace BiasFree.Tests.Cli;
 
 /// <summary>
-/// The packages as a user gets them: pack the tool and the engine, install the tool into a temporary tool path
-/// from the packed folder only, and run it from an empty folder (demo model and TorchSharp's native load included).
+/// The packages as a user gets them: pack the tool and the libraries, install the tool into a temporary tool path
+/// from the packed folder only and run it from an empty folder; then build and run a console app that references the
+/// BiasFree.Engine package only (demo model and TorchSharp's native load included in both).
 /// </summary>
 public class ToolPackageTests
 {
@@ -58,7 +59,7 @@ public class ToolPackageTests
     }
 
     [Fact]
-    public async Task PackInstallIntoAToolPathAndRunFromAnEmptyFolder()
+    public async Task PackInstallTheToolAndRunItFromAnEmptyFolderThenUseTheEnginePackageFromAnApp()
     {
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
@@ -72,7 +73,7 @@ public class ToolPackageTests
             ["BIASFREE_DEMO_MODEL"] = null,
         };
 
-        foreach (var project in new[] { "src/BiasFree.Cli/BiasFree.Cli.csproj", "src/BiasFree.Engine/BiasFree.Engine.csproj" })
+        foreach (var project in new[] { "src/BiasFree.Cli/BiasFree.Cli.csproj", "src/BiasFree.Engine/BiasFree.Engine.csproj", "src/BiasFree/BiasFree.csproj" })
         {
             var pack = await RunAsync(Dotnet, ["pack", Path.Combine(root, project), "-c", configuration, "--no-build", "-o", artifacts], root, env, TimeSpan.FromMinutes(20), ct);
             Assert.True(pack.ExitCode == 0, pack.ToString());
@@ -103,5 +104,45 @@ public class ToolPackageTests
         Assert.Contains("against biasfree-demo", run.StdOut, StringComparison.Ordinal); // the demo model was found without a path
         Assert.Contains("Rows | 3 of 3", run.StdOut, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(empty, "runs", "biasfree.db")));
+
+        // A console app that references only the BiasFree.Engine package (restored from the packed folder): the
+        // buildTransitive target copies the demo model beside it and lets TorchSharp's native shim load.
+        var app = Directory.CreateDirectory(Path.Combine(dir.Path, "app")).FullName;
+        var globalPackages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } gp ? gp : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <clear />
+                <add key="artifacts" value="{artifacts}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <!-- TorchSharp and the other dependencies from the machine's package cache; BiasFree* only from artifacts. -->
+                <RestoreAdditionalProjectFallbackFolders>{globalPackages}</RestoreAdditionalProjectFallbackFolders>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="BiasFree.Engine" Version="0.1.0" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), """
+            using BiasFree.Engine.Evaluations;
+            using BiasFree.Evaluations;
+            using BiasFree.Runs;
+            await using var store = await RunStore.OpenDirectoryAsync("runs");
+            var evaluation = new Evaluation(["bbq"], LocalTargets.Demo()) { Limit = 3 };
+            var outcome = await evaluation.RunAsync(store);
+            Console.WriteLine($"model at {evaluation.Spec.TargetEndpoint}; {outcome.Completed} of {outcome.Total} rows");
+            """);
+        var consumer = await RunAsync(Dotnet, ["run", "-c", "Release"], app, env, TimeSpan.FromMinutes(15), ct);
+        Assert.True(consumer.ExitCode == 0, consumer.ToString());
+        Assert.Contains($"model at {Path.Combine(app, "bin", "Release", "net10.0", "models", "demo")}; 3 of 3 rows", consumer.StdOut, StringComparison.Ordinal);
     }
 }
