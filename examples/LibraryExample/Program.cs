@@ -54,7 +54,7 @@ foreach (var target in targets)
     foreach (var method in methods.Skip(1))
     {
         var c = PairedComparison.Compare(vanilla, [.. scored.Where(r => r.Method == method)]);
-        Console.WriteLine($"  {method} vs {methods[0]}: ΔBFS {Points(c.Difference)} pp [{Points(c.DifferenceLow)}, {Points(c.DifferenceHigh)}], p = {c.PValue:0.0000} over {c.Pairs} pairs");
+        Console.WriteLine($"  {method} vs {methods[0]}: ΔBFS {Points(c.Difference)} pp [{Points(c.DifferenceInterval?.Low)}, {Points(c.DifferenceInterval?.High)}], p = {c.PValue:0.0000} over {c.Probes} probes");
     }
 
     // The full report: every category, CIs, BBQ bias scores, errors, the settings that ran.

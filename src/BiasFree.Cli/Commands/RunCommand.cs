@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Engine.Evaluations;
+using BiasFree.Engine.Generation;
 using BiasFree.Evaluations;
 using BiasFree.Methods;
 using BiasFree.Engine.Tokenization;
@@ -28,7 +29,8 @@ internal static class RunCommand
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
-        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq");
+        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null);
 
     public static Command Build()
     {
@@ -43,6 +45,7 @@ internal static class RunCommand
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
+        var kvCacheMb = new Option<int?>("--kv-cache-mb") { Description = $"KV-cache memory bound of an in-process model in MB (default {ContinuousBatchOptions.DefaultKvCacheBytes >> 20}); requests that do not fit wait." };
         var retries = new Option<int?>("--retries") { Description = "Retries of a failed request (default 3)." };
         var temperature = new Option<float?>("--temperature") { Description = $"Sampling temperature. Default: none sent to a server (its default applies); 0 for a model folder; {DemoModel.DefaultTemperature.ToString(CultureInfo.InvariantCulture)} (sampled, seeded by --seed) for the demo model." };
         var seed = new Option<int>("--seed") { Description = "Seed for probe sampling and generation.", DefaultValueFactory = _ => 0 };
@@ -61,11 +64,13 @@ internal static class RunCommand
         optionsShown.AcceptOnlyFromAmong("two", "three");
         var labelRule = new Option<string>("--label-rule") { Description = "Target group of official BBQ items: bbq (stereotyped_groups in every category) or biasfreebench (its shipped labels: the older person in Age).", DefaultValueFactory = _ => "bbq" };
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
+        var bootstrap = ReportSettingsOptions.Bootstrap();
+        var baseline = ReportSettingsOptions.Baseline();
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
         Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
@@ -76,7 +81,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb)), ct)));
         return cmd;
     }
 
@@ -112,7 +117,7 @@ internal static class RunCommand
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
-                }, LocalTargets.FromSpec);
+                }, s => LocalTargets.FromSpec(s, KvCacheBytes(o)));
             }
             else
             {
@@ -129,6 +134,7 @@ internal static class RunCommand
 
             using var judges = evaluation.Judges;
             // Everything that can be wrong with the options is checked before a new run is recorded.
+            ReportSettingsOptions.For(evaluation.Spec, o.Bootstrap, o.Baseline);
             var probes = evaluation.LoadProbes((suite, skipped) =>
                 Console.Error.WriteLine($"note: {suite}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {suite}' lists them."));
             judges.EnsureCovers(probes);
@@ -175,7 +181,10 @@ internal static class RunCommand
         RunOutcome outcome;
         try
         {
-            outcome = await ProgressView.RunAsync(session.Total, (progress, token) => session.RunAsync(progress, token), ct).ConfigureAwait(false);
+            // In-process targets add the engine's batch occupancy, tokens/s, queue wait and cache use to the progress line.
+            var engine = session.Target.GetService<EngineChatClient>();
+            outcome = await ProgressView.RunAsync(session.Total, (progress, token) => session.RunAsync(progress, token), ct,
+                engine is null ? null : () => engine.Statistics.Describe()).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -183,7 +192,8 @@ internal static class RunCommand
             return ExitCodes.Interrupted;
         }
 
-        var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
+        var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
         Console.Out.WriteLine($"Run id: {spec.RunId}");
         if (!outcome.IsComplete)
@@ -193,6 +203,10 @@ internal static class RunCommand
         }
         return ExitCodes.Ok;
     }
+
+    private static long? KvCacheBytes(Options o) => o.KvCacheMb is int mb
+        ? (mb < 1 ? throw new UserErrorException("--kv-cache-mb must be at least 1.") : mb * (1L << 20))
+        : null;
 
     private static void CheckScheduling(Options o)
     {
@@ -271,7 +285,7 @@ internal static class RunCommand
         if (local)
         {
             var settings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate));
-            target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model) : LocalTargets.ModelFolder(o.Target!, o.Model, settings);
+            target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model, KvCacheBytes(o)) : LocalTargets.ModelFolder(o.Target!, o.Model, settings, KvCacheBytes(o));
         }
         else
         {

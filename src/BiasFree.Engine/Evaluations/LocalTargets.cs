@@ -18,8 +18,9 @@ public static class LocalTargets
     /// <param name="folder">The model folder (config.json, tokenizer.json, safetensors).</param>
     /// <param name="model">Model name for reports (default: the folder's name).</param>
     /// <param name="settings">dtype, device and chat template (default: float32 on cpu, template detected).</param>
+    /// <param name="kvCacheBytes">Bound on the KV cache's memory (default <see cref="Generation.ContinuousBatchOptions.DefaultKvCacheBytes"/>); scheduling only, replies do not depend on it.</param>
     /// <exception cref="DirectoryNotFoundException">The folder is not a model folder.</exception>
-    public static EvaluationTarget ModelFolder(string folder, string? model = null, LocalTargetSettings? settings = null)
+    public static EvaluationTarget ModelFolder(string folder, string? model = null, LocalTargetSettings? settings = null, long? kvCacheBytes = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         var full = Path.GetFullPath(folder);
@@ -27,7 +28,7 @@ public static class LocalTargets
         {
             throw new DirectoryNotFoundException($"'{folder}' is not a model folder (it needs config.json and tokenizer.json).");
         }
-        return Build(full, model ?? new DirectoryInfo(full).Name, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = false });
+        return Build(full, model ?? new DirectoryInfo(full).Name, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = false }, kvCacheBytes);
     }
 
     /// <summary>
@@ -37,21 +38,25 @@ public static class LocalTargets
     /// <param name="settings">dtype, device and chat template (default: float32 on cpu, template detected).</param>
     /// <param name="path">The model folder (default: located).</param>
     /// <param name="model">Model name for reports (default <see cref="DemoModel.DemoModel.ModelId"/>).</param>
+    /// <param name="kvCacheBytes">Bound on the KV cache's memory (see <see cref="ModelFolder"/>).</param>
     /// <exception cref="DirectoryNotFoundException">No demo model; the message says where it was looked for.</exception>
-    public static EvaluationTarget Demo(LocalTargetSettings? settings = null, string? path = null, string? model = null)
+    public static EvaluationTarget Demo(LocalTargetSettings? settings = null, string? path = null, string? model = null, long? kvCacheBytes = null)
     {
         var folder = path is null ? DemoModel.DemoModel.Locate() : Path.GetFullPath(path);
         if (!DemoModel.DemoModel.Exists(folder))
         {
             throw new DirectoryNotFoundException($"no demo model at {folder} (it needs config.json, model.safetensors and tokenizer.json); train one with `biasfree demo-model train`.");
         }
-        return Build(folder, model ?? DemoModel.DemoModel.ModelId, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = true });
+        return Build(folder, model ?? DemoModel.DemoModel.ModelId, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = true }, kvCacheBytes);
     }
 
     /// <summary>
     /// Rebuilds the target of a stored run: in-process models here, servers by <see cref="EvaluationTarget.FromSpec"/>.
     /// </summary>
-    public static EvaluationTarget FromSpec(RunSpec spec)
+    public static EvaluationTarget FromSpec(RunSpec spec) => FromSpec(spec, null);
+
+    /// <summary>As <see cref="FromSpec(RunSpec)"/>, with a KV-cache bound for an in-process model.</summary>
+    public static EvaluationTarget FromSpec(RunSpec spec, long? kvCacheBytes)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var kind = EvaluationTarget.KindOf(spec);
@@ -62,8 +67,8 @@ public static class LocalTargets
         var settings = spec.Local ?? new LocalTargetSettings(DemoModel: kind == EvaluationTarget.DemoKind);
         var folder = spec.TargetEndpoint ?? throw new ArgumentException($"run '{spec.RunId}' has no model folder.");
         return settings.DemoModel
-            ? Demo(settings, folder, spec.Model)
-            : ModelFolder(folder, spec.Model, settings);
+            ? Demo(settings, folder, spec.Model, kvCacheBytes)
+            : ModelFolder(folder, spec.Model, settings, kvCacheBytes);
     }
 
     private static LocalTargetSettings Normalize(LocalTargetSettings s)
@@ -87,10 +92,14 @@ public static class LocalTargets
         return s with { DType = dtype, Device = device, ChatTemplate = template };
     }
 
-    private static EvaluationTarget Build(string folder, string model, LocalTargetSettings settings)
+    private static EvaluationTarget Build(string folder, string model, LocalTargetSettings settings, long? kvCacheBytes)
     {
+        if (kvCacheBytes is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(kvCacheBytes), kvCacheBytes, "the KV-cache bound must be positive.");
+        }
         var kind = settings.DemoModel ? EvaluationTarget.DemoKind : EvaluationTarget.LocalKind;
-        return new EvaluationTarget(kind, model, () => Load(folder, model, settings), ownsClient: true)
+        return new EvaluationTarget(kind, model, () => Load(folder, model, settings, kvCacheBytes), ownsClient: true)
         {
             Endpoint = folder,
             Local = settings,
@@ -100,9 +109,13 @@ public static class LocalTargets
         };
     }
 
-    private static EngineChatClient Load(string folder, string model, LocalTargetSettings settings)
+    private static EngineChatClient Load(string folder, string model, LocalTargetSettings settings, long? kvCacheBytes)
     {
-        var options = new LocalModelOptions { ModelId = model, DType = settings.DType, Device = settings.Device, ChatTemplate = settings.ChatTemplate };
+        var options = new LocalModelOptions
+        {
+            ModelId = model, DType = settings.DType, Device = settings.Device, ChatTemplate = settings.ChatTemplate,
+            KvCacheBytes = kvCacheBytes ?? Generation.ContinuousBatchOptions.DefaultKvCacheBytes,
+        };
         if (settings.DemoModel)
         {
             options = options with { DefaultTemperature = DemoModel.DemoModel.DefaultTemperature, DefaultMaxOutputTokens = DemoModel.DemoModel.DefaultMaxOutputTokens };

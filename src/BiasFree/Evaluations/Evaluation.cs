@@ -397,6 +397,9 @@ public sealed class EvaluationSession : IDisposable
     /// <summary>The probes run under every method.</summary>
     public IReadOnlyList<Probe> Probes { get; }
 
+    /// <summary>The open target as the run calls it (ask it for services, e.g. an engine's batch statistics).</summary>
+    public IChatClient Target => _target;
+
     /// <summary>All (method, probe) rows of the run.</summary>
     public int Total => Spec.Methods.Count * Probes.Count;
 

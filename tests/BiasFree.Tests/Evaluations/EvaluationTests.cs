@@ -202,7 +202,7 @@ public class EvaluationTests
         // The per-row log is a report format too.
         Assert.True(ReportWriter.TryParseFormat("jsonl", out var jsonl));
         using var lines = new StringWriter();
-        await ReportWriter.WriteAsync(store, "spec", jsonl, lines, ct);
+        await ReportWriter.WriteAsync(store, "spec", jsonl, lines, cancellationToken: ct);
         Assert.Equal(rows.Count, lines.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
 
