@@ -30,7 +30,7 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null);
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null);
 
     public static Command Build()
     {
@@ -66,14 +66,15 @@ internal static class RunCommand
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
         var bootstrap = ReportSettingsOptions.Bootstrap();
         var baseline = ReportSettingsOptions.Baseline();
+        var prompts = new Option<string?>("--prompts") { Description = "JSON file of the prompting methods' templates (system prompts, instructions, reflection and rewrite prompts); templates it leaves out keep our wording. `biasfree prompts` prints ours to start from." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -81,7 +82,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb)), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts)), ct)));
         return cmd;
     }
 
@@ -107,9 +108,14 @@ internal static class RunCommand
                 {
                     throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
                 }
+                const string neverStarted = "A run is recorded only once its suites have loaded and its target has answered, so a run stopped before that never started and has nothing to resume: start it again with the same options.";
+                if (!File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
+                {
+                    throw new UserErrorException($"no run '{resumeId}' to resume: there is no run store at {Path.GetFullPath(Path.Combine(o.RunsDir, RunStore.FileName))} (is --runs-dir right?). {neverStarted}");
+                }
                 store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
-                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.");
+                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 CheckScheduling(o);
                 // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
                 evaluation = Evaluation.FromSpec(stored with
@@ -141,10 +147,12 @@ internal static class RunCommand
             if (evaluation.Target.ServerEndpoint is { } te)
             {
                 await CheckReachableAsync("target", te, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(evaluation.Spec.ApiKeyEnvironmentVariable);
             }
             if (judges.ServerEndpoint is { } je)
             {
                 await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(evaluation.Spec.JudgeApiKeyEnvironmentVariable ?? evaluation.Spec.ApiKeyEnvironmentVariable);
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
@@ -190,6 +198,11 @@ internal static class RunCommand
         {
             Console.Error.WriteLine($"Interrupted. Finished probes are saved; continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
             return ExitCodes.Interrupted;
+        }
+        catch (RunStoppedException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message} Once fixed, continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+            return ExitCodes.UserError;
         }
 
         var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
@@ -312,6 +325,9 @@ internal static class RunCommand
         {
             RunId = o.RunId ?? Evaluation.NewRunId(),
             SuiteOptions = new SuiteOptions(o.Seed, SuiteOptions.ParseContext(o.Context), SuiteOptions.ParseOptions(o.OptionsShown), SuiteOptions.ParseLabelRule(o.LabelRule)),
+            // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
+            Prompts = o.Prompts is { } promptsFile ? MethodPrompts.Load(promptsFile) : MethodPrompts.Default,
+            PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
             Methods = methods,
             MethodRegistry = registry,
@@ -391,6 +407,24 @@ internal static class RunCommand
         return ChatTemplate.KnownNames.Contains(n, StringComparer.Ordinal)
             ? n
             : throw new UserErrorException($"unknown --chat-template '{name}': use {string.Join(", ", ChatTemplate.KnownNames)}.");
+    }
+
+    private static readonly HashSet<string> WarnedKeyVariables = new(StringComparer.Ordinal);
+
+    /// <summary>One stderr warning per variable: a missing key is fine for a local server but explains a later 401.</summary>
+    private static void WarnIfApiKeyMissing(string? variable)
+    {
+        if (string.IsNullOrWhiteSpace(variable) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(variable)))
+        {
+            return;
+        }
+        lock (WarnedKeyVariables)
+        {
+            if (WarnedKeyVariables.Add(variable))
+            {
+                Console.Error.WriteLine($"warning: environment variable {variable} (--api-key-env) is not set; requests are sent without an API key (fine for a local server).");
+            }
+        }
     }
 
     /// <summary>Fails fast with a clear message when nothing listens at the endpoint (no request is sent).</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using BiasFree.Methods;
+using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Runs;
 using BiasFree.Targets;
@@ -79,6 +80,16 @@ public sealed class Evaluation
 
     /// <summary>Where method names are looked up (default: the prompting methods).</summary>
     public MethodRegistry MethodRegistry { get; init; } = MethodRegistry.Prompting;
+
+    /// <summary>
+    /// The wording of the prompting methods (default: ours; <see cref="MethodPrompts.Load"/> reads a user's file). It is
+    /// stored in the run spec, so a resumed run uses the same wording. With the default <see cref="MethodRegistry"/> the
+    /// methods are worded by it; a registry given in code carries its own wording (<see cref="MethodRegistry.PromptingWith"/>).
+    /// </summary>
+    public MethodPrompts Prompts { get; init; } = MethodPrompts.Default;
+
+    /// <summary>The file <see cref="Prompts"/> came from, recorded for reports; null for our wording or code.</summary>
+    public string? PromptsFile { get; init; }
 
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
@@ -171,6 +182,8 @@ public sealed class Evaluation
                 Model = Target.Model,
                 ApiKeyEnvironmentVariable = Target.ApiKeyEnvironmentVariable,
                 Methods = methods,
+                Prompts = Prompts.Templates,
+                PromptsFile = PromptsFile,
                 Judge = Judges.Name,
                 JudgeModel = Judges.Model,
                 JudgeApiKeyEnvironmentVariable = Judges.ApiKeyEnvironmentVariable,
@@ -251,6 +264,8 @@ public sealed class Evaluation
             Sampling = spec.Sampling,
             Methods = spec.Methods,
             MethodRegistry = methods ?? MethodRegistry.Prompting,
+            Prompts = spec.GetMethodPrompts(),
+            PromptsFile = spec.PromptsFile,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {
@@ -301,7 +316,9 @@ public sealed class Evaluation
             }
             var total = spec.Methods.Count * probes.Count;
             await store.SetExpectedRowsAsync(spec.RunId, total, cancellationToken).ConfigureAwait(false);
-            return new EvaluationSession(store, spec, probes, run, Target.OwnsClient ? client : null, Judges, MethodRegistry, stored is not null, warnings);
+            return new EvaluationSession(store, spec, probes, run, Target.OwnsClient ? client : null, Judges,
+                ReferenceEquals(MethodRegistry, MethodRegistry.Prompting) ? MethodRegistry.PromptingWith(Prompts) : MethodRegistry,
+                stored is not null, warnings);
         }
         catch
         {
@@ -344,6 +361,11 @@ public sealed class Evaluation
         Check("target kind", EvaluationTarget.KindOf(stored), EvaluationTarget.KindOf(current));
         Check("model", stored.Model, current.Model);
         Check("methods", string.Join(",", stored.Methods), string.Join(",", current.Methods));
+        var changed = MethodPromptsDifference(stored.GetMethodPrompts(), current.GetMethodPrompts());
+        if (changed.Count > 0)
+        {
+            d.Add($"method prompts: templates {string.Join(", ", changed)} differ");
+        }
         Check("judge", stored.Judge, current.Judge);
         Check("judge model", stored.JudgeModel, current.JudgeModel);
         Check("judge votes", stored.JudgeVotes, current.JudgeVotes);
@@ -353,6 +375,10 @@ public sealed class Evaluation
         Check("cache disabled", stored.CacheDisabled, current.CacheDisabled);
         return d;
     }
+
+    private static List<string> MethodPromptsDifference(MethodPrompts a, MethodPrompts b) =>
+        [.. a.Templates.Keys.Union(b.Templates.Keys).Order(StringComparer.Ordinal)
+            .Where(k => !string.Equals(a.Templates.GetValueOrDefault(k), b.Templates.GetValueOrDefault(k), StringComparison.Ordinal))];
 
     /// <summary>A new run id: UTC time stamp and 4 random hex digits.</summary>
     public static string NewRunId() =>

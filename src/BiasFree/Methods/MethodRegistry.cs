@@ -65,18 +65,30 @@ public sealed class MethodRegistry
     /// The built-in prompting methods of BiasFreeBench (Xu et al., 2025): <c>none</c>, <c>self-awareness</c>,
     /// <c>self-reflection</c>, <c>self-help</c>, <c>cot</c>. Read-only; copy it with the constructor to add methods.
     /// </summary>
-    public static MethodRegistry Prompting { get; } = new(PromptingMitigations.Names.Select(name => new MethodDefinition(
-        name,
-        name switch
-        {
-            PromptingMitigations.None => "the vanilla prompt",
-            PromptingMitigations.SelfAwareness => "system prompt asking to avoid the probe's bias type",
-            PromptingMitigations.SelfReflection => "a second turn asking to revise a biased answer",
-            PromptingMitigations.SelfHelp => "the model rewrites the prompt without bias first",
-            PromptingMitigations.ChainOfThought => "think step by step, then answer",
-            _ => name,
-        },
-        name == PromptingMitigations.None ? static _ => { } : b => b.UsePromptingMitigation(name))));
+    public static MethodRegistry Prompting { get; } = PromptingWith(MethodPrompts.Default);
+
+    /// <summary>
+    /// The prompting methods worded by <paramref name="prompts"/> (a user's <c>--prompts</c> file, or a run's stored
+    /// templates), as a read-only registry; copy it with <c>new MethodRegistry(registry)</c> to add methods.
+    /// </summary>
+    public static MethodRegistry PromptingWith(MethodPrompts prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        return new(PromptingMitigations.Names.Select(name => new MethodDefinition(
+            name,
+            name switch
+            {
+                PromptingMitigations.None => "the vanilla prompt",
+                PromptingMitigations.SelfAwareness => "system prompt asking to avoid the probe's bias type",
+                PromptingMitigations.SelfReflection => "a second turn asking to revise a biased answer",
+                PromptingMitigations.SelfHelp => "the model rewrites the prompt without bias first",
+                PromptingMitigations.ChainOfThought => "think step by step, then answer",
+                _ => name,
+            },
+            name == PromptingMitigations.None
+                ? static _ => { }
+                : b => b.Use(inner => PromptingMitigations.Apply(inner, name, prompts)))));
+    }
 
     /// <summary>Registered names, in registration order.</summary>
     public IReadOnlyList<string> Names => _order;
