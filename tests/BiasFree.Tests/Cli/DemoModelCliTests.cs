@@ -187,6 +187,21 @@ public class DemoModelCliTests
         Assert.True(eval.ExitCode == 0, eval.ToString());
         Assert.Contains("3 ambiguous probes", eval.StdOut, StringComparison.Ordinal);
 
+        // The model card's tables: every prompting method, persona and family gets a row (the numbers are noise on this tiny model).
+        var card = await CliProcess.RunAsync(["demo-model", "eval", "--model", output, "--card", "--count", "2", "--family-count", "1", "--no-greedy"],
+            dir.Path, ct, TimeSpan.FromSeconds(300));
+        Assert.True(card.ExitCode == 0, card.ToString());
+        foreach (var row in new[] { "| none |", "| self-awareness |", "| self-reflection |", "| self-help |", "| cot |", "| persona:fair |",
+                     "| persona:decisive |", "| none (three options) |", "| dialogue (FairMT-style) |", "| continuation (StereoSet-style) |",
+                     "| judge (reasoned verdict) |", "| capability: arithmetic |" })
+        {
+            Assert.Contains(row, card.StdOut, StringComparison.Ordinal);
+        }
+        Assert.Contains("Disambiguated contexts", card.StdOut, StringComparison.Ordinal);
+        var badSeed = await CliProcess.RunAsync(["demo-model", "eval", "--model", output, "--card", "--suite-seed", "12"], dir.Path, ct);
+        Assert.True(badSeed.ExitCode == 1, badSeed.ToString());
+        Assert.Contains("--suite-seed must be one of the held-out seeds", badSeed.StdErr, StringComparison.Ordinal);
+
         var bad = await CliProcess.RunAsync(["demo-model", "train", "--output", output, "--hidden-size", "15", "--heads", "2"], dir.Path, ct);
         Assert.True(bad.ExitCode == 1, bad.ToString());
         Assert.DoesNotContain("   at ", bad.StdErr, StringComparison.Ordinal);
