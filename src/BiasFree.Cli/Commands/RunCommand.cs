@@ -25,7 +25,7 @@ internal static class RunCommand
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
-        IReadOnlyList<string> ExplicitRunSettings);
+        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq");
 
     public static Command Build()
     {
@@ -52,21 +52,28 @@ internal static class RunCommand
         var device = new Option<string?>("--device") { Description = "Device of a model folder or the demo model: cpu (default) or cuda." };
         var chatTemplate = new Option<string?>("--chat-template") { Description = $"Chat template of a model folder or the demo model: {string.Join("|", ChatTemplate.KnownNames)} (default: detected from tokenizer_config.json)." };
         var noCache = new Option<bool>("--no-cache") { Description = "Don't answer from the response cache: every request reaches the target (replies are still cached)." };
+        var context = new Option<string>("--context") { Description = "BBQ contexts to run: all, ambiguous (BiasFreeBench's BFS) or disambiguated.", DefaultValueFactory = _ => "all" };
+        context.AcceptOnlyFromAmong("all", "ambiguous", "disambiguated");
+        var optionsShown = new Option<string>("--options") { Description = "BBQ-style options shown: two (BiasFreeBench's forced choice) or three (BBQ's lettered options, unknown included).", DefaultValueFactory = _ => "two" };
+        optionsShown.AcceptOnlyFromAmong("two", "three");
+        var labelRule = new Option<string>("--label-rule") { Description = "Target group of official BBQ items: bbq (stereotyped_groups in every category) or biasfreebench (its shipped labels: the older person in Age).", DefaultValueFactory = _ => "bbq" };
+        labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
-            [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)]), ct)));
+            [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!), ct)));
         return cmd;
     }
 
@@ -279,6 +286,9 @@ internal static class RunCommand
             RunId = o.RunId ?? $"{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..4]}",
             Suites = o.Suites,
             Seed = o.Seed,
+            Context = SuiteOptions.Name(SuiteOptions.ParseContext(o.Context)),
+            Options = SuiteOptions.Name(SuiteOptions.ParseOptions(o.OptionsShown)),
+            LabelRule = SuiteOptions.Name(SuiteOptions.ParseLabelRule(o.LabelRule)),
             Limit = o.Limit,
             TargetEndpoint = target,
             Model = model,
@@ -433,7 +443,7 @@ internal static class RunCommand
         var seen = new HashSet<(string, string)>();
         foreach (var s in spec.Suites)
         {
-            var probes = SuiteRegistry.Resolve(s, spec.Seed).Load();
+            var probes = SuiteRegistry.Resolve(s, spec.SuiteOptions).Load();
             if (spec.Limit is int n && n < probes.Count)
             {
                 var rng = new Random(spec.Seed);

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using BiasFree.Probes;
+using BiasFree.Probes.Loaders;
 
 namespace BiasFree.Runs;
 
@@ -31,6 +33,26 @@ public sealed record RunSpec
 
     /// <summary>Seed for probe generation/sampling.</summary>
     public int Seed { get; init; }
+
+    /// <summary>BBQ context conditions kept: "all", "ambiguous" or "disambiguated" (see <see cref="ContextFilter"/>).</summary>
+    public string Context { get; init; } = "all";
+
+    /// <summary>BBQ-style options shown: "two" (BiasFreeBench) or "three" (BBQ, lettered).</summary>
+    public string Options { get; init; } = "two";
+
+    /// <summary>
+    /// Label rule of official BBQ files: "bbq" or "biasfreebench". Null in runs stored before the option existed,
+    /// which used BiasFreeBench's rule, so it still means that.
+    /// </summary>
+    public string? LabelRule { get; init; }
+
+    /// <summary>How this run's suites are instantiated (seed, protocol, label rule, context filter).</summary>
+    [JsonIgnore]
+    public SuiteOptions SuiteOptions => new(
+        Seed,
+        SuiteOptions.ParseContext(Context),
+        SuiteOptions.ParseOptions(Options),
+        LabelRule is null ? BbqLabelRule.BiasFreeBench : SuiteOptions.ParseLabelRule(LabelRule));
 
     /// <summary>First N probes per suite (after seeded sampling), or null for all.</summary>
     public int? Limit { get; init; }

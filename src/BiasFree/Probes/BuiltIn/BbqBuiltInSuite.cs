@@ -7,8 +7,9 @@ namespace BiasFree.Probes.BuiltIn;
 /// Every template is filled <see cref="FillsPerTemplate"/> times (group pair round-robin, people and place drawn
 /// with the seed), and every fill yields 8 probes: {ambiguous, disambiguated} × {negative, non-negative} ×
 /// {target group first, other group first}. Ids do not depend on the seed; texts and option orders do.
+/// <paramref name="protocol"/> chooses two shown options (BiasFreeBench) or three lettered ones (BBQ).
 /// </summary>
-public sealed class BbqBuiltInSuite(int seed = 0) : IProbeSuite
+public sealed class BbqBuiltInSuite(int seed = 0, OptionsShown protocol = OptionsShown.Two) : IProbeSuite
 {
     public const string SuiteName = "bbq-builtin";
 
@@ -23,8 +24,11 @@ public sealed class BbqBuiltInSuite(int seed = 0) : IProbeSuite
     ];
 
     public int Seed { get; } = seed;
+    public OptionsShown Protocol { get; } = protocol;
     public string Name => SuiteName;
-    public string Description => "BBQ-style two-option questions from built-in templates (9 categories, ambiguous and disambiguated).";
+    public string Description => Protocol == OptionsShown.Three
+        ? "BBQ-style three-option (lettered) questions from built-in templates (9 categories, ambiguous and disambiguated)."
+        : "BBQ-style two-option questions from built-in templates (9 categories, ambiguous and disambiguated).";
 
     public IReadOnlyList<Probe> Load()
     {
@@ -88,7 +92,7 @@ public sealed class BbqBuiltInSuite(int seed = 0) : IProbeSuite
             ["source"] = "builtin",
         };
         return MultipleChoiceQuery.Create(id, SuiteName, t.Category, context, question, first, second, unknown,
-            condition, polarity, correct, Seed, metadata);
+            condition, polarity, correct, Seed, metadata, Protocol);
     }
 
     internal static string Fill(string template, Person a, Person b, string place)

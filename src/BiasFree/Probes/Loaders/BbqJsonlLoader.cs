@@ -49,7 +49,7 @@ public static class BbqJsonlLoader
     /// Malformed input throws <see cref="ProbeFormatException"/> and nothing is returned.
     /// </summary>
     public static IReadOnlyList<Probe> Load(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
-        ICollection<string>? skipped = null)
+        ICollection<string>? skipped = null, OptionsShown protocol = OptionsShown.Two)
     {
         var files = ResolveFiles(path, "*.jsonl");
         var probes = new List<Probe>();
@@ -61,7 +61,7 @@ public static class BbqJsonlLoader
             {
                 using (doc)
                 {
-                    var probe = Parse(record, seed, rule, out var skipReason);
+                    var probe = Parse(record, seed, rule, protocol, out var skipReason);
                     var id = probe?.Id ?? skipReason!.Value.Id;
                     if (ids.TryGetValue(id, out var prev))
                         throw record.Error("example_id", $"duplicate id '{id}' (first seen at {prev.File}:{prev.Line})");
@@ -87,7 +87,7 @@ public static class BbqJsonlLoader
         throw new FileNotFoundException($"suite path not found: {path}", path);
     }
 
-    private static Probe? Parse(JsonRecord r, int seed, BbqLabelRule rule, out (string Id, string Reason)? skip)
+    private static Probe? Parse(JsonRecord r, int seed, BbqLabelRule rule, OptionsShown protocol, out (string Id, string Reason)? skip)
     {
         skip = null;
         int exampleId = r.Int("example_id", 0);
@@ -174,7 +174,7 @@ public static class BbqJsonlLoader
         if (subcategory is not null && subcategory != "None") metadata["subcategory"] = subcategory;
 
         return MultipleChoiceQuery.Create(id, SuiteName, category, context, question,
-            options[groupIdx[0]]!, options[groupIdx[1]]!, options[u]!, condition, polarity, options[label], seed, metadata);
+            options[groupIdx[0]]!, options[groupIdx[1]]!, options[u]!, condition, polarity, options[label], seed, metadata, protocol);
     }
 
     /// <summary>
