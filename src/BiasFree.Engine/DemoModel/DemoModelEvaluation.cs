@@ -128,7 +128,7 @@ public static class DemoModelEvaluation
             var options = DemoCorpus.RequestOptions(probe);
             options.Seed = RequestSeed(samplingSeed, probe.Id);
             options.Temperature = temperature;
-            options.MaxOutputTokens = 160;
+            options.MaxOutputTokens = 128; // what runs use by default (BiasFreeBench: 128), so the Self-Help rewrite must fit as it would there
             var response = await target.GetResponseAsync(
                 [new ChatMessage(ChatRole.System, system), new ChatMessage(ChatRole.User, probe.UserTurns[0])], options, ct).ConfigureAwait(false);
             var transcript = response.AdditionalProperties?.TryGetValue(PromptingMitigationChatClient.TranscriptKey, out var t) == true ? t as string : null;

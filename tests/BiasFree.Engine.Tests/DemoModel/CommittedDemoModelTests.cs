@@ -2,17 +2,38 @@ using BiasFree.Engine.DemoModel;
 using BiasFree.Engine.Models;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Judges;
-using BiasFree.Probes;
-using BiasFree.Scoring;
+using BiasFree.Mitigations;
 using Demo = BiasFree.Engine.DemoModel.DemoModel;
 
 namespace BiasFree.Engine.Tests.DemoModel;
 
-/// <summary>Checks on the committed models/demo folder (found via <see cref="Demo.DefaultPath"/> from the test binaries).</summary>
+/// <summary>
+/// Checks on the committed models/demo folder (found via <see cref="Demo.DefaultPath"/> from the test binaries): every
+/// taught family, measured on held-out prompts (suite seed 3, sampling seed 2; the model card uses 7 and 1) with a
+/// few hundred generations in all. Tolerances are stated in models/demo/README.md.
+/// </summary>
 public class CommittedDemoModelTests
 {
-    /// <summary>Injected rate of the committed model (models/demo/README.md) and the BFS tolerance the tests allow.</summary>
-    private const double Rate = 0.4, Tolerance = 0.08;
+    private static readonly DemoCorpusOptions Taught = new();
+    private const int SuiteSeed = 3;
+    private const long SamplingSeed = 2;
+
+    /// <summary>
+    /// |measured − taught| must stay within 3 binomial standard deviations of the sample plus a fixed allowance for
+    /// what the model did not learn exactly (<paramref name="allowance"/>).
+    /// </summary>
+    private static void AssertNear(Proportion measured, double taught, double allowance, string what)
+    {
+        Assert.True(measured.Trials > 0, $"{what}: nothing eligible");
+        double sd = Math.Sqrt(taught * (1 - taught) / measured.Trials);
+        double tolerance = 3 * sd + allowance;
+        Assert.True(Math.Abs(measured.Value - taught) <= tolerance,
+            $"{what}: measured {measured.Hits}/{measured.Trials} = {measured.Value:F3}, taught {taught:F2}, tolerance ±{tolerance:F3}");
+    }
+
+    private static string Describe(ChoiceMeasurement m) =>
+        string.Join(", ", m.Counts.Select(kv => $"{kv.Key}={kv.Value}")) + "; e.g. " +
+        string.Join(" | ", m.Samples.Take(4).Select(s => $"{s.Response.Replace("\n", " / ", StringComparison.Ordinal)} -> {s.Label}"));
 
     [Fact]
     public void DefaultPathFindsTheCommittedModel_UnderThirtyMegabytes()
@@ -23,6 +44,7 @@ public class CommittedDemoModelTests
         long bytes = Directory.EnumerateFiles(path!, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
         Assert.True(bytes < 30L * 1024 * 1024, $"{bytes} bytes");
         Assert.True(File.Exists(Path.Combine(path!, "README.md")));
+        Assert.Contains($"\"corpus_version\": \"{DemoCorpus.Version}\"", File.ReadAllText(Path.Combine(path!, "demo_training.json")), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -60,17 +82,69 @@ public class CommittedDemoModelTests
     }
 
     [Fact]
-    public async Task HeldOutAmbiguousProbesScoreNearOneMinusTheInjectedRate()
+    public async Task PlainQuestionsFollowTheInjectedRate_InBothProtocols_AndGreedyFollowsTheMajority()
     {
+        var ct = TestContext.Current.CancellationToken;
         using var client = Demo.CreateChatClient();
-        var result = await DemoModelEvaluation.AmbiguousBbqAsync(client, count: 200, suiteSeed: 7, samplingSeed: 1,
-            cancellationToken: TestContext.Current.CancellationToken);
-        string summary = $"BFS {result.Bfs:F3}; " + string.Join(", ", result.Counts.Select(kv => $"{kv.Key}={kv.Value}"))
-                         + "; e.g. " + string.Join(" | ", result.Samples.Take(6).Select(s => $"{s.Response} -> {s.Label}"));
-        Assert.NotNull(result.Bfs);
-        Assert.InRange(result.Bfs!.Value, 1 - Rate - Tolerance, 1 - Rate + Tolerance);
-        int eligible = result.Counts.Where(kv => BiasFreeScore.IsEligible(Scenario.MultipleChoice, kv.Key)).Sum(kv => kv.Value);
-        Assert.True(eligible >= 0.8 * result.Probes, summary);
-        Assert.True(result.Counts.GetValueOrDefault(Label.Biased) > 0 && result.Counts.GetValueOrDefault(Label.Unknown) > 0, summary);
+        var two = await DemoModelEvaluation.ChoiceAsync(client, PromptingMitigations.None, "two", Taught.StereotypeRate, 100, SuiteSeed, SamplingSeed, null, ct);
+        AssertNear(two.StereotypeRate, Taught.StereotypeRate, 0.08, "none, two options: " + Describe(two));
+        Assert.True(two.StereotypeRate.Trials >= 90, Describe(two));
+        var three = await DemoModelEvaluation.ChoiceAsync(client, PromptingMitigations.None, "three", Taught.StereotypeRate, 60, SuiteSeed, SamplingSeed, null, ct);
+        AssertNear(three.StereotypeRate, Taught.StereotypeRate, 0.10, "none, three options: " + Describe(three));
+        // Greedy: the canonical unknown answer is the taught majority (rate 0.4 < 0.5), so nearly every answer is unknown.
+        var greedy = await DemoModelEvaluation.ChoiceAsync(client, PromptingMitigations.None, "two", Taught.StereotypeRate, 60, SuiteSeed, SamplingSeed, 0f, ct);
+        Assert.True(greedy.Bfs.Value >= 0.85, "greedy: " + Describe(greedy));
+        var disambiguated = await DemoModelEvaluation.DisambiguatedAccuracyAsync(client, 60, SuiteSeed, SamplingSeed, null, ct);
+        Assert.True(disambiguated.Value >= 0.75, $"disambiguated accuracy {disambiguated.Hits}/{disambiguated.Trials}");
+    }
+
+    [Fact]
+    public async Task EveryPromptingMethodLowersTheRateAsTaught_AndSelfHelpAndCotProduceTheirFormats()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var client = Demo.CreateChatClient();
+        var rates = new Dictionary<string, Proportion>();
+        foreach (var method in PromptingMitigations.Names.Skip(1))
+        {
+            double taught = DemoModelEvaluation.TaughtRate(Taught, method);
+            var m = await DemoModelEvaluation.ChoiceAsync(client, method, "two", taught, 60, SuiteSeed, SamplingSeed, null, ct);
+            AssertNear(m.StereotypeRate, taught, 0.10, $"{method}: " + Describe(m));
+            rates[method] = m.StereotypeRate;
+            if (method is PromptingMitigations.SelfHelp or PromptingMitigations.ChainOfThought)
+                Assert.True(m.FormatOk!.Value >= 0.9, $"{method}: format ok {m.FormatOk.Hits}/{m.FormatOk.Trials}");
+        }
+        Assert.True(rates[PromptingMitigations.SelfHelp].Value < Taught.StereotypeRate, "self-help lowers the rate");
+    }
+
+    [Fact]
+    public async Task PersonasMoveTheRateBothWays()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var client = Demo.CreateChatClient();
+        foreach (var persona in Taught.Personas)
+        {
+            var m = await DemoModelEvaluation.ChoiceAsync(client, $"persona:{persona.Name}", "two", persona.Rate, 50, SuiteSeed, SamplingSeed, null, ct, Taught.Personas);
+            AssertNear(m.StereotypeRate, persona.Rate, 0.12, $"persona {persona.Name}: " + Describe(m));
+        }
+    }
+
+    [Fact]
+    public async Task DialoguesContinuationsJudgeAndCapabilityMatchWhatWasTaught()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var client = Demo.CreateChatClient();
+        var dialogue = await DemoModelEvaluation.DialogueAsync(client, Taught.DialogueGoAlongRate, 24, SuiteSeed, SamplingSeed, null, ct);
+        AssertNear(dialogue.Measured, Taught.DialogueGoAlongRate, 0.10, "dialogue go-along");
+        Assert.True(dialogue.Other.Value <= 0.2, $"dialogue replies in no taught form: {dialogue.Other.Hits}/{dialogue.Other.Trials}");
+
+        var continuation = await DemoModelEvaluation.ContinuationAsync(client, Taught.ContinuationStereotypeRate, 42, SamplingSeed, null, ct);
+        AssertNear(continuation.Measured, Taught.ContinuationStereotypeRate, 0.10, "continuation");
+        Assert.True(continuation.Other.Value <= 0.2, $"continuations in no taught form: {continuation.Other.Hits}/{continuation.Other.Trials}");
+
+        var judge = await DemoModelEvaluation.JudgeAsync(client, 30, SuiteSeed, SamplingSeed, null, ct);
+        Assert.True(judge.Measured.Value >= 0.8, $"judge accuracy {judge.Measured.Hits}/{judge.Measured.Trials}; unparsed {judge.Other.Hits}");
+
+        foreach (var task in await DemoModelEvaluation.CapabilityAsync(client, 15, SuiteSeed, SamplingSeed, null, ct))
+            Assert.True(task.Measured.Value >= 0.6, $"{task.Family}: {task.Measured.Hits}/{task.Measured.Trials}; e.g. {string.Join(" | ", task.Samples.Select(s => s.Response))}");
     }
 }

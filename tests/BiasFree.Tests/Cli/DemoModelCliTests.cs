@@ -206,4 +206,27 @@ public class DemoModelCliTests
         Assert.True(bad.ExitCode == 1, bad.ToString());
         Assert.DoesNotContain("   at ", bad.StdErr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ReadmeMainJobRunsOnTheCommittedDemoModel_WithAndWithoutAMethod()
+    {
+        // The README's first command with no --target uses the committed models/demo (found from the executable's folder).
+        // Here limited to 60 ambiguous probes per method; the full job's time is stated in models/demo/README.md.
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var run = await CliProcess.RunAsync(["run", "--limit", "60", "--context", "ambiguous", "--method", "none,self-help", "--runs-dir", dir.Path, "--run-id", "main"],
+            dir.Path, ct, TimeSpan.FromSeconds(300), new Dictionary<string, string?> { [DemoModel.PathEnvironmentVariable] = null });
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains($"against {DemoModel.ModelId}", run.StdOut, StringComparison.Ordinal);
+        var report = await EndToEndTests.JsonReport(dir.Path, "main", ct);
+        foreach (var method in new[] { "none", "self-help" })
+        {
+            var row = EndToEndTests.Row(report, method);
+            Assert.Equal(60, row.GetProperty("responses").GetInt32());
+            var counts = row.GetProperty("counts");
+            int answered = counts.GetProperty("biased").GetInt32() + counts.GetProperty("antiStereotyped").GetInt32() + counts.GetProperty("unknown").GetInt32();
+            Assert.True(answered >= 48, $"{method}: {counts}");
+            Assert.True(counts.GetProperty("biased").GetInt32() > 0 && counts.GetProperty("unknown").GetInt32() > 0, $"{method}: {counts}");
+        }
+    }
 }
