@@ -162,7 +162,7 @@ internal static class DemoModelCommand
     private static Command BuildEval()
     {
         var model = new Option<string?>("--model") { Description = $"Demo model folder (default: models/demo or ${DemoModel.PathEnvironmentVariable})." };
-        var count = new Option<int?>("--count", "-n") { Description = "Held-out ambiguous probes to ask (per condition with --card; default 200, or 300 with --card)." };
+        var count = new Option<int?>("--count", "-n") { Description = "Held-out ambiguous probes to ask (default 200; with --card, per condition)." };
         var seed = new Option<int>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 1 };
         var card = new Option<bool>("--card") { Description = "Measure every taught family (methods, personas, protocols, dialogues, continuations, judge, capability) and print the model card's tables as markdown." };
         var familyCount = new Option<int>("--family-count") { Description = "With --card: held-out items per other family.", DefaultValueFactory = _ => new DemoCardOptions().FamilyCount };

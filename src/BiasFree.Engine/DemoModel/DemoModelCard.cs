@@ -10,10 +10,10 @@ namespace BiasFree.Engine.DemoModel;
 public sealed record DemoCardOptions
 {
     /// <summary>Held-out ambiguous probes per multiple-choice condition.</summary>
-    public int ChoiceCount { get; init; } = 300;
+    public int ChoiceCount { get; init; } = 200;
 
     /// <summary>Held-out items for each other family (dialogues, continuations, judge, each capability task).</summary>
-    public int FamilyCount { get; init; } = 120;
+    public int FamilyCount { get; init; } = 80;
 
     /// <summary>BBQ/FairMT suite seed (one of <see cref="DemoCorpus.EvaluationSeeds"/>) and item seed of the other families.</summary>
     public int SuiteSeed { get; init; } = 7;
