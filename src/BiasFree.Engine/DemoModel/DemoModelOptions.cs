@@ -16,7 +16,7 @@ public sealed record DemoModelOptions
     public DemoCorpusOptions Corpus { get; init; } = new();
 
     /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 8000;
+    public int Steps { get; init; } = 3400;
 
     /// <summary>
     /// Stop after this many of the <see cref="Steps"/> planned steps (the learning-rate schedule still spans
