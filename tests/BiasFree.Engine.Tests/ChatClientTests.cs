@@ -129,7 +129,10 @@ public class ChatClientTests : IDisposable
             return sb.ToString();
         }));
         Assert.Equal(alone, streams);
-        Assert.NotNull(_client.GetService(typeof(ChatClientMetadata)));
+        var metadata = Assert.IsType<ChatClientMetadata>(_client.GetService(typeof(ChatClientMetadata)));
+        Assert.Equal(("biasfree-engine", "biasfree-engine", (Uri?)null), (metadata.ProviderName, metadata.DefaultModelId, metadata.ProviderUri));
+        using (var named = new EngineChatClient(_model, new ByteTokenizer(), new PlainFormatter(), new EngineChatClientOptions { ModelId = "tiny-llama" }))
+            Assert.Equal("tiny-llama", named.GetService<ChatClientMetadata>()!.DefaultModelId);
         Assert.Same(_model, _client.GetService(typeof(CausalLM)));
     }
 

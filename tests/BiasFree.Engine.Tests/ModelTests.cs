@@ -1,5 +1,6 @@
 using BiasFree.Engine.Generation;
 using BiasFree.Engine.Models;
+using BiasFree.Engine.WhiteBox;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,6 +29,28 @@ public class ModelTests
         double scale = reference.SelectMany(r => r).Max(Math.Abs);
         Assert.True(scale > 0.5, $"logits too small to be a meaningful test ({scale})");
         Assert.True(MaxAbsDiff(logits, reference) < 2e-4 * scale, $"{arch}: max diff {MaxAbsDiff(logits, reference)} (scale {scale})");
+    }
+
+    [Theory]
+    [InlineData("llama", 500000.0)]   // Llama 3
+    [InlineData("qwen2", 1000000.0)]  // Qwen2
+    [InlineData("mistral", 1000000.0)]
+    public void RopeThetaFromTheConfigReachesTheRotaryEmbedding(string arch, double theta)
+    {
+        using var dir = new TempDir();
+        using var model = TinyModels.SavedAndLoaded(arch, dir, ropeTheta: theta);
+        Assert.Equal(theta, ModelConfig.Load(dir.Path).RopeTheta);
+        Assert.Equal(theta, model.Config.RopeTheta);
+
+        var reference = new ReferenceModel(dir.Path).Logits(Prompt);
+        using var logits = model.Logits(Prompt);
+        double scale = reference.SelectMany(r => r).Max(Math.Abs), tolerance = 2e-4 * scale;
+        Assert.True(MaxAbsDiff(logits, reference) < tolerance, $"{arch} θ={theta}: max diff {MaxAbsDiff(logits, reference)} (scale {scale})");
+
+        // The same weights with the default base give logits far outside the tolerance, so a model that ignored
+        // rope_theta would fail the comparison above.
+        var withDefaultTheta = new ReferenceModel(dir.Path, ropeTheta: 10000).Logits(Prompt);
+        Assert.True(MaxAbsDiff(logits, withDefaultTheta) > 100 * tolerance, $"{arch}: θ barely changes the logits ({MaxAbsDiff(logits, withDefaultTheta)})");
     }
 
     [Theory, MemberData(nameof(Archs))]
@@ -127,16 +150,77 @@ public class ModelTests
     }
 
     [Fact]
-    public void SteeringDuringGenerationChangesTheContinuation()
+    public void SteeringMovesTheHookedResidualByAlphaVAtTheLastPositionOnlyAndTheLogitsFollow()
     {
+        const int layer = 0;
+        const double alpha = 2.5;
         using var dir = new TempDir();
         using var model = TinyModels.SavedAndLoaded("llama", dir);
-        var plain = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, TestContext.Current.CancellationToken)[0];
-        using var direction = randn([64], generator: new torch.Generator(9)) * 20;
-        var steered = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6, OnLayer = (l, h) => l == 1 ? h + direction : h }, TestContext.Current.CancellationToken)[0];
+        using var v = randn([64], generator: new torch.Generator(3));
+        var vd = v.to_type(ScalarType.Float64).data<double>().ToArray();
+        int last = Prompt.Length - 1;
+        using var _ = no_grad();
+        using var plain = model.Forward(model.IdsTensor([Prompt]), new ForwardArgs { CaptureHiddenStates = true });
+        using var steered = model.Forward(model.IdsTensor([Prompt]), new ForwardArgs
+        {
+            OnLayer = Steering.AddVector(layer, v, alpha, lastTokenOnly: true),
+            CaptureHiddenStates = true,
+        });
+
+        // Up to the hooked layer's input nothing moves; its output moves by α·v at the last position and nowhere else.
+        for (int i = 0; i <= layer; i++)
+            Assert.Equal(0f, (steered.HiddenStates[i] - plain.HiddenStates[i]).abs().max().item<float>());
+        using var moved = steered.HiddenStates[layer + 1][0] - plain.HiddenStates[layer + 1][0]; // [T, H]
+        Assert.Equal(0f, moved.narrow(0, 0, last).abs().max().item<float>());
+        Assert.True((moved[last] - v * alpha).abs().max().item<float>() < 1e-5, "the last position did not move by α·v");
+
+        // Causal attention: earlier positions' logits are untouched; all logits equal the float64 reference with the
+        // same injection, which differs from the unsteered reference by far more than the tolerance.
+        Assert.Equal(0f, (steered.Logits[0].narrow(0, 0, last) - plain.Logits[0].narrow(0, 0, last)).abs().max().item<float>());
+        var reference = new ReferenceModel(dir.Path);
+        var expected = reference.Logits(Prompt, (l, h) =>
+        {
+            if (l == layer) for (int j = 0; j < vd.Length; j++) h[last][j] += alpha * vd[j];
+        });
+        double scale = expected.SelectMany(r => r).Max(Math.Abs), tolerance = 2e-4 * scale;
+        Assert.True(MaxAbsDiff(steered.Logits[0], expected) < tolerance, $"steered logits differ from the reference by {MaxAbsDiff(steered.Logits[0], expected)}");
+        var unsteered = reference.Logits(Prompt);
+        Assert.True(expected[last].Zip(unsteered[last], (a, b) => Math.Abs(a - b)).Max() > 100 * tolerance, "the steer is too weak to test");
+    }
+
+    [Fact]
+    public void SteeringDuringGenerationPicksTheSteeredReferenceArgmaxAtEveryStep()
+    {
+        const int layer = 1;
+        const double alpha = 6;
+        using var dir = new TempDir();
+        using var model = TinyModels.SavedAndLoaded("llama", dir);
+        var ct = TestContext.Current.CancellationToken;
+        using var v = randn([64], generator: new torch.Generator(9));
+        var vd = v.to_type(ScalarType.Float64).data<double>().ToArray();
+        var plain = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, ct)[0];
+        var steered = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6, OnLayer = Steering.AddVector(layer, v, alpha, lastTokenOnly: true) }, ct)[0];
         Assert.NotEqual(plain.Tokens, steered.Tokens);
-        var again = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, TestContext.Current.CancellationToken)[0];
-        Assert.Equal(plain.Tokens, again.Tokens);
+
+        // With the KV cache the hook sees the prompt, then one new token per step, so "last token only" steers every
+        // position from the prompt's last token on. Each greedy token is the argmax of the reference steered that way.
+        var reference = new ReferenceModel(dir.Path);
+        var sequence = Prompt.ToList();
+        foreach (var token in steered.Tokens)
+        {
+            var logits = reference.Logits(sequence, (l, h) =>
+            {
+                if (l != layer) return;
+                for (int t = Prompt.Length - 1; t < h.Length; t++)
+                    for (int j = 0; j < vd.Length; j++) h[t][j] += alpha * vd[j];
+            });
+            var lastRow = logits[^1];
+            Assert.Equal(Array.IndexOf(lastRow, lastRow.Max()), token);
+            sequence.Add(token);
+        }
+
+        // The hook was per call: the model is unsteered again.
+        Assert.Equal(plain.Tokens, model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 6 }, ct)[0].Tokens);
     }
 
     [Fact]
@@ -192,6 +276,7 @@ public class ModelTests
              "bos_token_id":128000,"eos_token_id":[128001,128008,128009],"torch_dtype":"bfloat16"}
             """);
         Assert.Equal(128, parsed.HeadDim);
+        Assert.Equal(500000.0, parsed.RopeTheta);
         Assert.Equal(new[] { 128001, 128008, 128009 }, parsed.EosTokenIds);
         Assert.Equal(new RopeScaling("llama3", 8, 1, 4, 8192), parsed.RopeScaling);
     }
@@ -225,12 +310,16 @@ public class ModelTests
         Assert.True(qwen.TieWordEmbeddings);
         Assert.Null(qwen.SlidingWindowForLayer(23));
         Assert.Equal(64, qwen.HeadDim);
+        Assert.Equal(1000000.0, qwen.RopeTheta);
         Assert.Equal(new[] { 151645 }, qwen.EosTokenIds);
         var mistral = ModelConfig.Parse("""
             {"architectures":["MistralForCausalLM"],"model_type":"mistral","vocab_size":32000,"hidden_size":4096,"intermediate_size":14336,
              "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"sliding_window":4096,"rope_theta":10000.0}
             """);
         Assert.Equal(4096, mistral.SlidingWindowForLayer(0));
+        Assert.Equal(10000.0, mistral.RopeTheta);
+        Assert.Equal(1e-6, mistral.RmsNormEps); // absent from this config: the default
+        Assert.Equal(10000.0, ModelConfig.Parse("""{"model_type":"llama","vocab_size":8,"hidden_size":8,"intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2}""").RopeTheta);
         var round = ModelConfig.Parse(mistral.ToJson());
         Assert.Equal(mistral.ToJson(), round.ToJson());
         var gen = GenerationConfig.Parse("""{"bos_token_id":1,"eos_token_id":[2,3],"do_sample":true,"temperature":0.7,"top_p":0.9}""");

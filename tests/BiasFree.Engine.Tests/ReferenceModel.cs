@@ -11,12 +11,20 @@ namespace BiasFree.Engine.Tests;
 public sealed class ReferenceModel
 {
     private readonly ModelConfig _c;
+    private readonly double _ropeTheta;
     private readonly Dictionary<string, double[,]> _mats = [];
     private readonly Dictionary<string, double[]> _vecs = [];
 
-    public ReferenceModel(string folder)
+    /// <param name="folder">A Hugging Face model folder.</param>
+    /// <param name="ropeTheta">
+    /// The rotary base to use instead of the folder's <c>rope_theta</c>. When null, it is read from config.json directly
+    /// (not through <see cref="ModelConfig.Parse"/>), so a parser that loses it cannot make the oracle agree with the engine.
+    /// </param>
+    public ReferenceModel(string folder, double? ropeTheta = null)
     {
         _c = ModelConfig.Load(folder);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!;
+        _ropeTheta = ropeTheta ?? json["rope_theta"]?.GetValue<double>() ?? 10000.0;
         using var ckpt = SafetensorsCheckpoint.Open(folder);
         foreach (var name in ckpt.Names)
         {
@@ -35,7 +43,7 @@ public sealed class ReferenceModel
     public double[] InvFreq()
     {
         int d = _c.HeadDim;
-        var inv = Enumerable.Range(0, d / 2).Select(i => 1.0 / Math.Pow(_c.RopeTheta, 2.0 * i / d)).ToArray();
+        var inv = Enumerable.Range(0, d / 2).Select(i => 1.0 / Math.Pow(_ropeTheta, 2.0 * i / d)).ToArray();
         if (_c.RopeScaling is { Type: "llama3" } s)
             for (int i = 0; i < inv.Length; i++)
             {
@@ -52,7 +60,9 @@ public sealed class ReferenceModel
     }
 
     /// <summary>Logits [T][V] for one sequence.</summary>
-    public double[][] Logits(IReadOnlyList<int> ids)
+    /// <param name="ids">Token ids.</param>
+    /// <param name="afterLayer">Called with (layer, residual [T][H]) after each decoder layer; it may change the residual in place (steering).</param>
+    public double[][] Logits(IReadOnlyList<int> ids, Action<int, double[][]>? afterLayer = null)
     {
         int T = ids.Count, H = _c.HiddenSize, D = _c.HeadDim, nh = _c.NumAttentionHeads, nkv = _c.NumKeyValueHeads;
         var embed = _mats["model.embed_tokens.weight"];
@@ -103,6 +113,7 @@ public sealed class ReferenceModel
                 var act = gate.Select((g, i) => g / (1 + Math.Exp(-g)) * up[i]).ToArray();
                 h[t] = Add(h[t], Linear(act, p + "mlp.down_proj"));
             }
+            afterLayer?.Invoke(l, h);
         }
         string head = _c.TieWordEmbeddings ? "model.embed_tokens" : "lm_head";
         return h.Select(r => Linear(RmsNorm(r, _vecs["model.norm.weight"]), head)).ToArray();

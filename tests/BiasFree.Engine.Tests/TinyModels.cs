@@ -36,10 +36,14 @@ public static class TinyModels
         EosTokenIds = [2],
     };
 
-    /// <summary>Random model saved with the real writer and loaded with the real loader.</summary>
-    public static CausalLM SavedAndLoaded(string arch, TempDir dir, ScalarType dtype = ScalarType.Float32, long seed = 1)
+    /// <summary>
+    /// Random model saved with the real writer and loaded with the real loader. <paramref name="ropeTheta"/> replaces the
+    /// default 10000, which every tiny model would otherwise share (real Llama-3 and Qwen2 use 500000 and 1000000).
+    /// </summary>
+    public static CausalLM SavedAndLoaded(string arch, TempDir dir, ScalarType dtype = ScalarType.Float32, long seed = 1, double? ropeTheta = null)
     {
-        using (var m = CausalLM.Create(Config(arch), ScalarType.Float32, "cpu", seed))
+        var config = ropeTheta is { } theta ? Config(arch) with { RopeTheta = theta } : Config(arch);
+        using (var m = CausalLM.Create(config, ScalarType.Float32, "cpu", seed))
         {
             RandomizeBiasesAndNorms(m, seed);
             m.Save(dir.Path);

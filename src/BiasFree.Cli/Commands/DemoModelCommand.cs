@@ -162,7 +162,7 @@ internal static class DemoModelCommand
     private static Command BuildEval()
     {
         var model = new Option<string?>("--model") { Description = $"Demo model folder (default: models/demo or ${DemoModel.PathEnvironmentVariable})." };
-        var count = new Option<int?>("--count", "-n") { Description = "Held-out ambiguous probes to ask (default 200; with --card, per condition)." };
+        var count = new Option<int>("--count", "-n") { Description = "Held-out ambiguous probes to ask (with --card: per condition).", DefaultValueFactory = _ => new DemoCardOptions().ChoiceCount };
         var seed = new Option<int>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 1 };
         var card = new Option<bool>("--card") { Description = "Measure every taught family (methods, personas, protocols, dialogues, continuations, judge, capability) and print the model card's tables as markdown." };
         var familyCount = new Option<int>("--family-count") { Description = "With --card: held-out items per other family.", DefaultValueFactory = _ => new DemoCardOptions().FamilyCount };
@@ -178,10 +178,9 @@ internal static class DemoModelCommand
         return cmd;
     }
 
-    private static async Task<int> EvalAsync(string? folder, int? countOption, int seed, bool card, int familyCount, int suiteSeed, bool greedy,
+    private static async Task<int> EvalAsync(string? folder, int count, int seed, bool card, int familyCount, int suiteSeed, bool greedy,
         bool samples, CancellationToken ct)
     {
-        int count = countOption ?? (card ? new DemoCardOptions().ChoiceCount : 200);
         if (count < 1 || familyCount < 1)
         {
             throw new UserErrorException("--count and --family-count must be at least 1.");

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Generation;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Judges;
 using BiasFree.Mitigations;
@@ -25,7 +26,8 @@ internal static class RunCommand
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
-        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq");
+        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null);
 
     public static Command Build()
     {
@@ -40,6 +42,7 @@ internal static class RunCommand
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
+        var kvCacheMb = new Option<int?>("--kv-cache-mb") { Description = $"KV-cache memory bound of an in-process model in MB (default {ContinuousBatchOptions.DefaultKvCacheBytes >> 20}); requests that do not fit wait." };
         var retries = new Option<int?>("--retries") { Description = "Retries of a failed request (default 3)." };
         var temperature = new Option<float?>("--temperature") { Description = $"Sampling temperature. Default: none sent to a server (its default applies); 0 for a model folder; {DemoModel.DefaultTemperature.ToString(CultureInfo.InvariantCulture)} (sampled, seeded by --seed) for the demo model." };
         var seed = new Option<int>("--seed") { Description = "Seed for probe sampling and generation.", DefaultValueFactory = _ => 0 };
@@ -58,14 +61,17 @@ internal static class RunCommand
         optionsShown.AcceptOnlyFromAmong("two", "three");
         var labelRule = new Option<string>("--label-rule") { Description = "Target group of official BBQ items: bbq (stereotyped_groups in every category) or biasfreebench (its shipped labels: the older person in Age).", DefaultValueFactory = _ => "bbq" };
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
+        var bootstrap = ReportSettingsOptions.Bootstrap();
+        var baseline = ReportSettingsOptions.Baseline();
+        var prompts = new Option<string?>("--prompts") { Description = "JSON file of the prompting methods' templates (system prompts, instructions, reflection and rewrite prompts); templates it leaves out keep our wording. `biasfree prompts` prints ours to start from." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -73,7 +79,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts)), ct)));
         return cmd;
     }
 
@@ -99,9 +105,14 @@ internal static class RunCommand
                 {
                     throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
                 }
+                const string neverStarted = "A run is recorded only once its suites have loaded and its target has answered, so a run stopped before that never started and has nothing to resume: start it again with the same options.";
+                if (!File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
+                {
+                    throw new UserErrorException($"no run '{resumeId}' to resume: there is no run store at {Path.GetFullPath(Path.Combine(o.RunsDir, RunStore.FileName))} (is --runs-dir right?). {neverStarted}");
+                }
                 store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
-                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.");
+                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 spec = stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
@@ -123,12 +134,17 @@ internal static class RunCommand
             }
 
             // Everything that can be wrong with the options is checked before a new run is recorded.
+            ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
             var probes = LoadProbes(spec);
             using var judges = BuildJudges(spec, probes);
             IChatClient target;
             if (IsLocalFolder(spec.TargetEndpoint))
             {
-                target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings());
+                if (o.KvCacheMb is < 1)
+                {
+                    throw new UserErrorException("--kv-cache-mb must be at least 1.");
+                }
+                target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings(), o.KvCacheMb);
                 spec = spec with { TargetKey = LocalTargetKey(spec) };
             }
             else
@@ -137,11 +153,13 @@ internal static class RunCommand
                 target = OpenAICompatibleTarget.Create(targetOptions);
                 spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
                 await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(spec.ApiKeyEnvironmentVariable);
             }
             using var ownedTarget = target;
             if (judges.Endpoint is { } je)
             {
                 await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable);
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
@@ -177,15 +195,24 @@ internal static class RunCommand
         RunOutcome outcome;
         try
         {
-            outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct).ConfigureAwait(false);
+            // In-process targets add the engine's batch occupancy, tokens/s, queue wait and cache use to the progress line.
+            var engine = target.GetService<EngineChatClient>();
+            outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct,
+                engine is null ? null : () => engine.Statistics.Describe()).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             Console.Error.WriteLine($"Interrupted. Finished probes are saved; continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
             return ExitCodes.Interrupted;
         }
+        catch (RunStoppedException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message} Once fixed, continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+            return ExitCodes.UserError;
+        }
 
-        var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
+        var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
         Console.Out.WriteLine($"Run id: {spec.RunId}");
         if (!outcome.IsComplete)
@@ -281,8 +308,12 @@ internal static class RunCommand
         {
             throw new UserErrorException("--run-id may contain only letters, digits, '-', '_' and '.' (at most 100).");
         }
+        // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
+        var methodPrompts = o.Prompts is { } promptsFile ? MethodPrompts.Load(promptsFile) : MethodPrompts.Default;
         return new RunSpec
         {
+            Prompts = methodPrompts.Templates,
+            PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             RunId = o.RunId ?? $"{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..4]}",
             Suites = o.Suites,
             Seed = o.Seed,
@@ -403,7 +434,7 @@ internal static class RunCommand
         return key;
     }
 
-    private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings)
+    private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings, int? kvCacheMb)
     {
         if (settings.DemoModel ? !DemoModel.Exists(folder) : !LocalModel.IsModelFolder(folder))
         {
@@ -417,6 +448,7 @@ internal static class RunCommand
             DType = settings.DType,
             Device = settings.Device,
             ChatTemplate = settings.ChatTemplate,
+            KvCacheBytes = (kvCacheMb ?? ContinuousBatchOptions.DefaultKvCacheBytes >> 20) * (1L << 20),
         };
         if (settings.DemoModel)
         {
@@ -443,7 +475,12 @@ internal static class RunCommand
         var seen = new HashSet<(string, string)>();
         foreach (var s in spec.Suites)
         {
-            var probes = SuiteRegistry.Resolve(s, spec.SuiteOptions).Load();
+            var suite = SuiteRegistry.Resolve(s, spec.SuiteOptions);
+            var probes = suite.Load();
+            if (suite is IReportsSkippedRows { SkippedRows.Count: > 0 and var skipped })
+            {
+                Console.Error.WriteLine($"note: {s}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {s}' lists them.");
+            }
             if (spec.Limit is int n && n < probes.Count)
             {
                 var rng = new Random(spec.Seed);
@@ -500,6 +537,24 @@ internal static class RunCommand
         var options = TargetOptions(spec.Judge, spec.JudgeModel, spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable, spec);
         var client = OpenAICompatibleTarget.Create(options);
         return new JudgeSet(new LlmMultipleChoiceJudge(client, spec.JudgeVotes), new LlmDialogueJudge(client), options.Endpoint, client);
+    }
+
+    private static readonly HashSet<string> WarnedKeyVariables = new(StringComparer.Ordinal);
+
+    /// <summary>One stderr warning per variable: a missing key is fine for a local server but explains a later 401.</summary>
+    private static void WarnIfApiKeyMissing(string? variable)
+    {
+        if (string.IsNullOrWhiteSpace(variable) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(variable)))
+        {
+            return;
+        }
+        lock (WarnedKeyVariables)
+        {
+            if (WarnedKeyVariables.Add(variable))
+            {
+                Console.Error.WriteLine($"warning: environment variable {variable} (--api-key-env) is not set; requests are sent without an API key (fine for a local server).");
+            }
+        }
     }
 
     /// <summary>Fails fast with a clear message when nothing listens at the endpoint (no request is sent).</summary>

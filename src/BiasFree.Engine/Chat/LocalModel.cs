@@ -25,6 +25,9 @@ public sealed record LocalModelOptions
 
     /// <summary>Max new tokens when a request does not set MaxOutputTokens.</summary>
     public int DefaultMaxOutputTokens { get; init; } = 256;
+
+    /// <summary>Bound on the KV cache's memory in bytes (see <see cref="EngineChatClientOptions.KvCacheBytes"/>).</summary>
+    public long KvCacheBytes { get; init; } = Generation.ContinuousBatchOptions.DefaultKvCacheBytes;
 }
 
 /// <summary>
@@ -65,6 +68,7 @@ public static class LocalModel
             DefaultMaxOutputTokens = options.DefaultMaxOutputTokens,
             AddSpecialTokens = false, // the rendered template already carries BOS where the family wants it
             ExtraEosIds = extraEos,
+            KvCacheBytes = options.KvCacheBytes,
         });
     }
 }

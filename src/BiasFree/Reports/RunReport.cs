@@ -5,11 +5,35 @@ using BiasFree.Scoring;
 
 namespace BiasFree.Reports;
 
-/// <summary>A mitigation method compared with the vanilla prompt ("none") on the same probes of one scenario.</summary>
-public sealed record MethodComparison(string Model, Scenario Scenario, string Method, string Baseline, PairedComparisonResult Result);
+/// <summary>A method compared with the baseline method (default the vanilla prompt, "none") on the same probes of one scenario.</summary>
+/// <param name="Model">Target model.</param>
+/// <param name="Scenario">Scenario.</param>
+/// <param name="Method">The compared method (run B).</param>
+/// <param name="Baseline">The baseline method (run A).</param>
+/// <param name="Result">The comparison, on the items of the headline BFS: for multiple choice those that are not disambiguated.</param>
+public sealed record MethodComparison(string Model, Scenario Scenario, string Method, string Baseline, PairedComparisonResult Result)
+{
+    /// <summary>Which items were compared: "not disambiguated" (multiple choice: ambiguous or no context condition) or "all" (multi-turn).</summary>
+    public string Items => Scenario == Scenario.MultipleChoice ? RunReport.AmbiguousItems : ScoreTable.AllCategories;
+}
+
+/// <summary>How the intervals and comparisons of a report were computed (printed with it so it can be reproduced).</summary>
+/// <param name="BootstrapIntervals">Whether intervals were computed.</param>
+/// <param name="Resamples">Bootstrap resamples per interval.</param>
+/// <param name="Level">Interval coverage.</param>
+/// <param name="Seed">Base seed every interval's seed is derived from.</param>
+/// <param name="MinimumCount">Fewest responses in a denominator for which an interval is given.</param>
+/// <param name="Baseline">The method every other method is compared with.</param>
+public sealed record ReportSettings(bool BootstrapIntervals, int Resamples, double Level, int Seed, int MinimumCount, string Baseline);
 
 /// <summary>Probes whose target request failed (after retries), per report cell; they are not in <see cref="ScoreRow.Counts"/>.</summary>
 public sealed record TargetErrorCount(string Model, string Method, Scenario Scenario, string Category, int Errors);
+
+/// <summary>
+/// Probes a method answered from the original prompt because it could not do its work (Self-Help: no usable rewrite),
+/// per report cell. They are scored like any other answer; the count says how often the method really ran.
+/// </summary>
+public sealed record FallbackCount(string Model, string Method, Scenario Scenario, string Category, int Fallbacks);
 
 /// <summary>Totals of a run.</summary>
 /// <param name="Expected">Rows a complete run has (probes × methods), when known.</param>
@@ -21,6 +45,9 @@ public sealed record TargetErrorCount(string Model, string Method, Scenario Scen
 /// <param name="CompletionTokens">Completion tokens over all requests (cached replies included).</param>
 public sealed record RunTotals(int? Expected, int Rows, int Complete, int TargetErrors, int JudgeErrors, long PromptTokens, long CompletionTokens);
 
+/// <summary>One method's fallbacks over the whole run: rows answered from the original prompt, of the method's rows stored.</summary>
+public sealed record MethodFallbacks(string Method, int Fallbacks, int Rows);
+
 /// <summary>Everything a report shows, computed once and rendered by <see cref="ReportWriter"/>.</summary>
 public sealed record RunReport(
     RunSpec Spec,
@@ -29,8 +56,23 @@ public sealed record RunReport(
     IReadOnlyList<TargetErrorCount> TargetErrors,
     IReadOnlyList<MethodComparison> Comparisons)
 {
-    /// <summary>Name of the vanilla method every other method is compared with.</summary>
+    /// <summary>Coverage of every interval in the report (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
+    public double ConfidenceLevel { get; init; } = new ScoreOptions().ConfidenceLevel;
+
+    /// <summary>Fallbacks per method of the run (every method, zero included), in the run's method order.</summary>
+    public IReadOnlyList<MethodFallbacks> FallbacksByMethod { get; init; } = [];
+
+    /// <summary>Fallback counts per report cell (see <see cref="FallbackCount"/>); cells without any are absent.</summary>
+    public IReadOnlyList<FallbackCount> Fallbacks { get; init; } = [];
+
+    /// <summary>Name of the vanilla method, the default baseline every other method is compared with.</summary>
     public const string Baseline = "none";
+
+    /// <summary><see cref="MethodComparison.Items"/> of multiple-choice comparisons.</summary>
+    public const string AmbiguousItems = "not disambiguated";
+
+    /// <summary>How intervals and comparisons were computed.</summary>
+    public ReportSettings Settings { get; init; } = new(true, Bootstrap.DefaultResamples, 0.95, Bootstrap.DefaultSeed, Bootstrap.DefaultMinimumCount, Baseline);
 
     /// <summary>Builds the report of <paramref name="runId"/> from the store.</summary>
     /// <exception cref="KeyNotFoundException">No such run.</exception>
@@ -44,11 +86,17 @@ public sealed record RunReport(
         return Build(spec, rows, expected, options);
     }
 
-    /// <summary>Builds a report from result rows.</summary>
+    /// <summary>
+    /// Builds a report from result rows. Without an explicit <see cref="ScoreOptions.Seed"/>, the bootstrap seeds derive
+    /// from the run's seed, so a report is the same every time it is rendered.
+    /// </summary>
     public static RunReport Build(RunSpec spec, IReadOnlyList<ResultRecord> rows, int? expectedRows = null, ScoreOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(rows);
+        options ??= new ScoreOptions();
+        options = options with { Seed = options.Seed ?? spec.Seed };
+        int baseSeed = options.Seed.Value;
         var scored = rows
             .Where(r => r.Verdict is not null)
             .Select(r => new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
@@ -70,19 +118,32 @@ public sealed record RunReport(
             .Select(r => new ScoredResponse(multiSuite ? $"{r.Suite}/{r.ProbeId}" : r.ProbeId, r.Model, r.Method, r.Scenario, r.Category,
                 r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
             .ToList();
-        var comparisons = new List<MethodComparison>();
-        foreach (var cell in paired.GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
+        // Comparisons are on the items of the headline BFS: for multiple choice the ones that are not disambiguated.
+        var pending = new List<(string Model, Scenario Scenario, string Method, List<ScoredResponse> Baseline, List<ScoredResponse> Responses)>();
+        foreach (var cell in paired.Where(r => r.Scenario != Scenario.MultipleChoice || r.Context != ContextCondition.Disambiguated)
+                     .GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
         {
-            var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList());
-            if (!byMethod.TryGetValue(Baseline, out var baseline))
+            var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            if (!byMethod.TryGetValue(options.Baseline, out var baseline))
             {
                 continue;
             }
-            foreach (var (method, responses) in byMethod.Where(kv => kv.Key != Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            foreach (var (method, responses) in byMethod.Where(kv => kv.Key != options.Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
-                comparisons.Add(new MethodComparison(cell.Key.Model, cell.Key.Scenario, method, Baseline, PairedComparison.Compare(baseline, responses)));
+                pending.Add((cell.Key.Model, cell.Key.Scenario, method, baseline, responses));
             }
         }
+        // Each comparison has its own seed (run seed + model + scenario + baseline + method), so they can run in parallel.
+        var comparisons = new MethodComparison[pending.Count];
+        Parallel.For(0, pending.Count, i =>
+        {
+            var (model, scenario, method, baseline, responses) = pending[i];
+            int seed = Bootstrap.DeriveSeed(baseSeed, "paired", model, scenario.ToString(), options.Baseline, method);
+            var result = PairedComparison.Compare(baseline, responses, options.BootstrapIntervals ? options.Resamples : 1, options.ConfidenceLevel, seed,
+                options.BootstrapIntervals ? options.MinimumCount : int.MaxValue);
+            comparisons[i] = new MethodComparison(model, scenario, method, options.Baseline,
+                options.BootstrapIntervals ? result : result with { Resamples = 0 });
+        });
 
         var totals = new RunTotals(
             expectedRows,
@@ -92,12 +153,32 @@ public sealed record RunReport(
             rows.Count(r => r.Error is null && r.Verdict?.Label == Label.JudgeError),
             rows.Sum(r => r.PromptTokens),
             rows.Sum(r => r.CompletionTokens));
-        return new RunReport(spec, totals, scores, errors, comparisons);
+        var methodFallbacks = spec.Methods.Union(rows.Select(r => r.Method), StringComparer.Ordinal)
+            .Select(m => new MethodFallbacks(m, rows.Count(r => r.Method == m && r.Fallback), rows.Count(r => r.Method == m)))
+            .ToList();
+        var fallbacks = rows.Where(r => r.Fallback)
+            .GroupBy(r => (r.Model, r.Method, r.Scenario))
+            .SelectMany(g => g.GroupBy(r => r.Category)
+                .Select(c => new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, c.Key, c.Count()))
+                .Prepend(new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, ScoreTable.AllCategories, g.Count())))
+            .ToList();
+        return new RunReport(spec, totals, scores, errors, comparisons)
+        {
+            ConfidenceLevel = options.ConfidenceLevel,
+            Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
+                options.MinimumCount, options.Baseline),
+            Fallbacks = fallbacks,
+            FallbacksByMethod = methodFallbacks,
+        };
     }
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>
     public int TargetErrorsFor(ScoreRow row) =>
         TargetErrors.FirstOrDefault(e => e.Model == row.Model && e.Method == row.Method && e.Scenario == row.Scenario && e.Category == row.Category)?.Errors ?? 0;
+
+    /// <summary>The fallback count of a score row's cell (0 when none).</summary>
+    public int FallbacksFor(ScoreRow row) =>
+        Fallbacks.FirstOrDefault(e => e.Model == row.Model && e.Method == row.Method && e.Scenario == row.Scenario && e.Category == row.Category)?.Fallbacks ?? 0;
 
     /// <summary>The comparison of a method with the baseline for a score row's (model, scenario), or null.</summary>
     public MethodComparison? ComparisonFor(ScoreRow row) =>

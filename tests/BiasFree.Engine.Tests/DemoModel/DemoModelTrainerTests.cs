@@ -1,4 +1,5 @@
 using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Generation;
 using BiasFree.Engine.Models;
 using BiasFree.Engine.Tokenization;
 
@@ -62,9 +63,22 @@ public class DemoModelTrainerTests
         using var model = CausalLM.Load(a.Path);
         Assert.Equal(ra.ParameterCount, model.ParameterCount());
         using var client = BiasFree.Engine.DemoModel.DemoModel.CreateChatClient(a.Path);
-        var reply = await client.GetResponseAsync([new(Microsoft.Extensions.AI.ChatRole.User, "Who?")],
-            new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 4, Seed = 1 }, TestContext.Current.CancellationToken);
-        Assert.NotNull(reply.Text);
+        var ct = TestContext.Current.CancellationToken;
+        List<Microsoft.Extensions.AI.ChatMessage> who = [new(Microsoft.Extensions.AI.ChatRole.User, "Who?")];
+        Task<Microsoft.Extensions.AI.ChatResponse> Ask(float? temperature, long? seed) =>
+            client.GetResponseAsync(who, new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 4, Temperature = temperature, Seed = seed }, ct);
+
+        // Temperature 0: the greedy continuation of the ChatML prompt, as the saved pieces compute it.
+        var prompt = tok.Encode(ChatTemplate.ChatML.Render([("user", "Who?")], addGenerationPrompt: true), addSpecialTokens: false);
+        var greedy = model.Generate([prompt], new GenerationOptions { MaxNewTokens = 4, EosTokenIds = [.. tok.EosIds.Concat(model.EosTokenIds)] }, ct)[0];
+        Assert.Equal(tok.Decode(greedy.Tokens), (await Ask(0, null)).Text);
+        // No temperature: the demo client samples (at 1.0), reproducibly per seed, so seeds give different replies.
+        var sampled = await Ask(null, 1);
+        Assert.Equal(sampled.Text, (await Ask(null, 1)).Text);
+        var replies = new HashSet<string>(StringComparer.Ordinal);
+        for (int seed = 1; seed <= 8; seed++) replies.Add((await Ask(null, seed)).Text);
+        Assert.True(replies.Count > 1, $"8 seeds sampled one reply: '{sampled.Text}'");
+        Assert.InRange((int)sampled.Usage!.OutputTokenCount!, 1, 4);
     }
 
     [Fact]

@@ -54,7 +54,9 @@ public sealed class HfTokenizerTests : IDisposable
         int endoftext = qwen.TokenToId("<|endoftext|>")!.Value, imEnd = qwen.TokenToId("<|im_end|>")!.Value;
         Assert.Equal([imEnd, endoftext], qwen.EosIds);
         Assert.Equal(endoftext, qwen.PadId);
-        Assert.NotNull(qwen.ChatTemplateSource);
+        // The template source is the fixture's chat_template verbatim (the ChatML one that Qwen2 ships).
+        Assert.Equal(Fixtures.ReadJson("qwen2", "tokenizer_config.json").GetProperty("chat_template").GetString(), qwen.ChatTemplateSource);
+        Assert.Contains("<|im_start|>", qwen.ChatTemplateSource, StringComparison.Ordinal);
         Assert.True(qwen.IsSpecial(imEnd));
         Assert.False(qwen.IsSpecial(qwen.TokenToId("<tool_call>")!.Value));
         Assert.Equal(qwen.Encode("hi", addSpecialTokens: false), qwen.Encode("hi"));

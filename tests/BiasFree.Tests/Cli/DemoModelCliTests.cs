@@ -1,6 +1,9 @@
 using System.Text.Json;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Generation;
+using BiasFree.Engine.Models;
+using BiasFree.Engine.Tokenization;
 using BiasFree.Tests.Infrastructure;
 using BiasFree.Tests.Runs;
 using Microsoft.Extensions.AI;
@@ -180,7 +183,13 @@ public class DemoModelCliTests
         using (var client = LocalModel.Load(output))
         {
             var reply = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Who?")], new ChatOptions { MaxOutputTokens = 2, Temperature = 0 }, ct);
-            Assert.NotNull(reply.Text);
+            // The folder's own pieces give the same greedy continuation of the ChatML-rendered prompt.
+            var tokenizer = HfTokenizer.FromFolder(output);
+            using var lm = CausalLM.Load(output);
+            var prompt = tokenizer.Encode(ChatTemplate.ChatML.Render([("user", "Who?")], addGenerationPrompt: true), addSpecialTokens: false);
+            var greedy = lm.Generate([prompt], new GenerationOptions { MaxNewTokens = 2, EosTokenIds = [.. tokenizer.EosIds.Concat(lm.EosTokenIds)] }, ct)[0];
+            Assert.Equal(tokenizer.Decode(greedy.Tokens), reply.Text);
+            Assert.Equal((prompt.Count, greedy.Tokens.Count), ((int)reply.Usage!.InputTokenCount!, (int)reply.Usage.OutputTokenCount!));
         }
 
         var eval = await CliProcess.RunAsync(["demo-model", "eval", "--model", output, "--count", "3"], dir.Path, ct, TimeSpan.FromSeconds(120));

@@ -140,6 +140,13 @@ public class RunStoreTests
         Assert.Equal(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", [new("system", "s"), new("user", "q")], options.Clone()));
         Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0.7f, MaxOutputTokens = 128, Seed = 1 }));
         Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 64, Seed = 1 }));
+        // Every generation setting that can change the reply is part of the key: another seed must not be answered from the cache.
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 128, Seed = 2 }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 128 }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 128, Seed = 1, TopP = 0.9f }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 128, Seed = 1, TopK = 40 }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", turns, new ChatOptions { Temperature = 0, MaxOutputTokens = 128, Seed = 1, StopSequences = ["\n"] }));
+        Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "fairmt", "p1", turns, options));
         Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "cot", "bbq", "p1", turns, options));
         Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p2", turns, options));
         Assert.NotEqual(key, RecordingChatClient.CacheKey("t2", "none", "bbq", "p1", turns, options));
