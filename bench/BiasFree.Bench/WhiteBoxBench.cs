@@ -160,7 +160,7 @@ internal static class WhiteBoxBench
         Say(FormattableString.Invariant($"FairSteer decode overhead: {overhead * 100:F1} % ({plainMs / repeats / decodeTokens:F2} vs {steerMs / repeats / decodeTokens:F2} ms/token, {repeats} interleaved runs of {decodeTokens} tokens)"));
 
         var md = new StringBuilder();
-        string P(Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
+        string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
         md.AppendLine(FormattableString.Invariant($"Model: `{new DirectoryInfo(folder).Name}`; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
         md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); fitted on {steer.Info.Data}."));
         md.AppendLine();

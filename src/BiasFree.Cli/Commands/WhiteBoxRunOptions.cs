@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Security.Cryptography;
 using BiasFree.Engine.WhiteBox;
+using BiasFree.Methods;
 using BiasFree.Mitigations;
 using BiasFree.Runs;
 using Microsoft.Extensions.AI;
@@ -112,6 +113,40 @@ internal static class WhiteBoxRunOptions
     public static string CacheSuffix(WhiteBoxSpec? w) => w is null
         ? ""
         : FormattableString.Invariant($"|whitebox:{w.SteeringHash}|{w.RewardModel}|{w.RewardReference}|{w.Beta}|{w.Keep}|{w.Children}|{w.SegmentTokens}");
+
+    /// <summary>
+    /// The CLI's method registry: the prompting methods worded by <paramref name="prompts"/>, plus the white-box methods
+    /// configured by <paramref name="spec"/> (registered either way, so a missing option is reported by name).
+    /// </summary>
+    public static MethodRegistry Registry(MethodPrompts prompts, WhiteBoxSpec? spec)
+    {
+        var registry = new MethodRegistry(MethodRegistry.PromptingWith(prompts));
+        var artifacts = new WhiteBoxArtifacts(); // lives as long as the run's process
+        foreach (var name in WhiteBoxMethods.Names)
+        {
+            registry.Add(new MethodDefinition(name, WhiteBoxMethods.Descriptions[name],
+                b => b.Use(inner => WhiteBoxMethods.Apply(inner, name, Settings(spec, name), artifacts)), MethodKind.WhiteBox));
+        }
+        return registry;
+    }
+
+    private static WhiteBoxSettings Settings(WhiteBoxSpec? spec, string method)
+    {
+        var w = spec ?? throw new UserErrorException($"method '{method}' needs its white-box options (--steering / --reward-model).");
+        return new WhiteBoxSettings
+        {
+            SteeringFolder = w.Steering,
+            BiasFilter = w.RewardModel is null ? null : new BiasFilterOptions
+            {
+                FairModel = w.RewardModel,
+                ReferenceModel = w.RewardReference ?? "",
+                Beta = w.Beta,
+                Keep = w.Keep,
+                Children = w.Children,
+                SegmentTokens = w.SegmentTokens,
+            },
+        };
+    }
 
     /// <summary>Wraps the (recorded) target in a (combined) method: the white-box part innermost, prompting parts outside it.</summary>
     public static Func<IChatClient, string, IChatClient> Applier(WhiteBoxSpec? spec, WhiteBoxArtifacts artifacts, MethodPrompts prompts) => (target, method) =>
