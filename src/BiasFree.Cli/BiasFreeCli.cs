@@ -28,6 +28,8 @@ internal static class BiasFreeCli
         root.Add(ReportCommand.Build());
         root.Add(RunsCommand.Build());
         root.Add(DemoModelCommand.Build());
+        root.Add(TrainCommand.Build());
+        root.Add(TrainCommand.BuildData());
         return root;
     }
 

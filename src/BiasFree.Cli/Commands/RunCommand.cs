@@ -25,7 +25,7 @@ internal static class RunCommand
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
-        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq");
+        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq", string? Adapter = null);
 
     public static Command Build()
     {
@@ -58,14 +58,15 @@ internal static class RunCommand
         optionsShown.AcceptOnlyFromAmong("two", "three");
         var labelRule = new Option<string>("--label-rule") { Description = "Target group of official BBQ items: bbq (stereotyped_groups in every category) or biasfreebench (its shipped labels: the older person in Age).", DefaultValueFactory = _ => "bbq" };
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. OUT/adapter of biasfree train) applied unmerged on a local model folder or the demo model." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, adapter,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, adapter];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -73,7 +74,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(adapter)), ct)));
         return cmd;
     }
 
@@ -264,11 +265,11 @@ internal static class RunCommand
         LocalTargetSettings? localSettings = null;
         if (local)
         {
-            localSettings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate));
+            localSettings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate), NormalizeAdapter(o.Adapter));
         }
-        else if (o.DType is not null || o.Device is not null || o.ChatTemplate is not null)
+        else if (o.DType is not null || o.Device is not null || o.ChatTemplate is not null || o.Adapter is not null)
         {
-            throw new UserErrorException("--dtype, --device and --chat-template apply only to a local model folder or the demo model, not to a server URL.");
+            throw new UserErrorException("--dtype, --device, --chat-template and --adapter apply only to a local model folder or the demo model, not to a server URL.");
         }
         // The effective temperature is stored (and keys the cache): a server's default when unset (none sent),
         // greedy for a model folder, and sampling at the demo model's trained temperature for the demo model.
@@ -390,6 +391,20 @@ internal static class RunCommand
             : throw new UserErrorException($"unknown --chat-template '{name}': use {string.Join(", ", ChatTemplate.KnownNames)}.");
     }
 
+    private static string? NormalizeAdapter(string? adapter)
+    {
+        if (adapter is null)
+        {
+            return null;
+        }
+        var full = Path.GetFullPath(adapter);
+        if (!File.Exists(Path.Combine(full, "adapter_config.json")) || !File.Exists(Path.Combine(full, "adapter_model.safetensors")))
+        {
+            throw new UserErrorException($"--adapter {adapter}: not a PEFT adapter folder (it needs adapter_config.json and adapter_model.safetensors).");
+        }
+        return full;
+    }
+
     /// <summary>Cache identity of an in-process target: folder and model name, plus the load settings that change replies.</summary>
     private static string LocalTargetKey(RunSpec spec)
     {
@@ -398,9 +413,25 @@ internal static class RunCommand
         {
             // Defaults keep the key of runs made before these settings existed.
             key += (l.DType == "float32" ? "" : $"|dtype={l.DType}") + (l.Device == "cpu" ? "" : $"|device={l.Device}") +
-                (l.ChatTemplate is null ? "" : $"|template={l.ChatTemplate}") + (l.DemoModel ? "|demo" : "");
+                (l.ChatTemplate is null ? "" : $"|template={l.ChatTemplate}") + (l.DemoModel ? "|demo" : "") +
+                (l.Adapter is null ? "" : $"|adapter={l.Adapter}#{AdapterHash(l.Adapter)}");
         }
         return key;
+    }
+
+    /// <summary>Content hash of an adapter's weights and config, so retraining into the same folder does not reuse cached replies.</summary>
+    private static string AdapterHash(string folder)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var f in new[] { "adapter_config.json", "adapter_model.safetensors" })
+        {
+            var path = Path.Combine(folder, f);
+            if (File.Exists(path))
+            {
+                sha.AppendData(File.ReadAllBytes(path));
+            }
+        }
+        return Convert.ToHexString(sha.GetHashAndReset())[..16];
     }
 
     private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings)
@@ -417,6 +448,7 @@ internal static class RunCommand
             DType = settings.DType,
             Device = settings.Device,
             ChatTemplate = settings.ChatTemplate,
+            Adapter = settings.Adapter,
         };
         if (settings.DemoModel)
         {
