@@ -30,6 +30,7 @@ internal static class BiasFreeCli
         root.Add(DemoModelCommand.Build());
         root.Add(TrainCommand.Build());
         root.Add(TrainCommand.BuildData());
+        root.Add(TrainCommand.BuildCompare());
         return root;
     }
 

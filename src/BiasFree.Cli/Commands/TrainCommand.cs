@@ -108,6 +108,101 @@ internal static class TrainCommand
         return cmd;
     }
 
+    /// <summary>
+    /// <c>biasfree train-compare</c>: trains every method × data arm from one base, measures the base and each result on
+    /// held-out BBQ-style probes, prints the table and, with --markdown, rewrites the marked block of that file.
+    /// </summary>
+    public static Command BuildCompare()
+    {
+        var d = new TrainingOptions();
+        var baseModel = new Option<string?>("--base") { Description = "Base model folder, or 'demo' (default)." };
+        var methods = new Option<string>("--methods") { Description = "Comma list of methods.", DefaultValueFactory = _ => "sft,dpo,task-vector" };
+        var data = new Option<string>("--data") { Description = "Comma list of data specs (each method is trained on each).", DefaultValueFactory = _ => "generated" };
+        var (count, balance, seed) = DataShapingOptions();
+        var work = new Option<string>("--work") { Description = "Folder for the trained models (finished ones are reused, interrupted ones resume).", DefaultValueFactory = _ => Path.Combine("runs", "train-compare") };
+        var epochs = new Option<int>("--epochs") { Description = "Passes over the training split.", DefaultValueFactory = _ => d.Epochs };
+        var steps = new Option<int?>("--steps") { Description = "Optimizer steps per arm (overrides --epochs)." };
+        var lr = new Option<double>("--learning-rate", "--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => d.LearningRate };
+        var rank = new Option<int>("--lora-rank") { Description = "LoRA rank.", DefaultValueFactory = _ => d.LoraRank };
+        var lambda = new Option<double>("--lambda") { Description = "Task Vector lambda.", DefaultValueFactory = _ => d.TaskVectorLambda };
+        var evalCount = new Option<int>("--eval-count") { Description = "Held-out ambiguous probes per model (and as many disambiguated).", DefaultValueFactory = _ => 300 };
+        var evalSeed = new Option<int>("--eval-seed") { Description = "Sampling seed of the evaluation.", DefaultValueFactory = _ => 1 };
+        var markdown = new Option<string?>("--markdown") { Description = $"Markdown file whose block between {MarkdownStart} and {MarkdownEnd} is replaced by the table." };
+        var threads = new Option<int?>("--threads") { Description = "Torch threads." };
+        var cmd = new Command("train-compare", "Train several methods from one base and compare them with the base on held-out probes (ambiguous BFS, disambiguated accuracy, over-refusal, 95% CIs).")
+        {
+            baseModel, methods, data, count, balance, seed, work, epochs, steps, lr, rank, lambda, evalCount, evalSeed, markdown, threads,
+        };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(async () =>
+        {
+            var baseFolder = ResolveBase(pr.GetValue(baseModel));
+            var options = d with
+            {
+                Epochs = pr.GetValue(epochs), MaxSteps = pr.GetValue(steps), LearningRate = pr.GetValue(lr), LoraRank = pr.GetValue(rank), LoraAlpha = 2.0 * pr.GetValue(rank),
+                TaskVectorLambda = pr.GetValue(lambda), Seed = pr.GetValue(seed), Threads = pr.GetValue(threads),
+            };
+            var arms = (from spec in BiasFreeCli.SplitList([pr.GetValue(data)!])
+                        from m in BiasFreeCli.SplitList([pr.GetValue(methods)!])
+                        select new ComparisonArm(options with { Method = TrainingOptions.ParseMethod(m) }, spec, pr.GetValue(count), pr.GetValue(balance))).ToList();
+            var evaluation = new DebiasEvaluationOptions
+            {
+                Count = pr.GetValue(evalCount),
+                SamplingSeed = pr.GetValue(evalSeed),
+                Continuations = DemoContinuations(),
+            };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var last = TimeSpan.FromDays(-1);
+            var rows = await TrainingComparison.RunAsync(baseFolder, arms, Path.GetFullPath(pr.GetValue(work)!), evaluation,
+                new SyncLog(m => Console.Out.WriteLine(m)),
+                new SyncProgress(p =>
+                {
+                    if (clock.Elapsed - last >= TimeSpan.FromSeconds(5) || p.Step == p.TotalSteps)
+                    {
+                        last = clock.Elapsed;
+                        Console.Out.WriteLine("progress " + Describe(p));
+                    }
+                }), ct).ConfigureAwait(false);
+            var table = TrainingComparison.ToMarkdown(rows);
+            Console.Out.WriteLine(table);
+            if (pr.GetValue(markdown) is { } file)
+            {
+                var command = "biasfree " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
+                ReplaceBlock(file, table, command);
+                Console.Out.WriteLine($"Updated {file}");
+            }
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+
+    internal const string MarkdownStart = "<!-- training-results:start -->";
+    internal const string MarkdownEnd = "<!-- training-results:end -->";
+
+    private static void ReplaceBlock(string file, string table, string command)
+    {
+        var text = File.Exists(file) ? File.ReadAllText(file) : "";
+        int start = text.IndexOf(MarkdownStart, StringComparison.Ordinal), end = text.IndexOf(MarkdownEnd, StringComparison.Ordinal);
+        var block = $"{MarkdownStart}\nGenerated {DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC by:\n\n```bash\n{command}\n```\n\n{table}{MarkdownEnd}";
+        text = start >= 0 && end > start ? text[..start] + block + text[(end + MarkdownEnd.Length)..] : text + "\n" + block + "\n";
+        File.WriteAllText(file, text);
+    }
+
+    /// <summary>The demo corpus's StereoSet-style items, measured as a held-out family (the generated training data uses other wording).</summary>
+    private static IReadOnlyList<(string Prompt, string Stereotype, string AntiStereotype)> DemoContinuations() => [];
+
+    private sealed class SyncLog(Action<string> write) : IProgress<string>
+    {
+        private readonly Lock _gate = new();
+
+        public void Report(string value)
+        {
+            lock (_gate)
+            {
+                write(value);
+            }
+        }
+    }
+
     private static Option<string> DataOption() => new("--data")
     {
         Description = "Training data: generated (our StereoSet-style templates; also generated:continuation), generated:bbq, stereoset:PATH (dev.json, intersentence) or llamafactory:PATH (Alpaca or prompt/chosen/rejected JSON).",
@@ -170,7 +265,7 @@ internal static class TrainCommand
             }
             else
             {
-                var last = TimeSpan.MinValue;
+                var last = TimeSpan.FromDays(-1);
                 string lastPhase = "";
                 var progress = new SyncProgress(p =>
                 {
