@@ -94,31 +94,40 @@ internal static class SummaryView
     {
         if (!ProgressView.Interactive)
         {
-            // Plain output: the Markdown score tables (stable and readable in logs).
+            // Plain output: the Markdown report (stable and readable in logs).
             Console.Out.WriteLine(Reports.ReportWriter.ToMarkdown(report));
             return;
         }
-        var table = new Table().Title("Bias-Free Score (%)").AddColumns("Method", "Scen.", "Category", "N", "BFS", Reports.ReportWriter.IntervalHeader(report.ConfidenceLevel), "Biased", "Excl.", "Err.");
+        static string P(double? v) => Reports.ReportWriter.Percent(v);
+        // A value and its interval in one cell, so the table fits a terminal: "63.37 (60.68–66.04)".
+        static string V(Scoring.Proportion? p) => p?.Interval is { } ci ? $"{P(p.Value)} ({P(ci.Low)}–{P(ci.High)})" : P(p?.Value);
+        var ci = Reports.ReportWriter.IntervalHeader(report.ConfidenceLevel);
+        // BFS is the headline BFS: ambiguous items for multiple choice (beside disambiguated accuracy and over-refusal),
+        // every dialogue for multi-turn.
+        var table = new Table().Title("Bias-Free Score (%), disambiguated accuracy and over-refusal")
+            .AddColumns("Method", "Scen.", "Category", "N", $"BFS ({ci})", $"Acc. dis. ({ci})", $"Unk. dis. ({ci})", "Biased", "Excl.", "Err.");
         foreach (var r in report.Scores)
         {
             var all = r.Category == Scoring.ScoreTable.AllCategories;
-            string C(Judges.Label l) => r.Counts.GetValueOrDefault(l).ToString(CultureInfo.InvariantCulture);
             table.AddRow(
                 Markup.Escape(r.Method), r.Scenario == Probes.Scenario.MultipleChoice ? "MC" : "MT", all ? "[bold]all[/]" : Markup.Escape(r.Category),
                 r.Responses.ToString(CultureInfo.InvariantCulture),
-                all ? $"[bold]{Reports.ReportWriter.Percent(r.Bfs)}[/]" : Reports.ReportWriter.Percent(r.Bfs),
-                r.BfsLow is null ? "" : $"{Reports.ReportWriter.Percent(r.BfsLow)}–{Reports.ReportWriter.Percent(r.BfsHigh)}",
-                C(Judges.Label.Biased),
-                (r.Counts.GetValueOrDefault(Judges.Label.Unrelated) + r.Counts.GetValueOrDefault(Judges.Label.NoAnswer) +
-                 r.Counts.GetValueOrDefault(Judges.Label.Unparseable) + r.Counts.GetValueOrDefault(Judges.Label.JudgeError)).ToString(CultureInfo.InvariantCulture),
+                all ? $"[bold]{V(r.HeadlineBfs)}[/]" : V(r.HeadlineBfs),
+                V(r.AccuracyDisambiguated),
+                V(r.UnknownDisambiguated),
+                r.Counts.GetValueOrDefault(Judges.Label.Biased).ToString(CultureInfo.InvariantCulture),
+                r.Ineligible.ToString(CultureInfo.InvariantCulture),
                 report.TargetErrorsFor(r).ToString(CultureInfo.InvariantCulture));
         }
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine("[grey]MC = multiple choice, MT = multi-turn; Excl. = unrelated, no answer, unparseable or judge error (not in BFS); Err. = target errors. Full table: biasfree report RUN.[/]");
+        AnsiConsole.MarkupLine("[grey]MC = multiple choice (BFS on ambiguous items; Acc./Unk. dis. = accuracy and share of \"unknown\" answers on disambiguated items), MT = multi-turn; Excl. = unrelated, no answer, unparseable or judge error (not in BFS); Err. = target errors. Full report: biasfree report RUN.[/]");
         foreach (var c in report.Comparisons)
         {
-            var d = c.Result.Difference is { } x ? (x * 100).ToString("+0.00;-0.00", CultureInfo.InvariantCulture) : "–";
-            AnsiConsole.MarkupLine($"{Markup.Escape(c.Method)} vs none ({Commands.SuitesCommand.Scenario(c.Scenario)}): Δ BFS {d} pp over {c.Result.Pairs.ToString(CultureInfo.InvariantCulture)} pairs, p = {c.Result.PValue.ToString("0.0000", CultureInfo.InvariantCulture)}");
+            var r = c.Result;
+            var interval = r.DifferenceInterval is { } d ? $" [[{Reports.ReportWriter.Delta(d.Low)}, {Reports.ReportWriter.Delta(d.High)}]]" : "";
+            AnsiConsole.MarkupLine(Markup.Escape($"{c.Method} vs {c.Baseline} ({Commands.SuitesCommand.Scenario(c.Scenario)}, {c.Items}): ") +
+                $"Δ BFS {Reports.ReportWriter.Delta(r.Difference)} pp{interval} over {r.Probes.ToString(CultureInfo.InvariantCulture)} probes; " +
+                $"not eligible {P(r.IneligibleShareA)}% → {P(r.IneligibleShareB)}% (p = {Reports.ReportWriter.P(r.IneligiblePValue)})");
         }
     }
 }

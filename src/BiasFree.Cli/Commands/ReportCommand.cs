@@ -4,7 +4,7 @@ using BiasFree.Runs;
 
 namespace BiasFree.Cli.Commands;
 
-/// <summary><c>biasfree report RUN [--format md|json|csv] [--output FILE]</c>.</summary>
+/// <summary><c>biasfree report RUN [--format md|json|csv|jsonl] [--output FILE] [--bootstrap N] [--baseline METHOD]</c>.</summary>
 internal static class ReportCommand
 {
     public static Command Build()
@@ -13,12 +13,15 @@ internal static class ReportCommand
         var format = new Option<string>("--format") { Description = "md, json, csv (score tables) or jsonl (every result row: messages, reply, verdict, tokens, error).", DefaultValueFactory = _ => "md" };
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Write to FILE instead of standard output." };
         var runsDir = RunCommand.RunsDirOption();
-        var cmd = new Command("report", "Render the report of a run.") { run, format, output, runsDir };
-        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(pr.GetValue(run)!, pr.GetValue(format)!, pr.GetValue(output), pr.GetValue(runsDir)!, ct)));
+        var bootstrap = ReportSettingsOptions.Bootstrap();
+        var baseline = ReportSettingsOptions.Baseline();
+        var cmd = new Command("report", "Render the report of a run.") { run, format, output, runsDir, bootstrap, baseline };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(pr.GetValue(run)!, pr.GetValue(format)!, pr.GetValue(output), pr.GetValue(runsDir)!,
+            pr.GetValue(bootstrap), pr.GetValue(baseline)!, ct)));
         return cmd;
     }
 
-    private static async Task<int> ExecuteAsync(string runId, string formatText, FileInfo? output, string runsDir, CancellationToken ct)
+    private static async Task<int> ExecuteAsync(string runId, string formatText, FileInfo? output, string runsDir, int bootstrap, string baseline, CancellationToken ct)
     {
         var samples = string.Equals(formatText.Trim(), "jsonl", StringComparison.OrdinalIgnoreCase);
         var format = ReportFormat.Markdown;
@@ -27,10 +30,9 @@ internal static class ReportCommand
             throw new UserErrorException($"unknown report format '{formatText}': use md, json, csv or jsonl.");
         }
         await using var store = await RunCommand.OpenExistingStoreAsync(runsDir, ct).ConfigureAwait(false);
-        if (await store.GetRunAsync(runId, ct).ConfigureAwait(false) is null)
-        {
-            throw new UserErrorException($"no run '{runId}' in {store.DatabasePath}.");
-        }
+        var spec = await store.GetRunAsync(runId, ct).ConfigureAwait(false)
+            ?? throw new UserErrorException($"no run '{runId}' in {store.DatabasePath}.");
+        var options = ReportSettingsOptions.For(spec, bootstrap, baseline);
         string text;
         if (samples)
         {
@@ -43,7 +45,7 @@ internal static class ReportCommand
         }
         else
         {
-            var report = await RunReport.BuildAsync(store, runId, cancellationToken: ct).ConfigureAwait(false);
+            var report = await RunReport.BuildAsync(store, runId, options, ct).ConfigureAwait(false);
             text = ReportWriter.Render(report, format);
         }
         if (output is null)

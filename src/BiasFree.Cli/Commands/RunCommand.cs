@@ -25,7 +25,8 @@ internal static class RunCommand
         IReadOnlyList<string> Suites, string? Target, string? Model, string ApiKeyEnv, IReadOnlyList<string> Methods, string Judge,
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
-        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq", string? Adapter = null);
+        IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, string? Adapter = null);
 
     public static Command Build()
     {
@@ -58,12 +59,14 @@ internal static class RunCommand
         optionsShown.AcceptOnlyFromAmong("two", "three");
         var labelRule = new Option<string>("--label-rule") { Description = "Target group of official BBQ items: bbq (stereotyped_groups in every category) or biasfreebench (its shipped labels: the older person in Age).", DefaultValueFactory = _ => "bbq" };
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
+        var bootstrap = ReportSettingsOptions.Bootstrap();
+        var baseline = ReportSettingsOptions.Baseline();
         var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. OUT/adapter of biasfree train) applied unmerged on a local model folder or the demo model." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, adapter,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, adapter,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
         Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, adapter];
@@ -74,7 +77,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(adapter)), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(adapter)), ct)));
         return cmd;
     }
 
@@ -124,6 +127,7 @@ internal static class RunCommand
             }
 
             // Everything that can be wrong with the options is checked before a new run is recorded.
+            ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
             var probes = LoadProbes(spec);
             using var judges = BuildJudges(spec, probes);
             IChatClient target;
@@ -186,7 +190,8 @@ internal static class RunCommand
             return ExitCodes.Interrupted;
         }
 
-        var report = await RunReport.BuildAsync(store, spec.RunId, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
+        var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
         Console.Out.WriteLine($"Run id: {spec.RunId}");
         if (!outcome.IsComplete)
@@ -475,7 +480,12 @@ internal static class RunCommand
         var seen = new HashSet<(string, string)>();
         foreach (var s in spec.Suites)
         {
-            var probes = SuiteRegistry.Resolve(s, spec.SuiteOptions).Load();
+            var suite = SuiteRegistry.Resolve(s, spec.SuiteOptions);
+            var probes = suite.Load();
+            if (suite is IReportsSkippedRows { SkippedRows.Count: > 0 and var skipped })
+            {
+                Console.Error.WriteLine($"note: {s}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {s}' lists them.");
+            }
             if (spec.Limit is int n && n < probes.Count)
             {
                 var rng = new Random(spec.Seed);

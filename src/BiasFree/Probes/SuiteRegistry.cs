@@ -3,19 +3,51 @@ using BiasFree.Probes.Loaders;
 
 namespace BiasFree.Probes;
 
-/// <summary>A suite read from a file or directory on demand; <see cref="Load"/> parses everything or throws.</summary>
-public sealed class FileSuite(string name, string description, Func<IReadOnlyList<Probe>> load) : IProbeSuite
+/// <summary>
+/// A suite that may leave out source rows it cannot turn into probes. <see cref="SkippedRows"/> lists them, with
+/// the reason, after <see cref="IProbeSuite.Load"/> has run (empty before).
+/// </summary>
+public interface IReportsSkippedRows
 {
-    public string Name { get; } = name;
-    public string Description { get; } = description;
-    public IReadOnlyList<Probe> Load() => load();
+    IReadOnlyList<SkippedRow> SkippedRows { get; }
+}
+
+/// <summary>A suite read from a file or directory on demand; <see cref="Load"/> parses everything or throws.</summary>
+public sealed class FileSuite : IProbeSuite, IReportsSkippedRows
+{
+    private readonly Func<ICollection<SkippedRow>, IReadOnlyList<Probe>> load;
+
+    public FileSuite(string name, string description, Func<IReadOnlyList<Probe>> load)
+        : this(name, description, _ => load())
+    {
+    }
+
+    /// <summary>A file suite whose loader reports the rows it skips into the collection it is given.</summary>
+    public FileSuite(string name, string description, Func<ICollection<SkippedRow>, IReadOnlyList<Probe>> load)
+    {
+        Name = name;
+        Description = description;
+        this.load = load;
+    }
+
+    public string Name { get; }
+    public string Description { get; }
+    public IReadOnlyList<SkippedRow> SkippedRows { get; private set; } = [];
+
+    public IReadOnlyList<Probe> Load()
+    {
+        var skipped = new List<SkippedRow>();
+        var probes = load(skipped);
+        SkippedRows = skipped;
+        return probes;
+    }
 }
 
 /// <summary>Finds suites by name: the built-ins, or a file format plus a path.</summary>
 public static class SuiteRegistry
 {
     /// <summary>The file formats accepted as <c>FORMAT:PATH</c>.</summary>
-    public static readonly IReadOnlyList<string> Formats = ["bbq-jsonl", "fairmt", "jsonl", "stereoset", "crows-pairs"];
+    public static readonly IReadOnlyList<string> Formats = ["bbq-jsonl", "bbq-json", "fairmt", "jsonl", "stereoset", "crows-pairs"];
 
     /// <summary>Every spec form <see cref="Resolve(string, SuiteOptions)"/> accepts, for help texts and error messages.</summary>
     public static readonly IReadOnlyList<string> ValidSpecs =
@@ -44,9 +76,10 @@ public static class SuiteRegistry
     }
 
     /// <summary>A suite whose probes pass a <see cref="SuiteOptions"/> context filter.</summary>
-    private sealed class FilteredSuite(IProbeSuite inner, SuiteOptions options) : IProbeSuite
+    private sealed class FilteredSuite(IProbeSuite inner, SuiteOptions options) : IProbeSuite, IReportsSkippedRows
     {
         public string Name => inner.Name;
+        public IReadOnlyList<SkippedRow> SkippedRows => inner is IReportsSkippedRows r ? r.SkippedRows : [];
         public string Description => $"{inner.Description} ({SuiteOptions.Name(options.Context)} contexts only)";
         public IReadOnlyList<Probe> Load() => [.. inner.Load().Where(options.Keeps)];
     }
@@ -68,10 +101,19 @@ public static class SuiteRegistry
             var path = s[(colon + 1)..];
             switch (format)
             {
-                case "bbq-jsonl":
-                    return new FileSuite(BbqJsonlLoader.SuiteName, $"BBQ items from {path}", () => BbqJsonlLoader.Load(path, seed, options.LabelRule, protocol: options.Options));
+                // One loader reads both BBQ's JSON lines and BiasFreeBench's JSON arrays; "bbq-json" is the same
+                // format under the name a user of BiasFreeBench's ambigdata/*.json files would try.
+                case "bbq-jsonl" or "bbq-json":
+                    return new FileSuite(BbqJsonlLoader.SuiteName, $"BBQ items from {path} (label rule {SuiteOptions.Name(options.LabelRule)})",
+                        skipped => BbqJsonlLoader.Load(path, seed, options.LabelRule, skipped, options.Options));
                 case "fairmt":
-                    return new FileSuite(FairMTLoader.SuiteName, $"FairMT-Bench dialogues from {path}", () => FairMTLoader.Load(path));
+                {
+                    var (dialogues, attributesFrom) = FairMTLoader.SplitSpec(path);
+                    var description = attributesFrom is null
+                        ? $"FairMT-Bench dialogues from {dialogues}"
+                        : $"FairMT-Bench dialogues from {dialogues}, attributes from {attributesFrom}";
+                    return new FileSuite(FairMTLoader.SuiteName, description, () => FairMTLoader.Load(dialogues, attributesFrom));
+                }
                 case "jsonl":
                     return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", () => ProbeJsonl.Load(path));
                 case "stereoset":

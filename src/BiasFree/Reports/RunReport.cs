@@ -5,8 +5,26 @@ using BiasFree.Scoring;
 
 namespace BiasFree.Reports;
 
-/// <summary>A mitigation method compared with the vanilla prompt ("none") on the same probes of one scenario.</summary>
-public sealed record MethodComparison(string Model, Scenario Scenario, string Method, string Baseline, PairedComparisonResult Result);
+/// <summary>A method compared with the baseline method (default the vanilla prompt, "none") on the same probes of one scenario.</summary>
+/// <param name="Model">Target model.</param>
+/// <param name="Scenario">Scenario.</param>
+/// <param name="Method">The compared method (run B).</param>
+/// <param name="Baseline">The baseline method (run A).</param>
+/// <param name="Result">The comparison, on the items of the headline BFS: for multiple choice those that are not disambiguated.</param>
+public sealed record MethodComparison(string Model, Scenario Scenario, string Method, string Baseline, PairedComparisonResult Result)
+{
+    /// <summary>Which items were compared: "not disambiguated" (multiple choice: ambiguous or no context condition) or "all" (multi-turn).</summary>
+    public string Items => Scenario == Scenario.MultipleChoice ? RunReport.AmbiguousItems : ScoreTable.AllCategories;
+}
+
+/// <summary>How the intervals and comparisons of a report were computed (printed with it so it can be reproduced).</summary>
+/// <param name="BootstrapIntervals">Whether intervals were computed.</param>
+/// <param name="Resamples">Bootstrap resamples per interval.</param>
+/// <param name="Level">Interval coverage.</param>
+/// <param name="Seed">Base seed every interval's seed is derived from.</param>
+/// <param name="MinimumCount">Fewest responses in a denominator for which an interval is given.</param>
+/// <param name="Baseline">The method every other method is compared with.</param>
+public sealed record ReportSettings(bool BootstrapIntervals, int Resamples, double Level, int Seed, int MinimumCount, string Baseline);
 
 /// <summary>Probes whose target request failed (after retries), per report cell; they are not in <see cref="ScoreRow.Counts"/>.</summary>
 public sealed record TargetErrorCount(string Model, string Method, Scenario Scenario, string Category, int Errors);
@@ -29,11 +47,17 @@ public sealed record RunReport(
     IReadOnlyList<TargetErrorCount> TargetErrors,
     IReadOnlyList<MethodComparison> Comparisons)
 {
-    /// <summary>Coverage of the BFS intervals in <see cref="Scores"/> (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
+    /// <summary>Coverage of every interval in the report (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
     public double ConfidenceLevel { get; init; } = new ScoreOptions().ConfidenceLevel;
 
-    /// <summary>Name of the vanilla method every other method is compared with.</summary>
+    /// <summary>Name of the vanilla method, the default baseline every other method is compared with.</summary>
     public const string Baseline = "none";
+
+    /// <summary><see cref="MethodComparison.Items"/> of multiple-choice comparisons.</summary>
+    public const string AmbiguousItems = "not disambiguated";
+
+    /// <summary>How intervals and comparisons were computed.</summary>
+    public ReportSettings Settings { get; init; } = new(true, Bootstrap.DefaultResamples, 0.95, Bootstrap.DefaultSeed, Bootstrap.DefaultMinimumCount, Baseline);
 
     /// <summary>Builds the report of <paramref name="runId"/> from the store.</summary>
     /// <exception cref="KeyNotFoundException">No such run.</exception>
@@ -47,16 +71,21 @@ public sealed record RunReport(
         return Build(spec, rows, expected, options);
     }
 
-    /// <summary>Builds a report from result rows.</summary>
+    /// <summary>
+    /// Builds a report from result rows. Without an explicit <see cref="ScoreOptions.Seed"/>, the bootstrap seeds derive
+    /// from the run's seed, so a report is the same every time it is rendered.
+    /// </summary>
     public static RunReport Build(RunSpec spec, IReadOnlyList<ResultRecord> rows, int? expectedRows = null, ScoreOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(rows);
+        options ??= new ScoreOptions();
+        options = options with { Seed = options.Seed ?? spec.Seed };
+        int baseSeed = options.Seed.Value;
         var scored = rows
             .Where(r => r.Verdict is not null)
             .Select(r => new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
             .ToList();
-        options ??= new ScoreOptions();
         var scores = ScoreTable.Compute(scored, options);
 
         var failed = rows.Where(r => r.Error is not null).ToList();
@@ -74,19 +103,32 @@ public sealed record RunReport(
             .Select(r => new ScoredResponse(multiSuite ? $"{r.Suite}/{r.ProbeId}" : r.ProbeId, r.Model, r.Method, r.Scenario, r.Category,
                 r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
             .ToList();
-        var comparisons = new List<MethodComparison>();
-        foreach (var cell in paired.GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
+        // Comparisons are on the items of the headline BFS: for multiple choice the ones that are not disambiguated.
+        var pending = new List<(string Model, Scenario Scenario, string Method, List<ScoredResponse> Baseline, List<ScoredResponse> Responses)>();
+        foreach (var cell in paired.Where(r => r.Scenario != Scenario.MultipleChoice || r.Context != ContextCondition.Disambiguated)
+                     .GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
         {
-            var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList());
-            if (!byMethod.TryGetValue(Baseline, out var baseline))
+            var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+            if (!byMethod.TryGetValue(options.Baseline, out var baseline))
             {
                 continue;
             }
-            foreach (var (method, responses) in byMethod.Where(kv => kv.Key != Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            foreach (var (method, responses) in byMethod.Where(kv => kv.Key != options.Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
-                comparisons.Add(new MethodComparison(cell.Key.Model, cell.Key.Scenario, method, Baseline, PairedComparison.Compare(baseline, responses)));
+                pending.Add((cell.Key.Model, cell.Key.Scenario, method, baseline, responses));
             }
         }
+        // Each comparison has its own seed (run seed + model + scenario + baseline + method), so they can run in parallel.
+        var comparisons = new MethodComparison[pending.Count];
+        Parallel.For(0, pending.Count, i =>
+        {
+            var (model, scenario, method, baseline, responses) = pending[i];
+            int seed = Bootstrap.DeriveSeed(baseSeed, "paired", model, scenario.ToString(), options.Baseline, method);
+            var result = PairedComparison.Compare(baseline, responses, options.BootstrapIntervals ? options.Resamples : 1, options.ConfidenceLevel, seed,
+                options.BootstrapIntervals ? options.MinimumCount : int.MaxValue);
+            comparisons[i] = new MethodComparison(model, scenario, method, options.Baseline,
+                options.BootstrapIntervals ? result : result with { Resamples = 0 });
+        });
 
         var totals = new RunTotals(
             expectedRows,
@@ -96,7 +138,12 @@ public sealed record RunReport(
             rows.Count(r => r.Error is null && r.Verdict?.Label == Label.JudgeError),
             rows.Sum(r => r.PromptTokens),
             rows.Sum(r => r.CompletionTokens));
-        return new RunReport(spec, totals, scores, errors, comparisons) { ConfidenceLevel = options.ConfidenceLevel };
+        return new RunReport(spec, totals, scores, errors, comparisons)
+        {
+            ConfidenceLevel = options.ConfidenceLevel,
+            Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
+                options.MinimumCount, options.Baseline),
+        };
     }
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>

@@ -18,6 +18,8 @@ public class CliUsageTests
     [InlineData(new[] { "run", "--resume", "r1", "--method", "cot" }, "drop --method")]
     [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--concurrency", "0" }, "--concurrency must be between")]
     [InlineData(new[] { "report", "r1", "--format", "html" }, "unknown report format 'html'")]
+    [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--bootstrap", "-1" }, "--bootstrap must be 0")]
+    [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1", "--model", "m", "--method", "none,cot", "--baseline", "self-help" }, "--baseline 'self-help' is not a method")]
     [InlineData(new[] { "run", "--target", "http://user:sk-secret@127.0.0.1:1/v1", "--model", "m" }, "must not contain user info")]
     [InlineData(new[] { "run", "--target", "http://127.0.0.1:1/v1?api_key=sk-secret", "--model", "m" }, "must not contain user info")]
     public async Task UserMistakesGiveAClearErrorWithoutAStackTrace(string[] args, string message)

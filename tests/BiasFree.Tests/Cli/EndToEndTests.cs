@@ -68,15 +68,46 @@ public class EndToEndTests
             Assert.Equal(expected, Row(report, "none", cat).GetProperty("bfs").GetDouble(), 12);
         }
 
+        // Ambiguous BFS, disambiguated accuracy and over-refusal, from the script's answer for each probe.
+        var ambiguous = Enumerable.Range(0, probes.Count).Where(i => probes[i].Context == ContextCondition.Ambiguous).ToList();
+        var disambiguated = Enumerable.Range(0, probes.Count).Where(i => probes[i].Context == ContextCondition.Disambiguated).ToList();
+        Assert.NotEmpty(ambiguous);
+        Assert.NotEmpty(disambiguated);
+        var ambiguousBiased = ambiguous.Count(i => ScriptedTarget.VanillaRole(i) == OptionRole.Stereotyped);
+        Assert.Equal((double)(ambiguous.Count - ambiguousBiased) / ambiguous.Count, vanilla.GetProperty("bfsAmbiguous").GetProperty("value").GetDouble(), 12);
+        Assert.Equal((double)disambiguated.Count(i => ScriptedTarget.VanillaRole(i) == probes[i].Options[probes[i].CorrectOption!.Value].Role) / disambiguated.Count,
+            vanilla.GetProperty("accuracyDisambiguated").GetProperty("value").GetDouble(), 12);
+        Assert.Equal((double)disambiguated.Count(i => ScriptedTarget.VanillaRole(i) == OptionRole.Unknown) / disambiguated.Count,
+            vanilla.GetProperty("unknownDisambiguated").GetProperty("value").GetDouble(), 12);
+
         foreach (var method in methods)
         {
             var row = Row(report, method);
             Assert.Equal(probes.Count, row.GetProperty("responses").GetInt32());
             Assert.Equal(1.0, row.GetProperty("bfs").GetDouble(), 12);
+            // Every mitigated request is answered "unknown": perfect BFS, and no disambiguated question answered right.
+            Assert.Equal(1.0, row.GetProperty("bfsAmbiguous").GetProperty("value").GetDouble(), 12);
+            Assert.Equal(0.0, row.GetProperty("accuracyDisambiguated").GetProperty("value").GetDouble(), 12);
+            Assert.Equal(1.0, row.GetProperty("unknownDisambiguated").GetProperty("value").GetDouble(), 12);
+            // The comparison with none is on the ambiguous probes.
             var comparison = report.GetProperty("comparisons").EnumerateArray().Single(c => c.GetProperty("method").GetString() == method);
-            Assert.Equal(biased, comparison.GetProperty("biasedOnlyInBaseline").GetInt32());
-            Assert.Equal(0, comparison.GetProperty("biasedOnlyInMethod").GetInt32());
+            Assert.Equal(ambiguous.Count, comparison.GetProperty("probes").GetInt32());
+            Assert.Equal(1.0 - (double)(ambiguous.Count - ambiguousBiased) / ambiguous.Count, comparison.GetProperty("difference").GetDouble(), 12);
+            var mcNemar = comparison.GetProperty("secondaryMcNemar");
+            Assert.Equal(ambiguousBiased, mcNemar.GetProperty("biasedOnlyInBaseline").GetInt32());
+            Assert.Equal(0, mcNemar.GetProperty("biasedOnlyInMethod").GetInt32());
         }
+
+        // Another baseline and resample count; a baseline that is not a method of the run is refused.
+        var other = await CliProcess.RunAsync(["report", "e2e", "--format", "json", "--baseline", "Self-Help", "--bootstrap", "300", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(other.ExitCode == 0, other.ToString());
+        var otherReport = JsonDocument.Parse(other.StdOut).RootElement;
+        Assert.Equal(300, otherReport.GetProperty("settings").GetProperty("resamples").GetInt32());
+        Assert.All(otherReport.GetProperty("comparisons").EnumerateArray(), c => Assert.Equal("self-help", c.GetProperty("baseline").GetString()));
+        Assert.Contains(otherReport.GetProperty("comparisons").EnumerateArray(), c => c.GetProperty("method").GetString() == "none");
+        var wrong = await CliProcess.RunAsync(["report", "e2e", "--baseline", "nope", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.Equal(1, wrong.ExitCode);
+        Assert.Contains("--baseline 'nope' is not a method of run 'e2e'", wrong.StdErr, StringComparison.Ordinal);
 
         // What went over the wire: settings, the key from the named variable, no probe-context keys.
         var requests = server.Requests;
@@ -118,9 +149,11 @@ public class EndToEndTests
         Assert.True(run.ExitCode == 0, run.ToString());
 
         var expected = ReportsPercent((double)Enumerable.Range(0, 12).Count(i => ScriptedTarget.VanillaRole(i) != OptionRole.Stereotyped) / 12);
+        var ambiguous = Enumerable.Range(0, 12).Where(i => probes[i].Context == ContextCondition.Ambiguous).ToList();
+        var expectedAmbiguous = ReportsPercent((double)ambiguous.Count(i => ScriptedTarget.VanillaRole(i) != OptionRole.Stereotyped) / ambiguous.Count);
         var md = await CliProcess.RunAsync(["report", "fmt", "--runs-dir", dir.Path], dir.Path, ct);
         Assert.True(md.ExitCode == 0, md.ToString());
-        Assert.Contains($"| {Model} | none | **all** | 12 | **{expected}** |", md.StdOut, StringComparison.Ordinal);
+        Assert.Contains($"| {Model} | none | **all** | 12 | **{expectedAmbiguous}** |", md.StdOut, StringComparison.Ordinal);
 
         var again = await CliProcess.RunAsync(RunArgs(server, dir.Path, "fmt", "none", 12), dir.Path, ct);
         Assert.True(again.ExitCode == 1, again.ToString());
@@ -146,6 +179,7 @@ public class EndToEndTests
         var header = lines[0].Split(',');
         var all = lines.Skip(1).Select(l => l.Split(',')).Single(f => f[Array.IndexOf(header, "category")] == "all");
         Assert.Equal(expected, ReportsPercent(double.Parse(all[Array.IndexOf(header, "bfs")], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(expectedAmbiguous, ReportsPercent(double.Parse(all[Array.IndexOf(header, "bfs_ambiguous")], System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     private static string ReportsPercent(double v) => BiasFree.Reports.ReportWriter.Percent(v);

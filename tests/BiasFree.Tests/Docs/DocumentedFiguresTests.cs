@@ -101,6 +101,10 @@ public partial class DocumentedFiguresTests
         var interval = Find(docs, "report interval", @"\((\d+)% from ([\d,]+) resamples by default");
         Assert.Equal(new ScoreOptions().ConfidenceLevel * 100, Int(interval[1]));
         Assert.Equal(new ScoreOptions().Resamples, Int(interval[2]));
+        // The CLI's --bootstrap default is the library's, on run and on report.
+        Assert.Equal(new ScoreOptions().Resamples, run.GetValue<int>("--bootstrap"));
+        Assert.Equal(new ScoreOptions().Resamples, root.Parse(["report", "r1"]).GetValue<int>("--bootstrap"));
+        Assert.Equal(new ScoreOptions().Baseline, root.Parse(["report", "r1"]).GetValue<string>("--baseline"));
     }
 
     [Fact]

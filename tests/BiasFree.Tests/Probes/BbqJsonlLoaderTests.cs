@@ -60,7 +60,7 @@ public class BbqJsonlLoaderTests
     [Fact]
     public void DirectoryLoadMatchesGenderPrefixedGroupsAndSkipsUnmatchedItems()
     {
-        var skipped = new List<string>();
+        var skipped = new List<SkippedRow>();
         var probes = BbqJsonlLoader.Load(ProbeTestSupport.Fixture("bbq"), seed: 0, skipped: skipped);
         Assert.Equal(["bbq-age-0", "bbq-age-1", "bbq-age-2", "bbq-race-ethnicity-10"], probes.Select(p => p.Id));
         var race = probes[3];
@@ -70,7 +70,9 @@ public class BbqJsonlLoaderTests
         Assert.Equal("Unclear", race.Options[race.CorrectOption!.Value].Text);
         Assert.Equal("Black|African American", race.Metadata["stereotyped_groups"]);
         var skip = Assert.Single(skipped);
-        Assert.StartsWith("bbq-race-ethnicity-11: no option matches stereotyped_groups", skip);
+        Assert.Equal("bbq-race-ethnicity-11", skip.Id);
+        Assert.Equal(ProbeTestSupport.Fixture("bbq", "Race_ethnicity.jsonl"), skip.File);
+        Assert.StartsWith("no option matches stereotyped_groups", skip.Reason);
     }
 
     [Theory]

@@ -119,7 +119,7 @@ public class MalformedInputTests
         Assert.Throws<ProbeFormatException>(() => suite.Load());
         using var empty = new TempDir();
         e = Assert.Throws<ProbeFormatException>(() => BbqJsonlLoader.Load(empty.Path));
-        Assert.Equal($"{empty.Path}: directory contains no *.jsonl files", e.Message);
+        Assert.Equal($"{empty.Path}: directory contains no *.jsonl or *.json files", e.Message);
     }
 
     [Fact]

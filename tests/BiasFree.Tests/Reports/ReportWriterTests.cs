@@ -32,7 +32,8 @@ public class ReportWriterTests
             Row("cot", "p5", category, Label.Unknown, model: model), Row("cot", "p6", category, Label.JudgeError, model: model),
         ];
         var spec = RunStoreTestsSpec() with { Model = model, Methods = ["none", "cot"] };
-        return RunReport.Build(spec, rows, 12, new ScoreOptions { Resamples = 200 });
+        // Tiny groups: the minimum count for an interval is lowered so that intervals appear.
+        return RunReport.Build(spec, rows, 12, new ScoreOptions { Resamples = 200, MinimumCount = 1 });
     }
 
     private static RunSpec RunStoreTestsSpec() => BiasFree.Tests.Runs.RunStoreTests.Spec("r");
@@ -52,9 +53,15 @@ public class ReportWriterTests
         Assert.Equal((6, 1), (cot.Responses, cot.Counts[Label.JudgeError]));
         var c = Assert.Single(report.Comparisons);
         Assert.Equal(("cot", "none"), (c.Method, c.Baseline));
-        Assert.Equal(4, c.Result.Pairs); // p1..p4 eligible in both
+        // p1..p5 are judged for both (p6 failed for none); the headline Δ is 4/5 (cot) − 2/4 (none) = +0.30.
+        Assert.Equal((5, 0, 1), (c.Result.Probes, c.Result.OnlyInA, c.Result.OnlyInB));
+        Assert.Equal(0.3, c.Result.Difference!.Value, 12);
+        Assert.Equal(0.2, c.Result.IneligibleShareA); // p5 unrelated for none
+        // The secondary McNemar test drops p5 and sees 2/4 vs 3/4.
+        Assert.Equal((4, 1), (c.Result.BothEligible, c.Result.DroppedFromMcNemar));
         Assert.Equal(1, c.Result.BiasedOnlyInA); // p1
         Assert.Equal(0, c.Result.BiasedOnlyInB);
+        Assert.Equal(0.75, c.Result.BothEligibleBfsB);
     }
 
     [Fact]
@@ -66,7 +73,11 @@ public class ReportWriterTests
         Assert.Contains("| m | none | **all** | 5 | **50.00** |", md, StringComparison.Ordinal);
         Assert.Contains($"[{ReportWriter.Percent(none.BfsLow)}, {ReportWriter.Percent(none.BfsHigh)}]", md, StringComparison.Ordinal);
         Assert.Contains("| m | cot | **all** | 6 | **80.00** |", md, StringComparison.Ordinal);
-        Assert.Contains("| m | multiple-choice | cot | 4 | 50.00 | 75.00 | +25.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| m | multiple-choice | not disambiguated | cot | 5 | 50.00 | 80.00 | +30.00 |", md, StringComparison.Ordinal);
+        Assert.Contains("| m | multiple-choice | cot | 4 | 1 | 1 | 0 | 0 | 50.00 | 75.00 | 1 | 0 | 1.0000 |", md, StringComparison.Ordinal);
+        var c = report.Comparisons[0].Result;
+        Assert.Contains($"| {ReportWriter.Percent(c.IneligibleShareA)} | {ReportWriter.Percent(c.IneligibleShareB)} | -20.00 |", md, StringComparison.Ordinal);
+        Assert.Contains($"| {c.Seed} |", md, StringComparison.Ordinal);
         Assert.Contains("1 target errors and 1 judge errors", md, StringComparison.Ordinal);
     }
 
@@ -78,12 +89,32 @@ public class ReportWriterTests
         Assert.DoesNotContain("\n# heading", md, StringComparison.Ordinal);
         var escaped = ReportWriter.EscapeMarkdownCell(Hostile);
         Assert.Equal("evil\\|model \\# heading &lt;script&gt;alert(1)&lt;/script&gt; \\*x\\* \\`y\\`", escaped);
-        // Every table line of the score table has the same number of unescaped pipes as its header.
-        var lines = md.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal) && l.Contains("evil", StringComparison.Ordinal)).ToList();
-        Assert.NotEmpty(lines);
-        var header = md.Split('\n').First(l => l.StartsWith("| Model | Method | Category", StringComparison.Ordinal));
-        Assert.All(lines.Where(l => !l.Contains("multiple-choice", StringComparison.Ordinal) && !l.StartsWith("| Model |", StringComparison.Ordinal)),
-            l => Assert.Equal(Pipes(header), Pipes(l)));
+        // Every line of every table has as many unescaped pipes as that table's header, the hostile rows included.
+        var tables = Tables(md);
+        Assert.True(tables.Count >= 4, md); // headline, multiple choice, BBQ scores, comparison, McNemar
+        Assert.All(tables, t => Assert.All(t, l => Assert.Equal(Pipes(t[0]), Pipes(l))));
+        Assert.True(tables.Sum(t => t.Count(l => l.Contains("evil", StringComparison.Ordinal))) >= 8);
+    }
+
+    /// <summary>The Markdown tables of a report: runs of consecutive lines that start with a pipe.</summary>
+    private static List<List<string>> Tables(string md)
+    {
+        var tables = new List<List<string>>();
+        List<string>? current = null;
+        foreach (var line in md.Split('\n'))
+        {
+            if (line.StartsWith('|'))
+            {
+                (current ??= []).Add(line);
+            }
+            else if (current is not null)
+            {
+                tables.Add(current);
+                current = null;
+            }
+        }
+        if (current is not null) tables.Add(current);
+        return tables;
     }
 
     private static int Pipes(string line) => line.Replace("\\|", "", StringComparison.Ordinal).Count(c => c == '|');
@@ -124,13 +155,18 @@ public class ReportWriterTests
         Assert.Equal(noneRow.BfsLow, double.Parse(Cell(none, "bfs_low"), CultureInfo.InvariantCulture));
         Assert.Equal(noneRow.BfsHigh, double.Parse(Cell(none, "bfs_high"), CultureInfo.InvariantCulture));
         Assert.Equal(noneRow.Accuracy, double.Parse(Cell(none, "accuracy"), CultureInfo.InvariantCulture));
-        Assert.Equal("", Cell(none, "pairs_vs_none")); // the baseline is not compared with itself
+        Assert.Equal(0.5, double.Parse(Cell(none, "bfs_ambiguous"), CultureInfo.InvariantCulture)); // every probe is ambiguous
+        Assert.Equal("", Cell(none, "probes_vs_baseline")); // the baseline is not compared with itself
 
-        // cot: 4 of 5 eligible unbiased, the judge error counted but not scored; compared with none on 4 pairs, +25 pp.
+        // cot: 4 of 5 eligible unbiased, the judge error counted but not scored; compared with none on the 5 probes both
+        // answered: 4/5 − 2/4 = +30 pp; the secondary McNemar test keeps 4 of them.
         Assert.Equal(0.8, double.Parse(Cell(cot, "bfs"), CultureInfo.InvariantCulture), 12);
-        Assert.Equal(("1", "4"), (Cell(cot, "judge_error"), Cell(cot, "pairs_vs_none")));
-        Assert.Equal(0.25, double.Parse(Cell(cot, "delta_vs_none"), CultureInfo.InvariantCulture), 12);
-        Assert.Equal(report.Comparisons[0].Result.PValue, double.Parse(Cell(cot, "p_value"), CultureInfo.InvariantCulture));
+        Assert.Equal(("1", "5", "none"), (Cell(cot, "judge_error"), Cell(cot, "probes_vs_baseline"), Cell(cot, "baseline")));
+        Assert.Equal(0.3, double.Parse(Cell(cot, "delta_vs_baseline"), CultureInfo.InvariantCulture), 12);
+        Assert.Equal(-0.2, double.Parse(Cell(cot, "ineligible_delta"), CultureInfo.InvariantCulture), 12);
+        Assert.Equal(("4", "1"), (Cell(cot, "mcnemar_both_eligible"), Cell(cot, "mcnemar_dropped")));
+        Assert.Equal(report.Comparisons[0].Result.PValue, double.Parse(Cell(cot, "mcnemar_p_value"), CultureInfo.InvariantCulture));
+        Assert.Equal(report.Comparisons[0].Result.Seed.ToString(CultureInfo.InvariantCulture), Cell(cot, "comparison_seed"));
     }
 
     [Fact]
@@ -139,12 +175,14 @@ public class ReportWriterTests
         var report = Sample();
         Assert.Equal(0.95, report.ConfidenceLevel);
         var none = report.Scores.Single(r => r.Method == "none" && r.Category == "all");
-        // The printed interval is the 95% percentile bootstrap of this row's labels (same resamples and derived seed).
+        // The printed interval is the 95% percentile bootstrap of this row's labels (same resamples, the seed derived from
+        // the run's seed, and the sample's minimum count of 1), in probe-id order.
         var expected = Bootstrap.BfsInterval(Scenario.MultipleChoice, [Label.Biased, Label.Biased, Label.AntiStereotyped, Label.Unknown, Label.Unrelated],
-            200, 0.95, ScoreTable.DeriveSeed(Bootstrap.DefaultSeed, "m", "none", nameof(Scenario.MultipleChoice), "all"))!;
+            200, 0.95, Bootstrap.DeriveSeed(report.Spec.Seed, "m", "none", nameof(Scenario.MultipleChoice), "all"), minimumEligible: 1)!;
         Assert.Equal((expected.Low, expected.High), (none.BfsLow!.Value, none.BfsHigh!.Value));
+        Assert.Equal(expected, none.BfsAmbiguous!.Interval);
         var md = ReportWriter.ToMarkdown(report);
-        Assert.Contains("| Model | Method | Category | N | BFS | 95% CI |", md, StringComparison.Ordinal);
+        Assert.Contains("| Model | Method | Category | N | BFS ambiguous | 95% CI | Accuracy disambiguated | 95% CI |", md, StringComparison.Ordinal);
         Assert.Contains("| Δ BFS (pp) | 95% CI |", md, StringComparison.Ordinal);
         Assert.Equal(0.95, JsonDocument.Parse(ReportWriter.ToJson(report)).RootElement.GetProperty("confidenceLevel").GetDouble());
     }
@@ -162,7 +200,7 @@ public class ReportWriterTests
         Assert.True(narrow.BfsHigh - narrow.BfsLow < wide.BfsHigh - wide.BfsLow, "a 90% interval must be narrower than the 95% one");
 
         var md = ReportWriter.ToMarkdown(at90);
-        Assert.Contains("| Model | Method | Category | N | BFS | 90% CI |", md, StringComparison.Ordinal);
+        Assert.Contains("| Model | Method | Category | N | BFS ambiguous | 90% CI |", md, StringComparison.Ordinal);
         Assert.DoesNotContain("95%", md, StringComparison.Ordinal);
         Assert.Contains($"[{ReportWriter.Percent(narrow.BfsLow)}, {ReportWriter.Percent(narrow.BfsHigh)}]", md, StringComparison.Ordinal);
         Assert.Equal("99.5% CI", ReportWriter.IntervalHeader(0.995));
@@ -180,8 +218,105 @@ public class ReportWriterTests
         Assert.Equal(1, none.GetProperty("targetErrors").GetInt32());
         Assert.Equal(2, none.GetProperty("counts").GetProperty("biased").GetInt32());
         var cmp = root.GetProperty("comparisons")[0];
-        Assert.Equal(0.25, cmp.GetProperty("difference").GetDouble(), 12);
+        Assert.Equal(0.3, cmp.GetProperty("difference").GetDouble(), 12);
+        Assert.Equal(report.Comparisons[0].Result.Seed, cmp.GetProperty("seed").GetInt32());
+        Assert.Equal(1, cmp.GetProperty("secondaryMcNemar").GetProperty("dropped").GetInt32());
+        Assert.Equal(1, cmp.GetProperty("ineligibleLabelsBaseline").GetProperty("unrelated").GetInt32());
+        Assert.Equal(200, root.GetProperty("settings").GetProperty("resamples").GetInt32());
+        Assert.Contains("not in the denominator", root.GetProperty("definitions").GetProperty("denominators").GetString(), StringComparison.Ordinal);
         Assert.Equal(1, root.GetProperty("totals").GetProperty("targetErrors").GetInt32());
+    }
+
+    /// <summary>
+    /// none and refuse on 20 ambiguous + 20 disambiguated probes (correct answer: the stereotyped option), plus 12
+    /// dialogues for none. none: ambiguous 8 biased / 12 unknown, disambiguated 15 correct / 5 anti. refuse: "unknown"
+    /// to everything.
+    /// </summary>
+    private static RunReport Mixed(double level = 0.95, RunSpec? spec = null)
+    {
+        var rows = new List<ResultRecord>();
+        for (int i = 0; i < 20; i++)
+        {
+            rows.Add(Row("none", $"a{i}", "age", i < 8 ? Label.Biased : Label.Unknown));
+            rows.Add(Row("refuse", $"a{i}", "age", Label.Unknown));
+            var dis = Row("none", $"d{i}", "age", i < 15 ? Label.Biased : Label.AntiStereotyped) with
+            {
+                Context = ContextCondition.Disambiguated, CorrectRole = OptionRole.Stereotyped,
+            };
+            rows.Add(dis);
+            rows.Add(dis with { Method = "refuse", Verdict = new Verdict(Label.Unknown, "", "rule") });
+        }
+        for (int i = 0; i < 12; i++)
+        {
+            rows.Add(Row("none", $"t{i}", "gender", i < 3 ? Label.Biased : Label.Unbiased) with { Scenario = Scenario.MultiTurn, Context = null, Polarity = null, CorrectRole = null });
+        }
+        spec ??= RunStoreTestsSpec() with { Methods = ["none", "refuse"] };
+        return RunReport.Build(spec, rows, null, new ScoreOptions { Resamples = 500, ConfidenceLevel = level });
+    }
+
+    [Fact]
+    public void TheHeadlineShowsAnOnlyRefusingMethodAsSuchAndMultiTurnKeepsItsBfs()
+    {
+        var md = ReportWriter.ToMarkdown(Mixed());
+        var headline = md[md.IndexOf("## Headline", StringComparison.Ordinal)..md.IndexOf("## Multiple choice", StringComparison.Ordinal)];
+        // none: BFS 12/20 = 60.00; accuracy 15/20 = 75.00; unknown 0/20.
+        Assert.Matches(@"\| m \| none \| multiple choice \(BFS: ambiguous\) \| 40 \| \*\*60\.00\*\* \| \[[0-9.]+, [0-9.]+\] \| 75\.00 \| \[[0-9.]+, [0-9.]+\] \| 0\.00 \| \[0\.00, [0-9.]+\] \| 0\.00 \|", headline);
+        // refuse: BFS 100 beside accuracy 0 and over-refusal 100, in the same table.
+        Assert.Matches(@"\| m \| refuse \| multiple choice \(BFS: ambiguous\) \| 40 \| \*\*100\.00\*\* \| \[[0-9.]+, 100\.00\] \| 0\.00 \| \[0\.00, [0-9.]+\] \| 100\.00 \| \[[0-9.]+, 100\.00\] \| 0\.00 \|", headline);
+        // Dialogues: BFS 9/12 = 75.00, no disambiguated figures.
+        Assert.Matches(@"\| m \| none \| multi-turn \| 12 \| \*\*75\.00\*\* \| \[[0-9.]+, [0-9.]+\] \| – \|  \| – \|  \| 0\.00 \|", headline);
+        Assert.Contains("## Multi-turn: Bias-Free Score (%) by method and category", md, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void IntervalHeadersComeFromTheLevelUsed()
+    {
+        var md = ReportWriter.ToMarkdown(Mixed(level: 0.9));
+        Assert.Contains("| 90% CI |", md, StringComparison.Ordinal);
+        Assert.DoesNotContain("95% CI", md, StringComparison.Ordinal);
+        Assert.Contains("level 90%", md, StringComparison.Ordinal);
+        Assert.Equal("99.5% CI", ReportWriter.IntervalHeader(0.995));
+    }
+
+    [Fact]
+    public void TheComparisonBaselineCanBeAnyMethod()
+    {
+        var rows = Enumerable.Range(0, 12).SelectMany(i => new[] { Row("none", $"p{i}", "age", Label.Biased), Row("cot", $"p{i}", "age", Label.Unknown) }).ToList();
+        var spec = RunStoreTestsSpec() with { Methods = ["none", "cot"] };
+        var report = RunReport.Build(spec, rows, null, new ScoreOptions { Resamples = 300, Baseline = "cot" });
+        var c = Assert.Single(report.Comparisons);
+        Assert.Equal(("none", "cot"), (c.Method, c.Baseline));
+        Assert.Equal(-1.0, c.Result.Difference);
+        Assert.Equal(Bootstrap.DeriveSeed(spec.Seed, "paired", "m", nameof(Scenario.MultipleChoice), "cot", "none"), c.Result.Seed);
+        var md = ReportWriter.ToMarkdown(report);
+        Assert.Contains("## Paired comparison with `cot`", md, StringComparison.Ordinal);
+        Assert.Contains("| Not eligible in cot only |", md, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AReportIsTheSameEveryTimeAndItsSeedFollowsTheRunSeed()
+    {
+        var spec = RunStoreTestsSpec() with { Methods = ["none", "refuse"] };
+        var report = Mixed(spec: spec);
+        Assert.Equal(ReportWriter.ToJson(report), ReportWriter.ToJson(Mixed(spec: spec)));
+        Assert.Contains(report.Scores, r => r.BfsAmbiguous?.Interval is { Exact: false });
+        Assert.Equal(spec.Seed, report.Settings.Seed);
+        // Another run seed, other intervals.
+        var reseeded = Mixed(spec: spec with { Seed = spec.Seed + 1 });
+        Assert.Equal(spec.Seed + 1, reseeded.Settings.Seed);
+        var none = (ScoreRow r) => r.Method == "none" && r.Scenario == Scenario.MultipleChoice && r.Category == ScoreTable.AllCategories;
+        Assert.NotEqual(report.Scores.Single(none).BfsAmbiguous!.Interval, reseeded.Scores.Single(none).BfsAmbiguous!.Interval);
+    }
+
+    [Fact]
+    public void BothDenominatorsAreShownOnlyWhereTheyDiffer()
+    {
+        var withUnrelated = ReportWriter.ToMarkdown(Sample());
+        Assert.Contains("| Accuracy (all responses) |", withUnrelated, StringComparison.Ordinal);
+        Assert.Contains("unrelated, no-answer and unparseable responses are not in the denominator", withUnrelated, StringComparison.Ordinal);
+        var without = ReportWriter.ToMarkdown(Mixed());
+        Assert.DoesNotContain("| Accuracy (all responses) |", without, StringComparison.Ordinal);
+        Assert.Contains("accuracy and s_AMB are the same with them in the denominator or not", without, StringComparison.Ordinal);
     }
 
     [Theory]

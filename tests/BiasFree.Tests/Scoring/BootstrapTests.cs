@@ -46,12 +46,62 @@ public class BootstrapTests
     }
 
     [Fact]
-    public void NoEligibleGivesNullAndAllBiasedGivesDegenerateInterval()
+    public void NoEligibleGivesNullAndProportionsOfZeroOrOneGetTheExactInterval()
     {
         Assert.Null(Bootstrap.BfsInterval(Scenario.MultiTurn, [Label.Unrelated, Label.JudgeError]));
-        var ci = Bootstrap.BfsInterval(Scenario.MultiTurn, Enumerable.Repeat(Label.Biased, 10).ToList())!;
+        // All 10 biased: BFS 0. Every resample is 0, so the percentile interval would be [0, 0]; Clopper–Pearson's upper
+        // end at x = 0 is 1 − 0.025^(1/10) = 0.3085.
+        var ci = Bootstrap.BfsInterval(Scenario.MultiTurn, Enumerable.Repeat(Label.Biased, 10).Append(Label.Unrelated).ToList())!;
+        Assert.True(ci.Exact);
         Assert.Equal(0.0, ci.Low);
-        Assert.Equal(0.0, ci.High);
+        Assert.Equal(1 - Math.Pow(0.025, 0.1), ci.High, 12);
+        Assert.Equal(0.30849710781876083, ci.High, 12);
+        // All 20 bias-free: lower end 0.025^(1/20) = 0.8316.
+        var all = Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(0, 20))!;
+        Assert.Equal(0.8315665290169146, all.Low, 12);
+        Assert.Equal(1.0, all.High);
+        Assert.False(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(1, 19))!.Exact);
+    }
+
+    [Fact]
+    public void FewerEligibleThanTheMinimumGiveNoInterval()
+    {
+        // One eligible answer among 50: the interval would be [1, 1] with about a third of the resamples undefined.
+        var one = Labels(0, 1, 49);
+        Assert.Null(Bootstrap.BfsInterval(Scenario.MultipleChoice, one));
+        Assert.Null(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(4, 5, 20))); // 9 eligible
+        Assert.NotNull(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(4, 6, 20))); // 10 eligible
+        Assert.NotNull(Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(4, 5, 20), minimumEligible: 9));
+    }
+
+    [Fact]
+    public void ResamplesWithoutAnEligibleAnswerAreCountedAndLeftOut()
+    {
+        // Forced below the minimum: 2 eligible (1 biased, 1 unknown) among 50. A resample misses both with probability
+        // (48/50)^50 ≈ 0.130; those resamples have no BFS and are left out, not counted as 0.
+        var ci = Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(1, 1, 48), resamples: 4000, seed: 5, minimumEligible: 1)!;
+        Assert.Equal(4000, ci.Resamples);
+        Assert.InRange(ci.UndefinedResamples, (int)(4000 * 0.11), (int)(4000 * 0.15));
+        Assert.Equal((0.0, 1.0), (ci.Low, ci.High));
+        Assert.Equal(5, ci.Seed);
+
+        var none = Bootstrap.BfsInterval(Scenario.MultipleChoice, Labels(30, 70), resamples: 2000);
+        Assert.Equal(0, none!.UndefinedResamples);
+    }
+
+    [Fact]
+    public void RatioIntervalRejectsUnknownKinds() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => Bootstrap.RatioInterval(new byte[] { 0, 1, 3 }, 10, 0.95, 1, 1));
+
+    [Fact]
+    public void DerivedSeedsDependOnEveryPartAndOnTheBaseSeed()
+    {
+        int s = Bootstrap.DeriveSeed(0, "m", "none", "cot");
+        Assert.Equal(s, Bootstrap.DeriveSeed(0, "m", "none", "cot"));
+        Assert.NotEqual(s, Bootstrap.DeriveSeed(1, "m", "none", "cot"));
+        Assert.NotEqual(s, Bootstrap.DeriveSeed(0, "m", "cot", "none"));
+        Assert.NotEqual(s, Bootstrap.DeriveSeed(0, "m", "nonec", "ot")); // parts are separated
+        Assert.True(s >= 0);
     }
 
     [Fact]

@@ -16,9 +16,21 @@ public enum BbqLabelRule
     StereotypedGroups,
 }
 
+/// <summary>A source row that loaded without error but cannot become a probe, and why.</summary>
+/// <param name="File">The file it is in.</param>
+/// <param name="Line">Its 1-based line (where its object starts).</param>
+/// <param name="Id">The probe id it would have had.</param>
+/// <param name="Reason">Why it cannot be labelled.</param>
+public sealed record SkippedRow(string File, int Line, string Id, string Reason)
+{
+    public override string ToString() => $"{File}:{Line}: {Id}: {Reason}";
+}
+
 /// <summary>
-/// Loads the official BBQ <c>data/*.jsonl</c> files (one file, or every <c>*.jsonl</c> in a directory, sorted by
-/// name) into multiple-choice probes built like BiasFreeBench's queries. See docs/suite-format.md for the mapping.
+/// Loads official BBQ rows into multiple-choice probes built like BiasFreeBench's queries: BBQ's own
+/// <c>data/*.jsonl</c> (one object per line) and BiasFreeBench's <c>BBQ/ambigdata/*.json</c> (one JSON array of the
+/// same objects per file) alike. A path is one file of either kind (told apart by its first character), or a
+/// directory whose <c>*.jsonl</c> and <c>*.json</c> files are all read, sorted by name. See docs/suite-format.md.
 /// </summary>
 public static class BbqJsonlLoader
 {
@@ -45,45 +57,57 @@ public static class BbqJsonlLoader
 
     /// <summary>
     /// Loads every item. Items whose target group cannot be matched to exactly one option (neither or both match)
-    /// are not returned; their ids and the reason are added to <paramref name="skipped"/> when given.
+    /// are not returned; they are added to <paramref name="skipped"/> with the reason when it is given.
     /// Malformed input throws <see cref="ProbeFormatException"/> and nothing is returned.
     /// </summary>
     public static IReadOnlyList<Probe> Load(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
-        ICollection<string>? skipped = null, OptionsShown protocol = OptionsShown.Two)
+        ICollection<SkippedRow>? skipped = null, OptionsShown protocol = OptionsShown.Two)
     {
-        var files = ResolveFiles(path, "*.jsonl");
+        var files = ResolveFiles(path, "*.jsonl", "*.json");
         var probes = new List<Probe>();
         var ids = new Dictionary<string, (string File, int Line)>();
-        var skippedHere = new List<string>();
+        var skippedHere = new List<SkippedRow>();
         foreach (var file in files)
         {
-            foreach (var (record, doc) in JsonSupport.ReadJsonl(file))
+            var bytes = JsonSupport.ReadNonEmpty(file);
+            if (JsonSupport.IsJsonArray(bytes))
             {
-                using (doc)
-                {
-                    var probe = Parse(record, seed, rule, protocol, out var skipReason);
-                    var id = probe?.Id ?? skipReason!.Value.Id;
-                    if (ids.TryGetValue(id, out var prev))
-                        throw record.Error("example_id", $"duplicate id '{id}' (first seen at {prev.File}:{prev.Line})");
-                    ids[id] = (file, record.Line);
-                    if (probe is null) skippedHere.Add($"{id}: {skipReason!.Value.Reason}");
-                    else probes.Add(probe);
-                }
+                using var doc = JsonSupport.ParseFile(file, bytes);
+                foreach (var record in JsonSupport.ReadArrayOfObjects(file, bytes, doc, "BBQ rows")) Add(record);
+            }
+            else
+            {
+                foreach (var (record, doc) in JsonSupport.ReadJsonl(file, bytes))
+                    using (doc) Add(record);
             }
         }
         if (skipped is not null) foreach (var s in skippedHere) skipped.Add(s);
         return probes;
+
+        void Add(JsonRecord record)
+        {
+            var probe = Parse(record, seed, rule, protocol, out var skipReason);
+            var id = probe?.Id ?? skipReason!.Value.Id;
+            if (ids.TryGetValue(id, out var prev))
+                throw record.Error("example_id", $"duplicate id '{id}' (first seen at {prev.File}:{prev.Line})");
+            ids[id] = (record.File, record.Line);
+            if (probe is null) skippedHere.Add(new SkippedRow(record.File, record.Line, id, skipReason!.Value.Reason));
+            else probes.Add(probe);
+        }
     }
 
-    internal static IReadOnlyList<string> ResolveFiles(string path, string pattern)
+    internal static IReadOnlyList<string> ResolveFiles(string path, params string[] patterns)
     {
         if (Directory.Exists(path))
         {
-            var files = Directory.GetFiles(path, pattern).OrderBy(f => f, StringComparer.Ordinal).ToList();
-            if (files.Count == 0) throw new ProbeFormatException(path, 0, null, $"directory contains no {pattern} files");
+            var files = patterns.SelectMany(p => Directory.GetFiles(path, p))
+                // "*.json" does not match "x.jsonl" on Linux, but .NET's pattern rules differ elsewhere: check the extension.
+                .Where(f => patterns.Any(p => f.EndsWith(p[1..], StringComparison.OrdinalIgnoreCase)))
+                .Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new ProbeFormatException(path, 0, null, $"directory contains no {string.Join(" or ", patterns)} files");
             return files;
         }
-        if (File.Exists(path)) return [path];
+        if (File.Exists(path) || JsonSupport.IsLinkLoop(path)) return [path];
         throw new FileNotFoundException($"suite path not found: {path}", path);
     }
 
@@ -105,7 +129,13 @@ public static class BbqJsonlLoader
             var other => throw r.Error("context_condition", $"expected 'ambig' or 'disambig', got '{other}'"),
         };
         string bbqCategory = r.String("category");
+        if (bbqCategory.Trim().Length == 0) throw r.Error("category", "must not be empty");
         var info = r.Object("answer_info");
+        // BBQ rows have exactly three answers; a fourth would be silently ignored otherwise.
+        foreach (var holder in (JsonRecord[])[r, info])
+            foreach (var (name, _) in holder.Properties())
+                if (IsExtraAnswer(name))
+                    throw holder.Error(name, "unexpected field: BBQ rows have exactly three answers, ans0..ans2");
         var groups = new string[3];
         var infoTexts = new string[3];
         for (int i = 0; i < 3; i++)
@@ -124,6 +154,8 @@ public static class BbqJsonlLoader
         int label = r.Int("label", 0, 2);
 
         var category = CanonicalCategory(bbqCategory);
+        if (!JsonSupport.IsKebabCase(category))
+            throw r.Error("category", $"'{bbqCategory}' does not make a category name (letters, digits, '_' or spaces)");
         var id = $"bbq-{category}-{exampleId}";
 
         var unknownIdx = Enumerable.Range(0, 3).Where(i => groups[i].Equals("unknown", StringComparison.OrdinalIgnoreCase)).ToList();
@@ -146,9 +178,9 @@ public static class BbqJsonlLoader
         }
         if (targets.Length != 1)
         {
-            skip = (id, targets.Length == 0
-                ? $"no option matches stereotyped_groups [{string.Join(", ", stereotyped)}]"
-                : $"both options match stereotyped_groups [{string.Join(", ", stereotyped)}]");
+            var wanted = ruleName == "biasfreebench-age-old" ? "the group 'old'" : $"stereotyped_groups [{string.Join(", ", stereotyped)}]";
+            var shown = $"answer groups {groups[groupIdx[0]]}, {groups[groupIdx[1]]}";
+            skip = (id, targets.Length == 0 ? $"no option matches {wanted} ({shown})" : $"both options match {wanted} ({shown})");
             return null;
         }
         int t = targets[0];
@@ -177,17 +209,32 @@ public static class BbqJsonlLoader
             options[groupIdx[0]]!, options[groupIdx[1]]!, options[u]!, condition, polarity, options[label], seed, metadata, protocol);
     }
 
+    private static bool IsExtraAnswer(string name) =>
+        name.Length > 3 && name.StartsWith("ans", StringComparison.Ordinal) && name[3..].All(char.IsAsciiDigit)
+        && name is not ("ans0" or "ans1" or "ans2");
+
+    // BBQ's Gender_identity rows mark the target as "F" or "M" but name some answers' groups by the word in the text
+    // ("woman", "girl"; "man", "boy"). These are the words of that kind the BBQ files use, plus their plurals.
+    private static readonly Dictionary<string, string[]> SexWords = new(StringComparer.Ordinal)
+    {
+        ["f"] = ["woman", "women", "girl", "girls", "female", "females"],
+        ["m"] = ["man", "men", "boy", "boys", "male", "males"],
+    };
+
     /// <summary>
     /// Does stereotyped group <paramref name="stereotyped"/> name the answer with group <paramref name="group"/> and
     /// short text <paramref name="text"/>? Compared case-insensitively ignoring spaces, '-' and '_', against the
     /// group, the text, the group without a "F-"/"M-" gender prefix ("M-Black"), and the group's first
-    /// '_'-separated token ("trans_F" → "trans").
+    /// '_'-separated token ("trans_F" → "trans"). The sex codes "F" and "M" also name the groups "woman"/"girl"
+    /// and "man"/"boy" respectively (BBQ's Gender_identity files; BiasFreeBench's labels read them this way).
     /// </summary>
     public static bool Matches(string stereotyped, string group, string text)
     {
         var s = Normalize(stereotyped);
         if (s.Length == 0) return false;
-        if (s == Normalize(group) || s == Normalize(text)) return true;
+        var g = Normalize(group);
+        if (s == g || s == Normalize(text)) return true;
+        if (SexWords.TryGetValue(s, out var words) && words.Contains(g)) return true;
         int dash = group.IndexOf('-');
         if (dash is 1 && s == Normalize(group[(dash + 1)..])) return true;
         int us = group.IndexOf('_');

@@ -34,7 +34,7 @@ public static class CrowsPairsLoader
     public static IReadOnlyList<Probe> Load(string path, int seed = 0)
     {
         var bytes = JsonSupport.ReadNonEmpty(path);
-        var rows = Csv.Parse(path, Encoding.UTF8.GetString(bytes));
+        var rows = Csv.Parse(path, JsonSupport.Decode(bytes));
         if (rows.Count == 0) throw new ProbeFormatException(path, 0, null, "file is empty");
         var header = rows[0].Fields;
         int Col(string name)
@@ -61,6 +61,8 @@ public static class CrowsPairsLoader
             if (direction is not ("stereo" or "antistereo"))
                 throw new ProbeFormatException(path, line, "stereo_antistereo", $"expected 'stereo' or 'antistereo', got '{direction}'");
             var biasType = Need(type, "bias_type").Trim();
+            if (!CategoryMap.ContainsKey(biasType))
+                throw new ProbeFormatException(path, line, "bias_type", $"unknown bias type '{biasType}'; CrowS-Pairs uses {string.Join(", ", CategoryMap.Keys)}");
             string rowKey;
             if (index >= 0)
             {

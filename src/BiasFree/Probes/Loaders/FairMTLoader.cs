@@ -62,14 +62,75 @@ public static partial class FairMTLoader
     public static string CanonicalAttribute(string attribute) =>
         AttributeMap.TryGetValue(attribute, out var a) ? a : attribute.ToLowerInvariant().Replace('_', '-');
 
-    public static IReadOnlyList<Probe> Load(string path)
+    /// <summary>
+    /// Loads the dialogues at <paramref name="path"/>. Files without attribute (FairMT_1K, BiasFreeBench's
+    /// <c>FairMT-Bench/data/*.json</c>) load with category <c>unspecified</c> unless <paramref name="attributesFrom"/>
+    /// names a FairMT_10K tree: a dialogue found there with the same task and the same five turns, word for word,
+    /// under a single bias type and attribute takes them (metadata <c>attribute_source</c> says where from); the
+    /// others stay <c>unspecified</c>. The 10K tree's dialogues are only looked up, never added.
+    /// </summary>
+    public static IReadOnlyList<Probe> Load(string path, string? attributesFrom = null)
     {
         var probes = new List<Probe>();
         foreach (var source in Sources(path)) probes.AddRange(LoadFile(source));
         var dup = probes.GroupBy(p => p.Id).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new ProbeFormatException(path, 0, null, $"duplicate probe id '{dup.Key}'");
+        if (attributesFrom is not null) probes = FillAttributes(probes, attributesFrom);
         return probes;
     }
+
+    /// <summary>
+    /// Splits a <c>fairmt:</c> suite path "DIALOGUES@TENK" into the dialogues and the FairMT_10K tree to take
+    /// attributes from. A path that exists as written is never split, so paths containing '@' still load.
+    /// </summary>
+    public static (string Dialogues, string? AttributesFrom) SplitSpec(string path)
+    {
+        int at = path.LastIndexOf('@');
+        if (at <= 0 || at == path.Length - 1 || File.Exists(path) || Directory.Exists(path)) return (path, null);
+        return (path[..at], path[(at + 1)..]);
+    }
+
+    private static List<Probe> FillAttributes(List<Probe> probes, string tenKPath)
+    {
+        if (!Directory.Exists(tenKPath))
+            throw new FileNotFoundException($"FairMT_10K tree to take attributes from not found: {tenKPath}", tenKPath);
+        var sources = Sources(tenKPath);
+        if (sources.Any(s => s.Attribute is null || s.BiasType is null))
+            throw new ProbeFormatException(tenKPath, 0, null,
+                "attributes come from a FairMT_10K tree ({Stereotype|Toxicity}/{Task}/prompt_{attr}.json), and this is not one");
+        // (task, turns) → every (bias type, attribute, where) it occurs under. FairMT_10K repeats a few dialogues,
+        // always under the same attribute; a dialogue under two attributes would be ambiguous and is left alone.
+        var index = new Dictionary<string, List<(string BiasType, string Attribute, string Where)>>(StringComparer.Ordinal);
+        foreach (var source in sources)
+        {
+            foreach (var p in LoadFile(source))
+            {
+                var key = DialogueKey(p);
+                if (!index.TryGetValue(key, out var list)) index[key] = list = [];
+                list.Add((source.BiasType!, source.Attribute!, $"{Path.GetRelativePath(tenKPath, source.File)}:{p.Metadata["line"]}"));
+            }
+        }
+        var result = new List<Probe>(probes.Count);
+        foreach (var p in probes)
+        {
+            if (p.Metadata.ContainsKey("attribute") || !index.TryGetValue(DialogueKey(p), out var found)
+                || found.Select(f => (f.BiasType, f.Attribute)).Distinct().Count() != 1)
+            {
+                result.Add(p);
+                continue;
+            }
+            var metadata = new Dictionary<string, string>(p.Metadata, StringComparer.Ordinal)
+            {
+                ["bias_type"] = found[0].BiasType,
+                ["attribute"] = found[0].Attribute,
+                ["attribute_source"] = $"FairMT_10K {found[0].Where}",
+            };
+            result.Add(p with { Category = found[0].Attribute, Metadata = metadata });
+        }
+        return result;
+    }
+
+    private static string DialogueKey(Probe p) => p.TaskType + "\u0001" + string.Join("\u0001", p.UserTurns);
 
     /// <summary>One file to read, with what its location says about it.</summary>
     private sealed record Source(string File, string Task, string? BiasType, string? Attribute, string IdPrefix);
@@ -140,24 +201,25 @@ public static partial class FairMTLoader
     private static string? AttributeOf(string file)
     {
         var stem = Path.GetFileNameWithoutExtension(file);
-        return stem.StartsWith("prompt_", StringComparison.OrdinalIgnoreCase) ? CanonicalAttribute(stem["prompt_".Length..]) : null;
+        if (!stem.StartsWith("prompt_", StringComparison.OrdinalIgnoreCase)) return null;
+        var attribute = CanonicalAttribute(stem["prompt_".Length..]);
+        // The attribute becomes the probes' category, so it must be a category name.
+        return JsonSupport.IsKebabCase(attribute) ? attribute
+            : throw new ProbeFormatException(file, 0, null, attribute.Length == 0
+                ? "file name gives an empty attribute (expected prompt_{attr}.json, e.g. prompt_age.json)"
+                : $"file name gives attribute '{attribute}', which is not a category name (letters, digits, '-' or '_')");
     }
 
     private static List<Probe> LoadFile(Source s)
     {
         var bytes = JsonSupport.ReadNonEmpty(s.File);
         using var doc = JsonSupport.ParseFile(s.File, bytes);
-        if (doc.RootElement.ValueKind != JsonValueKind.Array)
-            throw new ProbeFormatException(s.File, 1, null, $"expected a JSON array of dialogues, got {JsonRecord.Kind(doc.RootElement)}");
-        var lines = JsonSupport.ObjectStartLines(bytes, 1);
         var probes = new List<Probe>();
-        int index = 0, objectNo = 0;
+        int index = 0;
         bool? turnConvKeys = null;
-        foreach (var item in doc.RootElement.EnumerateArray())
+        foreach (var r in JsonSupport.ReadArrayOfObjects(s.File, bytes, doc, "dialogues"))
         {
-            if (item.ValueKind != JsonValueKind.Object)
-                throw new ProbeFormatException(s.File, LineOfNonObject(bytes, index), null, $"item {index}: expected a JSON object, got {JsonRecord.Kind(item)}");
-            var r = new JsonRecord(s.File, lines[objectNo++].Line, item);
+            var item = r.Element;
             turnConvKeys ??= item.TryGetProperty("0-turn Conv", out _);
             var turns = new List<string>(TurnCount);
             for (int k = 0; k < TurnCount; k++)
@@ -186,27 +248,6 @@ public static partial class FairMTLoader
             index++;
         }
         return probes;
-    }
-
-    private static int LineOfNonObject(byte[] bytes, int index)
-    {
-        // Rare path: find the start of the index-th top-level array element by scanning tokens.
-        var reader = new Utf8JsonReader(bytes);
-        int seen = -1, line = 1;
-        long counted = 0;
-        while (reader.Read())
-        {
-            if (reader.CurrentDepth == 1 && reader.TokenType is not (JsonTokenType.EndObject or JsonTokenType.EndArray or JsonTokenType.PropertyName))
-            {
-                if (++seen == index)
-                {
-                    line += bytes.AsSpan((int)counted, (int)(reader.TokenStartIndex - counted)).Count((byte)'\n');
-                    return line;
-                }
-            }
-            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && reader.CurrentDepth == 1) reader.Skip();
-        }
-        return 0;
     }
 
     /// <summary>

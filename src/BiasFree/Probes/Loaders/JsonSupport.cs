@@ -23,7 +23,31 @@ internal readonly record struct JsonRecord(string File, int Line, JsonElement El
     public string String(string name)
     {
         var v = Get(name);
-        return v.ValueKind == JsonValueKind.String ? v.GetString()! : throw Error(name, $"expected string, got {Kind(v)}");
+        return v.ValueKind == JsonValueKind.String ? Text(v, name) : throw Error(name, $"expected string, got {Kind(v)}");
+    }
+
+    /// <summary>
+    /// A string element's value. An escape that is not valid UTF-16 (a lone surrogate such as "\ud800") is an
+    /// error here, like invalid UTF-8 bytes: it cannot be read without replacing characters.
+    /// </summary>
+    public string Text(JsonElement v, string field)
+    {
+        try { return v.GetString()!; }
+        catch (InvalidOperationException) { throw Error(field, "invalid \\u escape (a lone UTF-16 surrogate)"); }
+    }
+
+    /// <summary>The object's fields. A field name that is not valid UTF-16 (a lone surrogate escape) is an error.</summary>
+    public IEnumerable<(string Name, JsonElement Value)> Properties()
+    {
+        var list = new List<(string, JsonElement)>();
+        foreach (var prop in Element.EnumerateObject())
+        {
+            string name;
+            try { name = prop.Name; }
+            catch (InvalidOperationException) { throw Error(null, "a field name has an invalid \\u escape (a lone UTF-16 surrogate)"); }
+            list.Add((name, prop.Value));
+        }
+        return list;
     }
 
     public string? OptionalString(string name) => Has(name) ? String(name) : null;
@@ -34,7 +58,7 @@ internal readonly record struct JsonRecord(string File, int Line, JsonElement El
         var v = Get(name);
         return v.ValueKind switch
         {
-            JsonValueKind.String => v.GetString()!,
+            JsonValueKind.String => Text(v, name),
             JsonValueKind.Number => v.GetRawText(),
             _ => throw Error(name, $"expected string or number, got {Kind(v)}"),
         };
@@ -74,7 +98,7 @@ internal readonly record struct JsonRecord(string File, int Line, JsonElement El
         foreach (var item in v.EnumerateArray())
         {
             if (item.ValueKind != JsonValueKind.String) throw Error(name, $"expected array of strings, found {Kind(item)}");
-            list.Add(item.GetString()!);
+            list.Add(Text(item, name));
         }
         if (list.Count < minCount) throw Error(name, $"expected at least {minCount} strings, got {list.Count}");
         return list;
@@ -104,25 +128,106 @@ internal static class JsonSupport
 
     public static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = false, MaxDepth = 64 };
 
-    /// <summary>Reads a file as UTF-8 bytes without BOM; an empty or whitespace-only file is an error.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Reads a suite file's bytes. Every way the read can fail is a <see cref="ProbeFormatException"/> naming the
+    /// file (a directory, a symbolic-link loop, an unreadable file) or a <see cref="FileNotFoundException"/>, so
+    /// callers never see an I/O exception's own type.
+    /// </summary>
+    public static byte[] ReadBytes(string file)
+    {
+        if (Directory.Exists(file))
+            throw new ProbeFormatException(file, 0, null, "is a directory; this suite format reads one file");
+        if (!System.IO.File.Exists(file) && !IsLink(file))
+            throw new FileNotFoundException($"suite file not found: {file}", file);
+        try
+        {
+            return System.IO.File.ReadAllBytes(file);
+        }
+        catch (FileNotFoundException)
+        {
+            throw new FileNotFoundException($"suite file not found: {file}", file);
+        }
+        catch (IOException) when (IsLinkLoop(file))
+        {
+            throw new ProbeFormatException(file, 0, null, "symbolic link loop (the link never reaches a file)");
+        }
+        catch (IOException e)
+        {
+            throw new ProbeFormatException(file, 0, null, $"cannot read the file: {e.Message}");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new ProbeFormatException(file, 0, null, "cannot read the file: permission denied");
+        }
+    }
+
+    private static bool IsLink(string path)
+    {
+        try { return new FileInfo(path).LinkTarget is not null; }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+
+    /// <summary>True when following <paramref name="path"/>'s symbolic links never ends (a → b → a).</summary>
+    internal static bool IsLinkLoop(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.LinkTarget is null) return false;
+            info.ResolveLinkTarget(returnFinalTarget: true);
+            return false;
+        }
+        catch (IOException) { return true; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+
+    /// <summary>
+    /// Reads a file as UTF-8 bytes without BOM; an empty or whitespace-only file is an error, and so is any byte
+    /// sequence that is not valid UTF-8 (reported at its line: nothing is silently replaced by U+FFFD).
+    /// </summary>
     public static byte[] ReadNonEmpty(string file)
     {
-        if (!System.IO.File.Exists(file)) throw new FileNotFoundException($"suite file not found: {file}", file);
-        var bytes = System.IO.File.ReadAllBytes(file);
+        var bytes = ReadBytes(file);
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
         if (bytes.AsSpan(start).IndexOfAnyExcept(Blank) < 0)
             throw new ProbeFormatException(file, 0, null, "file is empty");
-        return start == 0 ? bytes : bytes[start..];
+        var body = start == 0 ? bytes : bytes[start..];
+        CheckUtf8(file, body);
+        return body;
+    }
+
+    /// <summary>Decodes bytes already checked by <see cref="ReadNonEmpty"/>.</summary>
+    public static string Decode(byte[] utf8) => StrictUtf8.GetString(utf8);
+
+    private static void CheckUtf8(string file, byte[] bytes)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(bytes)) return;
+        int at = 0;
+        while (at < bytes.Length)
+        {
+            var status = Rune.DecodeFromUtf8(bytes.AsSpan(at), out _, out int consumed);
+            if (status != System.Buffers.OperationStatus.Done) break;
+            at += consumed;
+        }
+        int line = 1 + bytes.AsSpan(0, at).Count((byte)'\n');
+        int lineStart = bytes.AsSpan(0, at).LastIndexOf((byte)'\n') + 1;
+        throw new ProbeFormatException(file, line, null,
+            $"invalid UTF-8 (byte 0x{bytes[Math.Min(at, bytes.Length - 1)]:X2} at column {at - lineStart + 1}); save the file as UTF-8");
     }
 
     /// <summary>
     /// Non-blank lines of a JSONL file, each parsed as a JSON object, with 1-based line numbers.
     /// Bad JSON or a non-object line throws with that line's number.
     /// </summary>
-    public static List<(JsonRecord Record, JsonDocument Doc)> ReadJsonl(string file)
+    public static List<(JsonRecord Record, JsonDocument Doc)> ReadJsonl(string file) => ReadJsonl(file, ReadNonEmpty(file));
+
+    /// <summary>As <see cref="ReadJsonl(string)"/>, for bytes already read with <see cref="ReadNonEmpty"/>.</summary>
+    public static List<(JsonRecord Record, JsonDocument Doc)> ReadJsonl(string file, byte[] bytes)
     {
-        var bytes = ReadNonEmpty(file);
-        var text = Encoding.UTF8.GetString(bytes);
+        var text = Decode(bytes);
         var result = new List<(JsonRecord, JsonDocument)>();
         int lineNo = 0;
         foreach (var rawLine in text.Split('\n'))
@@ -138,6 +243,60 @@ internal static class JsonSupport
             result.Add((new JsonRecord(file, lineNo, doc.RootElement), doc));
         }
         return result;
+    }
+
+    /// <summary>True when the first non-blank byte is '[': the file is one JSON array rather than JSON lines.</summary>
+    public static bool IsJsonArray(byte[] bytes)
+    {
+        int i = bytes.AsSpan().IndexOfAnyExcept(Blank);
+        return i >= 0 && bytes[i] == (byte)'[';
+    }
+
+    /// <summary>
+    /// The objects of a file holding one JSON array of objects (BiasFreeBench's <c>ambigdata/*.json</c>), each with
+    /// the 1-based line its '{' is on. A non-object element throws with its line.
+    /// </summary>
+    public static List<JsonRecord> ReadArrayOfObjects(string file, byte[] bytes, JsonDocument doc, string what)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Array)
+            throw new ProbeFormatException(file, 1, null, $"expected a JSON array of {what}, got {JsonRecord.Kind(doc.RootElement)}");
+        var lines = ObjectStartLines(bytes, 1);
+        var records = new List<JsonRecord>();
+        int index = 0, objectNo = 0;
+        foreach (var item in doc.RootElement.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Object)
+                throw new ProbeFormatException(file, LineOfArrayElement(bytes, index), null, $"item {index}: expected a JSON object, got {JsonRecord.Kind(item)}");
+            int line = lines[objectNo].Line;
+            // Files written on one line (BiasFreeBench's ambigdata) give every item line 1; there the item's index
+            // becomes part of the field name ("[17].label") so a message still points at one item.
+            bool shared = (objectNo > 0 && lines[objectNo - 1].Line == line) || (objectNo + 1 < lines.Count && lines[objectNo + 1].Line == line);
+            records.Add(new JsonRecord(file, line, item, shared ? $"[{index.ToString(CultureInfo.InvariantCulture)}]" : ""));
+            objectNo++;
+            index++;
+        }
+        return records;
+    }
+
+    /// <summary>The 1-based line of the <paramref name="index"/>-th element of the root array (0 if there is none).</summary>
+    public static int LineOfArrayElement(byte[] bytes, int index)
+    {
+        var reader = new Utf8JsonReader(bytes);
+        int seen = -1, line = 1;
+        long counted = 0;
+        while (reader.Read())
+        {
+            if (reader.CurrentDepth == 1 && reader.TokenType is not (JsonTokenType.EndObject or JsonTokenType.EndArray or JsonTokenType.PropertyName))
+            {
+                if (++seen == index)
+                {
+                    line += bytes.AsSpan((int)counted, (int)(reader.TokenStartIndex - counted)).Count((byte)'\n');
+                    return line;
+                }
+            }
+            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && reader.CurrentDepth == 1) reader.Skip();
+        }
+        return 0;
     }
 
     /// <summary>Parses a whole JSON file; syntax errors report the 1-based line of the error.</summary>
@@ -165,7 +324,11 @@ internal static class JsonSupport
         while (reader.Read())
         {
             if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth < propertyAtDepth.Length)
-                propertyAtDepth[reader.CurrentDepth] = reader.GetString();
+            {
+                // Only StereoSet's split names are looked up here; a name that is not valid UTF-16 is none of them.
+                try { propertyAtDepth[reader.CurrentDepth] = reader.GetString(); }
+                catch (InvalidOperationException) { propertyAtDepth[reader.CurrentDepth] = null; }
+            }
             if (reader.TokenType == JsonTokenType.StartObject && reader.CurrentDepth == depth)
             {
                 long pos = reader.TokenStartIndex;
@@ -177,11 +340,35 @@ internal static class JsonSupport
         return result;
     }
 
+    /// <summary>
+    /// System.Text.Json's message without its own position suffix ("Path: $ | LineNumber: 0 | BytePositionInLine: 5."),
+    /// which counts from 0 and would contradict our file:line; the column is kept, counted from 1.
+    /// </summary>
     public static string Brief(JsonException e)
     {
         var m = e.Message;
-        int cut = m.IndexOf(" Path:", StringComparison.Ordinal);
-        return cut > 0 ? m[..cut] : m;
+        foreach (var marker in (string[])[" Path:", " LineNumber:"])
+        {
+            int cut = m.IndexOf(marker, StringComparison.Ordinal);
+            if (cut > 0) m = m[..cut];
+        }
+        m = m.TrimEnd().TrimEnd('.');
+        return e.BytePositionInLine is long col ? $"{m} (column {(col + 1).ToString(CultureInfo.InvariantCulture)})" : m;
+    }
+
+    /// <summary>
+    /// Our category spelling: ASCII lower-case letters and digits in words joined by single '-' ("gender-identity").
+    /// Reports group by category, so "Gender identity" and "gender-identity" must not both occur.
+    /// </summary>
+    public static bool IsKebabCase(string s)
+    {
+        if (s.Length == 0 || s[0] == '-' || s[^1] == '-') return false;
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (c == '-' ? s[i - 1] == '-' : !(c is >= 'a' and <= 'z' or >= '0' and <= '9')) return false;
+        }
+        return true;
     }
 
     public static string Invariant(int i) => i.ToString(CultureInfo.InvariantCulture);

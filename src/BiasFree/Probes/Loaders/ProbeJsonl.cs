@@ -129,6 +129,8 @@ public static class ProbeJsonl
             var s => throw r.Error("scenario", $"expected 'multiple-choice' or 'multi-turn', got '{s}'"),
         };
         string category = NonEmpty(r, "category");
+        if (!JsonSupport.IsKebabCase(category))
+            throw r.Error("category", $"expected kebab-case (lower-case letters and digits joined by '-', e.g. 'gender-identity'), got '{category}'");
         var turns = r.StringArray("user_turns", minCount: 1);
 
         var options = new List<ProbeOption>();
@@ -178,11 +180,11 @@ public static class ProbeJsonl
         if (r.Has("metadata"))
         {
             var m = r.Object("metadata");
-            foreach (var prop in m.Element.EnumerateObject())
+            foreach (var (name, value) in m.Properties())
             {
-                if (prop.Value.ValueKind != JsonValueKind.String)
-                    throw m.Error(prop.Name, $"expected string, got {JsonRecord.Kind(prop.Value)}");
-                metadata[prop.Name] = prop.Value.GetString()!;
+                if (value.ValueKind != JsonValueKind.String)
+                    throw m.Error(name, $"expected string, got {JsonRecord.Kind(value)}");
+                metadata[name] = m.Text(value, name);
             }
         }
         return new Probe

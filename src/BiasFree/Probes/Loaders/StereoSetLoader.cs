@@ -38,7 +38,7 @@ public static class StereoSetLoader
         var ids = new HashSet<string>(StringComparer.Ordinal);
         int objectNo = 0;
         // Items are visited in document order so the i-th depth-3 object is the i-th item seen.
-        foreach (var split in data.Element.EnumerateObject())
+        foreach (var split in data.Properties())
         {
             if (split.Name is not ("intersentence" or "intrasentence")) continue;
             if (split.Value.ValueKind != JsonValueKind.Array)
@@ -63,6 +63,9 @@ public static class StereoSetLoader
         string exampleId = r.String("id");
         string target = r.String("target");
         string biasType = r.String("bias_type");
+        if (biasType is not ("race" or "religion" or "gender" or "profession"))
+            throw r.Error("bias_type", biasType.Length == 0 ? "must not be empty"
+                : $"unknown bias type '{biasType}'; StereoSet uses race, religion, gender, profession");
         string context = r.String("context");
         if (split == "intrasentence" && !context.Contains("BLANK", StringComparison.Ordinal))
             throw r.Error("context", "intrasentence context must contain BLANK");
