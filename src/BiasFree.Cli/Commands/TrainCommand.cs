@@ -15,8 +15,8 @@ internal static class TrainCommand
     public static Command Build()
     {
         var d = new TrainingOptions();
-        var method = new Option<string>("--method") { Description = "Training method: sft, dpo or task-vector.", Required = true };
-        method.AcceptOnlyFromAmong("sft", "dpo", "task-vector");
+        var method = new Option<string>("--method") { Description = "Training method: sft, dpo, task-vector or safe-rlhf (simplified; see docs/training.md).", Required = true };
+        method.AcceptOnlyFromAmong("sft", "dpo", "task-vector", "safe-rlhf");
         var baseModel = new Option<string?>("--base") { Description = $"Base model: a Hugging Face model folder, or 'demo' (default) for the embedded demo model (models/demo or ${DemoModel.PathEnvironmentVariable})." };
         var data = DataOption();
         var outDir = new Option<string>("--out", "-o") { Description = "Output folder: the merged model (for run --target), adapter/ (PEFT, for run --adapter) and training.json. Re-running the same command after a crash resumes from its checkpoint.", Required = true };
@@ -41,7 +41,7 @@ internal static class TrainCommand
         var chatTemplate = new Option<string?>("--chat-template") { Description = "Chat template of the base (default: detected, as run does)." };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: torch's choice)." };
 
-        var cmd = new Command("train", "Debias a local model by training (SFT, DPO or Task Vector on LoRA), writing a model folder and a PEFT adapter.")
+        var cmd = new Command("train", "Debias a local model by training (SFT, DPO, Task Vector or Safe-RLHF-style, on LoRA), writing a model folder and a PEFT adapter.")
         {
             method, baseModel, data, outDir, count, balance, seed, epochs, steps, lr, batch, accum, warmup, rank, alpha, dropout, targets, full, beta,
             lambda, valShare, evalEvery, checkpointEvery, maxLength, chatTemplate, threads,

@@ -39,6 +39,8 @@ public static class DebiasTrainer
         ArgumentException.ThrowIfNullOrWhiteSpace(outputDir);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Method == TrainingMethod.SafeRlhf)
+            return SafeRlhf.TrainAsync(baseFolder, data, outputDir, options, null, progress, cancellationToken);
         if (data.Count < 2) throw new ArgumentException($"training needs at least 2 examples, got {data.Count}", nameof(data));
         if (options.Method == TrainingMethod.Dpo && data.FirstOrDefault(p => p.Rejected is null) is { } sftOnly)
             throw new ArgumentException($"DPO needs preference pairs, but '{sftOnly.Id}' has no rejected response (an Alpaca file is SFT data)", nameof(data));

@@ -17,7 +17,10 @@ namespace BiasFree.Engine.Training;
 /// <param name="Chosen">Anti-stereotyped (or otherwise preferred) response.</param>
 /// <param name="Rejected">Stereotyped response; null for SFT-only data (an Alpaca file).</param>
 /// <param name="System">Optional system message rendered before the prompt.</param>
-public sealed record PreferencePair(string Id, string Category, string Prompt, string Chosen, string? Rejected, string? System = null);
+/// <param name="RejectedIsStereotyped">Whether <see cref="Rejected"/> is the stereotyped (biased) reply; false where it is only
+/// wrong (a disambiguated question whose correct answer is the stereotyped group). Safe-RLHF's cost model learns from the pairs where it is true.</param>
+public sealed record PreferencePair(string Id, string Category, string Prompt, string Chosen, string? Rejected, string? System = null,
+    bool RejectedIsStereotyped = true);
 
 /// <summary>
 /// Where training data comes from and how it is exported. Data specs:

@@ -109,7 +109,8 @@ public static class TemplatePreferenceData
                 {
                     var correct = p.Options[c];
                     var wrong = correct.Role == OptionRole.Stereotyped ? anti : stereo;
-                    result.Add(new PreferencePair(id, p.Category, p.UserTurns[0], correct.Text, wrong.Text, "You are a helpful assistant."));
+                    result.Add(new PreferencePair(id, p.Category, p.UserTurns[0], correct.Text, wrong.Text, "You are a helpful assistant.",
+                        RejectedIsStereotyped: wrong.Role == OptionRole.Stereotyped));
                     disambiguated++;
                 }
             }

@@ -11,6 +11,8 @@ public enum TrainingMethod
     Dpo,
     /// <summary>Fine-tune on (q, r_l), then θ = θ_base − λ·(θ_biased − θ_base).</summary>
     TaskVector,
+    /// <summary>Reward and cost models plus a Lagrangian policy update (<see cref="SafeRlhf"/>; simplified, see there).</summary>
+    SafeRlhf,
 }
 
 /// <summary>
@@ -122,16 +124,18 @@ public sealed record TrainingOptions
     {
         TrainingMethod.Sft => "sft",
         TrainingMethod.Dpo => "dpo",
+        TrainingMethod.SafeRlhf => "safe-rlhf",
         _ => "task-vector",
     };
 
-    /// <summary>Parses sft, dpo or task-vector.</summary>
+    /// <summary>Parses sft, dpo, task-vector or safe-rlhf.</summary>
     public static TrainingMethod ParseMethod(string name) => name.Trim().ToLowerInvariant() switch
     {
         "sft" => TrainingMethod.Sft,
         "dpo" => TrainingMethod.Dpo,
         "task-vector" or "taskvector" or "tv" => TrainingMethod.TaskVector,
-        _ => throw new ArgumentException($"unknown training method '{name}' (use sft, dpo or task-vector)"),
+        "safe-rlhf" or "saferlhf" => TrainingMethod.SafeRlhf,
+        _ => throw new ArgumentException($"unknown training method '{name}' (use sft, dpo, task-vector or safe-rlhf)"),
     };
 }
 

@@ -286,6 +286,37 @@ public class DebiasTrainerTests
     }
 
     [Fact]
+    public async Task SafeRlhfTrainsScoreModelsAndAPolicyAndRecordsTheLagrangeMultiplier()
+    {
+        using var baseDir = TinyBase.Create();
+        using var outDir = new TempDir();
+        var pairs = Data.Take(16).ToList();
+        var rl = new SafeRlhfOptions { ScoreModelSteps = 6, Iterations = 3, PromptsPerIteration = 2, SamplesPerPrompt = 2, MaxNewTokens = 4, CostLimit = -3, LambdaMax = 1000 };
+        var progress = new List<TrainingProgress>();
+        var result = await SafeRlhf.TrainAsync(baseDir.Path, pairs, outDir.Path, Options(TrainingMethod.SafeRlhf) with { BatchSize = 4 }, rl,
+            new SyncProgress(progress.Add), TestContext.Current.CancellationToken);
+        Assert.Equal(3, result.Steps);
+        Assert.Contains(progress, p => p.Phase == "reward-model");
+        Assert.Contains(progress, p => p.Phase == "cost-model");
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir.Path, "training.json")))!.AsObject();
+        Assert.Equal("safe-rlhf", record["method"]!.GetValue<string>());
+        Assert.True(record["cost_pairs"]!.GetValue<int>() > 0 && record["reward_pairs"]!.GetValue<int>() > 0);
+        var lambdas = record["iterations"]!.AsArray().Select(x => x!["lambda"]!.GetValue<double>()).ToList();
+        // With d far below every cost the constraint is violated, so λ rises each iteration: λ_{k+1} = λ_k·exp(λ_lr·(E[C] − d)).
+        Assert.Equal(1.0, lambdas[0], 12);
+        Assert.True(lambdas[1] > lambdas[0] && lambdas[2] > lambdas[1], string.Join(",", lambdas));
+        // The policy is a PEFT adapter like the other methods' and the merged folder computes the same function.
+        var tok = HfTokenizer.FromFolder(baseDir.Path);
+        using var merged = CausalLM.Load(outDir.Path);
+        using var adapted = CausalLM.Load(baseDir.Path);
+        LoraAdapter.Load(adapted, result.AdapterDir!);
+        int[] probe = [.. tok.Encode("Who was late?", false)];
+        using var a = merged.Logits(probe);
+        using var b = adapted.Logits(probe);
+        Assert.True((a - b).abs().max().item<float>() < 1e-4);
+    }
+
+    [Fact]
     public async Task DpoRefusesSftOnlyData()
     {
         using var baseDir = TinyBase.Create();
