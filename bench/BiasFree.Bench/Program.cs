@@ -10,9 +10,12 @@ using static TorchSharp.torch;
 //
 // Usage: dotnet run -c Release --project bench/BiasFree.Bench [-- --quick] [--batches 1,8,32] [--prompt 128] [--steps 32]
 //        [--dtypes float32,bfloat16] [--threads N]
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- serving ...   (in-process serving with continuous
+//        batching; see ServingBench.cs)
 
 var argList = args.ToList();
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
+if (argList.FirstOrDefault() == "serving") return await ServingBench.RunAsync(argList);
 string? Arg(string name) => argList.IndexOf(name) is int i and >= 0 && i + 1 < argList.Count ? argList[i + 1] : null;
 bool quick = argList.Contains("--quick");
 int[] batches = (Arg("--batches") ?? (quick ? "1,8" : "1,8,32")).Split(',').Select(int.Parse).ToArray();

@@ -14,11 +14,13 @@ internal static class ProgressView
     public static bool Interactive =>
         !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")) && AnsiConsole.Profile.Capabilities.Interactive;
 
-    public static async Task<T> RunAsync<T>(int total, Func<IProgress<RunProgress>, CancellationToken, Task<T>> run, CancellationToken ct)
+    /// <param name="engineStatus">Extra status appended to each progress line (an in-process engine's statistics), or null.</param>
+    public static async Task<T> RunAsync<T>(int total, Func<IProgress<RunProgress>, CancellationToken, Task<T>> run, CancellationToken ct,
+        Func<string>? engineStatus = null)
     {
         if (!Interactive)
         {
-            var plain = new PlainProgress();
+            var plain = new PlainProgress(engineStatus);
             var result = await run(plain, ct).ConfigureAwait(false);
             plain.Final();
             return result;
@@ -30,7 +32,7 @@ internal static class ProgressView
             .StartAsync(async ctx =>
             {
                 var task = ctx.AddTask("starting", maxValue: Math.Max(1, total));
-                var bar = new BarProgress(task);
+                var bar = new BarProgress(task, engineStatus);
                 return await run(bar, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
     }
@@ -47,7 +49,7 @@ internal static class ProgressView
             $"{p.Done}/{p.Total} ({(p.Total == 0 ? 100 : 100.0 * p.Done / p.Total):0.0}%) · {rate:0.0}/s · ETA {eta} · BFS {bfs} · errors {p.Errors}{resumed}");
     }
 
-    private sealed class BarProgress(ProgressTask task) : IProgress<RunProgress>
+    private sealed class BarProgress(ProgressTask task, Func<string>? engineStatus) : IProgress<RunProgress>
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -56,11 +58,12 @@ internal static class ProgressView
             task.Value = value.Done;
             var rate = (value.Done - value.Skipped) / Math.Max(0.001, _clock.Elapsed.TotalSeconds);
             var bfs = value.RunningBfs is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "–";
-            task.Description = Markup.Escape(FormattableString.Invariant($"{value.Done}/{value.Total} {rate:0.0}/s BFS {bfs} err {value.Errors}"));
+            var engine = engineStatus is null ? "" : " · " + engineStatus();
+            task.Description = Markup.Escape(FormattableString.Invariant($"{value.Done}/{value.Total} {rate:0.0}/s BFS {bfs} err {value.Errors}{engine}"));
         }
     }
 
-    private sealed class PlainProgress : IProgress<RunProgress>
+    private sealed class PlainProgress(Func<string>? engineStatus) : IProgress<RunProgress>
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private TimeSpan _last = TimeSpan.FromDays(-1);
@@ -73,15 +76,17 @@ internal static class ProgressView
             if (now - _last >= TimeSpan.FromSeconds(2) || value.Done == value.Total)
             {
                 _last = now;
-                Console.Out.WriteLine("progress " + Describe(value, now.TotalSeconds));
+                Console.Out.WriteLine("progress " + Describe(value, now.TotalSeconds) + Engine());
             }
         }
+
+        private string Engine() => engineStatus is null ? "" : " · " + engineStatus();
 
         public void Final()
         {
             if (_latest is { } p && p.Done != p.Total)
             {
-                Console.Out.WriteLine("progress " + Describe(p, _clock.Elapsed.TotalSeconds));
+                Console.Out.WriteLine("progress " + Describe(p, _clock.Elapsed.TotalSeconds) + Engine());
             }
         }
     }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Generation;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Judges;
 using BiasFree.Mitigations;
@@ -26,7 +27,7 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, string? Adapter = null);
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Adapter = null);
 
     public static Command Build()
     {
@@ -41,6 +42,7 @@ internal static class RunCommand
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
+        var kvCacheMb = new Option<int?>("--kv-cache-mb") { Description = $"KV-cache memory bound of an in-process model in MB (default {ContinuousBatchOptions.DefaultKvCacheBytes >> 20}); requests that do not fit wait." };
         var retries = new Option<int?>("--retries") { Description = "Retries of a failed request (default 3)." };
         var temperature = new Option<float?>("--temperature") { Description = $"Sampling temperature. Default: none sent to a server (its default applies); 0 for a model folder; {DemoModel.DefaultTemperature.ToString(CultureInfo.InvariantCulture)} (sampled, seeded by --seed) for the demo model." };
         var seed = new Option<int>("--seed") { Description = "Seed for probe sampling and generation.", DefaultValueFactory = _ => 0 };
@@ -66,7 +68,7 @@ internal static class RunCommand
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, adapter,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, adapter,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
         Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, adapter];
@@ -77,7 +79,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(adapter)), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(adapter)), ct)));
         return cmd;
     }
 
@@ -133,7 +135,11 @@ internal static class RunCommand
             IChatClient target;
             if (IsLocalFolder(spec.TargetEndpoint))
             {
-                target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings());
+                if (o.KvCacheMb is < 1)
+                {
+                    throw new UserErrorException("--kv-cache-mb must be at least 1.");
+                }
+                target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings(), o.KvCacheMb);
                 spec = spec with { TargetKey = LocalTargetKey(spec) };
             }
             else
@@ -182,7 +188,10 @@ internal static class RunCommand
         RunOutcome outcome;
         try
         {
-            outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct).ConfigureAwait(false);
+            // In-process targets add the engine's batch occupancy, tokens/s, queue wait and cache use to the progress line.
+            var engine = target.GetService<EngineChatClient>();
+            outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct,
+                engine is null ? null : () => engine.Statistics.Describe()).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -439,7 +448,7 @@ internal static class RunCommand
         return Convert.ToHexString(sha.GetHashAndReset())[..16];
     }
 
-    private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings)
+    private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings, int? kvCacheMb)
     {
         if (settings.DemoModel ? !DemoModel.Exists(folder) : !LocalModel.IsModelFolder(folder))
         {
@@ -454,6 +463,7 @@ internal static class RunCommand
             Device = settings.Device,
             ChatTemplate = settings.ChatTemplate,
             Adapter = settings.Adapter,
+            KvCacheBytes = (kvCacheMb ?? ContinuousBatchOptions.DefaultKvCacheBytes >> 20) * (1L << 20),
         };
         if (settings.DemoModel)
         {

@@ -33,32 +33,34 @@ public sealed record EngineChatClientOptions
     public IReadOnlyList<int> ExtraEosIds { get; init; } = [];
     /// <summary>Logits processors applied to every request (reward/value guidance).</summary>
     public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
-    /// <summary>Most concurrent requests decoded together in one batch.</summary>
-    public int MaxBatchSize { get; init; } = 16;
+    /// <summary>Most requests in the running batch (decoding and prefilling together).</summary>
+    public int MaxBatchSize { get; init; } = 32;
+    /// <summary>Bound on the KV cache's memory in bytes (default 1 GiB); requests that do not fit next to the running ones wait.</summary>
+    public long KvCacheBytes { get; init; } = ContinuousBatchOptions.DefaultKvCacheBytes;
+    /// <summary>Prompt tokens prefilled per scheduling step, spread over the newcomers (see <see cref="ContinuousBatchOptions.PrefillChunkTokens"/>).</summary>
+    public int PrefillChunkTokens { get; init; } = 512;
+    /// <summary>Seeds the client's stream of seeds for sampled requests that carry none; null = a random stream.</summary>
+    public long? Seed { get; init; }
 }
 
 /// <summary>
 /// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through one queue and a
-/// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). Requests that arrive while
-/// the model is busy and share decoding settings (greedy or unseeded sampling, same limits and stops) are run together
-/// as one left-padded batch; seeded sampling always runs alone so a seed gives the same text as a lone request.
+/// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). The worker drives a
+/// <see cref="ContinuousBatcher"/>: a request joins the running batch at the next decoding step that has room for it,
+/// with its own settings, and leaves it as soon as it is done. A seeded sampling request draws from its own generator,
+/// so it gives the same text alone or beside any others; an unseeded one takes the next seed of the client's stream.
 /// Honours Temperature, TopP, TopK, Seed, MaxOutputTokens, StopSequences and Instructions; reports token usage.
 /// </summary>
 public sealed class EngineChatClient : IChatClient
 {
-    private sealed record Pending(IReadOnlyList<int> Prompt, GenerationOptions Options, string BatchKey,
-        Action<int>? OnToken, CancellationToken Cancellation)
-    {
-        public TaskCompletionSource<SequenceResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
-
     private readonly CausalLM _model;
     private readonly ITextTokenizer _tokenizer;
     private readonly IChatFormatter _formatter;
     private readonly EngineChatClientOptions _options;
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<BatchedSequence> _queue = Channel.CreateUnbounded<BatchedSequence>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ContinuousBatcher _batcher;
+    private readonly Random _seeds;
     private readonly Task _worker;
-    private int _batches, _requests, _largestBatch;
 
     public EngineChatClient(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, EngineChatClientOptions? options = null)
     {
@@ -66,20 +68,31 @@ public sealed class EngineChatClient : IChatClient
         _tokenizer = tokenizer;
         _formatter = formatter;
         _options = options ?? new EngineChatClientOptions();
+        _batcher = new ContinuousBatcher(model, new ContinuousBatchOptions
+        {
+            MaxBatchSize = _options.MaxBatchSize,
+            KvCacheBytes = _options.KvCacheBytes,
+            PrefillChunkTokens = _options.PrefillChunkTokens,
+        });
+        _seeds = _options.Seed is { } seed ? new Random(unchecked((int)(seed ^ (seed >> 32)))) : new Random();
         _worker = Task.Factory.StartNew(WorkerLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
     public CausalLM Model => _model;
 
-    /// <summary>Requests served, model batches run, and the largest batch so far.</summary>
-    public (int Requests, int Batches, int LargestBatch) Statistics => (_requests, _batches, _largestBatch);
+    /// <summary>
+    /// Counters of the engine: requests served, batch occupancy, tokens/s, queue wait and KV-cache use
+    /// (<c>Requests</c>, <c>Batches</c> and <c>LargestBatch</c> keep their earlier meaning and deconstruction).
+    /// </summary>
+    public BatchStatistics Statistics => _batcher.Statistics;
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
     {
         var (prompt, gen) = Prepare(messages, options);
-        var pending = Enqueue(prompt, gen, null, cancellationToken);
-        var result = await pending.Result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var pending = Enqueue(prompt, gen, cancellationToken);
+        var result = await pending.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
         string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, text))
         {
@@ -96,12 +109,13 @@ public sealed class EngineChatClient : IChatClient
     {
         var tokensChannel = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var (prompt, gen) = Prepare(messages, options);
+        gen = gen with { OnToken = (_, t) => tokensChannel.Writer.TryWrite(t) };
         string responseId = Guid.NewGuid().ToString("N");
         string modelId = options?.ModelId ?? _options.ModelId;
         // Cancelled when the caller's token fires or when the consumer stops enumerating early.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pending = Enqueue(prompt, gen, t => tokensChannel.Writer.TryWrite(t), stop.Token);
-        _ = pending.Result.Task.ContinueWith(_ => tokensChannel.Writer.TryComplete(), TaskScheduler.Default);
+        var pending = Enqueue(prompt, gen, stop.Token);
+        _ = pending.Completion.ContinueWith(_ => tokensChannel.Writer.TryComplete(), TaskScheduler.Default);
         try
         {
             // Decode the whole output each time and emit only text that can no longer change: hold back an incomplete
@@ -120,7 +134,7 @@ public sealed class EngineChatClient : IChatClient
                 }
             }
             cancellationToken.ThrowIfCancellationRequested();
-            var result = await pending.Result.Task.ConfigureAwait(false);
+            var result = await pending.Completion.ConfigureAwait(false);
             string final = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
             var last = new ChatResponseUpdate(ChatRole.Assistant, emitted < final.Length ? final[emitted..] : "")
             {
@@ -137,69 +151,35 @@ public sealed class EngineChatClient : IChatClient
         }
     }
 
-    private Pending Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, Action<int>? onToken, CancellationToken ct)
+    private BatchedSequence Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, CancellationToken ct)
     {
-        string key = gen.DoSample && gen.Seed is not null
-            ? Guid.NewGuid().ToString() // seeded sampling: never shares a batch
-            : string.Join("|", gen.MaxNewTokens, gen.DoSample, gen.Temperature, gen.TopK, gen.TopP, string.Join("\u0001", gen.StopStrings));
-        var pending = new Pending(prompt, gen, key, onToken, ct);
-        if (!_queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(EngineChatClient));
-        return pending;
+        var sequence = new BatchedSequence(prompt, gen, ct);
+        if (!_queue.Writer.TryWrite(sequence)) throw new ObjectDisposedException(nameof(EngineChatClient));
+        return sequence;
     }
 
     private async Task WorkerLoop()
     {
-        var carried = new List<Pending>();
-        while (carried.Count > 0 || await _queue.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (true)
         {
-            // Take everything waiting, run the first request's compatible group now, keep the rest for the next round.
-            while (_queue.Reader.TryRead(out var p)) carried.Add(p);
-            carried.RemoveAll(p =>
+            // Newcomers join at the next step; when nothing runs, sleep until a request arrives (or the client closes).
+            while (_queue.Reader.TryRead(out var s))
             {
-                if (!p.Cancellation.IsCancellationRequested) return false;
-                p.Result.TrySetCanceled(p.Cancellation);
-                return true;
-            });
-            if (carried.Count == 0) continue;
-            var batch = carried.Where(p => p.BatchKey == carried[0].BatchKey).Take(_options.MaxBatchSize).ToList();
-            foreach (var p in batch) carried.Remove(p);
-            RunBatch(batch);
-        }
-    }
-
-    private void RunBatch(List<Pending> batch)
-    {
-        // The batch stops early only when every request in it was cancelled.
-        using var allCancelled = new CancellationTokenSource();
-        int cancelled = 0;
-        var registrations = batch.Select(p => p.Cancellation.Register(() =>
-        {
-            if (Interlocked.Increment(ref cancelled) == batch.Count) allCancelled.Cancel();
-        })).ToList();
-        try
-        {
-            var options = batch[0].Options with
-            {
-                OnToken = (row, token) => batch[row].OnToken?.Invoke(token),
-                EosTokenIds = batch.SelectMany(p => p.Options.EosTokenIds).Distinct().ToList(),
-            };
-            var results = _model.Generate(batch.Select(p => p.Prompt).ToList(), options, allCancelled.Token);
-            Interlocked.Increment(ref _batches);
-            Interlocked.Add(ref _requests, batch.Count);
-            if (batch.Count > _largestBatch) _largestBatch = batch.Count;
-            for (int i = 0; i < batch.Count; i++)
-            {
-                if (batch[i].Cancellation.IsCancellationRequested) batch[i].Result.TrySetCanceled(batch[i].Cancellation);
-                else batch[i].Result.TrySetResult(results[i]);
+                try
+                {
+                    _batcher.Add(s);
+                }
+                catch (ArgumentException e)
+                {
+                    s.Fail(e);
+                }
             }
-        }
-        catch (Exception e)
-        {
-            foreach (var p in batch) p.Result.TrySetException(e);
-        }
-        finally
-        {
-            foreach (var r in registrations) r.Dispose();
+            if (_batcher.HasWork)
+            {
+                _batcher.Step();
+                continue;
+            }
+            if (!await _queue.Reader.WaitToReadAsync().ConfigureAwait(false)) return;
         }
     }
 
@@ -236,7 +216,8 @@ public sealed class EngineChatClient : IChatClient
             Temperature = temperature > 0 ? temperature : 1.0,
             TopK = o?.TopK,
             TopP = o?.TopP,
-            Seed = o?.Seed,
+            // Unseeded sampling takes the next seed of the client's stream (its own generator either way).
+            Seed = o?.Seed ?? (temperature > 0 ? NextSeed() : null),
             EosTokenIds = eos,
             StopStrings = o?.StopSequences?.Where(s => s.Length > 0).ToList() ?? [],
             Decode = ids => _tokenizer.Decode(ids),
@@ -244,6 +225,11 @@ public sealed class EngineChatClient : IChatClient
             LogitsProcessors = _options.LogitsProcessors,
         };
         return (prompt, gen);
+    }
+
+    private long NextSeed()
+    {
+        lock (_seeds) return _seeds.NextInt64();
     }
 
     private static UsageDetails Usage(int input, int output) =>
@@ -269,6 +255,6 @@ public sealed class EngineChatClient : IChatClient
     public void Dispose()
     {
         _queue.Writer.TryComplete();
-        _worker.Wait(TimeSpan.FromSeconds(30));
+        if (_worker.Wait(TimeSpan.FromSeconds(30))) _batcher.Dispose();
     }
 }

@@ -28,6 +28,9 @@ public sealed record LocalModelOptions
 
     /// <summary>A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on top of the base weights, unmerged.</summary>
     public string? Adapter { get; init; }
+
+    /// <summary>Bound on the KV cache's memory in bytes (see <see cref="EngineChatClientOptions.KvCacheBytes"/>).</summary>
+    public long KvCacheBytes { get; init; } = Generation.ContinuousBatchOptions.DefaultKvCacheBytes;
 }
 
 /// <summary>
@@ -80,6 +83,7 @@ public static class LocalModel
             DefaultMaxOutputTokens = options.DefaultMaxOutputTokens,
             AddSpecialTokens = false, // the rendered template already carries BOS where the family wants it
             ExtraEosIds = extraEos,
+            KvCacheBytes = options.KvCacheBytes,
         });
     }
 }

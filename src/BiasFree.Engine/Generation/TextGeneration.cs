@@ -68,6 +68,8 @@ public static class TextGeneration
     /// <summary>
     /// Generates continuations for a batch of prompts. Prompts are left-padded to equal length; the attention mask hides
     /// the padding and positions count real tokens only, so each row decodes as if it were alone. Uses a KV cache.
+    /// When sampling, row b draws from its own generator seeded with Seed + b: row 0 gives the same tokens as its prompt
+    /// alone. (Requests that each carry their own settings and seed go through <see cref="ContinuousBatcher"/>.)
     /// </summary>
     public static IReadOnlyList<SequenceResult> Generate(this CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts,
         GenerationOptions options, CancellationToken cancellationToken = default)
@@ -86,7 +88,10 @@ public static class TextGeneration
         var eos = options.EosTokenIds.ToHashSet();
 
         using var _ = no_grad();
-        using var gen = new torch.Generator(options.Seed is { } s ? (ulong)s : (ulong)Random.Shared.NextInt64());
+        // One generator per row (row b: Seed + b), so a row's draws do not depend on how many rows run beside it.
+        bool sampling = options.DoSample && options.Temperature > 0;
+        long baseSeed = options.Seed ?? Random.Shared.NextInt64();
+        var gens = sampling ? Enumerable.Range(0, batch).Select(b => new torch.Generator(unchecked((ulong)(baseSeed + b)))).ToList() : [];
         using var cache = model.NewCache(promptLen + options.MaxNewTokens + 1);
         Tensor mask = model.IdsTensor(maskRows).DetachFromDisposeScope();
         Tensor logits;
@@ -113,7 +118,9 @@ public static class TextGeneration
                     var ctx = new LogitsContext { Prompts = prompts, Generated = generated, Finished = finish.Select(f => f is not null).ToList(), Step = step };
                     var processed = logits;
                     foreach (var p in options.LogitsProcessors) processed = p.Process(processed, ctx);
-                    next = SelectTokens(processed, options, gen).cpu().data<long>().ToArray();
+                    next = sampling
+                        ? Enumerable.Range(0, batch).Select(b => SelectTokens(processed.narrow(0, b, 1), options, gens[b]).item<long>()).ToArray()
+                        : processed.argmax(-1).cpu().data<long>().ToArray();
                 }
                 for (int b = 0; b < batch; b++)
                 {
@@ -153,6 +160,7 @@ public static class TextGeneration
         }
         finally
         {
+            foreach (var g in gens) g.Dispose();
             logits.Dispose();
             mask.Dispose();
         }
@@ -184,7 +192,7 @@ public static class TextGeneration
         return multinomial(l.softmax(-1), 1, generator: gen).squeeze(-1).MoveToOuterDisposeScope();
     }
 
-    private static int? EndsWithStopSequence(List<int> ids, IReadOnlyList<IReadOnlyList<int>> stops)
+    internal static int? EndsWithStopSequence(List<int> ids, IReadOnlyList<IReadOnlyList<int>> stops)
     {
         foreach (var s in stops)
         {
@@ -196,7 +204,7 @@ public static class TextGeneration
         return null;
     }
 
-    private static string? FirstStop(string text, IReadOnlyList<string> stops)
+    internal static string? FirstStop(string text, IReadOnlyList<string> stops)
     {
         string? best = null;
         int bestAt = int.MaxValue;

@@ -51,6 +51,17 @@ public sealed class ForwardContext
     public required LayerInputs Layers { get; init; }
     public bool LastTokenLogitsOnly { get; init; }
 
+    /// <summary>Packed-token index of each row's last token, whose logits are wanted (continuous batching).</summary>
+    internal Tensor? OutputPositions;
+
+    /// <summary>Keeps the positions whose logits are wanted: all, the last, or one per row.</summary>
+    public Tensor SelectOutputPositions(Tensor h)
+    {
+        // Packed continuous batch: h is [1, N, hidden]; row b's last token becomes [b, 0, :].
+        if (OutputPositions is { } p) return h.index_select(1, p).transpose(0, 1);
+        return LastTokenLogitsOnly ? h.narrow(1, h.shape[1] - 1, 1) : h;
+    }
+
     public void AfterEmbedding(Tensor h) => Captured?.Add(h.detach().clone().DetachFromDisposeScope());
 
     /// <summary>Applies the steering callbacks to layer <paramref name="layer"/>'s output and records it when capturing.</summary>
@@ -278,6 +289,92 @@ public abstract class CausalLM : nn.Module
         }
         args.Cache?.Advance(length);
         return new ModelOutput(logits.MoveToOuterDisposeScope(), (IReadOnlyList<Tensor>?)ctx.Captured ?? []);
+    }
+
+    /// <summary>
+    /// One pass of a continuous batch: rows <paramref name="firstSlot"/>.. of <paramref name="cache"/> advance by their
+    /// <paramref name="newTokens"/> (one token for a decoding sequence, a prompt chunk for a prefilling one). Row b already
+    /// holds <paramref name="past"/>[b] positions. Returns float32 logits [n, V] at each row's last new token.
+    /// </summary>
+    /// <remarks>
+    /// Row b's token i sits at position past[b] + i and may attend keys 0..past[b] + i of its own slot (within the
+    /// sliding window, if any): exactly what it would see alone, so batching changes results only by floating-point
+    /// rounding. The tokens travel packed as one row [1, N], so projections and MLPs run as single matrix products
+    /// over every sequence's tokens; attention regroups them per sequence, right-padded to the longest. Padding entries
+    /// are written to positions after the row's last real one, clamped to the slot's last position. The caller keeps
+    /// that position spare (see <see cref="Generation.BatchedSequence.CacheTokens"/>), and padding entries are rewritten
+    /// before any real query can see them.
+    /// </remarks>
+    public Tensor ForwardSlots(IReadOnlyList<IReadOnlyList<int>> newTokens, SlotKVCache cache, int firstSlot, IReadOnlyList<int> past,
+        Func<int, Tensor, Tensor>? onLayer = null)
+    {
+        using var scope = NewDisposeScope();
+        int n = newTokens.Count;
+        if (n == 0 || past.Count != n) throw new ArgumentException("past needs one entry per row, and there must be at least one row");
+        if (firstSlot < 0 || firstSlot + n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(firstSlot), $"rows {firstSlot}..{firstSlot + n - 1} are outside the {cache.Slots} slots");
+        int total = 0, longest = 0, used = 0;
+        for (int b = 0; b < n; b++)
+        {
+            int len = newTokens[b].Count;
+            if (len < 1) throw new ArgumentException($"row {b} has no new tokens");
+            if (past[b] + len > cache.Width) throw new ArgumentException($"row {b}: {past[b] + len} positions do not fit the cache width {cache.Width}");
+            total += len;
+            longest = Math.Max(longest, len);
+            used = Math.Max(used, past[b] + len);
+        }
+        var ids = new long[total];
+        var packedPositions = new long[total];
+        var paddedToPacked = new long[total];
+        var packedToPadded = new long[n * longest];
+        var paddedPositions = new long[n * longest];
+        var last = new long[n];
+        for (int b = 0, offset = 0; b < n; b++)
+        {
+            int len = newTokens[b].Count;
+            for (int i = 0; i < longest; i++)
+            {
+                packedToPadded[b * longest + i] = offset + Math.Min(i, len - 1);
+                paddedPositions[b * longest + i] = past[b] + i;
+                if (i >= len) continue;
+                ids[offset + i] = newTokens[b][i];
+                packedPositions[offset + i] = past[b] + i;
+                paddedToPacked[offset + i] = b * longest + i;
+            }
+            offset += len;
+            last[b] = offset - 1;
+        }
+        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType);
+        var queryPos = tensor(paddedPositions, [n, 1, longest, 1], ScalarType.Int64, Device);
+        var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
+        var allowed = keyPos.le(queryPos);
+        int? window = Enumerable.Range(0, Config.NumHiddenLayers).Select(Config.SlidingWindowForLayer).FirstOrDefault(w => w is not null);
+        var inputs = new LayerInputs
+        {
+            Cos = cos,
+            Sin = sin,
+            Slots = new SlotBatch
+            {
+                Cache = cache,
+                FirstSlot = firstSlot,
+                Rows = n,
+                PaddedLength = longest,
+                PackedToPadded = tensor(packedToPadded, ScalarType.Int64, Device),
+                PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
+                WriteIndex = queryPos.clamp_max(cache.Width - 1),
+                UsedWidth = used,
+            },
+            FullMask = allowed,
+            WindowMask = window is { } w ? allowed.logical_and((queryPos - keyPos).lt(w)) : null,
+        };
+        var ctx = new ForwardContext
+        {
+            Layers = inputs,
+            OutputPositions = tensor(last, ScalarType.Int64, Device),
+            CallCallback = onLayer,
+            ModelCallback = OnLayer,
+        };
+        var logits = ForwardCore(tensor(ids, [1, total], ScalarType.Int64, Device), ctx); // [n, 1, V]
+        return logits.squeeze(1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Float32 logits [T, V] for one unpadded sequence (no cache).</summary>

@@ -295,6 +295,8 @@ public sealed class LayerInputs
     public required Tensor Cos { get; init; }
     public required Tensor Sin { get; init; }
     public KVCache? Cache { get; init; }
+    /// <summary>Slot cache rows of a continuous batch (instead of <see cref="Cache"/>).</summary>
+    public SlotBatch? Slots { get; init; }
     /// <summary>Boolean attention mask [B, 1, T, S] (true = may attend) for full-attention layers, or null to use SDPA's causal fast path.</summary>
     public Tensor? FullMask { get; init; }
     public Tensor? WindowMask { get; init; }

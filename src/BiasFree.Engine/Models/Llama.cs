@@ -57,13 +57,22 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         var v = v_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, inputs.Cos, inputs.Sin);
         k = RotaryEmbedding.Apply(k, inputs.Cos, inputs.Sin);
-        if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
+        var slots = inputs.Slots;
+        if (slots is not null)
+        {
+            // Continuous batch: the pass's tokens arrive packed as one row [1, N]; attention regroups them per sequence.
+            q = slots.Unpack(q);
+            k = slots.Unpack(k);
+            v = slots.Unpack(v);
+            (k, v) = slots.Append(_layer, k, v);
+        }
+        else if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
         // Windowed layers (Mistral, Qwen2 with use_sliding_window) use the sliding-window mask; the others the plain
         // causal/padding mask.
         var y = _windowed
             ? AttentionOps.Attend(q, k, v, inputs.WindowMask, inputs.WindowIsCausal)
             : AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
-        y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);
+        y = slots is not null ? slots.Pack(y) : y.transpose(1, 2).reshape(b, t, _heads * _headDim);
         return o_proj.call(y).MoveToOuterDisposeScope();
     }
 
@@ -164,7 +173,7 @@ public sealed class LlamaForCausalLM : CausalLM
         ctx.AfterEmbedding(h);
         for (int i = 0; i < model.layers.Count; i++)
             h = ctx.AfterLayer(i, model.layers[i].forward(h, ctx.Layers));
-        if (ctx.LastTokenLogitsOnly) h = h.narrow(1, h.shape[1] - 1, 1);
+        h = ctx.SelectOutputPositions(h);
         h = model.norm.call(h);
         var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
         return logits.MoveToOuterDisposeScope();

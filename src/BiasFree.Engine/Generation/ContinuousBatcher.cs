@@ -1,0 +1,482 @@
+using System.Diagnostics;
+using BiasFree.Engine.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Generation;
+
+/// <summary>Limits of a <see cref="ContinuousBatcher"/>.</summary>
+public sealed record ContinuousBatchOptions
+{
+    /// <summary>Default KV-cache budget: 1 GiB.</summary>
+    public const long DefaultKvCacheBytes = 1L << 30;
+
+    /// <summary>Most sequences in the running batch (prefilling and decoding together).</summary>
+    public int MaxBatchSize { get; init; } = 32;
+
+    /// <summary>
+    /// Bound on the KV cache's memory, transient copies during a resize included. A sequence reserves room for its prompt
+    /// plus its max new tokens when it is admitted; one that does not fit next to the running ones waits.
+    /// </summary>
+    public long KvCacheBytes { get; init; } = DefaultKvCacheBytes;
+
+    /// <summary>
+    /// Prompt tokens prefilled per iteration, spread over the sequences still prefilling (each gets at least 16). Long
+    /// prompts are fed in chunks between decoding steps, so newcomers never stall the running decoders for long.
+    /// </summary>
+    public int PrefillChunkTokens { get; init; } = 512;
+}
+
+/// <summary>One request in a <see cref="ContinuousBatcher"/>: its prompt, its own settings, and the task that completes with its result.</summary>
+public sealed class BatchedSequence
+{
+    private readonly TaskCompletionSource<SequenceResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public BatchedSequence(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token");
+        if (options.StopStrings.Count > 0 && options.Decode is null) throw new ArgumentException("StopStrings need a Decode callback");
+        Prompt = prompt;
+        Options = options;
+        CancellationToken = cancellationToken;
+    }
+
+    public IReadOnlyList<int> Prompt { get; }
+    public GenerationOptions Options { get; }
+    public CancellationToken CancellationToken { get; }
+
+    /// <summary>Completes with the result (FinishReason.Cancelled when the token fired), or faults when the model failed.</summary>
+    public Task<SequenceResult> Completion => _completion.Task;
+
+    /// <summary>
+    /// KV-cache positions this sequence reserves: its prompt plus its max new tokens. The last generated token is never
+    /// fed back, so the final position stays spare: padding writes of a pass land there (they are clamped to the slot's
+    /// last position) and can never collide with a real entry of the same pass.
+    /// </summary>
+    public int CacheTokens => Prompt.Count + Math.Max(0, Options.MaxNewTokens);
+
+    // ---- scheduler state (touched only by the batcher's thread)
+    internal readonly List<int> Generated = [];
+    internal torch.Generator? Random;
+    internal int Slot = -1;
+    internal int Past;          // positions already in the cache
+    internal int NextToken;     // sampled, not yet fed
+    internal FinishReason? Finish;
+    internal string? MatchedStop;
+    internal long EnqueuedTicks, AdmittedTicks;
+    internal bool Prefilling => Past < Prompt.Count;
+
+    internal void Complete()
+    {
+        Random?.Dispose();
+        Random = null;
+        _completion.TrySetResult(new SequenceResult(Generated, Finish ?? FinishReason.Length, Prompt.Count, MatchedStop));
+    }
+
+    internal void Fail(Exception e)
+    {
+        Random?.Dispose();
+        Random = null;
+        _completion.TrySetException(e);
+    }
+}
+
+/// <summary>
+/// Iteration-level scheduling ("continuous batching", Orca, Yu et al., OSDI 2022): a running batch of sequences, each
+/// with its own settings (temperature, top-k/p, max tokens, stops, logits processors, seed), that admits newcomers at
+/// every step and releases finished rows at once. Each <see cref="Step"/> admits the waiting sequences that fit, then
+/// runs one forward pass that decodes one token for every decoding sequence and feeds one chunk of every newcomer's
+/// prompt (chunked prefill: a long prompt never stalls the decoders for more than one pass).
+/// </summary>
+/// <remarks>
+/// <para><b>Determinism.</b> Every sequence samples from its own generator, seeded by its <see cref="GenerationOptions.Seed"/>,
+/// and its logits processors and sampler see its row alone ([1, V]). A seeded sequence therefore draws the same random
+/// numbers from the same distribution whatever runs beside it and in whichever row; its tokens can differ from a lone run
+/// only if floating-point rounding of the batched forward pass moves a draw across a token boundary or breaks an argmax tie.
+/// A lone sequence consumes its generator exactly as <see cref="TextGeneration.Generate"/> does.</para>
+/// <para><b>Layout.</b> Slots [0, decoding) hold decoding rows, the next slots the rows still prefilling; removing or
+/// promoting a row moves one other row's cache entries, so both groups stay contiguous and each pass works on a view.</para>
+/// <para>Not thread-safe: one thread calls <see cref="Add"/> and <see cref="Step"/> (<see cref="Statistics"/> may be read from any thread).</para>
+/// </remarks>
+public sealed class ContinuousBatcher : IDisposable
+{
+    private readonly CausalLM _model;
+    private readonly ContinuousBatchOptions _options;
+    private readonly SlotKVCache _cache;
+    private readonly Queue<BatchedSequence> _waiting = new();
+    private readonly List<BatchedSequence> _decoding = [], _prefilling = [];
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly object _statsLock = new();
+    private BatchStatistics _stats;
+    private long _busySince = -1;
+
+    public ContinuousBatcher(CausalLM model, ContinuousBatchOptions? options = null)
+    {
+        _model = model;
+        _options = options ?? new ContinuousBatchOptions();
+        if (_options.MaxBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxBatchSize must be at least 1");
+        if (_options.PrefillChunkTokens < 1) throw new ArgumentOutOfRangeException(nameof(options), "PrefillChunkTokens must be at least 1");
+        _cache = SlotKVCache.For(model);
+        if (_options.KvCacheBytes < _cache.BytesPerToken)
+            throw new ArgumentOutOfRangeException(nameof(options), $"a KV-cache budget of {_options.KvCacheBytes} bytes holds no token ({_cache.BytesPerToken} bytes each)");
+        _stats = new BatchStatistics { MaxBatchSize = _options.MaxBatchSize, CacheBudgetBytes = _options.KvCacheBytes, CacheBytesPerToken = _cache.BytesPerToken };
+    }
+
+    public CausalLM Model => _model;
+    public ContinuousBatchOptions Options => _options;
+    public bool HasWork => _waiting.Count > 0 || _decoding.Count > 0 || _prefilling.Count > 0;
+    public int Waiting => _waiting.Count;
+    public int Running => _decoding.Count + _prefilling.Count;
+
+    /// <summary>The largest number of tokens one sequence may reserve with this budget (it runs alone then).</summary>
+    public long MaxTokensPerSequence => _options.KvCacheBytes / _cache.BytesPerToken;
+
+    public BatchStatistics Statistics
+    {
+        get
+        {
+            lock (_statsLock)
+            {
+                double busy = _stats.BusySeconds + (_busySince >= 0 ? Seconds(_clock.ElapsedTicks - _busySince) : 0);
+                return _stats with { BusySeconds = busy, Running = Running, Waiting = Waiting };
+            }
+        }
+    }
+
+    /// <summary>Queues a sequence; it joins the running batch at the next step that has room for it.</summary>
+    /// <exception cref="ArgumentException">The sequence alone needs more KV cache than the whole budget.</exception>
+    public BatchedSequence Add(BatchedSequence sequence)
+    {
+        if (_cache.BytesFor(1, sequence.CacheTokens) > _options.KvCacheBytes)
+            throw new ArgumentException($"a request of {sequence.Prompt.Count} prompt tokens and {sequence.Options.MaxNewTokens} new tokens needs " +
+                                        $"{sequence.CacheTokens} cached positions, more than the KV-cache budget holds ({MaxTokensPerSequence}); raise the budget or lower max tokens");
+        sequence.EnqueuedTicks = _clock.ElapsedTicks;
+        _waiting.Enqueue(sequence);
+        lock (_statsLock)
+            if (_busySince < 0) _busySince = _clock.ElapsedTicks;
+        return sequence;
+    }
+
+    public BatchedSequence Add(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default) =>
+        Add(new BatchedSequence(prompt, options, cancellationToken));
+
+    /// <summary>Steps until every queued sequence has finished.</summary>
+    public void RunToCompletion()
+    {
+        while (HasWork) Step();
+    }
+
+    /// <summary>One iteration: drop cancelled sequences, admit newcomers, then one pass that decodes and prefills (see <see cref="Iterate"/>).</summary>
+    public void Step()
+    {
+        using var _ = no_grad();
+        try
+        {
+            DropCancelled();
+            Admit();
+            if (Running > 0) Iterate();
+        }
+        catch (Exception e)
+        {
+            FailAll(e);
+        }
+        if (!HasWork) GoIdle();
+    }
+
+    /// <summary>Fails every queued and running sequence (the model threw) and frees the cache.</summary>
+    public void FailAll(Exception e)
+    {
+        foreach (var s in _decoding.Concat(_prefilling).Concat(_waiting)) s.Fail(e);
+        _decoding.Clear();
+        _prefilling.Clear();
+        _waiting.Clear();
+        lock (_statsLock) _stats = _stats with { ReservedTokens = 0 };
+        GoIdle();
+    }
+
+    // ---------------------------------------------------------------- admission and memory
+
+    private void DropCancelled()
+    {
+        if (_waiting.Any(s => s.CancellationToken.IsCancellationRequested))
+        {
+            var keep = _waiting.Where(s => !s.CancellationToken.IsCancellationRequested).ToList();
+            foreach (var s in _waiting.Where(s => s.CancellationToken.IsCancellationRequested)) Finish(s, FinishReason.Cancelled, admitted: false);
+            _waiting.Clear();
+            foreach (var s in keep) _waiting.Enqueue(s);
+        }
+        foreach (var s in _decoding.Concat(_prefilling).Where(s => s.CancellationToken.IsCancellationRequested).ToList())
+        {
+            s.Finish = FinishReason.Cancelled;
+            Release(s);
+        }
+    }
+
+    /// <summary>
+    /// First come, first served: the head of the queue joins when the batch has a free row and the cache can hold every
+    /// running sequence's reservation next to its own within the budget; otherwise it (and everyone behind it) waits.
+    /// </summary>
+    private void Admit()
+    {
+        while (_waiting.Count > 0 && Running < _options.MaxBatchSize)
+        {
+            var next = _waiting.Peek();
+            if (next.Options.MaxNewTokens <= 0)
+            {
+                _waiting.Dequeue();
+                Finish(next, FinishReason.Length, admitted: false);
+                continue;
+            }
+            if (!MakeRoomFor(next)) break;
+            _waiting.Dequeue();
+            next.AdmittedTicks = _clock.ElapsedTicks;
+            next.Slot = _decoding.Count + _prefilling.Count;
+            next.Random = next.Options.DoSample && next.Options.Temperature > 0
+                ? new torch.Generator(next.Options.Seed is { } s ? (ulong)s : (ulong)System.Random.Shared.NextInt64())
+                : null;
+            _prefilling.Add(next);
+            lock (_statsLock)
+            {
+                double wait = Seconds(next.AdmittedTicks - next.EnqueuedTicks);
+                _stats = _stats with
+                {
+                    Admitted = _stats.Admitted + 1,
+                    TotalQueueWaitSeconds = _stats.TotalQueueWaitSeconds + wait,
+                    MaxQueueWaitSeconds = Math.Max(_stats.MaxQueueWaitSeconds, wait),
+                    LargestBatch = Math.Max(_stats.LargestBatch, Running),
+                    ReservedTokens = _stats.ReservedTokens + next.CacheTokens,
+                };
+            }
+        }
+    }
+
+    /// <summary>Grows (or reshapes) the cache so the running rows plus <paramref name="next"/> fit; false when the budget forbids it.</summary>
+    private bool MakeRoomFor(BatchedSequence next)
+    {
+        int rows = Running + 1;
+        int width = Math.Max(next.CacheTokens, _decoding.Concat(_prefilling).Select(s => s.CacheTokens).DefaultIfEmpty(0).Max());
+        if (rows <= _cache.Slots && width <= _cache.Width) return true;
+        long budget = _options.KvCacheBytes;
+        bool Fits(int r, int w) => PeakDuringResize(_cache.BytesFor(r, w)) <= budget;
+        if (!Fits(rows, width)) return false;
+        // Grow geometrically (fewer resizes) as far as the budget allows: rows up to double, then width rounded up to 16.
+        // Rows come first: spare width would be wasted, since the width only shrinks again once the batch drains.
+        int targetRows = Math.Min(_options.MaxBatchSize, Math.Max(rows, 2 * _cache.Slots));
+        while (targetRows > rows && !Fits(targetRows, width)) targetRows--;
+        int targetWidth = (width + 15) / 16 * 16;
+        if (!Fits(targetRows, targetWidth)) targetWidth = width;
+        if (Running == 0) _cache.Resize(0, 0, 0);
+        _cache.Resize(targetRows, targetWidth, Running);
+        RecordCache();
+        return true;
+    }
+
+    /// <summary>
+    /// The most the cache holds while resizing to <paramref name="newBytes"/>: it swaps one layer at a time, so at some
+    /// moment it holds the new cache plus one old layer, or the old cache plus one new layer. An idle cache is freed first.
+    /// </summary>
+    private long PeakDuringResize(long newBytes)
+    {
+        if (Running == 0 || _cache.AllocatedBytes == 0) return newBytes;
+        long old = _cache.AllocatedBytes;
+        return Math.Max(newBytes + old / _cache.Layers, old + newBytes / _cache.Layers);
+    }
+
+    private void GoIdle()
+    {
+        // The batch drained: give the cache's memory back and stop the busy clock.
+        _cache.Resize(0, 0, 0);
+        lock (_statsLock)
+        {
+            if (_busySince >= 0)
+            {
+                _stats = _stats with { BusySeconds = _stats.BusySeconds + Seconds(_clock.ElapsedTicks - _busySince), BusyPeriods = _stats.BusyPeriods + 1 };
+                _busySince = -1;
+            }
+        }
+        RecordCache();
+    }
+
+    private void RecordCache()
+    {
+        lock (_statsLock)
+            _stats = _stats with { CacheBytes = _cache.AllocatedBytes, PeakCacheBytes = Math.Max(_stats.PeakCacheBytes, _cache.PeakAllocatedBytes) };
+    }
+
+    // ---------------------------------------------------------------- model passes
+
+    /// <summary>
+    /// One forward pass over every running sequence: a decoding row feeds its last sampled token, a prefilling row the
+    /// next chunk of its prompt (the iteration's <see cref="ContinuousBatchOptions.PrefillChunkTokens"/> shared among
+    /// the prefilling rows, at least 16 each). Rows whose prompt is complete sample their first token and start decoding.
+    /// </summary>
+    private void Iterate()
+    {
+        var decoding = _decoding.ToList();
+        var prefilling = _prefilling.ToList();
+        int chunk = prefilling.Count == 0 ? 0 : Math.Max(Math.Min(16, _options.PrefillChunkTokens), _options.PrefillChunkTokens / prefilling.Count);
+        var rows = decoding.Concat(prefilling).ToList();
+        var newTokens = new List<IReadOnlyList<int>>(rows.Count);
+        foreach (var s in decoding) newTokens.Add([s.NextToken]);
+        foreach (var s in prefilling) newTokens.Add(s.Prompt.Skip(s.Past).Take(Math.Min(chunk, s.Prompt.Count - s.Past)).ToList());
+        using var scope = NewDisposeScope();
+        var logits = _model.ForwardSlots(newTokens, _cache, 0, rows.Select(s => s.Past).ToList(), SharedOnLayer(rows, newTokens));
+        var done = new List<BatchedSequence>();
+        for (int b = 0; b < rows.Count; b++)
+        {
+            var s = rows[b];
+            s.Past += newTokens[b].Count;
+            if (s.Prefilling) continue;
+            // A decoding row's next token, or a prompt that is now complete: its last token's logits give the first new token.
+            Accept(s, SelectToken(s, logits, b));
+            if (b >= decoding.Count) done.Add(s);
+        }
+        lock (_statsLock)
+            _stats = _stats with
+            {
+                DecodeSteps = _stats.DecodeSteps + (decoding.Count > 0 ? 1 : 0),
+                DecodeRowSteps = _stats.DecodeRowSteps + decoding.Count,
+                PrefillPasses = _stats.PrefillPasses + (prefilling.Count > 0 ? 1 : 0),
+                PromptTokens = _stats.PromptTokens + newTokens.Skip(decoding.Count).Sum(t => t.Count),
+            };
+        foreach (var s in decoding.Where(s => s.Finish is not null)) Release(s);
+        foreach (var s in done)
+        {
+            if (s.Finish is not null) Release(s);
+            else Promote(s);
+        }
+    }
+
+    /// <summary>
+    /// The per-request residual callback when every row shares it. Rows with different callbacks get theirs applied to
+    /// their own tokens only (the pass's hidden states are packed: [1, N, hidden], row after row).
+    /// </summary>
+    private static Func<int, Tensor, Tensor>? SharedOnLayer(List<BatchedSequence> rows, List<IReadOnlyList<int>> newTokens)
+    {
+        var first = rows[0].Options.OnLayer;
+        if (rows.All(s => s.Options.OnLayer == first)) return first;
+        var offsets = new int[rows.Count + 1];
+        for (int b = 0; b < rows.Count; b++) offsets[b + 1] = offsets[b] + newTokens[b].Count;
+        var groups = rows.Select((s, b) => (s.Options.OnLayer, b)).Where(g => g.OnLayer is not null).GroupBy(g => g.OnLayer!)
+            .Select(g => (Callback: g.Key, Tokens: g.SelectMany(x => Enumerable.Range(offsets[x.b], offsets[x.b + 1] - offsets[x.b])).Select(i => (long)i).ToArray()))
+            .ToList();
+        return (layer, h) =>
+        {
+            var result = h;
+            foreach (var (callback, idx) in groups)
+            {
+                using var index = tensor(idx, ScalarType.Int64, h.device);
+                result = result.index_copy(1, index, callback(layer, h.index_select(1, index)));
+            }
+            return result;
+        };
+    }
+
+    /// <summary>Applies the row's logits processors and sampler to its logits alone ([1, V]).</summary>
+    private static int SelectToken(BatchedSequence s, Tensor logits, int row)
+    {
+        using var scope = NewDisposeScope();
+        var l = logits.narrow(0, row, 1);
+        if (s.Options.LogitsProcessors.Count > 0)
+        {
+            var ctx = new LogitsContext { Prompts = [s.Prompt], Generated = [s.Generated], Finished = [false], Step = s.Generated.Count };
+            foreach (var p in s.Options.LogitsProcessors) l = p.Process(l, ctx);
+        }
+        return (int)(s.Random is null ? l.argmax(-1) : TextGeneration.SelectTokens(l, s.Options, s.Random)).item<long>();
+    }
+
+    /// <summary>Records a new token and decides whether the sequence ends (the same rules as <see cref="TextGeneration.Generate"/>).</summary>
+    private void Accept(BatchedSequence s, int token)
+    {
+        var o = s.Options;
+        lock (_statsLock) _stats = _stats with { GeneratedTokens = _stats.GeneratedTokens + 1 };
+        if (o.EosTokenIds.Contains(token))
+        {
+            s.Finish = FinishReason.EndOfSequence;
+            return;
+        }
+        s.Generated.Add(token);
+        s.NextToken = token;
+        o.OnToken?.Invoke(0, token);
+        if (TextGeneration.EndsWithStopSequence(s.Generated, o.StopTokenSequences) is { } seqLen)
+        {
+            s.Generated.RemoveRange(s.Generated.Count - seqLen, seqLen);
+            s.Finish = FinishReason.StopSequence;
+        }
+        else if (o.StopStrings.Count > 0 && TextGeneration.FirstStop(o.Decode!(s.Generated), o.StopStrings) is { } stop)
+        {
+            s.MatchedStop = stop;
+            s.Finish = FinishReason.StopSequence;
+        }
+        else if (s.Generated.Count >= o.MaxNewTokens) s.Finish = FinishReason.Length;
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    /// <summary>A prefilled row becomes a decoding row: it swaps slots with the first prefilling row.</summary>
+    private void Promote(BatchedSequence s)
+    {
+        int target = _decoding.Count;
+        var other = _prefilling.First(p => p.Slot == target);
+        _cache.SwapRows(s.Slot, target);
+        (other.Slot, s.Slot) = (s.Slot, target);
+        _prefilling.Remove(s);
+        _decoding.Add(s);
+        SortBySlot();
+    }
+
+    /// <summary>Frees a finished row at once: the last row of its group moves into its slot, and the group boundary shifts.</summary>
+    private void Release(BatchedSequence s)
+    {
+        if (_decoding.Remove(s))
+        {
+            int lastDecoding = _decoding.Count; // old index of the last decoding slot
+            MoveInto(_decoding.FirstOrDefault(d => d.Slot == lastDecoding), s.Slot);
+            // The hole is now at lastDecoding, the first slot after the decoding rows: fill it with the last prefilling row.
+            int lastSlot = _decoding.Count + _prefilling.Count;
+            if (_prefilling.Count > 0 && lastDecoding != lastSlot) MoveInto(_prefilling.First(p => p.Slot == lastSlot), lastDecoding);
+        }
+        else if (_prefilling.Remove(s))
+        {
+            int lastSlot = _decoding.Count + _prefilling.Count;
+            MoveInto(_prefilling.FirstOrDefault(p => p.Slot == lastSlot), s.Slot);
+        }
+        SortBySlot();
+        Finish(s, s.Finish ?? FinishReason.Length, admitted: true);
+    }
+
+    private void MoveInto(BatchedSequence? row, int slot)
+    {
+        if (row is null || row.Slot == slot) return;
+        _cache.CopyRow(row.Slot, slot);
+        row.Slot = slot;
+    }
+
+    private void SortBySlot()
+    {
+        _decoding.Sort((a, b) => a.Slot.CompareTo(b.Slot));
+        _prefilling.Sort((a, b) => a.Slot.CompareTo(b.Slot));
+    }
+
+    private void Finish(BatchedSequence s, FinishReason reason, bool admitted)
+    {
+        s.Finish = reason;
+        s.Slot = -1;
+        lock (_statsLock)
+            _stats = _stats with
+            {
+                Completed = _stats.Completed + 1,
+                Cancelled = _stats.Cancelled + (reason == FinishReason.Cancelled ? 1 : 0),
+                ReservedTokens = _stats.ReservedTokens - (admitted ? s.CacheTokens : 0),
+            };
+        s.Complete();
+    }
+
+    private static double Seconds(long ticks) => (double)ticks / Stopwatch.Frequency;
+
+    public void Dispose()
+    {
+        FailAll(new ObjectDisposedException(nameof(ContinuousBatcher)));
+        _cache.Dispose();
+    }
+}

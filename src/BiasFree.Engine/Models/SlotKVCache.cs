@@ -1,0 +1,195 @@
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Models;
+
+/// <summary>
+/// Key/value cache for continuous batching: one slot (row) per running sequence, preallocated per layer as
+/// [slots, kv_heads, width, head_dim]. Each sequence's positions start at 0 in its own slot, so rows of different lengths
+/// share the tensor without padding in front; attention masks hide everything past a row's own length.
+/// </summary>
+/// <remarks>
+/// <para><b>Memory.</b> The cache owns exactly <see cref="AllocatedBytes"/> = layers × 2 × slots × width × kv_heads ×
+/// head_dim × element size. It changes only through <see cref="Resize"/>, which copies one layer at a time, so while it
+/// runs the cache holds the old layers not yet replaced plus the new ones already made, at most one layer more than
+/// the larger of the two shapes.
+/// <see cref="PeakAllocatedBytes"/> records the largest total ever held, transient copies included.</para>
+/// <para><b>Stale data.</b> A slot keeps whatever its previous sequence wrote. That is safe: a query at position p only
+/// attends keys 0..p of its own slot, and the pass that reaches position p writes key p before attending, so stale or
+/// padding entries are always overwritten before anyone can see them. Slots start zeroed so that no NaN can ever sit
+/// under a masked score (NaN + -inf is NaN, which would poison softmax).</para>
+/// </remarks>
+public sealed class SlotKVCache : IDisposable
+{
+    private readonly Tensor?[] _k, _v;
+    private readonly int _kvHeads, _headDim;
+    private readonly ScalarType _dtype;
+    private readonly Device _device;
+
+    public SlotKVCache(int layers, int kvHeads, int headDim, ScalarType dtype, Device device)
+    {
+        _k = new Tensor?[layers];
+        _v = new Tensor?[layers];
+        _kvHeads = kvHeads;
+        _headDim = headDim;
+        _dtype = dtype;
+        _device = device;
+        BytesPerToken = (long)layers * 2 * kvHeads * headDim * ElementSize(dtype);
+    }
+
+    /// <summary>A cache shaped for <paramref name="model"/> (its layers, KV heads, head size, dtype and device).</summary>
+    public static SlotKVCache For(CausalLM model) =>
+        new(model.Config.NumHiddenLayers, model.Config.NumKeyValueHeads, model.Config.HeadDim, model.DType, model.Device);
+
+    public int Layers => _k.Length;
+    /// <summary>Rows allocated.</summary>
+    public int Slots { get; private set; }
+    /// <summary>Positions allocated per row.</summary>
+    public int Width { get; private set; }
+    /// <summary>Bytes that one cached position of one sequence takes over all layers (keys and values).</summary>
+    public long BytesPerToken { get; }
+    public long AllocatedBytes { get; private set; }
+    public long PeakAllocatedBytes { get; private set; }
+
+    /// <summary>Bytes a cache of <paramref name="slots"/> × <paramref name="width"/> holds.</summary>
+    public long BytesFor(int slots, int width) => BytesPerToken * slots * width;
+
+    /// <summary>
+    /// Changes the shape to <paramref name="slots"/> × <paramref name="width"/>, keeping the first
+    /// <paramref name="keepRows"/> rows and their first min(old, new) width positions. Zero sizes free everything.
+    /// </summary>
+    public void Resize(int slots, int width, int keepRows)
+    {
+        if (slots < keepRows) throw new ArgumentOutOfRangeException(nameof(slots), $"cannot keep {keepRows} rows in {slots} slots");
+        if (slots == Slots && width == Width) return;
+        using var _ = no_grad();
+        bool empty = slots == 0 || width == 0;
+        int keepWidth = Math.Min(width, Width);
+        for (int layer = 0; layer < Layers; layer++)
+        {
+            // One layer at a time: allocate the new pair, copy, then free the old pair.
+            Tensor? newK = null, newV = null;
+            if (!empty)
+            {
+                newK = zeros([slots, _kvHeads, width, _headDim], _dtype, _device).DetachFromDisposeScope();
+                newV = zeros([slots, _kvHeads, width, _headDim], _dtype, _device).DetachFromDisposeScope();
+                Track(2 * LayerBytes(slots, width));
+                if (_k[layer] is { } oldK && keepRows > 0 && keepWidth > 0)
+                {
+                    newK.narrow(0, 0, keepRows).narrow(2, 0, keepWidth).copy_(oldK.narrow(0, 0, keepRows).narrow(2, 0, keepWidth));
+                    newV.narrow(0, 0, keepRows).narrow(2, 0, keepWidth).copy_(_v[layer]!.narrow(0, 0, keepRows).narrow(2, 0, keepWidth));
+                }
+            }
+            if (_k[layer] is not null)
+            {
+                _k[layer]!.Dispose();
+                _v[layer]!.Dispose();
+                Track(-2 * LayerBytes(Slots, Width));
+            }
+            _k[layer] = newK;
+            _v[layer] = newV;
+        }
+        (Slots, Width) = empty ? (0, 0) : (slots, width);
+    }
+
+    /// <summary>Copies slot <paramref name="from"/> over slot <paramref name="to"/> (used to keep running rows contiguous).</summary>
+    public void CopyRow(int from, int to)
+    {
+        if (from == to) return;
+        using var _ = no_grad();
+        for (int layer = 0; layer < Layers; layer++)
+        {
+            _k[layer]!.narrow(0, to, 1).copy_(_k[layer]!.narrow(0, from, 1));
+            _v[layer]!.narrow(0, to, 1).copy_(_v[layer]!.narrow(0, from, 1));
+        }
+    }
+
+    /// <summary>Exchanges two slots.</summary>
+    public void SwapRows(int a, int b)
+    {
+        if (a == b) return;
+        using var _ = no_grad();
+        for (int layer = 0; layer < Layers; layer++)
+        {
+            foreach (var t in new[] { _k[layer]!, _v[layer]! })
+            {
+                using var tmp = t.narrow(0, a, 1).clone();
+                t.narrow(0, a, 1).copy_(t.narrow(0, b, 1));
+                t.narrow(0, b, 1).copy_(tmp);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes this pass's keys/values [n, kv_heads, T, D] of slots first..first+n-1 at the positions in
+    /// <paramref name="writeIndex"/> ([n, 1, T, 1]) and returns views of those slots' first <paramref name="usedWidth"/> positions.
+    /// </summary>
+    internal (Tensor K, Tensor V) Write(int layer, int first, Tensor k, Tensor v, Tensor writeIndex, int usedWidth)
+    {
+        var keys = _k[layer] ?? throw new InvalidOperationException("the slot cache has no room allocated");
+        var values = _v[layer]!;
+        int n = (int)k.shape[0];
+        using (no_grad())
+        {
+            var index = writeIndex.expand(k.shape);
+            keys.narrow(0, first, n).scatter_(2, index, k);
+            values.narrow(0, first, n).scatter_(2, index, v);
+        }
+        return (keys.narrow(0, first, n).narrow(2, 0, usedWidth), values.narrow(0, first, n).narrow(2, 0, usedWidth));
+    }
+
+    private long LayerBytes(int slots, int width) => (long)slots * width * _kvHeads * _headDim * ElementSize(_dtype);
+
+    private void Track(long delta)
+    {
+        AllocatedBytes += delta;
+        PeakAllocatedBytes = Math.Max(PeakAllocatedBytes, AllocatedBytes);
+    }
+
+    private static int ElementSize(ScalarType t) => t switch
+    {
+        ScalarType.Float64 => 8,
+        ScalarType.Float32 => 4,
+        ScalarType.BFloat16 or ScalarType.Float16 => 2,
+        _ => throw new NotSupportedException($"dtype {t}"),
+    };
+
+    public void Dispose() => Resize(0, 0, 0);
+}
+
+/// <summary>
+/// The slots one forward pass runs on, and how its tokens are laid out. The pass's new tokens are packed into one
+/// row [1, N] (sequence after sequence, no padding), so every projection and MLP is one matrix product over all of them;
+/// only attention needs them per sequence, as [n, heads, T, D] with each sequence right-padded to the longest T.
+/// </summary>
+public sealed class SlotBatch
+{
+    public required SlotKVCache Cache { get; init; }
+    public required int FirstSlot { get; init; }
+    /// <summary>Sequences in the pass (n) and the longest one's new tokens (T).</summary>
+    public required int Rows { get; init; }
+    public required int PaddedLength { get; init; }
+    /// <summary>[n·T]: for each padded place, the packed token to take (padding repeats the row's last token).</summary>
+    public required Tensor PackedToPadded { get; init; }
+    /// <summary>[N]: for each packed token, its padded place b·T + i.</summary>
+    public required Tensor PaddedToPacked { get; init; }
+    /// <summary>[n, 1, T, 1] positions to write this pass's entries at.</summary>
+    public required Tensor WriteIndex { get; init; }
+    /// <summary>Positions every attention call reads (the longest row after this pass).</summary>
+    public required int UsedWidth { get; init; }
+
+    /// <summary>[1, H, N, D] packed → [n, H, T, D] per sequence.</summary>
+    internal Tensor Unpack(Tensor packed)
+    {
+        long heads = packed.shape[1], d = packed.shape[3];
+        return packed.squeeze(0).index_select(1, PackedToPadded).view(heads, Rows, PaddedLength, d).transpose(0, 1);
+    }
+
+    /// <summary>Attention output [n, H, T, D] → [1, N, H·D] packed (padding dropped).</summary>
+    internal Tensor Pack(Tensor padded)
+    {
+        long heads = padded.shape[1], d = padded.shape[3];
+        return padded.transpose(1, 2).reshape(Rows * PaddedLength, heads * d).index_select(0, PaddedToPacked).unsqueeze(0);
+    }
+
+    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v) => Cache.Write(layer, FirstSlot, k, v, WriteIndex, UsedWidth);
+}
