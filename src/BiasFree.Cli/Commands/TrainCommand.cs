@@ -127,11 +127,12 @@ internal static class TrainCommand
         var lambda = new Option<double>("--lambda") { Description = "Task Vector lambda.", DefaultValueFactory = _ => d.TaskVectorLambda };
         var evalCount = new Option<int>("--eval-count") { Description = "Held-out ambiguous probes per model (and as many disambiguated).", DefaultValueFactory = _ => 300 };
         var evalSeed = new Option<int>("--eval-seed") { Description = "Sampling seed of the evaluation.", DefaultValueFactory = _ => 1 };
+        var continuationData = new Option<string?>("--continuation-data") { Description = "Held-out StereoSet-style items to measure the stereotyped-continuation rate on (any --data spec; chosen = anti-stereotyped, rejected = stereotyped). Default: none." };
         var markdown = new Option<string?>("--markdown") { Description = $"Markdown file whose block between {MarkdownStart} and {MarkdownEnd} is replaced by the table." };
         var threads = new Option<int?>("--threads") { Description = "Torch threads." };
         var cmd = new Command("train-compare", "Train several methods from one base and compare them with the base on held-out probes (ambiguous BFS, disambiguated accuracy, over-refusal, 95% CIs).")
         {
-            baseModel, methods, data, count, balance, seed, work, epochs, steps, lr, rank, lambda, evalCount, evalSeed, markdown, threads,
+            baseModel, methods, data, count, balance, seed, work, epochs, steps, lr, rank, lambda, evalCount, evalSeed, continuationData, markdown, threads,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(async () =>
         {
@@ -148,7 +149,9 @@ internal static class TrainCommand
             {
                 Count = pr.GetValue(evalCount),
                 SamplingSeed = pr.GetValue(evalSeed),
-                Continuations = DemoContinuations(),
+                Continuations = pr.GetValue(continuationData) is { } cd
+                    ? [.. PreferenceData.Load(cd).Where(p => p.Rejected is not null).Select(p => (p.Prompt, p.Rejected!, p.Chosen))]
+                    : DemoContinuations(),
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var last = TimeSpan.FromDays(-1);
