@@ -302,7 +302,10 @@ internal static class TrainCommand
 
     internal static string Describe(TrainingProgress p)
     {
-        if (p.Phase != "train") return FormattableString.Invariant($"{p.Phase} · {p.Elapsed:hh\\:mm\\:ss}");
+        if (p.Phase != "train")
+            return p.TotalSteps > 0 && p.Step > 0
+                ? FormattableString.Invariant($"{p.Phase} step {p.Step}/{p.TotalSteps} · {p.Elapsed:hh\\:mm\\:ss}")
+                : FormattableString.Invariant($"{p.Phase} · {p.Elapsed:hh\\:mm\\:ss}");
         var eta = p.Eta is { } e ? e.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "?";
         var val = p.ValidationLoss is { } v ? FormattableString.Invariant($" · val {v:0.0000}") : "";
         var detail = p.Detail is { } x ? " · " + x : "";

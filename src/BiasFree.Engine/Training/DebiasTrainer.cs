@@ -492,7 +492,11 @@ public static class DebiasTrainer
             ["train_seconds"] = Math.Round(state.TrainSeconds, 1),
             ["torch_threads"] = torch.get_num_threads(),
         };
-        File.WriteAllText(Path.Combine(outDir, RecordFile), rec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(outDir, RecordFile), rec.ToJsonString(new JsonSerializerOptions
+        {
+            WriteIndented = true,
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keep "·" readable; the file is not HTML
+        }));
     }
 
     private static void DisposeAll(Dictionary<string, Tensor>? tensors)
