@@ -127,7 +127,7 @@ internal static class TrainCommand
         var lambda = new Option<double>("--lambda") { Description = "Task Vector lambda.", DefaultValueFactory = _ => d.TaskVectorLambda };
         var evalCount = new Option<int>("--eval-count") { Description = "Held-out ambiguous probes per model (and as many disambiguated).", DefaultValueFactory = _ => 300 };
         var evalSeed = new Option<int>("--eval-seed") { Description = "Sampling seed of the evaluation.", DefaultValueFactory = _ => 1 };
-        var continuationData = new Option<string?>("--continuation-data") { Description = "Held-out StereoSet-style items to measure the stereotyped-continuation rate on (any --data spec; chosen = anti-stereotyped, rejected = stereotyped). Default: none." };
+        var continuationData = new Option<string?>("--continuation-data") { Description = "Held-out StereoSet-style items to measure the stereotyped-continuation rate on (any --data spec; chosen = anti-stereotyped, rejected = stereotyped). Default: the demo corpus's continuation items." };
         var markdown = new Option<string?>("--markdown") { Description = $"Markdown file whose block between {MarkdownStart} and {MarkdownEnd} is replaced by the table." };
         var threads = new Option<int?>("--threads") { Description = "Torch threads." };
         var cmd = new Command("train-compare", "Train several methods from one base and compare them with the base on held-out probes (ambiguous BFS, disambiguated accuracy, over-refusal, 95% CIs).")
@@ -191,7 +191,8 @@ internal static class TrainCommand
     }
 
     /// <summary>The demo corpus's StereoSet-style items, measured as a held-out family (the generated training data uses other wording).</summary>
-    private static IReadOnlyList<(string Prompt, string Stereotype, string AntiStereotype)> DemoContinuations() => [];
+    private static IReadOnlyList<(string Prompt, string Stereotype, string AntiStereotype)> DemoContinuations() =>
+        [.. DemoCorpus.ContinuationItems.Select(c => (c.Prompt, c.Stereotype, c.AntiStereotype))];
 
     private sealed class SyncLog(Action<string> write) : IProgress<string>
     {

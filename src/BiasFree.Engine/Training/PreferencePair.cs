@@ -34,6 +34,7 @@ public sealed record PreferencePair(string Id, string Category, string Prompt, s
 public static class PreferenceData
 {
     /// <summary>Loads the pairs named by <paramref name="spec"/> (see the class summary).</summary>
+    /// <param name="spec">generated[:continuation|bbq], stereoset:PATH, llamafactory:PATH or PATH.json.</param>
     /// <param name="count">For generated data: how many pairs to draw (null: every distinct item once).</param>
     /// <param name="seed">Seed of generated data and of <c>generated:bbq</c>'s suite draws.</param>
     public static IReadOnlyList<PreferencePair> Load(string spec, int? count = null, int seed = 0)
