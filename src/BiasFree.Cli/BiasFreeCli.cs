@@ -30,6 +30,9 @@ internal static class BiasFreeCli
         root.Add(PromptsCommand.Build());
         root.Add(DemoModelCommand.Build());
         root.Add(SteerCommand.Build());
+        root.Add(TrainCommand.Build());
+        root.Add(TrainCommand.BuildData());
+        root.Add(TrainCommand.BuildCompare());
         return root;
     }
 

@@ -17,7 +17,8 @@ public sealed record GenerationSettings(float? Temperature = 0f, long? Seed = nu
 /// <param name="DType">"float32" or "bfloat16".</param>
 /// <param name="Device">"cpu" or "cuda".</param>
 /// <param name="ChatTemplate">Chat template family (llama3, chatml, qwen2, mistral), or null to detect it from the folder.</param>
-public sealed record LocalTargetSettings(bool DemoModel = false, [property: JsonPropertyName("dtype")] string DType = "float32", string Device = "cpu", string? ChatTemplate = null);
+/// <param name="Adapter">Full path of a PEFT LoRA adapter folder applied on the base weights (biasfree run --adapter), or null.</param>
+public sealed record LocalTargetSettings(bool DemoModel = false, [property: JsonPropertyName("dtype")] string DType = "float32", string Device = "cpu", string? ChatTemplate = null, string? Adapter = null);
 
 /// <summary>
 /// Everything needed to (re)start a run, stored as JSON with the run. It names the API key's environment
