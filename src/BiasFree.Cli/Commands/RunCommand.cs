@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
+using BiasFree.Engine.Decoding;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Engine.Generation;
 using BiasFree.Engine.Tokenization;
@@ -27,7 +28,8 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null);
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null,
+        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null);
 
     public static Command Build()
     {
@@ -35,7 +37,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names)}.", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names.Concat(DecodingMethods.Names))}.", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -62,6 +64,7 @@ internal static class RunCommand
         var labelRule = new Option<string>("--label-rule") { Description = "Target group of official BBQ items: bbq (stereotyped_groups in every category) or biasfreebench (its shipped labels: the older person in Age).", DefaultValueFactory = _ => "bbq" };
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
         var bootstrap = ReportSettingsOptions.Bootstrap();
+        var decoding = new DecodingRunOptions();
         var baseline = ReportSettingsOptions.Baseline();
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
@@ -69,8 +72,12 @@ internal static class RunCommand
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb,
         };
+        foreach (var option in decoding.All)
+        {
+            cmd.Options.Add(option);
+        }
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, .. decoding.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -78,7 +85,8 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb)), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb),
+            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule)), ct)));
         return cmd;
     }
 
@@ -140,6 +148,11 @@ internal static class RunCommand
                 }
                 target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings(), o.KvCacheMb);
                 spec = spec with { TargetKey = LocalTargetKey(spec) };
+                if (spec.PersonaJudge is { } pj)
+                {
+                    // Personas, γ and schedule change replies without changing the method's name: they key the cache too.
+                    spec = spec with { TargetKey = $"{spec.TargetKey}|persona-judge={DecodingMethods.CacheIdentity(DecodingRunOptions.ToOptions(pj))}" };
+                }
             }
             else
             {
@@ -183,7 +196,9 @@ internal static class RunCommand
         await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
 
         Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
-        var runner = new EvaluationRunner(store, target, judges.For);
+        var personaJudge = DecodingRunOptions.ToOptions(spec.PersonaJudge);
+        var runner = new EvaluationRunner(store, target, judges.For,
+            (client, m) => DecodingMethods.IsDecodingMethod(m) ? DecodingMethods.Apply(client, m, personaJudge) : PromptingMitigations.Apply(client, m));
         RunOutcome outcome;
         try
         {
@@ -244,9 +259,22 @@ internal static class RunCommand
         var methods = new List<string>();
         foreach (var m in o.Methods.Count == 0 ? ["none"] : o.Methods)
         {
+            if (DecodingMethods.IsDecodingMethod(m))
+            {
+                if (!IsLocalFolder(target))
+                {
+                    throw new UserErrorException($"--method {m} decodes with an in-process model's token distributions: use a model folder or the demo model, not a server URL.");
+                }
+                var decodingName = m.Trim().ToLowerInvariant();
+                if (!methods.Contains(decodingName, StringComparer.Ordinal))
+                {
+                    methods.Add(decodingName);
+                }
+                continue;
+            }
             if (!PromptingMitigations.Names.Contains(m, StringComparer.OrdinalIgnoreCase))
             {
-                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", PromptingMitigations.Names)}.");
+                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", PromptingMitigations.Names.Concat(DecodingMethods.Names))}.");
             }
             var name = PromptingMitigations.Normalize(m);
             if (!methods.Contains(name, StringComparer.Ordinal))
@@ -314,6 +342,7 @@ internal static class RunCommand
             JudgeVotes = o.JudgeVotes,
             Generation = new GenerationSettings(temperature, o.Seed, o.MaxTokens),
             Local = localSettings,
+            PersonaJudge = DecodingRunOptions.ToSpec(methods, o.DraftPersona, o.JudgePersona, o.DraftTokens, o.PersonaSchedule),
             NoCache = o.NoCache,
             Concurrency = o.Concurrency ?? 32,
             TimeoutSeconds = o.Timeout ?? 120,
@@ -439,7 +468,9 @@ internal static class RunCommand
         }
         try
         {
-            return new PerRequestSeedChatClient(LocalModel.Load(folder, options));
+            // Decoding-time methods (persona-judge) run their own decoder on the engine, below the run's recording and
+            // cache and above the per-request seed.
+            return new PerRequestSeedChatClient(new DecodingStrategyChatClient(LocalModel.Load(folder, options)));
         }
         catch (ChatTemplateException ex)
         {

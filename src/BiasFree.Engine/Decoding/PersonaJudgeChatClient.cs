@@ -55,30 +55,31 @@ public sealed record PersonaJudgeOptions
 }
 
 /// <summary>
-/// Persona-judge as an <see cref="IChatClient"/> step over the in-process engine (<see cref="EngineChatClient"/>): the
-/// reply is decoded by <see cref="PersonaJudgeDecoder"/> between the draft and the judge persona. Requests run one at a
-/// time per model (the decoder keeps two KV caches of its own; it does not go through the engine's batch). Each
-/// response carries its counts in AdditionalProperties under <c>biasfree.persona_judge.*</c>, and
-/// <see cref="Statistics"/> sums them over the client's life.
+/// Persona-judge as a <see cref="IDecodingStrategy"/>: decodes the reply with <see cref="PersonaJudgeDecoder"/> between
+/// the draft and the judge persona. Requests run one at a time per model (the decoder keeps two KV caches of its own and
+/// does not go through the engine's batch). Each response carries its counts in AdditionalProperties under
+/// <c>biasfree.persona_judge.*</c>; <see cref="Statistics"/> sums them over the strategy's life.
 /// </summary>
-public sealed class PersonaJudgeChatClient : DelegatingChatClient
+public sealed class PersonaJudgeStrategy : IDecodingStrategy
 {
     private static readonly ConditionalWeakTable<CausalLM, SemaphoreSlim> Locks = new();
-    private readonly PersonaJudgeOptions _options;
     private readonly Lock _statsLock = new();
     private PersonaJudgeStatistics _total = PersonaJudgeStatistics.Empty;
     private long _replies;
     private double _seconds;
 
-    /// <summary>Wraps <paramref name="inner"/>, whose chain must reach an <see cref="EngineChatClient"/>.</summary>
-    public PersonaJudgeChatClient(IChatClient inner, PersonaJudgeOptions? options = null) : base(inner)
+    /// <summary>A strategy with <paramref name="options"/> (validated).</summary>
+    public PersonaJudgeStrategy(PersonaJudgeOptions? options = null)
     {
-        _options = options ?? new PersonaJudgeOptions();
-        _options.Validate();
+        Options = options ?? new PersonaJudgeOptions();
+        Options.Validate();
     }
 
-    /// <summary>The options in use.</summary>
-    public PersonaJudgeOptions Options => _options;
+    /// <summary>The personas and settings in use.</summary>
+    public PersonaJudgeOptions Options { get; }
+
+    /// <inheritdoc />
+    public string Name => "persona-judge";
 
     /// <summary>Counts summed over every reply so far, with the replies and the decoding seconds.</summary>
     public (PersonaJudgeStatistics Totals, long Replies, double Seconds) Statistics
@@ -90,35 +91,36 @@ public sealed class PersonaJudgeChatClient : DelegatingChatClient
     }
 
     /// <inheritdoc />
-    public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
-        CancellationToken cancellationToken = default)
+    public async Task<ChatResponse> GenerateAsync(EngineChatClient engine, IReadOnlyList<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
     {
-        var engine = InnerClient.GetService<EngineChatClient>()
-            ?? throw new InvalidOperationException("persona-judge needs an in-process model target (--model or the demo model): it reads the model's next-token distributions.");
+        ArgumentNullException.ThrowIfNull(engine);
         var tokenizer = engine.GetService<ITextTokenizer>()!;
         var formatter = engine.GetService<IChatFormatter>()!;
         var engineOptions = engine.GetService<EngineChatClientOptions>() ?? new EngineChatClientOptions();
         var model = engine.Model;
-        var list = messages.ToList();
 
-        var settings = _options.Settings with
+        var settings = Options.Settings with
         {
-            Temperature = options?.Temperature is { } t ? t : _options.Settings.Temperature,
-            TopK = options?.TopK ?? _options.Settings.TopK,
-            TopP = options?.TopP is { } p ? p : _options.Settings.TopP,
+            Temperature = options?.Temperature is { } t ? t : Options.Settings.Temperature,
+            TopK = options?.TopK ?? Options.Settings.TopK,
+            TopP = options?.TopP is { } p ? p : Options.Settings.TopP,
         };
         IReadOnlyList<int> Encode(string persona)
         {
-            var ids = tokenizer.Encode(formatter.Render(PersonaJudgeOptions.WithPersona(list, persona, options?.Instructions), addGenerationPrompt: true), engineOptions.AddSpecialTokens);
+            var ids = tokenizer.Encode(formatter.Render(PersonaJudgeOptions.WithPersona(messages, persona, options?.Instructions), addGenerationPrompt: true), engineOptions.AddSpecialTokens);
             return ids.Count == 0 && tokenizer.BosId is int bos ? [bos] : ids;
         }
-        var draftPrompt = Encode(_options.DraftPersona);
-        var judgePrompt = Encode(_options.JudgePersona);
+        var draftPrompt = Encode(Options.DraftPersona);
+        var judgePrompt = Encode(Options.JudgePersona);
         var eos = tokenizer.EosIds.Concat(model.EosTokenIds).Concat(engineOptions.ExtraEosIds).ToHashSet();
         var stops = options?.StopSequences?.Where(s => s.Length > 0).ToList() ?? [];
         int maxTokens = options?.MaxOutputTokens ?? engineOptions.DefaultMaxOutputTokens;
         long seed = options?.Seed ?? Random.Shared.NextInt64();
-        Func<IReadOnlyList<int>, bool>? stop = stops.Count == 0 ? null : ids => TextGeneration.CutAtStop(tokenizer.Decode(ids), stops).Length < tokenizer.Decode(ids).Length;
+        Func<IReadOnlyList<int>, bool>? stop = stops.Count == 0 ? null : ids =>
+        {
+            var text = tokenizer.Decode(ids);
+            return TextGeneration.CutAtStop(text, stops).Length < text.Length;
+        };
 
         var gate = Locks.GetValue(model, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -163,12 +165,27 @@ public sealed class PersonaJudgeChatClient : DelegatingChatClient
                 ["biasfree.persona_judge.rounds"] = s.Rounds,
                 ["biasfree.persona_judge.drafted"] = s.Drafted,
                 ["biasfree.persona_judge.accepted"] = s.Accepted,
-                ["biasfree.persona_judge.acceptance_rate"] = s.AcceptanceRate.ToString("0.####", CultureInfo.InvariantCulture),
-                ["biasfree.persona_judge.tokens_per_judge_pass"] = s.TokensPerJudgePass.ToString("0.####", CultureInfo.InvariantCulture),
-                ["biasfree.persona_judge.tokens_per_forward_pass"] = s.TokensPerForwardPass.ToString("0.####", CultureInfo.InvariantCulture),
+                ["biasfree.persona_judge.judge_passes"] = s.JudgePasses,
+                ["biasfree.persona_judge.draft_passes"] = s.DraftPasses,
+                ["biasfree.persona_judge.tokens"] = s.Tokens,
             },
         };
     }
+}
+
+/// <summary>
+/// The <c>persona-judge</c> method step: hands its <see cref="PersonaJudgeStrategy"/> to the engine side of the chain
+/// (<see cref="DecodingStrategyChatClient"/>), so the request still passes the run's recording and cache on its way.
+/// Without a dispatcher in the chain it runs the strategy on the engine itself; without an in-process engine it fails.
+/// </summary>
+public sealed class PersonaJudgeChatClient(IChatClient inner, PersonaJudgeOptions? options = null) : DelegatingChatClient(inner)
+{
+    /// <summary>The strategy this step requests (its <see cref="PersonaJudgeStrategy.Statistics"/> sum every reply).</summary>
+    public PersonaJudgeStrategy Strategy { get; } = new(options);
+
+    /// <inheritdoc />
+    public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        DecodingStrategyChatClient.Request(InnerClient, Strategy, messages, Sampling(options), cancellationToken);
 
     /// <inheritdoc />
     public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
@@ -177,6 +194,16 @@ public sealed class PersonaJudgeChatClient : DelegatingChatClient
         // The reply is decided round by round; it is delivered whole.
         var response = await GetResponseAsync(messages, options, cancellationToken).ConfigureAwait(false);
         foreach (var update in response.ToChatResponseUpdates()) yield return update;
+    }
+
+    // The filters the strategy will use are written into the request, so they key the response cache.
+    private ChatOptions Sampling(ChatOptions? options)
+    {
+        var o = options?.Clone() ?? new ChatOptions();
+        o.Temperature ??= (float)Strategy.Options.Settings.Temperature;
+        o.TopK ??= Strategy.Options.Settings.TopK;
+        o.TopP ??= Strategy.Options.Settings.TopP is { } p ? (float)p : null;
+        return o;
     }
 }
 

@@ -95,6 +95,9 @@ public sealed record RunSpec
     /// <summary>Load settings of an in-process target (model folder or demo model); null for a server or for defaults.</summary>
     public LocalTargetSettings? Local { get; init; }
 
+    /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines); null when none runs.</summary>
+    public PersonaJudgeSpec? PersonaJudge { get; init; }
+
     /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
     public bool NoCache { get; init; }
 
@@ -116,3 +119,10 @@ public sealed record RunSpec
     public static RunSpec FromJson(string json) =>
         JsonSerializer.Deserialize<RunSpec>(json, Json) ?? throw new InvalidDataException("Empty run spec.");
 }
+
+/// <summary>What <c>persona-judge</c>, <c>draft-persona</c> and <c>judge-persona</c> need, stored for resume.</summary>
+/// <param name="DraftPersona">System prompt of the context that drafts first.</param>
+/// <param name="JudgePersona">System prompt of the context that judges first.</param>
+/// <param name="DraftTokens">γ: draft tokens per round.</param>
+/// <param name="Schedule">Role schedule: alternate, swap-once or fixed.</param>
+public sealed record PersonaJudgeSpec(string DraftPersona, string JudgePersona, int DraftTokens = 4, string Schedule = "alternate");

@@ -118,27 +118,46 @@ public class PersonaJudgeTests : IDisposable
         Assert.DoesNotContain(257, a.Tokens);
     }
 
-    [Fact]
-    public async Task Chat_client_decodes_under_the_personas_and_reports_its_counts()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Method_step_decodes_under_the_personas_through_the_dispatcher_or_directly(bool dispatcher)
     {
         using var engine = new EngineChatClient(_model, new ByteTokenizer(), new PlainFormatter());
+        var seen = new List<ChatOptions?>();
+        IChatClient target = dispatcher ? new DecodingStrategyChatClient(engine) : engine;
+        // What a run's recording layer would see, between the method step and the target.
+        var observed = new ObservingClient(target, seen);
         var options = new PersonaJudgeOptions
         {
             DraftPersona = "be brief",
             JudgePersona = "be fair to all",
             Settings = new PersonaJudgeSettings { Temperature = 0, Schedule = PersonaRoleSchedule.Fixed },
         };
-        var client = new PersonaJudgeChatClient(engine, options);
+        var client = new PersonaJudgeChatClient(observed, options);
         ChatMessage[] messages = [new(ChatRole.System, "You are a helpful assistant."), new(ChatRole.User, "who?")];
         var reply = await client.GetResponseAsync(messages, new ChatOptions { MaxOutputTokens = 20 }, _ct);
-        // Greedy + fixed roles = the judge persona alone, through the engine's own path.
+        // Greedy + fixed roles = the judge persona alone, through the engine's own sampler.
         var alone = await new PersonaChatClient(engine, "be fair to all").GetResponseAsync(messages, new ChatOptions { MaxOutputTokens = 20, Temperature = 0 }, _ct);
         Assert.Equal(alone.Text, reply.Text);
         Assert.NotNull(reply.AdditionalProperties);
-        Assert.True(reply.AdditionalProperties!.ContainsKey("biasfree.persona_judge.acceptance_rate"));
-        var (totals, replies, _) = client.Statistics;
+        Assert.True(reply.AdditionalProperties!.ContainsKey("biasfree.persona_judge.accepted"));
+        var (totals, replies, _) = client.Strategy.Statistics;
         Assert.Equal(1, replies);
         Assert.True(totals.JudgePasses > 0);
+        // Through a dispatcher the request passes the layers in between (recording, cache) with its sampling filters.
+        Assert.Equal(dispatcher ? 1 : 0, seen.Count);
+        if (dispatcher) Assert.Equal(20, seen[0]!.TopK);
+    }
+
+    [Fact]
+    public async Task Dispatcher_passes_requests_without_a_strategy_to_the_engine()
+    {
+        using var engine = new EngineChatClient(_model, new ByteTokenizer(), new PlainFormatter());
+        var via = await new DecodingStrategyChatClient(engine).GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions { MaxOutputTokens = 8, Temperature = 0 }, _ct);
+        var direct = await engine.GetResponseAsync([new(ChatRole.User, "hi")], new ChatOptions { MaxOutputTokens = 8, Temperature = 0 }, _ct);
+        Assert.Equal(direct.Text, via.Text);
+        Assert.Equal(2, engine.Statistics.Requests);
     }
 
     [Fact]
@@ -172,4 +191,14 @@ internal sealed class NoModelClient : IChatClient
         throw new NotSupportedException();
     public object? GetService(Type serviceType, object? serviceKey = null) => null;
     public void Dispose() { }
+}
+
+/// <summary>Records the options of each request that passes (stands in for the run's recording layer).</summary>
+internal sealed class ObservingClient(IChatClient inner, List<ChatOptions?> seen) : DelegatingChatClient(inner)
+{
+    public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        seen.Add(options);
+        return base.GetResponseAsync(messages, options, cancellationToken);
+    }
 }

@@ -1,0 +1,62 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Engine.Decoding;
+
+/// <summary>
+/// The decoding-time methods by name, as <c>biasfree run --method</c> spells them: <c>persona-judge</c> and the two
+/// baselines it is compared with, sampling from each persona alone (<c>draft-persona</c>, <c>judge-persona</c>).
+/// </summary>
+public static class DecodingMethods
+{
+    /// <summary>Speculative cross-validation between the two personas (<see cref="PersonaJudgeChatClient"/>).</summary>
+    public const string PersonaJudge = "persona-judge";
+
+    /// <summary>Sampling under the draft persona alone.</summary>
+    public const string DraftPersona = "draft-persona";
+
+    /// <summary>Sampling under the judge persona alone.</summary>
+    public const string JudgePersona = "judge-persona";
+
+    /// <summary>Every name, in help order.</summary>
+    public static IReadOnlyList<string> Names { get; } = [PersonaJudge, DraftPersona, JudgePersona];
+
+    /// <summary>One line per name for help texts.</summary>
+    public static string Describe(string name) => Normalize(name) switch
+    {
+        PersonaJudge => "Persona-judge: one persona drafts, the other accepts or replaces each token (speculative sampling), roles swapping",
+        DraftPersona => "sampling under the draft persona alone (Persona-judge's baseline)",
+        JudgePersona => "sampling under the judge persona alone (Persona-judge's baseline)",
+        _ => throw new ArgumentException($"unknown decoding method '{name}'", nameof(name)),
+    };
+
+    /// <summary>True for a decoding method's name (case-insensitive).</summary>
+    public static bool IsDecodingMethod(string name) => Names.Contains(Normalize(name));
+
+    private static string Normalize(string name) => (name ?? "").Trim().ToLowerInvariant();
+
+    /// <summary>Wraps <paramref name="inner"/> (whose chain reaches the in-process engine) in the named method.</summary>
+    public static IChatClient Apply(IChatClient inner, string name, PersonaJudgeOptions? options = null)
+    {
+        options ??= new PersonaJudgeOptions();
+        return Normalize(name) switch
+        {
+            PersonaJudge => new PersonaJudgeChatClient(inner, options),
+            DraftPersona => new PersonaChatClient(inner, options.DraftPersona, options.Settings),
+            JudgePersona => new PersonaChatClient(inner, options.JudgePersona, options.Settings),
+            _ => throw new ArgumentException($"unknown decoding method '{name}'; available: {string.Join(", ", Names)}", nameof(name)),
+        };
+    }
+
+    /// <summary>
+    /// A short hash of everything in <paramref name="options"/> that changes replies (personas, γ, schedule, default
+    /// filters), for response-cache keys: a run with other personas must not be answered from this one's cache.
+    /// </summary>
+    public static string CacheIdentity(PersonaJudgeOptions options)
+    {
+        var s = options.Settings;
+        var text = string.Join("\u0001", options.DraftPersona, options.JudgePersona, s.DraftTokens, s.Schedule, s.Temperature, s.TopK, s.TopP);
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
+    }
+}
