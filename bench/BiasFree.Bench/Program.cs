@@ -13,6 +13,8 @@ using static TorchSharp.torch;
 //        [--dtypes float32,bfloat16] [--threads N]   (--help lists them)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- serving ...   (in-process serving with continuous
 //        batching; see ServingBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- decoding-costs --runs-dir DIR --run-id ID   (tokens per
+//        answer and tokens/s per method of a stored run; see DecodingCostsBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -26,9 +28,11 @@ var threadsOption = new Option<int?>("--threads") { Description = "Torch intra-o
 var serving = new Command("serving", "In-process serving with continuous batching: --probes N, --in-flight N, --lone N, --max-tokens N, " +
     "--kv-cache-mb N, --threads N, --model FOLDER or --layers N (see ServingBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
+var decodingCosts = new Command("decoding-costs", "Per method of a stored run: target tokens per answer and tokens/s with 95 % bootstrap intervals: --runs-dir DIR --run-id ID (see DecodingCostsBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, decodingCosts,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)

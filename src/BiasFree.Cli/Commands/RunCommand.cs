@@ -204,9 +204,9 @@ internal static class RunCommand
         await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
 
         Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
-        var personaJudge = DecodingRunOptions.ToOptions(spec.PersonaJudge);
+        var personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(spec.PersonaJudge));
         var runner = new EvaluationRunner(store, target, judges.For,
-            (client, m) => DecodingMethods.IsDecodingMethod(m) ? DecodingMethods.Apply(client, m, personaJudge) : PromptingMitigations.Apply(client, m, spec.GetMethodPrompts()));
+            (client, m) => DecodingMethods.IsDecodingMethod(m) ? DecodingMethods.Apply(client, m, strategy: personaJudge) : PromptingMitigations.Apply(client, m, spec.GetMethodPrompts()));
         RunOutcome outcome;
         try
         {
@@ -226,6 +226,13 @@ internal static class RunCommand
             return ExitCodes.UserError;
         }
 
+        if (personaJudge.Statistics is { Replies: > 0 } pj)
+        {
+            // Counted by the decoder over the replies decoded in this invocation (cached replies are not decoded again).
+            var s = pj.Totals;
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"persona-judge ({spec.PersonaJudge?.Schedule ?? "alternate"}, γ {spec.PersonaJudge?.DraftTokens ?? 4}): {pj.Replies} replies decoded, {s.Accepted}/{s.Drafted} draft tokens accepted ({s.AcceptanceRate:P1}), {s.TokensPerJudgePass:0.00} tokens per judge pass, {s.TokensPerForwardPass:0.00} per forward pass, {s.Tokens} tokens in {pj.Seconds:0.0} s"));
+        }
         var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
         var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);

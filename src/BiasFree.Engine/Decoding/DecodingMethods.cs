@@ -37,12 +37,16 @@ public static class DecodingMethods
     private static string Normalize(string name) => (name ?? "").Trim().ToLowerInvariant();
 
     /// <summary>Wraps <paramref name="inner"/> (whose chain reaches the in-process engine) in the named method.</summary>
-    public static IChatClient Apply(IChatClient inner, string name, PersonaJudgeOptions? options = null)
+    /// <param name="inner">The target chain.</param>
+    /// <param name="name">A name of <see cref="Names"/>.</param>
+    /// <param name="options">Personas and settings (default: <see cref="PersonaJudgeOptions"/>'s).</param>
+    /// <param name="strategy">A Persona-judge strategy to share (its counts then sum over every client made with it); by default a new one from <paramref name="options"/>.</param>
+    public static IChatClient Apply(IChatClient inner, string name, PersonaJudgeOptions? options = null, PersonaJudgeStrategy? strategy = null)
     {
-        options ??= new PersonaJudgeOptions();
+        options = strategy?.Options ?? options ?? new PersonaJudgeOptions();
         return Normalize(name) switch
         {
-            PersonaJudge => new PersonaJudgeChatClient(inner, options),
+            PersonaJudge => new PersonaJudgeChatClient(inner, strategy ?? new PersonaJudgeStrategy(options)),
             DraftPersona => new PersonaChatClient(inner, options.DraftPersona, options.Settings),
             JudgePersona => new PersonaChatClient(inner, options.JudgePersona, options.Settings),
             _ => throw new ArgumentException($"unknown decoding method '{name}'; available: {string.Join(", ", Names)}", nameof(name)),

@@ -178,10 +178,15 @@ public sealed class PersonaJudgeStrategy : IDecodingStrategy
 /// (<see cref="DecodingStrategyChatClient"/>), so the request still passes the run's recording and cache on its way.
 /// Without a dispatcher in the chain it runs the strategy on the engine itself; without an in-process engine it fails.
 /// </summary>
-public sealed class PersonaJudgeChatClient(IChatClient inner, PersonaJudgeOptions? options = null) : DelegatingChatClient(inner)
+public sealed class PersonaJudgeChatClient(IChatClient inner, PersonaJudgeStrategy strategy) : DelegatingChatClient(inner)
 {
-    /// <summary>The strategy this step requests (its <see cref="PersonaJudgeStrategy.Statistics"/> sum every reply).</summary>
-    public PersonaJudgeStrategy Strategy { get; } = new(options);
+    /// <summary>A step with its own strategy built from <paramref name="options"/>.</summary>
+    public PersonaJudgeChatClient(IChatClient inner, PersonaJudgeOptions? options = null) : this(inner, new PersonaJudgeStrategy(options))
+    {
+    }
+
+    /// <summary>The strategy this step requests (its <see cref="PersonaJudgeStrategy.Statistics"/> sum every reply; share it to sum over several steps).</summary>
+    public PersonaJudgeStrategy Strategy { get; } = strategy ?? throw new ArgumentNullException(nameof(strategy));
 
     /// <inheritdoc />
     public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
