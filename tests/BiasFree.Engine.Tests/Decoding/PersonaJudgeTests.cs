@@ -151,6 +151,26 @@ public class PersonaJudgeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_prompting_method_combines_outside_persona_judge()
+    {
+        // self-awareness+persona-judge: the reminder is added to the user turn, then Persona-judge decodes. Greedy with
+        // fixed roles, that must equal self-awareness over sampling under the judge persona alone.
+        using var engine = new EngineChatClient(_model, new ByteTokenizer(), new PlainFormatter());
+        var seen = new List<IReadOnlyList<ChatMessage>>();
+        var options = new PersonaJudgeOptions { JudgePersona = "be fair to all", Settings = new PersonaJudgeSettings { Temperature = 0, Schedule = PersonaRoleSchedule.Fixed } };
+        var combined = BiasFree.Mitigations.PromptingMitigations.Apply(
+            new PersonaJudgeChatClient(new MessageLog(new DecodingStrategyChatClient(engine), seen), options), "self-awareness");
+        ChatMessage[] messages = [new(ChatRole.System, "You are a helpful assistant."), new(ChatRole.User, "who?")];
+        var reply = await combined.GetResponseAsync(messages, new ChatOptions { MaxOutputTokens = 16 }, _ct);
+        var expected = await BiasFree.Mitigations.PromptingMitigations.Apply(new PersonaChatClient(engine, "be fair to all"), "self-awareness")
+            .GetResponseAsync(messages, new ChatOptions { MaxOutputTokens = 16, Temperature = 0 }, _ct);
+        Assert.Equal(expected.Text, reply.Text);
+        var userTurn = Assert.Single(seen)[^1].Text;
+        Assert.StartsWith("who?", userTurn, StringComparison.Ordinal);
+        Assert.True(userTurn.Length > "who?".Length, "the self-awareness reminder did not reach persona-judge");
+    }
+
+    [Fact]
     public async Task Dispatcher_passes_requests_without_a_strategy_to_the_engine()
     {
         using var engine = new EngineChatClient(_model, new ByteTokenizer(), new PlainFormatter());
@@ -200,5 +220,16 @@ internal sealed class ObservingClient(IChatClient inner, List<ChatOptions?> seen
     {
         seen.Add(options);
         return base.GetResponseAsync(messages, options, cancellationToken);
+    }
+}
+
+/// <summary>Records the messages of each request that passes.</summary>
+internal sealed class MessageLog(IChatClient inner, List<IReadOnlyList<ChatMessage>> seen) : DelegatingChatClient(inner)
+{
+    public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var list = messages.ToList();
+        seen.Add(list);
+        return base.GetResponseAsync(list, options, cancellationToken);
     }
 }
