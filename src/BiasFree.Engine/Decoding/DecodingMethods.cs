@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
+using BiasFree.Evaluations;
+using BiasFree.Methods;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Engine.Decoding;
@@ -62,5 +64,46 @@ public static class DecodingMethods
         var s = options.Settings;
         var text = string.Join("\u0001", options.DraftPersona, options.JudgePersona, s.DraftTokens, s.Schedule, s.Temperature, s.TopK, s.TopP);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
+    }
+
+    /// <summary>
+    /// Adds the decoding methods to <paramref name="registry"/> (an extensible copy, e.g.
+    /// <c>new MethodRegistry(MethodRegistry.PromptingWith(prompts))</c>) as white-box methods, so they combine with
+    /// prompting methods by '+' (<c>self-awareness+persona-judge</c>: the prompting method outside). Every
+    /// <c>persona-judge</c> step shares <paramref name="strategy"/>, whose counts then cover the whole run.
+    /// </summary>
+    public static MethodRegistry Register(MethodRegistry registry, PersonaJudgeStrategy strategy)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(strategy);
+        foreach (var name in Names)
+        {
+            registry.Add(new MethodDefinition(name, Describe(name), b => b.Use(inner => Apply(inner, name, strategy: strategy)), MethodKind.WhiteBox));
+        }
+        return registry;
+    }
+
+    /// <summary>
+    /// The in-process <paramref name="target"/> made ready for decoding methods: its client gets a
+    /// <see cref="DecodingStrategyChatClient"/> on top (below the run's per-request seed, recording and cache), and its
+    /// cache identity gains <see cref="CacheIdentity"/> of <paramref name="options"/>, since personas, γ and schedule
+    /// change replies without changing a method's name.
+    /// </summary>
+    public static EvaluationTarget WithDecoding(EvaluationTarget target, PersonaJudgeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(options);
+        return new EvaluationTarget(target.Kind, target.Model, () => new DecodingStrategyChatClient(target.Open()), target.OwnsClient)
+        {
+            Endpoint = target.Endpoint,
+            ServerEndpoint = target.ServerEndpoint,
+            ApiKeyEnvironmentVariable = target.ApiKeyEnvironmentVariable,
+            Local = target.Local,
+            CacheIdentity = target.CacheIdentity is null ? null : $"{target.CacheIdentity}|persona-judge={CacheIdentity(options)}",
+            DefaultTemperature = target.DefaultTemperature,
+            SeedPerRequest = target.SeedPerRequest,
+            TimeoutSeconds = target.TimeoutSeconds,
+            Retries = target.Retries,
+        };
     }
 }
