@@ -15,14 +15,16 @@ public class DecodingMethodsCliTests
 
         var run = await CliProcess.RunAsync(
             ["run", "--target", folder, "--suite", "bbq", "--limit", "3", "--max-tokens", "6", "--temperature", "1",
-             "--method", "none,persona-judge,judge-persona", "--judge-persona", "Be fair.", "--draft-tokens", "2", "--persona-schedule", "swap-once",
+             "--method", "none,persona-judge,judge-persona,self-awareness+persona-judge", "--judge-persona", "Be fair.", "--draft-tokens", "2", "--persona-schedule", "swap-once",
              "--runs-dir", dir.Path, "--run-id", "pj"], dir.Path, ct, TimeSpan.FromSeconds(120));
         Assert.True(run.ExitCode == 0, run.ToString());
-        Assert.Contains("persona-judge (swap-once, γ 2): 3 replies decoded", run.StdOut, StringComparison.Ordinal);
+        // Both persona-judge methods (alone and under self-awareness) share one strategy: 2 × 3 replies.
+        Assert.Contains("persona-judge (swap-once, γ 2): 6 replies decoded", run.StdOut, StringComparison.Ordinal);
 
         var report = await EndToEndTests.JsonReport(dir.Path, "pj", ct);
         Assert.Equal(3, EndToEndTests.Row(report, "persona-judge").GetProperty("responses").GetInt32());
         Assert.Equal(3, EndToEndTests.Row(report, "judge-persona").GetProperty("responses").GetInt32());
+        Assert.Equal(3, EndToEndTests.Row(report, "self-awareness+persona-judge").GetProperty("responses").GetInt32());
         Assert.Equal(0, report.GetProperty("totals").GetProperty("targetErrors").GetInt32());
 
         await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
