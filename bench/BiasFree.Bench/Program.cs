@@ -15,6 +15,8 @@ using static TorchSharp.torch;
 //        batching; see ServingBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- white-box ...   (FairSteer/BiasFilter evidence and
 //        overhead on the demo model; see WhiteBoxBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- decoding-costs --runs-dir DIR --run-id ID   (tokens per
+//        answer and tokens/s per method of a stored run; see DecodingCostsBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -31,9 +33,11 @@ serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
 var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overhead on the demo model: --model FOLDER, --steering DIR, --probes N, " +
     "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --out FILE (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 whiteBox.SetAction(async (_, _) => await WhiteBoxBench.RunAsync(args.ToList()));
+var decodingCosts = new Command("decoding-costs", "Per method of a stored run: target tokens per answer and tokens/s with 95 % bootstrap intervals: --runs-dir DIR --run-id ID (see DecodingCostsBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
+using BiasFree.Engine.Decoding;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Engine.Evaluations;
 using BiasFree.Engine.Generation;
@@ -30,7 +31,8 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null)
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null,
+        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null)
     {
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
@@ -42,7 +44,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames)}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -83,7 +85,12 @@ internal static class RunCommand
             cmd.Add(option);
         }
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All];
+        var decoding = new DecodingRunOptions();
+        foreach (var option in decoding.All)
+        {
+            cmd.Options.Add(option);
+        }
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -91,7 +98,8 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts), pr.GetValue(adapter))
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts), pr.GetValue(adapter),
+            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule))
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
@@ -112,6 +120,7 @@ internal static class RunCommand
     private static async Task<int> ExecuteAsync(Options o, CancellationToken ct)
     {
         Evaluation evaluation;
+        PersonaJudgeStrategy personaJudge;
         RunStore? store = null;
         try
         {
@@ -131,16 +140,18 @@ internal static class RunCommand
                     ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 CheckScheduling(o);
                 // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
+                personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(stored.PersonaJudge));
                 evaluation = Evaluation.FromSpec(stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
-                }, s => LocalTargets.FromSpec(s, KvCacheBytes(o)));
+                }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
+                    methods: DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge));
             }
             else
             {
-                evaluation = NewEvaluation(o);
+                (evaluation, personaJudge) = NewEvaluation(o);
                 if (o.RunId is not null && File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
                 {
                     store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
@@ -169,7 +180,7 @@ internal static class RunCommand
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
-            return await RunAsync(o, evaluation, store, ct).ConfigureAwait(false);
+            return await RunAsync(o, evaluation, personaJudge, store, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -180,7 +191,7 @@ internal static class RunCommand
         }
     }
 
-    private static async Task<int> RunAsync(Options o, Evaluation evaluation, RunStore store, CancellationToken ct)
+    private static async Task<int> RunAsync(Options o, Evaluation evaluation, PersonaJudgeStrategy personaJudge, RunStore store, CancellationToken ct)
     {
         EvaluationSession session;
         try
@@ -218,6 +229,13 @@ internal static class RunCommand
             return ExitCodes.UserError;
         }
 
+        if (personaJudge.Statistics is { Replies: > 0 } pj)
+        {
+            // Counted by the decoder over the replies decoded in this invocation (cached replies are not decoded again).
+            var c = pj.Totals;
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"persona-judge ({spec.PersonaJudge?.Schedule ?? "alternate"}, γ {spec.PersonaJudge?.DraftTokens ?? 4}): {pj.Replies} replies decoded, {c.Accepted}/{c.Drafted} draft tokens accepted ({c.AcceptanceRate:P1}), {c.TokensPerJudgePass:0.00} tokens per judge pass, {c.TokensPerForwardPass:0.00} per forward pass, {c.Tokens} tokens in {pj.Seconds:0.0} s"));
+        }
         var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
         var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
@@ -251,7 +269,7 @@ internal static class RunCommand
     }
 
     /// <summary>The evaluation the options describe; option mistakes are reported with the option's name.</summary>
-    private static Evaluation NewEvaluation(Options o)
+    private static (Evaluation Evaluation, PersonaJudgeStrategy PersonaJudge) NewEvaluation(Options o)
     {
         var demo = o.Target is null;
         var local = demo || !EvaluationTarget.IsHttpUrl(o.Target);
@@ -276,15 +294,32 @@ internal static class RunCommand
         {
             throw new UserErrorException("no suite: pass --suite bbq, fairmt or FORMAT:PATH.");
         }
+        var prompts = o.Prompts is { } promptsPath ? MethodPrompts.Load(promptsPath) : MethodPrompts.Default;
         var methods = o.Methods.Count == 0 ? ["none"] : o.Methods;
-        // Checks names, and that a white-box part comes last (innermost) in a combination.
-        var canonical = methods.Select(WhiteBoxRunOptions.Normalize).ToList();
+        var decodingParts = methods.SelectMany(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries)).Where(DecodingMethods.IsDecodingMethod).ToList();
+        var personaJudgeSpec = DecodingRunOptions.ToSpec(decodingParts, o.DraftPersona, o.JudgePersona, o.DraftTokens, o.PersonaSchedule);
+        if (personaJudgeSpec is not null && !local)
+        {
+            throw new UserErrorException($"--method {decodingParts[0]} decodes with an in-process model's token distributions: use a model folder or the demo model, not a server URL.");
+        }
+        var personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(personaJudgeSpec));
+        // Checks names, and that a white-box part comes last (innermost) in a combination; combinations with a
+        // decoding-time method are checked by the registry below.
+        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(DecodingMethods.IsDecodingMethod)
+            ? m : WhiteBoxRunOptions.Normalize(m)).ToList();
         if (!local && canonical.Any(m => BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m.Split(WhiteBoxRunOptions.Combine)[^1])))
         {
             throw new UserErrorException("the white-box methods (fairsteer..., biasfilter) need an in-process model: --target MODEL_FOLDER or the demo model, not a server URL.");
         }
         var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment);
-        var registry = WhiteBoxRunOptions.Registry(o.Prompts is { } pf ? MethodPrompts.Load(pf) : MethodPrompts.Default, whiteBox);
+        var registry = DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge);
+        foreach (var m in methods)
+        {
+            if (!registry.IsKnown(m))
+            {
+                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", registry.Names)} (combine with '+', e.g. self-awareness+cot).");
+            }
+        }
         CheckScheduling(o);
         if (o.Limit is < 1)
         {
@@ -312,6 +347,10 @@ internal static class RunCommand
         {
             var settings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate), NormalizeAdapter(o.Adapter));
             target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model, KvCacheBytes(o)) : LocalTargets.ModelFolder(o.Target!, o.Model, settings, KvCacheBytes(o));
+            if (personaJudgeSpec is not null)
+            {
+                target = DecodingMethods.WithDecoding(target, personaJudge.Options);
+            }
         }
         else
         {
@@ -334,12 +373,13 @@ internal static class RunCommand
             }
             judges = EvaluationJudges.Llm(ServerOptions(o.Judge, o.JudgeModel, o.JudgeApiKeyEnv ?? o.ApiKeyEnv, o), o.JudgeVotes);
         }
-        return new Evaluation(o.Suites, target)
+        return (new Evaluation(o.Suites, target)
         {
             RunId = o.RunId ?? Evaluation.NewRunId(),
             SuiteOptions = new SuiteOptions(o.Seed, SuiteOptions.ParseContext(o.Context), SuiteOptions.ParseOptions(o.OptionsShown), SuiteOptions.ParseLabelRule(o.LabelRule)),
             // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
-            Prompts = o.Prompts is { } promptsFile ? MethodPrompts.Load(promptsFile) : MethodPrompts.Default,
+            Prompts = prompts,
+            PersonaJudge = personaJudgeSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
             Methods = methods,
@@ -353,7 +393,7 @@ internal static class RunCommand
                 // White-box replies depend on the fitted files and reward models, which the cache key does not see: never read them back.
                 NoCache = o.NoCache || whiteBox is not null,
             },
-        };
+        }, personaJudge);
     }
 
     private static OpenAICompatibleTargetOptions ServerOptions(string endpoint, string model, string? apiKeyEnv, Options o)

@@ -336,6 +336,8 @@ public sealed class EngineChatClient : IChatClient
         if (serviceType.IsInstanceOfType(_model)) return _model;
         if (serviceType.IsInstanceOfType(_tokenizer)) return _tokenizer;
         if (serviceType.IsInstanceOfType(_formatter)) return _formatter;
+        // Decoding strategies that run the model themselves (Decoding/) need the client's EOS ids and defaults.
+        if (serviceType == typeof(EngineChatClientOptions)) return _options;
         return null;
     }
 

@@ -91,6 +91,9 @@ public sealed class Evaluation
     /// <summary>The file <see cref="Prompts"/> came from, recorded for reports; null for our wording or code.</summary>
     public string? PromptsFile { get; init; }
 
+    /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines), stored with the run; null when none runs.</summary>
+    public PersonaJudgeSpec? PersonaJudge { get; init; }
+
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
 
@@ -194,6 +197,7 @@ public sealed class Evaluation
                 Retries = Target.Retries,
                 Local = Target.Local,
                 NoCache = Settings.NoCache,
+                PersonaJudge = PersonaJudge,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -266,6 +270,7 @@ public sealed class Evaluation
             MethodRegistry = methods ?? MethodRegistry.Prompting,
             Prompts = spec.GetMethodPrompts(),
             PromptsFile = spec.PromptsFile,
+            PersonaJudge = spec.PersonaJudge,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {

@@ -130,6 +130,9 @@ public sealed record RunSpec
     /// <summary>Artifacts of the white-box methods (FairSteer folder, BiasFilter reward models and search settings); null when none runs.</summary>
     public WhiteBoxSpec? WhiteBox { get; init; }
 
+    /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines); null when none runs.</summary>
+    public PersonaJudgeSpec? PersonaJudge { get; init; }
+
     /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
     public bool NoCache { get; init; }
 
@@ -175,3 +178,10 @@ public sealed record RunSpec
 /// <param name="SegmentTokens">l: tokens per segment.</param>
 public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash = null, string? RewardModel = null, string? RewardReference = null,
     double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12);
+
+/// <summary>What <c>persona-judge</c>, <c>draft-persona</c> and <c>judge-persona</c> need, stored for resume.</summary>
+/// <param name="DraftPersona">System prompt of the context that drafts first.</param>
+/// <param name="JudgePersona">System prompt of the context that judges first.</param>
+/// <param name="DraftTokens">γ: draft tokens per round.</param>
+/// <param name="Schedule">Role schedule: alternate, swap-once or fixed.</param>
+public sealed record PersonaJudgeSpec(string DraftPersona, string JudgePersona, int DraftTokens = 4, string Schedule = "alternate");
