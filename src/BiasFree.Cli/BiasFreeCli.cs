@@ -28,6 +28,7 @@ internal static class BiasFreeCli
         root.Add(ReportCommand.Build());
         root.Add(RunsCommand.Build());
         root.Add(DemoModelCommand.Build());
+        root.Add(JudgeCommand.Build());
         return root;
     }
 

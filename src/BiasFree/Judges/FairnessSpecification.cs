@@ -51,7 +51,10 @@ public sealed record FairnessSpecification
     public string Tag => $"{Id}@{Version}";
 
     /// <summary>The specification shipped with BiasFree (embedded resource).</summary>
-    public static FairnessSpecification Default { get; } = LoadDefault();
+    public static FairnessSpecification Default => LazyDefault.Value;
+
+    // Lazy: a static initializer here would run before JsonOptions below is set.
+    private static readonly Lazy<FairnessSpecification> LazyDefault = new(LoadDefault);
 
     /// <summary>The shipped specification's JSON text (what <c>biasfree judge spec</c> prints; a starting point for your own).</summary>
     public static string DefaultJson
