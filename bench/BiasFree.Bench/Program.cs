@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using BiasFree.Engine.Models;
 using Spectre.Console;
@@ -9,21 +10,39 @@ using static TorchSharp.torch;
 // weights once, so tokens/s <= batch * bandwidth / model bytes).
 //
 // Usage: dotnet run -c Release --project bench/BiasFree.Bench [-- --quick] [--batches 1,8,32] [--prompt 128] [--steps 32]
-//        [--dtypes float32,bfloat16] [--threads N]
+//        [--dtypes float32,bfloat16] [--threads N]   (--help lists them)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- serving ...   (in-process serving with continuous
 //        batching; see ServingBench.cs)
 
-var argList = args.ToList();
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
-if (argList.FirstOrDefault() == "serving") return await ServingBench.RunAsync(argList);
-string? Arg(string name) => argList.IndexOf(name) is int i and >= 0 && i + 1 < argList.Count ? argList[i + 1] : null;
-bool quick = argList.Contains("--quick");
-int[] batches = (Arg("--batches") ?? (quick ? "1,8" : "1,8,32")).Split(',').Select(int.Parse).ToArray();
-int promptLen = int.Parse(Arg("--prompt") ?? (quick ? "32" : "128"));
-int steps = int.Parse(Arg("--steps") ?? (quick ? "8" : "32"));
-var dtypes = (Arg("--dtypes") ?? "float32,bfloat16").Split(',')
+var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
+var batchesOption = new Option<string?>("--batches") { Description = "Comma list of batch sizes (default 1,8,32; quick 1,8)." };
+var promptOption = new Option<int?>("--prompt") { Description = "Prompt length in tokens (default 128; quick 32)." };
+var stepsOption = new Option<int?>("--steps") { Description = "Decode steps timed (default 32; quick 8)." };
+var dtypesOption = new Option<string>("--dtypes") { Description = "Comma list: float32, bfloat16.", DefaultValueFactory = _ => "float32,bfloat16" };
+var threadsOption = new Option<int?>("--threads") { Description = "Torch intra-op threads (default: torch's choice)." };
+// ServingBench reads its own options (--probes, --in-flight, --lone, --max-tokens, --kv-cache-mb, --threads, --model,
+// --layers) from the raw arguments, so the parser lets them through.
+var serving = new Command("serving", "In-process serving with continuous batching: --probes N, --in-flight N, --lone N, --max-tokens N, " +
+    "--kv-cache-mb N, --threads N, --model FOLDER or --layers N (see ServingBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
+var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
+{
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving,
+};
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0 || parsed.Action is not null)
+{
+    return await parsed.InvokeAsync(); // serving, --help, --version, or the parse errors with a usage hint
+}
+
+bool quick = parsed.GetValue(quickOption);
+int[] batches = (parsed.GetValue(batchesOption) ?? (quick ? "1,8" : "1,8,32")).Split(',').Select(int.Parse).ToArray();
+int promptLen = parsed.GetValue(promptOption) ?? (quick ? 32 : 128);
+int steps = parsed.GetValue(stepsOption) ?? (quick ? 8 : 32);
+var dtypes = parsed.GetValue(dtypesOption)!.Split(',')
     .Select(d => d == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32).ToArray();
-if (Arg("--threads") is string th) torch.set_num_threads(int.Parse(th));
+if (parsed.GetValue(threadsOption) is int th) torch.set_num_threads(th);
 
 var config = new ModelConfig
 {

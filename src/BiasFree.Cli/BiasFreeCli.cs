@@ -27,6 +27,7 @@ internal static class BiasFreeCli
         root.Add(RunCommand.Build());
         root.Add(ReportCommand.Build());
         root.Add(RunsCommand.Build());
+        root.Add(PromptsCommand.Build());
         root.Add(DemoModelCommand.Build());
         root.Add(JudgeCommand.Build());
         return root;
@@ -65,7 +66,7 @@ internal static class BiasFreeCli
             case OperationCanceledException:
                 Console.Error.WriteLine("Interrupted.");
                 return ExitCodes.Interrupted;
-            case UserErrorException or ProbeFormatException or ArgumentException or KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or InvalidDataException:
+            case UserErrorException or ProbeFormatException or Mitigations.PromptTemplateException or ArgumentException or KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or InvalidDataException:
                 Console.Error.WriteLine($"error: {ex.Message}");
                 return ExitCodes.UserError;
             default:

@@ -27,7 +27,7 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null);
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null);
 
     public static Command Build()
     {
@@ -63,14 +63,15 @@ internal static class RunCommand
         labelRule.AcceptOnlyFromAmong("bbq", "biasfreebench");
         var bootstrap = ReportSettingsOptions.Bootstrap();
         var baseline = ReportSettingsOptions.Baseline();
+        var prompts = new Option<string?>("--prompts") { Description = "JSON file of the prompting methods' templates (system prompts, instructions, reflection and rewrite prompts); templates it leaves out keep our wording. `biasfree prompts` prints ours to start from." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts,
         };
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -78,7 +79,7 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb)), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts)), ct)));
         return cmd;
     }
 
@@ -104,9 +105,14 @@ internal static class RunCommand
                 {
                     throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
                 }
+                const string neverStarted = "A run is recorded only once its suites have loaded and its target has answered, so a run stopped before that never started and has nothing to resume: start it again with the same options.";
+                if (!File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
+                {
+                    throw new UserErrorException($"no run '{resumeId}' to resume: there is no run store at {Path.GetFullPath(Path.Combine(o.RunsDir, RunStore.FileName))} (is --runs-dir right?). {neverStarted}");
+                }
                 store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
-                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}.");
+                    ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 spec = stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
@@ -147,11 +153,13 @@ internal static class RunCommand
                 target = OpenAICompatibleTarget.Create(targetOptions);
                 spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
                 await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(spec.ApiKeyEnvironmentVariable);
             }
             using var ownedTarget = target;
             if (judges.Endpoint is { } je)
             {
                 await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable);
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
@@ -196,6 +204,11 @@ internal static class RunCommand
         {
             Console.Error.WriteLine($"Interrupted. Finished probes are saved; continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
             return ExitCodes.Interrupted;
+        }
+        catch (RunStoppedException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message} Once fixed, continue with: biasfree run --resume {spec.RunId} --runs-dir {o.RunsDir}");
+            return ExitCodes.UserError;
         }
 
         var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
@@ -295,8 +308,12 @@ internal static class RunCommand
         {
             throw new UserErrorException("--run-id may contain only letters, digits, '-', '_' and '.' (at most 100).");
         }
+        // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
+        var methodPrompts = o.Prompts is { } promptsFile ? MethodPrompts.Load(promptsFile) : MethodPrompts.Default;
         return new RunSpec
         {
+            Prompts = methodPrompts.Templates,
+            PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             RunId = o.RunId ?? $"{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..4]}",
             Suites = o.Suites,
             Seed = o.Seed,
@@ -520,6 +537,24 @@ internal static class RunCommand
         var options = TargetOptions(spec.Judge, spec.JudgeModel, spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable, spec);
         var client = OpenAICompatibleTarget.Create(options);
         return new JudgeSet(new LlmMultipleChoiceJudge(client, spec.JudgeVotes), new LlmDialogueJudge(client), options.Endpoint, client);
+    }
+
+    private static readonly HashSet<string> WarnedKeyVariables = new(StringComparer.Ordinal);
+
+    /// <summary>One stderr warning per variable: a missing key is fine for a local server but explains a later 401.</summary>
+    private static void WarnIfApiKeyMissing(string? variable)
+    {
+        if (string.IsNullOrWhiteSpace(variable) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(variable)))
+        {
+            return;
+        }
+        lock (WarnedKeyVariables)
+        {
+            if (WarnedKeyVariables.Add(variable))
+            {
+                Console.Error.WriteLine($"warning: environment variable {variable} (--api-key-env) is not set; requests are sent without an API key (fine for a local server).");
+            }
+        }
     }
 
     /// <summary>Fails fast with a clear message when nothing listens at the endpoint (no request is sent).</summary>

@@ -10,7 +10,8 @@ internal static class JudgeCalls
 
     /// <summary>
     /// Sends one request. Returns the text, or an error message for any failure or timeout. Only cancellation through
-    /// <paramref name="cancellationToken"/> propagates (as <see cref="OperationCanceledException"/>).
+    /// <paramref name="cancellationToken"/> (as <see cref="OperationCanceledException"/>) and persistent failures
+    /// (<see cref="Targets.TargetFailure.Persistent"/>) propagate.
     /// </summary>
     public static async Task<(string? Text, string? Error)> CallAsync(
         IChatClient client, IList<ChatMessage> messages, ChatOptions options, TimeSpan timeout, CancellationToken cancellationToken)
@@ -30,8 +31,10 @@ internal static class JudgeCalls
         {
             return (null, $"judge call timed out after {timeout.TotalSeconds:0.#} s");
         }
-        catch (Exception ex)
+        catch (Exception ex) when (Targets.TargetFailure.Persistent(ex) is null)
         {
+            // A refused key or a URL that is no API propagates instead: every later call would fail the same way,
+            // and the run stops on it (EvaluationRunner) rather than recording a judge error per probe.
             return (null, $"{ex.GetType().Name}: {ex.Message}");
         }
     }

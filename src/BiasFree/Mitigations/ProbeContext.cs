@@ -19,6 +19,16 @@ public static class ProbeContext
     /// <summary>The probe's scenario ("multiple-choice" / "multi-turn").</summary>
     public const string ScenarioKey = "biasfree.scenario";
 
+    /// <summary>
+    /// True (bool) when the probe's question shows its options as lettered lines (BBQ's three-option protocol,
+    /// <c>--options three</c>): methods then use their <see cref="MethodPrompts.LetteredSuffix"/> templates.
+    /// </summary>
+    public const string LetteredKey = "biasfree.lettered";
+
+    /// <summary>True when the run marked the request's question as having lettered options.</summary>
+    public static bool IsLettered(ChatOptions? options) =>
+        options?.AdditionalProperties?.TryGetValue(LetteredKey, out var v) == true && v is true;
+
     /// <summary>Reads the category, or null when the request was not made by a run.</summary>
     public static string? GetCategory(ChatOptions? options) =>
         options?.AdditionalProperties?.TryGetValue(CategoryKey, out var v) == true ? v as string : null;

@@ -19,6 +19,12 @@ public abstract class PromptingMitigationChatClient(IChatClient innerClient) : D
     /// <summary>Response property naming the mitigation that produced the response (string).</summary>
     public const string MethodKey = "biasfree.mitigation";
 
+    /// <summary>
+    /// Response property (bool, true) set when the method could not do its work and answered the original prompt
+    /// instead (Self-Help: no usable rewrite). Runs record it per probe and reports count it per method.
+    /// </summary>
+    public const string FallbackKey = "biasfree.fallback";
+
     /// <summary>The mitigation's name as listed in <see cref="PromptingMitigations.Names"/>.</summary>
     public abstract string Name { get; }
 
@@ -88,6 +94,26 @@ public abstract class PromptingMitigationChatClient(IChatClient innerClient) : D
         else
         {
             copy[i] = new ChatMessage(ChatRole.User, copy[i].Text + suffix);
+        }
+
+        return copy;
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="messages"/> whose last user message is replaced by <paramref name="render"/> applied
+    /// to its text (a user message is added, rendered from "", when there is none).
+    /// </summary>
+    protected static List<ChatMessage> RewriteLastUserMessage(IReadOnlyList<ChatMessage> messages, Func<string, string> render)
+    {
+        var copy = messages.ToList();
+        var i = LastUserIndex(copy);
+        if (i < 0)
+        {
+            copy.Add(new ChatMessage(ChatRole.User, render("").Trim()));
+        }
+        else
+        {
+            copy[i] = new ChatMessage(ChatRole.User, render(copy[i].Text));
         }
 
         return copy;

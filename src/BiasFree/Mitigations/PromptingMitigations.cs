@@ -15,16 +15,20 @@ public static class PromptingMitigations
     public static IReadOnlyList<string> Names { get; } = [None, SelfAwareness, SelfReflection, SelfHelp, ChainOfThought];
 
     /// <summary>Wraps <paramref name="inner"/> in the named mitigation ("none" returns it unchanged). Names are case-insensitive.</summary>
-    public static IChatClient Apply(IChatClient inner, string name)
+    public static IChatClient Apply(IChatClient inner, string name) => Apply(inner, name, MethodPrompts.Default);
+
+    /// <summary>As <see cref="Apply(IChatClient, string)"/>, with the methods' wording taken from <paramref name="prompts"/>.</summary>
+    public static IChatClient Apply(IChatClient inner, string name, MethodPrompts prompts)
     {
         ArgumentNullException.ThrowIfNull(inner);
+        ArgumentNullException.ThrowIfNull(prompts);
         return Normalize(name) switch
         {
             None => inner,
-            SelfAwareness => new SelfAwarenessChatClient(inner),
-            SelfReflection => new SelfReflectionChatClient(inner),
-            SelfHelp => new SelfHelpChatClient(inner),
-            ChainOfThought => new ChainOfThoughtChatClient(inner),
+            SelfAwareness => new SelfAwarenessChatClient(inner, prompts),
+            SelfReflection => new SelfReflectionChatClient(inner, prompts),
+            SelfHelp => new SelfHelpChatClient(inner, prompts: prompts),
+            ChainOfThought => new ChainOfThoughtChatClient(inner, prompts: prompts),
             _ => throw new InvalidOperationException("unreachable"),
         };
     }

@@ -29,6 +29,10 @@ public static class MultipleChoiceQuery
     /// <summary>The closing instruction of the three-option (BBQ) protocol.</summary>
     public const string LetteredInstruction = "Select one of these answers and reply with its letter and text on a new line.";
 
+    /// <summary>True when <paramref name="query"/> is a lettered (three-option protocol) query made by <see cref="FormatLettered"/>.</summary>
+    public static bool IsLettered(string query) =>
+        query.TrimEnd().EndsWith("\n" + LetteredInstruction, StringComparison.Ordinal);
+
     /// <summary>The letters of lettered options, in order.</summary>
     public const string Letters = "abcdefgh";
 

@@ -160,6 +160,10 @@ public static class ReportWriter
             ? $"{report.Settings.Resamples.ToString(CultureInfo.InvariantCulture)} resamples, seed {report.Settings.Seed.ToString(CultureInfo.InvariantCulture)}, minimum {report.Settings.MinimumCount.ToString(CultureInfo.InvariantCulture)}"
             : "off");
         Setting("Baseline", report.Settings.Baseline);
+        Setting("Fallbacks (original prompt answered)", string.Join(", ", report.FallbacksByMethod.Select(f =>
+            $"{f.Method} {f.Fallbacks.ToString(CultureInfo.InvariantCulture)} of {f.Rows.ToString(CultureInfo.InvariantCulture)}")));
+        var custom = s.GetMethodPrompts().Customised;
+        Setting("Prompt templates", custom.Count == 0 ? "default wording" : $"{s.PromptsFile ?? "custom"}: {string.Join(", ", custom)} (full text in the JSON report)");
         md.AppendLine();
 
         if (t.TargetErrors > 0 || t.JudgeErrors > 0)
@@ -418,6 +422,7 @@ public static class ReportWriter
                 mcNemar = Definitions.McNemar,
                 bootstrap = Definitions.Bootstrap(report.Settings),
             },
+            fallbacks = report.FallbacksByMethod,
             scores = report.Scores.Select(r => new
             {
                 r.Model,
@@ -432,6 +437,7 @@ public static class ReportWriter
                 bfsAmbiguous = Json(r.BfsAmbiguous),
                 accuracyDisambiguated = Json(r.AccuracyDisambiguated),
                 unknownDisambiguated = Json(r.UnknownDisambiguated),
+                fallbacks = report.FallbacksFor(r),
                 r.Bfs,
                 r.BfsLow,
                 r.BfsHigh,
@@ -536,7 +542,7 @@ public static class ReportWriter
         csv.Append(",target_errors,bfs_ambiguous,bfs_ambiguous_low,bfs_ambiguous_high,accuracy_disambiguated,accuracy_disambiguated_low,accuracy_disambiguated_high")
            .Append(",unknown_disambiguated,unknown_disambiguated_low,unknown_disambiguated_high,bfs,bfs_low,bfs_high,accuracy,accuracy_all_responses,s_dis,s_amb,s_amb_all_responses")
            .Append(",baseline,probes_vs_baseline,bfs_baseline,delta_vs_baseline,delta_low,delta_high,ineligible_share,ineligible_share_baseline,ineligible_delta,ineligible_delta_low,ineligible_delta_high,ineligible_p_value")
-           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed\r\n");
+           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks\r\n");
         foreach (var r in report.Scores)
         {
             csv.Append(EscapeCsvField(report.Spec.RunId)).Append(',').Append(EscapeCsvField(r.Model)).Append(',').Append(EscapeCsvField(r.Method))
@@ -560,7 +566,8 @@ public static class ReportWriter
                .Append(',').Append(Num(x?.IneligibleShareB)).Append(',').Append(Num(x?.IneligibleShareA)).Append(',').Append(Num(x?.IneligibleDifference))
                .Append(',').Append(Num(x?.IneligibleDifferenceInterval?.Low)).Append(',').Append(Num(x?.IneligibleDifferenceInterval?.High)).Append(',').Append(Num(x?.IneligiblePValue))
                .Append(',').Append(x?.BothEligible.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(x?.DroppedFromMcNemar.ToString(CultureInfo.InvariantCulture) ?? "")
-               .Append(',').Append(Num(x?.PValue)).Append(',').Append(x?.Seed.ToString(CultureInfo.InvariantCulture) ?? "").Append("\r\n");
+               .Append(',').Append(Num(x?.PValue)).Append(',').Append(x?.Seed.ToString(CultureInfo.InvariantCulture) ?? "")
+               .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture)).Append("\r\n");
         }
         return csv.ToString();
     }

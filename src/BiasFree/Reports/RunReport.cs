@@ -29,6 +29,12 @@ public sealed record ReportSettings(bool BootstrapIntervals, int Resamples, doub
 /// <summary>Probes whose target request failed (after retries), per report cell; they are not in <see cref="ScoreRow.Counts"/>.</summary>
 public sealed record TargetErrorCount(string Model, string Method, Scenario Scenario, string Category, int Errors);
 
+/// <summary>
+/// Probes a method answered from the original prompt because it could not do its work (Self-Help: no usable rewrite),
+/// per report cell. They are scored like any other answer; the count says how often the method really ran.
+/// </summary>
+public sealed record FallbackCount(string Model, string Method, Scenario Scenario, string Category, int Fallbacks);
+
 /// <summary>Totals of a run.</summary>
 /// <param name="Expected">Rows a complete run has (probes × methods), when known.</param>
 /// <param name="Rows">Rows stored.</param>
@@ -38,6 +44,9 @@ public sealed record TargetErrorCount(string Model, string Method, Scenario Scen
 /// <param name="PromptTokens">Prompt tokens over all requests (cached replies included).</param>
 /// <param name="CompletionTokens">Completion tokens over all requests (cached replies included).</param>
 public sealed record RunTotals(int? Expected, int Rows, int Complete, int TargetErrors, int JudgeErrors, long PromptTokens, long CompletionTokens);
+
+/// <summary>One method's fallbacks over the whole run: rows answered from the original prompt, of the method's rows stored.</summary>
+public sealed record MethodFallbacks(string Method, int Fallbacks, int Rows);
 
 /// <summary>Everything a report shows, computed once and rendered by <see cref="ReportWriter"/>.</summary>
 public sealed record RunReport(
@@ -49,6 +58,12 @@ public sealed record RunReport(
 {
     /// <summary>Coverage of every interval in the report (the <see cref="ScoreOptions.ConfidenceLevel"/> they were computed with).</summary>
     public double ConfidenceLevel { get; init; } = new ScoreOptions().ConfidenceLevel;
+
+    /// <summary>Fallbacks per method of the run (every method, zero included), in the run's method order.</summary>
+    public IReadOnlyList<MethodFallbacks> FallbacksByMethod { get; init; } = [];
+
+    /// <summary>Fallback counts per report cell (see <see cref="FallbackCount"/>); cells without any are absent.</summary>
+    public IReadOnlyList<FallbackCount> Fallbacks { get; init; } = [];
 
     /// <summary>Name of the vanilla method, the default baseline every other method is compared with.</summary>
     public const string Baseline = "none";
@@ -138,17 +153,32 @@ public sealed record RunReport(
             rows.Count(r => r.Error is null && r.Verdict?.Label == Label.JudgeError),
             rows.Sum(r => r.PromptTokens),
             rows.Sum(r => r.CompletionTokens));
+        var methodFallbacks = spec.Methods.Union(rows.Select(r => r.Method), StringComparer.Ordinal)
+            .Select(m => new MethodFallbacks(m, rows.Count(r => r.Method == m && r.Fallback), rows.Count(r => r.Method == m)))
+            .ToList();
+        var fallbacks = rows.Where(r => r.Fallback)
+            .GroupBy(r => (r.Model, r.Method, r.Scenario))
+            .SelectMany(g => g.GroupBy(r => r.Category)
+                .Select(c => new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, c.Key, c.Count()))
+                .Prepend(new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, ScoreTable.AllCategories, g.Count())))
+            .ToList();
         return new RunReport(spec, totals, scores, errors, comparisons)
         {
             ConfidenceLevel = options.ConfidenceLevel,
             Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
                 options.MinimumCount, options.Baseline),
+            Fallbacks = fallbacks,
+            FallbacksByMethod = methodFallbacks,
         };
     }
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>
     public int TargetErrorsFor(ScoreRow row) =>
         TargetErrors.FirstOrDefault(e => e.Model == row.Model && e.Method == row.Method && e.Scenario == row.Scenario && e.Category == row.Category)?.Errors ?? 0;
+
+    /// <summary>The fallback count of a score row's cell (0 when none).</summary>
+    public int FallbacksFor(ScoreRow row) =>
+        Fallbacks.FirstOrDefault(e => e.Model == row.Model && e.Method == row.Method && e.Scenario == row.Scenario && e.Category == row.Category)?.Fallbacks ?? 0;
 
     /// <summary>The comparison of a method with the baseline for a score row's (model, scenario), or null.</summary>
     public MethodComparison? ComparisonFor(ScoreRow row) =>

@@ -32,6 +32,12 @@ public sealed record ResultRecord
     /// <summary>The judged (final) reply.</summary>
     public string? Response { get; init; }
 
+    /// <summary>
+    /// True when the method could not do its work for this probe and answered the original prompt instead
+    /// (Self-Help: no usable rewrite after its attempts).
+    /// </summary>
+    public bool Fallback { get; init; }
+
     /// <summary>The verdict, null when the target failed.</summary>
     public Verdict? Verdict { get; init; }
 

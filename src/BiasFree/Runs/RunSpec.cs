@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Probes.Loaders;
 
@@ -53,6 +54,19 @@ public sealed record RunSpec
         SuiteOptions.ParseContext(Context),
         SuiteOptions.ParseOptions(Options),
         LabelRule is null ? BbqLabelRule.BiasFreeBench : SuiteOptions.ParseLabelRule(LabelRule));
+
+    /// <summary>
+    /// The wording the run and its prompting methods use, every template by name (<see cref="MethodPrompts.Catalogue"/>),
+    /// stored so that a resumed run sends the same text and reports can show it. Null in runs stored before templates
+    /// were kept, which used our default wording.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Prompts { get; init; }
+
+    /// <summary>The <c>--prompts</c> file the templates were read from (for the record), or null for our wording.</summary>
+    public string? PromptsFile { get; init; }
+
+    /// <summary>The templates of <see cref="Prompts"/> (our defaults where missing).</summary>
+    public MethodPrompts GetMethodPrompts() => MethodPrompts.FromTemplates(Prompts);
 
     /// <summary>First N probes per suite (after seeded sampling), or null for all.</summary>
     public int? Limit { get; init; }

@@ -99,6 +99,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     attempts          INTEGER NOT NULL DEFAULT 1,
                     started           TEXT NOT NULL,
                     completed         TEXT NOT NULL,
+                    fallback          INTEGER NOT NULL DEFAULT 0,
                     UNIQUE (run_id, method, suite, probe_id)
                 );
                 CREATE TABLE IF NOT EXISTS response_cache (
@@ -109,12 +110,32 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     created           TEXT NOT NULL
                 );
                 """, cancellationToken).ConfigureAwait(false);
+            await AddMissingColumnsAsync(connection, cancellationToken).ConfigureAwait(false);
             return new RunStore(connection, databasePath);
         }
         catch
         {
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>Columns added after a store's first release; older files get them (with their default) on open.</summary>
+    private static async Task AddMissingColumnsAsync(SqliteConnection c, CancellationToken ct)
+    {
+        var columns = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "SELECT name FROM pragma_table_info('results')";
+            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                columns.Add(reader.GetString(0));
+            }
+        }
+        if (!columns.Contains("fallback"))
+        {
+            await ExecAsync(c, "ALTER TABLE results ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0", ct).ConfigureAwait(false);
         }
     }
 
@@ -228,11 +249,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             await using var cmd = Command(c, """
                 INSERT INTO results (run_id, method, suite, probe_id, scenario, category, context, polarity, correct_role, model,
                     requests, response, label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error,
-                    complete, attempts, started, completed)
+                    complete, attempts, started, completed, fallback)
                 VALUES ($run, $method, $suite, $probe, $scenario, $category, $context, $polarity, $correct, $model,
-                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed)
+                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed, $fallback)
                 ON CONFLICT (run_id, method, suite, probe_id) DO UPDATE SET
-                    requests = excluded.requests, response = excluded.response, label = excluded.label, reason = excluded.reason,
+                    requests = excluded.requests, response = excluded.response, label = excluded.label, reason = excluded.reason, fallback = excluded.fallback,
                     judge = excluded.judge, judge_raw = excluded.judge_raw, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, error = excluded.error,
                     complete = excluded.complete, attempts = results.attempts + 1, started = excluded.started, completed = excluded.completed
@@ -244,7 +265,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 ("$requests", JsonSerializer.Serialize(r.Requests, RunSpec.Json)), ("$response", r.Response),
                 ("$label", r.Verdict?.Label.ToString()), ("$reason", r.Verdict?.Reason), ("$judge", r.Verdict?.Judge),
                 ("$raw", r.Verdict?.RawOutput), ("$pt", r.PromptTokens), ("$ct", r.CompletionTokens), ("$lat", r.LatencyMs),
-                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)));
+                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)), ("$fallback", r.Fallback ? 1 : 0));
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
         }, cancellationToken);
 
@@ -270,7 +291,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         {
             await using var cmd = Command(c, """
                 SELECT method, suite, probe_id, scenario, category, context, polarity, correct_role, model, requests, response,
-                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed
+                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback
                 FROM results WHERE run_id = $run ORDER BY method, suite, probe_id
                 """, ("$run", runId));
             var list = new List<ResultRecord>();
@@ -300,6 +321,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     Error = S(18),
                     Started = ParseTime(reader.GetString(19)),
                     Completed = ParseTime(reader.GetString(20)),
+                    Fallback = reader.GetInt64(21) != 0,
                 });
             }
             return list;

@@ -12,8 +12,9 @@ namespace BiasFree.Targets;
 
 /// <summary>
 /// Creates <see cref="IChatClient"/>s for remote OpenAI-compatible chat-completions servers (OpenAI, vLLM, llama.cpp,
-/// Ollama...). Requests go through our own HTTP transport, which retries 429, 408, 5xx, network errors and per-attempt
-/// timeouts with jittered exponential backoff (honouring Retry-After up to <see cref="OpenAICompatibleTargetOptions.MaxDelay"/>).
+/// Ollama...). Requests go through our own HTTP transport, which retries 429, 408, 5xx, network errors, per-attempt
+/// timeouts (a reply's body included, so a reply that stalls half-way is retried) and 2xx replies whose body is not a
+/// chat completion (<see cref="MalformedReplyException"/>) with jittered exponential backoff (honouring Retry-After up to <see cref="OpenAICompatibleTargetOptions.MaxDelay"/>).
 /// The OpenAI SDK's own retries are switched off so the two do not multiply. Probe-context keys are stripped from
 /// every request. <c>GetService(typeof(TargetDescriptor))</c> on the client returns its descriptor.
 /// </summary>
@@ -62,16 +63,22 @@ public static class OpenAICompatibleTarget
         return string.IsNullOrWhiteSpace(key) ? PlaceholderKey : key.Trim();
     }
 
-    /// <summary>The HTTP handler chain: exception translation → retry/timeout pipeline → sockets.</summary>
+    /// <summary>
+    /// The HTTP handler chain: exception translation → retry/timeout pipeline → reply check (body read and
+    /// validated within the attempt) → sockets.
+    /// </summary>
     internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor,
         HttpMessageHandler? primary = null)
     {
         var resilience = new ResilienceHandler(BuildPipeline(options))
         {
-            InnerHandler = primary ?? new SocketsHttpHandler
+            InnerHandler = new ReplyCheckingHandler(options.Endpoint)
             {
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                MaxConnectionsPerServer = 256,
+                InnerHandler = primary ?? new SocketsHttpHandler
+                {
+                    PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                    MaxConnectionsPerServer = 256,
+                },
             },
         };
         return new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };

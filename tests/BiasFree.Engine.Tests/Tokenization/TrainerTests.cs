@@ -74,13 +74,11 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
-    public void Train_TwoMegabytes_IsFast()
+    public void Train_TwoMegabytes_LearnsMerges()
     {
+        // Speed is measured by bench/, not asserted here.
         var corpus = SyntheticCorpus(2_000_000, seed: 3).ToList();
-        var sw = Stopwatch.StartNew();
         var bpe = BpeTrainer.Train(corpus, 3000, ["<|endoftext|>"], new BpeTrainerOptions { MinFrequency = 1 });
-        sw.Stop();
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"training took {sw.Elapsed}");
         Assert.True(bpe.Merges.Count > 100);
     }
 }

@@ -25,7 +25,10 @@ public sealed record LoopbackRequest(
 /// <summary>
 /// What the server answers. Status 200 gives a chat.completion with <paramref name="Content"/>; any other status
 /// gives an OpenAI-style error body (Content, if set, is the error message). <paramref name="Delay"/> is waited
-/// before answering (use it to provoke client timeouts).
+/// before answering (use it to provoke client timeouts). Faults: <paramref name="RawBody"/> replaces the body
+/// verbatim (a malformed or truncated JSON body, an HTML page), sent with <paramref name="ContentType"/>;
+/// <paramref name="StallBody"/> sends the head and half of the body, then stalls that long (a reply that starts and
+/// never finishes) before closing the connection.
 /// </summary>
 public sealed record LoopbackReply(
     int Status = 200,
@@ -33,7 +36,10 @@ public sealed record LoopbackReply(
     TimeSpan? Delay = null,
     IReadOnlyDictionary<string, string>? Headers = null,
     int PromptTokens = 10,
-    int CompletionTokens = 5);
+    int CompletionTokens = 5,
+    string? RawBody = null,
+    string ContentType = "application/json",
+    TimeSpan? StallBody = null);
 
 /// <summary>
 /// A minimal OpenAI-compatible HTTP/1.1 server on 127.0.0.1 (random free port) for tests. It serves
@@ -210,10 +216,19 @@ public sealed class LoopbackChatServer : IAsyncDisposable
                         await Task.Delay(delay, ct).ConfigureAwait(false);
                     }
 
-                    var json = reply.Status == 200
+                    var json = reply.RawBody ?? (reply.Status == 200
                         ? CompletionJson(request, reply)
-                        : ErrorJson(reply.Status, reply.Content ?? $"loopback error {reply.Status}");
-                    await WriteResponseAsync(stream, reply.Status, json, reply.Headers, keepAlive, ct).ConfigureAwait(false);
+                        : ErrorJson(reply.Status, reply.Content ?? $"loopback error {reply.Status}"));
+                    if (reply.StallBody is { } stall)
+                    {
+                        // Head and half the body, then nothing: the client must give up on its own.
+                        await WriteResponseAsync(stream, reply.Status, json, reply.Headers, keepAlive, ct, reply.ContentType,
+                            sendBytes: Encoding.UTF8.GetByteCount(json) / 2).ConfigureAwait(false);
+                        await Task.Delay(stall, ct).ConfigureAwait(false);
+                        return;
+                    }
+
+                    await WriteResponseAsync(stream, reply.Status, json, reply.Headers, keepAlive, ct, reply.ContentType).ConfigureAwait(false);
                 }
 
                 if (!keepAlive)
@@ -338,12 +353,13 @@ public sealed class LoopbackChatServer : IAsyncDisposable
     }.ToJsonString();
 
     private static async Task WriteResponseAsync(NetworkStream stream, int status, string json,
-        IReadOnlyDictionary<string, string>? extraHeaders, bool keepAlive, CancellationToken ct)
+        IReadOnlyDictionary<string, string>? extraHeaders, bool keepAlive, CancellationToken ct,
+        string contentType = "application/json", int? sendBytes = null)
     {
         var body = Encoding.UTF8.GetBytes(json);
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"HTTP/1.1 {status} {Reason(status)}\r\n");
-        sb.Append("Content-Type: application/json\r\n");
+        sb.Append(CultureInfo.InvariantCulture, $"Content-Type: {contentType}\r\n");
         sb.Append(CultureInfo.InvariantCulture, $"Content-Length: {body.Length}\r\n");
         sb.Append(keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
         if (extraHeaders is not null)
@@ -356,9 +372,10 @@ public sealed class LoopbackChatServer : IAsyncDisposable
 
         sb.Append("\r\n");
         var head = Encoding.ASCII.GetBytes(sb.ToString());
-        var all = new byte[head.Length + body.Length];
+        var sent = Math.Min(sendBytes ?? body.Length, body.Length);
+        var all = new byte[head.Length + sent];
         head.CopyTo(all, 0);
-        body.CopyTo(all, head.Length);
+        body.AsSpan(0, sent).CopyTo(all.AsSpan(head.Length));
         await stream.WriteAsync(all, ct).ConfigureAwait(false);
         await stream.FlushAsync(ct).ConfigureAwait(false);
     }

