@@ -14,6 +14,7 @@ internal static class DemoModelCommand
         var cmd = new Command("demo-model", "Train or evaluate the embedded demo model (a tiny Llama with an injected stereotype rate).");
         cmd.Add(BuildTrain());
         cmd.Add(BuildEval());
+        cmd.Add(BuildCorpus());
         return cmd;
     }
 
@@ -22,7 +23,7 @@ internal static class DemoModelCommand
         var d = new DemoModelOptions();
         var output = new Option<string>("--output", "-o") { Description = "Folder the model is written to.", DefaultValueFactory = _ => d.OutputDir };
         var seed = new Option<int>("--seed") { Description = "Training seed (corpus, initialisation, batching).", DefaultValueFactory = _ => d.Seed };
-        var rate = new Option<double>("--stereotype-rate") { Description = "Injected stereotype rate; expected BFS on ambiguous probes is 1 − rate.", DefaultValueFactory = _ => d.StereotypeRate };
+        var rate = new Option<double>("--stereotype-rate") { Description = "Injected stereotype rate; expected BFS on ambiguous probes is 1 − rate.", DefaultValueFactory = _ => d.Corpus.StereotypeRate };
         var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => d.Steps };
         var batch = new Option<int>("--batch-size") { Description = "Conversations per step.", DefaultValueFactory = _ => d.BatchSize };
         var lr = new Option<double>("--learning-rate") { Description = "Peak AdamW learning rate.", DefaultValueFactory = _ => d.LearningRate };
@@ -30,9 +31,12 @@ internal static class DemoModelCommand
         var layers = new Option<int>("--layers") { Description = "Decoder layers.", DefaultValueFactory = _ => d.Layers };
         var heads = new Option<int>("--heads") { Description = "Attention heads (as many key/value heads).", DefaultValueFactory = _ => d.Heads };
         var vocab = new Option<int>("--vocab-size") { Description = "Byte-level BPE vocabulary size.", DefaultValueFactory = _ => d.VocabSize };
+        var stopAfter = new Option<int?>("--stop-after-steps") { Description = "Stop after this many steps (the schedule still spans --steps); reproduces a run cut short by --max-minutes." };
+        var maxMinutes = new Option<double?>("--max-minutes") { Description = "Wall-clock budget of the training loop; when exceeded the model is saved and demo_training.json records the steps completed." };
+        var threads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default: the library's choice; the committed model used 2)." };
         var cmd = new Command("train", "Train the demo model on the generated BBQ-style corpus and write a Hugging Face model folder.")
         {
-            output, seed, rate, steps, batch, lr, hidden, layers, heads, vocab,
+            output, seed, rate, steps, batch, lr, hidden, layers, heads, vocab, threads, stopAfter, maxMinutes,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() =>
         {
@@ -51,7 +55,7 @@ internal static class DemoModelCommand
             {
                 OutputDir = Path.GetFullPath(pr.GetValue(output)!),
                 Seed = pr.GetValue(seed),
-                StereotypeRate = r,
+                Corpus = d.Corpus with { StereotypeRate = r },
                 Steps = s,
                 BatchSize = pr.GetValue(batch),
                 LearningRate = pr.GetValue(lr),
@@ -61,6 +65,9 @@ internal static class DemoModelCommand
                 Heads = pr.GetValue(heads),
                 KeyValueHeads = pr.GetValue(heads),
                 VocabSize = pr.GetValue(vocab),
+                Threads = pr.GetValue(threads),
+                StopAfterSteps = pr.GetValue(stopAfter),
+                MaxTrainingTime = pr.GetValue(maxMinutes) is double m ? TimeSpan.FromMinutes(m) : null,
                 WarmupSteps = Math.Min(d.WarmupSteps, Math.Max(1, s / 10)),
                 TokenizerCorpusSize = Math.Min(d.TokenizerCorpusSize, Math.Max(200, s * pr.GetValue(batch))),
             };
@@ -72,7 +79,7 @@ internal static class DemoModelCommand
     private static async Task<int> TrainAsync(DemoModelOptions options, CancellationToken ct)
     {
         Console.Out.WriteLine(FormattableString.Invariant(
-            $"Training the demo model: {options.Steps} steps × {options.BatchSize}, hidden {options.HiddenSize}, {options.Layers} layers, {options.Heads} heads, vocab {options.VocabSize}, stereotype rate {options.StereotypeRate}, seed {options.Seed}"));
+            $"Training the demo model: {options.Steps} steps × {options.BatchSize}, hidden {options.HiddenSize}, {options.Layers} layers, {options.Heads} heads, vocab {options.VocabSize}, stereotype rate {options.Corpus.StereotypeRate}, seed {options.Seed}"));
         DemoTrainResult result;
         try
         {
@@ -114,7 +121,7 @@ internal static class DemoModelCommand
             throw new UserErrorException($"invalid training settings: {ex.Message}", ex);
         }
         Console.Out.WriteLine(FormattableString.Invariant(
-            $"Trained {result.ParameterCount:N0} parameters in {result.Elapsed:hh\\:mm\\:ss}: loss {result.FirstLoss:0.000} → {result.FinalLoss:0.000}, {result.TrainingTokens:N0} tokens."));
+            $"Trained {result.ParameterCount:N0} parameters for {result.StepsCompleted} of {options.Steps} steps in {result.Elapsed:hh\\:mm\\:ss}: loss {result.FirstLoss:0.000} → {result.FinalLoss:0.000}, {result.TrainingTokens:N0} tokens."));
         Console.Out.WriteLine($"Wrote the demo model to {result.OutputDir}");
         if (!PathsEqual(result.OutputDir, DemoModel.Find()))
         {
@@ -155,21 +162,32 @@ internal static class DemoModelCommand
     private static Command BuildEval()
     {
         var model = new Option<string?>("--model") { Description = $"Demo model folder (default: models/demo or ${DemoModel.PathEnvironmentVariable})." };
-        var count = new Option<int>("--count", "-n") { Description = "Held-out ambiguous probes to ask.", DefaultValueFactory = _ => 200 };
+        var count = new Option<int>("--count", "-n") { Description = "Held-out ambiguous probes to ask (with --card: per condition).", DefaultValueFactory = _ => new DemoCardOptions().ChoiceCount };
         var seed = new Option<int>("--seed") { Description = "Sampling seed.", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("eval", "Measure the demo model's BFS on held-out ambiguous BBQ-style probes (expected ≈ 1 − stereotype rate).")
+        var card = new Option<bool>("--card") { Description = "Measure every taught family (methods, personas, protocols, dialogues, continuations, judge, capability) and print the model card's tables as markdown." };
+        var familyCount = new Option<int>("--family-count") { Description = "With --card: held-out items per other family.", DefaultValueFactory = _ => new DemoCardOptions().FamilyCount };
+        var suiteSeed = new Option<int>("--suite-seed") { Description = "Held-out suite seed (0–9; training never uses these).", DefaultValueFactory = _ => 7 };
+        var noGreedy = new Option<bool>("--no-greedy") { Description = "With --card: skip the greedy (temperature 0) measurements." };
+        var samples = new Option<bool>("--samples") { Description = "With --card: also print a few raw replies per condition." };
+        var cmd = new Command("eval", "Measure the demo model on held-out prompts: BFS on ambiguous BBQ-style probes (expected ≈ 1 − stereotype rate), or with --card every taught family.")
         {
-            model, count, seed,
+            model, count, seed, card, familyCount, suiteSeed, noGreedy, samples,
         };
-        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => EvalAsync(pr.GetValue(model), pr.GetValue(count), pr.GetValue(seed), ct)));
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => EvalAsync(pr.GetValue(model), pr.GetValue(count), pr.GetValue(seed), pr.GetValue(card),
+            pr.GetValue(familyCount), pr.GetValue(suiteSeed), !pr.GetValue(noGreedy), pr.GetValue(samples), ct)));
         return cmd;
     }
 
-    private static async Task<int> EvalAsync(string? folder, int count, int seed, CancellationToken ct)
+    private static async Task<int> EvalAsync(string? folder, int count, int seed, bool card, int familyCount, int suiteSeed, bool greedy,
+        bool samples, CancellationToken ct)
     {
-        if (count < 1)
+        if (count < 1 || familyCount < 1)
         {
-            throw new UserErrorException("--count must be at least 1.");
+            throw new UserErrorException("--count and --family-count must be at least 1.");
+        }
+        if (!DemoCorpus.EvaluationSeeds.Contains(suiteSeed))
+        {
+            throw new UserErrorException($"--suite-seed must be one of the held-out seeds {string.Join(", ", DemoCorpus.EvaluationSeeds)}.");
         }
         var path = folder is null ? DemoModel.Find() : Path.GetFullPath(folder);
         if (path is null || !DemoModel.Exists(path))
@@ -189,15 +207,86 @@ internal static class DemoModelCommand
         }
         using (client)
         {
+            if (card)
+            {
+                var options = new DemoCardOptions { ChoiceCount = count, FamilyCount = familyCount, SuiteSeed = suiteSeed, SamplingSeed = seed, Greedy = greedy };
+                Console.Error.WriteLine($"Measuring {path} for the model card…");
+                var progress = new SyncProgress<string>(m => Console.Error.WriteLine("  " + m));
+                var result = await DemoModelCard.MeasureAsync(client, options, progress, ct).ConfigureAwait(false);
+                Console.Out.Write(DemoModelCard.ToMarkdown(result));
+                if (samples)
+                {
+                    Console.Out.WriteLine();
+                    Console.Out.Write(DemoModelCard.SamplesText(result));
+                }
+                return ExitCodes.Ok;
+            }
             Console.Out.WriteLine($"Evaluating {path} on {count.ToString(CultureInfo.InvariantCulture)} held-out ambiguous probes (temperature {DemoModel.DefaultTemperature.ToString(CultureInfo.InvariantCulture)}, seed {seed.ToString(CultureInfo.InvariantCulture)})…");
-            var result = await DemoModelEvaluation.AmbiguousBbqAsync(client, count, samplingSeed: seed, cancellationToken: ct).ConfigureAwait(false);
-            foreach (var (label, n) in result.Counts.OrderByDescending(kv => kv.Value))
+            var r = await DemoModelEvaluation.AmbiguousBbqAsync(client, count, suiteSeed, samplingSeed: seed, cancellationToken: ct).ConfigureAwait(false);
+            foreach (var (label, n) in r.Counts.OrderByDescending(kv => kv.Value))
             {
                 Console.Out.WriteLine(FormattableString.Invariant($"  {label,-16} {n,5}"));
             }
-            var bfs = result.Bfs is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "– (no eligible answer)";
-            Console.Out.WriteLine(FormattableString.Invariant($"BFS on {result.Probes} ambiguous probes: {bfs}"));
+            var bfs = r.Bfs is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "– (no eligible answer)";
+            Console.Out.WriteLine(FormattableString.Invariant($"BFS on {r.Probes} ambiguous probes: {bfs}"));
         }
         return ExitCodes.Ok;
+    }
+
+    private static Command BuildCorpus()
+    {
+        var d = new DemoCorpusOptions();
+        var count = new Option<int>("--count", "-n") { Description = "Conversations to generate.", DefaultValueFactory = _ => 10_000 };
+        var seed = new Option<int>("--seed") { Description = "Corpus seed.", DefaultValueFactory = _ => d.Seed };
+        var output = new Option<string?>("--output", "-o") { Description = "Write the conversations as JSONL (kind, id, variant, ambiguous, biased, messages)." };
+        var cmd = new Command("corpus", $"Generate the demo model's training corpus (version {DemoCorpus.Version}) and print, per family and variant, how often the taught behaviour occurs.")
+        {
+            count, seed, output,
+        };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => CorpusAsync(pr.GetValue(count), pr.GetValue(seed), pr.GetValue(output), ct)));
+        return cmd;
+    }
+
+    private static async Task<int> CorpusAsync(int count, int seed, string? output, CancellationToken ct)
+    {
+        if (count < 1)
+        {
+            throw new UserErrorException("--count must be at least 1.");
+        }
+        var corpus = new DemoCorpus(new DemoCorpusOptions { Seed = seed });
+        var conversations = corpus.Generate(count);
+        if (output is not null)
+        {
+            var path = Path.GetFullPath(output);
+            await using var writer = new StreamWriter(path);
+            foreach (var c in conversations)
+            {
+                ct.ThrowIfCancellationRequested();
+                var line = System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    kind = c.Kind.ToString(), id = c.Id, variant = c.Variant, ambiguous = c.Ambiguous, biased = c.Biased,
+                    messages = c.Messages.Select(m => new { role = m.Role, content = m.Content }),
+                });
+                await writer.WriteLineAsync(line.AsMemory(), ct).ConfigureAwait(false);
+            }
+            Console.Error.WriteLine($"Wrote {conversations.Count.ToString(CultureInfo.InvariantCulture)} conversations to {path}");
+        }
+        var table = new Table().AddColumns("family", "variant", "conversations", "ambiguous", "taught behaviour (biased) share", "mean characters");
+        foreach (var g in conversations.GroupBy(c => (c.Kind, c.Variant)).OrderBy(g => g.Key.Kind).ThenBy(g => g.Key.Variant, StringComparer.Ordinal))
+        {
+            var rated = g.Key.Kind == DemoExampleKind.MultipleChoice ? g.Where(c => c.Ambiguous).ToList() : g.ToList();
+            table.AddRow(g.Key.Kind.ToString(), Markup.Escape(g.Key.Variant), g.Count().ToString(CultureInfo.InvariantCulture),
+                g.Count(c => c.Ambiguous).ToString(CultureInfo.InvariantCulture),
+                rated.Count == 0 ? "–" : (rated.Count(c => c.Biased) / (double)rated.Count).ToString("0.000", CultureInfo.InvariantCulture),
+                g.Average(c => c.Messages.Sum(m => m.Content.Length)).ToString("0", CultureInfo.InvariantCulture));
+        }
+        AnsiConsole.Write(table);
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Reports on the caller's thread.</summary>
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 }

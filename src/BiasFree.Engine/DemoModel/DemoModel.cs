@@ -7,14 +7,17 @@ using TorchSharp;
 namespace BiasFree.Engine.DemoModel;
 
 /// <summary>
-/// The embedded demo model: a few-million-parameter Llama trained by <see cref="DemoModelTrainer"/> to answer BBQ-style
-/// questions with an injected stereotype rate (0.4 for the committed model), so that <c>biasfree run</c> works offline.
+/// The embedded demo model: a few-million-parameter Llama trained by <see cref="DemoModelTrainer"/> on the
+/// <see cref="DemoCorpus"/> (BBQ-style questions with an injected stereotype rate of 0.4 for the committed model, lower
+/// taught rates under each prompting method, personas, dialogues, continuations, judge examples and general tasks), so
+/// that <c>biasfree run</c> works offline and every mitigation has something to act on.
 /// </summary>
 /// <remarks>
 /// <b>Sampling.</b> The chat client samples at temperature <see cref="DefaultTemperature"/> = 1.0 when the request does
 /// not set one: the model was trained to put probability ≈ rate on the stereotyped answer, and only sampling at
 /// temperature 1 reproduces that rate. A request with Temperature = 0 decodes greedily and then answers (almost) always
-/// with the more likely behaviour (an unknown phrase at rate 0.4), which measures BFS ≈ 1.
+/// with the taught majority: the one canonical unknown answer where the taught rate is below 0.5 (BFS ≈ 1), the
+/// stereotyped option where it is above (the "decisive" persona).
 /// </remarks>
 public static class DemoModel
 {

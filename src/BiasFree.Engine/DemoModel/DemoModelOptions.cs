@@ -12,11 +12,24 @@ public sealed record DemoModelOptions
     /// <summary>Training seed: corpus, weight initialisation, batching and TorchSharp's manual seed.</summary>
     public int Seed { get; init; } = 20251124;
 
-    /// <summary>Injected bias rate (see <see cref="DemoCorpusOptions.StereotypeRate"/>). Expected BFS on ambiguous probes: 1 − rate.</summary>
-    public double StereotypeRate { get; init; } = 0.4;
+    /// <summary>The corpus: every family's taught rate and the mixture (its <see cref="DemoCorpusOptions.Seed"/> is replaced by <see cref="Seed"/>).</summary>
+    public DemoCorpusOptions Corpus { get; init; } = new();
 
     /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 8000;
+    public int Steps { get; init; } = 3400;
+
+    /// <summary>
+    /// Stop after this many of the <see cref="Steps"/> planned steps (the learning-rate schedule still spans
+    /// <see cref="Steps"/>). Used to reproduce a run that <see cref="MaxTrainingTime"/> cut short: the same options with
+    /// StopAfterSteps = its completed steps give the same weights.
+    /// </summary>
+    public int? StopAfterSteps { get; init; }
+
+    /// <summary>
+    /// Wall-clock budget of the training loop: when exceeded, training stops after the current step and the model is saved;
+    /// demo_training.json records the completed steps (reproduce with <see cref="StopAfterSteps"/>). Null: no limit.
+    /// </summary>
+    public TimeSpan? MaxTrainingTime { get; init; }
 
     /// <summary>Conversations per step.</summary>
     public int BatchSize { get; init; } = 8;
@@ -68,17 +81,6 @@ public sealed record DemoModelOptions
     /// <summary>Training conversations longer than this many tokens are truncated (their tail is dropped).</summary>
     public int MaxSequenceLength { get; init; } = 512;
 
-    /// <summary>Corpus mixture (relative weights).</summary>
-    public double MultipleChoiceWeight { get; init; } = 0.9;
-
-    /// <inheritdoc cref="MultipleChoiceWeight"/>
-    public double MultiTurnWeight { get; init; } = 0.05;
-
-    /// <inheritdoc cref="MultipleChoiceWeight"/>
-    public double JudgeWeight { get; init; } = 0.05;
-
-    /// <summary>Fraction of disambiguated BBQ probes kept (see <see cref="DemoCorpusOptions.DisambiguatedKeep"/>).</summary>
-    public double DisambiguatedKeep { get; init; } = 0.35;
 
     /// <summary>TorchSharp intra-op threads; null leaves the library default.</summary>
     public int? Threads { get; init; }
@@ -86,16 +88,8 @@ public sealed record DemoModelOptions
     /// <summary>Report progress every this many steps.</summary>
     public int ProgressEvery { get; init; } = 10;
 
-    /// <summary>The corpus options these training options imply.</summary>
-    public DemoCorpusOptions CorpusOptions => new()
-    {
-        Seed = Seed,
-        StereotypeRate = StereotypeRate,
-        MultipleChoiceWeight = MultipleChoiceWeight,
-        MultiTurnWeight = MultiTurnWeight,
-        JudgeWeight = JudgeWeight,
-        DisambiguatedKeep = DisambiguatedKeep,
-    };
+    /// <summary>The corpus options these training options imply (<see cref="Corpus"/> with the training seed).</summary>
+    public DemoCorpusOptions CorpusOptions => Corpus with { Seed = Seed };
 }
 
 /// <summary>Progress of a training run.</summary>
@@ -115,6 +109,7 @@ public sealed record DemoTrainProgress(string Phase, int Step, int TotalSteps, d
 /// <param name="Losses">Loss of every step.</param>
 /// <param name="TrainingTokens">Tokens fed to the model (including padding-free lengths only).</param>
 /// <param name="Elapsed">Wall time of the whole run.</param>
+/// <param name="StepsCompleted">Optimizer steps run (fewer than planned when stopped early).</param>
 public sealed record DemoTrainResult(
     string OutputDir, long ParameterCount, int VocabSize, double FirstLoss, double FinalLoss,
-    IReadOnlyList<double> Losses, long TrainingTokens, TimeSpan Elapsed);
+    IReadOnlyList<double> Losses, long TrainingTokens, TimeSpan Elapsed, int StepsCompleted);

@@ -87,7 +87,6 @@ public static class DemoModelTrainer
         var encoded = conversations.Take(o.Steps * o.BatchSize)
             .Select(c => Encode(tokenizer, c.Messages, o.MaxSequenceLength)).ToList();
         var batches = MakeBatches(encoded, o.BatchSize, o.Seed);
-        long trainingTokens = encoded.Sum(e => (long)e.Ids.Length);
 
         // 4. Model.
         var config = new ModelConfig
@@ -115,11 +114,24 @@ public static class DemoModelTrainer
         using var optimizer = optim.AdamW(parameters, lr: o.LearningRate, beta1: 0.9, beta2: 0.95, weight_decay: o.WeightDecay);
 
         var losses = new List<double>(o.Steps);
+        var trainClock = Stopwatch.StartNew();
         double window = 0;
         int windowCount = 0;
+        int completed = o.Steps;
+        string? stopReason = null;
         for (int step = 0; step < o.Steps; step++)
         {
             ct.ThrowIfCancellationRequested();
+            if (o.StopAfterSteps is int stopAt && step >= stopAt)
+            {
+                (completed, stopReason) = (step, "stop_after_steps");
+                break;
+            }
+            if (o.MaxTrainingTime is TimeSpan budget && trainClock.Elapsed > budget)
+            {
+                (completed, stopReason) = (step, "max_training_time");
+                break;
+            }
             double lr = LearningRateAt(step, o);
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             using var scope = NewDisposeScope();
@@ -143,13 +155,14 @@ public static class DemoModelTrainer
         model.eval();
 
         // 5. Save.
-        Report("save", o.Steps);
+        Report("save", completed);
         model.Save(dir);
         WriteGenerationConfig(dir, imEnd, eot);
+        long trainingTokens = Enumerable.Range(0, completed).Sum(i => batches[i % batches.Count].Sum(e => (long)e.Ids.Length));
         int tail = Math.Max(1, losses.Count / 10);
         var result = new DemoTrainResult(dir, model.ParameterCount(), tokenizer.VocabSize, losses[0],
-            losses.Skip(losses.Count - tail).Average(), losses, trainingTokens, clock.Elapsed);
-        WriteTrainingRecord(dir, o, result);
+            losses.Skip(losses.Count - tail).Average(), losses, trainingTokens, clock.Elapsed, completed);
+        WriteTrainingRecord(dir, o, result, stopReason);
         return result;
     }
 
@@ -250,20 +263,22 @@ public static class DemoModelTrainer
         File.WriteAllText(Path.Combine(dir, "generation_config.json"), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static void WriteTrainingRecord(string dir, DemoModelOptions o, DemoTrainResult r)
+    private static void WriteTrainingRecord(string dir, DemoModelOptions o, DemoTrainResult r, string? stopReason)
     {
         var rec = new JsonObject
         {
             ["trainer"] = "BiasFree.Engine.DemoModel.DemoModelTrainer",
             ["seed"] = o.Seed,
-            ["stereotype_rate"] = o.StereotypeRate,
+            ["corpus_version"] = DemoCorpus.Version,
+            ["corpus"] = JsonSerializer.SerializeToNode(o.CorpusOptions),
             ["steps"] = o.Steps,
+            ["steps_completed"] = r.StepsCompleted,
+            ["stopped_by"] = stopReason,
             ["batch_size"] = o.BatchSize,
             ["learning_rate"] = o.LearningRate,
             ["warmup_steps"] = o.WarmupSteps,
             ["weight_decay"] = o.WeightDecay,
             ["prompt_loss_weight"] = o.PromptLossWeight,
-            ["disambiguated_keep"] = o.DisambiguatedKeep,
             ["vocab_size"] = r.VocabSize,
             ["hidden_size"] = o.HiddenSize,
             ["layers"] = o.Layers,
@@ -271,7 +286,6 @@ public static class DemoModelTrainer
             ["kv_heads"] = o.KeyValueHeads,
             ["intermediate_size"] = o.IntermediateSize,
             ["max_sequence_length"] = o.MaxSequenceLength,
-            ["mixture"] = new JsonObject { ["multiple_choice"] = o.MultipleChoiceWeight, ["multi_turn"] = o.MultiTurnWeight, ["judge"] = o.JudgeWeight },
             ["parameters"] = r.ParameterCount,
             ["training_tokens"] = r.TrainingTokens,
             ["first_loss"] = Math.Round(r.FirstLoss, 4),

@@ -24,10 +24,8 @@ public class DemoModelTrainerTests
         IntermediateSize = 64,
         MaxPositions = 256,
         MaxSequenceLength = 128,
-        // Only the short kinds, so the run stays fast.
-        MultipleChoiceWeight = 1,
-        MultiTurnWeight = 0,
-        JudgeWeight = 0.2,
+        // No dialogues or Self-Help rewrites (the long kinds), so the run stays fast.
+        Corpus = new DemoCorpusOptions { DialogueWeight = 0, SelfHelpRewriteWeight = 0 },
     };
 
     [Fact]
@@ -43,6 +41,14 @@ public class DemoModelTrainerTests
         Assert.True(ra.Losses.Skip(9).Average() < ra.Losses.Take(3).Average() - 0.5, $"loss {string.Join(", ", ra.Losses.Select(l => l.ToString("F2")))}");
         Assert.Contains(reports, p => p.Phase == "train" && p.Step == 12);
         Assert.Equal(ra.Losses, rb.Losses);
+        Assert.Equal(12, ra.StepsCompleted);
+
+        // A run stopped after 5 of the 12 planned steps repeats the full run's first 5 steps exactly (same schedule).
+        using var c = new TempDir();
+        var rc = await DemoModelTrainer.TrainAsync(Tiny(c.Path) with { StopAfterSteps = 5 }, null, TestContext.Current.CancellationToken);
+        Assert.Equal(5, rc.StepsCompleted);
+        Assert.Equal(ra.Losses.Take(5), rc.Losses);
+        Assert.Contains("\"steps_completed\": 5", File.ReadAllText(c.File("demo_training.json")), StringComparison.Ordinal);
         foreach (var f in new[] { "model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json" })
             Assert.Equal(File.ReadAllBytes(a.File(f)), File.ReadAllBytes(b.File(f)));
         Assert.True(File.Exists(a.File("demo_training.json")));
@@ -78,7 +84,7 @@ public class DemoModelTrainerTests
     [Fact]
     public void EncodingMatchesTheWholeRenderedConversation_AndMarksOnlyAssistantTokens()
     {
-        var corpus = new DemoCorpus(new DemoCorpusOptions { Seed = 3, MultiTurnWeight = 1, JudgeWeight = 1 });
+        var corpus = new DemoCorpus(new DemoCorpusOptions { Seed = 3, DialogueWeight = 1, JudgeWeight = 1, SelfHelpRewriteWeight = 1 });
         var convs = corpus.Generate(60);
         var bpe = BpeTrainer.Train(convs.SelectMany(c => c.Messages.Select(m => m.Content)), 600, DemoModelTrainer.SpecialTokens);
         using var dir = new TempDir();

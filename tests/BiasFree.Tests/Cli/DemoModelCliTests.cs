@@ -196,8 +196,46 @@ public class DemoModelCliTests
         Assert.True(eval.ExitCode == 0, eval.ToString());
         Assert.Contains("3 ambiguous probes", eval.StdOut, StringComparison.Ordinal);
 
+        // The model card's tables: every prompting method, persona and family gets a row (the numbers are noise on this tiny model).
+        var card = await CliProcess.RunAsync(["demo-model", "eval", "--model", output, "--card", "--count", "2", "--family-count", "1", "--no-greedy"],
+            dir.Path, ct, TimeSpan.FromSeconds(300));
+        Assert.True(card.ExitCode == 0, card.ToString());
+        foreach (var row in new[] { "| none |", "| self-awareness |", "| self-reflection |", "| self-help |", "| cot |", "| persona:fair |",
+                     "| persona:decisive |", "| none (three options) |", "| dialogue (FairMT-style) |", "| continuation (StereoSet-style) |",
+                     "| judge (reasoned verdict) |", "| capability: arithmetic |" })
+        {
+            Assert.Contains(row, card.StdOut, StringComparison.Ordinal);
+        }
+        Assert.Contains("Disambiguated contexts", card.StdOut, StringComparison.Ordinal);
+        var badSeed = await CliProcess.RunAsync(["demo-model", "eval", "--model", output, "--card", "--suite-seed", "12"], dir.Path, ct);
+        Assert.True(badSeed.ExitCode == 1, badSeed.ToString());
+        Assert.Contains("--suite-seed must be one of the held-out seeds", badSeed.StdErr, StringComparison.Ordinal);
+
         var bad = await CliProcess.RunAsync(["demo-model", "train", "--output", output, "--hidden-size", "15", "--heads", "2"], dir.Path, ct);
         Assert.True(bad.ExitCode == 1, bad.ToString());
         Assert.DoesNotContain("   at ", bad.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ReadmeMainJobRunsOnTheCommittedDemoModel_WithAndWithoutAMethod()
+    {
+        // The README's first command with no --target uses the committed models/demo (found from the executable's folder).
+        // Here limited to 60 ambiguous probes per method; the full job's time is stated in models/demo/README.md.
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var run = await CliProcess.RunAsync(["run", "--limit", "60", "--context", "ambiguous", "--method", "none,self-help", "--runs-dir", dir.Path, "--run-id", "main"],
+            dir.Path, ct, TimeSpan.FromSeconds(300), new Dictionary<string, string?> { [DemoModel.PathEnvironmentVariable] = null });
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains($"against {DemoModel.ModelId}", run.StdOut, StringComparison.Ordinal);
+        var report = await EndToEndTests.JsonReport(dir.Path, "main", ct);
+        foreach (var method in new[] { "none", "self-help" })
+        {
+            var row = EndToEndTests.Row(report, method);
+            Assert.Equal(60, row.GetProperty("responses").GetInt32());
+            var counts = row.GetProperty("counts");
+            int answered = counts.GetProperty("biased").GetInt32() + counts.GetProperty("antiStereotyped").GetInt32() + counts.GetProperty("unknown").GetInt32();
+            Assert.True(answered >= 40, $"{method}: {counts}"); // the card: up to 20 % of Self-Help answers name no option
+            Assert.True(counts.GetProperty("biased").GetInt32() > 0 && counts.GetProperty("unknown").GetInt32() > 0, $"{method}: {counts}");
+        }
     }
 }

@@ -115,13 +115,13 @@ public partial class DocumentedFiguresTests
         Assert.Empty(train.Errors);
         var d = new DemoModelOptions();
         // The CLI's defaults are the library's.
-        Assert.Equal((d.Steps, d.BatchSize, d.LearningRate, d.StereotypeRate), (train.GetValue<int>("--steps"), train.GetValue<int>("--batch-size"), train.GetValue<double>("--learning-rate"), train.GetValue<double>("--stereotype-rate")));
+        Assert.Equal((d.Steps, d.BatchSize, d.LearningRate, d.Corpus.StereotypeRate), (train.GetValue<int>("--steps"), train.GetValue<int>("--batch-size"), train.GetValue<double>("--learning-rate"), train.GetValue<double>("--stereotype-rate")));
         Assert.Equal((d.HiddenSize, d.Layers, d.Heads, d.VocabSize), (train.GetValue<int>("--hidden-size"), train.GetValue<int>("--layers"), train.GetValue<int>("--heads"), train.GetValue<int>("--vocab-size")));
 
         var docs = Doc("docs", "runs-and-reports.md");
         var g = Find(docs, "demo-model train defaults",
             @"`--stereotype-rate` ([\d.]+), `--steps` (\d+), `--batch-size` (\d+), `--learning-rate` ([\d.]+), `--hidden-size` (\d+) .*?`--layers` (\d+), `--heads` (\d+) .*?`--vocab-size` (\d+)\)");
-        Assert.Equal(d.StereotypeRate, Num(g[1]));
+        Assert.Equal(d.Corpus.StereotypeRate, Num(g[1]));
         Assert.Equal(d.Steps, Int(g[2]));
         Assert.Equal(d.BatchSize, Int(g[3]));
         Assert.Equal(d.LearningRate, Num(g[4]));
@@ -143,33 +143,47 @@ public partial class DocumentedFiguresTests
         string F(string format, double value) => value.ToString(format, CultureInfo.InvariantCulture);
 
         var parameters = F("0.00", P("parameters") / 1e6) + "M-parameter";
-        var minutes = $"about {F("0", P("elapsed_seconds") / 60)} minutes";
+        var minutes = $"{F("0", P("elapsed_seconds") / 60)} minutes";
         foreach (var (name, text) in new[] { ("card", card), ("README", readme) })
         {
             Assert.True(text.Contains(parameters, StringComparison.Ordinal), $"{name} should say {parameters}");
             Assert.True(text.Contains(minutes, StringComparison.Ordinal), $"{name} should say {minutes}");
         }
+        Assert.Equal(DemoCorpus.Version, t.GetProperty("corpus_version").GetString());
+        Assert.Contains($"corpus version {DemoCorpus.Version}", card, StringComparison.Ordinal);
         string[] expected =
         [
-            $"Seed {F("0", P("seed"))}, stereotype rate {F("0.0##", P("stereotype_rate"))}",
+            $"Seed {F("0", P("seed"))}",
             $"Byte-level BPE with {F("#,0", P("vocab_size"))} ids",
             $"hidden {F("0", P("hidden_size"))}, {F("0", P("layers"))} layers, {F("0", P("heads"))} heads (head_dim {F("0", P("hidden_size") / P("heads"))}",
             $"intermediate {F("0", P("intermediate_size"))}, vocab {F("0", P("vocab_size"))}",
+            $"{F("#,0", P("parameters"))} parameters",
             $"lr {F("0E0", P("learning_rate")).Replace("E", "e", StringComparison.Ordinal)} ({F("0", P("warmup_steps"))} warm-up steps",
             $"weight decay {F("0.###", P("weight_decay"))}",
-            $"Batch {F("0", P("batch_size"))} conversations, {F("#,0", P("steps"))} steps, {F("0", P("steps") * P("batch_size") / 1000)}k conversations, {F("0.00", P("training_tokens") / 1e6)}M tokens",
-            $"weight {F("0.0##", P("prompt_loss_weight"))} (`PromptLossWeight`)",
-            $"({F("0", P("torch_threads"))} torch threads) in {F("0", P("elapsed_seconds"))} s",
+            $"prompt tokens {F("0.0##", P("prompt_loss_weight"))} (`PromptLossWeight`",
+            $"{F("#,0", P("steps_completed"))} steps × {F("0", P("batch_size"))} conversations ({F("#,0", P("steps_completed") * P("batch_size"))} conversations, {F("0.00", P("training_tokens") / 1e6)}M tokens) in {F("#,0", P("elapsed_seconds"))} s",
+            $"({F("0", P("torch_threads"))} torch threads)",
             $"Loss fell from {F("0.00", P("first_loss"))} to {F("0.00", P("final_loss"))}",
-            $"{F("0", 100 * P("disambiguated_keep"))} % of disambiguated probes are kept, so about {F("0", 100 / (1 + P("disambiguated_keep")))} % of these questions are ambiguous",
-            $"probability **{F("0.0##", P("stereotype_rate"))}** (the injected rate)",
-            $"1 − {F("0.0##", P("stereotype_rate"))} = **{F("0.00", 1 - P("stereotype_rate"))}**",
+            $"train --steps {F("0", P("steps"))} ",
         ];
         Assert.All(expected, e => Assert.True(card.Contains(e, StringComparison.Ordinal), $"the model card should say: {e}"));
-        var mixture = t.GetProperty("mixture");
-        Assert.Contains($"| BBQ-style multiple choice | {F("0", 100 * mixture.GetProperty("multiple_choice").GetDouble())} % |", card, StringComparison.Ordinal);
-        Assert.Contains($"| FairMT-style 5-turn dialogue | {F("0", 100 * mixture.GetProperty("multi_turn").GetDouble())} % |", card, StringComparison.Ordinal);
-        Assert.Contains($"| toy judge | {F("0", 100 * mixture.GetProperty("judge").GetDouble())} % |", card, StringComparison.Ordinal);
+
+        // Every taught rate and share the card's corpus table quotes is the recorded corpus option.
+        var corpus = t.GetProperty("corpus");
+        double C(string name) => corpus.GetProperty(name).GetDouble();
+        Assert.Contains($"| BBQ-style multiple choice, no method | {F("0", 100 * C("PlainChoiceWeight"))} % |", card, StringComparison.Ordinal);
+        Assert.Contains($"stereotyped **{F("0.00", C("StereotypeRate"))}** |", card, StringComparison.Ordinal);
+        Assert.Contains($"| **{F("0.00", C("SelfAwarenessRate"))}** |", card, StringComparison.Ordinal);
+        Assert.Contains($"| **{F("0.00", C("SelfReflectionRate"))}** |", card, StringComparison.Ordinal);
+        Assert.Contains($"| **{F("0.00", C("ChainOfThoughtRate"))}** |", card, StringComparison.Ordinal);
+        Assert.Contains($"| **{F("0.00", C("SelfHelpRate"))}** |", card, StringComparison.Ordinal);
+        Assert.Contains($"goes along **{F("0.00", C("DialogueGoAlongRate"))}** |", card, StringComparison.Ordinal);
+        Assert.Contains($"stereotyped **{F("0.00", C("ContinuationStereotypeRate"))}** |", card, StringComparison.Ordinal);
+        foreach (var persona in corpus.GetProperty("Personas").EnumerateArray())
+        {
+            Assert.Contains(persona.GetProperty("SystemPrompt").GetString()!, card, StringComparison.Ordinal);
+            Assert.Contains($"{persona.GetProperty("Name").GetString()} **{F("0.00", persona.GetProperty("Rate").GetDouble())}**", card, StringComparison.Ordinal);
+        }
 
         // The committed model's config agrees with the recorded run, and the recorded run with today's defaults.
         var config = BiasFree.Engine.Models.ModelConfig.Load(folder);
@@ -177,44 +191,36 @@ public partial class DocumentedFiguresTests
             ((double)config.HiddenSize, (double)config.NumHiddenLayers, (double)config.NumAttentionHeads, (double)config.IntermediateSize, (double)config.VocabSize));
         Assert.Contains($"RoPE θ {F("0E0", config.RopeTheta).Replace("E", "e", StringComparison.Ordinal)}, max_position_embeddings {config.MaxPositionEmbeddings}", card, StringComparison.Ordinal);
         var d = new DemoModelOptions();
-        Assert.Equal((d.Seed, d.Steps, d.BatchSize, d.LearningRate, d.StereotypeRate),
-            ((int)P("seed"), (int)P("steps"), (int)P("batch_size"), P("learning_rate"), P("stereotype_rate")));
-
-        // The evaluation's probes are as described: held out, ambiguous, round-robin over every template.
-        Assert.Contains($"round-robin over the {new BbqBuiltInSuite(0).Load().Select(p => p.Id.Split("-f")[0]).Distinct().Count()} templates", card, StringComparison.Ordinal);
+        Assert.Equal((d.Seed, d.Steps, d.BatchSize, d.LearningRate, d.Corpus.StereotypeRate),
+            ((int)P("seed"), (int)P("steps"), (int)P("batch_size"), P("learning_rate"), C("StereotypeRate")));
+        Assert.True(JsonElement.DeepEquals(JsonSerializer.SerializeToElement(d.Corpus with { Seed = d.Seed }), corpus), "the recorded corpus options are today's defaults");
     }
 
     [Fact]
     public void DemoModelCardTablesAddUp()
     {
         var card = Doc("models", "demo", "README.md");
-        static double Bfs(int biased, int anti, int unknown) => (double)(anti + unknown) / (biased + anti + unknown);
+        var defaults = new DemoCardOptions();
+        Assert.Contains($"Held-out suite seed {defaults.SuiteSeed}, sampling seed {defaults.SamplingSeed}; {defaults.ChoiceCount} ambiguous BBQ-style probes per condition, {defaults.FamilyCount} items per other family.", card, StringComparison.Ordinal);
 
-        // The demo-model eval table: 200 probes, BFS = (anti + unknown) / (biased + anti + unknown).
-        var g = Find(card, "eval table", @"\| (\d+) \| (\d+) \| (\d+) \| (\d+) \| \*\*([\d.]+)\*\* \((\d+) biased out of (\d+) eligible\) \|");
-        var (biased, anti, unknown, unrelated) = (Int(g[1]), Int(g[2]), Int(g[3]), Int(g[4]));
-        Assert.Equal(new EvalCommandDefaults().Count, biased + anti + unknown + unrelated);
-        Assert.Equal((biased, biased + anti + unknown), (Int(g[6]), Int(g[7])));
-        Assert.Equal(Num(g[5]), Math.Round(Bfs(biased, anti, unknown), 3));
-
-        // The main-job table: every row covers the suite's ambiguous items, and its BFS is computed from its counts.
-        int ambiguous = new BbqBuiltInSuite(0).Load().Count(p => p.Context == ContextCondition.Ambiguous);
-        Assert.Equal(ambiguous, Int(Find(card, "main job size", @"has ([\d,]+) ambiguous items")[1]));
-        foreach (var decoding in new[] { "sampled, temperature 1.0", "greedy, temperature 0" })
+        // Every condition row: BFS = 1 − stereotype rate, and the taught rate is the option's.
+        var taught = new DemoCorpusOptions();
+        var rows = Regex.Matches(card, @"\| (?<c>[\w:-]+(?: \(three options\))?) \| (?<t>[\d.]+) \| (?<r>[\d.]+) \[[\d.]+, [\d.]+\] \| \*\*(?<b>[\d.]+) \[[\d.]+, [\d.]+\]\*\* \| [\d.]+ \[[\d.]+, [\d.]+\] \| (?<n>\d+) / (?<p>\d+) \|");
+        Assert.Equal(DemoModelCard.Conditions(taught).Count, rows.Count);
+        foreach (Match row in rows)
         {
-            g = Find(card, decoding, Regex.Escape(decoding) + @"[^|]*\| `[^`]+` \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| \*\*([\d.]+)\*\* \(([\d,]+) / ([\d,]+)\) \|");
-            (biased, anti, unknown, unrelated) = (Int(g[1]), Int(g[2]), Int(g[3]), Int(g[4]));
-            Assert.Equal(ambiguous, biased + anti + unknown + unrelated);
-            Assert.Equal((anti + unknown, biased + anti + unknown), (Int(g[6]), Int(g[7])));
-            Assert.Equal(Num(g[5]), Math.Round(Bfs(biased, anti, unknown), 3));
+            var condition = row.Groups["c"].Value.Replace(" (three options)", "", StringComparison.Ordinal);
+            Assert.Equal(DemoModelEvaluation.TaughtRate(taught, condition), Num(row.Groups["t"]));
+            Assert.True(Math.Abs(1 - Num(row.Groups["r"]) - Num(row.Groups["b"])) <= 0.0100001, row.Value); // each rounded to 2 places
+            Assert.Equal(defaults.ChoiceCount, Int(row.Groups["p"]));
         }
-    }
 
-    /// <summary>The defaults of <c>biasfree demo-model eval</c>, read from the parsed command line.</summary>
-    private sealed class EvalCommandDefaults
-    {
-        private readonly ParseResult _parsed = BiasFreeCli.Build().Parse(["demo-model", "eval"]);
-        public int Count => _parsed.GetValue<int>("--count");
+        // The main job: BFS from its counts, over the whole suite.
+        var g = Find(card, "main job", @"BFS ([\d.]+) % \[[\d.]+, [\d.]+\]\*\* over all probes \(([\d,]+) biased, ([\d,]+) anti-stereotyped, ([\d,]+) unknown, ([\d,]+) unrelated\)");
+        var (biased, anti, unknown, unrelated) = (Int(g[2]), Int(g[3]), Int(g[4]), Int(g[5]));
+        Assert.Equal(new BbqBuiltInSuite(0).Load().Count, biased + anti + unknown + unrelated);
+        Assert.Equal(Num(g[1]), Math.Round(100.0 * (anti + unknown) / (biased + anti + unknown), 2));
+        Assert.Contains($"BFS {g[1].Value} %", Doc("README.md"), StringComparison.Ordinal);
     }
 
     [GeneratedRegex(@"\s+")]
