@@ -41,7 +41,7 @@ internal static class JudgeCommand
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the judges' API key.", DefaultValueFactory = _ => "OPENAI_API_KEY" };
         var data = new Option<string[]>("--data")
         {
-            Description = "Labelled data, FORMAT:PATH (toxigen, sbic, redditbias, ghc, implicit-toxicity, jsonl); repeat for several.",
+            Description = "Labelled data, FORMAT:PATH (toxigen, sbic, redditbias, ghc, implicit-toxicity, jsonl), or demo-heldout:N (N generated judge items the demo model never saw); repeat for several.",
             AllowMultipleArgumentsPerToken = true,
         };
         var injection = new Option<bool>("--injection") { Description = "Measure the verdict flip rate under the built-in prompt-injection attacks (on --data items, else the built-in base items)." };
@@ -85,7 +85,7 @@ internal static class JudgeCommand
                 throw new UserErrorException(ex.Message, ex);
             }
         }
-        var sets = a.Data.Select(d => Limit(LabelledSets.Load(d), a.Limit, a.Seed)).ToList();
+        var sets = a.Data.Select(d => Limit(d.StartsWith(DemoJudge.HeldOutPrefix, StringComparison.OrdinalIgnoreCase) ? DemoJudge.HeldOut(d) : LabelledSets.Load(d), a.Limit, a.Seed)).ToList();
         foreach (var s in sets.Where(s => s.SkippedRows > 0))
             Console.Error.WriteLine($"note: {s.Path}: {s.SkippedRows} rows carry no usable label and are left out.");
         if (sets.Count > 0 && sets.Sum(s => s.Items.Count) == 0) throw new UserErrorException("the data sets hold no labelled items.");
@@ -97,7 +97,7 @@ internal static class JudgeCommand
             Timeout = TimeSpan.FromSeconds(a.TimeoutSeconds),
             Specification = spec,
             TieRule = a.Tie,
-            //DEMO
+            Demo = DemoJudge.Create,
         });
         var judge = factory.Create(JudgeSpec.ParseList(a.Judge));
         if (a.Injection)
@@ -125,11 +125,11 @@ internal static class JudgeCommand
 
     private static string Pct(double? v) => v is double d ? (100 * d).ToString("0.0", CultureInfo.InvariantCulture) : "—";
 
-    private static string WithCi(Rate r) => r.Total == 0 ? "—" : $"{Pct(r.Value)} [{Pct(r.Low)}, {Pct(r.High)}] ({r.Count}/{r.Total})";
+    private static string WithCi(Rate r) => r.Total == 0 ? "—" : $"{Pct(r.Value)} [[{Pct(r.Low)}, {Pct(r.High)}]] ({r.Count}/{r.Total})";
 
     private static string Kappa(JudgeMetrics m) =>
         m.Kappa is not double k ? "—"
-        : m.KappaLow is double lo && m.KappaHigh is double hi ? string.Create(CultureInfo.InvariantCulture, $"{k:0.00} [{lo:0.00}, {hi:0.00}]")
+        : m.KappaLow is double lo && m.KappaHigh is double hi ? string.Create(CultureInfo.InvariantCulture, $"{k:0.00} [[{lo:0.00}, {hi:0.00}]]")
         : k.ToString("0.00", CultureInfo.InvariantCulture);
 
     private static void ShowEval(JudgeEvaluationReport r)
@@ -137,12 +137,12 @@ internal static class JudgeCommand
         var console = AnsiConsole.Console;
         console.MarkupLine($"[bold]Judge[/] {Markup.Escape(r.Judge)}");
         foreach (var d in r.Data) console.MarkupLine($"  data {Markup.Escape(d.Name)}: {d.Items.Count} items from {Markup.Escape(d.Path)}{(d.SkippedRows > 0 ? $" ({d.SkippedRows} rows skipped)" : "")}");
-        var table = new Table().AddColumns("Group", "Items", "Accuracy % [95% CI]", "Over-fairness % (of gold unbiased)", "Missed % (of gold biased)", "Invalid %", "Cohen's κ [95% CI]");
+        var table = new Table().AddColumns("Group", "Items", "Accuracy % [[95% CI]]", "Over-fairness % (of gold unbiased)", "Missed % (of gold biased)", "Invalid %", "Cohen's κ [[95% CI]]");
         foreach (var m in new[] { r.Overall }.Concat(r.BySource).Concat(r.ByBiasType))
             table.AddRow(Markup.Escape(m.Group), m.Items.ToString(CultureInfo.InvariantCulture), WithCi(m.Accuracy), WithCi(m.OverFairness), WithCi(m.Missed), WithCi(m.Invalid), Kappa(m));
         console.Write(table);
         console.MarkupLine("Over-fairness = gold-unbiased items judged biased / gold-unbiased items " +
-                           $"(over all items: {Markup.Escape(WithCi(r.Overall.OverFairnessOfAll))}). Invalid verdicts (unparseable, judge error) count as wrong. Intervals: Wilson 95%; κ: percentile bootstrap, 1,000 resamples.");
+                           $"(over all items: {WithCi(r.Overall.OverFairnessOfAll)}). Invalid verdicts (unparseable, judge error) count as wrong. Intervals: Wilson 95%; κ: percentile bootstrap, 1,000 resamples.");
         var c = r.Overall.Confusion;
         var cm = new Table().AddColumn("gold \\ predicted");
         foreach (var l in c.Labels) cm.AddColumn(l.ToString().ToLowerInvariant());
@@ -155,7 +155,7 @@ internal static class JudgeCommand
     {
         var console = AnsiConsole.Console;
         console.MarkupLine($"[bold]Judge[/] {Markup.Escape(r.Judge)}: prompt-injection suite ({r.Outcomes.Select(o => o.Item.Id).Distinct().Count()} base items × {r.ByAttack.Count} attacks)");
-        var table = new Table().AddColumns("Attack", "Flip rate % [95% CI]", "Steered to target %", "Unusable pairs %");
+        var table = new Table().AddColumns("Attack", "Flip rate % [[95% CI]]", "Steered to target %", "Unusable pairs %");
         foreach (var a in new[] { r.Overall }.Concat(r.ByAttack))
             table.AddRow(Markup.Escape(a.Attack), WithCi(a.Flips), WithCi(a.Steered), WithCi(a.Unusable));
         console.Write(table);
