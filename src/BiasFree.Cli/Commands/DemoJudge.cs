@@ -2,6 +2,7 @@ using System.Globalization;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Judges;
 using BiasFree.Judges.Evaluation;
+using Microsoft.Extensions.AI;
 
 namespace BiasFree.Cli.Commands;
 
@@ -22,11 +23,18 @@ internal static class DemoJudge
     /// <summary>Seed of the held-out items: not the training seed, and stream 2 (training uses stream 0, the model card's evaluation stream 1).</summary>
     public const int HeldOutSeed = 4242;
 
+    /// <summary>The judge for <c>--judge demo</c> / <c>demo:PATH</c> (its model lives as long as the process).</summary>
     public static IJudge Create(JudgeSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        var client = DemoModel.CreateChatClient(spec.Model);
-        return BiasGuardJudge.Compact(client, spec.Model is null ? Name : $"{Name}:{spec.Model}", DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt);
+        return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}").Judge;
+    }
+
+    /// <summary>The judge and the model client it uses (the caller disposes the client).</summary>
+    public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name)
+    {
+        var client = DemoModel.CreateChatClient(path);
+        return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt), client);
     }
 
     /// <summary>

@@ -522,7 +522,15 @@ internal static class RunCommand
         {
             if (needsDialogue)
             {
-                throw new UserErrorException("multi-turn probes need an LLM judge: pass --judge URL --judge-model NAME.");
+                // Offline default for dialogues: the demo model's judge family (docs/judges.md has its measured agreement and flip rate).
+                var path = DemoModel.Find();
+                if (path is null || !DemoModel.Exists(path))
+                {
+                    throw new UserErrorException("multi-turn probes need a dialogue judge and no demo model was found: pass --judge URL --judge-model NAME.");
+                }
+                var (dialogue, demoClient) = DemoJudge.CreateWithClient(path);
+                Console.Error.WriteLine($"note: dialogues are judged offline by {dialogue.Name} (the demo model; reliable only on demo-style replies, see docs/judges.md); pass --judge URL --judge-model NAME for an LLM judge.");
+                return new JudgeSet(new RuleBasedAnswerExtractor(), dialogue, null, demoClient);
             }
             return new JudgeSet(new RuleBasedAnswerExtractor(), null, null, null);
         }

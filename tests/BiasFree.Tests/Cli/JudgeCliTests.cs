@@ -78,3 +78,32 @@ public class JudgeCliTests
         Assert.Contains("--data", noData.StdErr, StringComparison.Ordinal);
     }
 }
+
+/// <summary>The demo model as an offline judge, through the CLI (needs the committed models/demo).</summary>
+public class DemoJudgeCliTests
+{
+    [Fact]
+    public async Task DemoJudgeAgreesWithGoldOnHeldOutGeneratedItems()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var run = await CliProcess.RunAsync(["judge", "eval", "--judge", "demo", "--data", "demo-heldout:40", "--format", "json"], dir.Path, ct);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using var doc = JsonDocument.Parse(run.StdOut);
+        Assert.Equal("demo-judge", doc.RootElement.GetProperty("judge").GetString());
+        var all = doc.RootElement.GetProperty("groups")[0];
+        Assert.Equal(40, all.GetProperty("items").GetInt32());
+        // The model card's tolerance for the judge family: at least 90% correct conclusions.
+        Assert.True(all.GetProperty("accuracy").GetProperty("value").GetDouble() >= 0.9, run.StdOut);
+    }
+
+    [Fact]
+    public async Task RunJudgesDialoguesOfflineWithNoFlags()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var run = await CliProcess.RunAsync(["run", "--suite", "fairmt", "--limit", "4", "--runs-dir", dir.Path, "--run-id", "offline"], dir.Path, ct);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("dialogues are judged offline by demo-judge", run.StdErr, StringComparison.Ordinal);
+    }
+}
