@@ -1,5 +1,6 @@
 using System.Globalization;
 using BiasFree.Engine.DemoModel;
+using BiasFree.Evaluations;
 using BiasFree.Judges;
 using BiasFree.Judges.Evaluation;
 using Microsoft.Extensions.AI;
@@ -35,6 +36,36 @@ internal static class DemoJudge
     {
         var client = DemoModel.CreateChatClient(path);
         return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt), client);
+    }
+
+    /// <summary>
+    /// The CLI's default judges: the rule-based extractor for multiple choice and, for dialogues, the demo judge, loaded
+    /// only when a dialogue is judged (a bbq-only run never loads it). Named "rule" like <see cref="EvaluationJudges.Rule"/>,
+    /// so stored runs and resumes are unchanged; when no demo model exists the dialogue judge answers JudgeError with the reason.
+    /// </summary>
+    public static EvaluationJudges RuleWithOfflineDialogueJudge() =>
+        EvaluationJudges.Custom(EvaluationJudges.RuleName, new RuleBasedAnswerExtractor(), new OnDemand());
+
+    /// <summary>The demo judge, created on first use (thread-safe) and kept for the process.</summary>
+    internal sealed class OnDemand : IJudge
+    {
+        private readonly Lazy<IJudge> _judge = new(() => CreateWithClient(null).Judge, LazyThreadSafetyMode.ExecutionAndPublication);
+
+        public string Name => DemoJudge.Name;
+
+        public async Task<Verdict> JudgeAsync(Probes.Probe probe, string response, CancellationToken cancellationToken = default)
+        {
+            IJudge judge;
+            try
+            {
+                judge = _judge.Value;
+            }
+            catch (Exception ex) when (ex is DirectoryNotFoundException or IOException or InvalidOperationException)
+            {
+                return new Verdict(Label.JudgeError, $"no offline dialogue judge: {ex.Message}; pass --judge URL --judge-model NAME", Name);
+            }
+            return await judge.JudgeAsync(probe, response, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>

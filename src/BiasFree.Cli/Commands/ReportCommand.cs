@@ -23,9 +23,7 @@ internal static class ReportCommand
 
     private static async Task<int> ExecuteAsync(string runId, string formatText, FileInfo? output, string runsDir, int bootstrap, string baseline, CancellationToken ct)
     {
-        var samples = string.Equals(formatText.Trim(), "jsonl", StringComparison.OrdinalIgnoreCase);
-        var format = ReportFormat.Markdown;
-        if (!samples && !ReportWriter.TryParseFormat(formatText, out format))
+        if (!ReportWriter.TryParseFormat(formatText, out var format))
         {
             throw new UserErrorException($"unknown report format '{formatText}': use md, json, csv or jsonl.");
         }
@@ -33,21 +31,9 @@ internal static class ReportCommand
         var spec = await store.GetRunAsync(runId, ct).ConfigureAwait(false)
             ?? throw new UserErrorException($"no run '{runId}' in {store.DatabasePath}.");
         var options = ReportSettingsOptions.For(spec, bootstrap, baseline);
-        string text;
-        if (samples)
-        {
-            var sb = new System.Text.StringBuilder();
-            await foreach (var row in store.ReadResultsAsync(runId, ct).ConfigureAwait(false))
-            {
-                sb.Append(ReportWriter.ToJsonLine(row)).Append('\n');
-            }
-            text = sb.ToString();
-        }
-        else
-        {
-            var report = await RunReport.BuildAsync(store, runId, options, ct).ConfigureAwait(false);
-            text = ReportWriter.Render(report, format);
-        }
+        using var writer = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+        await ReportWriter.WriteAsync(store, runId, format, writer, options, ct).ConfigureAwait(false);
+        var text = writer.ToString();
         if (output is null)
         {
             Console.Out.Write(text);

@@ -3,7 +3,10 @@ using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Evaluations;
 using BiasFree.Engine.Generation;
+using BiasFree.Evaluations;
+using BiasFree.Methods;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Judges;
 using BiasFree.Mitigations;
@@ -35,7 +38,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", PromptingMitigations.Names)}.", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", MethodRegistry.Prompting.Names)}; combine with + (e.g. self-awareness+cot).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -95,7 +98,7 @@ internal static class RunCommand
 
     private static async Task<int> ExecuteAsync(Options o, CancellationToken ct)
     {
-        RunSpec spec;
+        Evaluation evaluation;
         RunStore? store = null;
         try
         {
@@ -113,57 +116,52 @@ internal static class RunCommand
                 store = await OpenExistingStoreAsync(o.RunsDir, ct).ConfigureAwait(false);
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
                     ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
-                spec = stored with
+                CheckScheduling(o);
+                // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
+                evaluation = Evaluation.FromSpec(stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
-                };
+                }, s => LocalTargets.FromSpec(s, KvCacheBytes(o)),
+                    string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge() : null);
             }
             else
             {
-                spec = NewSpec(o);
+                evaluation = NewEvaluation(o);
                 if (o.RunId is not null && File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
                 {
                     store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
-                    if (await store.GetRunAsync(spec.RunId, ct).ConfigureAwait(false) is not null)
+                    if (await store.GetRunAsync(evaluation.RunId, ct).ConfigureAwait(false) is not null)
                     {
-                        throw new UserErrorException($"run '{spec.RunId}' already exists; continue it with --resume {spec.RunId}.");
+                        throw new UserErrorException($"run '{evaluation.RunId}' already exists; continue it with --resume {evaluation.RunId}.");
                     }
                 }
             }
 
+            using var judges = evaluation.Judges;
             // Everything that can be wrong with the options is checked before a new run is recorded.
-            ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
-            var probes = LoadProbes(spec);
-            using var judges = BuildJudges(spec, probes);
-            IChatClient target;
-            if (IsLocalFolder(spec.TargetEndpoint))
+            ReportSettingsOptions.For(evaluation.Spec, o.Bootstrap, o.Baseline);
+            var probes = evaluation.LoadProbes((suite, skipped) =>
+                Console.Error.WriteLine($"note: {suite}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {suite}' lists them."));
+            judges.EnsureCovers(probes);
+            if (judges.Dialogue is DemoJudge.OnDemand offline && probes.Any(p => p.Scenario == Scenario.MultiTurn))
             {
-                if (o.KvCacheMb is < 1)
-                {
-                    throw new UserErrorException("--kv-cache-mb must be at least 1.");
-                }
-                target = LoadLocal(spec.TargetEndpoint!, spec.Model, spec.Local ?? new LocalTargetSettings(), o.KvCacheMb);
-                spec = spec with { TargetKey = LocalTargetKey(spec) };
+                Console.Error.WriteLine($"note: dialogues are judged offline by {offline.Name} (the demo model; reliable only on demo-style replies, see docs/judges.md); pass --judge URL --judge-model NAME for an LLM judge.");
             }
-            else
+            if (evaluation.Target.ServerEndpoint is { } te)
             {
-                var targetOptions = TargetOptions(spec);
-                target = OpenAICompatibleTarget.Create(targetOptions);
-                spec = spec with { TargetKey = TargetDescriptor.For(targetOptions).CacheKey };
-                await CheckReachableAsync("target", targetOptions.Endpoint, ct).ConfigureAwait(false);
-                WarnIfApiKeyMissing(spec.ApiKeyEnvironmentVariable);
+                await CheckReachableAsync("target", te, ct).ConfigureAwait(false);
+                WarnIfApiKeyMissing(evaluation.Spec.ApiKeyEnvironmentVariable);
             }
-            using var ownedTarget = target;
-            if (judges.Endpoint is { } je)
+            if (judges.ServerEndpoint is { } je)
             {
                 await CheckReachableAsync("judge", je, ct).ConfigureAwait(false);
-                WarnIfApiKeyMissing(spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable);
+                WarnIfApiKeyMissing(evaluation.Spec.JudgeApiKeyEnvironmentVariable ?? evaluation.Spec.ApiKeyEnvironmentVariable);
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
-            return await RunAsync(o, spec, store, probes, target, judges, ct).ConfigureAwait(false);
+            return await RunAsync(o, evaluation, store, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -174,30 +172,31 @@ internal static class RunCommand
         }
     }
 
-    private static async Task<int> RunAsync(Options o, RunSpec spec, RunStore store, IReadOnlyList<Probe> probes, IChatClient target, JudgeSet judges, CancellationToken ct)
+    private static async Task<int> RunAsync(Options o, Evaluation evaluation, RunStore store, CancellationToken ct)
     {
-        if (o.Resume is null)
+        EvaluationSession session;
+        try
         {
-            try
-            {
-                await store.CreateRunAsync(spec, ct).ConfigureAwait(false);
-            }
-            catch (InvalidOperationException)
-            {
-                throw new UserErrorException($"run '{spec.RunId}' already exists; continue it with --resume {spec.RunId}.");
-            }
+            session = await evaluation.StartAsync(store, ct).ConfigureAwait(false);
         }
-        var total = spec.Methods.Count * probes.Count;
-        await store.SetExpectedRowsAsync(spec.RunId, total, ct).ConfigureAwait(false);
+        catch (InvalidOperationException) when (o.Resume is null)
+        {
+            throw new UserErrorException($"run '{evaluation.RunId}' already exists; continue it with --resume {evaluation.RunId}.");
+        }
+        using var _ = session;
+        var spec = session.Spec;
+        foreach (var w in session.Warnings)
+        {
+            Console.Error.WriteLine($"warning: {w}");
+        }
 
-        Console.Out.WriteLine($"Run {spec.RunId}: {probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
-        var runner = new EvaluationRunner(store, target, judges.For);
+        Console.Out.WriteLine($"Run {spec.RunId}: {session.Probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
         RunOutcome outcome;
         try
         {
             // In-process targets add the engine's batch occupancy, tokens/s, queue wait and cache use to the progress line.
-            var engine = target.GetService<EngineChatClient>();
-            outcome = await ProgressView.RunAsync(total, (progress, token) => runner.RunAsync(spec, probes, progress, token), ct,
+            var engine = session.Target.GetService<EngineChatClient>();
+            outcome = await ProgressView.RunAsync(session.Total, (progress, token) => session.RunAsync(progress, token), ct,
                 engine is null ? null : () => engine.Statistics.Describe()).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
@@ -223,30 +222,45 @@ internal static class RunCommand
         return ExitCodes.Ok;
     }
 
-    private static RunSpec NewSpec(Options o)
+    private static long? KvCacheBytes(Options o) => o.KvCacheMb is int mb
+        ? (mb < 1 ? throw new UserErrorException("--kv-cache-mb must be at least 1.") : mb * (1L << 20))
+        : null;
+
+    private static void CheckScheduling(Options o)
+    {
+        if (o.Concurrency is < 1 or > 1024)
+        {
+            throw new UserErrorException("--concurrency must be between 1 and 1024.");
+        }
+        if (o.Timeout is <= 0)
+        {
+            throw new UserErrorException("--timeout must be positive.");
+        }
+        if (o.Retries is < 0)
+        {
+            throw new UserErrorException("--retries must not be negative.");
+        }
+    }
+
+    /// <summary>The evaluation the options describe; option mistakes are reported with the option's name.</summary>
+    private static Evaluation NewEvaluation(Options o)
     {
         var demo = o.Target is null;
-        var target = o.Target ?? FindDemoModel();
-        var model = o.Model;
-        if (demo)
+        var local = demo || !EvaluationTarget.IsHttpUrl(o.Target);
+        if (!demo && local && !Directory.Exists(o.Target))
         {
-            model ??= DemoModel.ModelId;
+            throw new UserErrorException($"'{o.Target}' is not an http(s) URL such as http://127.0.0.1:8000/v1, nor a model folder.");
         }
-        else if (!IsHttpUrl(target))
-        {
-            if (!Directory.Exists(target))
-            {
-                throw new UserErrorException($"'{target}' is not an http(s) URL such as http://127.0.0.1:8000/v1, nor a model folder.");
-            }
-            target = Path.GetFullPath(target);
-            model ??= new DirectoryInfo(target).Name;
-        }
-        if (string.IsNullOrWhiteSpace(model))
+        if (!local && string.IsNullOrWhiteSpace(o.Model))
         {
             throw new UserErrorException("--model NAME is required with --target URL.");
         }
-        RejectCredentialsInUrl("--target", target);
-        if (!string.Equals(o.Judge, "rule", StringComparison.OrdinalIgnoreCase))
+        if (!local)
+        {
+            RejectCredentialsInUrl("--target", o.Target!);
+        }
+        var llmJudge = !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
+        if (llmJudge)
         {
             RejectCredentialsInUrl("--judge", o.Judge);
         }
@@ -254,23 +268,16 @@ internal static class RunCommand
         {
             throw new UserErrorException("no suite: pass --suite bbq, fairmt or FORMAT:PATH.");
         }
-        var methods = new List<string>();
-        foreach (var m in o.Methods.Count == 0 ? ["none"] : o.Methods)
+        var registry = MethodRegistry.Prompting;
+        var methods = o.Methods.Count == 0 ? ["none"] : o.Methods;
+        foreach (var m in methods)
         {
-            if (!PromptingMitigations.Names.Contains(m, StringComparer.OrdinalIgnoreCase))
+            if (!registry.IsKnown(m))
             {
-                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", PromptingMitigations.Names)}.");
-            }
-            var name = PromptingMitigations.Normalize(m);
-            if (!methods.Contains(name, StringComparer.Ordinal))
-            {
-                methods.Add(name);
+                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", registry.Names)} (combine with '+', e.g. self-awareness+cot).");
             }
         }
-        if (o.Concurrency is < 1 or > 1024)
-        {
-            throw new UserErrorException("--concurrency must be between 1 and 1024.");
-        }
+        CheckScheduling(o);
         if (o.Limit is < 1)
         {
             throw new UserErrorException("--limit must be at least 1.");
@@ -279,68 +286,68 @@ internal static class RunCommand
         {
             throw new UserErrorException("--max-tokens must be at least 1.");
         }
-        if (o.Timeout is <= 0)
-        {
-            throw new UserErrorException("--timeout must be positive.");
-        }
         if (o.Temperature is < 0 or > 100 || o.Temperature is float t && !float.IsFinite(t))
         {
             throw new UserErrorException("--temperature must be between 0 and 100.");
         }
-        var local = IsLocalFolder(target);
-        LocalTargetSettings? localSettings = null;
-        if (local)
-        {
-            localSettings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate));
-        }
-        else if (o.DType is not null || o.Device is not null || o.ChatTemplate is not null)
+        if (!local && (o.DType is not null || o.Device is not null || o.ChatTemplate is not null))
         {
             throw new UserErrorException("--dtype, --device and --chat-template apply only to a local model folder or the demo model, not to a server URL.");
-        }
-        // The effective temperature is stored (and keys the cache): a server's default when unset (none sent),
-        // greedy for a model folder, and sampling at the demo model's trained temperature for the demo model.
-        var temperature = o.Temperature ?? (demo ? DemoModel.DefaultTemperature : local ? 0f : null);
-        if (o.Retries is < 0)
-        {
-            throw new UserErrorException("--retries must not be negative.");
         }
         if (o.RunId is { } id && (id.Length is 0 or > 100 || id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))))
         {
             throw new UserErrorException("--run-id may contain only letters, digits, '-', '_' and '.' (at most 100).");
         }
-        // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
-        var methodPrompts = o.Prompts is { } promptsFile ? MethodPrompts.Load(promptsFile) : MethodPrompts.Default;
-        return new RunSpec
+
+        EvaluationTarget target;
+        if (local)
         {
-            Prompts = methodPrompts.Templates,
+            var settings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate));
+            target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model, KvCacheBytes(o)) : LocalTargets.ModelFolder(o.Target!, o.Model, settings, KvCacheBytes(o));
+        }
+        else
+        {
+            target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o));
+        }
+        EvaluationJudges judges;
+        if (!llmJudge)
+        {
+            judges = DemoJudge.RuleWithOfflineDialogueJudge();
+        }
+        else
+        {
+            if (string.IsNullOrWhiteSpace(o.JudgeModel))
+            {
+                throw new UserErrorException("--judge-model NAME is required with --judge URL.");
+            }
+            if (o.JudgeVotes is < 1 or > 15)
+            {
+                throw new UserErrorException("--judge-votes must be between 1 and 15.");
+            }
+            judges = EvaluationJudges.Llm(ServerOptions(o.Judge, o.JudgeModel, o.JudgeApiKeyEnv ?? o.ApiKeyEnv, o), o.JudgeVotes);
+        }
+        return new Evaluation(o.Suites, target)
+        {
+            RunId = o.RunId ?? Evaluation.NewRunId(),
+            SuiteOptions = new SuiteOptions(o.Seed, SuiteOptions.ParseContext(o.Context), SuiteOptions.ParseOptions(o.OptionsShown), SuiteOptions.ParseLabelRule(o.LabelRule)),
+            // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
+            Prompts = o.Prompts is { } promptsFile ? MethodPrompts.Load(promptsFile) : MethodPrompts.Default,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
-            RunId = o.RunId ?? $"{DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..4]}",
-            Suites = o.Suites,
-            Seed = o.Seed,
-            Context = SuiteOptions.Name(SuiteOptions.ParseContext(o.Context)),
-            Options = SuiteOptions.Name(SuiteOptions.ParseOptions(o.OptionsShown)),
-            LabelRule = SuiteOptions.Name(SuiteOptions.ParseLabelRule(o.LabelRule)),
             Limit = o.Limit,
-            TargetEndpoint = target,
-            Model = model,
-            ApiKeyEnvironmentVariable = o.ApiKeyEnv,
             Methods = methods,
-            Judge = o.Judge,
-            JudgeModel = o.JudgeModel,
-            JudgeApiKeyEnvironmentVariable = o.JudgeApiKeyEnv,
-            JudgeVotes = o.JudgeVotes,
-            Generation = new GenerationSettings(temperature, o.Seed, o.MaxTokens),
-            Local = localSettings,
-            NoCache = o.NoCache,
-            Concurrency = o.Concurrency ?? 32,
-            TimeoutSeconds = o.Timeout ?? 120,
-            Retries = o.Retries ?? 3,
+            MethodRegistry = registry,
+            Judges = judges,
+            Settings = new EvaluationSettings
+            {
+                Temperature = o.Temperature,
+                MaxTokens = o.MaxTokens,
+                Concurrency = o.Concurrency ?? 32,
+                NoCache = o.NoCache,
+            },
         };
     }
 
-    private static OpenAICompatibleTargetOptions TargetOptions(RunSpec spec) => TargetOptions(spec.TargetEndpoint!, spec.Model, spec.ApiKeyEnvironmentVariable, spec);
-
-    private static OpenAICompatibleTargetOptions TargetOptions(string endpoint, string model, string? apiKeyEnv, RunSpec spec)
+    private static OpenAICompatibleTargetOptions ServerOptions(string endpoint, string model, string? apiKeyEnv, Options o)
     {
         if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
@@ -351,8 +358,8 @@ internal static class RunCommand
             Endpoint = uri,
             Model = model,
             ApiKeyEnvironmentVariable = apiKeyEnv,
-            Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
-            MaxRetries = spec.Retries,
+            Timeout = TimeSpan.FromSeconds(o.Timeout ?? 120),
+            MaxRetries = o.Retries ?? 3,
             BaseDelay = TimeSpan.FromSeconds(1),
         };
     }
@@ -360,37 +367,23 @@ internal static class RunCommand
     /// <summary>Run specs are stored: a URL must not carry credentials (user info or a query string).</summary>
     private static void RejectCredentialsInUrl(string option, string text)
     {
-        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && IsHttpUrl(text) && (uri.UserInfo.Length > 0 || uri.Query.Length > 0))
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && EvaluationTarget.IsHttpUrl(text) && (uri.UserInfo.Length > 0 || uri.Query.Length > 0))
         {
             throw new UserErrorException($"{option} must not contain user info or a query string (runs are stored); put the key in the environment variable named by --api-key-env.");
         }
     }
 
-    private static bool IsHttpUrl(string? text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
-
-    /// <summary>A target that is a local Hugging Face model folder, run in-process by the engine.</summary>
-    private static bool IsLocalFolder(string? target) => target is not null && !IsHttpUrl(target);
-
     /// <summary>The demo model's folder, or a user error saying where it was looked for and what to do.</summary>
     private static string FindDemoModel()
     {
-        const string what = "train one with `biasfree demo-model train` or pass --target URL --model NAME (or --target MODEL_FOLDER)";
-        var env = Environment.GetEnvironmentVariable(DemoModel.PathEnvironmentVariable);
-        var path = DemoModel.Find();
-        if (path is not null && DemoModel.Exists(path))
+        try
         {
-            return path;
+            return DemoModel.Locate();
         }
-        if (!string.IsNullOrWhiteSpace(env))
+        catch (DirectoryNotFoundException ex)
         {
-            throw new UserErrorException($"no --target and no demo model at {path} (from ${DemoModel.PathEnvironmentVariable}; it needs config.json, model.safetensors and tokenizer.json): {what}.");
+            throw new UserErrorException($"no --target and {ex.Message} Or pass --target URL --model NAME (or --target MODEL_FOLDER).", ex);
         }
-        if (path is not null)
-        {
-            throw new UserErrorException($"no --target and the demo model at {path} is incomplete (it needs config.json, model.safetensors and tokenizer.json): {what}.");
-        }
-        throw new UserErrorException($"no --target and no demo model found (looked for {DemoModel.RelativePath} with a config.json in {AppContext.BaseDirectory}, {Directory.GetCurrentDirectory()} and their parent folders; ${DemoModel.PathEnvironmentVariable} is not set): {what}.");
     }
 
     private static string NormalizeDType(string? dtype)
@@ -419,132 +412,6 @@ internal static class RunCommand
         return ChatTemplate.KnownNames.Contains(n, StringComparer.Ordinal)
             ? n
             : throw new UserErrorException($"unknown --chat-template '{name}': use {string.Join(", ", ChatTemplate.KnownNames)}.");
-    }
-
-    /// <summary>Cache identity of an in-process target: folder and model name, plus the load settings that change replies.</summary>
-    private static string LocalTargetKey(RunSpec spec)
-    {
-        var key = $"local|{spec.TargetEndpoint}|{spec.Model}";
-        if (spec.Local is { } l)
-        {
-            // Defaults keep the key of runs made before these settings existed.
-            key += (l.DType == "float32" ? "" : $"|dtype={l.DType}") + (l.Device == "cpu" ? "" : $"|device={l.Device}") +
-                (l.ChatTemplate is null ? "" : $"|template={l.ChatTemplate}") + (l.DemoModel ? "|demo" : "");
-        }
-        return key;
-    }
-
-    private static IChatClient LoadLocal(string folder, string model, LocalTargetSettings settings, int? kvCacheMb)
-    {
-        if (settings.DemoModel ? !DemoModel.Exists(folder) : !LocalModel.IsModelFolder(folder))
-        {
-            throw new UserErrorException(settings.DemoModel
-                ? $"no demo model at {folder} (it needs config.json, model.safetensors and tokenizer.json); train one with `biasfree demo-model train`."
-                : $"'{folder}' is not a model folder (it needs config.json and tokenizer.json).");
-        }
-        var options = new LocalModelOptions
-        {
-            ModelId = model,
-            DType = settings.DType,
-            Device = settings.Device,
-            ChatTemplate = settings.ChatTemplate,
-            KvCacheBytes = (kvCacheMb ?? ContinuousBatchOptions.DefaultKvCacheBytes >> 20) * (1L << 20),
-        };
-        if (settings.DemoModel)
-        {
-            options = options with { DefaultTemperature = DemoModel.DefaultTemperature, DefaultMaxOutputTokens = DemoModel.DefaultMaxOutputTokens };
-        }
-        try
-        {
-            return new PerRequestSeedChatClient(LocalModel.Load(folder, options));
-        }
-        catch (ChatTemplateException ex)
-        {
-            throw new UserErrorException($"cannot choose a chat template for {folder}: {ex.Message}", ex);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            throw new UserErrorException($"cannot load the model folder {folder}: {ex.Message}", ex);
-        }
-    }
-
-    /// <summary>Loads every suite; with a limit, keeps the first N of a seeded shuffle, in the suite's order.</summary>
-    internal static IReadOnlyList<Probe> LoadProbes(RunSpec spec)
-    {
-        var all = new List<Probe>();
-        var seen = new HashSet<(string, string)>();
-        foreach (var s in spec.Suites)
-        {
-            var suite = SuiteRegistry.Resolve(s, spec.SuiteOptions);
-            var probes = suite.Load();
-            if (suite is IReportsSkippedRows { SkippedRows.Count: > 0 and var skipped })
-            {
-                Console.Error.WriteLine($"note: {s}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {s}' lists them.");
-            }
-            if (spec.Limit is int n && n < probes.Count)
-            {
-                var rng = new Random(spec.Seed);
-                var order = Enumerable.Range(0, probes.Count).ToArray();
-                rng.Shuffle(order);
-                probes = [.. order.Take(n).Order().Select(i => probes[i])];
-            }
-            foreach (var p in probes)
-            {
-                if (!seen.Add((p.Suite, p.Id)))
-                {
-                    throw new UserErrorException($"probe '{p.Id}' of suite '{p.Suite}' appears twice (is a suite given twice?).");
-                }
-                all.Add(p);
-            }
-        }
-        if (all.Count == 0)
-        {
-            throw new UserErrorException("the suites contain no probes.");
-        }
-        return all;
-    }
-
-    private sealed class JudgeSet(IJudge? multipleChoice, IJudge? multiTurn, Uri? endpoint, IChatClient? client) : IDisposable
-    {
-        public Uri? Endpoint => endpoint;
-
-        public IJudge For(Probe p) => p.Scenario == Scenario.MultipleChoice
-            ? multipleChoice ?? throw new InvalidOperationException("no multiple-choice judge")
-            : multiTurn ?? throw new InvalidOperationException("no dialogue judge");
-
-        public void Dispose() => client?.Dispose();
-    }
-
-    private static JudgeSet BuildJudges(RunSpec spec, IReadOnlyList<Probe> probes)
-    {
-        var needsDialogue = probes.Any(p => p.Scenario == Scenario.MultiTurn);
-        if (string.Equals(spec.Judge, "rule", StringComparison.OrdinalIgnoreCase))
-        {
-            if (needsDialogue)
-            {
-                // Offline default for dialogues: the demo model's judge family (docs/judges.md has its measured agreement and flip rate).
-                var path = DemoModel.Find();
-                if (path is null || !DemoModel.Exists(path))
-                {
-                    throw new UserErrorException("multi-turn probes need a dialogue judge and no demo model was found: pass --judge URL --judge-model NAME.");
-                }
-                var (dialogue, demoClient) = DemoJudge.CreateWithClient(path);
-                Console.Error.WriteLine($"note: dialogues are judged offline by {dialogue.Name} (the demo model; reliable only on demo-style replies, see docs/judges.md); pass --judge URL --judge-model NAME for an LLM judge.");
-                return new JudgeSet(new RuleBasedAnswerExtractor(), dialogue, null, demoClient);
-            }
-            return new JudgeSet(new RuleBasedAnswerExtractor(), null, null, null);
-        }
-        if (string.IsNullOrWhiteSpace(spec.JudgeModel))
-        {
-            throw new UserErrorException("--judge-model NAME is required with --judge URL.");
-        }
-        if (spec.JudgeVotes is < 1 or > 15)
-        {
-            throw new UserErrorException("--judge-votes must be between 1 and 15.");
-        }
-        var options = TargetOptions(spec.Judge, spec.JudgeModel, spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable, spec);
-        var client = OpenAICompatibleTarget.Create(options);
-        return new JudgeSet(new LlmMultipleChoiceJudge(client, spec.JudgeVotes), new LlmDialogueJudge(client), options.Endpoint, client);
     }
 
     private static readonly HashSet<string> WarnedKeyVariables = new(StringComparer.Ordinal);

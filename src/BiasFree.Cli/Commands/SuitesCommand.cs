@@ -90,7 +90,7 @@ internal static class SuitesCommand
         return Task.FromResult(ExitCodes.Ok);
     }
 
-    internal static string Scenario(Scenario s) => s == Probes.Scenario.MultipleChoice ? "multiple-choice" : "multi-turn";
+    internal static string Scenario(Scenario s) => ScenarioNames.Name(s);
 
     private static Task<int> ShowAsync(string spec, SuiteOptions options, bool json, CancellationToken ct)
     {

@@ -9,21 +9,33 @@ namespace BiasFree.Engine.Chat;
 /// <summary>What the chat client needs from a tokenizer (the lead adapts HfTokenizer to it).</summary>
 public interface ITextTokenizer
 {
+    /// <summary>Token ids of <paramref name="text"/>, with the tokenizer's special tokens (BOS) when asked.</summary>
     IReadOnlyList<int> Encode(string text, bool addSpecialTokens);
+
+    /// <summary>Text of <paramref name="ids"/> (special tokens skipped).</summary>
     string Decode(IEnumerable<int> ids);
+
+    /// <summary>Beginning-of-sequence id, if the tokenizer has one.</summary>
     int? BosId { get; }
+
+    /// <summary>Ids that end a reply.</summary>
     IReadOnlyList<int> EosIds { get; }
 }
 
 /// <summary>Renders a conversation to the model's prompt text (a chat template).</summary>
 public interface IChatFormatter
 {
+    /// <summary>The prompt text of <paramref name="messages"/>, ending with the assistant's turn header when <paramref name="addGenerationPrompt"/>.</summary>
     string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt);
 }
 
+/// <summary>Settings of an <see cref="EngineChatClient"/>.</summary>
 public sealed record EngineChatClientOptions
 {
+    /// <summary>Model id reported in responses and metadata.</summary>
     public string ModelId { get; init; } = "biasfree-engine";
+
+    /// <summary>Reply length cap when ChatOptions.MaxOutputTokens is null.</summary>
     public int DefaultMaxOutputTokens { get; init; } = 256;
     /// <summary>Used when ChatOptions.Temperature is null; 0 means greedy decoding.</summary>
     public float DefaultTemperature { get; init; }
@@ -62,6 +74,7 @@ public sealed class EngineChatClient : IChatClient
     private readonly Random _seeds;
     private readonly Task _worker;
 
+    /// <summary>A client over <paramref name="model"/>; it starts the worker that runs the model.</summary>
     public EngineChatClient(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, EngineChatClientOptions? options = null)
     {
         _model = model;
@@ -78,6 +91,7 @@ public sealed class EngineChatClient : IChatClient
         _worker = Task.Factory.StartNew(WorkerLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
+    /// <summary>The model, for white-box access (hooks, steering).</summary>
     public CausalLM Model => _model;
 
     /// <summary>
@@ -86,6 +100,7 @@ public sealed class EngineChatClient : IChatClient
     /// </summary>
     public BatchStatistics Statistics => _batcher.Statistics;
 
+    /// <inheritdoc/>
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
     {
@@ -104,6 +119,7 @@ public sealed class EngineChatClient : IChatClient
         };
     }
 
+    /// <inheritdoc/>
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -241,6 +257,7 @@ public sealed class EngineChatClient : IChatClient
         _ => ChatFinishReason.Stop,
     };
 
+    /// <summary>Metadata, this client, its model, tokenizer or formatter, by type.</summary>
     public object? GetService(Type serviceType, object? serviceKey = null)
     {
         if (serviceKey is not null) return null;
@@ -252,6 +269,7 @@ public sealed class EngineChatClient : IChatClient
         return null;
     }
 
+    /// <summary>Stops the worker after the queued requests (waits up to 30 s).</summary>
     public void Dispose()
     {
         _queue.Writer.TryComplete();

@@ -76,16 +76,28 @@ public static class LocalModel
 /// <summary><see cref="ITextTokenizer"/> over an <see cref="HfTokenizer"/> (decoding skips special tokens).</summary>
 public sealed class HfTextTokenizer(HfTokenizer tokenizer) : ITextTokenizer
 {
+    /// <summary>The wrapped tokenizer.</summary>
     public HfTokenizer Tokenizer => tokenizer;
+
+    /// <inheritdoc/>
     public IReadOnlyList<int> Encode(string text, bool addSpecialTokens) => tokenizer.Encode(text, addSpecialTokens);
+
+    /// <inheritdoc/>
     public string Decode(IEnumerable<int> ids) => tokenizer.Decode(ids, skipSpecialTokens: true);
+
+    /// <inheritdoc/>
     public int? BosId => tokenizer.BosId;
+
+    /// <inheritdoc/>
     public IReadOnlyList<int> EosIds => tokenizer.EosIds;
 }
 
 /// <summary><see cref="IChatFormatter"/> over a built-in <see cref="Tokenization.ChatTemplate"/>.</summary>
 public sealed class ChatTemplateFormatter(Tokenization.ChatTemplate template) : IChatFormatter
 {
+    /// <summary>The template.</summary>
     public Tokenization.ChatTemplate Template => template;
+
+    /// <inheritdoc/>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt) => template.Render(messages, addGenerationPrompt);
 }

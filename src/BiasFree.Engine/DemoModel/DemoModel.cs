@@ -49,7 +49,7 @@ public static class DemoModel
     {
         var env = Environment.GetEnvironmentVariable(PathEnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        foreach (var start in SearchRoots())
         {
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
             {
@@ -58,6 +58,35 @@ public static class DemoModel
             }
         }
         return null;
+    }
+
+    // The app's folder (where the BiasFree.Engine package copies the model), the engine assembly's folder (a tool's
+    // store folder), and the working directory (a repository checkout).
+    private static IEnumerable<string> SearchRoots()
+    {
+        var roots = new List<string> { AppContext.BaseDirectory };
+        var assemblyDir = Path.GetDirectoryName(typeof(DemoModel).Assembly.Location);
+        if (!string.IsNullOrEmpty(assemblyDir)) roots.Add(assemblyDir);
+        roots.Add(Directory.GetCurrentDirectory());
+        return roots.Distinct(StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The demo model's folder, or a <see cref="DirectoryNotFoundException"/> that says every place looked in and
+    /// what to do. The model ships in the BiasFree.Engine package (copied to <c>models/demo</c> beside the app), so a
+    /// referencing app finds it without configuration.
+    /// </summary>
+    public static string Locate()
+    {
+        const string what = "reference the BiasFree.Engine package (it copies the model to models/demo beside your app), set " + PathEnvironmentVariable + ", or train one with `biasfree demo-model train`";
+        var env = Environment.GetEnvironmentVariable(PathEnvironmentVariable);
+        var path = Find();
+        if (path is not null && Exists(path)) return path;
+        if (!string.IsNullOrWhiteSpace(env))
+            throw new DirectoryNotFoundException($"no demo model at {path} (from ${PathEnvironmentVariable}; it needs config.json, model.safetensors and tokenizer.json): {what}.");
+        if (path is not null)
+            throw new DirectoryNotFoundException($"the demo model at {path} is incomplete (it needs config.json, model.safetensors and tokenizer.json): {what}.");
+        throw new DirectoryNotFoundException($"no demo model found (looked for {RelativePath} with a config.json in {string.Join(", ", SearchRoots())} and their parent folders; ${PathEnvironmentVariable} is not set): {what}.");
     }
 
     /// <summary>True when a loadable-looking demo model folder exists at <paramref name="path"/> (default: <see cref="DefaultPath"/>).</summary>

@@ -96,7 +96,7 @@ public sealed class BatchedSequence
 /// A lone sequence consumes its generator exactly as <see cref="TextGeneration.Generate"/> does.</para>
 /// <para><b>Layout.</b> Slots [0, decoding) hold decoding rows, the next slots the rows still prefilling; removing or
 /// promoting a row moves one other row's cache entries, so both groups stay contiguous and each pass works on a view.</para>
-/// <para>Not thread-safe: one thread calls <see cref="Add"/> and <see cref="Step"/> (<see cref="Statistics"/> may be read from any thread).</para>
+/// <para>Not thread-safe: one thread calls <c>Add</c> and <see cref="Step"/> (<see cref="Statistics"/> may be read from any thread).</para>
 /// </remarks>
 public sealed class ContinuousBatcher : IDisposable
 {

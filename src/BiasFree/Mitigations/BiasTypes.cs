@@ -12,7 +12,7 @@ public static class BiasTypes
     public const string Social = "social bias";
 
     /// <summary>The <see cref="ProbeContext.ScenarioKey"/> value of a dialogue.</summary>
-    public const string MultiTurnScenario = "multi-turn";
+    public const string MultiTurnScenario = Probes.ScenarioNames.MultiTurn;
 
     // Category (normalised kebab-case, with common aliases) -> phrase. BiasFreeBench passes the bare word "age"
     // to Self-Awareness, Self-Help and CoT but "age bias" to Self-Reflection; we keep that difference.

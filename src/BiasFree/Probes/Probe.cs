@@ -1,6 +1,8 @@
 namespace BiasFree.Probes;
 
 /// <summary>The two test scenarios of BiasFreeBench (Xu et al., 2025): single-turn multiple choice and multi-turn dialogue.</summary>
+/// <remarks>Written as text by <see cref="ScenarioNames"/> (<c>multiple-choice</c>, <c>multi-turn</c>).</remarks>
+[System.Text.Json.Serialization.JsonConverter(typeof(ScenarioJsonConverter))]
 public enum Scenario
 {
     /// <summary>BBQ-style question over a short context, answered by picking one option.</summary>

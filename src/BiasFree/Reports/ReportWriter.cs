@@ -15,6 +15,9 @@ public enum ReportFormat
     Markdown,
     Json,
     Csv,
+
+    /// <summary>One JSON object per result row (messages, reply, verdict, tokens, error): the run's sample log, not a score table.</summary>
+    Jsonl,
 }
 
 /// <summary>
@@ -24,7 +27,7 @@ public enum ReportFormat
 /// </summary>
 public static class ReportWriter
 {
-    /// <summary>Parses "md"/"markdown", "json" or "csv".</summary>
+    /// <summary>Parses "md"/"markdown", "json", "csv" or "jsonl".</summary>
     public static bool TryParseFormat(string? text, out ReportFormat format)
     {
         switch (text?.Trim().ToLowerInvariant())
@@ -32,6 +35,7 @@ public static class ReportWriter
             case "md" or "markdown": format = ReportFormat.Markdown; return true;
             case "json": format = ReportFormat.Json; return true;
             case "csv": format = ReportFormat.Csv; return true;
+            case "jsonl": format = ReportFormat.Jsonl; return true;
             default: format = default; return false;
         }
     }
@@ -41,8 +45,36 @@ public static class ReportWriter
         ReportFormat.Markdown => ToMarkdown(report),
         ReportFormat.Json => ToJson(report),
         ReportFormat.Csv => ToCsv(report),
+        ReportFormat.Jsonl => throw new ArgumentException("JSONL lists result rows, which a RunReport does not hold: use WriteAsync with the store.", nameof(format)),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
+
+    /// <summary>
+    /// Writes run <paramref name="runId"/> of <paramref name="store"/> in <paramref name="format"/>: a score table
+    /// (<see cref="Render"/>), or for <see cref="ReportFormat.Jsonl"/> every result row, streamed.
+    /// </summary>
+    /// <param name="store">The run store.</param>
+    /// <param name="runId">The run.</param>
+    /// <param name="format">The format.</param>
+    /// <param name="output">Where the text goes.</param>
+    /// <param name="options">Score options of a score table (intervals, resamples, baseline); unused for JSONL.</param>
+    /// <param name="cancellationToken">Cancels reading.</param>
+    public static async Task WriteAsync(Runs.RunStore store, string runId, ReportFormat format, TextWriter output, ScoreOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(output);
+        if (format == ReportFormat.Jsonl)
+        {
+            await foreach (var row in store.ReadResultsAsync(runId, cancellationToken).ConfigureAwait(false))
+            {
+                await output.WriteAsync(ToJsonLine(row).AsMemory(), cancellationToken).ConfigureAwait(false);
+                await output.WriteAsync("\n".AsMemory(), cancellationToken).ConfigureAwait(false);
+            }
+            return;
+        }
+        var report = await RunReport.BuildAsync(store, runId, options, cancellationToken).ConfigureAwait(false);
+        await output.WriteAsync(Render(report, format).AsMemory(), cancellationToken).ConfigureAwait(false);
+    }
 
     private static readonly Label[] CountedLabels =
         [Label.Biased, Label.AntiStereotyped, Label.Unknown, Label.Unbiased, Label.Unrelated, Label.NoAnswer, Label.Unparseable, Label.JudgeError];
@@ -69,7 +101,7 @@ public static class ReportWriter
     /// <summary>Column header of an interval at <paramref name="level"/>, e.g. "95% CI" (taken from the level used, never hard-coded).</summary>
     public static string IntervalHeader(double level) => (level * 100).ToString("0.##", CultureInfo.InvariantCulture) + "% CI";
 
-    private static string ScenarioName(Scenario s) => s == Scenario.MultipleChoice ? "multiple-choice" : "multi-turn";
+    private static string ScenarioName(Scenario s) => ScenarioNames.Name(s);
 
     private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
 
@@ -142,7 +174,7 @@ public static class ReportWriter
         void Setting(string name, string? value) => md.Append("| ").Append(name).Append(" | ").Append(EscapeMarkdownCell(value)).AppendLine(" |");
         Setting("Created", s.Created.ToString("u", CultureInfo.InvariantCulture));
         Setting("Model", s.Model);
-        Setting("Target", s.TargetEndpoint ?? "embedded");
+        Setting("Target", s.TargetLabel);
         Setting("Suites", string.Join(", ", s.Suites));
         Setting("Seed", s.Seed.ToString(CultureInfo.InvariantCulture));
         Setting("Limit", s.Limit?.ToString(CultureInfo.InvariantCulture) ?? "all");
@@ -498,7 +530,7 @@ public static class ReportWriter
     {
         WriteIndented = false,
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter() },
+        Converters = { new ScenarioJsonConverter(), new JsonStringEnumConverter() },
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 

@@ -1,4 +1,5 @@
 using BiasFree.Judges;
+using BiasFree.Methods;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Scoring;
@@ -42,7 +43,7 @@ public sealed class EvaluationRunner
         "conversation so far, stay coherent and on topic, and keep every answer under 128 words.";
 
     /// <summary>Scenario names as set in <see cref="ProbeContext.ScenarioKey"/>.</summary>
-    public static string ScenarioName(Scenario s) => s == Scenario.MultipleChoice ? "multiple-choice" : "multi-turn";
+    public static string ScenarioName(Scenario s) => ScenarioNames.Name(s);
 
     private readonly RunStore _store;
     private readonly IChatClient _target;
@@ -50,8 +51,8 @@ public sealed class EvaluationRunner
     private readonly Func<IChatClient, string, IChatClient>? _applyMethod;
 
     /// <summary>
-    /// A runner that applies methods with <see cref="PromptingMitigations.Apply(IChatClient, string, MethodPrompts)"/>,
-    /// worded by the run's stored templates (<see cref="RunSpec.Prompts"/>).
+    /// A runner that applies methods by name from <see cref="MethodRegistry.PromptingWith"/>, worded by the run's stored
+    /// templates (<see cref="RunSpec.Prompts"/>); combinations such as <c>self-awareness+cot</c> are allowed.
     /// </summary>
     public EvaluationRunner(RunStore store, IChatClient target, Func<Probe, IJudge> judgeFor)
     {
@@ -63,7 +64,7 @@ public sealed class EvaluationRunner
     /// <param name="store">Where rows and cached replies go.</param>
     /// <param name="target">The model under test (retries and timeouts are the target's business).</param>
     /// <param name="judgeFor">The judge for a probe (e.g. one per scenario). Judges must be thread-safe.</param>
-    /// <param name="applyMethod">Wraps the target in a mitigation by name (e.g. <c>PromptingMitigations.Apply</c>); "none" should return the client unchanged.</param>
+    /// <param name="applyMethod">Wraps the target in a mitigation by name (e.g. <see cref="MethodRegistry.Apply"/>); "none" should return the client unchanged.</param>
     public EvaluationRunner(RunStore store, IChatClient target, Func<Probe, IJudge> judgeFor, Func<IChatClient, string, IChatClient> applyMethod)
     {
         _store = store;
@@ -94,9 +95,12 @@ public sealed class EvaluationRunner
         }
 
         var inFlight = new System.Collections.Concurrent.ConcurrentDictionary<string, Task<CachedResponse>>(StringComparer.Ordinal);
+        // A spec with neither a cache key nor an endpoint names no target that the cache could tell apart from another
+        // client under the same model name, so its replies are not cached (Evaluation always sets one or the other).
+        var uncached = spec.CacheDisabled || (spec.TargetKey is null && spec.TargetEndpoint is null);
         var prompts = spec.GetMethodPrompts();
-        var apply = _applyMethod ?? ((client, method) => PromptingMitigations.Apply(client, method, prompts));
-        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache), m));
+        var apply = _applyMethod ?? MethodRegistry.PromptingWith(prompts).Apply;
+        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
         var work = new List<(string Method, Probe Probe)>();
         foreach (var method in spec.Methods)
         {

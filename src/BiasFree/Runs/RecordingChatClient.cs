@@ -72,10 +72,11 @@ internal sealed class ProbeCall(string suite, string probeId)
 /// it can, otherwise calls the target and caches the reply; records every request for the results table.
 /// The cache key is a SHA-256 over the target identity, the method, the probe, the exact messages and the
 /// generation settings of the request (plus a repeat counter when a mitigation resamples an identical request).
-/// With <c>readCache</c> false the cache is only written (identical requests in flight still share one call).
+/// With <c>readCache</c> false the cache is only written (identical requests in flight still share one call);
+/// with <c>writeCache</c> false too, it is not used at all (a target without a cache identity).
 /// </summary>
 internal sealed class RecordingChatClient(IChatClient target, RunStore store, string targetIdentity, string method,
-    ConcurrentDictionary<string, Task<CachedResponse>>? inFlight = null, bool readCache = true) : DelegatingChatClient(target)
+    ConcurrentDictionary<string, Task<CachedResponse>>? inFlight = null, bool readCache = true, bool writeCache = true) : DelegatingChatClient(target)
 {
     // Identical requests in flight at the same time (e.g. a dialogue's shared early turns under two methods) make one call.
     private readonly ConcurrentDictionary<string, Task<CachedResponse>> _inFlight = inFlight ?? new(StringComparer.Ordinal);
@@ -138,7 +139,10 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
                 var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
                 var value = new CachedResponse(response.Text, response.Usage?.InputTokenCount ?? 0, response.Usage?.OutputTokenCount ?? 0);
                 call?.Record(new RecordedRequest(recorded, value.Text, Cached: false), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
-                await store.PutCachedAsync(key, value, CancellationToken.None).ConfigureAwait(false);
+                if (writeCache)
+                {
+                    await store.PutCachedAsync(key, value, CancellationToken.None).ConfigureAwait(false);
+                }
                 mine.SetResult(value);
                 return response;
             }

@@ -71,6 +71,23 @@ public sealed record RunSpec
     /// <summary>First N probes per suite (after seeded sampling), or null for all.</summary>
     public int? Limit { get; init; }
 
+    /// <summary>
+    /// How <see cref="Limit"/> picks probes: <see cref="StratifiedSampling"/> (<see cref="Probes.ProbeSampling.Stratified"/>),
+    /// or null for runs stored before it existed (a seeded uniform shuffle, <see cref="Probes.ProbeSampling.UniformLegacy"/>),
+    /// so that such runs resume over the probes they started with.
+    /// </summary>
+    public string? Sampling { get; init; }
+
+    /// <summary>The value of <see cref="Sampling"/> for stratified sampling.</summary>
+    public const string StratifiedSampling = "stratified";
+
+    /// <summary>
+    /// What the target is: "openai-compatible", "local" (a model folder run in-process), "demo" (the demo model) or
+    /// "custom" (an <see cref="Microsoft.Extensions.AI.IChatClient"/> given in code, which a resume must be given again).
+    /// Null in runs stored before it existed (then derived from <see cref="TargetEndpoint"/> and <see cref="Local"/>).
+    /// </summary>
+    public string? TargetKind { get; init; }
+
     /// <summary>Base URL of the OpenAI-compatible target, or null for the embedded model.</summary>
     public string? TargetEndpoint { get; init; }
 
@@ -114,6 +131,18 @@ public sealed record RunSpec
 
     /// <summary>Credential-free key of the target (e.g. the target descriptor's cache key), part of response-cache keys.</summary>
     public string? TargetKey { get; init; }
+
+    /// <summary>
+    /// True when the target has no cache identity (a custom client that supplied none): replies are neither read
+    /// from nor written to the response cache, since two such clients could not be told apart.
+    /// </summary>
+    public bool CacheDisabled { get; init; }
+
+    /// <summary>The target as reports show it: the endpoint or folder, or what kind of target it is.</summary>
+    [JsonIgnore]
+    public string TargetLabel => TargetKind == "custom"
+        ? $"custom client{(TargetKey is null ? " (not cached)" : $" ({TargetKey})")}"
+        : TargetEndpoint ?? "embedded";
 
     /// <summary>Identity of the target used in cache keys: <see cref="TargetKey"/>, else endpoint and model.</summary>
     [JsonIgnore]

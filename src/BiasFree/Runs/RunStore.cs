@@ -260,7 +260,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 WHERE results.complete = 0
                 """,
                 ("$run", r.RunId), ("$method", r.Method), ("$suite", r.Suite), ("$probe", r.ProbeId),
-                ("$scenario", r.Scenario.ToString()), ("$category", r.Category), ("$context", r.Context?.ToString()),
+                ("$scenario", ScenarioNames.Name(r.Scenario)), ("$category", r.Category), ("$context", r.Context?.ToString()),
                 ("$polarity", r.Polarity?.ToString()), ("$correct", r.CorrectRole?.ToString()), ("$model", r.Model),
                 ("$requests", JsonSerializer.Serialize(r.Requests, RunSpec.Json)), ("$response", r.Response),
                 ("$label", r.Verdict?.Label.ToString()), ("$reason", r.Verdict?.Reason), ("$judge", r.Verdict?.Judge),
@@ -306,7 +306,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     Method = reader.GetString(0),
                     Suite = reader.GetString(1),
                     ProbeId = reader.GetString(2),
-                    Scenario = Enum.Parse<Scenario>(reader.GetString(3)),
+                    Scenario = ScenarioNames.Parse(reader.GetString(3)), // older stores wrote "MultiTurn"
                     Category = reader.GetString(4),
                     Context = S(5) is { } cx ? Enum.Parse<ContextCondition>(cx) : null,
                     Polarity = S(6) is { } po ? Enum.Parse<QuestionPolarity>(po) : null,

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using BiasFree.Cli.Commands;
+using BiasFree.Evaluations;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Runs;
@@ -15,8 +15,9 @@ public class EndToEndTests
     private const int Limit = 30;
     private const string Model = "scripted";
 
-    internal static IReadOnlyList<Probe> Probes(int limit = Limit) => RunCommand.LoadProbes(new RunSpec
+    internal static IReadOnlyList<Probe> Probes(int limit = Limit) => Evaluation.LoadProbes(new RunSpec
     {
+        Sampling = RunSpec.StratifiedSampling,
         RunId = "x", Suites = ["bbq"], Seed = Seed, Limit = limit, Model = Model, Methods = ["none"],
     });
 

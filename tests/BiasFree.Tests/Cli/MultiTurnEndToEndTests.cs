@@ -1,5 +1,5 @@
 using System.Globalization;
-using BiasFree.Cli.Commands;
+using BiasFree.Evaluations;
 using BiasFree.Probes;
 using BiasFree.Runs;
 using BiasFree.Tests.Infrastructure;
@@ -15,7 +15,7 @@ public class MultiTurnEndToEndTests
     {
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
-        var probes = RunCommand.LoadProbes(new RunSpec { RunId = "x", Suites = ["fairmt"], Seed = 1, Limit = 8, Model = "scripted", Methods = ["none"] });
+        var probes = Evaluation.LoadProbes(new RunSpec { Sampling = RunSpec.StratifiedSampling, RunId = "x", Suites = ["fairmt"], Seed = 1, Limit = 8, Model = "scripted", Methods = ["none"] });
         Assert.All(probes, p => Assert.True(p.UserTurns.Count >= 2));
 
         int ProbeOf(IReadOnlyList<LoopbackMessage> messages)

@@ -1,4 +1,4 @@
-using BiasFree.Cli;
+using BiasFree.Targets;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Tests.Cli;

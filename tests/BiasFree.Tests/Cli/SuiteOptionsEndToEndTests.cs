@@ -38,5 +38,5 @@ public class SuiteOptionsEndToEndTests
         Assert.Equal(probes.Count, server.Requests.Count);
     }
 
-    private static IReadOnlyList<Probe> RunCommandProbes(RunSpec spec) => BiasFree.Cli.Commands.RunCommand.LoadProbes(spec);
+    private static IReadOnlyList<Probe> RunCommandProbes(RunSpec spec) => BiasFree.Evaluations.Evaluation.LoadProbes(spec with { Sampling = RunSpec.StratifiedSampling });
 }

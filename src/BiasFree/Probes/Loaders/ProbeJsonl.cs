@@ -16,12 +16,7 @@ public static class ProbeJsonl
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public static string ScenarioName(Scenario s) => s switch
-    {
-        Scenario.MultipleChoice => "multiple-choice",
-        Scenario.MultiTurn => "multi-turn",
-        _ => throw new ArgumentOutOfRangeException(nameof(s)),
-    };
+    public static string ScenarioName(Scenario s) => ScenarioNames.Name(s);
 
     public static string RoleName(OptionRole r) => r switch
     {

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.AI;
 
-namespace BiasFree.Cli;
+namespace BiasFree.Targets;
 
 /// <summary>
 /// Gives every request its own sampling seed, derived from the run's seed and the request's messages. A run sends the
@@ -10,8 +10,10 @@ namespace BiasFree.Cli;
 /// would draw the same random numbers and sampled answers would be correlated across probes (all stereotyped or none)
 /// instead of following the model's answer rates. The derived seed depends only on (seed, messages): runs stay
 /// reproducible and the response cache (keyed on the run's seed and the messages) stays consistent.
+/// <see cref="Evaluations.Evaluation"/> puts it over sampled in-process targets by default.
 /// </summary>
-internal sealed class PerRequestSeedChatClient(IChatClient inner) : DelegatingChatClient(inner)
+/// <param name="inner">The target that seeds its sampler with <see cref="ChatOptions.Seed"/>.</param>
+public sealed class PerRequestSeedChatClient(IChatClient inner) : DelegatingChatClient(inner)
 {
     public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -25,7 +27,8 @@ internal sealed class PerRequestSeedChatClient(IChatClient inner) : DelegatingCh
         return base.GetStreamingResponseAsync(list, WithSeed(list, options), cancellationToken);
     }
 
-    internal static ChatOptions? WithSeed(IReadOnlyList<ChatMessage> messages, ChatOptions? options)
+    /// <summary>A copy of <paramref name="options"/> whose seed is <see cref="Derive"/>d for <paramref name="messages"/>; unchanged when no seed is set.</summary>
+    public static ChatOptions? WithSeed(IReadOnlyList<ChatMessage> messages, ChatOptions? options)
     {
         if (options?.Seed is not long seed)
         {
@@ -36,7 +39,8 @@ internal sealed class PerRequestSeedChatClient(IChatClient inner) : DelegatingCh
         return copy;
     }
 
-    internal static long Derive(long seed, IReadOnlyList<ChatMessage> messages)
+    /// <summary>The request's seed: the first 63 bits of SHA-256 over the run's seed and each message's role and text.</summary>
+    public static long Derive(long seed, IReadOnlyList<ChatMessage> messages)
     {
         var text = new StringBuilder().Append(seed).Append('\u0001');
         foreach (var m in messages)
@@ -45,5 +49,16 @@ internal sealed class PerRequestSeedChatClient(IChatClient inner) : DelegatingCh
         }
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString()));
         return BitConverter.ToInt64(hash, 0) & long.MaxValue;
+    }
+}
+
+/// <summary><see cref="ChatClientBuilder"/> extension for <see cref="PerRequestSeedChatClient"/>.</summary>
+public static class PerRequestSeedBuilderExtensions
+{
+    /// <summary>Gives every request its own seed derived from the request's seed and messages.</summary>
+    public static ChatClientBuilder UsePerRequestSeed(this ChatClientBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.Use(inner => new PerRequestSeedChatClient(inner));
     }
 }

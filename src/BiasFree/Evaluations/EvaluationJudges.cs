@@ -1,0 +1,155 @@
+using BiasFree.Judges;
+using BiasFree.Probes;
+using BiasFree.Runs;
+using BiasFree.Targets;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Evaluations;
+
+/// <summary>
+/// The judges of an evaluation, one per scenario: multiple-choice replies and dialogue replies are judged by
+/// different judges (<see cref="For"/>). Make them with <see cref="Rule"/>, <c>Llm</c> or <see cref="Custom"/>.
+/// </summary>
+public sealed class EvaluationJudges : IDisposable
+{
+    /// <summary><see cref="Name"/> of the rule-based multiple-choice judge.</summary>
+    public const string RuleName = "rule";
+
+    private readonly IDisposable? _owned;
+
+    private EvaluationJudges(string name, IJudge? multipleChoice, IJudge? dialogue, IDisposable? owned)
+    {
+        Name = name;
+        MultipleChoice = multipleChoice;
+        Dialogue = dialogue;
+        _owned = owned;
+    }
+
+    /// <summary>"rule", the LLM judge's base URL, or the name given to <see cref="Custom"/> (stored as <see cref="RunSpec.Judge"/>).</summary>
+    public string Name { get; }
+
+    /// <summary>Model of the LLM judge.</summary>
+    public string? Model { get; private init; }
+
+    /// <summary>Votes per multiple-choice answer of the LLM judge.</summary>
+    public int Votes { get; private init; } = 3;
+
+    /// <summary>Environment variable holding the LLM judge's API key.</summary>
+    public string? ApiKeyEnvironmentVariable { get; private init; }
+
+    /// <summary>Server endpoint of the LLM judge, to check for reachability before a run.</summary>
+    public Uri? ServerEndpoint { get; private init; }
+
+    /// <summary>True for judges given in code, which a resume must be given again.</summary>
+    public bool IsCustom { get; private init; }
+
+    /// <summary>Judge of multiple-choice replies, if any.</summary>
+    public IJudge? MultipleChoice { get; }
+
+    /// <summary>Judge of dialogue replies, if any.</summary>
+    public IJudge? Dialogue { get; }
+
+    /// <summary>The judge of <paramref name="probe"/>'s scenario.</summary>
+    public IJudge For(Probe probe)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        return probe.Scenario == Scenario.MultipleChoice
+            ? MultipleChoice ?? throw new InvalidOperationException($"no multiple-choice judge (judges: {Name})")
+            : Dialogue ?? throw new InvalidOperationException($"no dialogue judge (judges: {Name})");
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> when a probe's scenario has no judge here.</summary>
+    public void EnsureCovers(IEnumerable<Probe> probes)
+    {
+        ArgumentNullException.ThrowIfNull(probes);
+        var scenarios = probes.Select(p => p.Scenario).ToHashSet();
+        if (scenarios.Contains(Scenario.MultiTurn) && Dialogue is null)
+        {
+            throw new ArgumentException(Name == RuleName
+                ? "multi-turn probes need an LLM judge: pass --judge URL --judge-model NAME (EvaluationJudges.Llm)."
+                : $"multi-turn probes need a dialogue judge; '{Name}' has none.");
+        }
+        if (scenarios.Contains(Scenario.MultipleChoice) && MultipleChoice is null)
+        {
+            throw new ArgumentException($"multiple-choice probes need a multiple-choice judge; '{Name}' has none.");
+        }
+    }
+
+    /// <summary>The rule-based answer extractor for multiple choice (BiasFreeBench's default); no dialogue judge.</summary>
+    public static EvaluationJudges Rule() => new(RuleName, new RuleBasedAnswerExtractor(), null, null);
+
+    /// <summary>
+    /// An OpenAI-compatible LLM as judge of both scenarios: <see cref="LlmMultipleChoiceJudge"/> (majority of
+    /// <paramref name="votes"/>) and <see cref="LlmDialogueJudge"/>.
+    /// </summary>
+    public static EvaluationJudges Llm(OpenAICompatibleTargetOptions options, int votes = 3)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (votes is < 1 or > 15)
+        {
+            throw new ArgumentOutOfRangeException(nameof(votes), votes, "judge votes must be between 1 and 15.");
+        }
+        if (options.Endpoint.UserInfo.Length > 0 || options.Endpoint.Query.Length > 0)
+        {
+            throw new ArgumentException("judge URL must not contain user info or a query string (runs are stored); put the key in the environment variable named by --api-key-env.", nameof(options));
+        }
+        var client = OpenAICompatibleTarget.Create(options);
+        return new EvaluationJudges(options.Endpoint.ToString(), new LlmMultipleChoiceJudge(client, votes), new LlmDialogueJudge(client), client)
+        {
+            Model = options.Model,
+            Votes = votes,
+            ApiKeyEnvironmentVariable = options.ApiKeyEnvironmentVariable,
+            ServerEndpoint = options.Endpoint,
+        };
+    }
+
+    /// <summary>Judges given in code (not disposed here); <paramref name="name"/> is what the run records.</summary>
+    public static EvaluationJudges Custom(string name, IJudge? multipleChoice, IJudge? dialogue, string? model = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (multipleChoice is null && dialogue is null)
+        {
+            throw new ArgumentException("give at least one judge.");
+        }
+        return new EvaluationJudges(name, multipleChoice, dialogue, null) { Model = model, IsCustom = true };
+    }
+
+    /// <summary>An <see cref="IChatClient"/> as LLM judge of both scenarios (not disposed here).</summary>
+    public static EvaluationJudges Llm(IChatClient client, string name, string model, int votes = 3)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return new EvaluationJudges(name, new LlmMultipleChoiceJudge(client, votes), new LlmDialogueJudge(client), null) { Model = model, Votes = votes, IsCustom = true };
+    }
+
+    /// <summary>Rebuilds the judges of a stored run: the rule judge, or the LLM judge at its URL with its votes.</summary>
+    public static EvaluationJudges FromSpec(RunSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (string.Equals(spec.Judge, RuleName, StringComparison.OrdinalIgnoreCase))
+        {
+            return Rule();
+        }
+        if (!EvaluationTarget.IsHttpUrl(spec.Judge))
+        {
+            throw new ArgumentException($"run '{spec.RunId}' used the judges '{spec.Judge}' given in code; pass them again to resume it.");
+        }
+        if (string.IsNullOrWhiteSpace(spec.JudgeModel))
+        {
+            throw new ArgumentException("--judge-model NAME is required with --judge URL.");
+        }
+        return Llm(new OpenAICompatibleTargetOptions
+        {
+            Endpoint = new Uri(spec.Judge),
+            Model = spec.JudgeModel,
+            ApiKeyEnvironmentVariable = spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable,
+            Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
+            MaxRetries = spec.Retries,
+            BaseDelay = TimeSpan.FromSeconds(1),
+        }, spec.JudgeVotes);
+    }
+
+    /// <summary>Disposes the judge's HTTP client when this object created it.</summary>
+    public void Dispose() => _owned?.Dispose();
+}
