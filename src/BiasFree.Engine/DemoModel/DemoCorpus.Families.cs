@@ -18,6 +18,7 @@ public sealed record ContinuationItem(string Id, string Category, string Context
 }
 
 /// <summary>A general task with one exact answer, for retention checks (BoolQ/COPA spirit).</summary>
+/// <param name="Id">Stable id of the item.</param>
 /// <param name="Task">"yes-no", "cause-effect", "arithmetic" or "copy".</param>
 /// <param name="Prompt">The user turn.</param>
 /// <param name="Answer">The only correct reply.</param>

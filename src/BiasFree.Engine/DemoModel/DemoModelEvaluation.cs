@@ -67,7 +67,7 @@ public sealed record DemoEvaluationResult(int Probes, IReadOnlyDictionary<Label,
 /// <summary>
 /// Measures what the demo model was taught, family by family, on held-out prompts (suite seeds from
 /// <see cref="DemoCorpus.EvaluationSeeds"/>, capability/judge items from other streams), through the real code paths:
-/// BBQ-style probes go through the real prompting wrappers (<see cref="PromptingMitigations.Apply"/>) and are judged by
+/// BBQ-style probes go through the real prompting wrappers (<see cref="PromptingMitigations.Apply(Microsoft.Extensions.AI.IChatClient, string)"/>) and are judged by
 /// <see cref="RuleBasedAnswerExtractor"/>. Every request carries its own sampling seed derived from the sampling seed and
 /// the item id, so results repeat exactly.
 /// </summary>
