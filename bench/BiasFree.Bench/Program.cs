@@ -13,6 +13,8 @@ using static TorchSharp.torch;
 //        [--dtypes float32,bfloat16] [--threads N]   (--help lists them)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- serving ...   (in-process serving with continuous
 //        batching; see ServingBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- white-box ...   (FairSteer/BiasFilter evidence and
+//        overhead on the demo model; see WhiteBoxBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -26,9 +28,12 @@ var threadsOption = new Option<int?>("--threads") { Description = "Torch intra-o
 var serving = new Command("serving", "In-process serving with continuous batching: --probes N, --in-flight N, --lone N, --max-tokens N, " +
     "--kv-cache-mb N, --threads N, --model FOLDER or --layers N (see ServingBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
+var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overhead on the demo model: --model FOLDER, --steering DIR, --probes N, " +
+    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --out FILE (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+whiteBox.SetAction(async (_, _) => await WhiteBoxBench.RunAsync(args.ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)

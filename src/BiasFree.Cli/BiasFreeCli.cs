@@ -29,6 +29,10 @@ internal static class BiasFreeCli
         root.Add(RunsCommand.Build());
         root.Add(PromptsCommand.Build());
         root.Add(DemoModelCommand.Build());
+        root.Add(SteerCommand.Build());
+        root.Add(TrainCommand.Build());
+        root.Add(TrainCommand.BuildData());
+        root.Add(TrainCommand.BuildCompare());
         root.Add(JudgeCommand.Build());
         return root;
     }

@@ -30,7 +30,11 @@ internal static class RunCommand
         string? JudgeModel, string? JudgeApiKeyEnv, int JudgeVotes, int? Concurrency, double? Timeout, int? Retries, float? Temperature, int Seed, int MaxTokens,
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
-        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null);
+        int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null)
+    {
+        /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
+        public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
+    }
 
     public static Command Build()
     {
@@ -38,7 +42,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", MethodRegistry.Prompting.Names)}; combine with + (e.g. self-awareness+cot).", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames)}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -67,14 +71,19 @@ internal static class RunCommand
         var bootstrap = ReportSettingsOptions.Bootstrap();
         var baseline = ReportSettingsOptions.Baseline();
         var prompts = new Option<string?>("--prompts") { Description = "JSON file of the prompting methods' templates (system prompts, instructions, reflection and rewrite prompts); templates it leaves out keep our wording. `biasfree prompts` prints ours to start from." };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. OUT/adapter of biasfree train) applied unmerged on a local model folder or the demo model." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
-            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts,
+            limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
         };
+        foreach (var option in WhiteBoxRunOptions.All)
+        {
+            cmd.Add(option);
+        }
         // Options that define what a run is; a resumed run keeps its stored values for all of them.
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -82,7 +91,11 @@ internal static class RunCommand
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
-            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts)), ct)));
+            pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts), pr.GetValue(adapter))
+        {
+            WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
+                pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
+        }, ct)));
         return cmd;
     }
 
@@ -268,15 +281,15 @@ internal static class RunCommand
         {
             throw new UserErrorException("no suite: pass --suite bbq, fairmt or FORMAT:PATH.");
         }
-        var registry = MethodRegistry.Prompting;
         var methods = o.Methods.Count == 0 ? ["none"] : o.Methods;
-        foreach (var m in methods)
+        // Checks names, and that a white-box part comes last (innermost) in a combination.
+        var canonical = methods.Select(WhiteBoxRunOptions.Normalize).ToList();
+        if (!local && canonical.Any(m => BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m.Split(WhiteBoxRunOptions.Combine)[^1])))
         {
-            if (!registry.IsKnown(m))
-            {
-                throw new UserErrorException($"unknown method '{m}'; available: {string.Join(", ", registry.Names)} (combine with '+', e.g. self-awareness+cot).");
-            }
+            throw new UserErrorException("the white-box methods (fairsteer..., biasfilter) need an in-process model: --target MODEL_FOLDER or the demo model, not a server URL.");
         }
+        var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment);
+        var registry = WhiteBoxRunOptions.Registry(o.Prompts is { } pf ? MethodPrompts.Load(pf) : MethodPrompts.Default, whiteBox);
         CheckScheduling(o);
         if (o.Limit is < 1)
         {
@@ -290,9 +303,9 @@ internal static class RunCommand
         {
             throw new UserErrorException("--temperature must be between 0 and 100.");
         }
-        if (!local && (o.DType is not null || o.Device is not null || o.ChatTemplate is not null))
+        if (!local && (o.DType is not null || o.Device is not null || o.ChatTemplate is not null || o.Adapter is not null))
         {
-            throw new UserErrorException("--dtype, --device and --chat-template apply only to a local model folder or the demo model, not to a server URL.");
+            throw new UserErrorException("--dtype, --device, --chat-template and --adapter apply only to a local model folder or the demo model, not to a server URL.");
         }
         if (o.RunId is { } id && (id.Length is 0 or > 100 || id.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))))
         {
@@ -302,7 +315,7 @@ internal static class RunCommand
         EvaluationTarget target;
         if (local)
         {
-            var settings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate));
+            var settings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate), NormalizeAdapter(o.Adapter));
             target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model, KvCacheBytes(o)) : LocalTargets.ModelFolder(o.Target!, o.Model, settings, KvCacheBytes(o));
         }
         else
@@ -342,7 +355,8 @@ internal static class RunCommand
                 Temperature = o.Temperature,
                 MaxTokens = o.MaxTokens,
                 Concurrency = o.Concurrency ?? 32,
-                NoCache = o.NoCache,
+                // White-box replies depend on the fitted files and reward models, which the cache key does not see: never read them back.
+                NoCache = o.NoCache || whiteBox is not null,
             },
         };
     }
@@ -412,6 +426,20 @@ internal static class RunCommand
         return ChatTemplate.KnownNames.Contains(n, StringComparer.Ordinal)
             ? n
             : throw new UserErrorException($"unknown --chat-template '{name}': use {string.Join(", ", ChatTemplate.KnownNames)}.");
+    }
+
+    private static string? NormalizeAdapter(string? adapter)
+    {
+        if (adapter is null)
+        {
+            return null;
+        }
+        var full = Path.GetFullPath(adapter);
+        if (!File.Exists(Path.Combine(full, "adapter_config.json")) || !File.Exists(Path.Combine(full, "adapter_model.safetensors")))
+        {
+            throw new UserErrorException($"--adapter {adapter}: not a PEFT adapter folder (it needs adapter_config.json and adapter_model.safetensors).");
+        }
+        return full;
     }
 
     private static readonly HashSet<string> WarnedKeyVariables = new(StringComparer.Ordinal);

@@ -56,6 +56,32 @@ public sealed record EngineChatClientOptions
 }
 
 /// <summary>
+/// Per-request white-box strategy (steering hook, logits processors, decoder) handed to <see cref="EngineChatClient"/> in
+/// <c>ChatOptions.AdditionalProperties[<see cref="EngineChatClient.RequestHooksKey"/>]</c>. Methods that wrap the engine
+/// (FairSteer, BiasFilter) create one per request, so what they count belongs to that request alone.
+/// </summary>
+public sealed class EngineRequestHooks
+{
+    /// <summary>
+    /// Makes the residual-stream callback of this request from its prompt ids. In a continuous batch the callback sees only
+    /// this request's tokens of each pass ([1, T, hidden]): prompt chunks during prefill, then one token per decoding step.
+    /// </summary>
+    public Func<IReadOnlyList<int>, Func<int, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>?>? CreateOnLayer { get; init; }
+
+    /// <summary>Logits processors for this request, after the client-wide ones.</summary>
+    public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
+
+    /// <summary>
+    /// A decoder that replaces plain generation for this request (e.g. BiasFilter's segment search). It runs on the engine's
+    /// worker thread between batch steps (the model is not re-entrant), with the model, the prompt ids and the request's options.
+    /// </summary>
+    public Func<CausalLM, IReadOnlyList<int>, GenerationOptions, CancellationToken, SequenceResult>? Decoder { get; init; }
+
+    /// <summary>Called after generation to add what the strategy observed (e.g. gate firings) to the response's AdditionalProperties.</summary>
+    public Action<AdditionalPropertiesDictionary>? Describe { get; init; }
+}
+
+/// <summary>
 /// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through one queue and a
 /// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). The worker drives a
 /// <see cref="ContinuousBatcher"/>: a request joins the running batch at the next decoding step that has room for it,
@@ -70,6 +96,8 @@ public sealed class EngineChatClient : IChatClient
     private readonly IChatFormatter _formatter;
     private readonly EngineChatClientOptions _options;
     private readonly Channel<BatchedSequence> _queue = Channel.CreateUnbounded<BatchedSequence>(new UnboundedChannelOptions { SingleReader = true });
+    // Requests with their own decoder (white-box search): run whole on the worker thread between batch steps.
+    private readonly Channel<Action> _exclusive = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ContinuousBatcher _batcher;
     private readonly Random _seeds;
     private readonly Task _worker;
@@ -94,6 +122,9 @@ public sealed class EngineChatClient : IChatClient
     /// <summary>The model, for white-box access (hooks, steering).</summary>
     public CausalLM Model => _model;
 
+    /// <summary>ChatOptions.AdditionalProperties key of an <see cref="EngineRequestHooks"/> for one request.</summary>
+    public const string RequestHooksKey = "biasfree.engine.hooks";
+
     /// <summary>
     /// Counters of the engine: requests served, batch occupancy, tokens/s, queue wait and KV-cache use
     /// (<c>Requests</c>, <c>Batches</c> and <c>LargestBatch</c> keep their earlier meaning and deconstruction).
@@ -105,12 +136,22 @@ public sealed class EngineChatClient : IChatClient
         CancellationToken cancellationToken = default)
     {
         var (prompt, gen) = Prepare(messages, options);
-        var pending = Enqueue(prompt, gen, cancellationToken);
-        var result = await pending.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var hooks = Hooks(options);
+        var completion = hooks?.Decoder is { } decoder
+            ? RunExclusive(() => decoder(_model, prompt, gen, cancellationToken))
+            : Enqueue(prompt, gen, cancellationToken).Completion;
+        var result = await completion.WaitAsync(cancellationToken).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
+        AdditionalPropertiesDictionary? described = null;
+        if (hooks?.Describe is { } describe)
+        {
+            described = [];
+            describe(described);
+        }
         return new ChatResponse(new ChatMessage(ChatRole.Assistant, text))
         {
+            AdditionalProperties = described,
             ModelId = options?.ModelId ?? _options.ModelId,
             CreatedAt = DateTimeOffset.UtcNow,
             ResponseId = Guid.NewGuid().ToString("N"),
@@ -174,13 +215,38 @@ public sealed class EngineChatClient : IChatClient
         return sequence;
     }
 
+    private Task<SequenceResult> RunExclusive(Func<SequenceResult> decode)
+    {
+        var done = new TaskCompletionSource<SequenceResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var job = () =>
+        {
+            try
+            {
+                done.TrySetResult(decode());
+            }
+            catch (Exception e)
+            {
+                done.TrySetException(e);
+            }
+        };
+        if (!_exclusive.Writer.TryWrite(job)) throw new ObjectDisposedException(nameof(EngineChatClient));
+        // Wake the worker if it sleeps on an empty queue.
+        _queue.Writer.TryWrite(WakeUp);
+        return done.Task;
+    }
+
+    // A placeholder the worker skips: it only ends the worker's wait for requests.
+    private static readonly BatchedSequence WakeUp = new([0], new GenerationOptions());
+
     private async Task WorkerLoop()
     {
         while (true)
         {
+            while (_exclusive.Reader.TryRead(out var job)) job();
             // Newcomers join at the next step; when nothing runs, sleep until a request arrives (or the client closes).
             while (_queue.Reader.TryRead(out var s))
             {
+                if (ReferenceEquals(s, WakeUp)) continue;
                 try
                 {
                     _batcher.Add(s);
@@ -238,7 +304,8 @@ public sealed class EngineChatClient : IChatClient
             StopStrings = o?.StopSequences?.Where(s => s.Length > 0).ToList() ?? [],
             Decode = ids => _tokenizer.Decode(ids),
             PadTokenId = _model.Config.PadTokenId ?? eos.FirstOrDefault(),
-            LogitsProcessors = _options.LogitsProcessors,
+            LogitsProcessors = [.. _options.LogitsProcessors, .. Hooks(o)?.LogitsProcessors ?? []],
+            OnLayer = Hooks(o)?.CreateOnLayer?.Invoke(prompt),
         };
         return (prompt, gen);
     }
@@ -247,6 +314,9 @@ public sealed class EngineChatClient : IChatClient
     {
         lock (_seeds) return _seeds.NextInt64();
     }
+
+    private static EngineRequestHooks? Hooks(ChatOptions? o) =>
+        o?.AdditionalProperties?.TryGetValue(RequestHooksKey, out var h) == true ? h as EngineRequestHooks : null;
 
     private static UsageDetails Usage(int input, int output) =>
         new() { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output };

@@ -26,6 +26,9 @@ public sealed record LocalModelOptions
     /// <summary>Max new tokens when a request does not set MaxOutputTokens.</summary>
     public int DefaultMaxOutputTokens { get; init; } = 256;
 
+    /// <summary>A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on top of the base weights, unmerged.</summary>
+    public string? Adapter { get; init; }
+
     /// <summary>Bound on the KV cache's memory in bytes (see <see cref="EngineChatClientOptions.KvCacheBytes"/>).</summary>
     public long KvCacheBytes { get; init; } = Generation.ContinuousBatchOptions.DefaultKvCacheBytes;
 }
@@ -59,6 +62,18 @@ public static class LocalModel
         var template = Tokenization.ChatTemplate.For(tokenizer, options.ChatTemplate);
         var dtype = ParseDType(options.DType);
         var model = CausalLM.Load(folder, dtype, options.Device);
+        if (options.Adapter is { } adapter)
+        {
+            try
+            {
+                Lora.LoraAdapter.Load(model, adapter);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
         // The template's end-of-turn markers (e.g. <|im_end|>, <|eot_id|>) end a reply even when generation_config omits them.
         var extraEos = template.StopStrings.Select(tokenizer.TokenToId).OfType<int>().ToList();
         return new EngineChatClient(model, new HfTextTokenizer(tokenizer), new ChatTemplateFormatter(template), new EngineChatClientOptions

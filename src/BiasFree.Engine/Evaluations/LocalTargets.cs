@@ -113,7 +113,7 @@ public static class LocalTargets
     {
         var options = new LocalModelOptions
         {
-            ModelId = model, DType = settings.DType, Device = settings.Device, ChatTemplate = settings.ChatTemplate,
+            ModelId = model, DType = settings.DType, Device = settings.Device, ChatTemplate = settings.ChatTemplate, Adapter = settings.Adapter,
             KvCacheBytes = kvCacheBytes ?? Generation.ContinuousBatchOptions.DefaultKvCacheBytes,
         };
         if (settings.DemoModel)
@@ -141,7 +141,23 @@ public static class LocalTargets
     public static string CacheIdentity(string folder, LocalTargetSettings settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        return $"local|sha256:{ContentHash(folder)}|dtype={settings.DType}|device={settings.Device}|template={settings.ChatTemplate ?? "auto"}{(settings.DemoModel ? "|demo" : "")}";
+        return $"local|sha256:{ContentHash(folder)}|dtype={settings.DType}|device={settings.Device}|template={settings.ChatTemplate ?? "auto"}{(settings.DemoModel ? "|demo" : "")}" +
+               (settings.Adapter is { } adapter ? $"|adapter=sha256:{AdapterHash(adapter)}" : "");
+    }
+
+    /// <summary>SHA-256 (hex) of a PEFT adapter folder's adapter_config.json and adapter_model.safetensors (name, length, bytes).</summary>
+    public static string AdapterHash(string folder)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var name in new[] { "adapter_config.json", "adapter_model.safetensors" })
+        {
+            var path = Path.Combine(folder, name);
+            if (!File.Exists(path)) continue;
+            var bytes = File.ReadAllBytes(path);
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{name}\u0000{bytes.Length}\u0000"));
+            sha.AppendData(bytes);
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
     /// <summary>

@@ -46,6 +46,11 @@ public sealed record GenerationOptions
     public double? TopP { get; init; }
     /// <summary>Seed for sampling; null draws a fresh one.</summary>
     public long? Seed { get; init; }
+    /// <summary>
+    /// Random generator to sample from instead of a fresh one seeded with <see cref="Seed"/>: a decoder that generates in
+    /// several calls (segment by segment) keeps drawing from one stream. The caller owns it.
+    /// </summary>
+    public torch.Generator? Generator { get; init; }
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
     /// <summary>Stop when the generated ids end with one of these sequences (they are removed from the result).</summary>
     public IReadOnlyList<IReadOnlyList<int>> StopTokenSequences { get; init; } = [];
@@ -88,10 +93,13 @@ public static class TextGeneration
         var eos = options.EosTokenIds.ToHashSet();
 
         using var _ = no_grad();
-        // One generator per row (row b: Seed + b), so a row's draws do not depend on how many rows run beside it.
+        // One generator per row (row b: Seed + b), so a row's draws do not depend on how many rows run beside it;
+        // a caller-owned Generator (a decoder generating in several calls) serves every row in row order instead.
         bool sampling = options.DoSample && options.Temperature > 0;
         long baseSeed = options.Seed ?? Random.Shared.NextInt64();
-        var gens = sampling ? Enumerable.Range(0, batch).Select(b => new torch.Generator(unchecked((ulong)(baseSeed + b)))).ToList() : [];
+        var gens = sampling && options.Generator is null
+            ? Enumerable.Range(0, batch).Select(b => new torch.Generator(unchecked((ulong)(baseSeed + b)))).ToList()
+            : [];
         using var cache = model.NewCache(promptLen + options.MaxNewTokens + 1);
         Tensor mask = model.IdsTensor(maskRows).DetachFromDisposeScope();
         Tensor logits;
@@ -119,7 +127,7 @@ public static class TextGeneration
                     var processed = logits;
                     foreach (var p in options.LogitsProcessors) processed = p.Process(processed, ctx);
                     next = sampling
-                        ? Enumerable.Range(0, batch).Select(b => SelectTokens(processed.narrow(0, b, 1), options, gens[b]).item<long>()).ToArray()
+                        ? Enumerable.Range(0, batch).Select(b => SelectTokens(processed.narrow(0, b, 1), options, options.Generator ?? gens[b]).item<long>()).ToArray()
                         : processed.argmax(-1).cpu().data<long>().ToArray();
                 }
                 for (int b = 0; b < batch; b++)

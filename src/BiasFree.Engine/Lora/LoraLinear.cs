@@ -15,7 +15,12 @@ public sealed record LoraOptions
     /// <summary>Projection names to adapt: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.</summary>
     public IReadOnlyList<string> TargetModules { get; init; } = ["q_proj", "v_proj"];
     public long Seed { get; init; }
+    /// <summary>Dropout on the adapter's input during training (PEFT's lora_dropout; LLaMA-Factory's default is 0).</summary>
+    public double Dropout { get; init; }
     public double Scaling => Alpha / Rank;
+
+    /// <summary>Every linear projection of a Llama-family block (LLaMA-Factory's <c>lora_target: all</c>).</summary>
+    public static IReadOnlyList<string> AllLinear { get; } = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 }
 
 /// <summary>
@@ -28,9 +33,13 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public readonly LinearLayer base_layer, lora_A, lora_B;
     public double Scaling { get; }
     public bool Merged { get; private set; }
+    /// <summary>Dropout probability on the adapter path's input, applied only in training mode.</summary>
+    public double Dropout { get; }
 
-    public LoraLinear(LinearLayer baseLayer, int rank, double alpha, torch.Generator gen) : base("LoraLinear")
+    public LoraLinear(LinearLayer baseLayer, int rank, double alpha, torch.Generator gen, double dropout = 0) : base("LoraLinear")
     {
+        if (dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "LoRA dropout must be in [0, 1)");
+        Dropout = dropout;
         base_layer = baseLayer;
         var dtype = baseLayer.weight.dtype;
         var device = baseLayer.weight.device;
@@ -54,7 +63,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         if (Merged) return base_layer.call(x);
         using var scope = NewDisposeScope();
-        return (base_layer.call(x) + lora_B.call(lora_A.call(x)) * Scaling).MoveToOuterDisposeScope();
+        var adapterInput = training && Dropout > 0 ? nn.functional.dropout(x, Dropout, true) : x;
+        return (base_layer.call(x) + lora_B.call(lora_A.call(adapterInput)) * Scaling).MoveToOuterDisposeScope();
     }
 
     /// <summary>The weight the layer currently computes with: W, plus scale·B·A when not merged.</summary>
@@ -103,7 +113,9 @@ public static class LoraAdapter
             foreach (var name in owner.ProjectionNames.Where(options.TargetModules.Contains))
             {
                 if (owner.GetProjection(name) is not LinearLayer baseLayer) continue;
-                var lora = new LoraLinear(baseLayer, options.Rank, options.Alpha, gen);
+                var lora = new LoraLinear(baseLayer, options.Rank, options.Alpha, gen, options.Dropout);
+                // New modules start in training mode; follow the model's mode so an eval-mode model gets no dropout.
+                lora.train(model.training);
                 owner.SetProjection(name, lora);
                 added.Add(lora);
             }
@@ -134,8 +146,12 @@ public static class LoraAdapter
             .Select(p => new KeyValuePair<string, Tensor>("base_model.model." + p.name, p.parameter.detach()))
             .ToList();
 
-    /// <summary>Writes adapter_model.safetensors and adapter_config.json (PEFT layout).</summary>
-    public static void Save(CausalLM model, string folder, LoraOptions options)
+    /// <summary>
+    /// Writes adapter_model.safetensors and adapter_config.json in PEFT's layout (peft/tuners/lora/config.py keys; tensor
+    /// names "base_model.model.{module}.lora_A.weight" / ".lora_B.weight", the adapter name "default" left out as PEFT's
+    /// save_pretrained does). <paramref name="baseModel"/> is recorded as base_model_name_or_path.
+    /// </summary>
+    public static void Save(CausalLM model, string folder, LoraOptions options, string? baseModel = null)
     {
         Directory.CreateDirectory(folder);
         SafetensorsWriter.Save(Path.Combine(folder, "adapter_model.safetensors"), AdapterStateDict(model));
@@ -143,34 +159,85 @@ public static class LoraAdapter
         {
             ["peft_type"] = "LORA",
             ["task_type"] = "CAUSAL_LM",
+            ["base_model_name_or_path"] = baseModel,
             ["r"] = options.Rank,
             ["lora_alpha"] = options.Alpha,
-            ["lora_dropout"] = 0.0,
+            ["lora_dropout"] = options.Dropout,
             ["bias"] = "none",
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = true,
+            ["init_lora_weights"] = true,
+            ["use_rslora"] = false,
+            ["use_dora"] = false,
+            ["modules_to_save"] = null,
             ["target_modules"] = new JsonArray(options.TargetModules.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
         };
         File.WriteAllText(Path.Combine(folder, "adapter_config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>Attaches adapters as described by adapter_config.json and loads their weights.</summary>
-    public static LoraOptions Load(CausalLM model, string folder)
+    /// <summary>Reads adapter_config.json (PEFT layout); rejects the PEFT features this engine does not implement.</summary>
+    public static LoraOptions ReadConfig(string folder)
     {
         var cfgPath = Path.Combine(folder, "adapter_config.json");
-        var cfg = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new InvalidDataException($"{cfgPath}: not a JSON object");
-        var options = new LoraOptions
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{folder}: not a PEFT adapter folder (no adapter_config.json)", cfgPath);
+        JsonObject cfg;
+        try
         {
-            Rank = cfg["r"]!.GetValue<int>(),
-            Alpha = cfg["lora_alpha"]!.GetValue<double>(),
-            TargetModules = cfg["target_modules"]!.AsArray().Select(x => x!.GetValue<string>()).ToList(),
+            cfg = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new InvalidDataException($"{cfgPath}:1: not a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{cfgPath}:{(e.LineNumber ?? 0) + 1}: not valid JSON ({e.Message})", e);
+        }
+        string peftType = cfg["peft_type"]?.GetValue<string>() ?? "LORA";
+        if (peftType != "LORA") throw new InvalidDataException($"{cfgPath}:1: field 'peft_type': '{peftType}' is not supported (only LORA)");
+        foreach (var flag in new[] { "use_rslora", "use_dora", "fan_in_fan_out" })
+            if (cfg[flag] is JsonValue v && v.TryGetValue<bool>(out var on) && on)
+                throw new InvalidDataException($"{cfgPath}:1: field '{flag}': true is not supported");
+        foreach (var pattern in new[] { "rank_pattern", "alpha_pattern" })
+            if (cfg[pattern] is JsonObject o && o.Count > 0)
+                throw new InvalidDataException($"{cfgPath}:1: field '{pattern}': per-module ranks are not supported");
+        if (cfg["bias"]?.GetValue<string>() is { } bias && bias != "none")
+            throw new InvalidDataException($"{cfgPath}:1: field 'bias': '{bias}' is not supported (only none)");
+        int rank = cfg["r"]?.GetValue<int>() ?? throw new InvalidDataException($"{cfgPath}:1: field 'r': missing");
+        double alpha = cfg["lora_alpha"]?.GetValue<double>() ?? throw new InvalidDataException($"{cfgPath}:1: field 'lora_alpha': missing");
+        IReadOnlyList<string> targets = cfg["target_modules"] switch
+        {
+            JsonArray a => a.Select(x => x!.GetValue<string>()).ToList(),
+            JsonValue v when v.GetValue<string>() == "all-linear" => AllLinearTargets,
+            JsonValue v => [v.GetValue<string>()],
+            _ => throw new InvalidDataException($"{cfgPath}:1: field 'target_modules': missing"),
         };
+        return new LoraOptions
+        {
+            Rank = rank,
+            Alpha = alpha,
+            TargetModules = targets,
+            Dropout = cfg["lora_dropout"]?.GetValue<double>() ?? 0,
+        };
+    }
+
+    private static IReadOnlyList<string> AllLinearTargets => LoraOptions.AllLinear;
+
+    /// <summary>Attaches adapters as described by adapter_config.json and loads their weights (unmerged).</summary>
+    public static LoraOptions Load(CausalLM model, string folder)
+    {
+        var options = ReadConfig(folder);
         Apply(model, options);
-        using var file = SafetensorsFile.Open(Path.Combine(folder, "adapter_model.safetensors"));
+        var weights = Path.Combine(folder, "adapter_model.safetensors");
+        if (!File.Exists(weights)) throw new FileNotFoundException($"{folder}: adapter_model.safetensors is missing", weights);
+        using var file = SafetensorsFile.Open(weights);
         using var _ = no_grad();
         foreach (var (name, p) in model.named_parameters().Where(p => p.name.Contains(".lora_", StringComparison.Ordinal)))
         {
-            using var t = file.Read("base_model.model." + name, p.dtype);
+            var key = "base_model.model." + name;
+            if (!file.Contains(key)) throw new InvalidDataException($"{weights}: tensor '{key}' is missing");
+            using var t = file.Read(key, p.dtype);
+            if (!t.shape.SequenceEqual(p.shape))
+                throw new InvalidDataException($"{weights}: '{key}' has shape [{string.Join(",", t.shape)}] but the model expects [{string.Join(",", p.shape)}]");
             p.copy_(t);
         }
+        foreach (var p in TrainableParameters(model)) p.requires_grad = false;
         return options;
     }
 }

@@ -212,6 +212,7 @@ public static class ReportWriter
         else
         {
             WriteHeadline(md, report, ciHeader);
+            WriteWhiteBox(md, report);
         }
 
         foreach (var scenario in report.Scores.Select(r => r.Scenario).Distinct().Order())
@@ -241,6 +242,26 @@ public static class ReportWriter
         }
         md.AppendLine(Definitions.Bootstrap(report.Settings));
         return md.ToString();
+    }
+
+    private static void WriteWhiteBox(StringBuilder md, RunReport report)
+    {
+        if (report.WhiteBox.Count == 0)
+        {
+            return;
+        }
+        md.AppendLine("## White-box methods").AppendLine();
+        md.AppendLine("| Model | Method | Replies | Gate firings / reply | Replies with a firing (%) | Gate steps / reply | Target tokens / output token |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+        static string N(double? v) => v is { } x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "–";
+        foreach (var w in report.WhiteBox)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(w.Model)).Append(" | ").Append(EscapeMarkdownCell(w.Method)).Append(" | ").Append(Int(w.Replies))
+              .Append(" | ").Append(N(w.MeanGateFirings)).Append(" | ").Append(Percent(w.RepliesWithFiring)).Append(" | ").Append(N(w.MeanGateSteps))
+              .Append(" | ").Append(N(w.MeanTargetTokensPerOutputToken)).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's search cost (theory: about N x N_children). Replies served from the cache carry no details.").AppendLine();
     }
 
     private static void WriteHeadline(StringBuilder md, RunReport report, string ciHeader)
@@ -444,6 +465,7 @@ public static class ReportWriter
             totals = report.Totals,
             confidenceLevel = report.ConfidenceLevel,
             settings = report.Settings,
+            whiteBox = report.WhiteBox,
             definitions = new
             {
                 bfs = Definitions.Bfs,

@@ -1,3 +1,4 @@
+using System.Globalization;
 using BiasFree.Judges;
 using BiasFree.Probes;
 using BiasFree.Runs;
@@ -28,6 +29,51 @@ public sealed record ReportSettings(bool BootstrapIntervals, int Resamples, doub
 
 /// <summary>Probes whose target request failed (after retries), per report cell; they are not in <see cref="ScoreRow.Counts"/>.</summary>
 public sealed record TargetErrorCount(string Model, string Method, Scenario Scenario, string Category, int Errors);
+
+/// <summary>
+/// What the white-box methods of one (model, method) recorded with their replies: FairSteer's gate firings and BiasFilter's
+/// search cost. Replies answered from the cache carry no details and are not counted.
+/// </summary>
+/// <param name="Model">Target model.</param>
+/// <param name="Method">Method.</param>
+/// <param name="Replies">Replies with recorded details.</param>
+/// <param name="MeanGateFirings">Mean gate firings per reply (positions where FairSteer's probe said "biased"), or null.</param>
+/// <param name="RepliesWithFiring">Share of replies with at least one firing, or null.</param>
+/// <param name="MeanGateSteps">Mean positions the gate looked at per reply, or null.</param>
+/// <param name="MeanTargetTokensPerOutputToken">BiasFilter: mean target tokens generated per output token, or null.</param>
+public sealed record WhiteBoxSummary(string Model, string Method, int Replies, double? MeanGateFirings, double? RepliesWithFiring, double? MeanGateSteps,
+    double? MeanTargetTokensPerOutputToken)
+{
+    /// <summary>Detail keys written by the engine's white-box methods (see BiasFree.Engine.WhiteBox).</summary>
+    public const string GateFiringsKey = "biasfree.fairsteer.gate_firings";
+    public const string GateStepsKey = "biasfree.fairsteer.gate_steps";
+    public const string FilterCostKey = "biasfree.biasfilter.target_tokens_per_output_token";
+
+    /// <summary>Summaries per (model, method) over the rows' recorded request details.</summary>
+    public static IReadOnlyList<WhiteBoxSummary> From(IReadOnlyList<ResultRecord> rows)
+    {
+        static double? Mean(IEnumerable<string?> values)
+        {
+            var list = values.OfType<string>().Select(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : double.NaN)
+                .Where(d => !double.IsNaN(d)).ToList();
+            return list.Count == 0 ? null : list.Average();
+        }
+        return rows.GroupBy(r => (r.Model, r.Method))
+            .Select(g =>
+            {
+                var details = g.SelectMany(r => r.Requests).Select(q => q.Details).OfType<IReadOnlyDictionary<string, string>>().ToList();
+                var firings = details.Select(d => d.GetValueOrDefault(GateFiringsKey)).ToList();
+                var fired = firings.OfType<string>().Select(f => long.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0).ToList();
+                return new WhiteBoxSummary(g.Key.Model, g.Key.Method, details.Count, Mean(firings),
+                    fired.Count == 0 ? null : fired.Count(n => n > 0) / (double)fired.Count,
+                    Mean(details.Select(d => d.GetValueOrDefault(GateStepsKey))),
+                    Mean(details.Select(d => d.GetValueOrDefault(FilterCostKey))));
+            })
+            .Where(w => w.Replies > 0)
+            .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)
+            .ToList();
+    }
+}
 
 /// <summary>
 /// Probes a method answered from the original prompt because it could not do its work (Self-Help: no usable rewrite),
@@ -164,6 +210,7 @@ public sealed record RunReport(
             .ToList();
         return new RunReport(spec, totals, scores, errors, comparisons)
         {
+            WhiteBox = WhiteBoxSummary.From(rows),
             ConfidenceLevel = options.ConfidenceLevel,
             Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
                 options.MinimumCount, options.Baseline),
@@ -171,6 +218,9 @@ public sealed record RunReport(
             FallbacksByMethod = methodFallbacks,
         };
     }
+
+    /// <summary>White-box methods' recorded details per (model, method); empty when no white-box method ran.</summary>
+    public IReadOnlyList<WhiteBoxSummary> WhiteBox { get; init; } = [];
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>
     public int TargetErrorsFor(ScoreRow row) =>

@@ -138,7 +138,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
 
                 var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
                 var value = new CachedResponse(response.Text, response.Usage?.InputTokenCount ?? 0, response.Usage?.OutputTokenCount ?? 0);
-                call?.Record(new RecordedRequest(recorded, value.Text, Cached: false), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
+                call?.Record(new RecordedRequest(recorded, value.Text, Cached: false, Details(response)), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
                 if (writeCache)
                 {
                     await store.PutCachedAsync(key, value, CancellationToken.None).ConfigureAwait(false);
@@ -167,6 +167,15 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
         {
             yield return update;
         }
+    }
+
+    /// <summary>The response's "biasfree." properties as strings (what a white-box method observed), or null.</summary>
+    internal static IReadOnlyDictionary<string, string>? Details(ChatResponse response)
+    {
+        if (response.AdditionalProperties is not { Count: > 0 } props) return null;
+        var details = props.Where(kv => kv.Key.StartsWith("biasfree.", StringComparison.Ordinal) && kv.Value is not null)
+            .ToDictionary(kv => kv.Key, kv => Convert.ToString(kv.Value, System.Globalization.CultureInfo.InvariantCulture) ?? "", StringComparer.Ordinal);
+        return details.Count == 0 ? null : details;
     }
 
     internal static string CacheKey(string targetIdentity, string method, string? suite, string? probeId, IReadOnlyList<RecordedMessage> messages, ChatOptions? options)

@@ -7,7 +7,12 @@ namespace BiasFree.Runs;
 /// <param name="Messages">The messages sent (role, text), in order.</param>
 /// <param name="Response">The reply text, or null if the request failed.</param>
 /// <param name="Cached">True when the reply came from the response cache.</param>
-public sealed record RecordedRequest(IReadOnlyList<RecordedMessage> Messages, string? Response, bool Cached);
+/// <param name="Details">
+/// What a white-box method reported for this reply (its response's AdditionalProperties under "biasfree.", e.g. FairSteer's
+/// gate firings or BiasFilter's candidate scores); null for other replies and for cached ones.
+/// </param>
+public sealed record RecordedRequest(IReadOnlyList<RecordedMessage> Messages, string? Response, bool Cached,
+    IReadOnlyDictionary<string, string>? Details = null);
 
 /// <summary>A chat message as recorded in the run store.</summary>
 public sealed record RecordedMessage(string Role, string Text);

@@ -17,7 +17,8 @@ public sealed record GenerationSettings(float? Temperature = 0f, long? Seed = nu
 /// <param name="DType">"float32" or "bfloat16".</param>
 /// <param name="Device">"cpu" or "cuda".</param>
 /// <param name="ChatTemplate">Chat template family (llama3, chatml, qwen2, mistral), or null to detect it from the folder.</param>
-public sealed record LocalTargetSettings(bool DemoModel = false, [property: JsonPropertyName("dtype")] string DType = "float32", string Device = "cpu", string? ChatTemplate = null);
+/// <param name="Adapter">Full path of a PEFT LoRA adapter folder applied on the base weights (biasfree run --adapter), or null.</param>
+public sealed record LocalTargetSettings(bool DemoModel = false, [property: JsonPropertyName("dtype")] string DType = "float32", string Device = "cpu", string? ChatTemplate = null, string? Adapter = null);
 
 /// <summary>
 /// Everything needed to (re)start a run, stored as JSON with the run. It names the API key's environment
@@ -126,6 +127,9 @@ public sealed record RunSpec
     /// <summary>Load settings of an in-process target (model folder or demo model); null for a server or for defaults.</summary>
     public LocalTargetSettings? Local { get; init; }
 
+    /// <summary>Artifacts of the white-box methods (FairSteer folder, BiasFilter reward models and search settings); null when none runs.</summary>
+    public WhiteBoxSpec? WhiteBox { get; init; }
+
     /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
     public bool NoCache { get; init; }
 
@@ -159,3 +163,15 @@ public sealed record RunSpec
     public static RunSpec FromJson(string json) =>
         JsonSerializer.Deserialize<RunSpec>(json, Json) ?? throw new InvalidDataException("Empty run spec.");
 }
+
+/// <summary>What the white-box methods of a run need (<c>--steering</c>, <c>--reward-model</c>, ...), stored for resume.</summary>
+/// <param name="Steering">Folder written by <c>biasfree steer fit</c>.</param>
+/// <param name="SteeringHash">Content hash of the steering files when the run was created (part of the cache identity).</param>
+/// <param name="RewardModel">π_fair folder of BiasFilter.</param>
+/// <param name="RewardReference">π_ref folder of BiasFilter.</param>
+/// <param name="Beta">β of the implicit reward.</param>
+/// <param name="Keep">N: candidates kept per step.</param>
+/// <param name="Children">N_children: continuations per kept candidate.</param>
+/// <param name="SegmentTokens">l: tokens per segment.</param>
+public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash = null, string? RewardModel = null, string? RewardReference = null,
+    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12);

@@ -20,7 +20,7 @@ internal static class TinyModelFolder
     }
 
     /// <summary>Writes config.json, model.safetensors and the tokenizer files into <paramref name="folder"/> (created).</summary>
-    public static string Create(string folder)
+    public static string Create(string folder, long seed = 5)
     {
         folder = Directory.CreateDirectory(folder).FullName;
         foreach (var f in Directory.GetFiles(Path.Combine(RepoRoot(), "tests", "BiasFree.Engine.Tests", "Fixtures", "tokenizers", "trained")))
@@ -34,7 +34,7 @@ internal static class TinyModelFolder
             NumAttentionHeads = 2, NumKeyValueHeads = 1, HeadDim = 16, RmsNormEps = 1e-5, RopeTheta = 10000, MaxPositionEmbeddings = 512,
             BosTokenId = 1, EosTokenIds = [tok.TokenToId("<|eot_id|>")!.Value],
         };
-        using (var model = CausalLM.Create(config, torch.ScalarType.Float32, "cpu", seed: 5))
+        using (var model = CausalLM.Create(config, torch.ScalarType.Float32, "cpu", seed: seed))
         {
             model.Save(folder);
         }

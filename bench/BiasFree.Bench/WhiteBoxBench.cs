@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using BiasFree.Engine.Chat;
+using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Generation;
+using BiasFree.Engine.WhiteBox;
+using BiasFree.Judges;
+using BiasFree.Probes;
+using BiasFree.Probes.BuiltIn;
+using BiasFree.Reports;
+using BiasFree.Runs;
+using BiasFree.Scoring;
+using Microsoft.Extensions.AI;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+/// <summary>
+/// White-box evidence and cost on the demo model: fits FairSteer (or reads a fitted folder), then runs vanilla, FairSteer,
+/// its three ablations and (given reward models) BiasFilter over the same held-out BBQ-style probes through the real run
+/// pipeline (EvaluationRunner, run store, rule judge, report scores with 95 % bootstrap intervals), and writes a Markdown
+/// table. It also measures FairSteer's decoding overhead per token against plain decoding.
+/// </summary>
+/// <remarks>
+/// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- white-box [--model FOLDER] [--steering DIR] [--probes 300]
+///        [--temperature 1] [--max-tokens 24] [--reward-model F --reward-ref F] [--out docs/white-box-results.md]
+/// Held-out probes: the built-in suite under seed 0 (the CLI's default), never the fitting instance (suite seed 11) nor the
+/// demo model's training seeds; half ambiguous, half disambiguated, in a seeded order.
+/// </remarks>
+internal static class WhiteBoxBench
+{
+    private sealed class SeedPerRequest(IChatClient inner) : DelegatingChatClient(inner)
+    {
+        public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+        {
+            var list = messages.ToList();
+            var o = options?.Clone() ?? new ChatOptions();
+            var text = string.Join("\u0002", list.Select(m => m.Role.Value + "\u0001" + m.Text)) + "\u0003" + o.Seed;
+            o.Seed = BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes(text)), 0) & long.MaxValue;
+            return base.GetResponseAsync(list, o, cancellationToken);
+        }
+    }
+
+    public static async Task<int> RunAsync(List<string> args)
+    {
+        string? Arg(string name) => args.IndexOf(name) is int i and >= 0 && i + 1 < args.Count ? args[i + 1] : null;
+        string folder = Arg("--model") ?? DemoModel.Find() ?? throw new DirectoryNotFoundException("no demo model; pass --model");
+        int perContext = int.Parse(Arg("--probes") ?? "300", CultureInfo.InvariantCulture) / 2;
+        float temperature = float.Parse(Arg("--temperature") ?? "1", CultureInfo.InvariantCulture);
+        int maxTokens = int.Parse(Arg("--max-tokens") ?? "24", CultureInfo.InvariantCulture);
+        string output = Arg("--out") ?? Path.Combine("docs", "white-box-results.md");
+        string steeringDir = Arg("--steering") ?? Path.Combine(Path.GetTempPath(), "biasfree-whitebox-steer");
+
+        using var client = LocalModel.Load(folder, new LocalModelOptions { ModelId = "demo", DefaultTemperature = temperature, DefaultMaxOutputTokens = maxTokens });
+        var log = new StringBuilder();
+        void Say(string line)
+        {
+            Console.Out.WriteLine(line);
+            log.AppendLine(line);
+        }
+
+        var sw = Stopwatch.StartNew();
+        FairSteerModel steer;
+        if (File.Exists(Path.Combine(steeringDir, FairSteerModel.InfoFile)))
+        {
+            steer = FairSteerModel.Load(steeringDir);
+            Say($"Read FairSteer from {steeringDir}");
+        }
+        else
+        {
+            // The same defaults as `biasfree steer fit`: suite seed 11, 800 probe items, 110 pairs, 200 sweep items.
+            var all = new BbqBuiltInSuite(11).Load().Where(p => p.CorrectOption is not null).ToList();
+            var order = StableRandom.For(11, "steer-fit/order").Shuffle(all);
+            var probeItems = order.Take(800).ToList();
+            var rest = order.Skip(800).ToList();
+            var pairs = rest.Where(p => p.Context == ContextCondition.Ambiguous && FairSteerFitter.Answers(p) is not null).Take(110).ToList();
+            var used = pairs.Select(p => p.Id).ToHashSet();
+            var remaining = rest.Where(p => !used.Contains(p.Id) && FairSteerFitter.Answers(p) is not null).ToList();
+            var sweep = remaining.Where(p => p.Context == ContextCondition.Ambiguous).Take(100)
+                .Concat(remaining.Where(p => p.Context == ContextCondition.Disambiguated).Take(100)).ToList();
+            var fitter = FairSteerFitter.For(client, new FairSteerFitOptions { SystemPrompt = EvaluationRunner.MultipleChoiceSystemPrompt, Log = Say });
+            steer = await fitter.FitAsync(client, probeItems, pairs, sweep, new DirectoryInfo(folder).Name, "bbq suite seed 11: 800 probe items, 110 pairs, 200 sweep items");
+            steer.Save(steeringDir);
+            Say(FormattableString.Invariant($"Fitted FairSteer in {sw.Elapsed.TotalSeconds:F0} s → {steeringDir}"));
+        }
+
+        var held = StableRandom.For(0, "white-box-bench/order").Shuffle(new BbqBuiltInSuite(0).Load());
+        var probes = held.Where(p => p.Context == ContextCondition.Ambiguous).Take(perContext)
+            .Concat(held.Where(p => p.Context == ContextCondition.Disambiguated).Take(perContext)).ToList();
+
+        var methods = new List<string> { "none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom };
+        BiasFilterOptions? filter = null;
+        if (Arg("--reward-model") is { } fair && Arg("--reward-ref") is { } reference)
+        {
+            filter = new BiasFilterOptions { FairModel = fair, ReferenceModel = reference };
+            methods.Add(WhiteBoxMethods.BiasFilter);
+        }
+        using var artifacts = new WhiteBoxArtifacts();
+        var settings = new WhiteBoxSettings { SteeringFolder = steeringDir, BiasFilter = filter };
+        var target = new SeedPerRequest(client);
+        string storeDir = Path.Combine(Path.GetTempPath(), "biasfree-whitebox-" + Guid.NewGuid().ToString("N")[..8]);
+        await using var store = await RunStore.OpenDirectoryAsync(storeDir);
+        var judge = new RuleBasedAnswerExtractor();
+        var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double Seconds, double? Firings, double? FiredShare)>();
+        // Warm-up (first-call allocations, kernel selection) so the first timed method is not penalised.
+        var warm = new RunSpec { RunId = "wb-warmup", Suites = ["bbq"], Model = "demo", Methods = ["none"], TargetEndpoint = folder, Generation = new GenerationSettings(temperature, 1, maxTokens), NoCache = true };
+        await store.CreateRunAsync(warm);
+        await new EvaluationRunner(store, target, _ => judge).RunAsync(warm, probes.Take(32).ToList());
+        foreach (var method in methods)
+        {
+            var spec = new RunSpec
+            {
+                RunId = "wb-" + method,
+                Suites = ["bbq"],
+                Model = "demo",
+                Methods = [method],
+                TargetEndpoint = folder,
+                Generation = new GenerationSettings(temperature, 0, maxTokens),
+                NoCache = true,
+                Concurrency = 16,
+            };
+            await store.CreateRunAsync(spec);
+            var runner = new EvaluationRunner(store, target, _ => judge,
+                (inner, m) => m == "none" ? inner : WhiteBoxMethods.Apply(inner, m, settings, artifacts));
+            var t = Stopwatch.StartNew();
+            await runner.RunAsync(spec, probes);
+            double seconds = t.Elapsed.TotalSeconds;
+            var report = await RunReport.BuildAsync(store, spec.RunId);
+            var row = report.Scores.First(r => r.Scenario == Scenario.MultipleChoice && r.Category == ScoreTable.AllCategories);
+            var records = new List<ResultRecord>();
+            await foreach (var r in store.ReadResultsAsync(spec.RunId)) records.Add(r);
+            var firings = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(FairSteerChatClient.GateFiringsKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
+            rows.Add((method, row, report.Totals.CompletionTokens / seconds, seconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count));
+            Say(FormattableString.Invariant($"{method}: {seconds:F1} s, {report.Totals.CompletionTokens} completion tokens"));
+        }
+
+        // FairSteer's decoding overhead: the same greedy decode of 64 tokens with and without the gated hook, interleaved.
+        var prompt = ((HfTextTokenizer)client.GetService(typeof(ITextTokenizer))!).Encode(
+            ((IChatFormatter)client.GetService(typeof(IChatFormatter))!).Render([new(ChatRole.System, EvaluationRunner.MultipleChoiceSystemPrompt), new(ChatRole.User, probes[0].UserTurns[0])], true), false);
+        var model = client.Model;
+        double plainMs = 0, steerMs = 0;
+        const int repeats = 20, decodeTokens = 64;
+        for (int r = 0; r < repeats + 2; r++)
+        {
+            var a = Stopwatch.StartNew();
+            model.Generate([prompt], new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [] });
+            double pa = a.Elapsed.TotalMilliseconds;
+            var hook = steer.CreateHook();
+            var b = Stopwatch.StartNew();
+            model.Generate([prompt], new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = hook.OnLayer });
+            double pb = b.Elapsed.TotalMilliseconds;
+            if (r >= 2)
+            {
+                plainMs += pa;
+                steerMs += pb;
+            }
+        }
+        double overhead = steerMs / plainMs - 1;
+        Say(FormattableString.Invariant($"FairSteer decode overhead: {overhead * 100:F1} % ({plainMs / repeats / decodeTokens:F2} vs {steerMs / repeats / decodeTokens:F2} ms/token, {repeats} interleaved runs of {decodeTokens} tokens)"));
+
+        var md = new StringBuilder();
+        string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
+        md.AppendLine(FormattableString.Invariant($"Model: `{new DirectoryInfo(folder).Name}`; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
+        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); fitted on {steer.Info.Data}."));
+        md.AppendLine();
+        md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var (method, row, tps, _, f, share) in rows)
+            md.AppendLine(FormattableString.Invariant($"| {method} | {P(row.BfsAmbiguous)} | {P(row.AccuracyDisambiguated)} | {P(row.UnknownDisambiguated)} | {tps:F1} | {(f is double x ? x.ToString("F2", CultureInfo.InvariantCulture) : "–")} | {(share is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "–")} |"));
+        md.AppendLine();
+        md.AppendLine("Probe validation accuracy per layer (majority-class baseline " +
+                      Math.Max(steer.Info.ValidationPositiveRate, 1 - steer.Info.ValidationPositiveRate).ToString("F3", CultureInfo.InvariantCulture) +
+                      FormattableString.Invariant($", {steer.Info.ProbeExamples} labelled examples, {steer.Info.ProbePositives} unbiased):"));
+        md.AppendLine();
+        md.AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, steer.Info.NumLayers)) + " |");
+        md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", steer.Info.NumLayers)));
+        md.AppendLine("| validation accuracy | " + string.Join(" | ", steer.Info.ProbeValidationAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
+        md.AppendLine();
+        md.AppendLine("Layer/α sweep on held-out fitting items (greedy answers with gated steering, rule-judged: share of ambiguous items answered \"unknown\", share of disambiguated items answered correctly; α = 0 is unsteered):");
+        md.AppendLine();
+        md.AppendLine("| layer | α | ambiguous | disambiguated | gate rate |");
+        md.AppendLine("|---|---|---|---|---|");
+        foreach (var r in steer.Info.Sweep)
+            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {r.AmbiguousAccuracy:F3} | {r.DisambiguatedAccuracy:F3} | {r.GateRate:F3} |"));
+        md.AppendLine();
+        md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved runs, B = 1): {overhead * 100:F1} %."));
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        await File.WriteAllTextAsync(output, md.ToString());
+        Console.Out.WriteLine(md.ToString());
+        Console.Out.WriteLine($"Wrote {output}");
+        try { Directory.Delete(storeDir, true); } catch (IOException) { }
+        return 0;
+    }
+}

@@ -1,0 +1,143 @@
+using BiasFree.Engine.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Training;
+
+/// <summary>The per-batch losses of the training methods. All keep autograd; callers own the returned tensors.</summary>
+public static class Objectives
+{
+    /// <summary>
+    /// Sum over each row's target tokens of log p(token | prefix): Σ_t mask[b, t] · log softmax(logits[b, t−1])[ids[b, t]].
+    /// <paramref name="ids"/> and <paramref name="targetMask"/> are [B, T]; rows are right-padded, so no attention mask
+    /// is needed (causal attention never looks at later padding). Returns [B] float32.
+    /// </summary>
+    public static Tensor SequenceLogProbs(CausalLM model, Tensor ids, Tensor targetMask)
+    {
+        using var scope = NewDisposeScope();
+        long t = ids.shape[1];
+        using var output = model.Forward(ids);
+        var logProbs = output.Logits.narrow(1, 0, t - 1).to_type(ScalarType.Float32).log_softmax(-1);
+        var targets = ids.narrow(1, 1, t - 1).to(logProbs.device);
+        var picked = logProbs.gather(2, targets.unsqueeze(-1)).squeeze(-1);
+        var mask = targetMask.narrow(1, 1, t - 1).to(logProbs.device).to_type(ScalarType.Float32);
+        return (picked * mask).sum(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// DPO's sigmoid loss (Rafailov et al. 2023, "Direct Preference Optimization", Eq. 7), averaged over the batch:
+    /// <code>
+    ///   h = β · [(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]
+    ///   L = −log σ(h) = softplus(−h)
+    /// </code>
+    /// With y_w = y_l, h = 0 and L = log 2. The implicit rewards β·(log π − log π_ref) of chosen and rejected are returned
+    /// too (detached): their difference is the reward margin, and the share of rows with a positive margin is the
+    /// reward accuracy that TRL and LLaMA-Factory log.
+    /// </summary>
+    public static DpoTerms DpoLoss(Tensor policyChosen, Tensor policyRejected, Tensor referenceChosen, Tensor referenceRejected, double beta)
+    {
+        using var scope = NewDisposeScope();
+        var chosenReward = (policyChosen - referenceChosen) * beta;
+        var rejectedReward = (policyRejected - referenceRejected) * beta;
+        var h = chosenReward - rejectedReward;
+        var loss = nn.functional.softplus(-h).mean();
+        var margin = h.detach();
+        static double Mean(Tensor t) => t.detach().to_type(ScalarType.Float64).mean().item<double>();
+        return new DpoTerms(loss.MoveToOuterDisposeScope(), Mean(margin), Mean(margin.gt(0)), Mean(chosenReward), Mean(rejectedReward));
+    }
+}
+
+/// <summary>DPO's loss (keeps autograd) and the statistics logged per step.</summary>
+/// <param name="Loss">Mean −log σ(h).</param>
+/// <param name="RewardMargin">Mean h = chosen reward − rejected reward.</param>
+/// <param name="RewardAccuracy">Share of rows with h &gt; 0.</param>
+/// <param name="ChosenReward">Mean β·(log π(y_w) − log π_ref(y_w)).</param>
+/// <param name="RejectedReward">Mean β·(log π(y_l) − log π_ref(y_l)).</param>
+public sealed record DpoTerms(Tensor Loss, double RewardMargin, double RewardAccuracy, double ChosenReward, double RejectedReward) : IDisposable
+{
+    public void Dispose() => Loss.Dispose();
+}
+
+/// <summary>
+/// AdamW (Loshchilov &amp; Hutter 2019, "Decoupled Weight Decay Regularization", Alg. 2), written out so that its
+/// state can be checkpointed exactly and a resumed run continues bit for bit:
+/// <code>
+///   θ ← θ · (1 − lr·λ)                      (decoupled weight decay, as torch.optim.AdamW)
+///   m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²
+///   θ ← θ − lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)
+/// </code>
+/// </summary>
+public sealed class AdamWOptimizer : IDisposable
+{
+    private readonly IReadOnlyList<(string Name, Parameter Parameter)> _parameters;
+    private readonly Tensor[] _m, _v;
+
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double Epsilon { get; init; } = 1e-8;
+    public double WeightDecay { get; init; }
+
+    /// <summary>Steps taken so far (t in the bias corrections).</summary>
+    public long Step { get; private set; }
+
+    public AdamWOptimizer(IReadOnlyList<(string Name, Parameter Parameter)> parameters)
+    {
+        _parameters = parameters;
+        _m = [.. parameters.Select(p => zeros_like(p.Parameter).DetachFromDisposeScope())];
+        _v = [.. parameters.Select(p => zeros_like(p.Parameter).DetachFromDisposeScope())];
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in _parameters) p.grad?.zero_();
+    }
+
+    /// <summary>One update with learning rate <paramref name="lr"/>; parameters without a gradient are skipped.</summary>
+    public void Update(double lr)
+    {
+        Step++;
+        double c1 = 1 - Math.Pow(Beta1, Step), c2 = 1 - Math.Pow(Beta2, Step);
+        using var _ = no_grad();
+        for (int i = 0; i < _parameters.Count; i++)
+        {
+            var p = _parameters[i].Parameter;
+            if (p.grad is not { } g) continue;
+            using var scope = NewDisposeScope();
+            if (WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
+            _m[i].mul_(Beta1).add_(g, alpha: 1 - Beta1);
+            _v[i].mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
+            var denominator = (_v[i] / c2).sqrt_().add_(Epsilon);
+            p.addcdiv_(_m[i], denominator, value: -lr / c1);
+        }
+    }
+
+    /// <summary>The moments, named "{param}.exp_avg" / "{param}.exp_avg_sq" (for a safetensors checkpoint).</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> State()
+    {
+        for (int i = 0; i < _parameters.Count; i++)
+        {
+            yield return new(_parameters[i].Name + ".exp_avg", _m[i]);
+            yield return new(_parameters[i].Name + ".exp_avg_sq", _v[i]);
+        }
+    }
+
+    /// <summary>Restores moments and step count written by <see cref="State"/>.</summary>
+    public void Restore(Func<string, Tensor> read, long step)
+    {
+        using var _ = no_grad();
+        for (int i = 0; i < _parameters.Count; i++)
+        {
+            using var m = read(_parameters[i].Name + ".exp_avg");
+            using var v = read(_parameters[i].Name + ".exp_avg_sq");
+            _m[i].copy_(m);
+            _v[i].copy_(v);
+        }
+        Step = step;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _m.Concat(_v)) t.Dispose();
+    }
+}

@@ -1,0 +1,292 @@
+using BiasFree.Engine.Chat;
+using BiasFree.Engine.Generation;
+using BiasFree.Engine.Models;
+using BiasFree.Engine.WhiteBox;
+using BiasFree.Probes;
+using Microsoft.Extensions.AI;
+using static TorchSharp.torch;
+
+namespace BiasFree.Engine.Tests.WhiteBox;
+
+public class FairSteerTests
+{
+    private static readonly int[] Prompt = [1, 5, 17, 42, 8, 93, 11];
+    private readonly CancellationToken _ct = TestContext.Current.CancellationToken;
+
+    private static float[] RandomVector(int n, int seed, double scale = 1.0)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
+    }
+
+    /// <summary>A probe that always (bias −1, zero weight) or never (bias +1) says "biased".</summary>
+    private static LogisticProbe ConstantProbe(int hidden, bool fires) => new(new double[hidden], fires ? -1 : 1);
+
+    [Fact]
+    public void ProbeRecoversTheSeparatingDirectionOfSyntheticActivations()
+    {
+        const int d = 12, n = 600;
+        var rng = new Random(3);
+        var u = RandomVector(d, 11);
+        double un = Math.Sqrt(u.Sum(x => (double)x * x));
+        var xs = new List<float[]>();
+        var ys = new List<int>();
+        for (int i = 0; i < n; i++)
+        {
+            var x = Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+            double margin = x.Zip(u, (a, b) => (double)a * b).Sum() / un + 0.25;
+            if (Math.Abs(margin) < 0.1) continue; // a gap, so the classes are separable
+            xs.Add(x);
+            ys.Add(margin > 0 ? 1 : 0);
+        }
+        var probe = LogisticProbe.Fit(xs, ys, l2: 1e-3);
+        double wn = Math.Sqrt(probe.Weight.Sum(w => w * w));
+        double cosine = probe.Weight.Zip(u, (w, b) => w * b).Sum() / (wn * un);
+        Assert.True(cosine > 0.98, $"cosine {cosine}");
+        // The offset along the direction: b / |w| ≈ 0.25 (the threshold sits at u·x/|u| = −0.25).
+        Assert.InRange(probe.Bias / wn, 0.1, 0.4);
+        Assert.Equal(1.0, probe.Accuracy(xs, ys));
+        // Swapped labels flip the direction.
+        var flipped = LogisticProbe.Fit(xs, ys.Select(y => 1 - y).ToList(), l2: 1e-3);
+        Assert.True(flipped.Weight.Zip(u, (w, b) => w * b).Sum() < 0);
+    }
+
+    [Fact]
+    public void ProbeFitRejectsBadInput()
+    {
+        Assert.Throws<ArgumentException>(() => LogisticProbe.Fit([], []));
+        Assert.Throws<ArgumentException>(() => LogisticProbe.Fit([[1f, 2f]], [2]));
+        Assert.Throws<ArgumentException>(() => LogisticProbe.Fit([[1f, 2f], [1f]], [0, 1]));
+    }
+
+    private static Probe Item(string id, ContextCondition context, string stereo, string anti, string unknown)
+    {
+        var s = new ProbeOption(stereo, OptionRole.Stereotyped, "g1");
+        var a = new ProbeOption(anti, OptionRole.AntiStereotyped, "g2");
+        var u = new ProbeOption(unknown, OptionRole.Unknown, "unknown");
+        return MultipleChoiceQuery.Create(id, "test", "age", "Two people met.", "Who forgot?", s, a, u, context,
+            QuestionPolarity.Negative, context == ContextCondition.Ambiguous ? u : a, 0, new Dictionary<string, string>());
+    }
+
+    [Fact]
+    public void SteeringVectorIsTheDifferenceOfMeansOverThePairs()
+    {
+        using var dir = new TempDir();
+        using var model = CausalLM.Create(TinyModels.Config("llama") with { VocabSize = 258, EosTokenIds = [257] }, ScalarType.Float32, "cpu", 4);
+        var fitter = new FairSteerFitter(model, new ByteTokenizer(), new PlainFormatter());
+        Probe[] pairs =
+        [
+            Item("p1", ContextCondition.Ambiguous, "The old man", "The young man", "Unknown"),
+            Item("p2", ContextCondition.Ambiguous, "The grandmother", "The girl", "Cannot be determined"),
+            Item("p3", ContextCondition.Ambiguous, "The retiree", "The student", "Not enough information"),
+        ];
+        var vectors = fitter.SteeringVectors(pairs);
+        Assert.Equal(2, vectors.Count);
+
+        // By hand: run the model on "prompt + answer", take layer l's output at the last token, average, subtract.
+        var tok = new ByteTokenizer();
+        var fmt = new PlainFormatter();
+        for (int layer = 0; layer < 2; layer++)
+        {
+            var expected = new double[64];
+            foreach (var p in pairs)
+            {
+                string prompt = fmt.Render([new(ChatRole.System, "You are a helpful assistant."), new(ChatRole.User, p.UserTurns[0])], true);
+                string good = p.OptionWithRole(OptionRole.Unknown)!.Text, bad = p.OptionWithRole(OptionRole.Stereotyped)!.Text;
+                // The activation is read at the answer's first token (the position after the prompt).
+                var hg = model.HiddenStates([.. tok.Encode(prompt, false), tok.Encode(good, false)[0]]);
+                var hb = model.HiddenStates([.. tok.Encode(prompt, false), tok.Encode(bad, false)[0]]);
+                var g = hg[layer + 1][^1].data<float>().ToArray();
+                var b = hb[layer + 1][^1].data<float>().ToArray();
+                for (int i = 0; i < 64; i++) expected[i] += (g[i] - (double)b[i]) / pairs.Length;
+                foreach (var t in hg.Concat(hb)) t.Dispose();
+            }
+            for (int i = 0; i < 64; i++) Assert.Equal(expected[i], vectors[layer][i], 1e-4);
+            Assert.True(expected.Max(Math.Abs) > 1e-3); // the pairs differ, so the vector is not trivially zero
+        }
+    }
+
+    [Fact]
+    public void HookChangesOnlyTheLastPositionAndOnlyWhenTheGateFires()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 2);
+        using var _ = no_grad();
+        var v = RandomVector(64, 5);
+        using var ids = model.IdsTensor([Prompt, Prompt]);
+        using var plain = model.Forward(ids, new ForwardArgs { CaptureHiddenStates = true });
+
+        var firing = new FairSteerHook(0, v, ConstantProbe(64, fires: true), alpha: 2.0);
+        using var steered = model.Forward(ids, new ForwardArgs { CaptureHiddenStates = true, OnLayer = firing.OnLayer });
+        var delta = steered.HiddenStates[1] - plain.HiddenStates[1]; // output of layer 0
+        int t = Prompt.Length;
+        Assert.True(delta.narrow(1, 0, t - 1).abs().max().item<float>() == 0f, "earlier positions must be untouched");
+        using var expected = tensor(v) * 2.0f;
+        Assert.True((delta[0, t - 1] - expected).abs().max().item<float>() < 1e-5);
+        Assert.True((delta[1, t - 1] - expected).abs().max().item<float>() < 1e-5);
+        Assert.Equal(new long[] { 1, 1 }, firing.Firings);
+
+        var silent = new FairSteerHook(0, v, ConstantProbe(64, fires: false), alpha: 2.0);
+        using var unsteered = model.Forward(ids, new ForwardArgs { OnLayer = silent.OnLayer });
+        Assert.True(unsteered.Logits.equal(plain.Logits).all().item<bool>());
+        Assert.Equal(new long[] { 0, 0 }, silent.Firings);
+        Assert.Equal(new long[] { 1, 1 }, silent.Steps);
+
+        // Always-steer ignores the gate; gate-only counts but never changes anything.
+        var always = new FairSteerHook(0, v, ConstantProbe(64, fires: false), 2.0, SteeringMode.Always);
+        using var forced = model.Forward(ids, new ForwardArgs { OnLayer = always.OnLayer });
+        Assert.True((forced.Logits - steered.Logits).abs().max().item<float>() < 1e-5);
+        var gateOnly = new FairSteerHook(0, v, ConstantProbe(64, fires: true), 2.0, SteeringMode.GateOnly);
+        using var counted = model.Forward(ids, new ForwardArgs { OnLayer = gateOnly.OnLayer });
+        Assert.True(counted.Logits.equal(plain.Logits).all().item<bool>());
+        Assert.Equal(new long[] { 1, 1 }, gateOnly.Firings);
+    }
+
+    [Fact]
+    public void GateDecidesPerRowFromThatRowsActivation()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 2);
+        using var _ = no_grad();
+        int[] other = [3, 9, 27, 81, 14, 6, 50];
+        var captured = new Dictionary<int, Tensor>();
+        using (model.Forward(model.IdsTensor([Prompt, other]), new ForwardArgs { OnLayer = Steering.CaptureLastToken([1], captured) })) { }
+        var h0 = captured[1][0].data<float>().ToArray();
+        var h1 = captured[1][1].data<float>().ToArray();
+        captured[1].Dispose();
+        // A probe whose boundary lies between the two rows: w = h1 − h0, b = −w·(h0 + h1)/2, so row 0 is "biased".
+        var w = h1.Zip(h0, (a, b) => (double)a - b).ToArray();
+        double bias = -w.Select((x, i) => x * (h0[i] + h1[i]) / 2).Sum();
+        var hook = new FairSteerHook(1, RandomVector(64, 8), new LogisticProbe(w, bias), 1.0);
+        using var plain = model.Forward(model.IdsTensor([Prompt, other]));
+        using var steered = model.Forward(model.IdsTensor([Prompt, other]), new ForwardArgs { OnLayer = hook.OnLayer });
+        Assert.Equal(new long[] { 1, 0 }, hook.Firings);
+        Assert.True((steered.Logits[0] - plain.Logits[0]).abs().max().item<float>() > 1e-4);
+        Assert.True(steered.Logits[1].equal(plain.Logits[1]).all().item<bool>());
+    }
+
+    [Fact]
+    public void AlphaZeroGivesBitIdenticalGeneration()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 2);
+        var options = new GenerationOptions { MaxNewTokens = 12, DoSample = true, Seed = 9, EosTokenIds = [] };
+        var plain = model.Generate([Prompt], options, _ct)[0];
+        var hook = new FairSteerHook(1, RandomVector(64, 5, 50), ConstantProbe(64, fires: true), alpha: 0.0, SteeringMode.Always);
+        var zero = model.Generate([Prompt], options with { OnLayer = hook.OnLayer }, _ct)[0];
+        Assert.Equal(plain.Tokens, zero.Tokens);
+        Assert.Equal(12L, hook.Steps[0]); // prefill + 11 fed tokens: the hook ran at every decoding step
+        using var _ = no_grad();
+        using var a = model.Forward(model.IdsTensor([Prompt]));
+        using var b = model.Forward(model.IdsTensor([Prompt]), new ForwardArgs { OnLayer = hook.OnLayer });
+        Assert.True(a.Logits.equal(b.Logits).all().item<bool>());
+        // With a large α the same seed gives another text, so the test above could fail.
+        var big = new FairSteerHook(1, RandomVector(64, 5, 50), ConstantProbe(64, fires: true), alpha: 1.0, SteeringMode.Always);
+        Assert.NotEqual(plain.Tokens, model.Generate([Prompt], options with { OnLayer = big.OnLayer }, _ct)[0].Tokens);
+    }
+
+    [Fact]
+    public void GatedSteeringWithTheKvCacheEqualsOneFullPassSteeredPerPosition()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 6);
+        var v = RandomVector(64, 12, 3);
+        // A random probe: fires on some positions and not others.
+        var probe = new LogisticProbe(RandomVector(64, 13).Select(x => (double)x).ToArray(), 0.0);
+        var decodeHook = new FairSteerHook(1, v, probe, 1.5);
+        var result = model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 16, EosTokenIds = [], OnLayer = decodeHook.OnLayer }, _ct)[0];
+        Assert.Equal(16, result.Tokens.Count);
+        Assert.InRange(decodeHook.Firings[0], 1, decodeHook.Steps[0] - 1); // the test needs both outcomes
+
+        var full = Prompt.Concat(result.Tokens).ToArray();
+        var passHook = new FairSteerHook(1, v, probe, 1.5, fromPosition: Prompt.Length - 1);
+        using var _ = no_grad();
+        using var output = model.Forward(model.IdsTensor([full]), new ForwardArgs { OnLayer = passHook.OnLayer });
+        var argmax = output.Logits[0].argmax(-1).data<long>().ToArray();
+        for (int j = 0; j < result.Tokens.Count; j++) Assert.Equal(result.Tokens[j], (int)argmax[Prompt.Length - 1 + j]);
+        // The full pass also looks at the last token, which decoding never feeds back.
+        Assert.Equal(decodeHook.Steps[0] + 1, passHook.Steps[0]);
+    }
+
+    [Fact]
+    public async Task ChunkedPrefillInAContinuousBatchSteersTheSamePositionsAsOnePass()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 6);
+        var v = RandomVector(64, 12, 3);
+        var probe = new LogisticProbe(RandomVector(64, 13).Select(x => (double)x).ToArray(), 0.0);
+        int[] prompt = [.. Enumerable.Range(0, 19).Select(i => (i * 7 + 3) % 97)];
+        var lone = new FairSteerHook(1, v, probe, 1.5);
+        var expected = model.Generate([prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [], OnLayer = lone.OnLayer }, _ct)[0];
+
+        // The prompt arrives in chunks of 4 beside another request; the hook sees only its own row's tokens.
+        using var batcher = new ContinuousBatcher(model, new ContinuousBatchOptions { PrefillChunkTokens = 4 });
+        var chunked = new FairSteerHook(1, v, probe, 1.5, fromPosition: prompt.Length - 1);
+        var steered = batcher.Add(prompt, new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [], OnLayer = chunked.OnLayer }, _ct);
+        var other = batcher.Add(Prompt, new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct);
+        batcher.RunToCompletion();
+        Assert.Equal(expected.Tokens, (await steered.Completion).Tokens);
+        Assert.Equal(lone.Firings[0], chunked.Firings[0]);
+        Assert.Equal(lone.Steps[0], chunked.Steps[0]);
+        Assert.Equal(model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct)[0].Tokens, (await other.Completion).Tokens);
+        // Steering every chunk's last token instead would have changed the result: the unsteered text differs.
+        Assert.NotEqual(expected.Tokens, model.Generate([prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct)[0].Tokens);
+    }
+
+    [Fact]
+    public void ModelSavesAndLoadsAndTheRandomAblationKeepsTheNorm()
+    {
+        using var dir = new TempDir();
+        var probes = new[] { new LogisticProbe(RandomVector(8, 1).Select(x => (double)x).ToArray(), 0.5), new LogisticProbe(RandomVector(8, 2).Select(x => (double)x).ToArray(), -0.25) };
+        var vectors = new[] { RandomVector(8, 3), RandomVector(8, 4) };
+        var info = new FairSteerInfo
+        {
+            Model = "tiny", HiddenSize = 8, NumLayers = 2, Layer = 1, Alpha = 2.5, Seed = 7,
+            ProbeValidationAccuracy = [0.5, 0.75], Sweep = [new SteeringSweepRow(1, 2.5, 0.6, 0.9, 0.3)],
+        };
+        new FairSteerModel(info, probes, vectors).Save(dir.Path);
+        var loaded = FairSteerModel.Load(dir.Path);
+        Assert.Equal(1, loaded.Info.Layer);
+        Assert.Equal(2.5, loaded.Info.Alpha);
+        Assert.Equal(new[] { 0.5, 0.75 }, loaded.Info.ProbeValidationAccuracy);
+        Assert.Equal(0.6, loaded.Info.Sweep[0].AmbiguousAccuracy);
+        Assert.Equal(vectors[1], loaded.Vectors[1]);
+        for (int i = 0; i < 8; i++) Assert.Equal(probes[0].Weight[i], loaded.Probes[0].Weight[i], 1e-6);
+        Assert.Equal(-0.25, loaded.Probes[1].Bias, 1e-6);
+
+        var random = FairSteerModel.RandomVectorOfSameNorm(vectors[1], 7);
+        double Norm(float[] x) => Math.Sqrt(x.Sum(a => (double)a * a));
+        Assert.Equal(Norm(vectors[1]), Norm(random), 1e-4);
+        Assert.NotEqual(vectors[1], random);
+
+        File.WriteAllText(Path.Combine(dir.Path, FairSteerModel.InfoFile), "{ \"layer\": ");
+        var e = Assert.Throws<InvalidDataException>(() => FairSteerModel.Load(dir.Path));
+        Assert.Contains(FairSteerModel.InfoFile, e.Message);
+    }
+
+    [Fact]
+    public async Task ChatClientStepSteersEachRequestAndReportsGateFirings()
+    {
+        using var dir = new TempDir();
+        using (var m = CausalLM.Create(TinyModels.Config("llama") with { VocabSize = 258, EosTokenIds = [257] }, ScalarType.Float32, "cpu", 5))
+            m.Save(dir.Path);
+        using var model = CausalLM.Load(dir.Path);
+        using var engine = new EngineChatClient(model, new ByteTokenizer(), new PlainFormatter());
+        var info = new FairSteerInfo { Model = "tiny", HiddenSize = 64, NumLayers = 2, Layer = 1, Alpha = 4 };
+        var steer = new FairSteerModel(info, [ConstantProbe(64, true), ConstantProbe(64, true)], [RandomVector(64, 1, 5), RandomVector(64, 2, 5)]);
+        ChatMessage[] messages = [new(ChatRole.User, "Who forgot the keys?")];
+        var options = new ChatOptions { MaxOutputTokens = 10, Temperature = 0 };
+
+        var plain = await engine.GetResponseAsync(messages, options, _ct);
+        using var fair = new FairSteerChatClient(engine, steer);
+        var steered = await fair.GetResponseAsync(messages, options, _ct);
+        Assert.NotEqual(plain.Text, steered.Text);
+        long firings = Assert.IsType<long>(steered.AdditionalProperties![FairSteerChatClient.GateFiringsKey]);
+        long steps = Assert.IsType<long>(steered.AdditionalProperties![FairSteerChatClient.GateStepsKey]);
+        Assert.Equal(steps, firings); // this probe always fires
+        Assert.InRange(steps, steered.Usage!.OutputTokenCount!.Value, steered.Usage.OutputTokenCount.Value + 1);
+
+        using var gateOnly = new FairSteerChatClient(engine, steer, SteeringMode.GateOnly);
+        var counted = await gateOnly.GetResponseAsync(messages, options, _ct);
+        Assert.Equal(plain.Text, counted.Text);
+        Assert.True((long)counted.AdditionalProperties![FairSteerChatClient.GateFiringsKey]! > 0);
+
+        var wrong = new FairSteerModel(info with { HiddenSize = 32 }, [ConstantProbe(32, true), ConstantProbe(32, true)], [new float[32], new float[32]]);
+        Assert.Throws<InvalidOperationException>(() => new FairSteerChatClient(engine, wrong));
+    }
+}

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using BiasFree.Engine.Training;
+using BiasFree.Tests.Probes;
+
+namespace BiasFree.Tests.Training;
+
+public class PreferenceDataTests
+{
+    [Fact]
+    public void StereoSetIntersentenceItemsBecomeContextAntiStereotypePairs()
+    {
+        var pairs = PreferenceData.Load("stereoset:" + ProbeTestSupport.Fixture("stereoset", "dev.json"));
+        var p = Assert.Single(pairs); // the intrasentence item is not used
+        Assert.Equal("My neighbor is a chemist.", p.Prompt);
+        Assert.Equal("She spends every weekend surfing with friends.", p.Chosen);
+        Assert.Equal("She wears glasses and never leaves the lab.", p.Rejected);
+        Assert.Equal("profession", p.Category);
+    }
+
+    [Fact]
+    public void GeneratedContinuationsCoverAtLeastFourBiasTypesEvenlyAndRepeatForASeed()
+    {
+        var all = PreferenceData.Load("generated");
+        var counts = PreferenceData.CountByCategory(all);
+        Assert.True(counts.Count >= 4, string.Join(",", counts));
+        Assert.Single(counts.Select(c => c.Count).Distinct());
+        Assert.All(all, p => Assert.StartsWith("Continue the sentence: ", p.Prompt));
+        Assert.All(all, p => Assert.NotEqual(p.Chosen, p.Rejected));
+        Assert.Equal(all.Count, all.Select(p => p.Prompt).Distinct().Count());
+
+        var a = PreferenceData.Load("generated", count: 50, seed: 3);
+        var b = PreferenceData.Load("generated", count: 50, seed: 3);
+        var c = PreferenceData.Load("generated", count: 50, seed: 4);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a.Select(p => p.Prompt), c.Select(p => p.Prompt));
+    }
+
+    [Fact]
+    public void BalanceResamplesToEqualCountsPerTypeKeepingTheTotal()
+    {
+        // Skewed like StereoSet (race-heavy): 30 race, 6 gender, 3 religion, 1 profession.
+        var skewed = new List<PreferencePair>();
+        foreach (var (cat, n) in new[] { ("race", 30), ("gender", 6), ("religion", 3), ("profession", 1) })
+            for (int i = 0; i < n; i++) skewed.Add(new PreferencePair($"{cat}{i}", cat, $"q {cat} {i}", "anti", "stereo"));
+        var balanced = PreferenceData.Balance(skewed, seed: 7);
+        Assert.Equal(40, balanced.Count);
+        Assert.All(PreferenceData.CountByCategory(balanced), c => Assert.Equal(10, c.Count));
+        Assert.All(balanced, p => Assert.Contains(p, skewed)); // resampled, not invented
+        Assert.Equal(balanced, PreferenceData.Balance(skewed, seed: 7));
+        Assert.NotEqual(balanced, PreferenceData.Balance(skewed, seed: 8));
+    }
+
+    [Fact]
+    public void GeneratedBbqPairsPreferUnknownOnAmbiguousAndTheCorrectAnswerOtherwise()
+    {
+        var pairs = PreferenceData.Load("generated:bbq", count: 30);
+        Assert.Equal(30, pairs.Count);
+        var ambiguous = pairs.Where(p => p.Chosen == TemplatePreferenceData.UnknownAnswer).ToList();
+        Assert.Equal(20, ambiguous.Count);
+        Assert.All(pairs, p => Assert.Equal("You are a helpful assistant.", p.System));
+        Assert.All(pairs, p => Assert.Contains(p.Rejected!, p.Prompt)); // the rejected reply is one of the shown options
+        Assert.All(pairs.Except(ambiguous), p => Assert.Contains(p.Chosen, p.Prompt));
+        Assert.All(pairs, p => Assert.StartsWith($"gen-bbq-{TemplatePreferenceData.BbqTrainingSeedBase}", p.Id)); // never an evaluation seed
+    }
+
+    [Theory]
+    [InlineData(PreferenceData.ExportShape.Sft)]
+    [InlineData(PreferenceData.ExportShape.Dpo)]
+    [InlineData(PreferenceData.ExportShape.TaskVector)]
+    public void LlamaFactoryFilesRoundTrip(PreferenceData.ExportShape shape)
+    {
+        using var dir = new TempDir();
+        var pairs = PreferenceData.Load("generated").Take(5).ToList();
+        var file = Path.Combine(dir.Path, "data.json");
+        PreferenceData.Export(file, pairs, shape);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(file)))
+        {
+            var first = doc.RootElement[0];
+            var keys = first.EnumerateObject().Select(p => p.Name).ToList();
+            Assert.Equal(shape == PreferenceData.ExportShape.Dpo ? ["prompt", "chosen", "rejected", "bias_type"] : ["instruction", "input", "output", "bias_type"], keys);
+            if (shape == PreferenceData.ExportShape.TaskVector) Assert.Equal(pairs[0].Rejected, first.GetProperty("output").GetString());
+        }
+        var back = PreferenceData.Load("llamafactory:" + file);
+        Assert.Equal(pairs.Select(p => p.Prompt), back.Select(p => p.Prompt));
+        Assert.Equal(pairs.Select(p => p.Category), back.Select(p => p.Category));
+        switch (shape)
+        {
+            case PreferenceData.ExportShape.Dpo:
+                Assert.Equal(pairs.Select(p => (p.Chosen, p.Rejected)), back.Select(p => (p.Chosen, p.Rejected)));
+                break;
+            case PreferenceData.ExportShape.Sft:
+                Assert.Equal(pairs.Select(p => p.Chosen), back.Select(p => p.Chosen));
+                Assert.All(back, p => Assert.Null(p.Rejected));
+                break;
+            default:
+                Assert.Equal(pairs.Select(p => p.Rejected), back.Select(p => p.Chosen));
+                break;
+        }
+    }
+
+    [Fact]
+    public void AlpacaInputIsAppendedToTheInstruction()
+    {
+        using var dir = new TempDir();
+        var file = Path.Combine(dir.Path, "a.json");
+        File.WriteAllText(file, """[{"instruction": "Continue:", "input": "The nurse walked in and", "output": "smiled."}]""");
+        var p = Assert.Single(PreferenceData.Load(file));
+        Assert.Equal("Continue:\nThe nurse walked in and", p.Prompt);
+        Assert.Equal("smiled.", p.Chosen);
+    }
+
+    [Theory]
+    [InlineData("[\n  {\"prompt\": \"q\", \"chosen\": \"a\", \"rejected\": \"b\"},\n  {\"prompt\": \"q\", \"chosen\": \"a\"}\n]", ":3: field 'rejected': missing")]
+    [InlineData("[\n  {\"instruction\": \"q\", \"output\": 5}\n]", ":2: field 'output': expected a string")]
+    [InlineData("{\"prompt\": \"q\"}", ":1: expected a JSON array")]
+    [InlineData("[\n  {\"prompt\": \"q\",\n", "not valid JSON")]
+    public void MalformedFilesNameFileLineAndField(string text, string expected)
+    {
+        using var dir = new TempDir();
+        var file = Path.Combine(dir.Path, "bad.json");
+        File.WriteAllText(file, text);
+        var ex = Assert.Throws<InvalidDataException>(() => PreferenceData.Load("llamafactory:" + file));
+        Assert.Contains(file, ex.Message);
+        Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void UnknownSpecsAndMissingFilesAreClearErrors()
+    {
+        Assert.Contains("unknown data spec", Assert.Throws<ArgumentException>(() => PreferenceData.Load("wikipedia")).Message);
+        Assert.Contains("generated:continuation", Assert.Throws<ArgumentException>(() => PreferenceData.Load("generated:poems")).Message);
+        Assert.Throws<FileNotFoundException>(() => PreferenceData.Load("stereoset:/nonexistent/dev.json"));
+    }
+}
