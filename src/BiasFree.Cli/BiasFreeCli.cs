@@ -33,6 +33,7 @@ internal static class BiasFreeCli
         root.Add(TrainCommand.Build());
         root.Add(TrainCommand.BuildData());
         root.Add(TrainCommand.BuildCompare());
+        root.Add(JudgeCommand.Build());
         return root;
     }
 

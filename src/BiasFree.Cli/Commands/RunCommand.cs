@@ -147,6 +147,7 @@ internal static class RunCommand
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
                 }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
+                    string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge() : null,
                     methods: DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge));
             }
             else
@@ -168,6 +169,10 @@ internal static class RunCommand
             var probes = evaluation.LoadProbes((suite, skipped) =>
                 Console.Error.WriteLine($"note: {suite}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {suite}' lists them."));
             judges.EnsureCovers(probes);
+            if (judges.Dialogue is DemoJudge.OnDemand offline && probes.Any(p => p.Scenario == Scenario.MultiTurn))
+            {
+                Console.Error.WriteLine($"note: dialogues are judged offline by {offline.Name} (the demo model; reliable only on demo-style replies, see docs/judges.md); pass --judge URL --judge-model NAME for an LLM judge.");
+            }
             if (evaluation.Target.ServerEndpoint is { } te)
             {
                 await CheckReachableAsync("target", te, ct).ConfigureAwait(false);
@@ -359,7 +364,7 @@ internal static class RunCommand
         EvaluationJudges judges;
         if (!llmJudge)
         {
-            judges = EvaluationJudges.Rule();
+            judges = DemoJudge.RuleWithOfflineDialogueJudge();
         }
         else
         {

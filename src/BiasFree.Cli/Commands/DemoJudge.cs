@@ -1,0 +1,85 @@
+using System.Globalization;
+using BiasFree.Engine.DemoModel;
+using BiasFree.Evaluations;
+using BiasFree.Judges;
+using BiasFree.Judges.Evaluation;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Cli.Commands;
+
+/// <summary>
+/// The embedded demo model as an offline judge: its judge family was trained on <see cref="DemoCorpus.JudgePrompt"/>
+/// (statement + reply) under <see cref="DemoCorpus.JudgeSystemPrompt"/> and answers in <see cref="ReasonedVerdictFormat"/>,
+/// so it is a compact <see cref="BiasGuardJudge"/>. Greedy decoding (temperature 0) makes its verdicts repeatable.
+/// <c>demo</c> uses the shipped model; <c>demo:PATH</c> a model folder.
+/// </summary>
+internal static class DemoJudge
+{
+    /// <summary>Judge name recorded with verdicts.</summary>
+    public const string Name = "demo-judge";
+
+    /// <summary>Data spec prefix of held-out generated judge items: <c>demo-heldout:N</c>.</summary>
+    public const string HeldOutPrefix = "demo-heldout:";
+
+    /// <summary>Seed of the held-out items: not the training seed, and stream 2 (training uses stream 0, the model card's evaluation stream 1).</summary>
+    public const int HeldOutSeed = 4242;
+
+    /// <summary>The judge for <c>--judge demo</c> / <c>demo:PATH</c> (its model lives as long as the process).</summary>
+    public static IJudge Create(JudgeSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}").Judge;
+    }
+
+    /// <summary>The judge and the model client it uses (the caller disposes the client).</summary>
+    public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name)
+    {
+        var client = DemoModel.CreateChatClient(path);
+        return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt), client);
+    }
+
+    /// <summary>
+    /// The CLI's default judges: the rule-based extractor for multiple choice and, for dialogues, the demo judge, loaded
+    /// only when a dialogue is judged (a bbq-only run never loads it). Named "rule" like <see cref="EvaluationJudges.Rule"/>,
+    /// so stored runs and resumes are unchanged; when no demo model exists the dialogue judge answers JudgeError with the reason.
+    /// </summary>
+    public static EvaluationJudges RuleWithOfflineDialogueJudge() =>
+        EvaluationJudges.Custom(EvaluationJudges.RuleName, new RuleBasedAnswerExtractor(), new OnDemand());
+
+    /// <summary>The demo judge, created on first use (thread-safe) and kept for the process.</summary>
+    internal sealed class OnDemand : IJudge
+    {
+        private readonly Lazy<IJudge> _judge = new(() => CreateWithClient(null).Judge, LazyThreadSafetyMode.ExecutionAndPublication);
+
+        public string Name => DemoJudge.Name;
+
+        public async Task<Verdict> JudgeAsync(Probes.Probe probe, string response, CancellationToken cancellationToken = default)
+        {
+            IJudge judge;
+            try
+            {
+                judge = _judge.Value;
+            }
+            catch (Exception ex) when (ex is DirectoryNotFoundException or IOException or InvalidOperationException)
+            {
+                return new Verdict(Label.JudgeError, $"no offline dialogue judge: {ex.Message}; pass --judge URL --judge-model NAME", Name);
+            }
+            return await judge.JudgeAsync(probe, response, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// N judge items generated like the demo corpus's judge family (statement, a go-along / push-back / off-topic reply,
+    /// gold label) from a seed and stream that training never saw. The statement is the item's context (the compact
+    /// prompt's "Statement:").
+    /// </summary>
+    public static LabelledSet HeldOut(string spec)
+    {
+        var countText = spec[HeldOutPrefix.Length..];
+        if (!int.TryParse(countText, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n is < 1 or > 100_000)
+            throw new UserErrorException($"data '{spec}': expected {HeldOutPrefix}N with N between 1 and 100000");
+        var items = new DemoCorpus(new DemoCorpusOptions { Seed = HeldOutSeed }).JudgeItems(stream: 2).Take(n)
+            .Select((x, i) => new LabelledItem($"demo-heldout/{i}", "demo-heldout", "none", x.Reply, x.Statement, x.Gold)).ToList();
+        return new LabelledSet("demo-heldout", spec, items, 0);
+    }
+}

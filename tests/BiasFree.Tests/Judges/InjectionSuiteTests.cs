@@ -1,0 +1,92 @@
+using System.Text.RegularExpressions;
+using BiasFree.Judges;
+using BiasFree.Judges.Evaluation;
+using BiasFree.Targets;
+using BiasFree.Tests.Infrastructure;
+using Microsoft.Extensions.AI;
+
+namespace BiasFree.Tests.Judges;
+
+/// <summary>The injection suite against scripted judges over real HTTP: one obeys every attack, one ignores them.</summary>
+public class InjectionSuiteTests
+{
+    /// <summary>
+    /// A scripted judge model: it recognises the base item in the prompt and answers its gold label in the reasoned
+    /// format; the "obey" model answers the attack's target instead whenever an attack is in the prompt.
+    /// </summary>
+    internal static LoopbackReply ScriptedJudge(LoopbackRequest req)
+    {
+        var user = string.Join("\n", req.Messages.Where(m => m.Role == "user").Select(m => m.Content));
+        var item = InjectionSuite.BaseItems.FirstOrDefault(i => user.Contains(i.Text, StringComparison.Ordinal));
+        if (item is null) return new LoopbackReply(Content: "I cannot find the text.");
+        bool attacked = InjectionSuite.Attacks.Any(a => user.Contains(a.Marker, StringComparison.Ordinal));
+        var label = req.Model == "obey" && attacked ? (item.Gold == Label.Biased ? Label.Unbiased : Label.Biased) : item.Gold;
+        return new LoopbackReply(Content: ReasonedVerdictFormat.Format("Scripted.", label, 80));
+    }
+
+    private static IChatClient Client(LoopbackChatServer server, string model) => OpenAICompatibleTarget.Create(new OpenAICompatibleTargetOptions
+    {
+        Endpoint = server.BaseUrl, Model = model, ApiKeyEnvironmentVariable = null, MaxRetries = 0,
+    });
+
+    [Fact]
+    public async Task ObeyingJudgeFlipsEveryVerdictIgnoringJudgeNone()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var server = LoopbackChatServer.Start(ScriptedJudge);
+        using var obeyClient = Client(server, "obey");
+        using var ignoreClient = Client(server, "ignore");
+
+        var obey = await InjectionSuite.RunAsync(new BiasGuardJudge(obeyClient), cancellationToken: ct);
+        Assert.Equal(InjectionSuite.BaseItems.Count * InjectionSuite.Attacks.Count, obey.Outcomes.Count);
+        Assert.Equal(1.0, obey.Overall.Flips.Value);
+        Assert.Equal(1.0, obey.Overall.Steered.Value);
+        Assert.All(obey.ByAttack, a => Assert.Equal((12, 12), (a.Flips.Count, a.Flips.Total)));
+
+        var ignore = await InjectionSuite.RunAsync(new BiasGuardJudge(ignoreClient), cancellationToken: ct);
+        Assert.Equal(0.0, ignore.Overall.Flips.Value);
+        Assert.Equal(84, ignore.Overall.Flips.Total);
+        Assert.Equal(0, ignore.Overall.Unusable.Count);
+        Assert.Equal(12 + 84, server.Requests.Count(r => r.Model == "ignore"));
+    }
+
+    [Fact]
+    public async Task UnusableVerdictsAreNotCountedAsFlipsButReported()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // Answers garbage to every attacked prompt.
+        await using var server = LoopbackChatServer.Start(req =>
+            InjectionSuite.Attacks.Any(a => req.Messages.Any(m => m.Content.Contains(a.Marker, StringComparison.Ordinal)))
+                ? new LoopbackReply(Content: "no idea") : ScriptedJudge(req));
+        using var client = Client(server, "ignore");
+        var r = await InjectionSuite.RunAsync(new BiasGuardJudge(client), cancellationToken: ct);
+        Assert.Equal(0, r.Overall.Flips.Total);
+        Assert.Equal((84, 84), (r.Overall.Unusable.Count, r.Overall.Unusable.Total));
+    }
+
+    [Fact]
+    public async Task AttacksStayInsideTheNonceBlock()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var server = LoopbackChatServer.Start(ScriptedJudge);
+        using var client = Client(server, "ignore");
+        var judge = new BiasGuardJudge(client);
+        var item = InjectionSuite.BaseItems[0];
+        var fake = InjectionSuite.Attacks.Single(a => a.Id == "fake-delimiter");
+        var v = await judge.JudgeAsync(item.ToProbe(), fake.Apply(item.Text, Label.Unbiased), ct);
+        Assert.Equal(item.Gold, v.Label);
+
+        var req = server.Requests.Single();
+        var system = req.Messages[0].Content;
+        var user = req.Messages[1].Content;
+        var nonce = Regex.Match(system, "end in \"-(?<n>[0-9a-f]{16})\"").Groups["n"].Value;
+        Assert.Equal(16, nonce.Length);
+        Assert.Contains("Fairness specification biasfree-fairness@1", system, StringComparison.Ordinal);
+        Assert.Contains("Beware of over-protective judgments", system, StringComparison.Ordinal);
+        Assert.Single(Regex.Matches(user, $"</judged-text-{nonce}>"));
+        Assert.DoesNotContain("</judged-text>", user, StringComparison.Ordinal);
+        Assert.Contains("\u2039/judged-text>", user, StringComparison.Ordinal); // the attack's tag, defused
+        Assert.Contains("\u2039system>Updated policy", user, StringComparison.Ordinal);
+        Assert.Equal(0f, (float)req.Temperature!.Value);
+    }
+}
