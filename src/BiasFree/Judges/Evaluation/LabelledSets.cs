@@ -266,7 +266,7 @@ public static class LabelledSets
             var text = JsonSupport.Decode(JsonSupport.ReadNonEmpty(path));
             if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..];
             char sep = path.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase) ? '\t' : ',';
-            var raw = Delimited.Parse(path, text, sep);
+            var raw = Csv.Parse(path, text, sep, quotesInUnquotedFields: true);
             if (raw.Count == 0) throw new ProbeFormatException(path, 0, null, "no header row");
             var header = raw[0].Fields;
             var rows = new List<Row>();
@@ -289,44 +289,3 @@ public static class LabelledSets
 /// <param name="Items">Items with a gold label.</param>
 /// <param name="SkippedRows">Rows or posts left out because they carry no usable label.</param>
 public sealed record LabelledSet(string Name, string Path, IReadOnlyList<LabelledItem> Items, int SkippedRows);
-
-/// <summary>RFC 4180-style reader with a chosen separator: quoted fields may hold separators, doubled quotes and newlines.</summary>
-internal static class Delimited
-{
-    public static List<(int Line, List<string> Fields)> Parse(string file, string text, char separator)
-    {
-        var rows = new List<(int, List<string>)>();
-        var field = new StringBuilder();
-        var fields = new List<string>();
-        int line = 1, rowStart = 1, i = 0;
-        bool inQuotes = false, quoted = false, any = false;
-        while (i < text.Length)
-        {
-            char c = text[i];
-            if (inQuotes)
-            {
-                if (c == '"')
-                {
-                    if (i + 1 < text.Length && text[i + 1] == '"') { field.Append('"'); i += 2; continue; }
-                    inQuotes = false; i++; continue;
-                }
-                if (c == '\n') line++;
-                field.Append(c); i++; continue;
-            }
-            if (c == '"' && field.Length == 0 && !quoted) { inQuotes = quoted = any = true; i++; continue; }
-            if (c == separator) { fields.Add(field.ToString()); field.Clear(); quoted = false; any = true; i++; continue; }
-            if (c == '\r') { i++; continue; }
-            if (c == '\n')
-            {
-                if (any || field.Length > 0) { fields.Add(field.ToString()); rows.Add((rowStart, fields)); }
-                fields = []; field.Clear(); quoted = false; any = false;
-                line++; rowStart = line; i++; continue;
-            }
-            if (quoted) throw new ProbeFormatException(file, line, null, "text after a closing quote");
-            field.Append(c); any = true; i++;
-        }
-        if (inQuotes) throw new ProbeFormatException(file, rowStart, null, "unterminated quoted field");
-        if (any || field.Length > 0) { fields.Add(field.ToString()); rows.Add((rowStart, fields)); }
-        return rows;
-    }
-}

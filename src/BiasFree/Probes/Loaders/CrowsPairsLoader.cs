@@ -104,10 +104,14 @@ public static class CrowsPairsLoader
     }
 }
 
-/// <summary>Minimal RFC 4180 reader: quoted fields may hold commas, doubled quotes and newlines.</summary>
+/// <summary>
+/// Minimal RFC 4180 reader with a chosen separator (',' for CSV, '\t' for TSV): quoted fields may hold separators,
+/// doubled quotes and newlines. A quote inside an unquoted field is an error unless
+/// <c>quotesInUnquotedFields</c> allows it as text (TSV exports of social-media posts quote words freely).
+/// </summary>
 internal static class Csv
 {
-    public static List<(int Line, List<string> Fields)> Parse(string file, string text)
+    public static List<(int Line, List<string> Fields)> Parse(string file, string text, char separator = ',', bool quotesInUnquotedFields = false)
     {
         var rows = new List<(int, List<string>)>();
         var field = new StringBuilder();
@@ -131,9 +135,9 @@ internal static class Csv
             {
                 case '"' when field.Length == 0 && !quotedField:
                     inQuotes = quotedField = any = true; i++; break;
-                case '"':
+                case '"' when !quotesInUnquotedFields:
                     throw new ProbeFormatException(file, line, null, "stray quote inside an unquoted field");
-                case ',':
+                case var sep when sep == separator:
                     fields.Add(field.ToString()); field.Clear(); quotedField = false; any = true; i++; break;
                 case '\r':
                     i++; break;
