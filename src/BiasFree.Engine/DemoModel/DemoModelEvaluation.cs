@@ -15,21 +15,10 @@ public sealed record Proportion(int Hits, int Trials)
 {
     public double Value => Trials == 0 ? double.NaN : Hits / (double)Trials;
 
-    /// <summary>
-    /// 95 % Wilson score interval (Wilson 1927; Agresti &amp; Coull 1998): centre (p + z²/2n)/(1 + z²/n), half-width
-    /// z/(1 + z²/n)·√(p(1−p)/n + z²/4n²), z = 1.96. Unlike p ± 1.96·SE it stays inside [0, 1] at rates near 0 or 1.
-    /// </summary>
+    /// <summary>95 % Wilson score interval (<see cref="WilsonInterval"/>); NaN when there are no trials.</summary>
     public (double Low, double High) Interval
     {
-        get
-        {
-            if (Trials == 0) return (double.NaN, double.NaN);
-            const double z = 1.959963984540054;
-            double n = Trials, p = Value, z2 = z * z;
-            double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
-            double half = z / (1 + z2 / n) * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n));
-            return (Math.Max(0, centre - half), Math.Min(1, centre + half));
-        }
+        get => WilsonInterval.Of(Hits, Trials) ?? (double.NaN, double.NaN);
     }
 }
 

@@ -12,10 +12,7 @@ public sealed record JudgedItem(LabelledItem Item, Verdict Verdict)
     public bool Valid => Predicted is Label.Biased or Label.Unbiased or Label.Unrelated;
 }
 
-/// <summary>
-/// A proportion with its Wilson score interval (Wilson 1927): centre (p + z²/2n) / (1 + z²/n), half-width
-/// z·√(p(1−p)/n + z²/4n²) / (1 + z²/n), z = 1.96 for 95%. Closed form, so it is exact to reproduce and behaves at p = 0 or 1.
-/// </summary>
+/// <summary>A proportion with its 95% Wilson score interval (<see cref="WilsonInterval"/>).</summary>
 public sealed record Rate(int Count, int Total, double? Low, double? High)
 {
     /// <summary>Count / Total, null when Total is 0.</summary>
@@ -24,12 +21,8 @@ public sealed record Rate(int Count, int Total, double? Low, double? High)
     /// <summary>The rate with its 95% Wilson interval.</summary>
     public static Rate Of(int count, int total)
     {
-        if (total == 0) return new(count, 0, null, null);
-        const double z = 1.959963984540054;
-        double n = total, p = count / n, z2 = z * z;
-        double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
-        double half = z * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n);
-        return new(count, total, Math.Max(0, centre - half), Math.Min(1, centre + half));
+        var ci = WilsonInterval.Of(count, total);
+        return new(count, total, ci?.Low, ci?.High);
     }
 }
 
