@@ -147,36 +147,4 @@ internal static class WhiteBoxRunOptions
             },
         };
     }
-
-    /// <summary>Wraps the (recorded) target in a (combined) method: the white-box part innermost, prompting parts outside it.</summary>
-    public static Func<IChatClient, string, IChatClient> Applier(WhiteBoxSpec? spec, WhiteBoxArtifacts artifacts, MethodPrompts prompts) => (target, method) =>
-    {
-        var parts = method.Split(Combine);
-        var client = target;
-        int prompting = parts.Length;
-        if (WhiteBoxMethods.IsWhiteBox(parts[^1]))
-        {
-            var w = spec ?? throw new UserErrorException($"method '{method}' needs its white-box options (--steering / --reward-model).");
-            var settings = new WhiteBoxSettings
-            {
-                SteeringFolder = w.Steering,
-                BiasFilter = w.RewardModel is null ? null : new BiasFilterOptions
-                {
-                    FairModel = w.RewardModel,
-                    ReferenceModel = w.RewardReference ?? "",
-                    Beta = w.Beta,
-                    Keep = w.Keep,
-                    Children = w.Children,
-                    SegmentTokens = w.SegmentTokens,
-                },
-            };
-            client = WhiteBoxMethods.Apply(client, parts[^1], settings, artifacts);
-            prompting--;
-        }
-        for (int i = prompting - 1; i >= 0; i--)
-        {
-            client = PromptingMitigations.Apply(client, parts[i], prompts);
-        }
-        return client;
-    };
 }
