@@ -94,6 +94,9 @@ public sealed class Evaluation
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines), stored with the run; null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>Value model and settings of the IVO methods, stored with the run; null when none runs.</summary>
+    public IvoSpec? Ivo { get; init; }
+
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
 
@@ -198,6 +201,7 @@ public sealed class Evaluation
                 Local = Target.Local,
                 NoCache = Settings.NoCache,
                 PersonaJudge = PersonaJudge,
+                Ivo = Ivo,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -271,6 +275,7 @@ public sealed class Evaluation
             Prompts = spec.GetMethodPrompts(),
             PromptsFile = spec.PromptsFile,
             PersonaJudge = spec.PersonaJudge,
+            Ivo = spec.Ivo,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {

@@ -133,6 +133,9 @@ public sealed record RunSpec
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines); null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>Value model and settings of the IVO methods (ivo, ivo-block); null when none runs.</summary>
+    public IvoSpec? Ivo { get; init; }
+
     /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
     public bool NoCache { get; init; }
 
@@ -185,3 +188,13 @@ public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash 
 /// <param name="DraftTokens">γ: draft tokens per round.</param>
 /// <param name="Schedule">Role schedule: alternate, swap-once or fixed.</param>
 public sealed record PersonaJudgeSpec(string DraftPersona, string JudgePersona, int DraftTokens = 4, string Schedule = "alternate");
+
+/// <summary>What <c>ivo</c> and <c>ivo-block</c> need, stored for resume.</summary>
+/// <param name="ValueModel">Folder written by <c>biasfree value train</c>.</param>
+/// <param name="ValueModelHash">Content hash of the value model's weights when the run was created.</param>
+/// <param name="Beta">β of tokenwise IVO.</param>
+/// <param name="Candidates">k: top-k candidates scored per step.</param>
+/// <param name="BlockTokens">L: tokens per block (blockwise).</param>
+/// <param name="Beams">W: beams kept (blockwise).</param>
+/// <param name="BlocksPerBeam">B: blocks sampled per beam (blockwise).</param>
+public sealed record IvoSpec(string ValueModel, string? ValueModelHash = null, double Beta = 5.0, int Candidates = 10, int BlockTokens = 4, int Beams = 2, int BlocksPerBeam = 4);
