@@ -5,13 +5,14 @@
 #
 #   bash bench/decoding/ivo.sh [MODEL_FOLDER]     # default: the demo model
 #
-# Environment: WORK (folder for the value model and the run store, default runs-ivo), LIMIT (probes, default 800),
-# PROMPTS / ROLLOUTS / ITERATIONS / FIT_STEPS (value training, defaults 64 / 4 / 2 / 60), THREADS (torch threads, 1).
+# Environment: WORK (folder for the value model and the run store, default runs-ivo), LIMIT (probes, default 400),
+# PROMPTS / ROLLOUTS / ITERATIONS / FIT_STEPS (value training, defaults 64 / 4 / 2 / 60), THREADS (torch threads, 1),
+# VALUE_MODEL (a value model folder from an earlier run of this script: skips the training and prints its rounds).
 # --concurrency 1 makes each row's latency its own decoding time (for tokens/s); --no-cache decodes every reply.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK=${WORK:-runs-ivo}
-LIMIT=${LIMIT:-800}
+LIMIT=${LIMIT:-400}
 THREADS=${THREADS:-1}
 MODEL=()
 TARGET=()
@@ -19,13 +20,18 @@ if [[ $# -ge 1 ]]; then MODEL=(--model "$1"); TARGET=(--target "$1" --temperatur
 dotnet build -c Release src/BiasFree.Cli >/dev/null
 dotnet build -c Release bench/BiasFree.Bench >/dev/null
 CLI=(src/BiasFree.Cli/bin/Release/net10.0/linux-x64/BiasFree.Cli)
-VALUE="$WORK/value"
+VALUE=${VALUE_MODEL:-$WORK/value}
 COMMON=(--seed 7 --limit "$LIMIT" --concurrency 1 --no-cache --runs-dir "$WORK/runs" --value-model "$VALUE" "${TARGET[@]}")
 
-rm -rf "$WORK"
+rm -rf "$WORK/runs"
 echo "## value training"
-"${CLI[@]}" value train --out "$VALUE" "${MODEL[@]}" --prompts "${PROMPTS:-64}" --rollouts "${ROLLOUTS:-4}" \
-  --iterations "${ITERATIONS:-2}" --fit-steps "${FIT_STEPS:-60}" --threads "$THREADS" | grep -vE '^progress '
+if [[ -z "${VALUE_MODEL:-}" ]]; then
+  rm -rf "$WORK/value"
+  "${CLI[@]}" value train --out "$VALUE" "${MODEL[@]}" --prompts "${PROMPTS:-64}" --rollouts "${ROLLOUTS:-4}" \
+    --iterations "${ITERATIONS:-2}" --fit-steps "${FIT_STEPS:-60}" --threads "$THREADS" | grep -vE '^progress '
+else
+  python3 -c 'import json,sys; [print(r) for r in json.load(open(sys.argv[1]))["rounds"]]' "$VALUE/value.json"
+fi
 
 run() { # id, then run options
   local id=$1; shift
