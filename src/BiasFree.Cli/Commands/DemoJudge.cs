@@ -2,6 +2,7 @@ using System.Globalization;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Evaluations;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Judges.Evaluation;
 using Microsoft.Extensions.AI;
 
@@ -25,17 +26,17 @@ internal static class DemoJudge
     public const int HeldOutSeed = 4242;
 
     /// <summary>The judge for <c>--judge demo</c> / <c>demo:PATH</c> (its model lives as long as the process).</summary>
-    public static IJudge Create(JudgeSpec spec)
+    public static IJudge Create(JudgeSpec spec, JudgeDefences defences)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}").Judge;
+        return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}", defences).Judge;
     }
 
     /// <summary>The judge and the model client it uses (the caller disposes the client).</summary>
-    public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name)
+    public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name, JudgeDefences defences = JudgeDefences.All)
     {
         var client = DemoModel.CreateChatClient(path);
-        return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt), client);
+        return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt, defences: defences), client);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using BiasFree.Judges.Defences;
 using BiasFree.Targets;
 
 namespace BiasFree.Judges;
@@ -98,8 +99,11 @@ public sealed record JudgeFactoryOptions
     /// <summary>Tie rule of the majority.</summary>
     public TieRule TieRule { get; init; } = TieRule.Biased;
 
-    /// <summary>Builds <see cref="JudgeKind.Demo"/> judges (the host with the engine supplies it).</summary>
-    public Func<JudgeSpec, IJudge>? Demo { get; init; }
+    /// <summary>Prompt-injection defences of every judge built (default all; <see cref="JudgeDefences.None"/> measures raw judges).</summary>
+    public JudgeDefences Defences { get; init; } = JudgeDefences.All;
+
+    /// <summary>Builds <see cref="JudgeKind.Demo"/> judges with the given defences (the host with the engine supplies it).</summary>
+    public Func<JudgeSpec, JudgeDefences, IJudge>? Demo { get; init; }
 }
 
 /// <summary>Builds judges from <see cref="JudgeSpec"/>s; owns (and disposes) the HTTP clients it creates.</summary>
@@ -128,12 +132,12 @@ public sealed class JudgeFactory : IDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Kind == JudgeKind.Demo)
-            return (_options.Demo ?? throw new ArgumentException("the demo judge is not available here"))(spec);
+            return (_options.Demo ?? throw new ArgumentException("the demo judge is not available here"))(spec, _options.Defences);
         var model = spec.Model ?? _options.DefaultModel
             ?? throw new ArgumentException($"judge {spec.Kind.ToString().ToLowerInvariant()}@{spec.Endpoint}: no model (write KIND:MODEL@URL or pass --judge-model)");
         if (spec.Kind == JudgeKind.Moderation)
         {
-            var m = new ModerationJudge(spec.Endpoint!, model, _options.ApiKeyEnvironmentVariable, timeout: _options.Timeout);
+            var m = new ModerationJudge(spec.Endpoint!, model, _options.ApiKeyEnvironmentVariable, timeout: _options.Timeout, defences: _options.Defences);
             _owned.Add(m);
             return m;
         }
@@ -148,9 +152,9 @@ public sealed class JudgeFactory : IDisposable
         _owned.Add(client);
         return spec.Kind switch
         {
-            JudgeKind.Llm => new LlmDialogueJudge(client, timeout: _options.Timeout),
-            JudgeKind.BiasGuard => new BiasGuardJudge(client, _options.Specification, timeout: _options.Timeout),
-            _ => new LlamaGuardJudge(client, timeout: _options.Timeout),
+            JudgeKind.Llm => new LlmDialogueJudge(client, timeout: _options.Timeout, defences: _options.Defences),
+            JudgeKind.BiasGuard => new BiasGuardJudge(client, _options.Specification, timeout: _options.Timeout, defences: _options.Defences),
+            _ => new LlamaGuardJudge(client, timeout: _options.Timeout, defences: _options.Defences),
         };
     }
 
