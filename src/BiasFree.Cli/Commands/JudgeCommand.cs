@@ -20,6 +20,8 @@ internal static class JudgeCommand
     {
         var cmd = new Command("judge", "Evaluate judges against labelled data and prompt injection; print the fairness specification.");
         cmd.Add(BuildEval());
+        cmd.Add(JudgeTrainCommand.Build());
+        cmd.Add(BuildCard());
         var spec = new Command("spec", "Print the shipped fairness specification (JSON); edit a copy and pass it with --spec.");
         spec.SetAction((_, _) => BiasFreeCli.Guard(() =>
         {
@@ -28,6 +30,49 @@ internal static class JudgeCommand
         }));
         cmd.Add(spec);
         return cmd;
+    }
+
+    private static Command BuildCard()
+    {
+        var judge = new Option<string>("--judge") { Description = "The judge of the card (e.g. demo:models/demo-judge).", DefaultValueFactory = _ => "demo:" + Path.Combine("models", "demo-judge") };
+        var baseline = new Option<string?>("--baseline") { Description = "A judge measured beside it (default demo; 'none' for none).", DefaultValueFactory = _ => "demo" };
+        var heldOut = new Option<int>("--held-out") { Description = "Held-out generated items (demo-heldout:N).", DefaultValueFactory = _ => 200 };
+        var card = new Option<string>("--card") { Description = "Model card to update in place (its generated section is replaced).", DefaultValueFactory = _ => Path.Combine("models", "demo-judge", "README.md") };
+        var concurrency = new Option<int>("--concurrency") { Description = "Judge calls at once.", DefaultValueFactory = _ => 4 };
+        var cmd = new Command("card", "Measure a judge (held-out agreement; injection flip rate on every attack set, defences on and off) beside a baseline and write the numbers into its model card.")
+        {
+            judge, baseline, heldOut, card, concurrency,
+        };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => CardAsync(pr.GetValue(judge)!, pr.GetValue(baseline), pr.GetValue(heldOut), pr.GetValue(card)!, pr.GetValue(concurrency), ct)));
+        return cmd;
+    }
+
+    private static async Task<int> CardAsync(string judgeText, string? baselineText, int heldOut, string cardPath, int concurrency, CancellationToken ct)
+    {
+        if (heldOut is < 10 or > 100_000) throw new UserErrorException("--held-out must be between 10 and 100000.");
+        var judges = new List<string> { judgeText };
+        if (!string.IsNullOrWhiteSpace(baselineText) && !baselineText.Equals("none", StringComparison.OrdinalIgnoreCase)) judges.Add(baselineText);
+        var data = DemoJudge.HeldOut(DemoJudge.HeldOutPrefix + heldOut.ToString(CultureInfo.InvariantCulture));
+        var entries = new List<JudgeCardEntry>();
+        foreach (var text in judges)
+        {
+            using var on = new JudgeFactory(new JudgeFactoryOptions { Demo = DemoJudge.Create });
+            using var off = new JudgeFactory(new JudgeFactoryOptions { Demo = DemoJudge.Create, Defences = JudgeDefences.None });
+            var defended = on.Create(JudgeSpec.ParseList(text));
+            var raw = off.Create(JudgeSpec.ParseList(text));
+            Console.Error.WriteLine($"measuring {text} ...");
+            var agreement = await JudgeEvaluation.RunAsync(defended, [data], concurrency, cancellationToken: ct).ConfigureAwait(false);
+            var attacks = InjectionSuite.AttackSet("all");
+            var d = await InjectionSuite.RunAsync(defended, null, attacks, concurrency, ct).ConfigureAwait(false);
+            var r = await InjectionSuite.RunAsync(raw, null, attacks, concurrency, ct).ConfigureAwait(false);
+            entries.Add(new JudgeCardEntry(agreement, d, r));
+        }
+        var command = $"biasfree judge card --judge {judgeText} --baseline {baselineText ?? "none"} --held-out {heldOut.ToString(CultureInfo.InvariantCulture)} --card {cardPath}";
+        var section = JudgeCard.Render(entries, command);
+        var existing = File.Exists(cardPath) ? await File.ReadAllTextAsync(cardPath, ct).ConfigureAwait(false) : "";
+        await File.WriteAllTextAsync(cardPath, JudgeCard.Splice(existing, section), ct).ConfigureAwait(false);
+        Console.Out.Write(section);
+        return ExitCodes.Ok;
     }
 
     private static Command BuildEval()

@@ -33,6 +33,22 @@ public enum JudgeKind
 /// <param name="Endpoint">Base URL (null for <see cref="JudgeKind.Demo"/>).</param>
 public sealed record JudgeSpec(JudgeKind Kind, string? Model, Uri? Endpoint)
 {
+    /// <summary>The spec written back in the syntax <see cref="Parse"/> reads (stored with runs).</summary>
+    public string Canonical => Kind switch
+    {
+        JudgeKind.Demo => Model is null ? "demo" : $"demo:{Model}",
+        _ => $"{KindName(Kind)}{(Model is null ? "" : ":" + Model)}@{Endpoint}",
+    };
+
+    private static string KindName(JudgeKind kind) => kind switch
+    {
+        JudgeKind.Llm => "llm",
+        JudgeKind.BiasGuard => "biasguard",
+        JudgeKind.LlamaGuard => "llama-guard",
+        JudgeKind.Moderation => "moderation",
+        _ => "demo",
+    };
+
     /// <summary>Parses one spec.</summary>
     /// <exception cref="ArgumentException">Unknown kind, missing or non-http(s) URL, or a URL with user info or a query.</exception>
     public static JudgeSpec Parse(string text)
