@@ -38,6 +38,11 @@ public static class JudgeTrainer
         var d = await DebiasTrainer.TrainAsync(s.OutputDir, pairs, dpoDir, dpo, progress, cancellationToken, dataDescription).ConfigureAwait(false);
         var adapter = Path.Combine(outDir, "adapter");
         LoraAdapter.Stack(s.AdapterDir!, d.AdapterDir!, adapter);
+        // The stacked adapter applies to the original base (not to stage 2's base, the merged SFT folder under work/).
+        var cfgPath = Path.Combine(adapter, "adapter_config.json");
+        var cfg = JsonNode.Parse(File.ReadAllText(cfgPath))!.AsObject();
+        cfg["base_model_name_or_path"] = Path.GetFileName(Path.TrimEndingDirectorySeparator(baseFolder));
+        File.WriteAllText(cfgPath, cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var record = new JsonObject
         {
             ["recipe"] = "BiasGuard two-stage (SFT on correct traces, then DPO vs incorrect traces with the SFT model as reference); adapters stacked",
