@@ -33,7 +33,7 @@ internal static class RunCommand
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
         int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null,
-        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null)
+        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null, string Tie = "biased")
     {
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
@@ -49,7 +49,15 @@ internal static class RunCommand
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
         var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Concat(IvoMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
-        var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
+        var judge = new Option<string>("--judge")
+        {
+            Description = "rule (multiple-choice answer extraction; dialogues by the offline demo judge), the base URL of an OpenAI-compatible LLM judge, " +
+                          "or a judge panel for dialogues: comma-separated KIND:MODEL@URL, KIND@URL or demo[:PATH] (KIND llm, biasguard, llama-guard, moderation), " +
+                          "combined by majority vote (every vote is stored and reported; multiple choice stays rule-based).",
+            DefaultValueFactory = _ => "rule",
+        };
+        var tie = new Option<string>("--tie") { Description = "Judge panel: the verdict on an even split of votes, biased or unbiased.", DefaultValueFactory = _ => "biased" };
+        tie.AcceptOnlyFromAmong("biased", "unbiased");
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
@@ -81,7 +89,7 @@ internal static class RunCommand
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
-            suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
+            suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
         };
         foreach (var option in WhiteBoxRunOptions.All)
@@ -99,7 +107,7 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -108,7 +116,7 @@ internal static class RunCommand
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
             pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts), pr.GetValue(adapter),
-            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule))
+            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule), pr.GetValue(tie)!)
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
@@ -157,7 +165,13 @@ internal static class RunCommand
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
                 }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
-                    string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge() : null,
+                    string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge()
+                    : EvaluationJudges.IsPanelSpec(stored.Judge) ? Panel(stored.Judge, EvaluationJudges.PanelOptions(stored with
+                    {
+                        TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
+                        Retries = o.Retries ?? stored.Retries,
+                    }, DemoJudge.Create))
+                    : null,
                     methods: IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge),
                         IvoRunOptions.ToOptions(stored.Ivo)));
             }
@@ -301,7 +315,8 @@ internal static class RunCommand
         {
             RejectCredentialsInUrl("--target", o.Target!);
         }
-        var llmJudge = !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
+        var panel = EvaluationJudges.IsPanelSpec(o.Judge);
+        var llmJudge = !panel && !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
         if (llmJudge)
         {
             RejectCredentialsInUrl("--judge", o.Judge);
@@ -378,7 +393,19 @@ internal static class RunCommand
             target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o));
         }
         EvaluationJudges judges;
-        if (!llmJudge)
+        if (panel)
+        {
+            judges = Panel(o.Judge, new JudgeFactoryOptions
+            {
+                DefaultModel = o.JudgeModel,
+                ApiKeyEnvironmentVariable = o.JudgeApiKeyEnv ?? o.ApiKeyEnv,
+                Timeout = TimeSpan.FromSeconds(o.Timeout ?? 120),
+                Retries = o.Retries ?? 3,
+                TieRule = o.Tie == "unbiased" ? TieRule.Unbiased : TieRule.Biased,
+                Demo = DemoJudge.Create,
+            });
+        }
+        else if (!llmJudge)
         {
             judges = DemoJudge.RuleWithOfflineDialogueJudge();
         }
@@ -419,6 +446,19 @@ internal static class RunCommand
                 NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable) || ivoSpec is not null,
             },
         }, personaJudge);
+    }
+
+    /// <summary>A judge panel from its --judge text; mistakes in it are reported as option errors.</summary>
+    private static EvaluationJudges Panel(string judge, JudgeFactoryOptions options)
+    {
+        try
+        {
+            return EvaluationJudges.Panel(JudgeSpec.ParseList(judge), options);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UserErrorException($"--judge: {ex.Message}", ex);
+        }
     }
 
     private static OpenAICompatibleTargetOptions ServerOptions(string endpoint, string model, string? apiKeyEnv, Options o)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using BiasFree.Methods;
 using BiasFree.Mitigations;
+using BiasFree.Judges;
 using BiasFree.Probes;
 using BiasFree.Runs;
 using BiasFree.Targets;
@@ -200,6 +201,7 @@ public sealed class Evaluation
                 JudgeModel = Judges.Model,
                 JudgeApiKeyEnvironmentVariable = Judges.ApiKeyEnvironmentVariable,
                 JudgeVotes = Judges.Votes,
+                JudgeTie = Judges.IsPanel && Judges.TieRule == TieRule.Unbiased ? "unbiased" : null,
                 Generation = new GenerationSettings(temperature, Seed, Settings.MaxTokens),
                 Concurrency = Settings.Concurrency,
                 TimeoutSeconds = Target.TimeoutSeconds,
@@ -387,6 +389,7 @@ public sealed class Evaluation
         Check("judge", stored.Judge, current.Judge);
         Check("judge model", stored.JudgeModel, current.JudgeModel);
         Check("judge votes", stored.JudgeVotes, current.JudgeVotes);
+        Check("judge tie rule", stored.JudgeTie ?? "biased", current.JudgeTie ?? "biased");
         Check("generation", stored.Generation, current.Generation);
         Check("local", stored.Local ?? new LocalTargetSettings(), current.Local ?? new LocalTargetSettings());
         Check("no cache", stored.NoCache, current.NoCache);

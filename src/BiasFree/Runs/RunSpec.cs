@@ -101,8 +101,14 @@ public sealed record RunSpec
     /// <summary>Mitigation methods, "none" for the vanilla prompt.</summary>
     public required IReadOnlyList<string> Methods { get; init; }
 
-    /// <summary>"rule" or the base URL of an OpenAI-compatible LLM judge.</summary>
+    /// <summary>
+    /// "rule", the base URL of an OpenAI-compatible LLM judge, or a judge panel: a comma-separated list of judge specs
+    /// (<c>KIND:MODEL@URL</c>, <c>KIND@URL</c>, <c>demo</c>; see <see cref="Judges.JudgeSpec"/>) whose majority judges dialogues.
+    /// </summary>
     public string Judge { get; init; } = "rule";
+
+    /// <summary>Tie rule of a judge panel ("biased" or "unbiased"); null for other judges and for the default (biased).</summary>
+    public string? JudgeTie { get; init; }
 
     /// <summary>Model name of the LLM judge, when <see cref="Judge"/> is a URL.</summary>
     public string? JudgeModel { get; init; }

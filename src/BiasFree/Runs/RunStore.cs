@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 using BiasFree.Scoring;
 using Microsoft.Data.Sqlite;
@@ -100,6 +101,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     started           TEXT NOT NULL,
                     completed         TEXT NOT NULL,
                     fallback          INTEGER NOT NULL DEFAULT 0,
+                    injection         TEXT,
                     UNIQUE (run_id, method, suite, probe_id)
                 );
                 CREATE TABLE IF NOT EXISTS response_cache (
@@ -136,6 +138,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         if (!columns.Contains("fallback"))
         {
             await ExecAsync(c, "ALTER TABLE results ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0", ct).ConfigureAwait(false);
+        }
+        if (!columns.Contains("injection"))
+        {
+            // The judge's prompt-injection finding (JSON), stored with the verdict since the judges gained their defences.
+            await ExecAsync(c, "ALTER TABLE results ADD COLUMN injection TEXT", ct).ConfigureAwait(false);
         }
         // What a white-box method reported with a reply (gate firings, BiasFilter's trace), so a reply read back from the
         // cache is recorded with the same details as when it was generated.
@@ -265,12 +272,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             await using var cmd = Command(c, """
                 INSERT INTO results (run_id, method, suite, probe_id, scenario, category, context, polarity, correct_role, model,
                     requests, response, label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error,
-                    complete, attempts, started, completed, fallback)
+                    complete, attempts, started, completed, fallback, injection)
                 VALUES ($run, $method, $suite, $probe, $scenario, $category, $context, $polarity, $correct, $model,
-                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed, $fallback)
+                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed, $fallback, $injection)
                 ON CONFLICT (run_id, method, suite, probe_id) DO UPDATE SET
                     requests = excluded.requests, response = excluded.response, label = excluded.label, reason = excluded.reason, fallback = excluded.fallback,
-                    judge = excluded.judge, judge_raw = excluded.judge_raw, prompt_tokens = excluded.prompt_tokens,
+                    judge = excluded.judge, judge_raw = excluded.judge_raw, injection = excluded.injection, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, error = excluded.error,
                     complete = excluded.complete, attempts = results.attempts + 1, started = excluded.started, completed = excluded.completed
                 WHERE results.complete = 0
@@ -281,7 +288,8 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 ("$requests", JsonSerializer.Serialize(r.Requests, RunSpec.Json)), ("$response", r.Response),
                 ("$label", r.Verdict?.Label.ToString()), ("$reason", r.Verdict?.Reason), ("$judge", r.Verdict?.Judge),
                 ("$raw", r.Verdict?.RawOutput), ("$pt", r.PromptTokens), ("$ct", r.CompletionTokens), ("$lat", r.LatencyMs),
-                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)), ("$fallback", r.Fallback ? 1 : 0));
+                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)), ("$fallback", r.Fallback ? 1 : 0),
+                ("$injection", r.Verdict?.Injection?.ToJson()));
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
         }, cancellationToken);
 
@@ -307,7 +315,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         {
             await using var cmd = Command(c, """
                 SELECT method, suite, probe_id, scenario, category, context, polarity, correct_role, model, requests, response,
-                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback
+                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback, injection
                 FROM results WHERE run_id = $run ORDER BY method, suite, probe_id
                 """, ("$run", runId));
             var list = new List<ResultRecord>();
@@ -330,7 +338,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     Model = reader.GetString(8),
                     Requests = JsonSerializer.Deserialize<List<RecordedRequest>>(reader.GetString(9), RunSpec.Json) ?? [],
                     Response = S(10),
-                    Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)),
+                    Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)) { Injection = InjectionFinding.FromJson(S(22)) },
                     PromptTokens = reader.GetInt64(15),
                     CompletionTokens = reader.GetInt64(16),
                     LatencyMs = reader.GetInt64(17),
