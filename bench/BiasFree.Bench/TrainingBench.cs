@@ -100,7 +100,8 @@ internal static class TrainingBench
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]tokens/s: tokens through forward and backward (batch × sequence, prompt included) per second of optimizer steps.[/]");
         AnsiConsole.MarkupLine("[grey]RSS: the process's resident set (managed + native, includes libtorch), sampled after each forward and each backward pass; " +
-            "'before' is taken before the model is built, so 'peak − before' is what this dtype's training added.[/]");
+            "'before' is taken before the model is built, so 'peak − before' is what this dtype's training added. A later dtype reuses memory the allocator " +
+            "kept from an earlier one, so for its own peak run it alone (--dtypes bfloat16).[/]");
         AnsiConsole.MarkupLine("[grey]CPU ms/step: process CPU time per step (all threads); wall time far above CPU time / threads means the machine is contended.[/]");
         AnsiConsole.MarkupLine(Markup.Escape(PyTorchNote()));
     }
