@@ -52,7 +52,7 @@ internal static class TrainingBench
         AnsiConsole.MarkupLine($"[bold]LoRA SFT training benchmark[/] — torch threads {torch.get_num_threads()}, batch {batch} × {seq} tokens (loss on the last {seq / 2}), " +
             $"LoRA r {rank} on {string.Join(",", LoraOptions.AllLinear)}, {steps} timed steps after 1 warm-up{(quick ? " (quick: reduced model)" : "")}");
         var table = new Table().Border(TableBorder.Rounded);
-        foreach (var c in new[] { "dtype", "params", "trainable", "step ms", "tokens/s", "CPU ms/step", "RSS before MB", "peak RSS MB", "peak − before MB" })
+        foreach (var c in new[] { "dtype", "params", "trainable", "step ms", "tokens/s", "CPU ms/step", "tokens/CPU-s", "RSS before MB", "peak RSS MB", "peak − before MB" })
             table.AddColumn(new TableColumn(c).RightAligned());
 
         var rng = new Random(7);
@@ -94,7 +94,7 @@ internal static class TrainingBench
             long parameters = model.ParameterCount();
             long trainableCount = trainable.Sum(p => p.parameter.numel());
             table.AddRow(dtype == ScalarType.BFloat16 ? "bf16" : "fp32", $"{parameters / 1e6:F1}M", $"{trainableCount / 1e6:F2}M",
-                $"{seconds / steps * 1000:F0}", $"{(double)batch * seq * steps / seconds:F0}", $"{cpuMs:F0}",
+                $"{seconds / steps * 1000:F0}", $"{(double)batch * seq * steps / seconds:F0}", $"{cpuMs:F0}", $"{batch * seq / (cpuMs / 1000):F0}",
                 $"{before / 1e6:F0}", $"{peak / 1e6:F0}", $"{(peak - before) / 1e6:F0}");
         }
         AnsiConsole.Write(table);
@@ -102,7 +102,8 @@ internal static class TrainingBench
         AnsiConsole.MarkupLine("[grey]RSS: the process's resident set (managed + native, includes libtorch), sampled after each forward and each backward pass; " +
             "'before' is taken before the model is built, so 'peak − before' is what this dtype's training added. A later dtype reuses memory the allocator " +
             "kept from an earlier one, so for its own peak run it alone (--dtypes bfloat16).[/]");
-        AnsiConsole.MarkupLine("[grey]CPU ms/step: process CPU time per step (all threads); wall time far above CPU time / threads means the machine is contended.[/]");
+        AnsiConsole.MarkupLine("[grey]CPU ms/step: process CPU time per step (all threads); wall time far above CPU time / threads means the machine is contended. " +
+            "tokens/CPU-s: tokens per second of CPU time (batch × sequence / CPU s per step), the figure that survives contention; times the threads bounds an idle machine's tokens/s from above.[/]");
         AnsiConsole.MarkupLine(Markup.Escape(PyTorchNote()));
     }
 
