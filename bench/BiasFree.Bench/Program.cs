@@ -17,6 +17,8 @@ using static TorchSharp.torch;
 //        overhead on the demo model; see WhiteBoxBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- decoding-costs --runs-dir DIR --run-id ID   (tokens per
 //        answer and tokens/s per method of a stored run; see DecodingCostsBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- training [--quick] ...   (LoRA SFT training tokens/s and
+//        peak memory in fp32 and bf16; see TrainingBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -35,9 +37,10 @@ var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overh
 whiteBox.SetAction(async (_, _) => await WhiteBoxBench.RunAsync(args.ToList()));
 var decodingCosts = new Command("decoding-costs", "Per method of a stored run: target tokens per answer and tokens/s with 95 % bootstrap intervals: --runs-dir DIR --run-id ID (see DecodingCostsBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));
+var training = TrainingBench.Build();
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)
@@ -53,19 +56,7 @@ var dtypes = parsed.GetValue(dtypesOption)!.Split(',')
     .Select(d => d == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32).ToArray();
 if (parsed.GetValue(threadsOption) is int th) torch.set_num_threads(th);
 
-var config = new ModelConfig
-{
-    ModelType = "llama",
-    VocabSize = quick ? 8000 : 32000,
-    HiddenSize = 768,
-    IntermediateSize = 2048,
-    NumHiddenLayers = quick ? 4 : 12,
-    NumAttentionHeads = 12,
-    NumKeyValueHeads = 4,
-    HeadDim = 64,
-    RmsNormEps = 1e-5,
-    MaxPositionEmbeddings = 4096,
-};
+var config = BenchModel.Config(layers: quick ? 4 : 12, vocabulary: quick ? 8000 : 32000);
 
 AnsiConsole.MarkupLine($"[bold]BiasFree engine benchmark[/] — torch threads {torch.get_num_threads()}, prompt {promptLen}, {steps} decode steps{(quick ? " (quick: reduced model)" : "")}");
 double bandwidth = MeasureReadBandwidth();

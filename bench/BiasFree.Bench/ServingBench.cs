@@ -105,19 +105,7 @@ internal static class ServingBench
 
     private static (EngineChatClient, string) RandomModel(int layers, long kvBytes)
     {
-        var config = new ModelConfig
-        {
-            ModelType = "llama",
-            VocabSize = 32000,
-            HiddenSize = 768,
-            IntermediateSize = 2048,
-            NumHiddenLayers = layers,
-            NumAttentionHeads = 12,
-            NumKeyValueHeads = 4,
-            HeadDim = 64,
-            RmsNormEps = 1e-5,
-            MaxPositionEmbeddings = 4096,
-        };
+        var config = BenchModel.Config(layers);
         var model = CausalLM.Create(config, ScalarType.Float32, "cpu", seed: 1);
         var folder = DemoModel.Find() ?? throw new DirectoryNotFoundException("the serving benchmark borrows the demo model's tokenizer (models/demo)");
         var tokenizer = HfTokenizer.FromFolder(folder);

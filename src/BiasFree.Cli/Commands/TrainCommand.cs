@@ -33,6 +33,7 @@ internal static class TrainCommand
         var targets = new Option<string>("--lora-targets") { Description = "Comma list of projections to adapt (default: all linear layers).", DefaultValueFactory = _ => string.Join(",", d.LoraTargets) };
         var full = new Option<bool>("--full") { Description = "Task Vector: fine-tune every weight instead of LoRA (as the paper does; no adapter folder)." };
         var beta = new Option<double>("--beta") { Description = "DPO beta.", DefaultValueFactory = _ => d.Beta };
+        var ftx = PreferenceFtxOption(d);
         var lambda = new Option<double>("--lambda") { Description = "Task Vector lambda: theta_base - lambda * tau (the paper's code: 0.5).", DefaultValueFactory = _ => d.TaskVectorLambda };
         var valShare = new Option<double>("--val-share") { Description = "Validation share for best-checkpoint selection (0 = keep the last weights).", DefaultValueFactory = _ => d.ValidationShare };
         var evalEvery = new Option<int>("--eval-every") { Description = "Validate every N steps.", DefaultValueFactory = _ => d.EvalEvery };
@@ -40,11 +41,18 @@ internal static class TrainCommand
         var maxLength = new Option<int>("--max-length") { Description = "Longest example in tokens.", DefaultValueFactory = _ => d.MaxLength };
         var chatTemplate = new Option<string?>("--chat-template") { Description = "Chat template of the base (default: detected, as run does)." };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: torch's choice)." };
+        var rlDefaults = new SafeRlhfOptions();
+        var costLimit = CostLimitOption(rlDefaults);
+        var rlIterations = new Option<int>("--rl-iterations") { Description = "Safe-RLHF: policy iterations.", DefaultValueFactory = _ => rlDefaults.Iterations };
+        var scoreSteps = new Option<int>("--score-model-steps") { Description = "Safe-RLHF: optimizer steps for each of the reward and cost models.", DefaultValueFactory = _ => rlDefaults.ScoreModelSteps };
+        var rlPrompts = new Option<int>("--rl-prompts") { Description = "Safe-RLHF: prompts per policy iteration.", DefaultValueFactory = _ => rlDefaults.PromptsPerIteration };
+        var rlSamples = new Option<int>("--rl-samples") { Description = "Safe-RLHF: replies sampled per prompt.", DefaultValueFactory = _ => rlDefaults.SamplesPerPrompt };
+        var rlMaxTokens = new Option<int>("--rl-max-tokens") { Description = "Safe-RLHF: longest sampled reply in tokens.", DefaultValueFactory = _ => rlDefaults.MaxNewTokens };
 
         var cmd = new Command("train", "Debias a local model by training (SFT, DPO, Task Vector or Safe-RLHF-style, on LoRA), writing a model folder and a PEFT adapter.")
         {
             method, baseModel, data, outDir, count, balance, seed, epochs, steps, lr, batch, accum, warmup, rank, alpha, dropout, targets, full, beta,
-            lambda, valShare, evalEvery, checkpointEvery, maxLength, chatTemplate, threads,
+            ftx, lambda, valShare, evalEvery, checkpointEvery, maxLength, chatTemplate, threads, costLimit, rlIterations, scoreSteps, rlPrompts, rlSamples, rlMaxTokens,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() =>
         {
@@ -63,6 +71,7 @@ internal static class TrainCommand
                 LoraTargets = BiasFreeCli.SplitList([pr.GetValue(targets)!]),
                 FullFineTune = pr.GetValue(full),
                 Beta = pr.GetValue(beta),
+                PreferenceFtx = pr.GetValue(ftx),
                 TaskVectorLambda = pr.GetValue(lambda),
                 ValidationShare = pr.GetValue(valShare),
                 EvalEvery = pr.GetValue(evalEvery),
@@ -71,6 +80,11 @@ internal static class TrainCommand
                 Seed = pr.GetValue(seed),
                 ChatTemplate = pr.GetValue(chatTemplate),
                 Threads = pr.GetValue(threads),
+                SafeRlhf = rlDefaults with
+                {
+                    CostLimit = pr.GetValue(costLimit), Iterations = pr.GetValue(rlIterations), ScoreModelSteps = pr.GetValue(scoreSteps),
+                    PromptsPerIteration = pr.GetValue(rlPrompts), SamplesPerPrompt = pr.GetValue(rlSamples), MaxNewTokens = pr.GetValue(rlMaxTokens),
+                },
             };
             return TrainAsync(ResolveBase(pr.GetValue(baseModel)), pr.GetValue(data)!, pr.GetValue(count), pr.GetValue(balance),
                 Path.GetFullPath(pr.GetValue(outDir)!), options, ct);
@@ -125,6 +139,9 @@ internal static class TrainCommand
         var lr = new Option<double>("--learning-rate", "--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => d.LearningRate };
         var rank = new Option<int>("--lora-rank") { Description = "LoRA rank.", DefaultValueFactory = _ => d.LoraRank };
         var lambda = new Option<double>("--lambda") { Description = "Task Vector lambda.", DefaultValueFactory = _ => d.TaskVectorLambda };
+        var beta = new Option<double>("--beta") { Description = "DPO beta.", DefaultValueFactory = _ => d.Beta };
+        var ftx = PreferenceFtxOption(d);
+        var costLimit = CostLimitOption(new SafeRlhfOptions());
         var evalCount = new Option<int>("--eval-count") { Description = "Held-out ambiguous probes per model (and as many disambiguated).", DefaultValueFactory = _ => 300 };
         var evalSeed = new Option<int>("--eval-seed") { Description = "Sampling seed of the evaluation.", DefaultValueFactory = _ => 1 };
         var continuationData = new Option<string?>("--continuation-data") { Description = "Held-out StereoSet-style items to measure the stereotyped-continuation rate on (any --data spec; chosen = anti-stereotyped, rejected = stereotyped). Default: the demo corpus's continuation items." };
@@ -132,7 +149,7 @@ internal static class TrainCommand
         var threads = new Option<int?>("--threads") { Description = "Torch threads." };
         var cmd = new Command("train-compare", "Train several methods from one base and compare them with the base on held-out probes (ambiguous BFS, disambiguated accuracy, over-refusal, 95% CIs).")
         {
-            baseModel, methods, data, count, balance, seed, work, epochs, steps, lr, rank, lambda, evalCount, evalSeed, continuationData, markdown, threads,
+            baseModel, methods, data, count, balance, seed, work, epochs, steps, lr, rank, lambda, beta, ftx, costLimit, evalCount, evalSeed, continuationData, markdown, threads,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(async () =>
         {
@@ -140,7 +157,8 @@ internal static class TrainCommand
             var options = d with
             {
                 Epochs = pr.GetValue(epochs), MaxSteps = pr.GetValue(steps), LearningRate = pr.GetValue(lr), LoraRank = pr.GetValue(rank), LoraAlpha = 2.0 * pr.GetValue(rank),
-                TaskVectorLambda = pr.GetValue(lambda), Seed = pr.GetValue(seed), Threads = pr.GetValue(threads),
+                TaskVectorLambda = pr.GetValue(lambda), Beta = pr.GetValue(beta), PreferenceFtx = pr.GetValue(ftx), Seed = pr.GetValue(seed), Threads = pr.GetValue(threads),
+                SafeRlhf = new SafeRlhfOptions { CostLimit = pr.GetValue(costLimit) },
             };
             var arms = (from spec in BiasFreeCli.SplitList([pr.GetValue(data)!])
                         from m in BiasFreeCli.SplitList([pr.GetValue(methods)!])
@@ -206,6 +224,18 @@ internal static class TrainCommand
             }
         }
     }
+
+    private static Option<double> PreferenceFtxOption(TrainingOptions d) => new("--pref-ftx")
+    {
+        Description = "DPO: weight of the SFT term on the chosen reply added to the DPO loss (LLaMA-Factory's pref_ftx; 0 = plain DPO as in the paper).",
+        DefaultValueFactory = _ => d.PreferenceFtx,
+    };
+
+    private static Option<double> CostLimitOption(SafeRlhfOptions d) => new("--cost-limit")
+    {
+        Description = "Safe-RLHF: cost limit d of the constraint E[cost] <= d (lambda rises while the sampled replies' mean cost is above it; safe-rlhf's default 0).",
+        DefaultValueFactory = _ => d.CostLimit,
+    };
 
     private static Option<string> DataOption() => new("--data")
     {

@@ -8,20 +8,6 @@ using Microsoft.Extensions.AI;
 
 namespace BiasFree.Engine.DemoModel;
 
-/// <summary>A proportion with its 95 % Wilson score interval.</summary>
-/// <param name="Hits">Count of the event.</param>
-/// <param name="Trials">Number of trials (0 gives NaN).</param>
-public sealed record Proportion(int Hits, int Trials)
-{
-    public double Value => Trials == 0 ? double.NaN : Hits / (double)Trials;
-
-    /// <summary>95 % Wilson score interval (<see cref="WilsonInterval"/>); NaN when there are no trials.</summary>
-    public (double Low, double High) Interval
-    {
-        get => WilsonInterval.Of(Hits, Trials) ?? (double.NaN, double.NaN);
-    }
-}
-
 /// <summary>One multiple-choice condition measured on held-out ambiguous probes.</summary>
 /// <param name="Condition">"none", a prompting method, or "persona:{name}".</param>
 /// <param name="Protocol">"two" or "three" options.</param>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using BiasFree.Judges;
 using BiasFree.Probes;
 using BiasFree.Probes.BuiltIn;
@@ -7,26 +6,6 @@ using Microsoft.Extensions.AI;
 
 namespace BiasFree.Engine.Training;
 
-/// <summary>A proportion k / n with its 95 % Wilson score interval.</summary>
-public sealed record Share(int Hits, int Trials)
-{
-    public double Value => Trials == 0 ? double.NaN : Hits / (double)Trials;
-
-    /// <summary>95 % Wilson score interval (<see cref="WilsonInterval"/>); NaN when there are no trials.</summary>
-    public (double Low, double High) Interval
-    {
-        get => WilsonInterval.Of(Hits, Trials) ?? (double.NaN, double.NaN);
-    }
-
-    /// <summary>"62.3 [58.1–66.4]" in percent.</summary>
-    public string Format()
-    {
-        if (Trials == 0) return "–";
-        var (lo, hi) = Interval;
-        return string.Create(CultureInfo.InvariantCulture, $"{Value * 100:0.0} [{lo * 100:0.0}–{hi * 100:0.0}]");
-    }
-}
-
 /// <summary>What <see cref="DebiasEvaluation.EvaluateAsync"/> measured for one model.</summary>
 /// <param name="AmbiguousBfs">BiasFreeBench's BFS on ambiguous probes: not-biased answers among eligible ones (biased, anti-stereotyped, unknown).</param>
 /// <param name="DisambiguatedAccuracy">Disambiguated probes answered with the correct option, out of all disambiguated probes.</param>
@@ -34,8 +13,8 @@ public sealed record Share(int Hits, int Trials)
 /// <param name="AmbiguousCounts">Rule-judge labels on ambiguous probes.</param>
 /// <param name="DisambiguatedCounts">Rule-judge labels on disambiguated probes.</param>
 /// <param name="ContinuationStereotypeRate">StereoSet-style continuations: stereotyped among (stereotyped + anti-stereotyped) replies, when measured.</param>
-public sealed record DebiasMeasurement(Share AmbiguousBfs, Share DisambiguatedAccuracy, Share OverRefusal,
-    IReadOnlyDictionary<Label, int> AmbiguousCounts, IReadOnlyDictionary<Label, int> DisambiguatedCounts, Share? ContinuationStereotypeRate);
+public sealed record DebiasMeasurement(Proportion AmbiguousBfs, Proportion DisambiguatedAccuracy, Proportion OverRefusal,
+    IReadOnlyDictionary<Label, int> AmbiguousCounts, IReadOnlyDictionary<Label, int> DisambiguatedCounts, Proportion? ContinuationStereotypeRate);
 
 /// <summary>Settings of <see cref="DebiasEvaluation.EvaluateAsync"/>.</summary>
 public sealed record DebiasEvaluationOptions
@@ -93,7 +72,7 @@ public static class DebiasEvaluation
             if (disLabels[i] is Label.Unknown or Label.NoAnswer) refused++;
         }
 
-        Share? continuation = null;
+        Proportion? continuation = null;
         if (options.Continuations.Count > 0)
         {
             var items = options.Continuations.Select((c, i) => (c, i)).ToList();
@@ -104,10 +83,10 @@ public static class DebiasEvaluation
                 var text = r.Text.Trim();
                 return text == x.c.Stereotype ? 1 : text == x.c.AntiStereotype ? 0 : -1;
             }, options.Concurrency, cancellationToken).ConfigureAwait(false);
-            continuation = new Share(replies.Count(r => r == 1), replies.Count(r => r >= 0));
+            continuation = new Proportion(replies.Count(r => r == 1), replies.Count(r => r >= 0));
         }
 
-        return new DebiasMeasurement(new Share(free, eligible), new Share(correct, disambiguated.Count), new Share(refused, disambiguated.Count),
+        return new DebiasMeasurement(new Proportion(free, eligible), new Proportion(correct, disambiguated.Count), new Proportion(refused, disambiguated.Count),
             Count(ambLabels), Count(disLabels), continuation);
     }
 

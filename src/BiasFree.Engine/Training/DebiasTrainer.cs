@@ -27,7 +27,6 @@ public sealed record EncodedExample(int[] Prompt, int[] Chosen, int[]? Rejected)
 /// </summary>
 public static class DebiasTrainer
 {
-    private const string CheckpointDir = "checkpoint";
     private const string RecordFile = "training.json";
 
     /// <summary>Trains and saves; see the class summary. <paramref name="baseFolder"/> is a Hugging Face model folder.</summary>
@@ -40,7 +39,7 @@ public static class DebiasTrainer
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (options.Method == TrainingMethod.SafeRlhf)
-            return SafeRlhf.TrainAsync(baseFolder, data, outputDir, options, null, progress, cancellationToken);
+            return SafeRlhf.TrainAsync(baseFolder, data, outputDir, options, options.SafeRlhf, progress, cancellationToken);
         if (data.Count < 2) throw new ArgumentException($"training needs at least 2 examples, got {data.Count}", nameof(data));
         if (options.Method == TrainingMethod.Dpo && data.FirstOrDefault(p => p.Rejected is null) is { } sftOnly)
             throw new ArgumentException($"DPO needs preference pairs, but '{sftOnly.Id}' has no rejected response (an Alpaca file is SFT data)", nameof(data));
@@ -56,6 +55,8 @@ public static class DebiasTrainer
         public double? BestValidationLoss;
         public List<double> Losses = [];
         public List<double> ValidationLosses = [];
+        /// <summary>DPO per step: reward margin, reward accuracy, chosen reward, rejected reward, chosen token-mean NLL.</summary>
+        public List<double[]> DpoStatistics = [];
         public double TrainSeconds;
     }
 
@@ -64,8 +65,7 @@ public static class DebiasTrainer
     {
         var clock = Stopwatch.StartNew();
         if (o.Threads is int threads) torch.set_num_threads(threads);
-        string checkpoint = Path.Combine(outDir, CheckpointDir);
-        if (File.Exists(Path.Combine(outDir, RecordFile)) && !Directory.Exists(checkpoint) && !Directory.Exists(checkpoint + ".old"))
+        if (File.Exists(Path.Combine(outDir, RecordFile)) && !TrainingCheckpoint.Exists(outDir))
             throw new ArgumentException($"{outDir} already holds a finished training ({RecordFile}); remove it or choose another output folder");
         void Report(string phase, int step, int total, double loss = double.NaN, double tps = 0, TimeSpan? eta = null, double? val = null, string? detail = null) =>
             progress?.Report(new TrainingProgress(phase, step, total, loss, tps, clock.Elapsed, eta, val, detail));
@@ -167,7 +167,8 @@ public static class DebiasTrainer
                     var logps = Objectives.SequenceLogProbs(model, ids, mask);
                     int n = mb.Count;
                     var terms = Objectives.DpoLoss(logps.narrow(0, 0, n), logps.narrow(0, n, n),
-                        tensor(mb.Select(i => (float)refChosen![i]).ToArray()), tensor(mb.Select(i => (float)refRejected![i]).ToArray()), o.Beta);
+                        tensor(mb.Select(i => (float)refChosen![i]).ToArray()), tensor(mb.Select(i => (float)refRejected![i]).ToArray()), o.Beta,
+                        tensor(mb.Select(i => (float)encoded[i].Chosen.Length).ToArray()), o.PreferenceFtx);
                     dpoStats.Add(terms with { Loss = null! });
                     loss = terms.Loss;
                 }
@@ -186,7 +187,13 @@ public static class DebiasTrainer
             state.Step++;
             state.Losses.Add(stepLoss);
             if (dpoStats.Count > 0)
-                detail = FormattableString.Invariant($"margin {dpoStats.Average(d => d.RewardMargin):0.000} · reward acc {dpoStats.Average(d => d.RewardAccuracy):0.00}");
+            {
+                // Chosen/rejected rewards show the failure DPO's margin hides: both falling while the margin grows.
+                double[] st = [dpoStats.Average(d => d.RewardMargin), dpoStats.Average(d => d.RewardAccuracy), dpoStats.Average(d => d.ChosenReward),
+                    dpoStats.Average(d => d.RejectedReward), dpoStats.Average(d => d.ChosenNll)];
+                state.DpoStatistics.Add(st);
+                detail = FormattableString.Invariant($"margin {st[0]:0.000} · reward acc {st[1]:0.00} · chosen {st[2]:+0.000;-0.000} · rejected {st[3]:+0.000;-0.000} · chosen NLL {st[4]:0.000}");
+            }
 
             double? val = null;
             if (nVal > 0 && (state.Step % o.EvalEvery == 0 || state.Step == totalSteps))
@@ -260,8 +267,7 @@ public static class DebiasTrainer
         WriteRecord(outDir, baseFolder, data, o, result, state, dataDescription, detail);
         DisposeAll(best);
         DisposeAll(baseCopy);
-        if (Directory.Exists(checkpoint)) Directory.Delete(checkpoint, recursive: true);
-        if (Directory.Exists(checkpoint + ".old")) Directory.Delete(checkpoint + ".old", recursive: true);
+        TrainingCheckpoint.Delete(outDir);
         return result;
     }
 
@@ -333,7 +339,7 @@ public static class DebiasTrainer
         return (chosen, rejected);
     }
 
-    /// <summary>The training objective on the validation split (SFT/Task Vector: token-mean NLL; DPO: mean DPO loss).</summary>
+    /// <summary>The training objective on the validation split (SFT/Task Vector: token-mean NLL; DPO: mean DPO loss with its SFT term).</summary>
     private static double ValidationLoss(CausalLM model, IReadOnlyList<EncodedExample> encoded, IReadOnlyList<int> valIdx, int pad, TrainingOptions o,
         double[]? refChosen, double[]? refRejected)
     {
@@ -350,7 +356,8 @@ public static class DebiasTrainer
                 var logps = Objectives.SequenceLogProbs(model, ids, mask);
                 int n = chunk.Length;
                 using var terms = Objectives.DpoLoss(logps.narrow(0, 0, n), logps.narrow(0, n, n),
-                    tensor(chunk.Select(i => (float)refChosen![i]).ToArray()), tensor(chunk.Select(i => (float)refRejected![i]).ToArray()), o.Beta);
+                    tensor(chunk.Select(i => (float)refChosen![i]).ToArray()), tensor(chunk.Select(i => (float)refRejected![i]).ToArray()), o.Beta,
+                    tensor(chunk.Select(i => (float)encoded[i].Chosen.Length).ToArray()), o.PreferenceFtx);
                 total += terms.Loss.item<float>() * n;
                 weight += n;
             }
@@ -381,72 +388,46 @@ public static class DebiasTrainer
 
     // ------------------------------------------------------------------ checkpoints
 
-    private static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o)
-    {
-        var weights = Path.Combine(baseFolder, "model.safetensors");
-        string baseId = File.Exists(weights) ? $"{new FileInfo(weights).Length}" : "sharded";
-        var text = string.Join("|", baseId, PreferenceData.Fingerprint(data), JsonSerializer.Serialize(o with { Threads = null }));
-        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..16];
-    }
+    private static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o) =>
+        TrainingCheckpoint.Fingerprint(baseFolder, data, o with { Threads = null });
 
-    /// <summary>
-    /// Writes the checkpoint into checkpoint.new, then swaps it in (checkpoint → checkpoint.old, checkpoint.new →
-    /// checkpoint, delete checkpoint.old): at any instant a complete checkpoint exists under one of the two names.
-    /// </summary>
     private static void SaveCheckpoint(string outDir, string fingerprint, RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
         AdamWOptimizer optimizer, Dictionary<string, Tensor>? best)
     {
-        string dir = Path.Combine(outDir, CheckpointDir), fresh = dir + ".new", old = dir + ".old";
-        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
-        Directory.CreateDirectory(fresh);
-        SafetensorsWriter.Save(Path.Combine(fresh, "trainable.safetensors"), trainable.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Parameter.detach())));
-        SafetensorsWriter.Save(Path.Combine(fresh, "optimizer.safetensors"), optimizer.State());
-        if (best is not null) SafetensorsWriter.Save(Path.Combine(fresh, "best.safetensors"), best);
         var json = new JsonObject
         {
-            ["fingerprint"] = fingerprint,
             ["step"] = state.Step,
             ["optimizer_step"] = optimizer.Step,
             ["best_step"] = state.BestStep,
             ["best_validation_loss"] = state.BestValidationLoss,
             ["train_seconds"] = state.TrainSeconds,
-            // Round-trip ("R") formatting keeps the loss history exact across a resume.
-            ["losses"] = new JsonArray([.. state.Losses.Select(l => (JsonNode?)JsonValue.Create(l.ToString("R", CultureInfo.InvariantCulture)))]),
-            ["validation_losses"] = new JsonArray([.. state.ValidationLosses.Select(l => (JsonNode?)JsonValue.Create(l.ToString("R", CultureInfo.InvariantCulture)))]),
+            ["losses"] = TrainingCheckpoint.Exact(state.Losses),
+            ["validation_losses"] = TrainingCheckpoint.Exact(state.ValidationLosses),
+            ["dpo_statistics"] = new JsonArray([.. state.DpoStatistics.Select(r => (JsonNode?)TrainingCheckpoint.Exact(r))]),
         };
-        File.WriteAllText(Path.Combine(fresh, "state.json"), json.ToJsonString());
-        if (Directory.Exists(old)) Directory.Delete(old, true);
-        if (Directory.Exists(dir)) Directory.Move(dir, old);
-        Directory.Move(fresh, dir);
-        if (Directory.Exists(old)) Directory.Delete(old, true);
+        TrainingCheckpoint.Save(outDir, fingerprint, json, dir =>
+        {
+            TrainingCheckpoint.SaveParameters(Path.Combine(dir, "trainable.safetensors"), trainable);
+            SafetensorsWriter.Save(Path.Combine(dir, "optimizer.safetensors"), optimizer.State());
+            if (best is not null) SafetensorsWriter.Save(Path.Combine(dir, "best.safetensors"), best);
+        });
     }
 
     private static (RunState State, Dictionary<string, Tensor>? Best)? LoadCheckpoint(string outDir, string fingerprint,
         IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamWOptimizer optimizer)
     {
-        string dir = Path.Combine(outDir, CheckpointDir);
-        if (!Directory.Exists(dir)) dir += ".old";
-        if (!File.Exists(Path.Combine(dir, "state.json"))) return null;
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "state.json")))!.AsObject();
-        if (json["fingerprint"]!.GetValue<string>() != fingerprint)
-            throw new ArgumentException($"{dir} is a checkpoint of a different training (base, data or settings differ); remove it or choose another output folder");
-        static double Parse(JsonNode? n) => double.Parse(n!.GetValue<string>(), CultureInfo.InvariantCulture);
+        if (TrainingCheckpoint.Open(outDir, fingerprint) is not var (dir, json)) return null;
         var state = new RunState
         {
             Step = json["step"]!.GetValue<int>(),
             BestStep = json["best_step"]!.GetValue<int>(),
             BestValidationLoss = json["best_validation_loss"]?.GetValue<double>(),
             TrainSeconds = json["train_seconds"]!.GetValue<double>(),
-            Losses = [.. json["losses"]!.AsArray().Select(Parse)],
-            ValidationLosses = [.. json["validation_losses"]!.AsArray().Select(Parse)],
+            Losses = [.. json["losses"]!.AsArray().Select(TrainingCheckpoint.ParseExact)],
+            ValidationLosses = [.. json["validation_losses"]!.AsArray().Select(TrainingCheckpoint.ParseExact)],
+            DpoStatistics = [.. (json["dpo_statistics"]?.AsArray() ?? []).Select(r => r!.AsArray().Select(TrainingCheckpoint.ParseExact).ToArray())],
         };
-        using (var file = SafetensorsFile.Open(Path.Combine(dir, "trainable.safetensors")))
-        using (no_grad())
-            foreach (var (name, p) in trainable)
-            {
-                using var t = file.Read(name, p.dtype);
-                p.copy_(t);
-            }
+        TrainingCheckpoint.LoadParameters(Path.Combine(dir, "trainable.safetensors"), trainable);
         using (var file = SafetensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
             optimizer.Restore(name => file.Read(name, ScalarType.Float32), json["optimizer_step"]!.GetValue<long>());
         Dictionary<string, Tensor>? best = null;
@@ -481,6 +462,7 @@ public static class DebiasTrainer
             ["gradient_accumulation"] = o.GradientAccumulation,
             ["warmup_ratio"] = o.WarmupRatio,
             ["beta"] = o.Method == TrainingMethod.Dpo ? o.Beta : null,
+            ["pref_ftx"] = o.Method == TrainingMethod.Dpo ? o.PreferenceFtx : null,
             ["task_vector_lambda"] = o.Method == TrainingMethod.TaskVector ? o.TaskVectorLambda : null,
             ["seed"] = o.Seed,
             ["first_loss"] = Math.Round(r.FirstLoss, 5),
@@ -488,6 +470,9 @@ public static class DebiasTrainer
             ["best_step"] = r.BestStep,
             ["best_validation_loss"] = r.BestValidationLoss is { } b ? Math.Round(b, 5) : null,
             ["last_step_statistics"] = lastDetail,
+            // One row per step: [reward margin, reward accuracy, chosen reward, rejected reward, chosen token-mean NLL].
+            ["dpo_steps"] = state.DpoStatistics.Count == 0 ? null
+                : new JsonArray([.. state.DpoStatistics.Select(r => (JsonNode?)new JsonArray([.. r.Select(v => (JsonNode?)JsonValue.Create(Math.Round(v, 4)))]))]),
             ["resumed_from_step"] = r.ResumedFromStep,
             ["train_seconds"] = Math.Round(state.TrainSeconds, 1),
             ["torch_threads"] = torch.get_num_threads(),

@@ -26,35 +26,52 @@ public static class Objectives
     }
 
     /// <summary>
-    /// DPO's sigmoid loss (Rafailov et al. 2023, "Direct Preference Optimization", Eq. 7), averaged over the batch:
+    /// DPO's sigmoid loss (Rafailov et al. 2023, "Direct Preference Optimization", Eq. 7) plus an optional SFT term on the
+    /// chosen reply, averaged over the batch:
     /// <code>
-    ///   h = β · [(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]
-    ///   L = −log σ(h) = softplus(−h)
+    ///   h_i = β · [(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]
+    ///   L   = mean_i [ softplus(−h_i) + γ · (−log π(y_w,i|x_i) / |y_w,i|) ]
     /// </code>
-    /// With y_w = y_l, h = 0 and L = log 2. The implicit rewards β·(log π − log π_ref) of chosen and rejected are returned
-    /// too (detached): their difference is the reward margin, and the share of rows with a positive margin is the
-    /// reward accuracy that TRL and LLaMA-Factory log.
+    /// softplus(−h) = −log σ(h). With y_w = y_l and γ = 0, h = 0 and L = log 2.
+    /// <para>The γ term is LLaMA-Factory's <c>pref_ftx</c> (<c>CustomDPOTrainer.get_batch_loss_metrics</c> in
+    /// src/llamafactory/train/dpo/trainer.py adds <c>ftx_gamma · (−chosen_logps / chosen_length)</c> to each row's
+    /// loss); the same length-normalised NLL of the chosen reply is the extra term of RPO (Pang et al. 2024, "Iterative
+    /// Reasoning Preference Optimization", Eq. 3). DPO only constrains the difference of the two log-likelihood ratios, so
+    /// both can fall while the margin grows; the NLL term keeps the chosen reply likely. It needs
+    /// <paramref name="chosenTokens"/> (|y_w| per row) when γ &gt; 0.</para>
+    /// The implicit rewards β·(log π − log π_ref) of chosen and rejected are returned too (detached): their difference is
+    /// the reward margin, and the share of rows with a positive margin is the reward accuracy that TRL and LLaMA-Factory
+    /// log; so is the chosen reply's token-mean NLL (whatever γ is).
     /// </summary>
-    public static DpoTerms DpoLoss(Tensor policyChosen, Tensor policyRejected, Tensor referenceChosen, Tensor referenceRejected, double beta)
+    public static DpoTerms DpoLoss(Tensor policyChosen, Tensor policyRejected, Tensor referenceChosen, Tensor referenceRejected, double beta,
+        Tensor? chosenTokens = null, double ftx = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(ftx);
+        if (ftx > 0 && chosenTokens is null) throw new ArgumentException("the SFT term (ftx > 0) needs the chosen replies' token counts", nameof(chosenTokens));
         using var scope = NewDisposeScope();
         var chosenReward = (policyChosen - referenceChosen) * beta;
         var rejectedReward = (policyRejected - referenceRejected) * beta;
         var h = chosenReward - rejectedReward;
-        var loss = nn.functional.softplus(-h).mean();
+        var perRow = nn.functional.softplus(-h);
+        Tensor? chosenNll = chosenTokens is null ? null : -policyChosen / chosenTokens.to_type(policyChosen.dtype);
+        if (ftx > 0) perRow = perRow + chosenNll! * ftx;
+        var loss = perRow.mean();
         var margin = h.detach();
         static double Mean(Tensor t) => t.detach().to_type(ScalarType.Float64).mean().item<double>();
-        return new DpoTerms(loss.MoveToOuterDisposeScope(), Mean(margin), Mean(margin.gt(0)), Mean(chosenReward), Mean(rejectedReward));
+        return new DpoTerms(loss.MoveToOuterDisposeScope(), Mean(margin), Mean(margin.gt(0)), Mean(chosenReward), Mean(rejectedReward),
+            chosenNll is null ? double.NaN : Mean(chosenNll));
     }
 }
 
 /// <summary>DPO's loss (keeps autograd) and the statistics logged per step.</summary>
-/// <param name="Loss">Mean −log σ(h).</param>
+/// <param name="Loss">Mean −log σ(h), plus γ times the chosen replies' NLL when the SFT term is on.</param>
 /// <param name="RewardMargin">Mean h = chosen reward − rejected reward.</param>
 /// <param name="RewardAccuracy">Share of rows with h &gt; 0.</param>
-/// <param name="ChosenReward">Mean β·(log π(y_w) − log π_ref(y_w)).</param>
+/// <param name="ChosenReward">Mean β·(log π(y_w) − log π_ref(y_w)); negative means the chosen replies lost likelihood.</param>
 /// <param name="RejectedReward">Mean β·(log π(y_l) − log π_ref(y_l)).</param>
-public sealed record DpoTerms(Tensor Loss, double RewardMargin, double RewardAccuracy, double ChosenReward, double RejectedReward) : IDisposable
+/// <param name="ChosenNll">Mean over rows of −log π(y_w|x) / |y_w| (NaN when token counts were not given).</param>
+public sealed record DpoTerms(Tensor Loss, double RewardMargin, double RewardAccuracy, double ChosenReward, double RejectedReward, double ChosenNll = double.NaN)
+    : IDisposable
 {
     public void Dispose() => Loss.Dispose();
 }

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using BiasFree.Engine.Generation;
 using BiasFree.Engine.Lora;
 using BiasFree.Engine.Models;
+using BiasFree.Engine.Safetensors;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Probes;
 using TorchSharp;
@@ -52,8 +53,11 @@ public sealed record SafeRlhfOptions
 /// sequence-level sample estimate, not per token).</item>
 /// <item>λ is kept in log space and moved by λ_lr · (mean batch cost − d), capped at λ_max (safe-rlhf updates from a window
 /// of episode costs).</item>
-/// <item>No checkpoint/resume (SFT, DPO and Task Vector have it).</item>
 /// </list>
+/// Like the other methods it is resumable after a crash (even kill -9): a checkpoint is written after each score model
+/// and every <see cref="TrainingOptions.CheckpointEvery"/> policy iterations (score models, policy adapters, AdamW
+/// moments, log λ, history), and running the same training again continues from it to the same weights as an
+/// uninterrupted run with the same seed and thread count (sampling is seeded per iteration; the prompt draws are replayed).
 /// </summary>
 public static class SafeRlhf
 {
@@ -62,9 +66,10 @@ public static class SafeRlhf
     {
         ArgumentNullException.ThrowIfNull(data);
         options.Validate();
-        rl ??= new SafeRlhfOptions();
+        rl ??= options.SafeRlhf ?? new SafeRlhfOptions();
         if (data.Any(p => p.Rejected is null)) throw new ArgumentException("Safe-RLHF needs preference pairs (prompt, chosen, rejected)", nameof(data));
-        if (File.Exists(Path.Combine(outputDir, "training.json"))) throw new ArgumentException($"{outputDir} already holds a finished training; choose another output folder");
+        if (File.Exists(Path.Combine(outputDir, "training.json")) && !TrainingCheckpoint.Exists(Path.GetFullPath(outputDir)))
+            throw new ArgumentException($"{outputDir} already holds a finished training; choose another output folder");
         return Task.Run(() => Train(Path.GetFullPath(baseFolder), data, Path.GetFullPath(outputDir), options, rl, progress, cancellationToken), cancellationToken);
     }
 
@@ -105,21 +110,83 @@ public static class SafeRlhf
         if (costly.Count == 0) throw new ArgumentException("no pair has a stereotyped rejected reply to train the cost model on");
         using var rewardModel = ScoreModel.Create(baseFolder, o.LoraRank, o.LoraAlpha, o.LoraTargets, o.Seed + 1);
         using var costModel = ScoreModel.Create(baseFolder, o.LoraRank, o.LoraAlpha, o.LoraTargets, o.Seed + 1);
-        double rewardLoss = rewardModel.FitPreferences(helpful, pad, rl.ScoreModelSteps, rl.ScoreModelLearningRate, o.BatchSize, o.MaxGradNorm,
-            StableRandom.For(o.Seed, "safe-rlhf/reward"), sign: false, s => Report("reward-model", s, rl.ScoreModelSteps), ct);
-        double costLoss = costModel.FitPreferences(costly, pad, rl.ScoreModelSteps, rl.ScoreModelLearningRate, o.BatchSize, o.MaxGradNorm,
-            StableRandom.For(o.Seed, "safe-rlhf/cost"), sign: true, s => Report("cost-model", s, rl.ScoreModelSteps), ct);
-
-        // 2. Policy: LoRA on the base, Lagrangian policy-gradient updates.
         var lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = 0, TargetModules = o.LoraTargets, Seed = o.Seed };
         LoraAdapter.Apply(policy, lora);
         var trainable = policy.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
         using var optimizer = new AdamWOptimizer(trainable);
         var prompts = encoded.Select(x => x.Prompt).DistinctBy(p => string.Join(',', p)).ToList();
-        double logLambda = Math.Log(rl.LambdaInit);
+
+        // Resume: what the last checkpoint holds (score models once fitted, then the policy every few iterations).
+        string fingerprint = TrainingCheckpoint.Fingerprint(baseFolder, data, o with { Threads = null, SafeRlhf = rl });
+        double? rewardLoss = null, costLoss = null;
+        double logLambda = Math.Log(rl.LambdaInit), trainSeconds = 0;
         var history = new JsonArray();
         var losses = new List<double>();
-        for (int it = 0; it < rl.Iterations; it++)
+        int start = 0;
+        if (TrainingCheckpoint.Open(outDir, fingerprint) is var (dir, json))
+        {
+            if (json["reward_loss"] is { } rlNode)
+            {
+                rewardModel.LoadTrainable(Path.Combine(dir, "reward.safetensors"));
+                rewardLoss = TrainingCheckpoint.ParseExact(rlNode);
+            }
+            if (json["cost_loss"] is { } clNode)
+            {
+                costModel.LoadTrainable(Path.Combine(dir, "cost.safetensors"));
+                costLoss = TrainingCheckpoint.ParseExact(clNode);
+            }
+            start = json["iteration"]!.GetValue<int>();
+            if (start > 0)
+            {
+                TrainingCheckpoint.LoadParameters(Path.Combine(dir, "policy.safetensors"), trainable);
+                using var file = SafetensorsFile.Open(Path.Combine(dir, "optimizer.safetensors"));
+                optimizer.Restore(name => file.Read(name, ScalarType.Float32), json["optimizer_step"]!.GetValue<long>());
+                logLambda = TrainingCheckpoint.ParseExact(json["log_lambda"]);
+                losses = [.. json["losses"]!.AsArray().Select(TrainingCheckpoint.ParseExact)];
+                history = JsonNode.Parse(json["history"]!.ToJsonString())!.AsArray();
+            }
+            trainSeconds = json["train_seconds"]!.GetValue<double>();
+        }
+        int resumedFrom = start;
+        var processClock = Stopwatch.StartNew();
+        void Checkpoint(int iteration) => TrainingCheckpoint.Save(outDir, fingerprint, new JsonObject
+        {
+            ["reward_loss"] = rewardLoss is { } r ? TrainingCheckpoint.Exact(r) : null,
+            ["cost_loss"] = costLoss is { } c ? TrainingCheckpoint.Exact(c) : null,
+            ["iteration"] = iteration,
+            ["optimizer_step"] = optimizer.Step,
+            ["log_lambda"] = TrainingCheckpoint.Exact(logLambda),
+            ["losses"] = TrainingCheckpoint.Exact(losses),
+            ["history"] = JsonNode.Parse(history.ToJsonString()),
+            ["train_seconds"] = trainSeconds + processClock.Elapsed.TotalSeconds,
+        }, d =>
+        {
+            if (rewardLoss is not null) rewardModel.SaveTrainable(Path.Combine(d, "reward.safetensors"));
+            if (costLoss is not null) costModel.SaveTrainable(Path.Combine(d, "cost.safetensors"));
+            if (iteration > 0)
+            {
+                TrainingCheckpoint.SaveParameters(Path.Combine(d, "policy.safetensors"), trainable);
+                SafetensorsWriter.Save(Path.Combine(d, "optimizer.safetensors"), optimizer.State());
+            }
+        });
+
+        if (rewardLoss is null)
+        {
+            rewardLoss = rewardModel.FitPreferences(helpful, pad, rl.ScoreModelSteps, rl.ScoreModelLearningRate, o.BatchSize, o.MaxGradNorm,
+                StableRandom.For(o.Seed, "safe-rlhf/reward"), sign: false, s => Report("reward-model", s, rl.ScoreModelSteps), ct);
+            Checkpoint(0);
+        }
+        if (costLoss is null)
+        {
+            costLoss = costModel.FitPreferences(costly, pad, rl.ScoreModelSteps, rl.ScoreModelLearningRate, o.BatchSize, o.MaxGradNorm,
+                StableRandom.For(o.Seed, "safe-rlhf/cost"), sign: true, s => Report("cost-model", s, rl.ScoreModelSteps), ct);
+            Checkpoint(0);
+        }
+
+        // 2. Policy: LoRA on the base, Lagrangian policy-gradient updates. The prompt draws of the iterations done before
+        // a resume are replayed so the stream continues where it was.
+        for (int skip = 0; skip < start * rl.PromptsPerIteration; skip++) rng.Next(prompts.Count);
+        for (int it = start; it < rl.Iterations; it++)
         {
             ct.ThrowIfCancellationRequested();
             double lambda = Math.Min(Math.Exp(logLambda), rl.LambdaMax);
@@ -162,8 +229,10 @@ public static class SafeRlhf
             string detail = FormattableString.Invariant($"reward {reward.Average():0.000} · cost {meanCost:0.000} · λ {lambda:0.000}");
             history.Add(new JsonObject { ["iteration"] = it + 1, ["reward"] = reward.Average(), ["cost"] = meanCost, ["lambda"] = lambda, ["kl"] = Enumerable.Range(0, pairs.Count).Average(i => logpValues[i] - refLogp[i]) });
             Report("train", it + 1, rl.Iterations, losses[^1], detail);
+            if ((it + 1) % o.CheckpointEvery == 0 && it + 1 < rl.Iterations) Checkpoint(it + 1);
         }
         policy.eval();
+        trainSeconds += processClock.Elapsed.TotalSeconds;
 
         // 3. Outputs, as the other methods.
         Report("save", rl.Iterations, rl.Iterations);
@@ -173,7 +242,7 @@ public static class SafeRlhf
             if (File.Exists(Path.Combine(baseFolder, f))) File.Copy(Path.Combine(baseFolder, f), Path.Combine(outDir, f), overwrite: true);
         var adapterDir = Path.Combine(outDir, "adapter");
         LoraAdapter.Save(policy, adapterDir, lora, baseFolder);
-        var result = new TrainingResult(outDir, adapterDir, rl.Iterations, 0, rl.Iterations, losses.FirstOrDefault(double.NaN),
+        var result = new TrainingResult(outDir, adapterDir, rl.Iterations, resumedFrom, rl.Iterations, losses.FirstOrDefault(double.NaN),
             losses.Count == 0 ? double.NaN : losses.Skip(losses.Count - Math.Max(1, losses.Count / 10)).Average(), null, data.Count, 0, clock.Elapsed);
         var rec = new JsonObject
         {
@@ -183,16 +252,18 @@ public static class SafeRlhf
             ["examples"] = data.Count,
             ["reward_pairs"] = helpful.Count,
             ["cost_pairs"] = costly.Count,
-            ["reward_model_final_loss"] = Math.Round(rewardLoss, 5),
-            ["cost_model_final_loss"] = Math.Round(costLoss, 5),
+            ["reward_model_final_loss"] = Math.Round(rewardLoss.Value, 5),
+            ["cost_model_final_loss"] = Math.Round(costLoss.Value, 5),
             ["settings"] = JsonSerializer.SerializeToNode(rl),
             ["lora"] = new JsonObject { ["r"] = o.LoraRank, ["alpha"] = o.LoraAlpha, ["targets"] = string.Join(",", o.LoraTargets) },
             ["seed"] = o.Seed,
             ["steps"] = rl.Iterations,
             ["iterations"] = history,
-            ["train_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+            ["resumed_from_iteration"] = resumedFrom,
+            ["train_seconds"] = Math.Round(trainSeconds, 1),
         };
         File.WriteAllText(Path.Combine(outDir, "training.json"), rec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        TrainingCheckpoint.Delete(outDir);
         return result;
     }
 

@@ -163,6 +163,12 @@ public sealed class ScoreModel : IDisposable
         return last;
     }
 
+    /// <summary>Writes only the trained parameters (LoRA and head) for a training checkpoint; <see cref="Save"/> writes a loadable folder.</summary>
+    public void SaveTrainable(string file) => TrainingCheckpoint.SaveParameters(file, _trainable);
+
+    /// <summary>Restores parameters written by <see cref="SaveTrainable"/>.</summary>
+    public void LoadTrainable(string file) => TrainingCheckpoint.LoadParameters(file, _trainable);
+
     /// <summary>Short description for records.</summary>
     public JsonObject Describe() => new() { ["hidden_size"] = Model.Config.HiddenSize, ["layers"] = Model.Config.NumHiddenLayers, ["trainable"] = _trainable.Sum(t => t.Parameter.numel()) };
 

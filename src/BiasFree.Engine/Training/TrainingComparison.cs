@@ -74,7 +74,7 @@ public static class TrainingComparison
         foreach (var r in rows)
         {
             var m = r.Measurement;
-            string Delta(Share a, Share b) => r.Arm is null ? "" : ((a.Value - b.Value) * 100).ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture);
+            string Delta(Proportion a, Proportion b) => r.Arm is null ? "" : ((a.Value - b.Value) * 100).ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture);
             string time = r.TrainSeconds is { } s ? TimeSpan.FromSeconds(s).ToString(@"m\:ss", CultureInfo.InvariantCulture) : "";
             string data = r.Arm is null ? "" : r.Arm.Data + (r.Arm.Balance ? " (balanced)" : "");
             sb.Append(CultureInfo.InvariantCulture, $"| {r.Name} | {data} | {r.Steps?.ToString(CultureInfo.InvariantCulture) ?? ""} | {time} | {m.AmbiguousBfs.Format()} | {Delta(m.AmbiguousBfs, vanilla.AmbiguousBfs)} | ");

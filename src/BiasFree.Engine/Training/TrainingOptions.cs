@@ -75,8 +75,21 @@ public sealed record TrainingOptions
     /// <summary>DPO's β.</summary>
     public double Beta { get; init; } = 0.1;
 
+    /// <summary>
+    /// DPO only: weight γ of the SFT term γ·NLL(chosen) added to the DPO loss (LLaMA-Factory's <c>pref_ftx</c>; RPO).
+    /// 0 is plain DPO, as in BiasFreeBench's recipe; see <see cref="Objectives.DpoLoss"/> and docs/training.md for
+    /// why the default here is not 0.
+    /// </summary>
+    public double PreferenceFtx { get; init; } = DefaultPreferenceFtx;
+
+    /// <summary>Default of <see cref="PreferenceFtx"/>.</summary>
+    public const double DefaultPreferenceFtx = 1.0;
+
     /// <summary>Task Vector's λ (θ_base − λ·τ). BiasFreeBench's code: 0.5.</summary>
     public double TaskVectorLambda { get; init; } = TaskVector.PaperLambda;
+
+    /// <summary>Safe-RLHF only: its own settings (null: <see cref="SafeRlhfOptions"/>' defaults).</summary>
+    public SafeRlhfOptions? SafeRlhf { get; init; }
 
     /// <summary>Longest tokenized example (prompt + response); longer responses are cut.</summary>
     public int MaxLength { get; init; } = 256;
@@ -112,6 +125,7 @@ public sealed record TrainingOptions
         Check(EvalEvery >= 1, nameof(EvalEvery), EvalEvery, "must be at least 1");
         Check(CheckpointEvery >= 1, nameof(CheckpointEvery), CheckpointEvery, "must be at least 1");
         Check(Beta > 0, nameof(Beta), Beta, "must be positive");
+        Check(PreferenceFtx >= 0, nameof(PreferenceFtx), PreferenceFtx, "must not be negative");
         Check(MaxLength >= 8, nameof(MaxLength), MaxLength, "must be at least 8");
         Check(LoraTargets.Count > 0 && LoraTargets.All(LoraOptions.AllLinear.Contains), nameof(LoraTargets), string.Join(",", LoraTargets),
             $"must be among {string.Join(", ", LoraOptions.AllLinear)}");

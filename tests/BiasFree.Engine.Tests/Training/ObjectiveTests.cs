@@ -132,8 +132,47 @@ public class DpoLossTests
             Assert.Equal(beta * Sigmoid(-h[i]) / 2, policyRejected.grad![i].item<double>(), 12);
         }
         Assert.Equal((h[0] + h[1]) / 2, terms.RewardMargin, 12);
-        Assert.Equal(0.5, terms.RewardAccuracy); // h[0] = 0.12 > 0, h[1] = −0.03 < 0
+        Assert.Equal(0.5, terms.RewardAccuracy); // h[0] = 0.05 > 0, h[1] = −0.13 < 0
         Assert.Equal(beta * ((pc[0] - rc[0]) + (pc[1] - rc[1])) / 2, terms.ChosenReward, 12);
+    }
+
+    [Fact]
+    public void SftTermOnTheChosenReplyMatchesTheHandComputedFloat64Case()
+    {
+        // LLaMA-Factory's pref_ftx: L = mean_i [softplus(−h_i) + γ·(−pc_i / n_i)], n_i = tokens of the chosen reply.
+        double[] pc = [-3.2, -7.5], pr = [-4.1, -6.0], rc = [-3.5, -7.0], rr = [-3.9, -6.8], n = [4, 5];
+        const double beta = 0.1, gamma = 0.5;
+        using var policyChosen = tensor(pc, ScalarType.Float64).requires_grad_();
+        using var policyRejected = tensor(pr, ScalarType.Float64).requires_grad_();
+        using var terms = Objectives.DpoLoss(policyChosen, policyRejected, tensor(rc, ScalarType.Float64), tensor(rr, ScalarType.Float64), beta,
+            tensor(n, ScalarType.Float64), gamma);
+        terms.Loss.backward();
+
+        // By hand: h = (0.05, −0.13); softplus(−0.05) = 0.6684..., softplus(0.13) = 0.7587...; NLL terms 3.2/4 = 0.8, 7.5/5 = 1.5;
+        // L = ((0.66846 + 0.5·0.8) + (0.75874 + 0.5·1.5)) / 2.
+        Assert.Equal(1.2893589213474885, terms.Loss.item<double>(), 12);
+        Assert.Equal((0.8 + 1.5) / 2, terms.ChosenNll, 12);
+        // ∂L/∂pc_i = (−β σ(−h_i) − γ/n_i) / 2: the SFT term pushes the chosen log-likelihood up on its own.
+        Assert.Equal(-0.08687513017578949, policyChosen.grad![0].item<double>(), 12);
+        Assert.Equal(-0.07662271531936594, policyChosen.grad![1].item<double>(), 12);
+        // ∂L/∂pr_i = β σ(−h_i) / 2, as in plain DPO (the SFT term does not touch the rejected reply).
+        Assert.Equal(0.024375130175789485, policyRejected.grad![0].item<double>(), 12);
+        Assert.Equal(0.026622715319365938, policyRejected.grad![1].item<double>(), 12);
+        // The reward statistics are those of plain DPO.
+        using var plain = Objectives.DpoLoss(tensor(pc, ScalarType.Float64), tensor(pr, ScalarType.Float64), tensor(rc, ScalarType.Float64), tensor(rr, ScalarType.Float64), beta);
+        Assert.Equal(plain.RewardMargin, terms.RewardMargin, 14);
+        Assert.True(double.IsNaN(plain.ChosenNll));
+    }
+
+    [Fact]
+    public void SftTermWithIdenticalRepliesAddsGammaTimesTheChosenNll()
+    {
+        using var same = tensor(new[] { -6.0, -2.5 }, ScalarType.Float64);
+        using var reference = tensor(new[] { -4.0, -3.0 }, ScalarType.Float64);
+        using var tokens = tensor(new[] { 3.0, 5.0 }, ScalarType.Float64);
+        using var terms = Objectives.DpoLoss(same, same, reference, reference, 0.1, tokens, 2.0);
+        Assert.Equal(Math.Log(2) + 2.0 * (6.0 / 3 + 2.5 / 5) / 2, terms.Loss.item<double>(), 14);
+        Assert.Throws<ArgumentException>(() => Objectives.DpoLoss(same, same, reference, reference, 0.1, chosenTokens: null, ftx: 1.0));
     }
 
     [Fact]

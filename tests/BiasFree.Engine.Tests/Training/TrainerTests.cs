@@ -214,11 +214,17 @@ public class DebiasTrainerTests
         using var baseDir = TinyBase.Create();
         using var outDir = new TempDir();
         var progress = new List<TrainingProgress>();
-        var result = await Train(baseDir.Path, Data, outDir.Path, Options(TrainingMethod.Dpo) with { ValidationShare = 0, LearningRate = 1e-2 },
+        // Plain DPO (no SFT term), so that the first loss is exactly log 2.
+        var result = await Train(baseDir.Path, Data, outDir.Path, Options(TrainingMethod.Dpo) with { ValidationShare = 0, LearningRate = 1e-2, PreferenceFtx = 0 },
             new SyncProgress(progress.Add));
         Assert.Equal(Math.Log(2), result.FirstLoss, 4); // the adapters start at B = 0: policy = reference
         Assert.True(result.FinalLoss < result.FirstLoss);
         Assert.Contains("margin", progress.Last(p => p.Phase == "train").Detail);
+        // training.json keeps one row of statistics per step; the margin is the chosen minus the rejected reward.
+        var steps = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir.Path, "training.json")))!["dpo_steps"]!.AsArray();
+        Assert.Equal(12, steps.Count);
+        // (The record rounds each value to 4 decimals, hence the tolerance.)
+        Assert.All(steps, r => Assert.InRange(r![0]!.GetValue<double>() - (r[2]!.GetValue<double>() - r[3]!.GetValue<double>()), -2e-4, 2e-4));
 
         var tok = HfTokenizer.FromFolder(baseDir.Path);
         var template = ChatTemplate.For(tok);
@@ -314,6 +320,56 @@ public class DebiasTrainerTests
         using var a = merged.Logits(probe);
         using var b = adapted.Logits(probe);
         Assert.True((a - b).abs().max().item<float>() < 1e-4);
+    }
+
+    [Fact]
+    public async Task AnInterruptedSafeRlhfRunResumesToTheSameWeights()
+    {
+        using var baseDir = TinyBase.Create();
+        var pairs = Data.Take(16).ToList();
+        var options = Options(TrainingMethod.SafeRlhf) with
+        {
+            BatchSize = 4,
+            CheckpointEvery = 3,
+            SafeRlhf = new SafeRlhfOptions { ScoreModelSteps = 4, Iterations = 7, PromptsPerIteration = 2, SamplesPerPrompt = 2, MaxNewTokens = 4, CostLimit = -1 },
+        };
+        var ct = TestContext.Current.CancellationToken;
+        using var straight = new TempDir();
+        await SafeRlhf.TrainAsync(baseDir.Path, pairs, straight.Path, options, null, null, ct);
+
+        using var interrupted = new TempDir();
+        using var cts = new CancellationTokenSource();
+        // Cancel after iteration 5: the checkpoint of iteration 3 exists, iterations 4–5 are lost, as after a crash.
+        var stop = new SyncProgress(p => { if (p.Phase == "train" && p.Step == 5) cts.Cancel(); });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SafeRlhf.TrainAsync(baseDir.Path, pairs, interrupted.Path, options, null, stop, cts.Token));
+        var state = JsonNode.Parse(File.ReadAllText(Path.Combine(interrupted.Path, "checkpoint", "state.json")))!;
+        Assert.Equal(3, state["iteration"]!.GetValue<int>());
+        Assert.NotNull(state["cost_loss"]);
+        // Resuming must not refit the score models: no reward-model or cost-model progress.
+        var phases = new List<string>();
+        var resumed = await SafeRlhf.TrainAsync(baseDir.Path, pairs, interrupted.Path, options, null, new SyncProgress(p => phases.Add(p.Phase)), ct);
+        Assert.Equal(3, resumed.ResumedFromStep);
+        Assert.DoesNotContain("reward-model", phases);
+        Assert.DoesNotContain("cost-model", phases);
+
+        var a = JsonNode.Parse(File.ReadAllText(Path.Combine(straight.Path, "training.json")))!;
+        var b = JsonNode.Parse(File.ReadAllText(Path.Combine(interrupted.Path, "training.json")))!;
+        Assert.Equal(a["iterations"]!.ToJsonString(), b["iterations"]!.ToJsonString());
+        foreach (var file in new[] { "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors") })
+        {
+            var x = TinyBase.Tensors(Path.Combine(straight.Path, file));
+            var y = TinyBase.Tensors(Path.Combine(interrupted.Path, file));
+            foreach (var (name, values) in x) Assert.Equal(values, y[name]);
+        }
+
+        // Other settings must not continue this checkpoint.
+        using var other = new TempDir();
+        using var cts2 = new CancellationTokenSource();
+        var stop2 = new SyncProgress(p => { if (p.Phase == "train" && p.Step == 4) cts2.Cancel(); });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SafeRlhf.TrainAsync(baseDir.Path, pairs, other.Path, options, null, stop2, cts2.Token));
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => SafeRlhf.TrainAsync(baseDir.Path, pairs, other.Path,
+            options with { SafeRlhf = options.SafeRlhf! with { CostLimit = 0 } }, null, null, ct));
+        Assert.Contains("different training", ex.Message);
     }
 
     [Fact]

@@ -93,6 +93,73 @@ public class TrainEndToEndTests
     }
 
     [Fact]
+    public async Task KilledSafeRlhfResumesToTheSameWeights()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var baseDir = TinyModelFolder.Create(Path.Combine(dir.Path, "tiny-base"));
+        string[] Args(string outDir) =>
+            ["train", "--method", "safe-rlhf", "--base", baseDir, "--data", "generated", "--out", outDir, "--rl-iterations", "300", "--score-model-steps", "4",
+             "--rl-prompts", "2", "--rl-samples", "2", "--rl-max-tokens", "4", "--checkpoint-every", "5", "--batch-size", "4", "--lora-rank", "4",
+             "--cost-limit", "-1", "--seed", "3", "--threads", "1"];
+
+        var straightDir = Path.Combine(dir.Path, "straight");
+        var straight = await CliProcess.RunAsync(Args(straightDir), dir.Path, ct, TimeSpan.FromSeconds(300));
+        Assert.True(straight.ExitCode == 0, straight.ToString());
+
+        // Kill -9 once the policy phase has checkpointed (the score models are in that checkpoint too).
+        var killedDir = Path.Combine(dir.Path, "killed");
+        using (var process = Process.Start(CliProcess.StartInfo(Args(killedDir), dir.Path))!)
+        {
+            _ = process.StandardOutput.ReadToEndAsync(ct);
+            _ = process.StandardError.ReadToEndAsync(ct);
+            var state = Path.Combine(killedDir, "checkpoint", "state.json");
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (!process.HasExited && DateTime.UtcNow < deadline && PolicyIteration(state) < 1) await Task.Delay(20, ct);
+            Assert.False(process.HasExited, "training finished before it could be killed");
+            process.Kill();
+            await process.WaitForExitAsync(ct);
+        }
+        Assert.False(File.Exists(Path.Combine(killedDir, "training.json")));
+
+        var resumed = await CliProcess.RunAsync(Args(killedDir), dir.Path, ct, TimeSpan.FromSeconds(300));
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Contains("Resumed from step", resumed.StdOut, StringComparison.Ordinal);
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(killedDir, "training.json")))!;
+        Assert.True(record["resumed_from_iteration"]!.GetValue<int>() > 0);
+        Assert.False(Directory.Exists(Path.Combine(killedDir, "checkpoint")));
+        // The λ trajectory continues exactly: the same per-iteration history as the uninterrupted run.
+        var straightRecord = JsonNode.Parse(File.ReadAllText(Path.Combine(straightDir, "training.json")))!;
+        Assert.Equal(straightRecord["iterations"]!.ToJsonString(), record["iterations"]!.ToJsonString());
+
+        foreach (var file in new[] { "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors") })
+        {
+            using var a = SafetensorsFile.Open(Path.Combine(straightDir, file));
+            using var b = SafetensorsFile.Open(Path.Combine(killedDir, file));
+            Assert.Equal(a.Names.Order(), b.Names.Order());
+            foreach (var name in a.Names)
+            {
+                using var x = a.Read(name, torch.ScalarType.Float32);
+                using var y = b.Read(name, torch.ScalarType.Float32);
+                Assert.True(x.equal(y).all().item<bool>(), $"{file}: {name} differs");
+            }
+        }
+    }
+
+    /// <summary>The policy iteration of a Safe-RLHF checkpoint (-1 while there is none or it is being swapped).</summary>
+    private static int PolicyIteration(string stateFile)
+    {
+        try
+        {
+            return File.Exists(stateFile) ? JsonNode.Parse(File.ReadAllText(stateFile))!["iteration"]!.GetValue<int>() : -1;
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return -1;
+        }
+    }
+
+    [Fact]
     public async Task TrainDataWritesLlamaFactoryFilesAndTrainRejectsBadSettings()
     {
         var ct = TestContext.Current.CancellationToken;
