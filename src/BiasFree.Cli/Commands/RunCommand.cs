@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
+using BiasFree.Adaptive;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.Decoding;
 using BiasFree.Engine.DemoModel;
@@ -34,6 +35,9 @@ internal static class RunCommand
         int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null,
         string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null)
     {
+        /// <summary>--precision (adaptive sampling's target half-width) and --precision-scope.</summary>
+        public (double? Precision, string Scope) Adaptive { get; init; } = (null, AdaptiveSpec.CategoryScope);
+
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
     }
@@ -73,12 +77,16 @@ internal static class RunCommand
         var bootstrap = ReportSettingsOptions.Bootstrap();
         var baseline = ReportSettingsOptions.Baseline();
         var prompts = new Option<string?>("--prompts") { Description = "JSON file of the prompting methods' templates (system prompts, instructions, reflection and rewrite prompts); templates it leaves out keep our wording. `biasfree prompts` prints ours to start from." };
+        var precision = new Option<double?>("--precision") { Description = "Adaptive sampling: run probes in a seeded stratified order and stop each cell once its BFS 95% interval is within ± this proportion (0.02 = ±2 points), or its probes run out. With --resume, a lower value extends the run without repeating a probe. See docs/adaptive-sampling.md." };
+        var precisionScope = new Option<string>("--precision-scope") { Description = "What --precision applies to: category (each method × category, default) or method (each method's overall BFS; far fewer probes).", DefaultValueFactory = _ => AdaptiveSpec.CategoryScope };
+        precisionScope.AcceptOnlyFromAmong(AdaptiveSpec.CategoryScope, AdaptiveSpec.MethodScope);
         var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. OUT/adapter of biasfree train) applied unmerged on a local model folder or the demo model." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
+            precision, precisionScope,
         };
         foreach (var option in WhiteBoxRunOptions.All)
         {
@@ -90,7 +98,7 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, .. WhiteBoxRunOptions.All, .. decoding.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -103,6 +111,7 @@ internal static class RunCommand
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
+            Adaptive = (pr.GetValue(precision), pr.GetValue(precisionScope)!),
         }, ct)));
         return cmd;
     }
@@ -128,7 +137,7 @@ internal static class RunCommand
             {
                 if (o.ExplicitRunSettings.Count > 0)
                 {
-                    throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
+                    throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout, --retries and an adaptive run's --precision can change).");
                 }
                 const string neverStarted = "A run is recorded only once its suites have loaded and its target has answered, so a run stopped before that never started and has nothing to resume: start it again with the same options.";
                 if (!File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
@@ -139,13 +148,19 @@ internal static class RunCommand
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
                     ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 CheckScheduling(o);
-                // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
+                if (o.Adaptive.Precision is not null && stored.Adaptive is null)
+                {
+                    throw new UserErrorException($"run '{resumeId}' runs every probe, so --precision cannot apply to it; start a new run with --precision.");
+                }
+                CheckPrecision(o);
+                // The same objects as the first session, rebuilt from the stored spec; only scheduling (and an adaptive run's precision) may change.
                 personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(stored.PersonaJudge));
                 evaluation = Evaluation.FromSpec(stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
+                    Adaptive = o.Adaptive.Precision is { } h ? stored.Adaptive! with { Precision = h } : stored.Adaptive,
                 }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
                     string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge() : null,
                     methods: DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge));
@@ -215,6 +230,11 @@ internal static class RunCommand
         }
 
         Console.Out.WriteLine($"Run {spec.RunId}: {session.Probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
+        if (spec.Adaptive is { } adaptive)
+        {
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Adaptive sampling: each {adaptive.Scope} cell stops once its BFS 95% interval is within ±{adaptive.Precision * 100:0.##} points; the count above is the most it can use."));
+        }
         RunOutcome outcome;
         try
         {
@@ -256,6 +276,14 @@ internal static class RunCommand
     private static long? KvCacheBytes(Options o) => o.KvCacheMb is int mb
         ? (mb < 1 ? throw new UserErrorException("--kv-cache-mb must be at least 1.") : mb * (1L << 20))
         : null;
+
+    private static void CheckPrecision(Options o)
+    {
+        if (o.Adaptive.Precision is { } h && !(h >= AdaptiveSpec.MinimumPrecision && h < 0.5))
+        {
+            throw new UserErrorException("--precision must be at least 0.001 and below 0.5 (the half-width of each cell's BFS interval as a proportion, e.g. 0.02 for ±2 points).");
+        }
+    }
 
     private static void CheckScheduling(Options o)
     {
@@ -326,6 +354,7 @@ internal static class RunCommand
             }
         }
         CheckScheduling(o);
+        CheckPrecision(o);
         if (o.Limit is < 1)
         {
             throw new UserErrorException("--limit must be at least 1.");
@@ -387,6 +416,8 @@ internal static class RunCommand
             PersonaJudge = personaJudgeSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
+            Precision = o.Adaptive.Precision,
+            PrecisionScope = o.Adaptive.Scope,
             Methods = methods,
             MethodRegistry = registry,
             Judges = judges,

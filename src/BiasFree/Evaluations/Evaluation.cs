@@ -1,4 +1,5 @@
 using System.Globalization;
+using BiasFree.Adaptive;
 using BiasFree.Methods;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
@@ -116,6 +117,17 @@ public sealed class Evaluation
     /// <summary>How the limit samples (<see cref="RunSpec.Sampling"/>); only resumed runs stored before stratified sampling set null.</summary>
     public string? Sampling { get; init; } = RunSpec.StratifiedSampling;
 
+    /// <summary>
+    /// Adaptive sampling: the target half-width of each cell's 95 % BFS interval (0.02 = ±2 points), or null to run every
+    /// probe. Probes then run in <see cref="ProbeSampling.StratifiedOrder"/> and each cell stops once
+    /// <see cref="PrecisionRule.IsPrecise"/> holds or its probes run out. Resuming with a lower value extends the run
+    /// without asking any probe twice. See docs/adaptive-sampling.md.
+    /// </summary>
+    public double? Precision { get; init; }
+
+    /// <summary>What a cell of adaptive sampling is: <see cref="AdaptiveSpec.CategoryScope"/> (default) or <see cref="AdaptiveSpec.MethodScope"/>.</summary>
+    public string PrecisionScope { get; init; } = AdaptiveSpec.CategoryScope;
+
     /// <summary>Decoding and scheduling settings.</summary>
     public EvaluationSettings Settings { get; init; } = new();
 
@@ -164,6 +176,8 @@ public sealed class Evaluation
             {
                 throw new ArgumentOutOfRangeException(nameof(Settings), Settings.Concurrency, "concurrency must be between 1 and 1024.");
             }
+            var adaptive = Precision is double h ? new AdaptiveSpec(h, PrecisionScope) : null;
+            adaptive?.Validate();
             var temperature = Settings.Temperature ?? Target.DefaultTemperature;
             if (temperature is < 0 or > 100 || temperature is float t && !float.IsFinite(t))
             {
@@ -180,6 +194,7 @@ public sealed class Evaluation
                 LabelRule = SuiteOptions.Name(SuiteOptions.LabelRule),
                 Limit = Limit,
                 Sampling = Limit is null ? null : Sampling,
+                Adaptive = adaptive,
                 TargetKind = Target.Kind,
                 TargetEndpoint = Target.Endpoint,
                 Model = Target.Model,
@@ -266,6 +281,8 @@ public sealed class Evaluation
             SuiteOptions = spec.SuiteOptions,
             Limit = spec.Limit,
             Sampling = spec.Sampling,
+            Precision = spec.Adaptive?.Precision,
+            PrecisionScope = spec.Adaptive?.Scope ?? AdaptiveSpec.CategoryScope,
             Methods = spec.Methods,
             MethodRegistry = methods ?? MethodRegistry.Prompting,
             Prompts = spec.GetMethodPrompts(),
@@ -306,8 +323,18 @@ public sealed class Evaluation
             {
                 warnings.Add($"the target's cache identity differs from the one run '{spec.RunId}' started with (stored by an older version, or the model changed): its completed rows are kept, other replies are not taken from the old cache entries.");
             }
-            // The stored spec stays the record; only the identity and scheduling of this session are current.
-            spec = stored with { TargetKey = spec.TargetKey, Concurrency = spec.Concurrency, TimeoutSeconds = spec.TimeoutSeconds, Retries = spec.Retries };
+            // The stored spec stays the record; only the identity and scheduling of this session are current, and an
+            // adaptive run's precision, which a resume may change to extend (or merely finish) the run.
+            var adaptive = stored.Adaptive is { } a && spec.Adaptive is { } now && now.Precision != a.Precision ? a with { Precision = now.Precision } : stored.Adaptive;
+            spec = stored with { TargetKey = spec.TargetKey, Concurrency = spec.Concurrency, TimeoutSeconds = spec.TimeoutSeconds, Retries = spec.Retries, Adaptive = adaptive };
+            if (!ReferenceEquals(adaptive, stored.Adaptive))
+            {
+                await store.UpdateRunSpecAsync(stored with { Adaptive = adaptive }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else if (spec.Adaptive is { } a)
+        {
+            spec = spec with { Adaptive = a with { Pool = AdaptiveSpec.PoolOf(probes) } };
         }
 
         var client = Target.Open();
@@ -319,8 +346,11 @@ public sealed class Evaluation
             {
                 await store.CreateRunAsync(spec, cancellationToken).ConfigureAwait(false);
             }
-            var total = spec.Methods.Count * probes.Count;
-            await store.SetExpectedRowsAsync(spec.RunId, total, cancellationToken).ConfigureAwait(false);
+            // An adaptive run's size is known only when it stops; reports show its cells' use instead.
+            if (spec.Adaptive is null)
+            {
+                await store.SetExpectedRowsAsync(spec.RunId, spec.Methods.Count * probes.Count, cancellationToken).ConfigureAwait(false);
+            }
             return new EvaluationSession(store, spec, probes, run, Target.OwnsClient ? client : null, Judges,
                 ReferenceEquals(MethodRegistry, MethodRegistry.Prompting) ? MethodRegistry.PromptingWith(Prompts) : MethodRegistry,
                 stored is not null, warnings);
@@ -362,6 +392,9 @@ public sealed class Evaluation
         Check("label rule", stored.SuiteOptions.LabelRule, current.SuiteOptions.LabelRule);
         Check("limit", stored.Limit, current.Limit);
         Check("sampling", stored.Sampling, current.Sampling);
+        // The precision itself may change on resume (that is how an adaptive run is extended); whether the run is
+        // adaptive and what its cells are may not.
+        Check("precision scope", stored.Adaptive?.Scope ?? "none (every probe)", current.Adaptive?.Scope ?? "none (every probe)");
         Check("target", stored.TargetEndpoint, current.TargetEndpoint);
         Check("target kind", EvaluationTarget.KindOf(stored), EvaluationTarget.KindOf(current));
         Check("model", stored.Model, current.Model);

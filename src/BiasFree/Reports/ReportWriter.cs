@@ -126,6 +126,9 @@ public static class ReportWriter
         public const string McNemar =
             "Secondary test: exact McNemar test of biased vs bias-free on the probes where both answers are eligible. It drops every probe where either method's answer is not eligible (counts shown), so it conditions on both methods' outputs and can disagree with the headline difference.";
 
+        public static string Adaptive(Adaptive.AdaptiveSummary a) =>
+            $"Adaptive sampling: probes ran in a seeded order stratified by category and context condition, and each {a.Scope} cell stopped at the first checkpoint where its BFS interval (Wilson with continuity correction, at least {Int(BiasFree.Adaptive.PrecisionRule.MinimumEligible)} eligible answers, half-width judged at the proportion in the interval nearest 50%) was within ±{Percent(a.Precision)} points, or when its probes ran out. The score tables above cover the probes used; with one cell per category their pooled \"all\" rows over-represent categories that needed more probes, so the overall BFS here weights each category by its share of the suite. Stopping on the data can lower coverage; the rule was checked by simulation (docs/adaptive-sampling.md).";
+
         public static string Bootstrap(ReportSettings s) => !s.BootstrapIntervals
             ? "No intervals (bootstrap switched off)."
             : $"Intervals: percentile bootstrap, {s.Resamples.ToString("N0", CultureInfo.InvariantCulture)} resamples, level {(s.Level * 100).ToString("0.##", CultureInfo.InvariantCulture)}%, base seed {s.Seed.ToString(CultureInfo.InvariantCulture)} (each interval's seed is derived from it and the interval's key; each comparison's seed is printed). No interval is shown when a denominator has fewer than {s.MinimumCount.ToString(CultureInfo.InvariantCulture)} responses; resamples whose denominator is 0 are left out and counted. A proportion of exactly 0 or 100% gets Clopper-Pearson's exact interval instead (a bootstrap would collapse to the point).";
@@ -178,6 +181,10 @@ public static class ReportWriter
         Setting("Suites", string.Join(", ", s.Suites));
         Setting("Seed", s.Seed.ToString(CultureInfo.InvariantCulture));
         Setting("Limit", s.Limit?.ToString(CultureInfo.InvariantCulture) ?? "all");
+        if (report.Adaptive is { } adaptive)
+        {
+            Setting("Adaptive sampling", $"precision ±{Percent(adaptive.Precision)} points per {adaptive.Scope} cell; {Int(adaptive.Cells.Sum(c => c.ProbesUsed))} of {Int(adaptive.Cells.Sum(c => c.ProbesAvailable))} probe × method items used");
+        }
         // The label rule decides which option counts as biased in official BBQ files, so the scores depend on it.
         Setting("BBQ protocol", $"context {s.Context}, options {s.Options}, label rule {s.LabelRule ?? "biasfreebench"}");
         Setting("Methods", string.Join(", ", s.Methods));
@@ -212,6 +219,7 @@ public static class ReportWriter
         else
         {
             WriteHeadline(md, report, ciHeader);
+            WriteAdaptive(md, report);
             WriteWhiteBox(md, report);
         }
 
@@ -242,6 +250,35 @@ public static class ReportWriter
         }
         md.AppendLine(Definitions.Bootstrap(report.Settings));
         return md.ToString();
+    }
+
+    private static void WriteAdaptive(StringBuilder md, RunReport report)
+    {
+        if (report.Adaptive is not { } a)
+        {
+            return;
+        }
+        md.AppendLine("## Adaptive sampling: probes used per cell").AppendLine();
+        md.AppendLine("| Method | Scenario | Cell | Probes used | Of | Eligible | BFS (%) | 95% CI (stopping rule) | ± (points) | Status |");
+        md.AppendLine("|---|---|---|---:|---:|---:|---:|---|---:|---|");
+        foreach (var c in a.Cells)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(c.Method)).Append(" | ").Append(ScenarioName(c.Scenario)).Append(" | ").Append(EscapeMarkdownCell(c.Category))
+              .Append(" | ").Append(Int(c.ProbesUsed)).Append(" | ").Append(Int(c.ProbesAvailable)).Append(" | ").Append(Int(c.Eligible))
+              .Append(" | ").Append(Percent(c.Bfs)).Append(" | ").Append(Interval(c.Low, c.High)).Append(" | ").Append(Percent(c.HalfWidth))
+              .Append(" | ").Append(c.Status).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine("| Method | Scenario | Probes used | Of | Overall BFS (%) | 95% CI | Estimator |");
+        md.AppendLine("|---|---|---:|---:|---:|---|---|");
+        foreach (var o in a.Overall)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(o.Method)).Append(" | ").Append(ScenarioName(o.Scenario)).Append(" | ").Append(Int(o.ProbesUsed))
+              .Append(" | ").Append(Int(o.ProbesAvailable)).Append(" | **").Append(Percent(o.Bfs)).Append("** | ").Append(Interval(o.Low, o.High))
+              .Append(" | ").Append(o.Estimator).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine(Definitions.Adaptive(a)).AppendLine();
     }
 
     private static void WriteWhiteBox(StringBuilder md, RunReport report)
@@ -477,6 +514,38 @@ public static class ReportWriter
                 bootstrap = Definitions.Bootstrap(report.Settings),
             },
             fallbacks = report.FallbacksByMethod,
+            adaptive = report.Adaptive is { } a ? new
+            {
+                a.Precision,
+                a.Scope,
+                cells = a.Cells.Select(c => new
+                {
+                    c.Method,
+                    scenario = ScenarioName(c.Scenario),
+                    cell = c.Category,
+                    c.ProbesUsed,
+                    c.ProbesAvailable,
+                    c.BiasFree,
+                    c.Eligible,
+                    c.Bfs,
+                    c.Low,
+                    c.High,
+                    c.HalfWidth,
+                    c.Status,
+                }),
+                overall = a.Overall.Select(o => new
+                {
+                    o.Method,
+                    scenario = ScenarioName(o.Scenario),
+                    o.ProbesUsed,
+                    o.ProbesAvailable,
+                    o.Bfs,
+                    o.Low,
+                    o.High,
+                    o.Estimator,
+                }),
+                definition = Definitions.Adaptive(a),
+            } : null,
             scores = report.Scores.Select(r => new
             {
                 r.Model,
@@ -596,7 +665,8 @@ public static class ReportWriter
         csv.Append(",target_errors,bfs_ambiguous,bfs_ambiguous_low,bfs_ambiguous_high,accuracy_disambiguated,accuracy_disambiguated_low,accuracy_disambiguated_high")
            .Append(",unknown_disambiguated,unknown_disambiguated_low,unknown_disambiguated_high,bfs,bfs_low,bfs_high,accuracy,accuracy_all_responses,s_dis,s_amb,s_amb_all_responses")
            .Append(",baseline,probes_vs_baseline,bfs_baseline,delta_vs_baseline,delta_low,delta_high,ineligible_share,ineligible_share_baseline,ineligible_delta,ineligible_delta_low,ineligible_delta_high,ineligible_p_value")
-           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks\r\n");
+           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks")
+           .Append(",adaptive_probes_used,adaptive_probes_available,adaptive_bfs,adaptive_low,adaptive_high,adaptive_status\r\n");
         foreach (var r in report.Scores)
         {
             csv.Append(EscapeCsvField(report.Spec.RunId)).Append(',').Append(EscapeCsvField(r.Model)).Append(',').Append(EscapeCsvField(r.Method))
@@ -621,7 +691,16 @@ public static class ReportWriter
                .Append(',').Append(Num(x?.IneligibleDifferenceInterval?.Low)).Append(',').Append(Num(x?.IneligibleDifferenceInterval?.High)).Append(',').Append(Num(x?.IneligiblePValue))
                .Append(',').Append(x?.BothEligible.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(x?.DroppedFromMcNemar.ToString(CultureInfo.InvariantCulture) ?? "")
                .Append(',').Append(Num(x?.PValue)).Append(',').Append(x?.Seed.ToString(CultureInfo.InvariantCulture) ?? "")
-               .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture)).Append("\r\n");
+               .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture));
+            // Adaptive runs: the cell this row is (a category, or "all" with one cell per method), or for the "all" row of
+            // per-category cells the method's weighted overall estimate.
+            var cell = report.Adaptive?.Cells.FirstOrDefault(a => a.Method == r.Method && a.Scenario == r.Scenario && a.Category == r.Category);
+            var overall = cell is null && r.Category == ScoreTable.AllCategories ? report.Adaptive?.Overall.FirstOrDefault(a => a.Method == r.Method && a.Scenario == r.Scenario) : null;
+            var (used, available, bfs, low, high, status) = cell is not null ? (cell.ProbesUsed, cell.ProbesAvailable, cell.Bfs, cell.Low, cell.High, cell.Status)
+                : overall is not null ? (overall.ProbesUsed, overall.ProbesAvailable, overall.Bfs, overall.Low, overall.High, "overall: " + overall.Estimator)
+                : ((int?)null, (int?)null, (double?)null, (double?)null, (double?)null, (string?)null);
+            csv.Append(',').Append(used?.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(available?.ToString(CultureInfo.InvariantCulture) ?? "")
+               .Append(',').Append(Num(bfs)).Append(',').Append(Num(low)).Append(',').Append(Num(high)).Append(',').Append(EscapeCsvField(status)).Append("\r\n");
         }
         return csv.ToString();
     }

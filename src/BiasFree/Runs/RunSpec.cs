@@ -79,6 +79,12 @@ public sealed record RunSpec
     /// </summary>
     public string? Sampling { get; init; }
 
+    /// <summary>
+    /// Adaptive sampling (<c>--precision</c>): probes run in a seeded stratified order and each cell stops when its BFS is
+    /// precise enough; null for a run over every probe. A resume may lower its precision to extend the run.
+    /// </summary>
+    public Adaptive.AdaptiveSpec? Adaptive { get; init; }
+
     /// <summary>The value of <see cref="Sampling"/> for stratified sampling.</summary>
     public const string StratifiedSampling = "stratified";
 
