@@ -38,6 +38,9 @@ internal static class RunCommand
         /// <summary>--precision (adaptive sampling's target half-width) and --precision-scope.</summary>
         public (double? Precision, string Scope) Adaptive { get; init; } = (null, AdaptiveSpec.CategoryScope);
 
+        /// <summary>--max-tokens-field: auto, max_tokens or max_completion_tokens.</summary>
+        public string MaxTokensField { get; init; } = "auto";
+
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
     }
@@ -80,13 +83,15 @@ internal static class RunCommand
         var precision = new Option<double?>("--precision") { Description = "Adaptive sampling: run probes in a seeded stratified order and stop each cell once its BFS 95% interval is within ± this proportion (0.02 = ±2 points), or its probes run out. With --resume, a lower value extends the run without repeating a probe. See docs/adaptive-sampling.md." };
         var precisionScope = new Option<string>("--precision-scope") { Description = "What --precision applies to: category (each method × category, default) or method (each method's overall BFS; far fewer probes).", DefaultValueFactory = _ => AdaptiveSpec.CategoryScope };
         precisionScope.AcceptOnlyFromAmong(AdaptiveSpec.CategoryScope, AdaptiveSpec.MethodScope);
+        var maxTokensField = new Option<string>("--max-tokens-field") { Description = "Request field of --max-tokens for a server: auto (max_completion_tokens for api.openai.com and Azure OpenAI, max_tokens for any other server), max_tokens or max_completion_tokens.", DefaultValueFactory = _ => "auto" };
+        maxTokensField.AcceptOnlyFromAmong("auto", MaxTokensParameters.MaxTokensField, MaxTokensParameters.MaxCompletionTokensField);
         var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. OUT/adapter of biasfree train) applied unmerged on a local model folder or the demo model." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
-            precision, precisionScope,
+            precision, precisionScope, maxTokensField,
         };
         foreach (var option in WhiteBoxRunOptions.All)
         {
@@ -98,7 +103,7 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, .. WhiteBoxRunOptions.All, .. decoding.All];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -112,6 +117,7 @@ internal static class RunCommand
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
             Adaptive = (pr.GetValue(precision), pr.GetValue(precisionScope)!),
+            MaxTokensField = pr.GetValue(maxTokensField)!,
         }, ct)));
         return cmd;
     }
@@ -446,6 +452,7 @@ internal static class RunCommand
             Timeout = TimeSpan.FromSeconds(o.Timeout ?? 120),
             MaxRetries = o.Retries ?? 3,
             BaseDelay = TimeSpan.FromSeconds(1),
+            MaxTokensParameter = MaxTokensParameters.Parse(o.MaxTokensField),
         };
     }
 

@@ -207,6 +207,7 @@ public sealed class Evaluation
                 JudgeApiKeyEnvironmentVariable = Judges.ApiKeyEnvironmentVariable,
                 JudgeVotes = Judges.Votes,
                 Generation = new GenerationSettings(temperature, Seed, Settings.MaxTokens),
+                MaxTokensField = Target.MaxTokensField,
                 Concurrency = Settings.Concurrency,
                 TimeoutSeconds = Target.TimeoutSeconds,
                 Retries = Target.Retries,
@@ -408,6 +409,10 @@ public sealed class Evaluation
         Check("judge model", stored.JudgeModel, current.JudgeModel);
         Check("judge votes", stored.JudgeVotes, current.JudgeVotes);
         Check("generation", stored.Generation, current.Generation);
+        if (stored.MaxTokensField is not null)
+        {
+            Check("max-tokens field", stored.MaxTokensField, current.MaxTokensField);
+        }
         Check("local", stored.Local ?? new LocalTargetSettings(), current.Local ?? new LocalTargetSettings());
         Check("no cache", stored.NoCache, current.NoCache);
         Check("cache disabled", stored.CacheDisabled, current.CacheDisabled);

@@ -68,6 +68,9 @@ public sealed class EvaluationTarget
     /// </summary>
     public string? CacheIdentity { get; init; }
 
+    /// <summary>The request field that carries the token limit (<c>max_tokens</c> or <c>max_completion_tokens</c>); null for an in-process or custom client.</summary>
+    public string? MaxTokensField { get; init; }
+
     /// <summary>Temperature used when the evaluation sets none (null: none is sent, the target's default applies).</summary>
     public float? DefaultTemperature { get; init; }
 
@@ -103,6 +106,7 @@ public sealed class EvaluationTarget
             CacheIdentity = TargetDescriptor.For(options).CacheKey,
             TimeoutSeconds = options.Timeout.TotalSeconds,
             Retries = options.MaxRetries,
+            MaxTokensField = options.MaxTokensField,
         };
     }
 
@@ -154,6 +158,8 @@ public sealed class EvaluationTarget
             Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
             MaxRetries = spec.Retries,
             BaseDelay = TimeSpan.FromSeconds(1),
+            // Runs stored before the field was recorded sent max_completion_tokens (the SDK's name).
+            MaxTokensParameter = spec.MaxTokensField is null ? MaxTokensParameter.MaxCompletionTokens : MaxTokensParameters.Parse(spec.MaxTokensField),
         });
     }
 

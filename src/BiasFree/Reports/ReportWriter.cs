@@ -189,7 +189,7 @@ public static class ReportWriter
         Setting("BBQ protocol", $"context {s.Context}, options {s.Options}, label rule {s.LabelRule ?? "biasfreebench"}");
         Setting("Methods", string.Join(", ", s.Methods));
         Setting("Judge", s.JudgeModel is null ? s.Judge : $"{s.Judge} ({s.JudgeModel})");
-        Setting("Generation", $"temperature {F(s.Generation.Temperature)}, seed {s.Generation.Seed?.ToString(CultureInfo.InvariantCulture) ?? "none"}, max tokens {s.Generation.MaxTokens?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+        Setting("Generation", Generation(s));
         Setting("Rows", t.Expected is { } e ? $"{t.Rows} of {e}" : t.Rows.ToString(CultureInfo.InvariantCulture));
         Setting("Complete", t.Complete.ToString(CultureInfo.InvariantCulture));
         Setting("Target errors", t.TargetErrors.ToString(CultureInfo.InvariantCulture));
@@ -460,6 +460,18 @@ public static class ReportWriter
     }
 
     private static string F(float? v) => v?.ToString("0.###", CultureInfo.InvariantCulture) ?? "default";
+
+    /// <summary>What was sent with every request: a temperature only when one was set, and the token limit under its field's name.</summary>
+    internal static string Generation(Runs.RunSpec s)
+    {
+        var g = s.Generation;
+        var temperature = g.Temperature is { } t ? $"temperature {F(t)}" : "no temperature sent (the target's default)";
+        var seed = g.Seed is { } seedValue ? $"seed {seedValue.ToString(CultureInfo.InvariantCulture)}" : "no seed";
+        var limit = g.MaxTokens is not { } m ? "no token limit"
+            : s.MaxTokensField is { } field ? $"{field} {m.ToString(CultureInfo.InvariantCulture)}"
+            : $"max tokens {m.ToString(CultureInfo.InvariantCulture)}";
+        return $"{temperature}, {seed}, {limit}";
+    }
 
     /// <summary>A difference of proportions in percentage points with a sign, or "–".</summary>
     public static string Delta(double? d) => d is { } v ? (v >= 0 ? "+" : "") + (v * 100).ToString("0.00", CultureInfo.InvariantCulture) : "–";

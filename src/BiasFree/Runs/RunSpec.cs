@@ -10,7 +10,11 @@ namespace BiasFree.Runs;
 /// <param name="Temperature">Sampling temperature; BiasFreeBench uses greedy decoding (0). Null sends none (the target's default applies).</param>
 /// <param name="Seed">Sampling seed passed to the target, if any.</param>
 /// <param name="MaxTokens">Maximum completion tokens per reply (BiasFreeBench: 128).</param>
-public sealed record GenerationSettings(float? Temperature = 0f, long? Seed = null, int? MaxTokens = 128);
+public sealed record GenerationSettings(
+    // Written even when null: a run that sends no temperature must not read back as temperature 0 (the default below).
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] float? Temperature = 0f,
+    long? Seed = null,
+    int? MaxTokens = 128);
 
 /// <summary>How an in-process target (a local Hugging Face model folder or the embedded demo model) is loaded.</summary>
 /// <param name="DemoModel">True when the target is the embedded demo model (its folder is the run's target endpoint).</param>
@@ -120,6 +124,12 @@ public sealed record RunSpec
     public int JudgeVotes { get; init; } = 3;
 
     public GenerationSettings Generation { get; init; } = new();
+
+    /// <summary>
+    /// The request field that carried <see cref="GenerationSettings.MaxTokens"/> to a server (<c>max_tokens</c> or
+    /// <c>max_completion_tokens</c>); null for an in-process or custom target, and in runs stored before it was recorded.
+    /// </summary>
+    public string? MaxTokensField { get; init; }
 
     /// <summary>Requests in flight.</summary>
     public int Concurrency { get; init; } = 32;

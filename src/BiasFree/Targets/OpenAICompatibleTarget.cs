@@ -81,7 +81,11 @@ public static class OpenAICompatibleTarget
                 },
             },
         };
-        return new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
+        var translating = new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
+        // The SDK writes max_completion_tokens; most servers other than OpenAI's read max_tokens.
+        return options.MaxTokensField == MaxTokensParameters.MaxTokensField
+            ? new MaxTokensFieldHandler { InnerHandler = translating }
+            : translating;
     }
 
     /// <summary>Retry (outer) around a per-attempt timeout (inner).</summary>

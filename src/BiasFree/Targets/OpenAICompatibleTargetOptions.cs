@@ -30,6 +30,15 @@ public sealed record OpenAICompatibleTargetOptions
     /// <summary>Upper bound on any single wait between attempts, including one asked for by a Retry-After header.</summary>
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Which field carries <c>--max-tokens</c>: <see cref="Targets.MaxTokensParameter.Auto"/> (default) sends
+    /// <c>max_completion_tokens</c> to OpenAI and Azure OpenAI and <c>max_tokens</c> to every other server.
+    /// </summary>
+    public MaxTokensParameter MaxTokensParameter { get; init; } = MaxTokensParameter.Auto;
+
+    /// <summary>The field name sent (<see cref="MaxTokensParameter"/> resolved for <see cref="Endpoint"/>).</summary>
+    public string MaxTokensField => MaxTokensParameters.FieldFor(MaxTokensParameter, Endpoint);
+
     /// <summary>Printable form; the endpoint is shown without user info or query string.</summary>
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{Model} @ {TargetDescriptor.SanitizeEndpoint(Endpoint)} (key from {ApiKeyEnvironmentVariable ?? "none"}, timeout {Timeout}, retries {MaxRetries}, base delay {BaseDelay}, max delay {MaxDelay})");
