@@ -38,6 +38,12 @@ internal static class RunCommand
         /// <summary>--precision (adaptive sampling's target half-width) and --precision-scope.</summary>
         public (double? Precision, string Scope) Adaptive { get; init; } = (null, AdaptiveSpec.CategoryScope);
 
+        /// <summary>--target given more than once: the other endpoints serving the same model.</summary>
+        public IReadOnlyList<string> Replicas { get; init; } = [];
+
+        /// <summary>--endpoint-concurrency: most requests in flight per endpoint.</summary>
+        public int? EndpointConcurrency { get; init; }
+
         /// <summary>--max-tokens-field: auto, max_tokens or max_completion_tokens.</summary>
         public string MaxTokensField { get; init; } = "auto";
 
@@ -48,7 +54,8 @@ internal static class RunCommand
     public static Command Build()
     {
         var suite = new Option<string[]>("--suite", "-s") { Description = $"Suite(s), repeatable or comma list: {string.Join(", ", SuiteRegistry.ValidSpecs)}.", DefaultValueFactory = _ => ["bbq"] };
-        var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
+        var target = new Option<string[]>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Repeat it for replicas of one model (--target URL1 --target URL2): requests go to the endpoint with the fewest outstanding, a failing one is drained and retried later, and replies are cached as the first URL's. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
+        var endpointConcurrency = new Option<int?>("--endpoint-concurrency") { Description = "With several --target URLs: most requests in flight at each (default: no limit beyond --concurrency)." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
         var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
@@ -91,7 +98,7 @@ internal static class RunCommand
         {
             suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
-            precision, precisionScope, maxTokensField,
+            precision, precisionScope, maxTokensField, endpointConcurrency,
         };
         foreach (var option in WhiteBoxRunOptions.All)
         {
@@ -105,7 +112,7 @@ internal static class RunCommand
         }
         Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
-            BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
+            BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target) is { Length: > 0 } targets ? targets[0] : null, pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
@@ -118,6 +125,8 @@ internal static class RunCommand
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
             Adaptive = (pr.GetValue(precision), pr.GetValue(precisionScope)!),
             MaxTokensField = pr.GetValue(maxTokensField)!,
+            Replicas = pr.GetValue(target) is { Length: > 1 } all ? all[1..] : [],
+            EndpointConcurrency = pr.GetValue(endpointConcurrency),
         }, ct)));
         return cmd;
     }
@@ -324,6 +333,18 @@ internal static class RunCommand
         {
             RejectCredentialsInUrl("--target", o.Target!);
         }
+        foreach (var replica in o.Replicas)
+        {
+            if (local || !EvaluationTarget.IsHttpUrl(replica))
+            {
+                throw new UserErrorException($"--target given more than once names replicas of one server model: every one must be an http(s) URL ('{replica}' is not, or the first is a folder).");
+            }
+            RejectCredentialsInUrl("--target", replica);
+        }
+        if (o.EndpointConcurrency is < 1)
+        {
+            throw new UserErrorException("--endpoint-concurrency must be at least 1.");
+        }
         var llmJudge = !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
         if (llmJudge)
         {
@@ -394,7 +415,11 @@ internal static class RunCommand
         }
         else
         {
-            target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o));
+            target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o) with
+            {
+                AdditionalEndpoints = [.. o.Replicas.Select(r => new Uri(r))],
+                EndpointConcurrency = o.EndpointConcurrency,
+            });
         }
         EvaluationJudges judges;
         if (!llmJudge)
@@ -453,6 +478,8 @@ internal static class RunCommand
             MaxRetries = o.Retries ?? 3,
             BaseDelay = TimeSpan.FromSeconds(1),
             MaxTokensParameter = MaxTokensParameters.Parse(o.MaxTokensField),
+            // --concurrency above 256 would otherwise queue for connections (one request per HTTP/1.1 connection).
+            MaxConnectionsPerServer = Math.Clamp(o.Concurrency ?? 32, 256, OpenAICompatibleTargetOptions.MaxConnectionsLimit),
         };
     }
 

@@ -208,6 +208,8 @@ public sealed class Evaluation
                 JudgeVotes = Judges.Votes,
                 Generation = new GenerationSettings(temperature, Seed, Settings.MaxTokens),
                 MaxTokensField = Target.MaxTokensField,
+                TargetReplicas = Target.Replicas,
+                EndpointConcurrency = Target.EndpointConcurrency,
                 Concurrency = Settings.Concurrency,
                 TimeoutSeconds = Target.TimeoutSeconds,
                 Retries = Target.Retries,
@@ -327,7 +329,11 @@ public sealed class Evaluation
             // The stored spec stays the record; only the identity and scheduling of this session are current, and an
             // adaptive run's precision, which a resume may change to extend (or merely finish) the run.
             var adaptive = stored.Adaptive is { } a && spec.Adaptive is { } now && now.Precision != a.Precision ? a with { Precision = now.Precision } : stored.Adaptive;
-            spec = stored with { TargetKey = spec.TargetKey, Concurrency = spec.Concurrency, TimeoutSeconds = spec.TimeoutSeconds, Retries = spec.Retries, Adaptive = adaptive };
+            spec = stored with
+            {
+                TargetKey = spec.TargetKey, Concurrency = spec.Concurrency, TimeoutSeconds = spec.TimeoutSeconds, Retries = spec.Retries, Adaptive = adaptive,
+                TargetReplicas = spec.TargetReplicas, EndpointConcurrency = spec.EndpointConcurrency,
+            };
             if (!ReferenceEquals(adaptive, stored.Adaptive))
             {
                 await store.UpdateRunSpecAsync(stored with { Adaptive = adaptive }, cancellationToken).ConfigureAwait(false);

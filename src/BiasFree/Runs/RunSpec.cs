@@ -102,6 +102,12 @@ public sealed record RunSpec
     /// <summary>Base URL of the OpenAI-compatible target, or null for the embedded model.</summary>
     public string? TargetEndpoint { get; init; }
 
+    /// <summary>Other endpoints serving the same model, balanced with <see cref="TargetEndpoint"/>; null for one endpoint. May change on resume.</summary>
+    public IReadOnlyList<string>? TargetReplicas { get; init; }
+
+    /// <summary>Most requests in flight at any one endpoint; null for no limit beyond <see cref="Concurrency"/>.</summary>
+    public int? EndpointConcurrency { get; init; }
+
     /// <summary>Target model name.</summary>
     public required string Model { get; init; }
 
@@ -165,7 +171,7 @@ public sealed record RunSpec
     [JsonIgnore]
     public string TargetLabel => TargetKind == "custom"
         ? $"custom client{(TargetKey is null ? " (not cached)" : $" ({TargetKey})")}"
-        : TargetEndpoint ?? "embedded";
+        : TargetReplicas is { Count: > 0 } r ? $"{TargetEndpoint} (+ {string.Join(", ", r)})" : TargetEndpoint ?? "embedded";
 
     /// <summary>Identity of the target used in cache keys: <see cref="TargetKey"/>, else endpoint and model.</summary>
     [JsonIgnore]
