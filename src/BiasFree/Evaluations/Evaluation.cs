@@ -95,6 +95,12 @@ public sealed class Evaluation
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines), stored with the run; null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>
+    /// Artefacts of the white-box methods (FairSteer folder and its hash, BiasFilter's reward models and settings), stored
+    /// with the run so a resume rebuilds the same methods and their replies are cached under the artefacts' hashes.
+    /// </summary>
+    public WhiteBoxSpec? WhiteBox { get; init; }
+
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
 
@@ -216,6 +222,7 @@ public sealed class Evaluation
                 Local = Target.Local,
                 NoCache = Settings.NoCache,
                 PersonaJudge = PersonaJudge,
+                WhiteBox = WhiteBox,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -291,6 +298,7 @@ public sealed class Evaluation
             Prompts = spec.GetMethodPrompts(),
             PromptsFile = spec.PromptsFile,
             PersonaJudge = spec.PersonaJudge,
+            WhiteBox = spec.WhiteBox,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {

@@ -106,7 +106,7 @@ public sealed class EvaluationRunner
         var uncached = spec.CacheDisabled || (spec.TargetKey is null && spec.TargetEndpoint is null);
         var prompts = spec.GetMethodPrompts();
         var apply = _applyMethod ?? MethodRegistry.PromptingWith(prompts).Apply;
-        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
+        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.CacheIdentityFor(m), m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
         // A full run knows its work up front; an adaptive run's scheduler releases it batch by batch and stops each cell
         // once its BFS is precise enough (the total is then an upper bound that shrinks as cells stop).
         var adaptive = spec.Adaptive is { } a ? new AdaptiveScheduler(a, spec.Methods, probes, spec.Seed, storedLabels) : null;
