@@ -55,6 +55,8 @@ internal static class ProgressView
 
         public void Report(RunProgress value)
         {
+            // An adaptive run's total shrinks as its cells stop.
+            task.MaxValue = Math.Max(1, value.Total);
             task.Value = value.Done;
             var rate = (value.Done - value.Skipped) / Math.Max(0.001, _clock.Elapsed.TotalSeconds);
             var bfs = value.RunningBfs is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "–";
@@ -125,6 +127,15 @@ internal static class SummaryView
                 report.TargetErrorsFor(r).ToString(CultureInfo.InvariantCulture));
         }
         AnsiConsole.Write(table);
+        if (report.Adaptive is { } adaptive)
+        {
+            foreach (var o in adaptive.Overall)
+            {
+                var interval = o.Low is { } lo && o.High is { } hi ? $" ({P(lo)}–{P(hi)})" : "";
+                AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                    $"adaptive: {o.Method} ({Commands.SuitesCommand.Scenario(o.Scenario)}) overall BFS {P(o.Bfs)}{interval} from {o.ProbesUsed} of {o.ProbesAvailable} probes; cells: {string.Join(", ", adaptive.Cells.Where(c => c.Method == o.Method && c.Scenario == o.Scenario).Select(c => $"{c.Category} {c.ProbesUsed}/{c.ProbesAvailable}"))}")));
+            }
+        }
         AnsiConsole.MarkupLine("[grey]MC = multiple choice (BFS on ambiguous items; Acc./Unk. dis. = accuracy and share of \"unknown\" answers on disambiguated items), MT = multi-turn; Excl. = unrelated, no answer, unparseable or judge error (not in BFS); Err. = target errors. Full report: biasfree report RUN.[/]");
         foreach (var c in report.Comparisons)
         {

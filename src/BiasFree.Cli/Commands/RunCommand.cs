@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net.Sockets;
+using BiasFree.Adaptive;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.Decoding;
 using BiasFree.Engine.Decoding.Ivo;
@@ -35,6 +36,18 @@ internal static class RunCommand
         int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null,
         string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null, string Tie = "biased")
     {
+        /// <summary>--precision (adaptive sampling's target half-width) and --precision-scope.</summary>
+        public (double? Precision, string Scope) Adaptive { get; init; } = (null, AdaptiveSpec.CategoryScope);
+
+        /// <summary>--target given more than once: the other endpoints serving the same model.</summary>
+        public IReadOnlyList<string> Replicas { get; init; } = [];
+
+        /// <summary>--endpoint-concurrency: most requests in flight per endpoint.</summary>
+        public int? EndpointConcurrency { get; init; }
+
+        /// <summary>--max-tokens-field: auto, max_tokens or max_completion_tokens.</summary>
+        public string MaxTokensField { get; init; } = "auto";
+
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
 
@@ -45,7 +58,8 @@ internal static class RunCommand
     public static Command Build()
     {
         var suite = new Option<string[]>("--suite", "-s") { Description = $"Suite(s), repeatable or comma list: {string.Join(", ", SuiteRegistry.ValidSpecs)}.", DefaultValueFactory = _ => ["bbq"] };
-        var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
+        var target = new Option<string[]>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Repeat it for replicas of one model (--target URL1 --target URL2): requests go to the endpoint with the fewest outstanding, a failing one is drained and retried later, and replies are cached as the first URL's. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
+        var endpointConcurrency = new Option<int?>("--endpoint-concurrency") { Description = "With several --target URLs: most requests in flight at each (default: no limit beyond --concurrency)." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
         var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Concat(IvoMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
@@ -85,12 +99,18 @@ internal static class RunCommand
         var bootstrap = ReportSettingsOptions.Bootstrap();
         var baseline = ReportSettingsOptions.Baseline();
         var prompts = new Option<string?>("--prompts") { Description = "JSON file of the prompting methods' templates (system prompts, instructions, reflection and rewrite prompts); templates it leaves out keep our wording. `biasfree prompts` prints ours to start from." };
+        var precision = new Option<double?>("--precision") { Description = "Adaptive sampling: run probes in a seeded stratified order and stop each cell once its BFS 95% interval is within ± this proportion (0.02 = ±2 points), or its probes run out. With --resume, a lower value extends the run without repeating a probe. See docs/adaptive-sampling.md." };
+        var precisionScope = new Option<string>("--precision-scope") { Description = "What --precision applies to: category (each method × category, default) or method (each method's overall BFS; far fewer probes).", DefaultValueFactory = _ => AdaptiveSpec.CategoryScope };
+        precisionScope.AcceptOnlyFromAmong(AdaptiveSpec.CategoryScope, AdaptiveSpec.MethodScope);
+        var maxTokensField = new Option<string>("--max-tokens-field") { Description = "Request field of --max-tokens for a server: auto (max_completion_tokens for api.openai.com and Azure OpenAI, max_tokens for any other server), max_tokens or max_completion_tokens.", DefaultValueFactory = _ => "auto" };
+        maxTokensField.AcceptOnlyFromAmong("auto", MaxTokensParameters.MaxTokensField, MaxTokensParameters.MaxCompletionTokensField);
         var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. OUT/adapter of biasfree train) applied unmerged on a local model folder or the demo model." };
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
             suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
+            precision, precisionScope, maxTokensField, endpointConcurrency,
         };
         foreach (var option in WhiteBoxRunOptions.All)
         {
@@ -107,9 +127,9 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
-            BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
+            BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target) is { Length: > 0 } targets ? targets[0] : null, pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
             pr.GetValue(concurrency), pr.GetValue(timeout), pr.GetValue(retries), pr.GetValue(temperature), pr.GetValue(seed),
             pr.GetValue(maxTokens), pr.GetValue(limit), pr.GetValue(runsDir)!, pr.GetValue(runId), pr.GetValue(resume),
@@ -121,6 +141,10 @@ internal static class RunCommand
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
             Ivo = (pr.GetValue(ivo.ValueModel), pr.GetValue(ivo.Beta), pr.GetValue(ivo.Candidates), pr.GetValue(ivo.BlockTokens), pr.GetValue(ivo.Beams), pr.GetValue(ivo.Blocks)),
+            Adaptive = (pr.GetValue(precision), pr.GetValue(precisionScope)!),
+            MaxTokensField = pr.GetValue(maxTokensField)!,
+            Replicas = pr.GetValue(target) is { Length: > 1 } all ? all[1..] : [],
+            EndpointConcurrency = pr.GetValue(endpointConcurrency),
         }, ct)));
         return cmd;
     }
@@ -146,7 +170,7 @@ internal static class RunCommand
             {
                 if (o.ExplicitRunSettings.Count > 0)
                 {
-                    throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout and --retries can change).");
+                    throw new UserErrorException($"--resume continues a run with its stored settings; drop {string.Join(", ", o.ExplicitRunSettings)} (only --concurrency, --timeout, --retries and an adaptive run's --precision can change).");
                 }
                 const string neverStarted = "A run is recorded only once its suites have loaded and its target has answered, so a run stopped before that never started and has nothing to resume: start it again with the same options.";
                 if (!File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
@@ -157,13 +181,19 @@ internal static class RunCommand
                 var stored = await store.GetRunAsync(resumeId, ct).ConfigureAwait(false)
                     ?? throw new UserErrorException($"no run '{resumeId}' to resume in {store.DatabasePath}: either the id is wrong (`biasfree runs` lists them) or the run never started. {neverStarted}");
                 CheckScheduling(o);
-                // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
+                if (o.Adaptive.Precision is not null && stored.Adaptive is null)
+                {
+                    throw new UserErrorException($"run '{resumeId}' runs every probe, so --precision cannot apply to it; start a new run with --precision.");
+                }
+                CheckPrecision(o);
+                // The same objects as the first session, rebuilt from the stored spec; only scheduling (and an adaptive run's precision) may change.
                 personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(stored.PersonaJudge));
                 evaluation = Evaluation.FromSpec(stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
+                    Adaptive = o.Adaptive.Precision is { } h ? stored.Adaptive! with { Precision = h } : stored.Adaptive,
                 }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
                     string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge()
                     : EvaluationJudges.IsPanelSpec(stored.Judge) ? Panel(stored.Judge, EvaluationJudges.PanelOptions(stored with
@@ -240,6 +270,11 @@ internal static class RunCommand
         }
 
         Console.Out.WriteLine($"Run {spec.RunId}: {session.Probes.Count.ToString(CultureInfo.InvariantCulture)} probes × {spec.Methods.Count.ToString(CultureInfo.InvariantCulture)} method(s) against {spec.Model} ({spec.TargetEndpoint}); store {store.DatabasePath}");
+        if (spec.Adaptive is { } adaptive)
+        {
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Adaptive sampling: each {adaptive.Scope} cell stops once its BFS 95% interval is within ±{adaptive.Precision * 100:0.##} points; the count above is the most it can use."));
+        }
         RunOutcome outcome;
         try
         {
@@ -282,6 +317,14 @@ internal static class RunCommand
         ? (mb < 1 ? throw new UserErrorException("--kv-cache-mb must be at least 1.") : mb * (1L << 20))
         : null;
 
+    private static void CheckPrecision(Options o)
+    {
+        if (o.Adaptive.Precision is { } h && !(h >= AdaptiveSpec.MinimumPrecision && h < 0.5))
+        {
+            throw new UserErrorException("--precision must be at least 0.001 and below 0.5 (the half-width of each cell's BFS interval as a proportion, e.g. 0.02 for ±2 points).");
+        }
+    }
+
     private static void CheckScheduling(Options o)
     {
         if (o.Concurrency is < 1 or > 1024)
@@ -314,6 +357,18 @@ internal static class RunCommand
         if (!local)
         {
             RejectCredentialsInUrl("--target", o.Target!);
+        }
+        foreach (var replica in o.Replicas)
+        {
+            if (local || !EvaluationTarget.IsHttpUrl(replica))
+            {
+                throw new UserErrorException($"--target given more than once names replicas of one server model: every one must be an http(s) URL ('{replica}' is not, or the first is a folder).");
+            }
+            RejectCredentialsInUrl("--target", replica);
+        }
+        if (o.EndpointConcurrency is < 1)
+        {
+            throw new UserErrorException("--endpoint-concurrency must be at least 1.");
         }
         var panel = EvaluationJudges.IsPanelSpec(o.Judge);
         var llmJudge = !panel && !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
@@ -357,6 +412,7 @@ internal static class RunCommand
             }
         }
         CheckScheduling(o);
+        CheckPrecision(o);
         if (o.Limit is < 1)
         {
             throw new UserErrorException("--limit must be at least 1.");
@@ -390,7 +446,11 @@ internal static class RunCommand
         }
         else
         {
-            target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o));
+            target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o) with
+            {
+                AdditionalEndpoints = [.. o.Replicas.Select(r => new Uri(r))],
+                EndpointConcurrency = o.EndpointConcurrency,
+            });
         }
         EvaluationJudges judges;
         if (panel)
@@ -432,6 +492,8 @@ internal static class RunCommand
             Ivo = ivoSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
+            Precision = o.Adaptive.Precision,
+            PrecisionScope = o.Adaptive.Scope,
             Methods = methods,
             MethodRegistry = registry,
             Judges = judges,
@@ -475,6 +537,9 @@ internal static class RunCommand
             Timeout = TimeSpan.FromSeconds(o.Timeout ?? 120),
             MaxRetries = o.Retries ?? 3,
             BaseDelay = TimeSpan.FromSeconds(1),
+            MaxTokensParameter = MaxTokensParameters.Parse(o.MaxTokensField),
+            // --concurrency above 256 would otherwise queue for connections (one request per HTTP/1.1 connection).
+            MaxConnectionsPerServer = Math.Clamp(o.Concurrency ?? 32, 256, OpenAICompatibleTargetOptions.MaxConnectionsLimit),
         };
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using BiasFree.Adaptive;
 using BiasFree.Methods;
 using BiasFree.Mitigations;
 using BiasFree.Judges;
@@ -126,6 +127,17 @@ public sealed class Evaluation
     /// <summary>How the limit samples (<see cref="RunSpec.Sampling"/>); only resumed runs stored before stratified sampling set null.</summary>
     public string? Sampling { get; init; } = RunSpec.StratifiedSampling;
 
+    /// <summary>
+    /// Adaptive sampling: the target half-width of each cell's 95 % BFS interval (0.02 = ±2 points), or null to run every
+    /// probe. Probes then run in <see cref="ProbeSampling.StratifiedOrder"/> and each cell stops once
+    /// <see cref="PrecisionRule.IsPrecise"/> holds or its probes run out. Resuming with a lower value extends the run
+    /// without asking any probe twice. See docs/adaptive-sampling.md.
+    /// </summary>
+    public double? Precision { get; init; }
+
+    /// <summary>What a cell of adaptive sampling is: <see cref="AdaptiveSpec.CategoryScope"/> (default) or <see cref="AdaptiveSpec.MethodScope"/>.</summary>
+    public string PrecisionScope { get; init; } = AdaptiveSpec.CategoryScope;
+
     /// <summary>Decoding and scheduling settings.</summary>
     public EvaluationSettings Settings { get; init; } = new();
 
@@ -174,6 +186,8 @@ public sealed class Evaluation
             {
                 throw new ArgumentOutOfRangeException(nameof(Settings), Settings.Concurrency, "concurrency must be between 1 and 1024.");
             }
+            var adaptive = Precision is double h ? new AdaptiveSpec(h, PrecisionScope) : null;
+            adaptive?.Validate();
             var temperature = Settings.Temperature ?? Target.DefaultTemperature;
             if (temperature is < 0 or > 100 || temperature is float t && !float.IsFinite(t))
             {
@@ -190,6 +204,7 @@ public sealed class Evaluation
                 LabelRule = SuiteOptions.Name(SuiteOptions.LabelRule),
                 Limit = Limit,
                 Sampling = Limit is null ? null : Sampling,
+                Adaptive = adaptive,
                 TargetKind = Target.Kind,
                 TargetEndpoint = Target.Endpoint,
                 Model = Target.Model,
@@ -203,6 +218,9 @@ public sealed class Evaluation
                 JudgeVotes = Judges.Votes,
                 JudgeTie = Judges.IsPanel && Judges.TieRule == TieRule.Unbiased ? "unbiased" : null,
                 Generation = new GenerationSettings(temperature, Seed, Settings.MaxTokens),
+                MaxTokensField = Target.MaxTokensField,
+                TargetReplicas = Target.Replicas,
+                EndpointConcurrency = Target.EndpointConcurrency,
                 Concurrency = Settings.Concurrency,
                 TimeoutSeconds = Target.TimeoutSeconds,
                 Retries = Target.Retries,
@@ -279,6 +297,8 @@ public sealed class Evaluation
             SuiteOptions = spec.SuiteOptions,
             Limit = spec.Limit,
             Sampling = spec.Sampling,
+            Precision = spec.Adaptive?.Precision,
+            PrecisionScope = spec.Adaptive?.Scope ?? AdaptiveSpec.CategoryScope,
             Methods = spec.Methods,
             MethodRegistry = methods ?? MethodRegistry.Prompting,
             Prompts = spec.GetMethodPrompts(),
@@ -321,8 +341,22 @@ public sealed class Evaluation
             {
                 warnings.Add($"the target's cache identity differs from the one run '{spec.RunId}' started with (stored by an older version, or the model changed): its completed rows are kept, other replies are not taken from the old cache entries.");
             }
-            // The stored spec stays the record; only the identity and scheduling of this session are current.
-            spec = stored with { TargetKey = spec.TargetKey, Concurrency = spec.Concurrency, TimeoutSeconds = spec.TimeoutSeconds, Retries = spec.Retries };
+            // The stored spec stays the record; only the identity and scheduling of this session are current, and an
+            // adaptive run's precision, which a resume may change to extend (or merely finish) the run.
+            var adaptive = stored.Adaptive is { } a && spec.Adaptive is { } now && now.Precision != a.Precision ? a with { Precision = now.Precision } : stored.Adaptive;
+            spec = stored with
+            {
+                TargetKey = spec.TargetKey, Concurrency = spec.Concurrency, TimeoutSeconds = spec.TimeoutSeconds, Retries = spec.Retries, Adaptive = adaptive,
+                TargetReplicas = spec.TargetReplicas, EndpointConcurrency = spec.EndpointConcurrency,
+            };
+            if (!ReferenceEquals(adaptive, stored.Adaptive))
+            {
+                await store.UpdateRunSpecAsync(stored with { Adaptive = adaptive }, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else if (spec.Adaptive is { } a)
+        {
+            spec = spec with { Adaptive = a with { Pool = AdaptiveSpec.PoolOf(probes) } };
         }
 
         var client = Target.Open();
@@ -334,8 +368,11 @@ public sealed class Evaluation
             {
                 await store.CreateRunAsync(spec, cancellationToken).ConfigureAwait(false);
             }
-            var total = spec.Methods.Count * probes.Count;
-            await store.SetExpectedRowsAsync(spec.RunId, total, cancellationToken).ConfigureAwait(false);
+            // An adaptive run's size is known only when it stops; reports show its cells' use instead.
+            if (spec.Adaptive is null)
+            {
+                await store.SetExpectedRowsAsync(spec.RunId, spec.Methods.Count * probes.Count, cancellationToken).ConfigureAwait(false);
+            }
             return new EvaluationSession(store, spec, probes, run, Target.OwnsClient ? client : null, Judges,
                 ReferenceEquals(MethodRegistry, MethodRegistry.Prompting) ? MethodRegistry.PromptingWith(Prompts) : MethodRegistry,
                 stored is not null, warnings);
@@ -377,6 +414,9 @@ public sealed class Evaluation
         Check("label rule", stored.SuiteOptions.LabelRule, current.SuiteOptions.LabelRule);
         Check("limit", stored.Limit, current.Limit);
         Check("sampling", stored.Sampling, current.Sampling);
+        // The precision itself may change on resume (that is how an adaptive run is extended); whether the run is
+        // adaptive and what its cells are may not.
+        Check("precision scope", stored.Adaptive?.Scope ?? "none (every probe)", current.Adaptive?.Scope ?? "none (every probe)");
         Check("target", stored.TargetEndpoint, current.TargetEndpoint);
         Check("target kind", EvaluationTarget.KindOf(stored), EvaluationTarget.KindOf(current));
         Check("model", stored.Model, current.Model);
@@ -391,6 +431,10 @@ public sealed class Evaluation
         Check("judge votes", stored.JudgeVotes, current.JudgeVotes);
         Check("judge tie rule", stored.JudgeTie ?? "biased", current.JudgeTie ?? "biased");
         Check("generation", stored.Generation, current.Generation);
+        if (stored.MaxTokensField is not null)
+        {
+            Check("max-tokens field", stored.MaxTokensField, current.MaxTokensField);
+        }
         Check("local", stored.Local ?? new LocalTargetSettings(), current.Local ?? new LocalTargetSettings());
         Check("no cache", stored.NoCache, current.NoCache);
         Check("cache disabled", stored.CacheDisabled, current.CacheDisabled);

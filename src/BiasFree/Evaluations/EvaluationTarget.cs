@@ -68,6 +68,15 @@ public sealed class EvaluationTarget
     /// </summary>
     public string? CacheIdentity { get; init; }
 
+    /// <summary>Most requests in flight at any one endpoint, for the run record (null: no limit).</summary>
+    public int? EndpointConcurrency { get; init; }
+
+    /// <summary>Other endpoints serving the same model (<see cref="OpenAICompatibleTargetOptions.AdditionalEndpoints"/>), for the run record.</summary>
+    public IReadOnlyList<string>? Replicas { get; init; }
+
+    /// <summary>The request field that carries the token limit (<c>max_tokens</c> or <c>max_completion_tokens</c>); null for an in-process or custom client.</summary>
+    public string? MaxTokensField { get; init; }
+
     /// <summary>Temperature used when the evaluation sets none (null: none is sent, the target's default applies).</summary>
     public float? DefaultTemperature { get; init; }
 
@@ -103,6 +112,9 @@ public sealed class EvaluationTarget
             CacheIdentity = TargetDescriptor.For(options).CacheKey,
             TimeoutSeconds = options.Timeout.TotalSeconds,
             Retries = options.MaxRetries,
+            MaxTokensField = options.MaxTokensField,
+            Replicas = options.AdditionalEndpoints.Count == 0 ? null : [.. options.AdditionalEndpoints.Select(e => e.ToString())],
+            EndpointConcurrency = options.AdditionalEndpoints.Count == 0 ? null : options.EndpointConcurrency,
         };
     }
 
@@ -154,6 +166,11 @@ public sealed class EvaluationTarget
             Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
             MaxRetries = spec.Retries,
             BaseDelay = TimeSpan.FromSeconds(1),
+            AdditionalEndpoints = [.. (spec.TargetReplicas ?? []).Select(r => new Uri(r))],
+            EndpointConcurrency = spec.EndpointConcurrency,
+            MaxConnectionsPerServer = Math.Clamp(spec.Concurrency, 256, OpenAICompatibleTargetOptions.MaxConnectionsLimit),
+            // Runs stored before the field was recorded sent max_completion_tokens (the SDK's name).
+            MaxTokensParameter = spec.MaxTokensField is null ? MaxTokensParameter.MaxCompletionTokens : MaxTokensParameters.Parse(spec.MaxTokensField),
         });
     }
 

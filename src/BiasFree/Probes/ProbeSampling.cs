@@ -61,6 +61,60 @@ public static class ProbeSampling
     }
 
     /// <summary>
+    /// Every probe of <paramref name="probes"/> in a seeded order whose every prefix is a stratified sample: after the
+    /// first m probes each stratum (category × context condition) has had floor or ceil of its proportional share
+    /// m · n_s / N. Adaptive sampling (<see cref="Adaptive.AdaptiveSpec"/>) runs probes in this order and stops early, so
+    /// wherever it stops, the probes it used represent every stratum in proportion; a later, tighter run continues the
+    /// same order, so it never repeats a probe.
+    /// </summary>
+    /// <remarks>
+    /// Inside a stratum the probes are ordered by the same <see cref="StableRandom"/> hash of (seed, suite, id) as
+    /// <see cref="Stratified"/>. The strata are interleaved greedily: position m (from 1) goes to the stratum, among those
+    /// with probes left, that is furthest behind its share, i.e. with the largest m · n_s / N − c_s, where c_s is how many
+    /// of its probes came before (computed in integers, m · n_s − c_s · N, so exactly); ties go to the larger stratum,
+    /// then to a seeded order of the strata. The tests check that every prefix keeps each stratum within one probe of
+    /// its share.
+    /// </remarks>
+    public static IReadOnlyList<Probe> StratifiedOrder(IReadOnlyList<Probe> probes, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(probes);
+        var strata = probes
+            .Select((p, index) => (Probe: p, Index: index))
+            .GroupBy(x => StratumOf(x.Probe), StringComparer.Ordinal)
+            .Select(g => (
+                Key: g.Key,
+                Items: g.OrderBy(x => StableRandom.For(seed, $"{x.Probe.Suite}\u0001{x.Probe.Id}").NextUInt64()).ThenBy(x => x.Index).Select(x => x.Probe).ToList(),
+                Rank: StableRandom.For(seed, "order\u0001" + g.Key).NextUInt64()))
+            .OrderBy(s => s.Rank).ThenBy(s => s.Key, StringComparer.Ordinal)
+            .ToList();
+        long total = probes.Count;
+        var taken = new int[strata.Count];
+        var order = new List<Probe>(probes.Count);
+        for (long m = 1; m <= total; m++)
+        {
+            var best = -1;
+            long bestDeficit = 0;
+            for (var s = 0; s < strata.Count; s++)
+            {
+                var size = strata[s].Items.Count;
+                if (taken[s] == size)
+                {
+                    continue;
+                }
+                var deficit = m * size - taken[s] * total;
+                // Strata are in seeded order, so the first of equal deficit and size wins the tie.
+                if (best < 0 || deficit > bestDeficit || (deficit == bestDeficit && size > strata[best].Items.Count))
+                {
+                    best = s;
+                    bestDeficit = deficit;
+                }
+            }
+            order.Add(strata[best].Items[taken[best]++]);
+        }
+        return order;
+    }
+
+    /// <summary>
     /// The first <paramref name="limit"/> of a seeded <see cref="Random"/> shuffle, in the original order: how runs
     /// stored before stratified sampling chose their probes (kept so that such runs resume over the same probes).
     /// </summary>

@@ -132,6 +132,9 @@ public static class ReportWriter
             "equal to the panel's verdict over usable votes on rows with a biased or unbiased verdict. Ties: rows decided by the tie rule. Every vote is in " +
             "`report --format jsonl` (the verdict's rawOutput).";
 
+        public static string Adaptive(Adaptive.AdaptiveSummary a) =>
+            $"Adaptive sampling: probes ran in a seeded order stratified by category and context condition, and each {a.Scope} cell stopped at the first checkpoint where its BFS interval (Wilson with continuity correction, at least {Int(BiasFree.Adaptive.PrecisionRule.MinimumEligible)} eligible answers, half-width judged at the proportion in the interval nearest 50%) was within ±{Percent(a.Precision)} points, or when its probes ran out. The score tables above cover the probes used; with one cell per category their pooled \"all\" rows over-represent categories that needed more probes, so the overall BFS here weights each category by its share of the suite. Stopping on the data can lower coverage; the rule was checked by simulation (docs/adaptive-sampling.md).";
+
         public static string Bootstrap(ReportSettings s) => !s.BootstrapIntervals
             ? "No intervals (bootstrap switched off)."
             : $"Intervals: percentile bootstrap, {s.Resamples.ToString("N0", CultureInfo.InvariantCulture)} resamples, level {(s.Level * 100).ToString("0.##", CultureInfo.InvariantCulture)}%, base seed {s.Seed.ToString(CultureInfo.InvariantCulture)} (each interval's seed is derived from it and the interval's key; each comparison's seed is printed). No interval is shown when a denominator has fewer than {s.MinimumCount.ToString(CultureInfo.InvariantCulture)} responses; resamples whose denominator is 0 are left out and counted. A proportion of exactly 0 or 100% gets Clopper-Pearson's exact interval instead (a bootstrap would collapse to the point).";
@@ -184,11 +187,15 @@ public static class ReportWriter
         Setting("Suites", string.Join(", ", s.Suites));
         Setting("Seed", s.Seed.ToString(CultureInfo.InvariantCulture));
         Setting("Limit", s.Limit?.ToString(CultureInfo.InvariantCulture) ?? "all");
+        if (report.Adaptive is { } adaptive)
+        {
+            Setting("Adaptive sampling", $"precision ±{Percent(adaptive.Precision)} points per {adaptive.Scope} cell; {Int(adaptive.Cells.Sum(c => c.ProbesUsed))} of {Int(adaptive.Cells.Sum(c => c.ProbesAvailable))} probe × method items used");
+        }
         // The label rule decides which option counts as biased in official BBQ files, so the scores depend on it.
         Setting("BBQ protocol", $"context {s.Context}, options {s.Options}, label rule {s.LabelRule ?? "biasfreebench"}");
         Setting("Methods", string.Join(", ", s.Methods));
         Setting("Judge", s.JudgeModel is null ? s.Judge : $"{s.Judge} ({s.JudgeModel})");
-        Setting("Generation", $"temperature {F(s.Generation.Temperature)}, seed {s.Generation.Seed?.ToString(CultureInfo.InvariantCulture) ?? "none"}, max tokens {s.Generation.MaxTokens?.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+        Setting("Generation", Generation(s));
         Setting("Rows", t.Expected is { } e ? $"{t.Rows} of {e}" : t.Rows.ToString(CultureInfo.InvariantCulture));
         Setting("Complete", t.Complete.ToString(CultureInfo.InvariantCulture));
         Setting("Target errors", t.TargetErrors.ToString(CultureInfo.InvariantCulture));
@@ -218,6 +225,7 @@ public static class ReportWriter
         else
         {
             WriteHeadline(md, report, ciHeader);
+            WriteAdaptive(md, report);
             WriteWhiteBox(md, report);
             WriteJudgeVotes(md, report);
         }
@@ -269,6 +277,35 @@ public static class ReportWriter
         }
         md.AppendLine();
         md.AppendLine(Definitions.JudgeVotes).AppendLine();
+    }
+
+    private static void WriteAdaptive(StringBuilder md, RunReport report)
+    {
+        if (report.Adaptive is not { } a)
+        {
+            return;
+        }
+        md.AppendLine("## Adaptive sampling: probes used per cell").AppendLine();
+        md.AppendLine("| Method | Scenario | Cell | Probes used | Of | Eligible | BFS (%) | 95% CI (stopping rule) | ± (points) | Status |");
+        md.AppendLine("|---|---|---|---:|---:|---:|---:|---|---:|---|");
+        foreach (var c in a.Cells)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(c.Method)).Append(" | ").Append(ScenarioName(c.Scenario)).Append(" | ").Append(EscapeMarkdownCell(c.Category))
+              .Append(" | ").Append(Int(c.ProbesUsed)).Append(" | ").Append(Int(c.ProbesAvailable)).Append(" | ").Append(Int(c.Eligible))
+              .Append(" | ").Append(Percent(c.Bfs)).Append(" | ").Append(Interval(c.Low, c.High)).Append(" | ").Append(Percent(c.HalfWidth))
+              .Append(" | ").Append(c.Status).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine("| Method | Scenario | Probes used | Of | Overall BFS (%) | 95% CI | Estimator |");
+        md.AppendLine("|---|---|---:|---:|---:|---|---|");
+        foreach (var o in a.Overall)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(o.Method)).Append(" | ").Append(ScenarioName(o.Scenario)).Append(" | ").Append(Int(o.ProbesUsed))
+              .Append(" | ").Append(Int(o.ProbesAvailable)).Append(" | **").Append(Percent(o.Bfs)).Append("** | ").Append(Interval(o.Low, o.High))
+              .Append(" | ").Append(o.Estimator).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine(Definitions.Adaptive(a)).AppendLine();
     }
 
     private static void WriteWhiteBox(StringBuilder md, RunReport report)
@@ -451,6 +488,18 @@ public static class ReportWriter
 
     private static string F(float? v) => v?.ToString("0.###", CultureInfo.InvariantCulture) ?? "default";
 
+    /// <summary>What was sent with every request: a temperature only when one was set, and the token limit under its field's name.</summary>
+    internal static string Generation(Runs.RunSpec s)
+    {
+        var g = s.Generation;
+        var temperature = g.Temperature is { } t ? $"temperature {F(t)}" : "no temperature sent (the target's default)";
+        var seed = g.Seed is { } seedValue ? $"seed {seedValue.ToString(CultureInfo.InvariantCulture)}" : "no seed";
+        var limit = g.MaxTokens is not { } m ? "no token limit"
+            : s.MaxTokensField is { } field ? $"{field} {m.ToString(CultureInfo.InvariantCulture)}"
+            : $"max tokens {m.ToString(CultureInfo.InvariantCulture)}";
+        return $"{temperature}, {seed}, {limit}";
+    }
+
     /// <summary>A difference of proportions in percentage points with a sign, or "–".</summary>
     public static string Delta(double? d) => d is { } v ? (v >= 0 ? "+" : "") + (v * 100).ToString("0.00", CultureInfo.InvariantCulture) : "–";
 
@@ -505,6 +554,38 @@ public static class ReportWriter
                 bootstrap = Definitions.Bootstrap(report.Settings),
             },
             fallbacks = report.FallbacksByMethod,
+            adaptive = report.Adaptive is { } a ? new
+            {
+                a.Precision,
+                a.Scope,
+                cells = a.Cells.Select(c => new
+                {
+                    c.Method,
+                    scenario = ScenarioName(c.Scenario),
+                    cell = c.Category,
+                    c.ProbesUsed,
+                    c.ProbesAvailable,
+                    c.BiasFree,
+                    c.Eligible,
+                    c.Bfs,
+                    c.Low,
+                    c.High,
+                    c.HalfWidth,
+                    c.Status,
+                }),
+                overall = a.Overall.Select(o => new
+                {
+                    o.Method,
+                    scenario = ScenarioName(o.Scenario),
+                    o.ProbesUsed,
+                    o.ProbesAvailable,
+                    o.Bfs,
+                    o.Low,
+                    o.High,
+                    o.Estimator,
+                }),
+                definition = Definitions.Adaptive(a),
+            } : null,
             scores = report.Scores.Select(r => new
             {
                 r.Model,
@@ -633,7 +714,8 @@ public static class ReportWriter
         csv.Append(",target_errors,bfs_ambiguous,bfs_ambiguous_low,bfs_ambiguous_high,accuracy_disambiguated,accuracy_disambiguated_low,accuracy_disambiguated_high")
            .Append(",unknown_disambiguated,unknown_disambiguated_low,unknown_disambiguated_high,bfs,bfs_low,bfs_high,accuracy,accuracy_all_responses,s_dis,s_amb,s_amb_all_responses")
            .Append(",baseline,probes_vs_baseline,bfs_baseline,delta_vs_baseline,delta_low,delta_high,ineligible_share,ineligible_share_baseline,ineligible_delta,ineligible_delta_low,ineligible_delta_high,ineligible_p_value")
-           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks,judge_votes\r\n");
+           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks,judge_votes")
+           .Append(",adaptive_probes_used,adaptive_probes_available,adaptive_bfs,adaptive_low,adaptive_high,adaptive_status\r\n");
         foreach (var r in report.Scores)
         {
             csv.Append(EscapeCsvField(report.Spec.RunId)).Append(',').Append(EscapeCsvField(r.Model)).Append(',').Append(EscapeCsvField(r.Method))
@@ -659,7 +741,16 @@ public static class ReportWriter
                .Append(',').Append(x?.BothEligible.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(x?.DroppedFromMcNemar.ToString(CultureInfo.InvariantCulture) ?? "")
                .Append(',').Append(Num(x?.PValue)).Append(',').Append(x?.Seed.ToString(CultureInfo.InvariantCulture) ?? "")
                .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture))
-               .Append(',').Append(EscapeCsvField(r.Category == ScoreTable.AllCategories && r.Scenario != Scenario.MultipleChoice ? VotesCell(report, r) : "")).Append("\r\n");
+               .Append(',').Append(EscapeCsvField(r.Category == ScoreTable.AllCategories && r.Scenario != Scenario.MultipleChoice ? VotesCell(report, r) : ""));
+            // Adaptive runs: the cell this row is (a category, or "all" with one cell per method), or for the "all" row of
+            // per-category cells the method's weighted overall estimate.
+            var cell = report.Adaptive?.Cells.FirstOrDefault(a => a.Method == r.Method && a.Scenario == r.Scenario && a.Category == r.Category);
+            var overall = cell is null && r.Category == ScoreTable.AllCategories ? report.Adaptive?.Overall.FirstOrDefault(a => a.Method == r.Method && a.Scenario == r.Scenario) : null;
+            var (used, available, bfs, low, high, status) = cell is not null ? (cell.ProbesUsed, cell.ProbesAvailable, cell.Bfs, cell.Low, cell.High, cell.Status)
+                : overall is not null ? (overall.ProbesUsed, overall.ProbesAvailable, overall.Bfs, overall.Low, overall.High, "overall: " + overall.Estimator)
+                : ((int?)null, (int?)null, (double?)null, (double?)null, (double?)null, (string?)null);
+            csv.Append(',').Append(used?.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(available?.ToString(CultureInfo.InvariantCulture) ?? "")
+               .Append(',').Append(Num(bfs)).Append(',').Append(Num(low)).Append(',').Append(Num(high)).Append(',').Append(EscapeCsvField(status)).Append("\r\n");
         }
         return csv.ToString();
     }

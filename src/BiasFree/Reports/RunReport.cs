@@ -1,4 +1,5 @@
 using System.Globalization;
+using BiasFree.Adaptive;
 using BiasFree.Judges;
 using BiasFree.Probes;
 using BiasFree.Runs;
@@ -303,11 +304,15 @@ public sealed record RunReport(
                 options.MinimumCount, options.Baseline),
             Fallbacks = fallbacks,
             FallbacksByMethod = methodFallbacks,
+            Adaptive = AdaptiveSummary.From(spec, rows),
         };
     }
 
     /// <summary>Judge-panel votes per (model, method, member judge); empty when no panel judged.</summary>
     public IReadOnlyList<JudgeVoteSummary> JudgeVotes { get; init; } = [];
+
+    /// <summary>Adaptive sampling: probes used per cell, the stopping rule's intervals, each method's overall BFS; null for a run over every probe.</summary>
+    public AdaptiveSummary? Adaptive { get; init; }
 
     /// <summary>White-box methods' recorded details per (model, method); empty when no white-box method ran.</summary>
     public IReadOnlyList<WhiteBoxSummary> WhiteBox { get; init; } = [];

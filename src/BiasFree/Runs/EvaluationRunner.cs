@@ -1,3 +1,4 @@
+using BiasFree.Adaptive;
 using BiasFree.Judges;
 using BiasFree.Methods;
 using BiasFree.Mitigations;
@@ -86,11 +87,16 @@ public sealed class EvaluationRunner
 
         // Running BFS counts start from the rows already complete.
         var tally = new BfsTally();
+        var storedLabels = new Dictionary<(string, string, string), Label>();
         await foreach (var row in _store.ReadResultsAsync(spec.RunId, cancellationToken).ConfigureAwait(false))
         {
             if (row.IsComplete)
             {
                 tally.Add(row.Scenario, row.Verdict!.Label);
+                if (spec.Adaptive is not null)
+                {
+                    storedLabels[(row.Method, row.Suite, row.ProbeId)] = row.Verdict.Label;
+                }
             }
         }
 
@@ -101,19 +107,30 @@ public sealed class EvaluationRunner
         var prompts = spec.GetMethodPrompts();
         var apply = _applyMethod ?? MethodRegistry.PromptingWith(prompts).Apply;
         var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.CacheIdentityFor(m), m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
+        // A full run knows its work up front; an adaptive run's scheduler releases it batch by batch and stops each cell
+        // once its BFS is precise enough (the total is then an upper bound that shrinks as cells stop).
+        var adaptive = spec.Adaptive is { } a ? new AdaptiveScheduler(a, spec.Methods, probes, spec.Seed, storedLabels) : null;
         var work = new List<(string Method, Probe Probe)>();
-        foreach (var method in spec.Methods)
+        if (adaptive is null)
         {
-            foreach (var probe in probes)
+            foreach (var method in spec.Methods)
             {
-                if (!completed.Contains((method, probe.Suite, probe.Id)))
+                foreach (var probe in probes)
                 {
-                    work.Add((method, probe));
+                    if (!completed.Contains((method, probe.Suite, probe.Id)))
+                    {
+                        work.Add((method, probe));
+                    }
                 }
             }
         }
+        else
+        {
+            adaptive.Start();
+            total = adaptive.UpperBound;
+        }
 
-        var skipped = total - work.Count;
+        var skipped = adaptive?.ReleasedStored ?? total - work.Count;
         int done = skipped, errors = 0, judgeErrors = 0, completedNow = 0;
         progress?.Report(new RunProgress(done, total, 0, tally.Bfs, skipped));
 
@@ -122,16 +139,27 @@ public sealed class EvaluationRunner
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, spec.Concurrency), CancellationToken = stop.Token };
         try
         {
-            await Parallel.ForEachAsync(work, parallel, async (item, ct) =>
+            async ValueTask RunItem((string Method, Probe Probe) item, CancellationToken ct)
             {
                 var (row, failure) = await RunOneAsync(spec, prompts, clients[item.Method], item.Method, item.Probe, ct).ConfigureAwait(false);
                 await _store.SaveResultAsync(row, CancellationToken.None).ConfigureAwait(false);
+                // Told after the row is stored, so that a batch is complete in the store before its cell is checked.
+                adaptive?.Complete(item.Method, item.Probe, row.Error is null ? row.Verdict?.Label : null);
                 Tally(row);
                 if (stopRule.Observe(failure))
                 {
                     await stop.CancelAsync().ConfigureAwait(false);
                 }
-            }).ConfigureAwait(false);
+            }
+            if (adaptive is null)
+            {
+                await Parallel.ForEachAsync(work, parallel, RunItem).ConfigureAwait(false);
+            }
+            else
+            {
+                await Parallel.ForEachAsync(adaptive.ReadAllAsync(stop.Token), parallel, RunItem).ConfigureAwait(false);
+                total = adaptive.UpperBound;
+            }
         }
         catch (Exception ex) when (stopRule.Message is { } why && !cancellationToken.IsCancellationRequested)
         {
@@ -160,7 +188,7 @@ public sealed class EvaluationRunner
                     tally.Add(row.Scenario, row.Verdict.Label);
                 }
                 // Reported under the lock so that reports arrive in order.
-                progress?.Report(new RunProgress(done, total, errors + judgeErrors, tally.Bfs, skipped));
+                progress?.Report(new RunProgress(done, adaptive?.UpperBound ?? total, errors + judgeErrors, tally.Bfs, skipped));
             }
         }
     }

@@ -10,7 +10,11 @@ namespace BiasFree.Runs;
 /// <param name="Temperature">Sampling temperature; BiasFreeBench uses greedy decoding (0). Null sends none (the target's default applies).</param>
 /// <param name="Seed">Sampling seed passed to the target, if any.</param>
 /// <param name="MaxTokens">Maximum completion tokens per reply (BiasFreeBench: 128).</param>
-public sealed record GenerationSettings(float? Temperature = 0f, long? Seed = null, int? MaxTokens = 128);
+public sealed record GenerationSettings(
+    // Written even when null: a run that sends no temperature must not read back as temperature 0 (the default below).
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] float? Temperature = 0f,
+    long? Seed = null,
+    int? MaxTokens = 128);
 
 /// <summary>How an in-process target (a local Hugging Face model folder or the embedded demo model) is loaded.</summary>
 /// <param name="DemoModel">True when the target is the embedded demo model (its folder is the run's target endpoint).</param>
@@ -79,6 +83,12 @@ public sealed record RunSpec
     /// </summary>
     public string? Sampling { get; init; }
 
+    /// <summary>
+    /// Adaptive sampling (<c>--precision</c>): probes run in a seeded stratified order and each cell stops when its BFS is
+    /// precise enough; null for a run over every probe. A resume may lower its precision to extend the run.
+    /// </summary>
+    public Adaptive.AdaptiveSpec? Adaptive { get; init; }
+
     /// <summary>The value of <see cref="Sampling"/> for stratified sampling.</summary>
     public const string StratifiedSampling = "stratified";
 
@@ -91,6 +101,12 @@ public sealed record RunSpec
 
     /// <summary>Base URL of the OpenAI-compatible target, or null for the embedded model.</summary>
     public string? TargetEndpoint { get; init; }
+
+    /// <summary>Other endpoints serving the same model, balanced with <see cref="TargetEndpoint"/>; null for one endpoint. May change on resume.</summary>
+    public IReadOnlyList<string>? TargetReplicas { get; init; }
+
+    /// <summary>Most requests in flight at any one endpoint; null for no limit beyond <see cref="Concurrency"/>.</summary>
+    public int? EndpointConcurrency { get; init; }
 
     /// <summary>Target model name.</summary>
     public required string Model { get; init; }
@@ -120,6 +136,12 @@ public sealed record RunSpec
     public int JudgeVotes { get; init; } = 3;
 
     public GenerationSettings Generation { get; init; } = new();
+
+    /// <summary>
+    /// The request field that carried <see cref="GenerationSettings.MaxTokens"/> to a server (<c>max_tokens</c> or
+    /// <c>max_completion_tokens</c>); null for an in-process or custom target, and in runs stored before it was recorded.
+    /// </summary>
+    public string? MaxTokensField { get; init; }
 
     /// <summary>Requests in flight.</summary>
     public int Concurrency { get; init; } = 32;
@@ -158,7 +180,7 @@ public sealed record RunSpec
     [JsonIgnore]
     public string TargetLabel => TargetKind == "custom"
         ? $"custom client{(TargetKey is null ? " (not cached)" : $" ({TargetKey})")}"
-        : TargetEndpoint ?? "embedded";
+        : TargetReplicas is { Count: > 0 } r ? $"{TargetEndpoint} (+ {string.Join(", ", r)})" : TargetEndpoint ?? "embedded";
 
     /// <summary>Identity of the target used in cache keys: <see cref="TargetKey"/>, else endpoint and model.</summary>
     [JsonIgnore]

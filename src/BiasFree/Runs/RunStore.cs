@@ -212,6 +212,21 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             return 0;
         }, cancellationToken);
 
+    /// <summary>
+    /// Replaces the stored spec of an existing run (adaptive sampling's precision, lowered to extend the run). Everything
+    /// else a resume checks against the stored spec first, so the record stays the run's.
+    /// </summary>
+    public Task UpdateRunSpecAsync(RunSpec spec, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "UPDATE runs SET spec = $spec WHERE id = $id", ("$spec", spec.ToJson()), ("$id", spec.RunId));
+            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                throw new InvalidOperationException($"Run '{spec.RunId}' does not exist.");
+            }
+            return 0;
+        }, cancellationToken);
+
     /// <summary>Records how many (method, probe) rows a complete run has.</summary>
     public Task SetExpectedRowsAsync(string runId, int expected, CancellationToken cancellationToken = default) =>
         LockedAsync(async c =>

@@ -70,18 +70,29 @@ public static class OpenAICompatibleTarget
     internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor,
         HttpMessageHandler? primary = null)
     {
+        HttpMessageHandler transport = primary ?? new SocketsHttpHandler
+        {
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            // Per server, and HTTP/1.1 carries one request per connection: this bounds the requests in flight to it.
+            MaxConnectionsPerServer = options.MaxConnectionsPerServer,
+        };
+        if (options.AdditionalEndpoints.Count > 0)
+        {
+            // Inside the retry pipeline, so that a retried attempt goes to whichever endpoint is best then.
+            transport = new EndpointBalancingHandler(options.AllEndpoints, options.EndpointConcurrency ?? OpenAICompatibleTargetOptions.MaxConnectionsLimit, options.EndpointCooldown)
+            {
+                InnerHandler = transport,
+            };
+        }
         var resilience = new ResilienceHandler(BuildPipeline(options))
         {
-            InnerHandler = new ReplyCheckingHandler(options.Endpoint)
-            {
-                InnerHandler = primary ?? new SocketsHttpHandler
-                {
-                    PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                    MaxConnectionsPerServer = 256,
-                },
-            },
+            InnerHandler = new ReplyCheckingHandler(options.Endpoint) { InnerHandler = transport },
         };
-        return new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
+        var translating = new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
+        // The SDK writes max_completion_tokens; most servers other than OpenAI's read max_tokens.
+        return options.MaxTokensField == MaxTokensParameters.MaxTokensField
+            ? new MaxTokensFieldHandler { InnerHandler = translating }
+            : translating;
     }
 
     /// <summary>Retry (outer) around a per-attempt timeout (inner).</summary>

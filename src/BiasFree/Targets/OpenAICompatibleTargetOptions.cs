@@ -30,6 +30,38 @@ public sealed record OpenAICompatibleTargetOptions
     /// <summary>Upper bound on any single wait between attempts, including one asked for by a Retry-After header.</summary>
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Which field carries <c>--max-tokens</c>: <see cref="Targets.MaxTokensParameter.Auto"/> (default) sends
+    /// <c>max_completion_tokens</c> to OpenAI and Azure OpenAI and <c>max_tokens</c> to every other server.
+    /// </summary>
+    public MaxTokensParameter MaxTokensParameter { get; init; } = MaxTokensParameter.Auto;
+
+    /// <summary>The field name sent (<see cref="MaxTokensParameter"/> resolved for <see cref="Endpoint"/>).</summary>
+    public string MaxTokensField => MaxTokensParameters.FieldFor(MaxTokensParameter, Endpoint);
+
+    /// <summary>
+    /// Other base URLs serving the same model (replicas with no load balancer in front). Requests go to the endpoint with
+    /// the fewest outstanding, a failing one is drained and tried again later (<see cref="EndpointCooldown"/>). Replies are
+    /// filed under <see cref="Endpoint"/>'s identity, so a run over several endpoints shares its cache with a run over the
+    /// first alone.
+    /// </summary>
+    public IReadOnlyList<Uri> AdditionalEndpoints { get; init; } = [];
+
+    /// <summary>Most requests in flight at any one endpoint (null: no limit beyond the run's concurrency).</summary>
+    public int? EndpointConcurrency { get; init; }
+
+    /// <summary>How long a failing endpoint gets no new request; doubles with each failure in a row, up to 64 times this.</summary>
+    public TimeSpan EndpointCooldown { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Most connections to one server, the HTTP/1.1 bound on requests in flight to it (1 to <see cref="MaxConnectionsLimit"/>).</summary>
+    public int MaxConnectionsPerServer { get; init; } = 256;
+
+    /// <summary>Largest <see cref="MaxConnectionsPerServer"/>: the largest run concurrency (<c>--concurrency</c> accepts up to 1024).</summary>
+    public const int MaxConnectionsLimit = 1024;
+
+    /// <summary>Every endpoint: <see cref="Endpoint"/> first, then <see cref="AdditionalEndpoints"/>.</summary>
+    public IReadOnlyList<Uri> AllEndpoints => [Endpoint, .. AdditionalEndpoints];
+
     /// <summary>Printable form; the endpoint is shown without user info or query string.</summary>
     public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{Model} @ {TargetDescriptor.SanitizeEndpoint(Endpoint)} (key from {ApiKeyEnvironmentVariable ?? "none"}, timeout {Timeout}, retries {MaxRetries}, base delay {BaseDelay}, max delay {MaxDelay})");
@@ -56,6 +88,29 @@ public sealed record OpenAICompatibleTargetOptions
         if (MaxRetries < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxRetries), MaxRetries, "MaxRetries must not be negative.");
+        }
+
+        foreach (var e in AdditionalEndpoints)
+        {
+            if (e is null || !e.IsAbsoluteUri || (e.Scheme != Uri.UriSchemeHttp && e.Scheme != Uri.UriSchemeHttps) || e.UserInfo.Length > 0 || e.Query.Length > 0)
+            {
+                throw new ArgumentException($"every endpoint must be an http(s) URL without user info or query string, such as http://127.0.0.1:8001/v1 (got '{e}').", nameof(AdditionalEndpoints));
+            }
+        }
+
+        if (EndpointConcurrency is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(EndpointConcurrency), EndpointConcurrency, "EndpointConcurrency must be at least 1.");
+        }
+
+        if (MaxConnectionsPerServer is < 1 or > MaxConnectionsLimit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerServer), MaxConnectionsPerServer, "MaxConnectionsPerServer must be between 1 and 1024.");
+        }
+
+        if (EndpointCooldown < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(EndpointCooldown), "EndpointCooldown must not be negative.");
         }
 
         if (BaseDelay < TimeSpan.Zero || MaxDelay < TimeSpan.Zero)
