@@ -328,6 +328,7 @@ public abstract class CausalLM : nn.Module
         var packedToPadded = new long[n * longest];
         var paddedPositions = new long[n * longest];
         var last = new long[n];
+        var writeSlots = new long[total];
         for (int b = 0, offset = 0; b < n; b++)
         {
             int len = newTokens[b].Count;
@@ -338,6 +339,7 @@ public abstract class CausalLM : nn.Module
                 if (i >= len) continue;
                 ids[offset + i] = newTokens[b][i];
                 packedPositions[offset + i] = past[b] + i;
+                writeSlots[offset + i] = firstSlot + b;
                 paddedToPacked[offset + i] = b * longest + i;
             }
             offset += len;
@@ -360,7 +362,8 @@ public abstract class CausalLM : nn.Module
                 PaddedLength = longest,
                 PackedToPadded = tensor(packedToPadded, ScalarType.Int64, Device),
                 PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
-                WriteIndex = queryPos.clamp_max(cache.Width - 1),
+                WriteSlots = tensor(writeSlots, ScalarType.Int64, Device),
+                WritePositions = tensor(packedPositions, ScalarType.Int64, Device),
                 UsedWidth = used,
             },
             FullMask = allowed,
