@@ -57,9 +57,8 @@ public sealed class BatchedSequence
     public Task<SequenceResult> Completion => _completion.Task;
 
     /// <summary>
-    /// KV-cache positions this sequence reserves: its prompt plus its max new tokens. The last generated token is never
-    /// fed back, so the final position stays spare: padding writes of a pass land there (they are clamped to the slot's
-    /// last position) and can never collide with a real entry of the same pass.
+    /// KV-cache positions this sequence reserves: its prompt plus its max new tokens. That is one more than it can write
+    /// (the last generated token is never fed back), a bound that keeps the budget arithmetic simple.
     /// </summary>
     public int CacheTokens => Prompt.Count + Math.Max(0, Options.MaxNewTokens);
 
@@ -103,7 +102,8 @@ public sealed class BatchedSequence
 /// only if floating-point rounding of the batched forward pass moves a draw across a token boundary or breaks an argmax tie.
 /// A lone sequence consumes its generator exactly as <see cref="TextGeneration.Generate"/> does.</para>
 /// <para><b>Layout.</b> Slots [0, decoding) hold decoding rows, the next slots the rows still prefilling; removing or
-/// promoting a row moves one other row's cache entries, so both groups stay contiguous and each pass works on a view.</para>
+/// promoting a row moves one other row's cache entries, so both groups stay contiguous and each pass works on a view.
+/// Prefilling rows that sit out a pass (prefix sharing) are swapped behind the ones that feed tokens.</para>
 /// <para>Not thread-safe: one thread calls <c>Add</c> and <see cref="Step"/> (<see cref="Statistics"/> may be read from any thread).</para>
 /// </remarks>
 public sealed class ContinuousBatcher : IDisposable

@@ -14,9 +14,10 @@ namespace BiasFree.Engine.Models;
 /// the larger of the two shapes.
 /// <see cref="PeakAllocatedBytes"/> records the largest total ever held, transient copies included.</para>
 /// <para><b>Stale data.</b> A slot keeps whatever its previous sequence wrote. That is safe: a query at position p only
-/// attends keys 0..p of its own slot, and the pass that reaches position p writes key p before attending, so stale or
-/// padding entries are always overwritten before anyone can see them. Slots start zeroed so that no NaN can ever sit
-/// under a masked score (NaN + -inf is NaN, which would poison softmax).</para>
+/// attends keys 0..p of its own slot, and the pass that reaches position p writes key p before attending (or the
+/// batcher copied it from a sequence with the same prefix), so stale entries are overwritten before a real query can
+/// see them; only padding queries, whose outputs are dropped, may read them. Slots start zeroed so that no NaN can ever
+/// sit under a masked score (NaN + -inf is NaN, which would poison softmax).</para>
 /// </remarks>
 public sealed class SlotKVCache : IDisposable
 {
