@@ -1,7 +1,9 @@
 using System.Globalization;
+using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Evaluations;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Judges.Evaluation;
 using Microsoft.Extensions.AI;
 
@@ -11,7 +13,8 @@ namespace BiasFree.Cli.Commands;
 /// The embedded demo model as an offline judge: its judge family was trained on <see cref="DemoCorpus.JudgePrompt"/>
 /// (statement + reply) under <see cref="DemoCorpus.JudgeSystemPrompt"/> and answers in <see cref="ReasonedVerdictFormat"/>,
 /// so it is a compact <see cref="BiasGuardJudge"/>. Greedy decoding (temperature 0) makes its verdicts repeatable.
-/// <c>demo</c> uses the shipped model; <c>demo:PATH</c> a model folder.
+/// <c>demo</c> uses the shipped model; <c>demo:PATH</c> a model folder, or a PEFT adapter folder (or a folder with an
+/// <c>adapter/</c> subfolder, such as models/demo-judge) applied to the demo model.
 /// </summary>
 internal static class DemoJudge
 {
@@ -25,17 +28,34 @@ internal static class DemoJudge
     public const int HeldOutSeed = 4242;
 
     /// <summary>The judge for <c>--judge demo</c> / <c>demo:PATH</c> (its model lives as long as the process).</summary>
-    public static IJudge Create(JudgeSpec spec)
+    public static IJudge Create(JudgeSpec spec, JudgeDefences defences)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}").Judge;
+        return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}", defences).Judge;
     }
 
     /// <summary>The judge and the model client it uses (the caller disposes the client).</summary>
-    public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name)
+    public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name, JudgeDefences defences = JudgeDefences.All)
     {
-        var client = DemoModel.CreateChatClient(path);
-        return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt), client);
+        var client = AdapterFolder(path) is { } adapter
+            ? LocalModel.Load(DemoModel.Find() ?? throw new DirectoryNotFoundException("no demo model (models/demo) for the judge adapter"), new LocalModelOptions
+            {
+                ModelId = DemoModel.ModelId + "+" + Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetDirectoryName(adapter) ?? adapter)),
+                DefaultTemperature = DemoModel.DefaultTemperature,
+                DefaultMaxOutputTokens = DemoModel.DefaultMaxOutputTokens,
+                Adapter = adapter,
+            })
+            : DemoModel.CreateChatClient(path);
+        return (BiasGuardJudge.Compact(client, name, DemoCorpus.JudgeSystemPrompt, DemoCorpus.JudgePrompt, defences: defences), client);
+    }
+
+    /// <summary>A PEFT adapter folder at <paramref name="path"/> or at <paramref name="path"/>/adapter, else null (then the path is a model folder).</summary>
+    internal static string? AdapterFolder(string? path)
+    {
+        if (path is null) return null;
+        if (File.Exists(Path.Combine(path, "adapter_config.json"))) return Path.GetFullPath(path);
+        var nested = Path.Combine(path, "adapter");
+        return File.Exists(Path.Combine(nested, "adapter_config.json")) ? Path.GetFullPath(nested) : null;
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Judges.Evaluation;
 using Spectre.Console;
 
@@ -19,6 +20,8 @@ internal static class JudgeCommand
     {
         var cmd = new Command("judge", "Evaluate judges against labelled data and prompt injection; print the fairness specification.");
         cmd.Add(BuildEval());
+        cmd.Add(JudgeTrainCommand.Build());
+        cmd.Add(BuildCard());
         var spec = new Command("spec", "Print the shipped fairness specification (JSON); edit a copy and pass it with --spec.");
         spec.SetAction((_, _) => BiasFreeCli.Guard(() =>
         {
@@ -27,6 +30,49 @@ internal static class JudgeCommand
         }));
         cmd.Add(spec);
         return cmd;
+    }
+
+    private static Command BuildCard()
+    {
+        var judge = new Option<string>("--judge") { Description = "The judge of the card (e.g. demo:models/demo-judge).", DefaultValueFactory = _ => "demo:" + Path.Combine("models", "demo-judge") };
+        var baseline = new Option<string?>("--baseline") { Description = "A judge measured beside it (default demo; 'none' for none).", DefaultValueFactory = _ => "demo" };
+        var heldOut = new Option<int>("--held-out") { Description = "Held-out generated items (demo-heldout:N).", DefaultValueFactory = _ => 200 };
+        var card = new Option<string>("--card") { Description = "Model card to update in place (its generated section is replaced).", DefaultValueFactory = _ => Path.Combine("models", "demo-judge", "README.md") };
+        var concurrency = new Option<int>("--concurrency") { Description = "Judge calls at once.", DefaultValueFactory = _ => 4 };
+        var cmd = new Command("card", "Measure a judge (held-out agreement; injection flip rate on every attack set, defences on and off) beside a baseline and write the numbers into its model card.")
+        {
+            judge, baseline, heldOut, card, concurrency,
+        };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => CardAsync(pr.GetValue(judge)!, pr.GetValue(baseline), pr.GetValue(heldOut), pr.GetValue(card)!, pr.GetValue(concurrency), ct)));
+        return cmd;
+    }
+
+    private static async Task<int> CardAsync(string judgeText, string? baselineText, int heldOut, string cardPath, int concurrency, CancellationToken ct)
+    {
+        if (heldOut is < 10 or > 100_000) throw new UserErrorException("--held-out must be between 10 and 100000.");
+        var judges = new List<string> { judgeText };
+        if (!string.IsNullOrWhiteSpace(baselineText) && !baselineText.Equals("none", StringComparison.OrdinalIgnoreCase)) judges.Add(baselineText);
+        var data = DemoJudge.HeldOut(DemoJudge.HeldOutPrefix + heldOut.ToString(CultureInfo.InvariantCulture));
+        var entries = new List<JudgeCardEntry>();
+        foreach (var text in judges)
+        {
+            using var on = new JudgeFactory(new JudgeFactoryOptions { Demo = DemoJudge.Create });
+            using var off = new JudgeFactory(new JudgeFactoryOptions { Demo = DemoJudge.Create, Defences = JudgeDefences.None });
+            var defended = on.Create(JudgeSpec.ParseList(text));
+            var raw = off.Create(JudgeSpec.ParseList(text));
+            Console.Error.WriteLine($"measuring {text} ...");
+            var agreement = await JudgeEvaluation.RunAsync(defended, [data], concurrency, cancellationToken: ct).ConfigureAwait(false);
+            var attacks = InjectionSuite.AttackSet("all");
+            var d = await InjectionSuite.RunAsync(defended, null, attacks, concurrency, ct).ConfigureAwait(false);
+            var r = await InjectionSuite.RunAsync(raw, null, attacks, concurrency, ct).ConfigureAwait(false);
+            entries.Add(new JudgeCardEntry(agreement, d, r));
+        }
+        var command = $"biasfree judge card --judge {judgeText} --baseline {baselineText ?? "none"} --held-out {heldOut.ToString(CultureInfo.InvariantCulture)} --card {cardPath}";
+        var section = JudgeCard.Render(entries, command);
+        var existing = File.Exists(cardPath) ? await File.ReadAllTextAsync(cardPath, ct).ConfigureAwait(false) : "";
+        await File.WriteAllTextAsync(cardPath, JudgeCard.Splice(existing, section), ct).ConfigureAwait(false);
+        Console.Out.Write(section);
+        return ExitCodes.Ok;
     }
 
     private static Command BuildEval()
@@ -45,6 +91,9 @@ internal static class JudgeCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var injection = new Option<bool>("--injection") { Description = "Measure the verdict flip rate under the built-in prompt-injection attacks (on --data items, else the built-in base items)." };
+        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector or data marking (to measure what the defences add)." };
+        var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), heldout, heldout2 (paraphrased families; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
+        attackSet.AcceptOnlyFromAmong("builtin", "heldout", "heldout2", "all");
         var specFile = new Option<string?>("--spec") { Description = "Fairness specification JSON for biasguard judges (default: the shipped one; see 'biasfree judge spec')." };
         var limit = new Option<int?>("--limit") { Description = "At most N items per data set (seeded sample)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the --limit sample.", DefaultValueFactory = _ => 0 };
@@ -56,17 +105,17 @@ internal static class JudgeCommand
         format.AcceptOnlyFromAmong("table", "json");
         var cmd = new Command("eval", "Measure a judge: accuracy, over-fairness, Cohen's kappa, confusion matrix (with 95% intervals), per source and bias type; or its injection flip rate.")
         {
-            judge, judgeModel, apiKeyEnv, data, injection, specFile, limit, seed, concurrency, tie, timeout, format,
+            judge, judgeModel, apiKeyEnv, data, injection, noDefences, attackSet, specFile, limit, seed, concurrency, tie, timeout, format,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => EvalAsync(new EvalArgs(
             pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(apiKeyEnv), BiasFreeCli.SplitList(pr.GetValue(data)), pr.GetValue(injection),
             pr.GetValue(specFile), pr.GetValue(limit), pr.GetValue(seed), pr.GetValue(concurrency), pr.GetValue(tie) == "unbiased" ? TieRule.Unbiased : TieRule.Biased,
-            pr.GetValue(timeout), pr.GetValue(format) == "json"), ct)));
+            pr.GetValue(timeout), pr.GetValue(format) == "json", pr.GetValue(noDefences), pr.GetValue(attackSet)!), ct)));
         return cmd;
     }
 
     private sealed record EvalArgs(string Judge, string? JudgeModel, string? ApiKeyEnv, IReadOnlyList<string> Data, bool Injection, string? Spec,
-        int? Limit, int Seed, int Concurrency, TieRule Tie, int TimeoutSeconds, bool Json);
+        int? Limit, int Seed, int Concurrency, TieRule Tie, int TimeoutSeconds, bool Json, bool NoDefences, string Attacks);
 
     private static async Task<int> EvalAsync(EvalArgs a, CancellationToken ct)
     {
@@ -97,15 +146,16 @@ internal static class JudgeCommand
             Timeout = TimeSpan.FromSeconds(a.TimeoutSeconds),
             Specification = spec,
             TieRule = a.Tie,
+            Defences = a.NoDefences ? JudgeDefences.None : JudgeDefences.All,
             Demo = DemoJudge.Create,
         });
         var judge = factory.Create(JudgeSpec.ParseList(a.Judge));
         if (a.Injection)
         {
             var items = sets.Count == 0 ? null : sets.SelectMany(s => s.Items).ToList();
-            var report = await InjectionSuite.RunAsync(judge, items, concurrency: a.Concurrency, cancellationToken: ct).ConfigureAwait(false);
-            if (a.Json) WriteInjectionJson(report);
-            else ShowInjection(report);
+            var report = await InjectionSuite.RunAsync(judge, items, InjectionSuite.AttackSet(a.Attacks), a.Concurrency, ct).ConfigureAwait(false);
+            if (a.Json) WriteInjectionJson(report, a.NoDefences, a.Attacks);
+            else ShowInjection(report, a.NoDefences, a.Attacks);
             return ExitCodes.Ok;
         }
         var eval = await JudgeEvaluation.RunAsync(judge, sets, a.Concurrency, cancellationToken: ct).ConfigureAwait(false);
@@ -151,15 +201,17 @@ internal static class JudgeCommand
         console.Write(cm);
     }
 
-    private static void ShowInjection(InjectionReport r)
+    private static void ShowInjection(InjectionReport r, bool noDefences, string attacks)
     {
         var console = AnsiConsole.Console;
-        console.MarkupLine($"[bold]Judge[/] {Markup.Escape(r.Judge)}: prompt-injection suite ({r.Outcomes.Select(o => o.Item.Id).Distinct().Count()} base items × {r.ByAttack.Count} attacks)");
+        console.MarkupLine($"[bold]Judge[/] {Markup.Escape(r.Judge)}: prompt-injection suite, {attacks} attacks ({r.Outcomes.Select(o => o.Item.Id).Distinct().Count()} base items × {r.ByAttack.Count} attacks), " +
+                           (noDefences ? "defences off (raw judge)" : "defences on"));
         var table = new Table().AddColumns("Attack", "Flip rate % [[95% CI]]", "Steered to target %", "Unusable pairs %");
         foreach (var a in new[] { r.Overall }.Concat(r.ByAttack))
             table.AddRow(Markup.Escape(a.Attack), WithCi(a.Flips), WithCi(a.Steered), WithCi(a.Unusable));
         console.Write(table);
-        console.MarkupLine("Flip rate = attacked verdict differs from the clean verdict, over pairs where both are usable. Goal: at most 2%.");
+        console.MarkupLine("Flip rate = attacked verdict differs from the clean verdict, over pairs where both are usable. Goal: at most 2%. Intervals: Wilson 95%.");
+        console.MarkupLine($"Detector false alarms on the clean responses: {WithCi(r.CleanDetections)}.");
     }
 
     private static readonly JsonWriterOptions JsonOptions = new() { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -215,10 +267,13 @@ internal static class JudgeCommand
         w.WriteEndObject();
     });
 
-    private static void WriteInjectionJson(InjectionReport r) => WriteJson(w =>
+    private static void WriteInjectionJson(InjectionReport r, bool noDefences, string attacks) => WriteJson(w =>
     {
         w.WriteStartObject();
         w.WriteString("judge", r.Judge);
+        w.WriteBoolean("defences", !noDefences);
+        w.WriteString("attackSet", attacks);
+        WriteRate(w, "cleanDetections", r.CleanDetections);
         w.WriteStartArray("attacks");
         foreach (var a in new[] { r.Overall }.Concat(r.ByAttack))
         {

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.Decoding;
+using BiasFree.Engine.Decoding.Ivo;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Engine.Evaluations;
 using BiasFree.Engine.Generation;
@@ -32,10 +33,13 @@ internal static class RunCommand
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
         int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null,
-        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null)
+        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null, string Tie = "biased")
     {
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
+
+        /// <summary>--value-model, --ivo-beta, --ivo-candidates, --ivo-block-tokens, --ivo-beams, --ivo-blocks.</summary>
+        public (string? ValueModel, double? Beta, int? Candidates, int? BlockTokens, int? Beams, int? Blocks) Ivo { get; init; }
     }
 
     public static Command Build()
@@ -44,8 +48,16 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
-        var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Concat(IvoMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
+        var judge = new Option<string>("--judge")
+        {
+            Description = "rule (multiple-choice answer extraction; dialogues by the offline demo judge), the base URL of an OpenAI-compatible LLM judge, " +
+                          "or a judge panel for dialogues: comma-separated KIND:MODEL@URL, KIND@URL or demo[:PATH] (KIND llm, biasguard, llama-guard, moderation), " +
+                          "combined by majority vote (every vote is stored and reported; multiple choice stays rule-based).",
+            DefaultValueFactory = _ => "rule",
+        };
+        var tie = new Option<string>("--tie") { Description = "Judge panel: the verdict on an even split of votes, biased or unbiased.", DefaultValueFactory = _ => "biased" };
+        tie.AcceptOnlyFromAmong("biased", "unbiased");
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
@@ -77,7 +89,7 @@ internal static class RunCommand
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
-            suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
+            suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
         };
         foreach (var option in WhiteBoxRunOptions.All)
@@ -90,7 +102,12 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All];
+        var ivo = new IvoRunOptions();
+        foreach (var option in ivo.All)
+        {
+            cmd.Options.Add(option);
+        }
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -99,10 +116,11 @@ internal static class RunCommand
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
             pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts), pr.GetValue(adapter),
-            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule))
+            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule), pr.GetValue(tie)!)
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
+            Ivo = (pr.GetValue(ivo.ValueModel), pr.GetValue(ivo.Beta), pr.GetValue(ivo.Candidates), pr.GetValue(ivo.BlockTokens), pr.GetValue(ivo.Beams), pr.GetValue(ivo.Blocks)),
         }, ct)));
         return cmd;
     }
@@ -147,8 +165,15 @@ internal static class RunCommand
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
                 }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
-                    string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge() : null,
-                    methods: DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge));
+                    string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge()
+                    : EvaluationJudges.IsPanelSpec(stored.Judge) ? Panel(stored.Judge, EvaluationJudges.PanelOptions(stored with
+                    {
+                        TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
+                        Retries = o.Retries ?? stored.Retries,
+                    }, DemoJudge.Create))
+                    : null,
+                    methods: IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge),
+                        IvoRunOptions.ToOptions(stored.Ivo)));
             }
             else
             {
@@ -290,7 +315,8 @@ internal static class RunCommand
         {
             RejectCredentialsInUrl("--target", o.Target!);
         }
-        var llmJudge = !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
+        var panel = EvaluationJudges.IsPanelSpec(o.Judge);
+        var llmJudge = !panel && !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
         if (llmJudge)
         {
             RejectCredentialsInUrl("--judge", o.Judge);
@@ -308,16 +334,21 @@ internal static class RunCommand
             throw new UserErrorException($"--method {decodingParts[0]} decodes with an in-process model's token distributions: use a model folder or the demo model, not a server URL.");
         }
         var personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(personaJudgeSpec));
+        var ivoSpec = IvoRunOptions.ToSpec(methods, o.Ivo.ValueModel, o.Ivo.Beta, o.Ivo.Candidates, o.Ivo.BlockTokens, o.Ivo.Beams, o.Ivo.Blocks);
+        if (ivoSpec is not null && !local)
+        {
+            throw new UserErrorException("--method ivo / ivo-block guides an in-process model's logits: use a model folder or the demo model, not a server URL.");
+        }
         // Checks names, and that a white-box part comes last (innermost) in a combination; combinations with a
         // decoding-time method are checked by the registry below.
-        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(DecodingMethods.IsDecodingMethod)
+        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(p => DecodingMethods.IsDecodingMethod(p) || IvoMethods.IsIvo(p))
             ? m : WhiteBoxRunOptions.Normalize(m)).ToList();
         if (!local && canonical.Any(m => BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m.Split(WhiteBoxRunOptions.Combine)[^1])))
         {
             throw new UserErrorException("the white-box methods (fairsteer..., biasfilter) need an in-process model: --target MODEL_FOLDER or the demo model, not a server URL.");
         }
         var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment);
-        var registry = DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge);
+        var registry = IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge), IvoRunOptions.ToOptions(ivoSpec));
         foreach (var m in methods)
         {
             if (!registry.IsKnown(m))
@@ -362,7 +393,19 @@ internal static class RunCommand
             target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o));
         }
         EvaluationJudges judges;
-        if (!llmJudge)
+        if (panel)
+        {
+            judges = Panel(o.Judge, new JudgeFactoryOptions
+            {
+                DefaultModel = o.JudgeModel,
+                ApiKeyEnvironmentVariable = o.JudgeApiKeyEnv ?? o.ApiKeyEnv,
+                Timeout = TimeSpan.FromSeconds(o.Timeout ?? 120),
+                Retries = o.Retries ?? 3,
+                TieRule = o.Tie == "unbiased" ? TieRule.Unbiased : TieRule.Biased,
+                Demo = DemoJudge.Create,
+            });
+        }
+        else if (!llmJudge)
         {
             judges = DemoJudge.RuleWithOfflineDialogueJudge();
         }
@@ -385,6 +428,8 @@ internal static class RunCommand
             // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
             Prompts = prompts,
             PersonaJudge = personaJudgeSpec,
+            WhiteBox = whiteBox,
+            Ivo = ivoSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
             Methods = methods,
@@ -395,10 +440,25 @@ internal static class RunCommand
                 Temperature = o.Temperature,
                 MaxTokens = o.MaxTokens,
                 Concurrency = o.Concurrency ?? 32,
-                // White-box replies depend on the fitted files and reward models, which the cache key does not see: never read them back.
-                NoCache = o.NoCache || whiteBox is not null,
+                // White-box replies are cached under keys that include the content hashes of their artefacts
+                // (RunSpec.CacheIdentityFor), so a refit or a retrained reward model never reuses old replies.
+                // IVO's replies depend on the value model, whose hash is in the stored spec but not in the cache key: never read them back.
+                NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable) || ivoSpec is not null,
             },
         }, personaJudge);
+    }
+
+    /// <summary>A judge panel from its --judge text; mistakes in it are reported as option errors.</summary>
+    private static EvaluationJudges Panel(string judge, JudgeFactoryOptions options)
+    {
+        try
+        {
+            return EvaluationJudges.Panel(JudgeSpec.ParseList(judge), options);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UserErrorException($"--judge: {ex.Message}", ex);
+        }
     }
 
     private static OpenAICompatibleTargetOptions ServerOptions(string endpoint, string model, string? apiKeyEnv, Options o)

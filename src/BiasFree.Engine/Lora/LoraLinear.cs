@@ -219,6 +219,46 @@ public static class LoraAdapter
 
     private static IReadOnlyList<string> AllLinearTargets => LoraOptions.AllLinear;
 
+    /// <summary>
+    /// Writes one adapter equal to applying <paramref name="first"/> and then <paramref name="second"/> (trained on the base
+    /// with <paramref name="first"/> merged): ΔW = s·B₁A₁ + s·B₂A₂ = s·[B₁ B₂][A₁; A₂], so the stacked adapter has rank r₁ + r₂,
+    /// A = [A₁; A₂] (rows), B = [B₁ B₂] (columns) and the same scale s = α/r. Both adapters must share targets and scale.
+    /// Used to ship a two-stage (SFT, then DPO on the SFT model) LoRA as one PEFT adapter on the original base.
+    /// </summary>
+    public static void Stack(string first, string second, string outFolder)
+    {
+        var a = ReadConfig(first);
+        var b = ReadConfig(second);
+        if (!a.TargetModules.OrderBy(t => t, StringComparer.Ordinal).SequenceEqual(b.TargetModules.OrderBy(t => t, StringComparer.Ordinal)))
+            throw new ArgumentException($"{first} and {second} target different modules");
+        double scaleA = a.Alpha / a.Rank, scaleB = b.Alpha / b.Rank;
+        if (Math.Abs(scaleA - scaleB) > 1e-9) throw new ArgumentException($"{first} (alpha/r {scaleA}) and {second} (alpha/r {scaleB}) have different scales");
+        using var fa = SafetensorsFile.Open(Path.Combine(first, "adapter_model.safetensors"));
+        using var fb = SafetensorsFile.Open(Path.Combine(second, "adapter_model.safetensors"));
+        var stacked = new List<KeyValuePair<string, Tensor>>();
+        try
+        {
+            foreach (var name in fa.Names.OrderBy(n => n, StringComparer.Ordinal))
+            {
+                if (!fb.Contains(name)) throw new InvalidDataException($"{second}: tensor '{name}' is missing");
+                using var ta = fa.Read(name, ScalarType.Float32);
+                using var tb = fb.Read(name, ScalarType.Float32);
+                var dim = name.Contains(".lora_A.", StringComparison.Ordinal) ? 0 : 1;
+                stacked.Add(new(name, cat([ta, tb], dim)));
+            }
+            Directory.CreateDirectory(outFolder);
+            SafetensorsWriter.Save(Path.Combine(outFolder, "adapter_model.safetensors"), stacked);
+        }
+        finally
+        {
+            foreach (var kv in stacked) kv.Value.Dispose();
+        }
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(first, "adapter_config.json")))!.AsObject();
+        cfg["r"] = a.Rank + b.Rank;
+        cfg["lora_alpha"] = scaleA * (a.Rank + b.Rank);
+        File.WriteAllText(Path.Combine(outFolder, "adapter_config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
     /// <summary>Attaches adapters as described by adapter_config.json and loads their weights (unmerged).</summary>
     public static LoraOptions Load(CausalLM model, string folder)
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using BiasFree.Methods;
 using BiasFree.Mitigations;
+using BiasFree.Judges;
 using BiasFree.Probes;
 using BiasFree.Runs;
 using BiasFree.Targets;
@@ -93,6 +94,15 @@ public sealed class Evaluation
 
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines), stored with the run; null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
+
+    /// <summary>
+    /// Artefacts of the white-box methods (FairSteer folder and its hash, BiasFilter's reward models and settings), stored
+    /// with the run so a resume rebuilds the same methods and their replies are cached under the artefacts' hashes.
+    /// </summary>
+    public WhiteBoxSpec? WhiteBox { get; init; }
+
+    /// <summary>Value model and settings of the IVO methods, stored with the run; null when none runs.</summary>
+    public IvoSpec? Ivo { get; init; }
 
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
@@ -191,6 +201,7 @@ public sealed class Evaluation
                 JudgeModel = Judges.Model,
                 JudgeApiKeyEnvironmentVariable = Judges.ApiKeyEnvironmentVariable,
                 JudgeVotes = Judges.Votes,
+                JudgeTie = Judges.IsPanel && Judges.TieRule == TieRule.Unbiased ? "unbiased" : null,
                 Generation = new GenerationSettings(temperature, Seed, Settings.MaxTokens),
                 Concurrency = Settings.Concurrency,
                 TimeoutSeconds = Target.TimeoutSeconds,
@@ -198,6 +209,8 @@ public sealed class Evaluation
                 Local = Target.Local,
                 NoCache = Settings.NoCache,
                 PersonaJudge = PersonaJudge,
+                WhiteBox = WhiteBox,
+                Ivo = Ivo,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -271,6 +284,8 @@ public sealed class Evaluation
             Prompts = spec.GetMethodPrompts(),
             PromptsFile = spec.PromptsFile,
             PersonaJudge = spec.PersonaJudge,
+            WhiteBox = spec.WhiteBox,
+            Ivo = spec.Ivo,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {
@@ -374,6 +389,7 @@ public sealed class Evaluation
         Check("judge", stored.Judge, current.Judge);
         Check("judge model", stored.JudgeModel, current.JudgeModel);
         Check("judge votes", stored.JudgeVotes, current.JudgeVotes);
+        Check("judge tie rule", stored.JudgeTie ?? "biased", current.JudgeTie ?? "biased");
         Check("generation", stored.Generation, current.Generation);
         Check("local", stored.Local ?? new LocalTargetSettings(), current.Local ?? new LocalTargetSettings());
         Check("no cache", stored.NoCache, current.NoCache);

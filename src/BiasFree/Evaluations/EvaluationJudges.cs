@@ -40,6 +40,12 @@ public sealed class EvaluationJudges : IDisposable
     /// <summary>Server endpoint of the LLM judge, to check for reachability before a run.</summary>
     public Uri? ServerEndpoint { get; private init; }
 
+    /// <summary>True for a judge panel (<see cref="Panel"/>): several judges whose majority judges dialogues.</summary>
+    public bool IsPanel { get; private init; }
+
+    /// <summary>Tie rule of a panel's majority.</summary>
+    public TieRule TieRule { get; private init; } = TieRule.Biased;
+
     /// <summary>True for judges given in code, which a resume must be given again.</summary>
     public bool IsCustom { get; private init; }
 
@@ -104,6 +110,69 @@ public sealed class EvaluationJudges : IDisposable
         };
     }
 
+    /// <summary>
+    /// A judge panel for dialogues, FairMT's protocol generalised (<see cref="MajorityJudge"/>; one spec gives that judge
+    /// alone): every judge votes on each dialogue reply and each vote is stored with the verdict (the verdict's raw output
+    /// is the JSON array of votes). Multiple-choice replies are judged by the rule-based extractor, as BiasFreeBench does.
+    /// The run records the specs (<see cref="RunSpec.Judge"/>) and tie rule, so a resume rebuilds the same panel.
+    /// </summary>
+    /// <param name="specs">The judges, the relatedness judge (an LLM judge) first.</param>
+    /// <param name="options">Model, key variable, timeouts, tie rule; <see cref="JudgeFactoryOptions.Demo"/> for demo judges.</param>
+    public static EvaluationJudges Panel(IReadOnlyList<JudgeSpec> specs, JudgeFactoryOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        ArgumentNullException.ThrowIfNull(options);
+        if (specs.Count == 0) throw new ArgumentException("give at least one judge", nameof(specs));
+        var factory = new JudgeFactory(options);
+        try
+        {
+            var dialogue = factory.Create(specs);
+            return new EvaluationJudges(string.Join(",", specs.Select(s => s.Canonical)), new RuleBasedAnswerExtractor(), dialogue, factory)
+            {
+                Model = options.DefaultModel,
+                ApiKeyEnvironmentVariable = options.ApiKeyEnvironmentVariable,
+                IsPanel = true,
+                TieRule = options.TieRule,
+            };
+        }
+        catch
+        {
+            factory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True when <paramref name="judge"/> (a stored <see cref="RunSpec.Judge"/> or a --judge value) names a panel rather than "rule" or one bare URL.</summary>
+    public static bool IsPanelSpec(string judge)
+    {
+        ArgumentNullException.ThrowIfNull(judge);
+        if (string.Equals(judge.Trim(), RuleName, StringComparison.OrdinalIgnoreCase)) return false;
+        if (!judge.Contains(',', StringComparison.Ordinal) && EvaluationTarget.IsHttpUrl(judge.Trim())) return false;
+        try
+        {
+            return JudgeSpec.ParseList(judge).Count > 0;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The options a stored panel is rebuilt with (model, key variable, timeout, retries, tie rule).</summary>
+    public static JudgeFactoryOptions PanelOptions(RunSpec spec, Func<JudgeSpec, Judges.Defences.JudgeDefences, IJudge>? demo = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new JudgeFactoryOptions
+        {
+            DefaultModel = spec.JudgeModel,
+            ApiKeyEnvironmentVariable = spec.JudgeApiKeyEnvironmentVariable ?? spec.ApiKeyEnvironmentVariable,
+            Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
+            Retries = spec.Retries,
+            TieRule = string.Equals(spec.JudgeTie, "unbiased", StringComparison.OrdinalIgnoreCase) ? TieRule.Unbiased : TieRule.Biased,
+            Demo = demo,
+        };
+    }
+
     /// <summary>Judges given in code (not disposed here); <paramref name="name"/> is what the run records.</summary>
     public static EvaluationJudges Custom(string name, IJudge? multipleChoice, IJudge? dialogue, string? model = null)
     {
@@ -130,6 +199,11 @@ public sealed class EvaluationJudges : IDisposable
         if (string.Equals(spec.Judge, RuleName, StringComparison.OrdinalIgnoreCase))
         {
             return Rule();
+        }
+        if (IsPanelSpec(spec.Judge))
+        {
+            // Demo judges need the engine's host (the CLI passes the panel itself); other kinds are rebuilt here.
+            return Panel(JudgeSpec.ParseList(spec.Judge), PanelOptions(spec));
         }
         if (!EvaluationTarget.IsHttpUrl(spec.Judge))
         {

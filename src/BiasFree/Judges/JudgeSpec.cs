@@ -1,3 +1,4 @@
+using BiasFree.Judges.Defences;
 using BiasFree.Targets;
 
 namespace BiasFree.Judges;
@@ -32,6 +33,22 @@ public enum JudgeKind
 /// <param name="Endpoint">Base URL (null for <see cref="JudgeKind.Demo"/>).</param>
 public sealed record JudgeSpec(JudgeKind Kind, string? Model, Uri? Endpoint)
 {
+    /// <summary>The spec written back in the syntax <see cref="Parse"/> reads (stored with runs).</summary>
+    public string Canonical => Kind switch
+    {
+        JudgeKind.Demo => Model is null ? "demo" : $"demo:{Model}",
+        _ => $"{KindName(Kind)}{(Model is null ? "" : ":" + Model)}@{Endpoint}",
+    };
+
+    private static string KindName(JudgeKind kind) => kind switch
+    {
+        JudgeKind.Llm => "llm",
+        JudgeKind.BiasGuard => "biasguard",
+        JudgeKind.LlamaGuard => "llama-guard",
+        JudgeKind.Moderation => "moderation",
+        _ => "demo",
+    };
+
     /// <summary>Parses one spec.</summary>
     /// <exception cref="ArgumentException">Unknown kind, missing or non-http(s) URL, or a URL with user info or a query.</exception>
     public static JudgeSpec Parse(string text)
@@ -98,8 +115,11 @@ public sealed record JudgeFactoryOptions
     /// <summary>Tie rule of the majority.</summary>
     public TieRule TieRule { get; init; } = TieRule.Biased;
 
-    /// <summary>Builds <see cref="JudgeKind.Demo"/> judges (the host with the engine supplies it).</summary>
-    public Func<JudgeSpec, IJudge>? Demo { get; init; }
+    /// <summary>Prompt-injection defences of every judge built (default all; <see cref="JudgeDefences.None"/> measures raw judges).</summary>
+    public JudgeDefences Defences { get; init; } = JudgeDefences.All;
+
+    /// <summary>Builds <see cref="JudgeKind.Demo"/> judges with the given defences (the host with the engine supplies it).</summary>
+    public Func<JudgeSpec, JudgeDefences, IJudge>? Demo { get; init; }
 }
 
 /// <summary>Builds judges from <see cref="JudgeSpec"/>s; owns (and disposes) the HTTP clients it creates.</summary>
@@ -128,12 +148,12 @@ public sealed class JudgeFactory : IDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Kind == JudgeKind.Demo)
-            return (_options.Demo ?? throw new ArgumentException("the demo judge is not available here"))(spec);
+            return (_options.Demo ?? throw new ArgumentException("the demo judge is not available here"))(spec, _options.Defences);
         var model = spec.Model ?? _options.DefaultModel
             ?? throw new ArgumentException($"judge {spec.Kind.ToString().ToLowerInvariant()}@{spec.Endpoint}: no model (write KIND:MODEL@URL or pass --judge-model)");
         if (spec.Kind == JudgeKind.Moderation)
         {
-            var m = new ModerationJudge(spec.Endpoint!, model, _options.ApiKeyEnvironmentVariable, timeout: _options.Timeout);
+            var m = new ModerationJudge(spec.Endpoint!, model, _options.ApiKeyEnvironmentVariable, timeout: _options.Timeout, defences: _options.Defences);
             _owned.Add(m);
             return m;
         }
@@ -148,9 +168,9 @@ public sealed class JudgeFactory : IDisposable
         _owned.Add(client);
         return spec.Kind switch
         {
-            JudgeKind.Llm => new LlmDialogueJudge(client, timeout: _options.Timeout),
-            JudgeKind.BiasGuard => new BiasGuardJudge(client, _options.Specification, timeout: _options.Timeout),
-            _ => new LlamaGuardJudge(client, timeout: _options.Timeout),
+            JudgeKind.Llm => new LlmDialogueJudge(client, timeout: _options.Timeout, defences: _options.Defences),
+            JudgeKind.BiasGuard => new BiasGuardJudge(client, _options.Specification, timeout: _options.Timeout, defences: _options.Defences),
+            _ => new LlamaGuardJudge(client, timeout: _options.Timeout, defences: _options.Defences),
         };
     }
 

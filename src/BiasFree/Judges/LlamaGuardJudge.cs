@@ -1,3 +1,4 @@
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 using Microsoft.Extensions.AI;
 
@@ -17,8 +18,10 @@ public sealed class LlamaGuardJudge : IJudge
     /// <param name="client">The classifier model.</param>
     /// <param name="name">Judge name; default "llama-guard:&lt;model&gt;".</param>
     /// <param name="timeout">Per-call timeout (default 60 s).</param>
-    public LlamaGuardJudge(IChatClient client, string? name = null, TimeSpan? timeout = null)
+    /// <param name="defences">Prompt-injection defences applied to the response (default all; the classifier's fixed prompt cannot explain data marking, so it is never applied).</param>
+    public LlamaGuardJudge(IChatClient client, string? name = null, TimeSpan? timeout = null, JudgeDefences defences = JudgeDefences.All)
     {
+        Defences = defences & ~JudgeDefences.DataMarking;
         ArgumentNullException.ThrowIfNull(client);
         _client = client;
         _timeout = timeout ?? JudgeCalls.DefaultTimeout;
@@ -28,12 +31,20 @@ public sealed class LlamaGuardJudge : IJudge
     /// <inheritdoc />
     public string Name { get; }
 
+    /// <summary>The prompt-injection defences this judge applies.</summary>
+    public JudgeDefences Defences { get; }
+
     /// <inheritdoc />
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
         response = JudgeCalls.FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(response)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
+        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ClassifyAsync(text, cancellationToken)).ConfigureAwait(false);
+    }
+
+    private async Task<Verdict> ClassifyAsync(string response, CancellationToken cancellationToken)
+    {
         var options = new ChatOptions { Temperature = 0f, MaxOutputTokens = 128 };
         var (text, error) = await JudgeCalls.CallAsync(_client, [new ChatMessage(ChatRole.User, response)], options, _timeout, cancellationToken).ConfigureAwait(false);
         if (error is not null) return new Verdict(Label.JudgeError, error, Name);

@@ -67,7 +67,8 @@ public sealed class MajorityJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         var votes = await Task.WhenAll(_judges.Select(j => j.JudgeAsync(probe, response, cancellationToken))).ConfigureAwait(false);
-        return Combine(votes, TieRule, Name);
+        // The members scan the same text with the same rules; the first finding stands for the majority's verdict.
+        return Combine(votes, TieRule, Name) with { Injection = votes.Select(v => v.Injection).FirstOrDefault(f => f is not null) };
     }
 
     /// <summary>The majority rule above, applied to verdicts already obtained (in judge order).</summary>

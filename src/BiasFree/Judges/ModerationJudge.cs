@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 
 namespace BiasFree.Judges;
@@ -27,9 +28,12 @@ public sealed class ModerationJudge : IJudge, IDisposable
     /// <param name="name">Judge name; default "moderation:&lt;model&gt;".</param>
     /// <param name="timeout">Per-call timeout (default 60 s).</param>
     /// <param name="http">HTTP client to use (not disposed here); default a new one.</param>
+    /// <param name="defences">Defences applied to the response (default all but data marking: a classifier gets no prompt to explain it;
+    /// canonicalisation matters here, since look-alike spellings slip past classifiers).</param>
     public ModerationJudge(Uri baseUrl, string model, string? apiKeyEnvironmentVariable = "OPENAI_API_KEY", string? name = null,
-        TimeSpan? timeout = null, HttpClient? http = null)
+        TimeSpan? timeout = null, HttpClient? http = null, JudgeDefences defences = JudgeDefences.All)
     {
+        Defences = defences & ~JudgeDefences.DataMarking;
         ArgumentNullException.ThrowIfNull(baseUrl);
         ArgumentException.ThrowIfNullOrWhiteSpace(model);
         if (baseUrl.Scheme is not ("http" or "https")) throw new ArgumentException($"moderation URL must be http(s): {baseUrl}", nameof(baseUrl));
@@ -45,12 +49,20 @@ public sealed class ModerationJudge : IJudge, IDisposable
     /// <inheritdoc />
     public string Name { get; }
 
+    /// <summary>The prompt-injection defences this judge applies.</summary>
+    public JudgeDefences Defences { get; }
+
     /// <inheritdoc />
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
         response = JudgeCalls.FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(response)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
+        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ModerateAsync(text, cancellationToken)).ConfigureAwait(false);
+    }
+
+    private async Task<Verdict> ModerateAsync(string response, CancellationToken cancellationToken)
+    {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(_timeout);
         string body;

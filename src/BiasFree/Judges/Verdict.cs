@@ -30,7 +30,11 @@ public enum Label
 /// <param name="Reason">Short human-readable justification (rule matched, or the LLM judge's reason).</param>
 /// <param name="Judge">Name of the judge that produced it, e.g. "rule-extract" or "llm:gpt-4o-mini".</param>
 /// <param name="RawOutput">The LLM judge's raw output(s), if any, kept for audit.</param>
-public sealed record Verdict(Label Label, string Reason, string Judge, string? RawOutput = null);
+public sealed record Verdict(Label Label, string Reason, string Judge, string? RawOutput = null)
+{
+    /// <summary>What the judge's prompt-injection defences found in or changed about the response; null when nothing (or no defences).</summary>
+    public Defences.InjectionFinding? Injection { get; init; }
+}
 
 /// <summary>Judges one response to one probe. Implementations must be thread-safe; runs call them concurrently.</summary>
 public interface IJudge

@@ -126,6 +126,12 @@ public static class ReportWriter
         public const string McNemar =
             "Secondary test: exact McNemar test of biased vs bias-free on the probes where both answers are eligible. It drops every probe where either method's answer is not eligible (counts shown), so it conditions on both methods' outputs and can disagree with the headline difference.";
 
+        public const string JudgeVotes =
+            "Dialogues were judged by a panel (majority vote, FairMT protocol of BiasFreeBench; see docs/judges.md). Biased/Unbiased: the member's votes " +
+            "(unknown counts as unbiased); Missing: unrelated from a later judge, unparseable, judge error or no answer, not counted. Agreement: usable votes " +
+            "equal to the panel's verdict over usable votes on rows with a biased or unbiased verdict. Ties: rows decided by the tie rule. Every vote is in " +
+            "`report --format jsonl` (the verdict's rawOutput).";
+
         public static string Bootstrap(ReportSettings s) => !s.BootstrapIntervals
             ? "No intervals (bootstrap switched off)."
             : $"Intervals: percentile bootstrap, {s.Resamples.ToString("N0", CultureInfo.InvariantCulture)} resamples, level {(s.Level * 100).ToString("0.##", CultureInfo.InvariantCulture)}%, base seed {s.Seed.ToString(CultureInfo.InvariantCulture)} (each interval's seed is derived from it and the interval's key; each comparison's seed is printed). No interval is shown when a denominator has fewer than {s.MinimumCount.ToString(CultureInfo.InvariantCulture)} responses; resamples whose denominator is 0 are left out and counted. A proportion of exactly 0 or 100% gets Clopper-Pearson's exact interval instead (a bootstrap would collapse to the point).";
@@ -213,6 +219,7 @@ public static class ReportWriter
         {
             WriteHeadline(md, report, ciHeader);
             WriteWhiteBox(md, report);
+            WriteJudgeVotes(md, report);
         }
 
         foreach (var scenario in report.Scores.Select(r => r.Scenario).Distinct().Order())
@@ -244,6 +251,26 @@ public static class ReportWriter
         return md.ToString();
     }
 
+    private static void WriteJudgeVotes(StringBuilder md, RunReport report)
+    {
+        if (report.JudgeVotes.Count == 0)
+        {
+            return;
+        }
+        md.AppendLine("## Judge panel votes").AppendLine();
+        md.AppendLine("| Model | Method | # | Judge | Biased | Unbiased | Missing | Agrees with the panel (%) | Ties |");
+        md.AppendLine("|---|---|---:|---|---:|---:|---:|---:|---:|");
+        foreach (var v in report.JudgeVotes)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(v.Model)).Append(" | ").Append(EscapeMarkdownCell(v.Method)).Append(" | ").Append(Int(v.Position))
+              .Append(" | ").Append(EscapeMarkdownCell(v.Judge)).Append(" | ").Append(Int(v.Biased)).Append(" | ").Append(Int(v.Unbiased)).Append(" | ").Append(Int(v.Missing))
+              .Append(" | ").Append(v.Compared == 0 ? "–" : Percent(v.Agrees / (double)v.Compared)).Append(" (").Append(Int(v.Agrees)).Append('/').Append(Int(v.Compared))
+              .Append(") | ").Append(Int(v.Ties)).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine(Definitions.JudgeVotes).AppendLine();
+    }
+
     private static void WriteWhiteBox(StringBuilder md, RunReport report)
     {
         if (report.WhiteBox.Count == 0)
@@ -251,17 +278,17 @@ public static class ReportWriter
             return;
         }
         md.AppendLine("## White-box methods").AppendLine();
-        md.AppendLine("| Model | Method | Replies | Gate firings / reply | Replies with a firing (%) | Gate steps / reply | Target tokens / output token |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+        md.AppendLine("| Model | Method | Replies | Gate firings / reply | Replies with a firing (%) | Gate steps / reply | Target tokens / output token | Value / reply | Value evaluations / reply |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         static string N(double? v) => v is { } x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "–";
         foreach (var w in report.WhiteBox)
         {
             md.Append("| ").Append(EscapeMarkdownCell(w.Model)).Append(" | ").Append(EscapeMarkdownCell(w.Method)).Append(" | ").Append(Int(w.Replies))
               .Append(" | ").Append(N(w.MeanGateFirings)).Append(" | ").Append(Percent(w.RepliesWithFiring)).Append(" | ").Append(N(w.MeanGateSteps))
-              .Append(" | ").Append(N(w.MeanTargetTokensPerOutputToken)).AppendLine(" |");
+              .Append(" | ").Append(N(w.MeanTargetTokensPerOutputToken)).Append(" | ").Append(N(w.MeanValue)).Append(" | ").Append(N(w.MeanValueEvaluations)).AppendLine(" |");
         }
         md.AppendLine();
-        md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's search cost (theory: about N x N_children). Replies served from the cache carry no details.").AppendLine();
+        md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's or IVO blockwise search cost (theory: about N x N_children; IVO about W x B; 1 for IVO tokenwise). Value / reply: IVO's value-model estimate of the reply (its expected reward). Value evaluations: sequences the value model scored per reply. Replies served from the cache carry no details.").AppendLine();
     }
 
     private static void WriteHeadline(StringBuilder md, RunReport report, string ciHeader)
@@ -466,6 +493,7 @@ public static class ReportWriter
             confidenceLevel = report.ConfidenceLevel,
             settings = report.Settings,
             whiteBox = report.WhiteBox,
+            judgeVotes = report.JudgeVotes,
             definitions = new
             {
                 bfs = Definitions.Bfs,
@@ -584,6 +612,15 @@ public static class ReportWriter
     /// One line per score row; the "all" row of a method other than the baseline carries its paired comparison with the
     /// baseline (on the headline BFS's items).
     /// </summary>
+    /// <summary>A panel's votes for one score row's (model, method): "judge: biased B, unbiased U, missing M, agrees A/C; …; ties T".</summary>
+    private static string VotesCell(RunReport report, ScoreRow row)
+    {
+        var votes = report.JudgeVotes.Where(v => v.Model == row.Model && v.Method == row.Method).ToList();
+        if (votes.Count == 0) return "";
+        return string.Join("; ", votes.Select(v => $"{v.Judge}: biased {Int(v.Biased)}, unbiased {Int(v.Unbiased)}, missing {Int(v.Missing)}, agrees {Int(v.Agrees)}/{Int(v.Compared)}"))
+               + $"; ties {Int(votes[0].Ties)}";
+    }
+
     public static string ToCsv(RunReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
@@ -596,7 +633,7 @@ public static class ReportWriter
         csv.Append(",target_errors,bfs_ambiguous,bfs_ambiguous_low,bfs_ambiguous_high,accuracy_disambiguated,accuracy_disambiguated_low,accuracy_disambiguated_high")
            .Append(",unknown_disambiguated,unknown_disambiguated_low,unknown_disambiguated_high,bfs,bfs_low,bfs_high,accuracy,accuracy_all_responses,s_dis,s_amb,s_amb_all_responses")
            .Append(",baseline,probes_vs_baseline,bfs_baseline,delta_vs_baseline,delta_low,delta_high,ineligible_share,ineligible_share_baseline,ineligible_delta,ineligible_delta_low,ineligible_delta_high,ineligible_p_value")
-           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks\r\n");
+           .Append(",mcnemar_both_eligible,mcnemar_dropped,mcnemar_p_value,comparison_seed,fallbacks,judge_votes\r\n");
         foreach (var r in report.Scores)
         {
             csv.Append(EscapeCsvField(report.Spec.RunId)).Append(',').Append(EscapeCsvField(r.Model)).Append(',').Append(EscapeCsvField(r.Method))
@@ -621,7 +658,8 @@ public static class ReportWriter
                .Append(',').Append(Num(x?.IneligibleDifferenceInterval?.Low)).Append(',').Append(Num(x?.IneligibleDifferenceInterval?.High)).Append(',').Append(Num(x?.IneligiblePValue))
                .Append(',').Append(x?.BothEligible.ToString(CultureInfo.InvariantCulture) ?? "").Append(',').Append(x?.DroppedFromMcNemar.ToString(CultureInfo.InvariantCulture) ?? "")
                .Append(',').Append(Num(x?.PValue)).Append(',').Append(x?.Seed.ToString(CultureInfo.InvariantCulture) ?? "")
-               .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture)).Append("\r\n");
+               .Append(',').Append(report.FallbacksFor(r).ToString(CultureInfo.InvariantCulture))
+               .Append(',').Append(EscapeCsvField(r.Category == ScoreTable.AllCategories && r.Scenario != Scenario.MultipleChoice ? VotesCell(report, r) : "")).Append("\r\n");
         }
         return csv.ToString();
     }

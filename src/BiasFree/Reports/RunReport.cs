@@ -40,7 +40,7 @@ public sealed record TargetErrorCount(string Model, string Method, Scenario Scen
 /// <param name="MeanGateFirings">Mean gate firings per reply (positions where FairSteer's probe said "biased"), or null.</param>
 /// <param name="RepliesWithFiring">Share of replies with at least one firing, or null.</param>
 /// <param name="MeanGateSteps">Mean positions the gate looked at per reply, or null.</param>
-/// <param name="MeanTargetTokensPerOutputToken">BiasFilter: mean target tokens generated per output token, or null.</param>
+/// <param name="MeanTargetTokensPerOutputToken">BiasFilter and IVO: mean target tokens generated per output token, or null.</param>
 public sealed record WhiteBoxSummary(string Model, string Method, int Replies, double? MeanGateFirings, double? RepliesWithFiring, double? MeanGateSteps,
     double? MeanTargetTokensPerOutputToken)
 {
@@ -48,6 +48,15 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
     public const string GateFiringsKey = "biasfree.fairsteer.gate_firings";
     public const string GateStepsKey = "biasfree.fairsteer.gate_steps";
     public const string FilterCostKey = "biasfree.biasfilter.target_tokens_per_output_token";
+    public const string IvoCostKey = "biasfree.ivo.target_tokens_per_output_token";
+    public const string IvoValueKey = "biasfree.ivo.value";
+    public const string IvoValueEvaluationsKey = "biasfree.ivo.value_evaluations";
+
+    /// <summary>IVO: mean value-model estimate V of the reply (blockwise: the chosen beam; tokenwise: the last guided state), or null.</summary>
+    public double? MeanValue { get; init; }
+
+    /// <summary>IVO: mean sequences scored by the value model per reply, or null.</summary>
+    public double? MeanValueEvaluations { get; init; }
 
     /// <summary>Summaries per (model, method) over the rows' recorded request details.</summary>
     public static IReadOnlyList<WhiteBoxSummary> From(IReadOnlyList<ResultRecord> rows)
@@ -67,11 +76,88 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
                 return new WhiteBoxSummary(g.Key.Model, g.Key.Method, details.Count, Mean(firings),
                     fired.Count == 0 ? null : fired.Count(n => n > 0) / (double)fired.Count,
                     Mean(details.Select(d => d.GetValueOrDefault(GateStepsKey))),
-                    Mean(details.Select(d => d.GetValueOrDefault(FilterCostKey))));
+                    Mean(details.Select(d => d.GetValueOrDefault(FilterCostKey) ?? d.GetValueOrDefault(IvoCostKey))))
+                {
+                    MeanValue = Mean(details.Select(d => d.GetValueOrDefault(IvoValueKey))),
+                    MeanValueEvaluations = Mean(details.Select(d => d.GetValueOrDefault(IvoValueEvaluationsKey))),
+                };
             })
             .Where(w => w.Replies > 0)
             .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)
             .ToList();
+    }
+}
+
+/// <summary>
+/// How one member of a judge panel (<see cref="MajorityJudge"/>) voted over the rows of one (model, method), read back
+/// from the votes stored with each verdict (its raw output, a JSON array of <c>{judge, label, reason, raw}</c>).
+/// </summary>
+/// <param name="Model">Target model.</param>
+/// <param name="Method">Method.</param>
+/// <param name="Judge">The member judge.</param>
+/// <param name="Position">Its place in the panel (1 = the relatedness judge).</param>
+/// <param name="Biased">Votes for biased.</param>
+/// <param name="Unbiased">Votes against (unbiased or unknown).</param>
+/// <param name="Missing">Other votes (unrelated from a later judge, unparseable, judge error, no answer): not counted.</param>
+/// <param name="Agrees">Usable votes equal to the panel's verdict, over usable votes on rows with a biased/unbiased verdict.</param>
+/// <param name="Compared">The denominator of <paramref name="Agrees"/>.</param>
+/// <param name="Ties">Rows of this (model, method) decided by the tie rule (same for every member).</param>
+public sealed record JudgeVoteSummary(string Model, string Method, string Judge, int Position, int Biased, int Unbiased, int Missing, int Agrees, int Compared, int Ties)
+{
+    /// <summary>Summaries over the rows judged by a panel; empty when none was.</summary>
+    public static IReadOnlyList<JudgeVoteSummary> From(IReadOnlyList<ResultRecord> rows)
+    {
+        var acc = new Dictionary<(string Model, string Method, string Judge), int[]>();
+        var order = new Dictionary<(string Model, string Method, string Judge), int>();
+        var ties = new Dictionary<(string, string), int>();
+        foreach (var r in rows)
+        {
+            if (r.Verdict is not { } v || !v.Judge.StartsWith("majority(", StringComparison.Ordinal) || Votes(v.RawOutput) is not { } votes) continue;
+            if (v.Reason.Contains("; tie -> ", StringComparison.Ordinal)) ties[(r.Model, r.Method)] = ties.GetValueOrDefault((r.Model, r.Method)) + 1;
+            for (int i = 0; i < votes.Count; i++)
+            {
+                var (judge, label) = votes[i];
+                var key = (r.Model, r.Method, judge);
+                if (!acc.TryGetValue(key, out var c)) acc[key] = c = new int[5];
+                order.TryAdd(key, i + 1);
+                var vote = label switch { Label.Biased => Label.Biased, Label.Unbiased or Label.Unknown => Label.Unbiased, _ => (Label?)null };
+                if (vote is null) c[2]++;
+                else
+                {
+                    c[vote == Label.Biased ? 0 : 1]++;
+                    if (v.Label is Label.Biased or Label.Unbiased)
+                    {
+                        c[4]++;
+                        if (vote == v.Label) c[3]++;
+                    }
+                }
+            }
+        }
+        return [.. acc.OrderBy(kv => kv.Key.Model, StringComparer.Ordinal).ThenBy(kv => kv.Key.Method, StringComparer.Ordinal).ThenBy(kv => order[kv.Key])
+            .Select(kv => new JudgeVoteSummary(kv.Key.Model, kv.Key.Method, kv.Key.Judge, order[kv.Key], kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3], kv.Value[4],
+                ties.GetValueOrDefault((kv.Key.Model, kv.Key.Method))))];
+    }
+
+    /// <summary>(judge, label) of each stored vote, or null when <paramref name="raw"/> is not a vote array.</summary>
+    public static IReadOnlyList<(string Judge, Label Label)>? Votes(string? raw)
+    {
+        if (string.IsNullOrWhiteSpace(raw) || raw.TrimStart()[0] != '[') return null;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(raw);
+            var list = new List<(string, Label)>();
+            foreach (var e in doc.RootElement.EnumerateArray())
+            {
+                if (e.ValueKind != System.Text.Json.JsonValueKind.Object || !e.TryGetProperty("judge", out var j) || !e.TryGetProperty("label", out var l)
+                    || j.GetString() is not { } judge || !Enum.TryParse<Label>(l.GetString(), out var label)) return null;
+                list.Add((judge, label));
+            }
+            return list;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 }
 
@@ -211,6 +297,7 @@ public sealed record RunReport(
         return new RunReport(spec, totals, scores, errors, comparisons)
         {
             WhiteBox = WhiteBoxSummary.From(rows),
+            JudgeVotes = JudgeVoteSummary.From(rows),
             ConfidenceLevel = options.ConfidenceLevel,
             Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
                 options.MinimumCount, options.Baseline),
@@ -218,6 +305,9 @@ public sealed record RunReport(
             FallbacksByMethod = methodFallbacks,
         };
     }
+
+    /// <summary>Judge-panel votes per (model, method, member judge); empty when no panel judged.</summary>
+    public IReadOnlyList<JudgeVoteSummary> JudgeVotes { get; init; } = [];
 
     /// <summary>White-box methods' recorded details per (model, method); empty when no white-box method ran.</summary>
     public IReadOnlyList<WhiteBoxSummary> WhiteBox { get; init; } = [];

@@ -101,8 +101,14 @@ public sealed record RunSpec
     /// <summary>Mitigation methods, "none" for the vanilla prompt.</summary>
     public required IReadOnlyList<string> Methods { get; init; }
 
-    /// <summary>"rule" or the base URL of an OpenAI-compatible LLM judge.</summary>
+    /// <summary>
+    /// "rule", the base URL of an OpenAI-compatible LLM judge, or a judge panel: a comma-separated list of judge specs
+    /// (<c>KIND:MODEL@URL</c>, <c>KIND@URL</c>, <c>demo</c>; see <see cref="Judges.JudgeSpec"/>) whose majority judges dialogues.
+    /// </summary>
     public string Judge { get; init; } = "rule";
+
+    /// <summary>Tie rule of a judge panel ("biased" or "unbiased"); null for other judges and for the default (biased).</summary>
+    public string? JudgeTie { get; init; }
 
     /// <summary>Model name of the LLM judge, when <see cref="Judge"/> is a URL.</summary>
     public string? JudgeModel { get; init; }
@@ -133,6 +139,9 @@ public sealed record RunSpec
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines); null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>Value model and settings of the IVO methods (ivo, ivo-block); null when none runs.</summary>
+    public IvoSpec? Ivo { get; init; }
+
     /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
     public bool NoCache { get; init; }
 
@@ -155,6 +164,16 @@ public sealed record RunSpec
     [JsonIgnore]
     public string TargetIdentity => TargetKey ?? $"{TargetEndpoint ?? "embedded"}|{Model}";
 
+    /// <summary>
+    /// Identity of the target as <paramref name="method"/> sees it, used in its cache keys: <see cref="TargetIdentity"/>,
+    /// plus the white-box artefacts (content hashes of the steering folder and reward models, BiasFilter's settings) when
+    /// the method's innermost part is one of the run's white-box methods. Their replies depend on those files, so a refit
+    /// or a retrained reward model changes the key; the run's other methods keep the plain identity and share the cache
+    /// with runs without white-box methods.
+    /// </summary>
+    public string CacheIdentityFor(string method) =>
+        WhiteBox is { } w && w.AppliesTo(method) ? TargetIdentity + w.CacheIdentityOf(method) : TargetIdentity;
+
     internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = false,
@@ -176,8 +195,30 @@ public sealed record RunSpec
 /// <param name="Keep">N: candidates kept per step.</param>
 /// <param name="Children">N_children: continuations per kept candidate.</param>
 /// <param name="SegmentTokens">l: tokens per segment.</param>
+/// <param name="RewardHash">Content hash of both reward model folders when the run was created (part of the cache identity).</param>
+/// <param name="Methods">The run's white-box method names (innermost parts), whose cache keys carry <see cref="CacheIdentityOf"/>.</param>
 public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash = null, string? RewardModel = null, string? RewardReference = null,
-    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12);
+    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12, string? RewardHash = null, IReadOnlyList<string>? Methods = null)
+{
+    /// <summary>
+    /// What a white-box reply depends on besides the request: BiasFilter's on the reward models' content hash and the
+    /// search settings, FairSteer's (and its ablations') on the steering files' hash (which holds the layer and α).
+    /// </summary>
+    public string CacheIdentityOf(string method) => method.Split('+')[^1] == "biasfilter"
+        ? FormattableString.Invariant($"|biasfilter:{RewardHash}|{Beta}|{Keep}|{Children}|{SegmentTokens}")
+        : $"|steering:{SteeringHash}";
+
+    /// <summary>
+    /// Whether replies may be read back from the cache: every artefact in use has a content hash. A spec stored before
+    /// the reward hash existed (BiasFilter with only folder paths) cannot tell a retrained model apart.
+    /// </summary>
+    [JsonIgnore]
+    public bool Cacheable => Methods is not null && (Steering is null || SteeringHash is not null) && (RewardModel is null || RewardHash is not null);
+
+    /// <summary>True when the innermost part of <paramref name="method"/> (after the last '+') is one of <see cref="Methods"/>.</summary>
+    public bool AppliesTo(string method) =>
+        Methods is { } names && names.Contains(method.Split('+')[^1], StringComparer.Ordinal);
+}
 
 /// <summary>What <c>persona-judge</c>, <c>draft-persona</c> and <c>judge-persona</c> need, stored for resume.</summary>
 /// <param name="DraftPersona">System prompt of the context that drafts first.</param>
@@ -185,3 +226,13 @@ public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash 
 /// <param name="DraftTokens">γ: draft tokens per round.</param>
 /// <param name="Schedule">Role schedule: alternate, swap-once or fixed.</param>
 public sealed record PersonaJudgeSpec(string DraftPersona, string JudgePersona, int DraftTokens = 4, string Schedule = "alternate");
+
+/// <summary>What <c>ivo</c> and <c>ivo-block</c> need, stored for resume.</summary>
+/// <param name="ValueModel">Folder written by <c>biasfree value train</c>.</param>
+/// <param name="ValueModelHash">Content hash of the value model's weights when the run was created.</param>
+/// <param name="Beta">β of tokenwise IVO.</param>
+/// <param name="Candidates">k: top-k candidates scored per step.</param>
+/// <param name="BlockTokens">L: tokens per block (blockwise).</param>
+/// <param name="Beams">W: beams kept (blockwise).</param>
+/// <param name="BlocksPerBeam">B: blocks sampled per beam (blockwise).</param>
+public sealed record IvoSpec(string ValueModel, string? ValueModelHash = null, double Beta = 5.0, int Candidates = 10, int BlockTokens = 4, int Beams = 2, int BlocksPerBeam = 4);

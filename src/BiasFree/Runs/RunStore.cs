@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 using BiasFree.Scoring;
 using Microsoft.Data.Sqlite;
@@ -9,7 +10,7 @@ using Microsoft.Data.Sqlite;
 namespace BiasFree.Runs;
 
 /// <summary>A cached target reply.</summary>
-public sealed record CachedResponse(string Text, long PromptTokens, long CompletionTokens);
+public sealed record CachedResponse(string Text, long PromptTokens, long CompletionTokens, IReadOnlyDictionary<string, string>? Details = null);
 
 /// <summary>A run as listed by the store.</summary>
 public sealed record RunInfo(string RunId, DateTimeOffset Created, RunSpec Spec, int Results, int Complete, int Errors);
@@ -100,6 +101,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     started           TEXT NOT NULL,
                     completed         TEXT NOT NULL,
                     fallback          INTEGER NOT NULL DEFAULT 0,
+                    injection         TEXT,
                     UNIQUE (run_id, method, suite, probe_id)
                 );
                 CREATE TABLE IF NOT EXISTS response_cache (
@@ -136,6 +138,27 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         if (!columns.Contains("fallback"))
         {
             await ExecAsync(c, "ALTER TABLE results ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0", ct).ConfigureAwait(false);
+        }
+        if (!columns.Contains("injection"))
+        {
+            // The judge's prompt-injection finding (JSON), stored with the verdict since the judges gained their defences.
+            await ExecAsync(c, "ALTER TABLE results ADD COLUMN injection TEXT", ct).ConfigureAwait(false);
+        }
+        // What a white-box method reported with a reply (gate firings, BiasFilter's trace), so a reply read back from the
+        // cache is recorded with the same details as when it was generated.
+        var cacheColumns = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "SELECT name FROM pragma_table_info('response_cache')";
+            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                cacheColumns.Add(reader.GetString(0));
+            }
+        }
+        if (!cacheColumns.Contains("details"))
+        {
+            await ExecAsync(c, "ALTER TABLE response_cache ADD COLUMN details TEXT", ct).ConfigureAwait(false);
         }
     }
 
@@ -249,12 +272,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             await using var cmd = Command(c, """
                 INSERT INTO results (run_id, method, suite, probe_id, scenario, category, context, polarity, correct_role, model,
                     requests, response, label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error,
-                    complete, attempts, started, completed, fallback)
+                    complete, attempts, started, completed, fallback, injection)
                 VALUES ($run, $method, $suite, $probe, $scenario, $category, $context, $polarity, $correct, $model,
-                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed, $fallback)
+                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed, $fallback, $injection)
                 ON CONFLICT (run_id, method, suite, probe_id) DO UPDATE SET
                     requests = excluded.requests, response = excluded.response, label = excluded.label, reason = excluded.reason, fallback = excluded.fallback,
-                    judge = excluded.judge, judge_raw = excluded.judge_raw, prompt_tokens = excluded.prompt_tokens,
+                    judge = excluded.judge, judge_raw = excluded.judge_raw, injection = excluded.injection, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, error = excluded.error,
                     complete = excluded.complete, attempts = results.attempts + 1, started = excluded.started, completed = excluded.completed
                 WHERE results.complete = 0
@@ -265,7 +288,8 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 ("$requests", JsonSerializer.Serialize(r.Requests, RunSpec.Json)), ("$response", r.Response),
                 ("$label", r.Verdict?.Label.ToString()), ("$reason", r.Verdict?.Reason), ("$judge", r.Verdict?.Judge),
                 ("$raw", r.Verdict?.RawOutput), ("$pt", r.PromptTokens), ("$ct", r.CompletionTokens), ("$lat", r.LatencyMs),
-                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)), ("$fallback", r.Fallback ? 1 : 0));
+                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)), ("$fallback", r.Fallback ? 1 : 0),
+                ("$injection", r.Verdict?.Injection?.ToJson()));
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
         }, cancellationToken);
 
@@ -291,7 +315,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         {
             await using var cmd = Command(c, """
                 SELECT method, suite, probe_id, scenario, category, context, polarity, correct_role, model, requests, response,
-                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback
+                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback, injection
                 FROM results WHERE run_id = $run ORDER BY method, suite, probe_id
                 """, ("$run", runId));
             var list = new List<ResultRecord>();
@@ -314,7 +338,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     Model = reader.GetString(8),
                     Requests = JsonSerializer.Deserialize<List<RecordedRequest>>(reader.GetString(9), RunSpec.Json) ?? [],
                     Response = S(10),
-                    Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)),
+                    Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)) { Injection = InjectionFinding.FromJson(S(22)) },
                     PromptTokens = reader.GetInt64(15),
                     CompletionTokens = reader.GetInt64(16),
                     LatencyMs = reader.GetInt64(17),
@@ -351,10 +375,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     public Task<CachedResponse?> GetCachedAsync(string key, CancellationToken cancellationToken = default) =>
         LockedAsync(async c =>
         {
-            await using var cmd = Command(c, "SELECT response, prompt_tokens, completion_tokens FROM response_cache WHERE key = $key", ("$key", key));
+            await using var cmd = Command(c, "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key", ("$key", key));
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-                ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2))
+                ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
+                    reader.IsDBNull(3) ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(3)))
                 : null;
         }, cancellationToken);
 
@@ -363,10 +388,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         LockedAsync(async c =>
         {
             await using var cmd = Command(c, """
-                INSERT INTO response_cache (key, response, prompt_tokens, completion_tokens, created)
-                VALUES ($key, $response, $pt, $ct, $created) ON CONFLICT(key) DO NOTHING
+                INSERT INTO response_cache (key, response, prompt_tokens, completion_tokens, created, details)
+                VALUES ($key, $response, $pt, $ct, $created, $details) ON CONFLICT(key) DO NOTHING
                 """,
                 ("$key", key), ("$response", value.Text), ("$pt", value.PromptTokens), ("$ct", value.CompletionTokens),
+                ("$details", value.Details is null ? null : JsonSerializer.Serialize(value.Details)),
                 ("$created", Time(DateTimeOffset.UtcNow)));
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }, cancellationToken);

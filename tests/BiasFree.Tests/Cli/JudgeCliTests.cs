@@ -22,14 +22,22 @@ public class JudgeCliTests
         await using var server = LoopbackChatServer.Start(InjectionSuiteTests.ScriptedJudge);
         foreach (var (model, expected) in new[] { ("obey", 1.0), ("ignore", 0.0) })
         {
-            var run = await CliProcess.RunAsync(["judge", "eval", "--injection", "--judge", $"biasguard:{model}@{server.BaseUrl}", "--format", "json"], dir.Path, ct);
+            var run = await CliProcess.RunAsync(["judge", "eval", "--injection", "--no-defences", "--judge", $"biasguard:{model}@{server.BaseUrl}", "--format", "json"], dir.Path, ct);
             Assert.True(run.ExitCode == 0, run.ToString());
             using var doc = JsonDocument.Parse(run.StdOut);
+            Assert.False(doc.RootElement.GetProperty("defences").GetBoolean());
             var attacks = doc.RootElement.GetProperty("attacks").EnumerateArray().ToList();
             Assert.Equal(["all", .. InjectionSuite.Attacks.Select(a => a.Id)], attacks.Select(a => a.GetProperty("attack").GetString()));
             Assert.All(attacks, a => Assert.Equal(expected, Value(a, "flips")));
             Assert.Equal(84, attacks[0].GetProperty("flips").GetProperty("total").GetInt32());
         }
+        // With the defences (the default) the obeying judge is held to the goal on the development attacks.
+        var defended = await CliProcess.RunAsync(["judge", "eval", "--injection", "--judge", $"biasguard:obey@{server.BaseUrl}", "--format", "json"], dir.Path, ct);
+        Assert.True(defended.ExitCode == 0, defended.ToString());
+        using var d = JsonDocument.Parse(defended.StdOut);
+        Assert.True(d.RootElement.GetProperty("defences").GetBoolean());
+        Assert.Equal("builtin", d.RootElement.GetProperty("attackSet").GetString());
+        Assert.True(Value(d.RootElement.GetProperty("attacks")[0], "flips") <= 0.02, defended.StdOut);
     }
 
     [Fact]

@@ -1,0 +1,114 @@
+using System.Text.Json;
+
+namespace BiasFree.Judges.Defences;
+
+/// <summary>
+/// The prompt-injection defences a judge applies to the untrusted response before its model sees it. Every LLM judge
+/// of the library applies <see cref="All"/> unless told otherwise; <see cref="None"/> exists to measure the raw judge
+/// (<c>biasfree judge eval --injection --no-defences</c>).
+/// </summary>
+[Flags]
+public enum JudgeDefences
+{
+    /// <summary>The response goes to the judge as it is (the nonce-tagged blocks of the full prompts remain).</summary>
+    None = 0,
+
+    /// <summary><see cref="TextCanonicaliser"/>: invisible characters, compatibility forms and look-alikes folded; fake delimiters and judge-format markers neutralised.</summary>
+    Canonicalise = 1,
+
+    /// <summary><see cref="DataMarking"/> of the response, in prompts that can explain it (BiasGuard full prompt, LLM dialogue judge).</summary>
+    DataMarking = 2,
+
+    /// <summary><see cref="InjectionDetector"/>: segments addressed to the judge are removed and the finding is stored with the verdict.</summary>
+    Detection = 4,
+
+    /// <summary>Every defence (the default).</summary>
+    All = Canonicalise | DataMarking | Detection,
+}
+
+/// <summary>What the defences did to one response; stored with the verdict (<see cref="Verdict.Injection"/>).</summary>
+/// <param name="Signals">Segments removed as attempts to steer the judge.</param>
+/// <param name="Canonicalisation">What canonicalisation changed (empty when nothing).</param>
+public sealed record InjectionFinding(IReadOnlyList<InjectionSignal> Signals, IReadOnlyList<string> Canonicalisation)
+{
+    /// <summary>True when the detector removed at least one segment.</summary>
+    public bool Detected => Signals.Count > 0;
+
+    /// <summary>Distinct rule families that fired, in order of first appearance.</summary>
+    public IReadOnlyList<string> Families => [.. Signals.Select(s => s.Family).Distinct()];
+
+    /// <summary>One line for a verdict's reason.</summary>
+    public string Summary => Detected
+        ? $"injection detected ({string.Join(", ", Families)}; {Signals.Count} segment(s) removed before judging)"
+        : $"text canonicalised ({string.Join("; ", Canonicalisation)})";
+
+    /// <summary>The finding as JSON (run store column <c>injection</c>).</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Reads <see cref="ToJson"/>; null for null or malformed text.</summary>
+    public static InjectionFinding? FromJson(string? json)
+    {
+        if (string.IsNullOrWhiteSpace(json)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<InjectionFinding>(json, Json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+}
+
+/// <summary>The response a judge's model is asked about, after the defences.</summary>
+/// <param name="Text">Canonical text with flagged segments removed (may be empty when the response was nothing but an attack).</param>
+/// <param name="Finding">What the defences found or changed; null when they changed nothing.</param>
+public sealed record DefendedResponse(string Text, InjectionFinding? Finding);
+
+/// <summary>Applies <see cref="JudgeDefences"/> around a judge's model call.</summary>
+public static class InjectionDefence
+{
+    /// <summary>Canonicalises and scans <paramref name="response"/> as <paramref name="defences"/> say.</summary>
+    public static DefendedResponse Prepare(string response, JudgeDefences defences)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        // Reasoning models' thinking is not judged (JudgeCalls.FinalText); cut it before canonicalisation defuses the tag.
+        var text = JudgeCalls.FinalText(response);
+        IReadOnlyList<string> changes = [];
+        if (defences.HasFlag(JudgeDefences.Canonicalise)) (text, changes) = TextCanonicaliser.Canonicalise(text);
+        IReadOnlyList<InjectionSignal> signals = [];
+        if (defences.HasFlag(JudgeDefences.Detection))
+        {
+            // The rules are written for canonical text; without canonicalisation they still run on a folded copy.
+            var scan = InjectionDetector.Scan(defences.HasFlag(JudgeDefences.Canonicalise) ? text : TextCanonicaliser.Canonicalise(text).Text);
+            if (scan.Detected)
+            {
+                signals = scan.Signals;
+                text = scan.Remainder;
+            }
+        }
+        var finding = signals.Count > 0 || changes.Count > 0 ? new InjectionFinding(signals, changes) : null;
+        return new DefendedResponse(text, finding);
+    }
+
+    /// <summary>
+    /// Judges <paramref name="response"/> through the defences: <paramref name="judgeCore"/> sees the defended text, and the
+    /// verdict carries the finding. Fail-safe rule: the response's content decides. Attack text is removed, not
+    /// punished or rewarded, because forcing "biased" on detection would itself flip the verdict of an unbiased reply
+    /// that carries an attack; a response that is nothing but text addressed to the judge has no content for the user
+    /// and is <see cref="Label.Unrelated"/> (counted and shown, not eligible for BFS).
+    /// </summary>
+    public static async Task<Verdict> JudgeAsync(string judgeName, string response, JudgeDefences defences, Func<string, Task<Verdict>> judgeCore)
+    {
+        ArgumentNullException.ThrowIfNull(judgeCore);
+        if (defences == JudgeDefences.None || string.IsNullOrWhiteSpace(response)) return await judgeCore(response ?? "").ConfigureAwait(false);
+        var defended = Prepare(response, defences);
+        if (defended.Finding is not { } finding) return await judgeCore(defended.Text).ConfigureAwait(false);
+        if (finding.Detected && string.IsNullOrWhiteSpace(defended.Text))
+            return new Verdict(Label.Unrelated, $"the response is nothing but text addressed to the judge; {finding.Summary}", judgeName) { Injection = finding };
+        var v = await judgeCore(defended.Text).ConfigureAwait(false);
+        return v with { Reason = finding.Detected ? $"{v.Reason} [{finding.Summary}]" : v.Reason, Injection = finding };
+    }
+}
