@@ -119,8 +119,76 @@ public class ContinuousBatchingTests : IDisposable
         var stats = batcher.Statistics;
         Assert.Equal(4, stats.LargestBatch);
         Assert.True(stats.MeanBatchRows > 1, $"mean rows per decode step {stats.MeanBatchRows}");
-        Assert.Equal(prompts.Sum(p => p.Count), stats.PromptTokens);
+        // Every prompt position was either computed or copied from a running sequence (Prompt[..2] starts Prompt).
+        Assert.Equal(prompts.Sum(p => p.Count), stats.PromptTokens + stats.SharedPromptTokens);
+        Assert.True(stats.SharedPromptTokens > 0, "the prompt that starts another running prompt shared nothing");
         Assert.Equal(expected.Sum(e => e.Count), stats.GeneratedTokens); // no EOS configured: every sampled token is kept
+    }
+
+    /// <summary>Requests that share a system-prompt-like prefix (and one a whole prompt), with mixed settings.</summary>
+    private static List<(IReadOnlyList<int> Prompt, GenerationOptions Options)> SharedPrefixRequests()
+    {
+        int[] system = [4, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 5];
+        return Enumerable.Range(0, 8).Select(i => (
+            (IReadOnlyList<int>)[.. system, .. Enumerable.Range(0, 3 + i % 4).Select(j => (j * 11 + (i / 2) * 29) % 97)],
+            new GenerationOptions
+            {
+                MaxNewTokens = 6 + i,
+                DoSample = i % 3 != 0,
+                Temperature = 0.7 + 0.1 * i,
+                TopK = i % 2 == 0 ? 12 : null,
+                Seed = 500 + i,
+            })).ToList();
+    }
+
+    [Fact]
+    public void PromptsSharingAPrefixGiveTheSameTokensAsAloneAndComputeThePrefixOnce()
+    {
+        var requests = SharedPrefixRequests();
+        var alone = requests.Select(r => RunBatch([r])[0].Tokens).ToList();
+        foreach (int chunk in new[] { 4, 512 })
+        {
+            using var batcher = new ContinuousBatcher(_model, new ContinuousBatchOptions { PrefillChunkTokens = chunk });
+            var seqs = requests.Select(r => batcher.Add(r.Prompt, r.Options, _ct)).ToList();
+            batcher.RunToCompletion();
+            for (int i = 0; i < requests.Count; i++) Assert.Equal(alone[i], Done(seqs[i]).Tokens);
+            var stats = batcher.Statistics;
+            int total = requests.Sum(r => r.Prompt.Count);
+            Assert.Equal(total, stats.PromptTokens + stats.SharedPromptTokens);
+            // All eight arrive together: the first computes the 20-token prefix, the other seven wait for it and copy it
+            // (pairs i, i+1 share even more), so at least 7 × 20 positions are copied.
+            Assert.True(stats.SharedPromptTokens >= 7 * 20, $"chunk {chunk}: shared {stats.SharedPromptTokens} of {total}");
+        }
+
+        // Switched off, every position is computed, and the tokens are the same again.
+        using var plain = new ContinuousBatcher(_model, new ContinuousBatchOptions { SharePrefixes = false });
+        var plainSeqs = requests.Select(r => plain.Add(r.Prompt, r.Options, _ct)).ToList();
+        plain.RunToCompletion();
+        for (int i = 0; i < requests.Count; i++) Assert.Equal(alone[i], Done(plainSeqs[i]).Tokens);
+        Assert.Equal(0, plain.Statistics.SharedPromptTokens);
+        Assert.Equal(requests.Sum(r => r.Prompt.Count), plain.Statistics.PromptTokens);
+    }
+
+    [Fact]
+    public void ARequestWithItsOwnResidualCallbackNeitherGivesNorTakesSharedPrefixes()
+    {
+        var (prompt, options) = SharedPrefixRequests()[0];
+        // Steering that adds a constant to the residual stream: its keys/values differ from the plain request's.
+        var steered = options with { OnLayer = (_, h) => h + 0.5f };
+        var plainAlone = RunBatch([(prompt, options)])[0].Tokens;
+        var steeredAlone = RunBatch([(prompt, steered)])[0].Tokens;
+        Assert.NotEqual(plainAlone, steeredAlone); // the callback matters, so sharing across it would show
+
+        using var batcher = new ContinuousBatcher(_model);
+        var a = batcher.Add(prompt, steered, _ct);
+        var b = batcher.Add(prompt, options, _ct);
+        var c = batcher.Add(prompt, options with { Seed = options.Seed }, _ct);
+        batcher.RunToCompletion();
+        Assert.Equal(steeredAlone, Done(a).Tokens);
+        Assert.Equal(plainAlone, Done(b).Tokens);
+        Assert.Equal(plainAlone, Done(c).Tokens);
+        // Only the two plain requests shared: all but the last prompt token of one of them.
+        Assert.Equal(prompt.Count - 1, batcher.Statistics.SharedPromptTokens);
     }
 
     [Fact]

@@ -25,7 +25,10 @@ public sealed record BatchStatistics
     /// <summary>Σ over decode steps of the rows decoded in that step.</summary>
     public long DecodeRowSteps { get; init; }
     public long PrefillPasses { get; init; }
+    /// <summary>Prompt tokens fed through the model.</summary>
     public long PromptTokens { get; init; }
+    /// <summary>Prompt positions copied from another running sequence's cache instead of computed (prefix sharing).</summary>
+    public long SharedPromptTokens { get; init; }
     /// <summary>Tokens sampled by the model (end-of-sequence tokens included).</summary>
     public long GeneratedTokens { get; init; }
     /// <summary>Wall time with at least one sequence queued or running.</summary>
@@ -46,6 +49,8 @@ public sealed record BatchStatistics
     public double Occupancy => MaxBatchSize == 0 ? 0 : MeanBatchRows / MaxBatchSize;
     /// <summary>Generated tokens per busy second.</summary>
     public double TokensPerSecond => BusySeconds > 0 ? GeneratedTokens / BusySeconds : 0;
+    /// <summary>Share of prompt positions that were copied, not computed = SharedPromptTokens / (PromptTokens + SharedPromptTokens).</summary>
+    public double SharedPromptFraction => PromptTokens + SharedPromptTokens == 0 ? 0 : (double)SharedPromptTokens / (PromptTokens + SharedPromptTokens);
     /// <summary>Mean time from queueing to joining the batch.</summary>
     public double MeanQueueWaitSeconds => Admitted == 0 ? 0 : TotalQueueWaitSeconds / Admitted;
 
@@ -58,9 +63,9 @@ public sealed record BatchStatistics
     public void Deconstruct(out int requests, out int batches, out int largestBatch) =>
         (requests, batches, largestBatch) = (Requests, Batches, LargestBatch);
 
-    /// <summary>One line for progress displays: occupancy, tokens/s, queue wait and cache use.</summary>
+    /// <summary>One line for progress displays: occupancy, tokens/s, queue wait, cache use and the share of prompt positions shared.</summary>
     public string Describe() => string.Format(CultureInfo.InvariantCulture,
-        "batch {0:0.0}/{1} ({2:0}%) · {3:0} tok/s · wait {4:0.00}s · cache {5:0.0}/{6:0} MB (peak {7:0.0})",
+        "batch {0:0.0}/{1} ({2:0}%) · {3:0} tok/s · wait {4:0.00}s · cache {5:0.0}/{6:0} MB (peak {7:0.0}) · prefix shared {8:0}%",
         MeanBatchRows, MaxBatchSize, Occupancy * 100, TokensPerSecond, MeanQueueWaitSeconds,
-        CacheBytes / 1048576.0, CacheBudgetBytes / 1048576.0, PeakCacheBytes / 1048576.0);
+        CacheBytes / 1048576.0, CacheBudgetBytes / 1048576.0, PeakCacheBytes / 1048576.0, SharedPromptFraction * 100);
 }

@@ -25,6 +25,14 @@ public sealed record ContinuousBatchOptions
     /// prompts are fed in chunks between decoding steps, so newcomers never stall the running decoders for long.
     /// </summary>
     public int PrefillChunkTokens { get; init; } = 512;
+
+    /// <summary>
+    /// Prefix sharing: a newcomer whose prompt begins with tokens another running sequence has already prefilled copies
+    /// those keys/values instead of computing them, and a newcomer whose next prompt chunk another newcomer computes in
+    /// the same pass waits for it. Only between sequences without per-request residual callbacks, and never while the
+    /// model has a model-wide <see cref="CausalLM.OnLayer"/> hook (their keys/values depend on more than the tokens).
+    /// </summary>
+    public bool SharePrefixes { get; init; } = true;
 }
 
 /// <summary>One request in a <see cref="ContinuousBatcher"/>: its prompt, its own settings, and the task that completes with its result.</summary>
@@ -49,9 +57,8 @@ public sealed class BatchedSequence
     public Task<SequenceResult> Completion => _completion.Task;
 
     /// <summary>
-    /// KV-cache positions this sequence reserves: its prompt plus its max new tokens. The last generated token is never
-    /// fed back, so the final position stays spare: padding writes of a pass land there (they are clamped to the slot's
-    /// last position) and can never collide with a real entry of the same pass.
+    /// KV-cache positions this sequence reserves: its prompt plus its max new tokens. That is one more than it can write
+    /// (the last generated token is never fed back), a bound that keeps the budget arithmetic simple.
     /// </summary>
     public int CacheTokens => Prompt.Count + Math.Max(0, Options.MaxNewTokens);
 
@@ -95,7 +102,8 @@ public sealed class BatchedSequence
 /// only if floating-point rounding of the batched forward pass moves a draw across a token boundary or breaks an argmax tie.
 /// A lone sequence consumes its generator exactly as <see cref="TextGeneration.Generate"/> does.</para>
 /// <para><b>Layout.</b> Slots [0, decoding) hold decoding rows, the next slots the rows still prefilling; removing or
-/// promoting a row moves one other row's cache entries, so both groups stay contiguous and each pass works on a view.</para>
+/// promoting a row moves one other row's cache entries, so both groups stay contiguous and each pass works on a view.
+/// Prefilling rows that sit out a pass (prefix sharing) are swapped behind the ones that feed tokens.</para>
 /// <para>Not thread-safe: one thread calls <c>Add</c> and <see cref="Step"/> (<see cref="Statistics"/> may be read from any thread).</para>
 /// </remarks>
 public sealed class ContinuousBatcher : IDisposable
@@ -313,7 +321,7 @@ public sealed class ContinuousBatcher : IDisposable
     private void Iterate()
     {
         var decoding = _decoding.ToList();
-        var prefilling = _prefilling.ToList();
+        var prefilling = _options.SharePrefixes && _model.OnLayer is null ? SharePrefixes() : _prefilling.ToList();
         int chunk = prefilling.Count == 0 ? 0 : Math.Max(Math.Min(16, _options.PrefillChunkTokens), _options.PrefillChunkTokens / prefilling.Count);
         var rows = decoding.Concat(prefilling).ToList();
         var newTokens = new List<IReadOnlyList<int>>(rows.Count);
@@ -345,6 +353,68 @@ public sealed class ContinuousBatcher : IDisposable
             if (s.Finish is not null) Release(s);
             else Promote(s);
         }
+    }
+
+    /// <summary>
+    /// Prefix sharing among the running sequences (the idea of vLLM's automatic prefix caching and SGLang's RadixAttention,
+    /// Zheng et al. 2024, limited here to the sequences in the batch). Keys/values of position p depend only on tokens
+    /// 0..p, so two prompts that agree on their first L tokens have the same first L cache entries, up to floating-point
+    /// rounding (the same caveat as batching itself; a lone request never shares). In slot order, each prefilling sequence
+    /// (1) copies the entries another running sequence has already computed for its prompt's prefix, beyond its own, and
+    /// (2) sits out this pass if a sequence scheduled before it is about to compute the very positions it needs next; it
+    /// copies them at the next step instead. The first prefilling sequence never waits, so every pass makes progress.
+    /// A prompt's last token is always fed by its own sequence: its logits give the first new token.
+    /// </summary>
+    /// <returns>The prefilling sequences that feed tokens in this pass, in slot order, moved to the slots right after the decoding rows.</returns>
+    private List<BatchedSequence> SharePrefixes()
+    {
+        var scheduled = new List<BatchedSequence>(_prefilling.Count);
+        foreach (var s in _prefilling)
+        {
+            if (s.Options.OnLayer is not null)
+            {
+                scheduled.Add(s);
+                continue;
+            }
+            int limit = s.Prompt.Count - 1;
+            BatchedSequence? donor = null;
+            int best = s.Past;
+            foreach (var r in _decoding.Concat(_prefilling))
+            {
+                if (ReferenceEquals(r, s) || r.Options.OnLayer is not null) continue;
+                int common = CommonPrefix(s.Prompt, r.Prompt, Math.Min(limit, Math.Min(r.Past, r.Prompt.Count)));
+                if (common > best) (best, donor) = (common, r);
+            }
+            if (donor is not null)
+            {
+                _cache.CopyPositions(donor.Slot, s.Slot, s.Past, best - s.Past);
+                lock (_statsLock) _stats = _stats with { SharedPromptTokens = _stats.SharedPromptTokens + best - s.Past };
+                s.Past = best;
+            }
+            // A sequence scheduled before this one will compute this one's next positions: wait and copy them next step.
+            bool wait = scheduled.Any(r => r.Options.OnLayer is null && r.Past <= s.Past && CommonPrefix(s.Prompt, r.Prompt, limit) > s.Past);
+            if (!wait) scheduled.Add(s);
+        }
+        // A pass covers consecutive slots: move the sequences that feed tokens to the front of the prefilling group.
+        for (int i = 0; i < scheduled.Count; i++)
+        {
+            int target = _decoding.Count + i;
+            var s = scheduled[i];
+            if (s.Slot == target) continue;
+            var occupant = _prefilling.First(p => p.Slot == target);
+            _cache.SwapRows(s.Slot, target);
+            (occupant.Slot, s.Slot) = (s.Slot, target);
+        }
+        SortBySlot();
+        return scheduled;
+    }
+
+    /// <summary>Length of the common prefix of <paramref name="a"/> and <paramref name="b"/>, at most <paramref name="max"/>.</summary>
+    private static int CommonPrefix(IReadOnlyList<int> a, IReadOnlyList<int> b, int max)
+    {
+        int n = Math.Min(max, Math.Min(a.Count, b.Count)), i = 0;
+        while (i < n && a[i] == b[i]) i++;
+        return i;
     }
 
     /// <summary>

@@ -300,10 +300,9 @@ public abstract class CausalLM : nn.Module
     /// Row b's token i sits at position past[b] + i and may attend keys 0..past[b] + i of its own slot (within the
     /// sliding window, if any): exactly what it would see alone, so batching changes results only by floating-point
     /// rounding. The tokens travel packed as one row [1, N], so projections and MLPs run as single matrix products
-    /// over every sequence's tokens; attention regroups them per sequence, right-padded to the longest. Padding entries
-    /// are written to positions after the row's last real one, clamped to the slot's last position. The caller keeps
-    /// that position spare (see <see cref="Generation.BatchedSequence.CacheTokens"/>), and padding entries are rewritten
-    /// before any real query can see them.
+    /// over every sequence's tokens; attention regroups the queries per sequence, right-padded to the longest. Keys and
+    /// values go into the cache straight from the packed layout, real tokens only; padding queries may read stale
+    /// entries of their own slot, but their outputs are dropped.
     /// </remarks>
     public Tensor ForwardSlots(IReadOnlyList<IReadOnlyList<int>> newTokens, SlotKVCache cache, int firstSlot, IReadOnlyList<int> past,
         Func<int, Tensor, Tensor>? onLayer = null)
@@ -328,6 +327,7 @@ public abstract class CausalLM : nn.Module
         var packedToPadded = new long[n * longest];
         var paddedPositions = new long[n * longest];
         var last = new long[n];
+        var writeSlots = new long[total];
         for (int b = 0, offset = 0; b < n; b++)
         {
             int len = newTokens[b].Count;
@@ -338,6 +338,7 @@ public abstract class CausalLM : nn.Module
                 if (i >= len) continue;
                 ids[offset + i] = newTokens[b][i];
                 packedPositions[offset + i] = past[b] + i;
+                writeSlots[offset + i] = firstSlot + b;
                 paddedToPacked[offset + i] = b * longest + i;
             }
             offset += len;
@@ -360,7 +361,8 @@ public abstract class CausalLM : nn.Module
                 PaddedLength = longest,
                 PackedToPadded = tensor(packedToPadded, ScalarType.Int64, Device),
                 PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
-                WriteIndex = queryPos.clamp_max(cache.Width - 1),
+                WriteSlots = tensor(writeSlots, ScalarType.Int64, Device),
+                WritePositions = tensor(packedPositions, ScalarType.Int64, Device),
                 UsedWidth = used,
             },
             FullMask = allowed,

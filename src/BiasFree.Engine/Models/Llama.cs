@@ -61,9 +61,8 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         if (slots is not null)
         {
             // Continuous batch: the pass's tokens arrive packed as one row [1, N]; attention regroups them per sequence.
+            // Keys/values go to the cache straight from the packed layout; attention reads them back per slot.
             q = slots.Unpack(q);
-            k = slots.Unpack(k);
-            v = slots.Unpack(v);
             (k, v) = slots.Append(_layer, k, v);
         }
         else if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);

@@ -14,9 +14,10 @@ namespace BiasFree.Engine.Models;
 /// the larger of the two shapes.
 /// <see cref="PeakAllocatedBytes"/> records the largest total ever held, transient copies included.</para>
 /// <para><b>Stale data.</b> A slot keeps whatever its previous sequence wrote. That is safe: a query at position p only
-/// attends keys 0..p of its own slot, and the pass that reaches position p writes key p before attending, so stale or
-/// padding entries are always overwritten before anyone can see them. Slots start zeroed so that no NaN can ever sit
-/// under a masked score (NaN + -inf is NaN, which would poison softmax).</para>
+/// attends keys 0..p of its own slot, and the pass that reaches position p writes key p before attending (or the
+/// batcher copied it from a sequence with the same prefix), so stale entries are overwritten before a real query can
+/// see them; only padding queries, whose outputs are dropped, may read them. Slots start zeroed so that no NaN can ever
+/// sit under a masked score (NaN + -inf is NaN, which would poison softmax).</para>
 /// </remarks>
 public sealed class SlotKVCache : IDisposable
 {
@@ -103,6 +104,23 @@ public sealed class SlotKVCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Copies positions <paramref name="start"/>..<paramref name="start"/>+<paramref name="count"/>-1 of slot
+    /// <paramref name="from"/> into the same positions of slot <paramref name="to"/> (prefix sharing: a sequence takes the
+    /// keys/values of a prompt prefix another one has computed).
+    /// </summary>
+    public void CopyPositions(int from, int to, int start, int count)
+    {
+        if (count <= 0 || from == to) return;
+        if (start < 0 || start + count > Width) throw new ArgumentOutOfRangeException(nameof(count), $"positions {start}..{start + count - 1} are outside the width {Width}");
+        using var _ = no_grad();
+        for (int layer = 0; layer < Layers; layer++)
+        {
+            _k[layer]!.narrow(0, to, 1).narrow(2, start, count).copy_(_k[layer]!.narrow(0, from, 1).narrow(2, start, count));
+            _v[layer]!.narrow(0, to, 1).narrow(2, start, count).copy_(_v[layer]!.narrow(0, from, 1).narrow(2, start, count));
+        }
+    }
+
     /// <summary>Exchanges two slots.</summary>
     public void SwapRows(int a, int b)
     {
@@ -120,19 +138,19 @@ public sealed class SlotKVCache : IDisposable
     }
 
     /// <summary>
-    /// Writes this pass's keys/values [n, kv_heads, T, D] of slots first..first+n-1 at the positions in
-    /// <paramref name="writeIndex"/> ([n, 1, T, 1]) and returns views of those slots' first <paramref name="usedWidth"/> positions.
+    /// Writes this pass's keys/values, packed as [1, kv_heads, N, D] (token j belongs to slot <paramref name="slots"/>[j]
+    /// at position <paramref name="positions"/>[j]), and returns views of slots first..first+n-1 up to
+    /// <paramref name="usedWidth"/> positions. Only real tokens are written: one indexed copy per tensor, no padding.
     /// </summary>
-    internal (Tensor K, Tensor V) Write(int layer, int first, Tensor k, Tensor v, Tensor writeIndex, int usedWidth)
+    internal (Tensor K, Tensor V) Write(int layer, int first, int n, Tensor k, Tensor v, Tensor slots, Tensor positions, int usedWidth)
     {
         var keys = _k[layer] ?? throw new InvalidOperationException("the slot cache has no room allocated");
         var values = _v[layer]!;
-        int n = (int)k.shape[0];
         using (no_grad())
         {
-            var index = writeIndex.expand(k.shape);
-            keys.narrow(0, first, n).scatter_(2, index, k);
-            values.narrow(0, first, n).scatter_(2, index, v);
+            // [slots, kv_heads, width, D] seen as [slots, width, kv_heads, D]: (slot, position) pairs index whole [kv_heads, D] entries.
+            keys.permute(0, 2, 1, 3).index_put_(k.squeeze(0).transpose(0, 1), slots, positions);
+            values.permute(0, 2, 1, 3).index_put_(v.squeeze(0).transpose(0, 1), slots, positions);
         }
         return (keys.narrow(0, first, n).narrow(2, 0, usedWidth), values.narrow(0, first, n).narrow(2, 0, usedWidth));
     }
@@ -172,8 +190,9 @@ public sealed class SlotBatch
     public required Tensor PackedToPadded { get; init; }
     /// <summary>[N]: for each packed token, its padded place b·T + i.</summary>
     public required Tensor PaddedToPacked { get; init; }
-    /// <summary>[n, 1, T, 1] positions to write this pass's entries at.</summary>
-    public required Tensor WriteIndex { get; init; }
+    /// <summary>[N]: for each packed token, the slot and the position its keys/values are written at.</summary>
+    public required Tensor WriteSlots { get; init; }
+    public required Tensor WritePositions { get; init; }
     /// <summary>Positions every attention call reads (the longest row after this pass).</summary>
     public required int UsedWidth { get; init; }
 
@@ -191,5 +210,6 @@ public sealed class SlotBatch
         return padded.transpose(1, 2).reshape(Rows * PaddedLength, heads * d).index_select(0, PaddedToPacked).unsqueeze(0);
     }
 
-    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v) => Cache.Write(layer, FirstSlot, k, v, WriteIndex, UsedWidth);
+    /// <summary>Writes the pass's packed keys/values [1, kv_heads, N, D] and returns the rows' cached ones, [n, kv_heads, width, D].</summary>
+    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v) => Cache.Write(layer, FirstSlot, Rows, k, v, WriteSlots, WritePositions, UsedWidth);
 }
