@@ -77,7 +77,7 @@ public class JudgePanelEndToEndTests
         Assert.Contains($"| {BiasFree.Reports.ReportWriter.EscapeMarkdownCell("biasguard:lenient#biasfree-fairness@1")} | 0 | {Limit} | 0 |", md.StdOut, StringComparison.Ordinal);
         var csv = await CliProcess.RunAsync(["report", "panel", "--format", "csv", "--runs-dir", dir.Path], dir.Path, ct);
         var lines = csv.StdOut.Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
-        Assert.EndsWith(",judge_votes", lines[0], StringComparison.Ordinal);
+        Assert.Contains("judge_votes", lines[0].Split(','));
         Assert.Contains($"biasguard:lenient#biasfree-fairness@1: biased 0, unbiased {Limit}, missing 0", csv.StdOut, StringComparison.Ordinal);
         var jsonl = await CliProcess.RunAsync(["report", "panel", "--format", "jsonl", "--runs-dir", dir.Path], dir.Path, ct);
         foreach (var line in jsonl.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
