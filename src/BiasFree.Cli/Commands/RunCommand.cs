@@ -36,6 +36,9 @@ internal static class RunCommand
     {
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
+
+        /// <summary>--aligner, --diffpo-window, --diffpo-max-iter, --diffpo-reserve.</summary>
+        public (string? Aligner, int? Window, int? MaxIterations, int? Reserve) DiffPo { get; init; }
     }
 
     public static Command Build()
@@ -44,7 +47,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Append(DiffPoMethods.Name))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -90,7 +93,11 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All];
+        foreach (var option in DiffPoRunOptions.All)
+        {
+            cmd.Options.Add(option);
+        }
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. DiffPoRunOptions.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -103,6 +110,7 @@ internal static class RunCommand
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
+            DiffPo = (pr.GetValue(DiffPoRunOptions.Aligner), pr.GetValue(DiffPoRunOptions.Window), pr.GetValue(DiffPoRunOptions.MaxIterations), pr.GetValue(DiffPoRunOptions.Reserve)),
         }, ct)));
         return cmd;
     }
@@ -121,6 +129,7 @@ internal static class RunCommand
     {
         Evaluation evaluation;
         PersonaJudgeStrategy personaJudge;
+        DiffPoStrategy? diffPo = null;
         RunStore? store = null;
         try
         {
@@ -141,18 +150,25 @@ internal static class RunCommand
                 CheckScheduling(o);
                 // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
                 personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(stored.PersonaJudge));
+                diffPo = stored.DiffPo is { } diffPoSpec ? DiffPoRunOptions.Load(diffPoSpec, resumed: true) : null;
+                var registry = DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge);
+                if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);
                 evaluation = Evaluation.FromSpec(stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
-                }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
+                }, s =>
+                {
+                    var t = s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options);
+                    return diffPo is null ? t : DiffPoMethods.WithAligner(t, diffPo);
+                },
                     string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge() : null,
-                    methods: DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge));
+                    methods: registry);
             }
             else
             {
-                (evaluation, personaJudge) = NewEvaluation(o);
+                (evaluation, personaJudge, diffPo) = NewEvaluation(o);
                 if (o.RunId is not null && File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
                 {
                     store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
@@ -185,10 +201,11 @@ internal static class RunCommand
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
-            return await RunAsync(o, evaluation, personaJudge, store, ct).ConfigureAwait(false);
+            return await RunAsync(o, evaluation, personaJudge, diffPo, store, ct).ConfigureAwait(false);
         }
         finally
         {
+            diffPo?.Dispose();
             if (store is not null)
             {
                 await store.DisposeAsync().ConfigureAwait(false);
@@ -196,7 +213,7 @@ internal static class RunCommand
         }
     }
 
-    private static async Task<int> RunAsync(Options o, Evaluation evaluation, PersonaJudgeStrategy personaJudge, RunStore store, CancellationToken ct)
+    private static async Task<int> RunAsync(Options o, Evaluation evaluation, PersonaJudgeStrategy personaJudge, DiffPoStrategy? diffPo, RunStore store, CancellationToken ct)
     {
         EvaluationSession session;
         try
@@ -241,6 +258,11 @@ internal static class RunCommand
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"persona-judge ({spec.PersonaJudge?.Schedule ?? "alternate"}, γ {spec.PersonaJudge?.DraftTokens ?? 4}): {pj.Replies} replies decoded, {c.Accepted}/{c.Drafted} draft tokens accepted ({c.AcceptanceRate:P1}), {c.TokensPerJudgePass:0.00} tokens per judge pass, {c.TokensPerForwardPass:0.00} per forward pass, {c.Tokens} tokens in {pj.Seconds:0.0} s"));
         }
+        if (diffPo?.Statistics is { Replies: > 0 } dp)
+        {
+            // Counted by the aligner over the answers refined in this invocation (cached refinements are not refined again).
+            Console.Out.WriteLine(DiffPoMethods.Describe(dp));
+        }
         var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
         var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
@@ -274,7 +296,7 @@ internal static class RunCommand
     }
 
     /// <summary>The evaluation the options describe; option mistakes are reported with the option's name.</summary>
-    private static (Evaluation Evaluation, PersonaJudgeStrategy PersonaJudge) NewEvaluation(Options o)
+    private static (Evaluation Evaluation, PersonaJudgeStrategy PersonaJudge, DiffPoStrategy? DiffPo) NewEvaluation(Options o)
     {
         var demo = o.Target is null;
         var local = demo || !EvaluationTarget.IsHttpUrl(o.Target);
@@ -310,7 +332,8 @@ internal static class RunCommand
         var personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(personaJudgeSpec));
         // Checks names, and that a white-box part comes last (innermost) in a combination; combinations with a
         // decoding-time method are checked by the registry below.
-        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(DecodingMethods.IsDecodingMethod)
+        var diffPoSpec = DiffPoRunOptions.ToSpec(methods, o.DiffPo.Aligner, o.DiffPo.Window, o.DiffPo.MaxIterations, o.DiffPo.Reserve);
+        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(p => DecodingMethods.IsDecodingMethod(p) || DiffPoMethods.IsDiffPo(p))
             ? m : WhiteBoxRunOptions.Normalize(m)).ToList();
         if (!local && canonical.Any(m => BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m.Split(WhiteBoxRunOptions.Combine)[^1])))
         {
@@ -318,6 +341,8 @@ internal static class RunCommand
         }
         var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment);
         var registry = DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge);
+        var diffPo = diffPoSpec is null ? null : DiffPoRunOptions.Load(diffPoSpec, resumed: false);
+        if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);
         foreach (var m in methods)
         {
             if (!registry.IsKnown(m))
@@ -361,6 +386,11 @@ internal static class RunCommand
         {
             target = EvaluationTarget.OpenAICompatible(ServerOptions(o.Target!, o.Model!, o.ApiKeyEnv, o));
         }
+        if (diffPo is not null)
+        {
+            // The aligner runs in-process over any target: refinements pass the run's recording and cache on their way.
+            target = DiffPoMethods.WithAligner(target, diffPo);
+        }
         EvaluationJudges judges;
         if (!llmJudge)
         {
@@ -385,6 +415,7 @@ internal static class RunCommand
             // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
             Prompts = prompts,
             PersonaJudge = personaJudgeSpec,
+            DiffPo = diffPoSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
             Methods = methods,
@@ -398,7 +429,7 @@ internal static class RunCommand
                 // White-box replies depend on the fitted files and reward models, which the cache key does not see: never read them back.
                 NoCache = o.NoCache || whiteBox is not null,
             },
-        }, personaJudge);
+        }, personaJudge, diffPo);
     }
 
     private static OpenAICompatibleTargetOptions ServerOptions(string endpoint, string model, string? apiKeyEnv, Options o)

@@ -49,7 +49,8 @@ public static class DebiasTrainer
         return Task.Run(() => Train(Path.GetFullPath(baseFolder), data, Path.GetFullPath(outputDir), options, progress, dataDescription, cancellationToken), cancellationToken);
     }
 
-    private sealed class RunState
+    /// <summary>Resumable progress of a training loop (shared with <see cref="DiffPoTrainer"/>).</summary>
+    internal sealed class RunState
     {
         public int Step;
         public int BestStep;
@@ -393,7 +394,7 @@ public static class DebiasTrainer
     /// Writes the checkpoint into checkpoint.new, then swaps it in (checkpoint → checkpoint.old, checkpoint.new →
     /// checkpoint, delete checkpoint.old): at any instant a complete checkpoint exists under one of the two names.
     /// </summary>
-    private static void SaveCheckpoint(string outDir, string fingerprint, RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
+    internal static void SaveCheckpoint(string outDir, string fingerprint, RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
         AdamWOptimizer optimizer, Dictionary<string, Tensor>? best)
     {
         string dir = Path.Combine(outDir, CheckpointDir), fresh = dir + ".new", old = dir + ".old";
@@ -421,7 +422,7 @@ public static class DebiasTrainer
         if (Directory.Exists(old)) Directory.Delete(old, true);
     }
 
-    private static (RunState State, Dictionary<string, Tensor>? Best)? LoadCheckpoint(string outDir, string fingerprint,
+    internal static (RunState State, Dictionary<string, Tensor>? Best)? LoadCheckpoint(string outDir, string fingerprint,
         IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamWOptimizer optimizer)
     {
         string dir = Path.Combine(outDir, CheckpointDir);
@@ -499,7 +500,7 @@ public static class DebiasTrainer
         }));
     }
 
-    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    internal static void DisposeAll(Dictionary<string, Tensor>? tensors)
     {
         if (tensors is null) return;
         foreach (var t in tensors.Values) t.Dispose();

@@ -94,6 +94,9 @@ public sealed class Evaluation
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines), stored with the run; null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>DiffPO's aligner and settings, stored with the run; null when <c>diffpo</c> does not run.</summary>
+    public DiffPoSpec? DiffPo { get; init; }
+
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
 
@@ -198,6 +201,7 @@ public sealed class Evaluation
                 Local = Target.Local,
                 NoCache = Settings.NoCache,
                 PersonaJudge = PersonaJudge,
+                DiffPo = DiffPo,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -271,6 +275,7 @@ public sealed class Evaluation
             Prompts = spec.GetMethodPrompts(),
             PromptsFile = spec.PromptsFile,
             PersonaJudge = spec.PersonaJudge,
+            DiffPo = spec.DiffPo,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {

@@ -213,6 +213,7 @@ public static class ReportWriter
         {
             WriteHeadline(md, report, ciHeader);
             WriteWhiteBox(md, report);
+            WriteDiffPo(md, report);
         }
 
         foreach (var scenario in report.Scores.Select(r => r.Scenario).Distinct().Order())
@@ -262,6 +263,26 @@ public static class ReportWriter
         }
         md.AppendLine();
         md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's search cost (theory: about N x N_children). Replies served from the cache carry no details.").AppendLine();
+    }
+
+    private static void WriteDiffPo(StringBuilder md, RunReport report)
+    {
+        if (report.DiffPo.Count == 0)
+        {
+            return;
+        }
+        md.AppendLine("## DiffPO refinement").AppendLine();
+        md.AppendLine("| Model | Method | Answers refined | Jacobi iterations / answer | Changed tokens / answer | Answers changed (%) | Frozen tokens / answer | Converged (%) | Original tokens / answer |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        static string N(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+        foreach (var d in report.DiffPo)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(d.Model)).Append(" | ").Append(EscapeMarkdownCell(d.Method)).Append(" | ").Append(Int(d.Replies))
+              .Append(" | ").Append(N(d.MeanIterations)).Append(" | ").Append(N(d.MeanChangedTokens)).Append(" | ").Append(Percent(d.ChangedShare))
+              .Append(" | ").Append(N(d.MeanFrozenTokens)).Append(" | ").Append(Percent(d.ConvergedShare)).Append(" | ").Append(N(d.MeanOriginalTokens)).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine("DiffPO: the target's answer is refined by the in-process aligner (Jacobi fixed-point iteration, one aligner pass per iteration). Changed tokens: positions where the refined answer differs from the original. Frozen tokens: the original's leading tokens kept as they were. Refinements served from the cache carry no details.").AppendLine();
     }
 
     private static void WriteHeadline(StringBuilder md, RunReport report, string ciHeader)
@@ -466,6 +487,7 @@ public static class ReportWriter
             confidenceLevel = report.ConfidenceLevel,
             settings = report.Settings,
             whiteBox = report.WhiteBox,
+            diffPo = report.DiffPo,
             definitions = new
             {
                 bfs = Definitions.Bfs,
