@@ -23,10 +23,11 @@ internal static class DiffPoCommand
         var rank = new Option<int>("--lora-rank") { Description = "LoRA rank r.", DefaultValueFactory = _ => d.Training.LoraRank };
         var evalEvery = new Option<int>("--eval-every") { Description = "Validate every N steps (the best validated weights are kept).", DefaultValueFactory = _ => d.Training.EvalEvery };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Write a resumable checkpoint every N steps.", DefaultValueFactory = _ => d.Training.CheckpointEvery };
+        var maxLength = new Option<int>("--max-length") { Description = "Longest prompt + answer in tokens.", DefaultValueFactory = _ => d.Training.MaxLength };
         var threads = new Option<int?>("--threads") { Description = "Torch threads (default: torch's choice)." };
         var train = new Command("train", "Train a DiffPO aligner as LoRA on our own trajectories (a biased answer → its fair rewrite, with intermediate states).")
         {
-            baseModel, outDir, count, seed, omega, states, epochs, steps, lr, batch, rank, evalEvery, checkpointEvery, threads,
+            baseModel, outDir, count, seed, omega, states, epochs, steps, lr, batch, rank, evalEvery, checkpointEvery, maxLength, threads,
         };
         train.SetAction((pr, ct) => BiasFreeCli.Guard(async () =>
         {
@@ -43,6 +44,7 @@ internal static class DiffPoCommand
                     LoraRank = pr.GetValue(rank),
                     EvalEvery = pr.GetValue(evalEvery),
                     CheckpointEvery = pr.GetValue(checkpointEvery),
+                    MaxLength = pr.GetValue(maxLength),
                     Seed = pr.GetValue(seed),
                     Threads = pr.GetValue(threads),
                 },
