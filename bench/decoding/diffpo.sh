@@ -44,4 +44,4 @@ run dp-trained-iter1 --method diffpo --aligner "$ALIGNER" --diffpo-reserve 0 --d
 run dp-untrained-iter1 --method diffpo --diffpo-reserve 0 --diffpo-max-iter 1
 
 echo "## Jacobi refinement vs greedy decoding, random 125M bench model"
-dotnet run -c Release --no-build --project bench/BiasFree.Bench -- diffpo --layers 12 --tokens 32 --windows 8,32 --repeats 3
+dotnet run -c Release --no-build --project bench/BiasFree.Bench -- diffpo --layers 12 --tokens 16 --windows 4,16 --repeats 1
