@@ -69,7 +69,9 @@ internal static class WhiteBoxBench
         }
         else
         {
-            // The same defaults as `biasfree steer fit`: suite seed 11, 800 probe items, 110 pairs, 200 sweep items.
+            // `biasfree steer fit --vector probe-means --label-temperature T --sweep-temperature T --sweep-samples 2` with T the
+            // evaluation temperature: suite seed 11, 800 probe items, 110 pairs, 200 sweep items, class-balanced probes.
+            // The demo model's bias shows only when it is sampled, so labels and sweep are sampled like the evaluation.
             var all = new BbqBuiltInSuite(11).Load().Where(p => p.CorrectOption is not null).ToList();
             var order = StableRandom.For(11, "steer-fit/order").Shuffle(all);
             var probeItems = order.Take(800).ToList();
@@ -79,7 +81,16 @@ internal static class WhiteBoxBench
             var remaining = rest.Where(p => !used.Contains(p.Id) && FairSteerFitter.Answers(p) is not null).ToList();
             var sweep = remaining.Where(p => p.Context == ContextCondition.Ambiguous).Take(100)
                 .Concat(remaining.Where(p => p.Context == ContextCondition.Disambiguated).Take(100)).ToList();
-            var fitter = FairSteerFitter.For(client, new FairSteerFitOptions { SystemPrompt = EvaluationRunner.MultipleChoiceSystemPrompt, Log = Say });
+            var fitter = FairSteerFitter.For(client, new FairSteerFitOptions
+            {
+                SystemPrompt = EvaluationRunner.MultipleChoiceSystemPrompt,
+                LabelTemperature = temperature,
+                SweepTemperature = temperature,
+                SweepSamples = 2,
+                VectorSource = SteeringVectorSource.ProbeMeans,
+                Alphas = [0.5, 1, 2, 4],
+                Log = Say,
+            });
             steer = await fitter.FitAsync(client, probeItems, pairs, sweep, new DirectoryInfo(folder).Name, "bbq suite seed 11: 800 probe items, 110 pairs, 200 sweep items");
             steer.Save(steeringDir);
             Say(FormattableString.Invariant($"Fitted FairSteer in {sw.Elapsed.TotalSeconds:F0} s → {steeringDir}"));
@@ -102,7 +113,7 @@ internal static class WhiteBoxBench
         string storeDir = Path.Combine(Path.GetTempPath(), "biasfree-whitebox-" + Guid.NewGuid().ToString("N")[..8]);
         await using var store = await RunStore.OpenDirectoryAsync(storeDir);
         var judge = new RuleBasedAnswerExtractor();
-        var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double Seconds, double? Firings, double? FiredShare)>();
+        var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double Seconds, double? Firings, double? FiredShare, double? FilterCost)>();
         // Warm-up (first-call allocations, kernel selection) so the first timed method is not penalised.
         var warm = new RunSpec { RunId = "wb-warmup", Suites = ["bbq"], Model = "demo", Methods = ["none"], TargetEndpoint = folder, Generation = new GenerationSettings(temperature, 1, maxTokens), NoCache = true };
         await store.CreateRunAsync(warm);
@@ -131,7 +142,9 @@ internal static class WhiteBoxBench
             var records = new List<ResultRecord>();
             await foreach (var r in store.ReadResultsAsync(spec.RunId)) records.Add(r);
             var firings = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(FairSteerChatClient.GateFiringsKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
-            rows.Add((method, row, report.Totals.CompletionTokens / seconds, seconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count));
+            var costs = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(BiasFilterChatClient.CostKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
+            rows.Add((method, row, report.Totals.CompletionTokens / seconds, seconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count,
+                costs.Count == 0 ? null : costs.Average()));
             Say(FormattableString.Invariant($"{method}: {seconds:F1} s, {report.Totals.CompletionTokens} completion tokens"));
         }
 
@@ -139,35 +152,47 @@ internal static class WhiteBoxBench
         var prompt = ((HfTextTokenizer)client.GetService(typeof(ITextTokenizer))!).Encode(
             ((IChatFormatter)client.GetService(typeof(IChatFormatter))!).Render([new(ChatRole.System, EvaluationRunner.MultipleChoiceSystemPrompt), new(ChatRole.User, probes[0].UserTurns[0])], true), false);
         var model = client.Model;
-        double plainMs = 0, steerMs = 0;
+        // Paired and interleaved: each repeat times plain then steered decoding of the same prompt back to back, and the
+        // overhead is the median of the per-pair ratios (robust to the load spikes of a shared machine), with the
+        // interquartile range of the ratios. B = 1 and B = 16 (the same prompt 16 times, one gate per row).
         const int repeats = 20, decodeTokens = 64;
-        for (int r = 0; r < repeats + 2; r++)
+        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken)>();
+        foreach (int batch in new[] { 1, 16 })
         {
-            var a = Stopwatch.StartNew();
-            model.Generate([prompt], new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [] });
-            double pa = a.Elapsed.TotalMilliseconds;
-            var hook = steer.CreateHook();
-            var b = Stopwatch.StartNew();
-            model.Generate([prompt], new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = hook.OnLayer });
-            double pb = b.Elapsed.TotalMilliseconds;
-            if (r >= 2)
+            var batchPrompts = Enumerable.Repeat((IReadOnlyList<int>)prompt, batch).ToList();
+            var ratios = new List<double>();
+            var plainTimes = new List<double>();
+            for (int r = 0; r < repeats + 2; r++)
             {
-                plainMs += pa;
-                steerMs += pb;
+                var a = Stopwatch.StartNew();
+                model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [] });
+                double pa = a.Elapsed.TotalMilliseconds;
+                var hook = steer.CreateHook();
+                var b = Stopwatch.StartNew();
+                model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = hook.OnLayer });
+                double pb = b.Elapsed.TotalMilliseconds;
+                if (r < 2) continue; // warm-up pairs
+                ratios.Add(pb / pa);
+                plainTimes.Add(pa / decodeTokens);
             }
+            ratios.Sort();
+            plainTimes.Sort();
+            double Q(List<double> xs, double q) => xs[(int)Math.Round(q * (xs.Count - 1))];
+            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5)));
+            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), plain {overheads[^1].PlainMsPerToken:F2} ms/step"));
         }
-        double overhead = steerMs / plainMs - 1;
-        Say(FormattableString.Invariant($"FairSteer decode overhead: {overhead * 100:F1} % ({plainMs / repeats / decodeTokens:F2} vs {steerMs / repeats / decodeTokens:F2} ms/token, {repeats} interleaved runs of {decodeTokens} tokens)"));
 
         var md = new StringBuilder();
         string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
         md.AppendLine(FormattableString.Invariant($"Model: `{new DirectoryInfo(folder).Name}`; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
-        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); fitted on {steer.Info.Data}."));
+        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
+        if (filter is not null)
+            md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens}; theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
         md.AppendLine();
-        md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing |");
-        md.AppendLine("|---|---|---|---|---|---|---|");
-        foreach (var (method, row, tps, _, f, share) in rows)
-            md.AppendLine(FormattableString.Invariant($"| {method} | {P(row.BfsAmbiguous)} | {P(row.AccuracyDisambiguated)} | {P(row.UnknownDisambiguated)} | {tps:F1} | {(f is double x ? x.ToString("F2", CultureInfo.InvariantCulture) : "–")} | {(share is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "–")} |"));
+        md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing | target tokens / output token |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var (method, row, tps, _, f, share, cost) in rows)
+            md.AppendLine(FormattableString.Invariant($"| {method} | {P(row.BfsAmbiguous)} | {P(row.AccuracyDisambiguated)} | {P(row.UnknownDisambiguated)} | {tps:F1} | {(f is double x ? x.ToString("F2", CultureInfo.InvariantCulture) : "–")} | {(share is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "–")} | {(cost is double c ? c.ToString("F2", CultureInfo.InvariantCulture) : "–")} |"));
         md.AppendLine();
         md.AppendLine("Probe validation accuracy per layer (majority-class baseline " +
                       Math.Max(steer.Info.ValidationPositiveRate, 1 - steer.Info.ValidationPositiveRate).ToString("F3", CultureInfo.InvariantCulture) +
@@ -176,15 +201,22 @@ internal static class WhiteBoxBench
         md.AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, steer.Info.NumLayers)) + " |");
         md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", steer.Info.NumLayers)));
         md.AppendLine("| validation accuracy | " + string.Join(" | ", steer.Info.ProbeValidationAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
+        if (steer.Info.ProbeValidationBalancedAccuracy.Count == steer.Info.NumLayers)
+            md.AppendLine("| balanced accuracy (0.5 = chance) | " + string.Join(" | ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
         md.AppendLine();
-        md.AppendLine("Layer/α sweep on held-out fitting items (greedy answers with gated steering, rule-judged: share of ambiguous items answered \"unknown\", share of disambiguated items answered correctly; α = 0 is unsteered):");
+        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged: share of ambiguous answers that are \"unknown\", share of disambiguated answers that are correct; α = 0 is unsteered; the chosen setting has the best mean among those within 5 points of the unsteered disambiguated accuracy):"));
         md.AppendLine();
         md.AppendLine("| layer | α | ambiguous | disambiguated | gate rate |");
         md.AppendLine("|---|---|---|---|---|");
         foreach (var r in steer.Info.Sweep)
             md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {r.AmbiguousAccuracy:F3} | {r.DisambiguatedAccuracy:F3} | {r.GateRate:F3} |"));
         md.AppendLine();
-        md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved runs, B = 1): {overhead * 100:F1} %."));
+        md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range; target ≤ 10 %):"));
+        md.AppendLine();
+        md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range |");
+        md.AppendLine("|---|---|---|---|");
+        foreach (var (batch, median, q1, q3, plainStep) in overheads)
+            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % |"));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         await File.WriteAllTextAsync(output, md.ToString());
         Console.Out.WriteLine(md.ToString());

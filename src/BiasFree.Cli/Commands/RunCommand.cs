@@ -416,6 +416,7 @@ internal static class RunCommand
             Prompts = prompts,
             PersonaJudge = personaJudgeSpec,
             DiffPo = diffPoSpec,
+            WhiteBox = whiteBox,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
             Methods = methods,
@@ -426,8 +427,9 @@ internal static class RunCommand
                 Temperature = o.Temperature,
                 MaxTokens = o.MaxTokens,
                 Concurrency = o.Concurrency ?? 32,
-                // White-box replies depend on the fitted files and reward models, which the cache key does not see: never read them back.
-                NoCache = o.NoCache || whiteBox is not null,
+                // White-box replies are cached under keys that include the content hashes of their artefacts
+                // (RunSpec.CacheIdentityFor), so a refit or a retrained reward model never reuses old replies.
+                NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable),
             },
         }, personaJudge, diffPo);
     }

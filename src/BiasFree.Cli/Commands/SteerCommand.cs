@@ -37,21 +37,34 @@ internal static class SteerCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the 80/20 probe split, the answer sampling and the random-vector ablation.", DefaultValueFactory = _ => d.Seed };
         var labelTemperature = new Option<float>("--label-temperature") { Description = "Temperature of the answers that label the probe data (0: the model's argmax answer, as in the paper).", DefaultValueFactory = _ => d.LabelTemperature };
         var answerEnd = new Option<bool>("--vector-at-answer-end") { Description = "Read the pair activations at the answer's last token instead of its first." };
+        var probeWeights = new Option<string>("--probe-weights") { Description = "Probe sample weights: balanced (each label class weighs the same; default) or none (unweighted, as the paper's code).", DefaultValueFactory = _ => d.ClassBalanced ? "balanced" : "none" };
+        probeWeights.AcceptOnlyFromAmong("balanced", "none");
+        var sweepTemperature = new Option<float>("--sweep-temperature") { Description = "Temperature of the sweep's answers (0: greedy; use the temperature you evaluate at, e.g. 1 for the demo model).", DefaultValueFactory = _ => d.SweepTemperature };
+        var sweepSamples = new Option<int>("--sweep-samples") { Description = "Sampled answers per sweep item when --sweep-temperature > 0 (same seeds for every setting).", DefaultValueFactory = _ => d.SweepSamples };
+        var maxDrop = new Option<double>("--max-disamb-drop") { Description = "Do not choose a setting whose disambiguated accuracy is more than this below the unsteered one.", DefaultValueFactory = _ => d.MaxDisambiguatedDrop };
+        var vectorSource = new Option<string>("--vector") { Description = "Steering vectors: pairs (the paper's contrastive pairs, read at the answer's first token) or probe-means (mean prompt activation of unbiased minus biased probe examples).", DefaultValueFactory = _ => "pairs" };
+        vectorSource.AcceptOnlyFromAmong("pairs", "probe-means");
         var l2 = new Option<double>("--l2") { Description = "L2 strength λ of the logistic probes.", DefaultValueFactory = _ => d.L2 };
         var cmd = new Command("fit", "Label the model's answers (1 correct, 0 stereotyped), fit a logistic probe per layer, build steering vectors from contrastive pairs, sweep layers and α on held-out items, and save.")
         {
             model, output, suite, suiteSeed, items, pairs, sweepItems, alphas, layers, seed, labelTemperature, l2, answerEnd,
+            probeWeights, sweepTemperature, sweepSamples, maxDrop, vectorSource,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => FitAsync(
             pr.GetValue(model), pr.GetValue(output)!, pr.GetValue(suite)!, pr.GetValue(suiteSeed), pr.GetValue(items), pr.GetValue(pairs),
-            pr.GetValue(sweepItems), pr.GetValue(alphas)!, pr.GetValue(layers), pr.GetValue(seed), pr.GetValue(labelTemperature), pr.GetValue(l2), pr.GetValue(answerEnd), ct)));
+            pr.GetValue(sweepItems), pr.GetValue(alphas)!, pr.GetValue(layers), pr.GetValue(seed), pr.GetValue(labelTemperature), pr.GetValue(l2), pr.GetValue(answerEnd),
+            pr.GetValue(probeWeights) == "balanced", pr.GetValue(sweepTemperature), pr.GetValue(sweepSamples), pr.GetValue(maxDrop),
+            pr.GetValue(vectorSource) == "probe-means" ? SteeringVectorSource.ProbeMeans : SteeringVectorSource.ContrastivePairs, ct)));
         return cmd;
     }
 
     private static async Task<int> FitAsync(string? modelFolder, string output, string suiteSpec, int suiteSeed, int items, int pairs, int sweepItems,
-        string alphas, string? layers, long seed, float labelTemperature, double l2, bool answerEnd, CancellationToken ct)
+        string alphas, string? layers, long seed, float labelTemperature, double l2, bool answerEnd, bool balanced, float sweepTemperature,
+        int sweepSamples, double maxDrop, SteeringVectorSource vectorSource, CancellationToken ct)
     {
         if (items < 10 || pairs < 1 || sweepItems < 2) throw new UserErrorException("--items must be at least 10, --pairs at least 1 and --sweep-items at least 2.");
+        if (sweepSamples < 1) throw new UserErrorException("--sweep-samples must be at least 1.");
+        if (sweepTemperature < 0 || labelTemperature < 0) throw new UserErrorException("--sweep-temperature and --label-temperature must not be negative.");
         var alphaList = ParseList(alphas, "--alphas", s => double.Parse(s, CultureInfo.InvariantCulture));
         if (alphaList.Any(a => a <= 0 || double.IsNaN(a))) throw new UserErrorException("--alphas: every α must be above 0.");
         var layerList = layers is null ? null : ParseList(layers, "--layers", s => int.Parse(s, CultureInfo.InvariantCulture));
@@ -85,6 +98,11 @@ internal static class SteerCommand
             Alphas = alphaList,
             Layers = layerList,
             VectorAtAnswerEnd = answerEnd,
+            ClassBalanced = balanced,
+            SweepTemperature = sweepTemperature,
+            SweepSamples = sweepSamples,
+            MaxDisambiguatedDrop = maxDrop,
+            VectorSource = vectorSource,
             Log = line => Console.Out.WriteLine(line),
         };
         Console.Out.WriteLine(FormattableString.Invariant(
@@ -101,9 +119,10 @@ internal static class SteerCommand
     private static void Print(FairSteerInfo info)
     {
         double majority = Math.Max(info.ValidationPositiveRate, 1 - info.ValidationPositiveRate);
-        var probes = new Table().AddColumns("layer", "probe validation accuracy");
+        var probes = new Table().AddColumns("layer", "probe validation accuracy", "balanced accuracy");
         for (int l = 0; l < info.ProbeValidationAccuracy.Count; l++)
-            probes.AddRow(l.ToString(CultureInfo.InvariantCulture), info.ProbeValidationAccuracy[l].ToString("F3", CultureInfo.InvariantCulture));
+            probes.AddRow(l.ToString(CultureInfo.InvariantCulture), info.ProbeValidationAccuracy[l].ToString("F3", CultureInfo.InvariantCulture),
+                l < info.ProbeValidationBalancedAccuracy.Count ? info.ProbeValidationBalancedAccuracy[l].ToString("F3", CultureInfo.InvariantCulture) : "-");
         AnsiConsole.Write(probes);
         Console.Out.WriteLine(FormattableString.Invariant(
             $"{info.ProbeExamples} labelled examples ({info.ProbePositives} unbiased); majority-class accuracy on the validation split {majority:F3}."));

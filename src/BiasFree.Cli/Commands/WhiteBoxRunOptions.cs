@@ -87,8 +87,42 @@ internal static class WhiteBoxRunOptions
                 throw new UserErrorException("--filter-keep, --filter-children and --segment-tokens must be at least 1, and --beta positive.");
             }
         }
-        return new WhiteBoxSpec(steeringFull, hash, rewardModel is null ? null : Path.GetFullPath(rewardModel),
-            rewardRef is null ? null : Path.GetFullPath(rewardRef), beta, keep, children, segment);
+        string? rewardFull = rewardModel is null ? null : Path.GetFullPath(rewardModel), refFull = rewardRef is null ? null : Path.GetFullPath(rewardRef);
+        return new WhiteBoxSpec(steeringFull, hash, rewardFull, refFull, beta, keep, children, segment,
+            RewardHash: rewardFull is null || refFull is null ? null : FolderHash([rewardFull, refFull]),
+            Methods: white.Distinct(StringComparer.Ordinal).ToList());
+    }
+
+    /// <summary>
+    /// SHA-256 over the weights and settings files (top-level *.safetensors and *.json, names and contents, sorted) of
+    /// the reward model folders, so BiasFilter's cached replies are keyed by the models' content, not their paths.
+    /// </summary>
+    public static string FolderHash(IReadOnlyList<string> folders)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var folder in folders)
+        {
+            if (!Directory.Exists(folder))
+            {
+                throw new UserErrorException($"'{folder}' is not a folder.");
+            }
+            var files = Directory.EnumerateFiles(folder)
+                .Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal))
+                .OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal);
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes("\0folder\0"));
+            foreach (var f in files)
+            {
+                sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(f) + "\0"));
+                using var stream = File.OpenRead(f);
+                var buffer = new byte[1 << 20];
+                int n;
+                while ((n = stream.Read(buffer)) > 0)
+                {
+                    sha.AppendData(buffer.AsSpan(0, n));
+                }
+            }
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset())[..16];
     }
 
     /// <summary>SHA-256 of the FairSteer files: a refit changes the replies, so it must change the cache identity.</summary>
@@ -108,11 +142,6 @@ internal static class WhiteBoxRunOptions
         sha.TransformFinalBlock([], 0, 0);
         return Convert.ToHexStringLower(sha.Hash!)[..16];
     }
-
-    /// <summary>Part of the cache identity: white-box replies depend on these files and settings.</summary>
-    public static string CacheSuffix(WhiteBoxSpec? w) => w is null
-        ? ""
-        : FormattableString.Invariant($"|whitebox:{w.SteeringHash}|{w.RewardModel}|{w.RewardReference}|{w.Beta}|{w.Keep}|{w.Children}|{w.SegmentTokens}");
 
     /// <summary>
     /// The CLI's method registry: the prompting methods worded by <paramref name="prompts"/>, plus the white-box methods

@@ -27,11 +27,50 @@ public sealed record FairSteerFitOptions
     /// is the first and only answer token) or at its last token.
     /// </summary>
     public bool VectorAtAnswerEnd { get; init; }
+    /// <summary>Where the steering vectors come from (see <see cref="SteeringVectorSource"/>).</summary>
+    public SteeringVectorSource VectorSource { get; init; } = SteeringVectorSource.ContrastivePairs;
     /// <summary>Layers to sweep (null: all) and α values to sweep.</summary>
     public IReadOnlyList<int>? Layers { get; init; }
     public IReadOnlyList<double> Alphas { get; init; } = [0.5, 1, 2, 4, 8];
+    /// <summary>
+    /// Fit the probes with class-balanced weights (<see cref="LogisticProbe.BalancedWeights"/>). The paper's code fits
+    /// unweighted; on a model whose answers are mostly of one label an unweighted probe learns the majority class and the
+    /// gate never (or always) fires, so balanced is the default here (off: <c>--probe-weights none</c>).
+    /// </summary>
+    public bool ClassBalanced { get; init; } = true;
+    /// <summary>
+    /// Temperature of the sweep's answers. 0 (the default) answers greedily, as the paper's layer selection does; a
+    /// model that is evaluated sampled (the demo model, temperature 1) should be swept sampled too, since its bias shows
+    /// only in the sampled answers.
+    /// </summary>
+    public float SweepTemperature { get; init; }
+    /// <summary>Answers per sweep item when sampling (each with its own seed, the same seeds for every setting).</summary>
+    public int SweepSamples { get; init; } = 1;
+    /// <summary>
+    /// Selection constraint: a setting whose disambiguated accuracy is more than this below the unsteered baseline's is not
+    /// chosen (the acceptance bound, 5 points). When no setting meets it the best mean is chosen anyway and logged.
+    /// </summary>
+    public double MaxDisambiguatedDrop { get; init; } = 0.05;
     /// <summary>Optional progress lines.</summary>
     public Action<string>? Log { get; init; }
+}
+
+/// <summary>How <see cref="FairSteerFitter"/> builds the steering vector of each layer.</summary>
+public enum SteeringVectorSource
+{
+    /// <summary>
+    /// The paper's DSV: mean over contrastive pairs of h_l at the unknown answer's first token minus h_l at the stereotyped
+    /// answer's first token (both read after the prompt).
+    /// </summary>
+    ContrastivePairs,
+
+    /// <summary>
+    /// Mass-mean shift over the probe data: mean(h_l at the prompt's last token | label 1) − mean(… | label 0), training
+    /// split only. The same "unbiased minus biased mean" formula, read at the position the hook steers. With free-text
+    /// answers the contrastive difference is dominated by the two answer words' embeddings (on the demo model its norm is
+    /// about 330 against 11–89 for this one) and does not move the first answer token the right way; this one does.
+    /// </summary>
+    ProbeMeans,
 }
 
 /// <summary>One labelled example: the last-prompt-token activation of every layer and its label (1 = unbiased answer).</summary>
@@ -47,8 +86,10 @@ public sealed record ProbeExample(string ProbeId, IReadOnlyList<float[]> Activat
 /// <item>Steering vectors (§3.2): for ambiguous items, v_l = mean(h_l at the first token of the unknown answer after the
 /// prompt) − mean(h_l at the first token of the stereotyped answer), not normalised (as in the authors' code, which reads
 /// the answer letter: the first and only token of its answers).</item>
-/// <item>Sweep: for each layer and α, answer held-out items greedily with gated steering and judge the answers; pick the
-/// best mean of ambiguous and disambiguated accuracy (ties: smaller α, then earlier layer).</item>
+/// <item>Sweep: for each layer and α, answer held-out items with gated steering (greedily, or sampled with the same seeds
+/// for every setting) and judge the answers; pick the best mean of ambiguous and disambiguated accuracy among the settings
+/// that keep disambiguated accuracy within <see cref="FairSteerFitOptions.MaxDisambiguatedDrop"/> of the unsteered
+/// baseline (ties: smaller α, then earlier layer).</item>
 /// </list>
 /// </summary>
 public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, FairSteerFitOptions? options = null)
@@ -72,19 +113,29 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         var (train, validation) = Split(examples, _o.ValidationShare, _o.Seed);
         var probes = new List<LogisticProbe>();
         var accuracy = new List<double>();
+        var balanced = new List<double>();
+        var trainLabels = train.Select(e => e.Label).ToList();
+        var weights = _o.ClassBalanced ? LogisticProbe.BalancedWeights(trainLabels) : null;
+        var validationLabels = validation.Select(e => e.Label).ToList();
         for (int l = 0; l < layers; l++)
         {
-            var probe = LogisticProbe.Fit(train.Select(e => e.Activations[l]).ToList(), train.Select(e => e.Label).ToList(), _o.L2);
+            var probe = LogisticProbe.Fit(train.Select(e => e.Activations[l]).ToList(), trainLabels, _o.L2, sampleWeights: weights);
             probes.Add(probe);
-            accuracy.Add(probe.Accuracy(validation.Select(e => e.Activations[l]).ToList(), validation.Select(e => e.Label).ToList()));
-            _o.Log?.Invoke($"layer {l}: probe validation accuracy {accuracy[^1]:F3} ({validation.Count} held-out examples)");
+            var acts = validation.Select(e => e.Activations[l]).ToList();
+            accuracy.Add(probe.Accuracy(acts, validationLabels));
+            balanced.Add(probe.BalancedAccuracy(acts, validationLabels));
+            _o.Log?.Invoke($"layer {l}: probe validation accuracy {accuracy[^1]:F3}, balanced {balanced[^1]:F3} ({validation.Count} held-out examples)");
         }
-        var pairs = pairItems.Where(p => p.Context == ContextCondition.Ambiguous && Answers(p) is not null).Take(_o.Pairs).ToList();
-        var vectors = SteeringVectors(pairs);
-        _o.Log?.Invoke($"steering vectors from {pairs.Count} contrastive pairs");
+        var pairs = _o.VectorSource == SteeringVectorSource.ContrastivePairs
+            ? pairItems.Where(p => p.Context == ContextCondition.Ambiguous && Answers(p) is not null).Take(_o.Pairs).ToList()
+            : [];
+        var vectors = _o.VectorSource == SteeringVectorSource.ContrastivePairs ? SteeringVectors(pairs) : MeanDifference(train);
+        _o.Log?.Invoke(_o.VectorSource == SteeringVectorSource.ContrastivePairs
+            ? $"steering vectors from {pairs.Count} contrastive pairs"
+            : $"steering vectors: mean difference of {train.Count} training examples' prompt activations ({train.Count(e => e.Label == 1)} unbiased)");
         var draft = new FairSteerModel(new FairSteerInfo { HiddenSize = model.Config.HiddenSize, NumLayers = layers, Layer = 0, Seed = _o.Seed }, probes, vectors);
         var sweep = await SweepAsync(draft, answerClient, sweepItems, cancellationToken).ConfigureAwait(false);
-        var best = sweep.Where(r => r.Alpha > 0).OrderByDescending(r => r.Score).ThenBy(r => r.Alpha).ThenBy(r => r.Layer).First();
+        var best = Choose(sweep, _o.MaxDisambiguatedDrop, _o.Log);
         var info = new FairSteerInfo
         {
             Model = modelName,
@@ -94,37 +145,46 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
             Alpha = best.Alpha,
             Seed = _o.Seed,
             ProbeValidationAccuracy = accuracy,
+            ProbeValidationBalancedAccuracy = balanced,
+            ClassBalanced = _o.ClassBalanced,
+            LabelTemperature = _o.LabelTemperature,
+            SweepTemperature = _o.SweepTemperature,
+            SweepSamples = Math.Max(1, _o.SweepSamples),
             ValidationPositiveRate = validation.Count == 0 ? double.NaN : validation.Average(e => (double)e.Label),
             ProbeExamples = examples.Count,
             ProbePositives = examples.Count(e => e.Label == 1),
             ContrastivePairs = pairs.Count,
+            VectorSource = _o.VectorSource == SteeringVectorSource.ContrastivePairs ? "contrastive-pairs" : "probe-means",
             Sweep = sweep,
             Data = dataDescription,
         };
         return new FairSteerModel(info, probes, vectors);
     }
 
-    /// <summary>Step 1: answers, labels and last-prompt-token activations.</summary>
+    /// <summary>
+    /// Step 1: answers, labels and last-prompt-token activations. The answers are requested all at once, so an engine
+    /// client decodes them as one continuous batch; each has its own seed, so the labels do not depend on the batching.
+    /// </summary>
     public async Task<IReadOnlyList<ProbeExample>> CollectExamplesAsync(IChatClient answerClient, IReadOnlyList<Probe> items, CancellationToken cancellationToken = default)
     {
         var judge = new RuleBasedAnswerExtractor();
-        var examples = new List<ProbeExample>();
-        foreach (var probe in items)
+        var usable = items.Where(p => p.CorrectOption is not null).ToList();
+        var labels = await Task.WhenAll(usable.Select(async probe =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (probe.CorrectOption is null) continue;
-            var messages = Messages(probe);
-            var response = await answerClient.GetResponseAsync(messages, new ChatOptions
+            var response = await answerClient.GetResponseAsync(Messages(probe), new ChatOptions
             {
                 Temperature = _o.LabelTemperature,
                 MaxOutputTokens = _o.MaxAnswerTokens,
                 Seed = unchecked(_o.Seed ^ (long)StableRandom.Hash(probe.Id)),
             }, cancellationToken).ConfigureAwait(false);
             var label = judge.Judge(probe, response.Text).Label;
-            var correctLabel = CorrectLabel(probe);
-            int? y = label == correctLabel ? 1 : label == Label.Biased ? 0 : null;
-            if (y is null) continue;
-            examples.Add(new ProbeExample(probe.Id, LastTokenActivations(PromptIds(probe)), y.Value));
+            return label == CorrectLabel(probe) ? 1 : label == Label.Biased ? 0 : (int?)null;
+        })).ConfigureAwait(false);
+        var examples = new List<ProbeExample>();
+        for (int i = 0; i < usable.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (labels[i] is int y) examples.Add(new ProbeExample(usable[i].Id, LastTokenActivations(PromptIds(usable[i])), y));
         }
         return examples;
     }
@@ -158,15 +218,42 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
     }
 
     /// <summary>
-    /// Step 4: the layer × α table (α = 0 gives the unsteered baseline). Each setting answers every item greedily through
-    /// <paramref name="answerClient"/> (the engine, so requests run as one continuous batch) with its own gated hook, and
-    /// the rule judge scores the answers: ambiguous accuracy = share answered "unknown", disambiguated accuracy = share
-    /// answered correctly. Greedy decoding makes the table deterministic; it is a proxy for the sampled runs.
+    /// <see cref="SteeringVectorSource.ProbeMeans"/>: v_l = mean(a_l | label 1) − mean(a_l | label 0) over
+    /// <paramref name="examples"/>, per layer, in float64 (each class's own mean, so class imbalance does not matter).
+    /// </summary>
+    public static IReadOnlyList<float[]> MeanDifference(IReadOnlyList<ProbeExample> examples)
+    {
+        var pos = examples.Where(e => e.Label == 1).ToList();
+        var neg = examples.Where(e => e.Label == 0).ToList();
+        if (pos.Count == 0 || neg.Count == 0) throw new ArgumentException("both labels are needed for a mean difference");
+        int layers = examples[0].Activations.Count, hidden = examples[0].Activations[0].Length;
+        return Enumerable.Range(0, layers).Select(l =>
+        {
+            var v = new float[hidden];
+            for (int i = 0; i < hidden; i++)
+            {
+                double a = 0, b = 0;
+                foreach (var e in pos) a += e.Activations[l][i];
+                foreach (var e in neg) b += e.Activations[l][i];
+                v[i] = (float)(a / pos.Count - b / neg.Count);
+            }
+            return v;
+        }).ToList();
+    }
+
+    /// <summary>
+    /// Step 4: the layer × α table (α = 0 gives the unsteered baseline). Each setting answers every item
+    /// <see cref="FairSteerFitOptions.SweepSamples"/> times through <paramref name="answerClient"/> (the engine, so requests
+    /// run as one continuous batch) with its own gated hook, and the rule judge scores the answers: ambiguous accuracy =
+    /// share answered "unknown", disambiguated accuracy = share answered correctly. Greedy by default (deterministic);
+    /// sampled with <see cref="FairSteerFitOptions.SweepTemperature"/> &gt; 0, with seeds that depend on the item and the
+    /// sample index only, so every setting sees the same random numbers and differences come from the steering.
     /// </summary>
     public async Task<IReadOnlyList<SteeringSweepRow>> SweepAsync(FairSteerModel draft, IChatClient answerClient, IReadOnlyList<Probe> items,
         CancellationToken cancellationToken = default)
     {
-        var usable = items.Where(p => p.CorrectOption is not null).ToList();
+        int samples = _o.SweepTemperature > 0 ? Math.Max(1, _o.SweepSamples) : 1;
+        var usable = items.Where(p => p.CorrectOption is not null).SelectMany(p => Enumerable.Repeat(p, samples)).ToList();
         var layers = _o.Layers ?? Enumerable.Range(0, model.Config.NumHiddenLayers).ToList();
         var judge = new RuleBasedAnswerExtractor();
         var rows = new List<SteeringSweepRow>();
@@ -179,8 +266,9 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
                 {
                     var options = new ChatOptions
                     {
-                        Temperature = 0,
+                        Temperature = _o.SweepTemperature,
                         MaxOutputTokens = _o.MaxAnswerTokens,
+                        Seed = unchecked(_o.Seed ^ (long)StableRandom.Hash($"sweep/{p.Id}/{i % samples}")),
                         AdditionalProperties = new AdditionalPropertiesDictionary
                         {
                             [EngineChatClient.RequestHooksKey] = new EngineRequestHooks
@@ -207,6 +295,22 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
             }
         }
         return rows;
+    }
+
+    /// <summary>
+    /// The setting a fit keeps: among α &gt; 0, the best <see cref="SteeringSweepRow.Score"/> whose disambiguated accuracy
+    /// is at most <paramref name="maxDisambiguatedDrop"/> below the α = 0 row's (ties: smaller α, then earlier layer); when
+    /// none qualifies, the best score overall.
+    /// </summary>
+    public static SteeringSweepRow Choose(IReadOnlyList<SteeringSweepRow> sweep, double maxDisambiguatedDrop, Action<string>? log = null)
+    {
+        var steered = sweep.Where(r => r.Alpha > 0).OrderByDescending(r => r.Score).ThenBy(r => r.Alpha).ThenBy(r => r.Layer).ToList();
+        if (steered.Count == 0) throw new ArgumentException("the sweep has no steered (α > 0) setting");
+        var baseline = sweep.FirstOrDefault(r => r.Alpha == 0);
+        if (baseline is null || double.IsNaN(baseline.DisambiguatedAccuracy)) return steered[0];
+        var within = steered.FirstOrDefault(r => !(r.DisambiguatedAccuracy < baseline.DisambiguatedAccuracy - maxDisambiguatedDrop));
+        if (within is null) log?.Invoke($"no setting keeps disambiguated accuracy within {maxDisambiguatedDrop:F2} of the baseline; chose the best mean");
+        return within ?? steered[0];
     }
 
     /// <summary>The rule judge's label of the correct answer of an item.</summary>

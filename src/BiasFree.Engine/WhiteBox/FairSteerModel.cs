@@ -9,7 +9,7 @@ namespace BiasFree.Engine.WhiteBox;
 /// <summary>One row of the layer/α sweep: the selection score of steering at <see cref="Layer"/> with <see cref="Alpha"/>.</summary>
 /// <param name="Layer">Steered layer.</param>
 /// <param name="Alpha">Scale α.</param>
-/// <param name="AmbiguousAccuracy">Share of held-out ambiguous items answered "unknown" (greedy, steered, rule-judged).</param>
+/// <param name="AmbiguousAccuracy">Share of held-out ambiguous answers that are "unknown" (steered, rule-judged).</param>
 /// <param name="DisambiguatedAccuracy">Share of held-out disambiguated items answered correctly.</param>
 /// <param name="GateRate">Share of steered positions where the gate fired.</param>
 public sealed record SteeringSweepRow(int Layer, double Alpha, double AmbiguousAccuracy, double DisambiguatedAccuracy, double GateRate)
@@ -32,11 +32,21 @@ public sealed record FairSteerInfo
     public long Seed { get; init; }
     /// <summary>Probe validation accuracy per layer (index = layer), on the seeded 20 % split.</summary>
     public IReadOnlyList<double> ProbeValidationAccuracy { get; init; } = [];
+    /// <summary>Balanced accuracy per layer on the same split (mean of the two class recalls; 0.5 = nothing learned).</summary>
+    public IReadOnlyList<double> ProbeValidationBalancedAccuracy { get; init; } = [];
+    /// <summary>Whether the probes were fitted with class-balanced weights.</summary>
+    public bool ClassBalanced { get; init; }
+    /// <summary>Temperature of the labelling answers and of the sweep's answers, and answers per sweep item.</summary>
+    public double LabelTemperature { get; init; }
+    public double SweepTemperature { get; init; }
+    public int SweepSamples { get; init; } = 1;
     /// <summary>Share of label 1 in each validation split (the majority-class baseline is max(p, 1 − p)).</summary>
     public double ValidationPositiveRate { get; init; }
     public int ProbeExamples { get; init; }
     public int ProbePositives { get; init; }
     public int ContrastivePairs { get; init; }
+    /// <summary>How the vectors were built: "contrastive-pairs" (the paper's DSV) or "probe-means".</summary>
+    public string VectorSource { get; init; } = "contrastive-pairs";
     public IReadOnlyList<SteeringSweepRow> Sweep { get; init; } = [];
     /// <summary>Suites and seeds the examples came from, for the record.</summary>
     public string Data { get; init; } = "";

@@ -96,6 +96,11 @@ public sealed class Evaluation
 
     /// <summary>DiffPO's aligner and settings, stored with the run; null when <c>diffpo</c> does not run.</summary>
     public DiffPoSpec? DiffPo { get; init; }
+    /// <summary>
+    /// Artefacts of the white-box methods (FairSteer folder and its hash, BiasFilter's reward models and settings), stored
+    /// with the run so a resume rebuilds the same methods and their replies are cached under the artefacts' hashes.
+    /// </summary>
+    public WhiteBoxSpec? WhiteBox { get; init; }
 
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
@@ -202,6 +207,7 @@ public sealed class Evaluation
                 NoCache = Settings.NoCache,
                 PersonaJudge = PersonaJudge,
                 DiffPo = DiffPo,
+                WhiteBox = WhiteBox,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -276,6 +282,7 @@ public sealed class Evaluation
             PromptsFile = spec.PromptsFile,
             PersonaJudge = spec.PersonaJudge,
             DiffPo = spec.DiffPo,
+            WhiteBox = spec.WhiteBox,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {

@@ -100,7 +100,7 @@ public sealed class EvaluationRunner
         var uncached = spec.CacheDisabled || (spec.TargetKey is null && spec.TargetEndpoint is null);
         var prompts = spec.GetMethodPrompts();
         var apply = _applyMethod ?? MethodRegistry.PromptingWith(prompts).Apply;
-        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.TargetIdentity, m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
+        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.CacheIdentityFor(m), m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
         var work = new List<(string Method, Probe Probe)>();
         foreach (var method in spec.Methods)
         {

@@ -85,6 +85,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
     {
         Usage = new UsageDetails { InputTokenCount = hit.PromptTokens, OutputTokenCount = hit.CompletionTokens },
         FinishReason = ChatFinishReason.Stop,
+        AdditionalProperties = hit.Details is null ? null : new AdditionalPropertiesDictionary(hit.Details.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)),
     };
 
     public override async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
@@ -105,7 +106,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
         {
             if (readCache && await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } hit)
             {
-                call?.Record(new RecordedRequest(recorded, hit.Text, Cached: true), hit.PromptTokens, hit.CompletionTokens, 0);
+                call?.Record(new RecordedRequest(recorded, hit.Text, Cached: true, hit.Details), hit.PromptTokens, hit.CompletionTokens, 0);
                 return FromCache(hit);
             }
 
@@ -116,7 +117,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
                 try
                 {
                     var shared = await leader.WaitAsync(cancellationToken).ConfigureAwait(false);
-                    call?.Record(new RecordedRequest(recorded, shared.Text, Cached: true), shared.PromptTokens, shared.CompletionTokens, 0);
+                    call?.Record(new RecordedRequest(recorded, shared.Text, Cached: true, shared.Details), shared.PromptTokens, shared.CompletionTokens, 0);
                     return FromCache(shared);
                 }
                 catch (Exception) when (!cancellationToken.IsCancellationRequested)
@@ -131,14 +132,14 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
                 // A request that finished between our cache check and taking the lead has cached its reply already.
                 if (readCache && await store.GetCachedAsync(key, cancellationToken).ConfigureAwait(false) is { } late)
                 {
-                    call?.Record(new RecordedRequest(recorded, late.Text, Cached: true), late.PromptTokens, late.CompletionTokens, 0);
+                    call?.Record(new RecordedRequest(recorded, late.Text, Cached: true, late.Details), late.PromptTokens, late.CompletionTokens, 0);
                     mine.SetResult(late);
                     return FromCache(late);
                 }
 
                 var response = await base.GetResponseAsync(list, options, cancellationToken).ConfigureAwait(false);
-                var value = new CachedResponse(response.Text, response.Usage?.InputTokenCount ?? 0, response.Usage?.OutputTokenCount ?? 0);
-                call?.Record(new RecordedRequest(recorded, value.Text, Cached: false, Details(response)), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
+                var value = new CachedResponse(response.Text, response.Usage?.InputTokenCount ?? 0, response.Usage?.OutputTokenCount ?? 0, Details(response));
+                call?.Record(new RecordedRequest(recorded, value.Text, Cached: false, value.Details), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
                 if (writeCache)
                 {
                     await store.PutCachedAsync(key, value, CancellationToken.None).ConfigureAwait(false);

@@ -158,6 +158,16 @@ public sealed record RunSpec
     [JsonIgnore]
     public string TargetIdentity => TargetKey ?? $"{TargetEndpoint ?? "embedded"}|{Model}";
 
+    /// <summary>
+    /// Identity of the target as <paramref name="method"/> sees it, used in its cache keys: <see cref="TargetIdentity"/>,
+    /// plus the white-box artefacts (content hashes of the steering folder and reward models, BiasFilter's settings) when
+    /// the method's innermost part is one of the run's white-box methods. Their replies depend on those files, so a refit
+    /// or a retrained reward model changes the key; the run's other methods keep the plain identity and share the cache
+    /// with runs without white-box methods.
+    /// </summary>
+    public string CacheIdentityFor(string method) =>
+        WhiteBox is { } w && w.AppliesTo(method) ? TargetIdentity + w.CacheIdentityOf(method) : TargetIdentity;
+
     internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = false,
@@ -179,8 +189,30 @@ public sealed record RunSpec
 /// <param name="Keep">N: candidates kept per step.</param>
 /// <param name="Children">N_children: continuations per kept candidate.</param>
 /// <param name="SegmentTokens">l: tokens per segment.</param>
+/// <param name="RewardHash">Content hash of both reward model folders when the run was created (part of the cache identity).</param>
+/// <param name="Methods">The run's white-box method names (innermost parts), whose cache keys carry <see cref="CacheIdentityOf"/>.</param>
 public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash = null, string? RewardModel = null, string? RewardReference = null,
-    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12);
+    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12, string? RewardHash = null, IReadOnlyList<string>? Methods = null)
+{
+    /// <summary>
+    /// What a white-box reply depends on besides the request: BiasFilter's on the reward models' content hash and the
+    /// search settings, FairSteer's (and its ablations') on the steering files' hash (which holds the layer and α).
+    /// </summary>
+    public string CacheIdentityOf(string method) => method.Split('+')[^1] == "biasfilter"
+        ? FormattableString.Invariant($"|biasfilter:{RewardHash}|{Beta}|{Keep}|{Children}|{SegmentTokens}")
+        : $"|steering:{SteeringHash}";
+
+    /// <summary>
+    /// Whether replies may be read back from the cache: every artefact in use has a content hash. A spec stored before
+    /// the reward hash existed (BiasFilter with only folder paths) cannot tell a retrained model apart.
+    /// </summary>
+    [JsonIgnore]
+    public bool Cacheable => Methods is not null && (Steering is null || SteeringHash is not null) && (RewardModel is null || RewardHash is not null);
+
+    /// <summary>True when the innermost part of <paramref name="method"/> (after the last '+') is one of <see cref="Methods"/>.</summary>
+    public bool AppliesTo(string method) =>
+        Methods is { } names && names.Contains(method.Split('+')[^1], StringComparer.Ordinal);
+}
 
 /// <summary>What <c>persona-judge</c>, <c>draft-persona</c> and <c>judge-persona</c> need, stored for resume.</summary>
 /// <param name="DraftPersona">System prompt of the context that drafts first.</param>

@@ -9,7 +9,7 @@ using Microsoft.Data.Sqlite;
 namespace BiasFree.Runs;
 
 /// <summary>A cached target reply.</summary>
-public sealed record CachedResponse(string Text, long PromptTokens, long CompletionTokens);
+public sealed record CachedResponse(string Text, long PromptTokens, long CompletionTokens, IReadOnlyDictionary<string, string>? Details = null);
 
 /// <summary>A run as listed by the store.</summary>
 public sealed record RunInfo(string RunId, DateTimeOffset Created, RunSpec Spec, int Results, int Complete, int Errors);
@@ -136,6 +136,22 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         if (!columns.Contains("fallback"))
         {
             await ExecAsync(c, "ALTER TABLE results ADD COLUMN fallback INTEGER NOT NULL DEFAULT 0", ct).ConfigureAwait(false);
+        }
+        // What a white-box method reported with a reply (gate firings, BiasFilter's trace), so a reply read back from the
+        // cache is recorded with the same details as when it was generated.
+        var cacheColumns = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        await using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "SELECT name FROM pragma_table_info('response_cache')";
+            await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                cacheColumns.Add(reader.GetString(0));
+            }
+        }
+        if (!cacheColumns.Contains("details"))
+        {
+            await ExecAsync(c, "ALTER TABLE response_cache ADD COLUMN details TEXT", ct).ConfigureAwait(false);
         }
     }
 
@@ -351,10 +367,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     public Task<CachedResponse?> GetCachedAsync(string key, CancellationToken cancellationToken = default) =>
         LockedAsync(async c =>
         {
-            await using var cmd = Command(c, "SELECT response, prompt_tokens, completion_tokens FROM response_cache WHERE key = $key", ("$key", key));
+            await using var cmd = Command(c, "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key", ("$key", key));
             await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
-                ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2))
+                ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
+                    reader.IsDBNull(3) ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(3)))
                 : null;
         }, cancellationToken);
 
@@ -363,10 +380,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         LockedAsync(async c =>
         {
             await using var cmd = Command(c, """
-                INSERT INTO response_cache (key, response, prompt_tokens, completion_tokens, created)
-                VALUES ($key, $response, $pt, $ct, $created) ON CONFLICT(key) DO NOTHING
+                INSERT INTO response_cache (key, response, prompt_tokens, completion_tokens, created, details)
+                VALUES ($key, $response, $pt, $ct, $created, $details) ON CONFLICT(key) DO NOTHING
                 """,
                 ("$key", key), ("$response", value.Text), ("$pt", value.PromptTokens), ("$ct", value.CompletionTokens),
+                ("$details", value.Details is null ? null : JsonSerializer.Serialize(value.Details)),
                 ("$created", Time(DateTimeOffset.UtcNow)));
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }, cancellationToken);

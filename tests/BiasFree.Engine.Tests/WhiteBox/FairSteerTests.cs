@@ -51,6 +51,92 @@ public class FairSteerTests
         Assert.True(flipped.Weight.Zip(u, (w, b) => w * b).Sum() < 0);
     }
 
+    private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    [Fact]
+    public void ClassBalancedWeightsMoveTheBoundaryToTheMiddleOfImbalancedClasses()
+    {
+        // One feature: 95 % positives around +1, 5 % negatives around −1 (unit variance). Unweighted, the boundary sits
+        // where log(19) + 2x = 0, x ≈ −1.47, so most negatives are called positive; balanced, it sits near 0.
+        var rng = new Random(7);
+        var xs = new List<float[]>();
+        var ys = new List<int>();
+        for (int i = 0; i < 4000; i++)
+        {
+            int y = rng.NextDouble() < 0.95 ? 1 : 0;
+            xs.Add([(float)((y == 1 ? 1 : -1) + Gaussian(rng))]);
+            ys.Add(y);
+        }
+        var weights = LogisticProbe.BalancedWeights(ys);
+        Assert.Equal(ys.Count, weights.Sum(), 6); // each class carries half the total weight
+        Assert.Equal(ys.Count / 2.0, weights.Where((_, i) => ys[i] == 0).Sum(), 6);
+
+        var plain = LogisticProbe.Fit(xs, ys, l2: 1e-4);
+        var balanced = LogisticProbe.Fit(xs, ys, l2: 1e-4, sampleWeights: weights);
+        double plainBoundary = -plain.Bias / plain.Weight[0], balancedBoundary = -balanced.Bias / balanced.Weight[0];
+        Assert.InRange(plainBoundary, -1.8, -1.2);
+        Assert.InRange(balancedBoundary, -0.2, 0.2);
+        // Plain accuracy rewards the majority; balanced accuracy (mean class recall) shows the difference.
+        Assert.True(plain.Accuracy(xs, ys) > balanced.Accuracy(xs, ys));
+        Assert.True(balanced.BalancedAccuracy(xs, ys) > plain.BalancedAccuracy(xs, ys) + 0.1,
+            $"{balanced.BalancedAccuracy(xs, ys)} vs {plain.BalancedAccuracy(xs, ys)}");
+        Assert.Equal(0.5, new LogisticProbe([0.0], 1).BalancedAccuracy(xs, ys)); // always "unbiased"
+        Assert.True(double.IsNaN(plain.BalancedAccuracy([[1f]], [1])));
+    }
+
+    [Fact]
+    public void ProbeFitsWhenOneDimensionIsThousandsOfTimesLargerThanTheRest()
+    {
+        // A residual stream often has a few huge dimensions. Here the label depends on a small dimension next to a large
+        // irrelevant one (a badly conditioned Hessian); the fit still finds the small direction.
+        var rng = new Random(5);
+        var xs = new List<float[]>();
+        var ys = new List<int>();
+        for (int i = 0; i < 800; i++)
+        {
+            int y = i % 4 == 0 ? 0 : 1;
+            xs.Add([(float)((y == 1 ? 0.5 : -0.5) + 0.3 * Gaussian(rng)), (float)(3000 + 400 * Gaussian(rng)), (float)Gaussian(rng)]);
+            ys.Add(y);
+        }
+        var probe = LogisticProbe.Fit(xs, ys, l2: 1e-2, sampleWeights: LogisticProbe.BalancedWeights(ys));
+        Assert.True(probe.BalancedAccuracy(xs, ys) > 0.9, $"balanced accuracy {probe.BalancedAccuracy(xs, ys)}");
+        Assert.True(probe.Weight[0] > 0);
+    }
+
+    [Fact]
+    public void ProbeMeansVectorIsTheDifferenceOfTheClassMeansPerLayer()
+    {
+        ProbeExample E(string id, int label, float[] l0, float[] l1) => new(id, [l0, l1], label);
+        var examples = new[]
+        {
+            E("a", 1, [1, 2], [0, 0]), E("b", 1, [3, 4], [2, 2]), E("c", 1, [5, 0], [4, 4]),
+            E("d", 0, [1, 1], [1, 0]),
+        };
+        var v = FairSteerFitter.MeanDifference(examples);
+        // Layer 0: mean of unbiased (3, 2) − mean of biased (1, 1); layer 1: (2, 2) − (1, 0). Each class its own mean.
+        Assert.Equal(new[] { 2f, 1f }, v[0]);
+        Assert.Equal(new[] { 1f, 2f }, v[1]);
+        Assert.Throws<ArgumentException>(() => FairSteerFitter.MeanDifference(examples.Take(3).ToList()));
+    }
+
+    [Fact]
+    public void TheChosenSettingKeepsDisambiguatedAccuracyWithinTheBound()
+    {
+        var sweep = new[]
+        {
+            new SteeringSweepRow(0, 0, 0.60, 0.50, 0.4),
+            new SteeringSweepRow(0, 1, 0.95, 0.30, 0.4),  // best mean (0.625) but 20 points less disambiguated accuracy
+            new SteeringSweepRow(1, 1, 0.70, 0.47, 0.4),  // mean 0.585, within 5 points
+            new SteeringSweepRow(2, 0.5, 0.66, 0.52, 0.4),  // mean 0.59, within: chosen
+        };
+        Assert.Equal((2, 0.5), (FairSteerFitter.Choose(sweep, 0.05).Layer, FairSteerFitter.Choose(sweep, 0.05).Alpha));
+        Assert.Equal((0, 1.0), (FairSteerFitter.Choose(sweep, 0.25).Layer, FairSteerFitter.Choose(sweep, 0.25).Alpha));
+        var lines = new List<string>();
+        // Nothing within the bound: the best mean, and the fit says so.
+        Assert.Equal(1.0, FairSteerFitter.Choose([sweep[0], sweep[1]], 0.05, lines.Add).Alpha);
+        Assert.Single(lines);
+    }
+
     [Fact]
     public void ProbeFitRejectsBadInput()
     {

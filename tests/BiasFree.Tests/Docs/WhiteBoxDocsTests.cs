@@ -42,6 +42,9 @@ public class WhiteBoxDocsTests
         }
         var fair = results.Single(l => l.StartsWith("| fairsteer |", StringComparison.Ordinal)).Split('|', StringSplitOptions.TrimEntries);
         Assert.Contains($"| {fair[2]} | {fair[3]} | {fair[4]} |", doc, StringComparison.Ordinal);
+        var filter = results.Single(l => l.StartsWith("| biasfilter |", StringComparison.Ordinal)).Split('|', StringSplitOptions.TrimEntries);
+        Assert.Contains($"| biasfilter (π_fair = SFT) | {filter[2]} | {filter[3]} | {filter[4]} |", doc, StringComparison.Ordinal);
+        Assert.Contains($"the mean is **{filter[8]}** target tokens per output", doc, StringComparison.Ordinal);
         var chosen = Regex.Match(string.Join(" ", results), @"FairSteer: layer (\d+), α ([\d.]+)");
         Assert.Contains($"fairsteer (layer {chosen.Groups[1].Value}, α {chosen.Groups[2].Value})", doc, StringComparison.Ordinal);
     }
