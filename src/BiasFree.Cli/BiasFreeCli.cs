@@ -30,6 +30,7 @@ internal static class BiasFreeCli
         root.Add(PromptsCommand.Build());
         root.Add(DemoModelCommand.Build());
         root.Add(SteerCommand.Build());
+        root.Add(ValueCommand.Build());
         root.Add(TrainCommand.Build());
         root.Add(TrainCommand.BuildData());
         root.Add(TrainCommand.BuildCompare());

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.Decoding;
+using BiasFree.Engine.Decoding.Ivo;
 using BiasFree.Engine.DemoModel;
 using BiasFree.Engine.Evaluations;
 using BiasFree.Engine.Generation;
@@ -39,6 +40,8 @@ internal static class RunCommand
 
         /// <summary>--aligner, --diffpo-window, --diffpo-max-iter, --diffpo-reserve.</summary>
         public (string? Aligner, int? Window, int? MaxIterations, int? Reserve) DiffPo { get; init; }
+        /// <summary>--value-model, --ivo-beta, --ivo-candidates, --ivo-block-tokens, --ivo-beams, --ivo-blocks.</summary>
+        public (string? ValueModel, double? Beta, int? Candidates, int? BlockTokens, int? Beams, int? Blocks) Ivo { get; init; }
     }
 
     public static Command Build()
@@ -47,7 +50,7 @@ internal static class RunCommand
         var target = new Option<string?>("--target") { Description = $"Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or a local Hugging Face model folder run in-process. Default: the embedded demo model (models/demo, or ${DemoModel.PathEnvironmentVariable})." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Append(DiffPoMethods.Name))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Concat(IvoMethods.Names).Append(DiffPoMethods.Name))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge") { Description = "rule (multiple-choice answer extraction) or the base URL of an OpenAI-compatible LLM judge.", DefaultValueFactory = _ => "rule" };
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
@@ -93,11 +96,16 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
+        var ivo = new IvoRunOptions();
+        foreach (var option in ivo.All)
+        {
+            cmd.Options.Add(option);
+        }
         foreach (var option in DiffPoRunOptions.All)
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. DiffPoRunOptions.All];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All, .. DiffPoRunOptions.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target), pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -111,6 +119,7 @@ internal static class RunCommand
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
             DiffPo = (pr.GetValue(DiffPoRunOptions.Aligner), pr.GetValue(DiffPoRunOptions.Window), pr.GetValue(DiffPoRunOptions.MaxIterations), pr.GetValue(DiffPoRunOptions.Reserve)),
+            Ivo = (pr.GetValue(ivo.ValueModel), pr.GetValue(ivo.Beta), pr.GetValue(ivo.Candidates), pr.GetValue(ivo.BlockTokens), pr.GetValue(ivo.Beams), pr.GetValue(ivo.Blocks)),
         }, ct)));
         return cmd;
     }
@@ -151,7 +160,8 @@ internal static class RunCommand
                 // The same objects as the first session, rebuilt from the stored spec; only scheduling may change.
                 personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(stored.PersonaJudge));
                 diffPo = stored.DiffPo is { } diffPoSpec ? DiffPoRunOptions.Load(diffPoSpec, resumed: true) : null;
-                var registry = DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge);
+                var registry = IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge),
+                    IvoRunOptions.ToOptions(stored.Ivo));
                 if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);
                 evaluation = Evaluation.FromSpec(stored with
                 {
@@ -330,17 +340,22 @@ internal static class RunCommand
             throw new UserErrorException($"--method {decodingParts[0]} decodes with an in-process model's token distributions: use a model folder or the demo model, not a server URL.");
         }
         var personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(personaJudgeSpec));
+        var ivoSpec = IvoRunOptions.ToSpec(methods, o.Ivo.ValueModel, o.Ivo.Beta, o.Ivo.Candidates, o.Ivo.BlockTokens, o.Ivo.Beams, o.Ivo.Blocks);
+        if (ivoSpec is not null && !local)
+        {
+            throw new UserErrorException("--method ivo / ivo-block guides an in-process model's logits: use a model folder or the demo model, not a server URL.");
+        }
         // Checks names, and that a white-box part comes last (innermost) in a combination; combinations with a
         // decoding-time method are checked by the registry below.
         var diffPoSpec = DiffPoRunOptions.ToSpec(methods, o.DiffPo.Aligner, o.DiffPo.Window, o.DiffPo.MaxIterations, o.DiffPo.Reserve);
-        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(p => DecodingMethods.IsDecodingMethod(p) || DiffPoMethods.IsDiffPo(p))
+        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(p => DecodingMethods.IsDecodingMethod(p) || IvoMethods.IsIvo(p) || DiffPoMethods.IsDiffPo(p))
             ? m : WhiteBoxRunOptions.Normalize(m)).ToList();
         if (!local && canonical.Any(m => BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m.Split(WhiteBoxRunOptions.Combine)[^1])))
         {
             throw new UserErrorException("the white-box methods (fairsteer..., biasfilter) need an in-process model: --target MODEL_FOLDER or the demo model, not a server URL.");
         }
         var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment);
-        var registry = DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge);
+        var registry = IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge), IvoRunOptions.ToOptions(ivoSpec));
         var diffPo = diffPoSpec is null ? null : DiffPoRunOptions.Load(diffPoSpec, resumed: false);
         if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);
         foreach (var m in methods)
@@ -417,6 +432,7 @@ internal static class RunCommand
             PersonaJudge = personaJudgeSpec,
             DiffPo = diffPoSpec,
             WhiteBox = whiteBox,
+            Ivo = ivoSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
             Limit = o.Limit,
             Methods = methods,
@@ -429,7 +445,8 @@ internal static class RunCommand
                 Concurrency = o.Concurrency ?? 32,
                 // White-box replies are cached under keys that include the content hashes of their artefacts
                 // (RunSpec.CacheIdentityFor), so a refit or a retrained reward model never reuses old replies.
-                NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable),
+                // IVO's replies depend on the value model, whose hash is in the stored spec but not in the cache key: never read them back.
+                NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable) || ivoSpec is not null,
             },
         }, personaJudge, diffPo);
     }

@@ -103,10 +103,12 @@ public static class SafeRlhf
             if (data[i].RejectedIsStereotyped) costly.Add((encoded[i].Prompt, encoded[i].Rejected!, encoded[i].Chosen));
         }
         if (costly.Count == 0) throw new ArgumentException("no pair has a stereotyped rejected reply to train the cost model on");
-        using var rewardModel = ScoreModel.Create(baseFolder, o);
-        using var costModel = ScoreModel.Create(baseFolder, o);
-        double rewardLoss = rewardModel.Fit(helpful, pad, rl, o, sign: false, s => Report("reward-model", s, rl.ScoreModelSteps), ct);
-        double costLoss = costModel.Fit(costly, pad, rl, o, sign: true, s => Report("cost-model", s, rl.ScoreModelSteps), ct);
+        using var rewardModel = ScoreModel.Create(baseFolder, o.LoraRank, o.LoraAlpha, o.LoraTargets, o.Seed + 1);
+        using var costModel = ScoreModel.Create(baseFolder, o.LoraRank, o.LoraAlpha, o.LoraTargets, o.Seed + 1);
+        double rewardLoss = rewardModel.FitPreferences(helpful, pad, rl.ScoreModelSteps, rl.ScoreModelLearningRate, o.BatchSize, o.MaxGradNorm,
+            StableRandom.For(o.Seed, "safe-rlhf/reward"), sign: false, s => Report("reward-model", s, rl.ScoreModelSteps), ct);
+        double costLoss = costModel.FitPreferences(costly, pad, rl.ScoreModelSteps, rl.ScoreModelLearningRate, o.BatchSize, o.MaxGradNorm,
+            StableRandom.For(o.Seed, "safe-rlhf/cost"), sign: true, s => Report("cost-model", s, rl.ScoreModelSteps), ct);
 
         // 2. Policy: LoRA on the base, Lagrangian policy-gradient updates.
         var lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = 0, TargetModules = o.LoraTargets, Seed = o.Seed };
@@ -211,106 +213,5 @@ public static class SafeRlhf
             }
         }
         return Objectives.SequenceLogProbs(model, tensor(ids, [rows.Count, t]), tensor(mask, [rows.Count, t])).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>A scalar score on the engine: base model + LoRA + a linear head on the last token's final-layer hidden state.</summary>
-    private sealed class ScoreModel : IDisposable
-    {
-        private readonly CausalLM _model;
-        private readonly Parameter _weight, _bias;
-        private readonly List<(string, Parameter)> _trainable;
-
-        private ScoreModel(CausalLM model, Parameter weight, Parameter bias, List<(string, Parameter)> trainable) =>
-            (_model, _weight, _bias, _trainable) = (model, weight, bias, trainable);
-
-        public static ScoreModel Create(string baseFolder, TrainingOptions o)
-        {
-            var model = CausalLM.Load(baseFolder);
-            LoraAdapter.Apply(model, new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, TargetModules = o.LoraTargets, Seed = o.Seed + 1 });
-            var weight = new Parameter(zeros(model.Config.HiddenSize));
-            var bias = new Parameter(zeros(1));
-            var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
-            trainable.Add(("score.weight", weight));
-            trainable.Add(("score.bias", bias));
-            return new ScoreModel(model, weight, bias, trainable);
-        }
-
-        /// <summary>Scores [B] of prompt + reply rows (keeps autograd).</summary>
-        public Tensor Forward(IReadOnlyList<(int[] Prompt, int[] Reply)> rows, int pad)
-        {
-            using var scope = NewDisposeScope();
-            int t = rows.Max(r => r.Prompt.Length + r.Reply.Length);
-            var ids = new long[rows.Count * t];
-            var last = new long[rows.Count];
-            for (int b = 0; b < rows.Count; b++)
-            {
-                var row = rows[b].Prompt.Concat(rows[b].Reply).ToArray();
-                for (int i = 0; i < t; i++) ids[b * t + i] = i < row.Length ? row[i] : pad;
-                last[b] = row.Length - 1;
-            }
-            Tensor? hidden = null;
-            int lastLayer = _model.Config.NumHiddenLayers - 1;
-            using (_model.Forward(tensor(ids, [rows.Count, t]), new ForwardArgs
-            {
-                LastTokenLogitsOnly = true,
-                OnLayer = (layer, h) =>
-                {
-                    if (layer == lastLayer) hidden = h.alias().DetachFromDisposeScope();
-                    return h;
-                },
-            })) { }
-            using var h = hidden!;
-            long size = h.shape[2];
-            var picked = h.gather(1, tensor(last).view(-1, 1, 1).expand(rows.Count, 1, size)).squeeze(1);
-            var normed = picked * rsqrt(picked.pow(2).mean([-1], keepdim: true) + 1e-5);
-            return ((normed * _weight).sum(-1) + _bias).MoveToOuterDisposeScope();
-        }
-
-        public double[] Score(IReadOnlyList<(int[] Prompt, int[] Reply)> rows, int pad)
-        {
-            using var _ = no_grad();
-            _model.eval();
-            using var s = Forward(rows, pad);
-            return [.. s.data<float>().Select(v => (double)v)];
-        }
-
-        /// <summary>
-        /// Bradley–Terry on (better, worse) rows: −log σ(s(better) − s(worse)); with <paramref name="sign"/> (the cost model)
-        /// also −log σ(s(unsafe)) − log σ(−s(safe)), so that cost &gt; 0 means biased (Dai et al. 2024, Eq. 6).
-        /// </summary>
-        public double Fit(IReadOnlyList<(int[] Prompt, int[] Better, int[] Worse)> pairs, int pad, SafeRlhfOptions rl, TrainingOptions o, bool sign,
-            Action<int> onStep, CancellationToken ct)
-        {
-            using var optimizer = new AdamWOptimizer(_trainable);
-            var order = StableRandom.For(o.Seed, sign ? "safe-rlhf/cost" : "safe-rlhf/reward");
-            double last = double.NaN;
-            _model.train();
-            for (int step = 0; step < rl.ScoreModelSteps; step++)
-            {
-                ct.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                var batch = Enumerable.Range(0, Math.Min(o.BatchSize, pairs.Count)).Select(_ => pairs[order.Next(pairs.Count)]).ToList();
-                var scores = Forward([.. batch.Select(b => (b.Prompt, b.Better)), .. batch.Select(b => (b.Prompt, b.Worse))], pad);
-                var better = scores.narrow(0, 0, batch.Count);
-                var worse = scores.narrow(0, batch.Count, batch.Count);
-                var loss = nn.functional.softplus(-(better - worse)).mean();
-                if (sign) loss = loss + nn.functional.softplus(-better).mean() + nn.functional.softplus(worse).mean();
-                optimizer.ZeroGrad();
-                loss.backward();
-                nn.utils.clip_grad_norm_(_trainable.Select(t => t.Item2).ToList(), o.MaxGradNorm);
-                optimizer.Update(rl.ScoreModelLearningRate * (1 - step / (double)rl.ScoreModelSteps));
-                last = loss.item<float>();
-                onStep(step + 1);
-            }
-            _model.eval();
-            return last;
-        }
-
-        public void Dispose()
-        {
-            _model.Dispose();
-            _weight.Dispose();
-            _bias.Dispose();
-        }
     }
 }

@@ -102,6 +102,9 @@ public sealed class Evaluation
     /// </summary>
     public WhiteBoxSpec? WhiteBox { get; init; }
 
+    /// <summary>Value model and settings of the IVO methods, stored with the run; null when none runs.</summary>
+    public IvoSpec? Ivo { get; init; }
+
     /// <summary>The judges (default: the rule-based multiple-choice judge).</summary>
     public EvaluationJudges Judges { get; init; } = EvaluationJudges.Rule();
 
@@ -208,6 +211,7 @@ public sealed class Evaluation
                 PersonaJudge = PersonaJudge,
                 DiffPo = DiffPo,
                 WhiteBox = WhiteBox,
+                Ivo = Ivo,
                 TargetKey = Target.CacheIdentity,
                 CacheDisabled = Target.CacheIdentity is null,
             };
@@ -283,6 +287,7 @@ public sealed class Evaluation
             PersonaJudge = spec.PersonaJudge,
             DiffPo = spec.DiffPo,
             WhiteBox = spec.WhiteBox,
+            Ivo = spec.Ivo,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),
             Settings = new EvaluationSettings
             {

@@ -252,17 +252,17 @@ public static class ReportWriter
             return;
         }
         md.AppendLine("## White-box methods").AppendLine();
-        md.AppendLine("| Model | Method | Replies | Gate firings / reply | Replies with a firing (%) | Gate steps / reply | Target tokens / output token |");
-        md.AppendLine("|---|---|---:|---:|---:|---:|---:|");
+        md.AppendLine("| Model | Method | Replies | Gate firings / reply | Replies with a firing (%) | Gate steps / reply | Target tokens / output token | Value / reply | Value evaluations / reply |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         static string N(double? v) => v is { } x ? x.ToString("0.00", CultureInfo.InvariantCulture) : "–";
         foreach (var w in report.WhiteBox)
         {
             md.Append("| ").Append(EscapeMarkdownCell(w.Model)).Append(" | ").Append(EscapeMarkdownCell(w.Method)).Append(" | ").Append(Int(w.Replies))
               .Append(" | ").Append(N(w.MeanGateFirings)).Append(" | ").Append(Percent(w.RepliesWithFiring)).Append(" | ").Append(N(w.MeanGateSteps))
-              .Append(" | ").Append(N(w.MeanTargetTokensPerOutputToken)).AppendLine(" |");
+              .Append(" | ").Append(N(w.MeanTargetTokensPerOutputToken)).Append(" | ").Append(N(w.MeanValue)).Append(" | ").Append(N(w.MeanValueEvaluations)).AppendLine(" |");
         }
         md.AppendLine();
-        md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's search cost (theory: about N x N_children). Replies served from the cache carry no details.").AppendLine();
+        md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's or IVO blockwise search cost (theory: about N x N_children; IVO about W x B; 1 for IVO tokenwise). Value / reply: IVO's value-model estimate of the reply (its expected reward). Value evaluations: sequences the value model scored per reply. Replies served from the cache carry no details.").AppendLine();
     }
 
     private static void WriteDiffPo(StringBuilder md, RunReport report)

@@ -88,7 +88,7 @@ public sealed record TargetErrorCount(string Model, string Method, Scenario Scen
 /// <param name="MeanGateFirings">Mean gate firings per reply (positions where FairSteer's probe said "biased"), or null.</param>
 /// <param name="RepliesWithFiring">Share of replies with at least one firing, or null.</param>
 /// <param name="MeanGateSteps">Mean positions the gate looked at per reply, or null.</param>
-/// <param name="MeanTargetTokensPerOutputToken">BiasFilter: mean target tokens generated per output token, or null.</param>
+/// <param name="MeanTargetTokensPerOutputToken">BiasFilter and IVO: mean target tokens generated per output token, or null.</param>
 public sealed record WhiteBoxSummary(string Model, string Method, int Replies, double? MeanGateFirings, double? RepliesWithFiring, double? MeanGateSteps,
     double? MeanTargetTokensPerOutputToken)
 {
@@ -96,6 +96,15 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
     public const string GateFiringsKey = "biasfree.fairsteer.gate_firings";
     public const string GateStepsKey = "biasfree.fairsteer.gate_steps";
     public const string FilterCostKey = "biasfree.biasfilter.target_tokens_per_output_token";
+    public const string IvoCostKey = "biasfree.ivo.target_tokens_per_output_token";
+    public const string IvoValueKey = "biasfree.ivo.value";
+    public const string IvoValueEvaluationsKey = "biasfree.ivo.value_evaluations";
+
+    /// <summary>IVO: mean value-model estimate V of the reply (blockwise: the chosen beam; tokenwise: the last guided state), or null.</summary>
+    public double? MeanValue { get; init; }
+
+    /// <summary>IVO: mean sequences scored by the value model per reply, or null.</summary>
+    public double? MeanValueEvaluations { get; init; }
 
     /// <summary>Summaries per (model, method) over the rows' recorded request details.</summary>
     public static IReadOnlyList<WhiteBoxSummary> From(IReadOnlyList<ResultRecord> rows)
@@ -117,7 +126,11 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
                 return new WhiteBoxSummary(g.Key.Model, g.Key.Method, details.Count, Mean(firings),
                     fired.Count == 0 ? null : fired.Count(n => n > 0) / (double)fired.Count,
                     Mean(details.Select(d => d.GetValueOrDefault(GateStepsKey))),
-                    Mean(details.Select(d => d.GetValueOrDefault(FilterCostKey))));
+                    Mean(details.Select(d => d.GetValueOrDefault(FilterCostKey) ?? d.GetValueOrDefault(IvoCostKey))))
+                {
+                    MeanValue = Mean(details.Select(d => d.GetValueOrDefault(IvoValueKey))),
+                    MeanValueEvaluations = Mean(details.Select(d => d.GetValueOrDefault(IvoValueEvaluationsKey))),
+                };
             })
             .Where(w => w.Replies > 0)
             .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)

@@ -135,6 +135,8 @@ public sealed record RunSpec
 
     /// <summary>DiffPO's aligner and refinement settings; null when <c>diffpo</c> does not run.</summary>
     public DiffPoSpec? DiffPo { get; init; }
+    /// <summary>Value model and settings of the IVO methods (ivo, ivo-block); null when none runs.</summary>
+    public IvoSpec? Ivo { get; init; }
 
     /// <summary>When true the response cache is not read (every request reaches the target); replies are still cached.</summary>
     public bool NoCache { get; init; }
@@ -228,3 +230,12 @@ public sealed record PersonaJudgeSpec(string DraftPersona, string JudgePersona, 
 /// <param name="MaxIterations">Jacobi iterations per window at most.</param>
 /// <param name="ReserveTokens">r is drawn from {0..ReserveTokens} per request; the original answer's first r tokens stay frozen.</param>
 public sealed record DiffPoSpec(string Aligner, string AlignerHash, int Window = 32, int MaxIterations = 1000, int ReserveTokens = 12);
+/// <summary>What <c>ivo</c> and <c>ivo-block</c> need, stored for resume.</summary>
+/// <param name="ValueModel">Folder written by <c>biasfree value train</c>.</param>
+/// <param name="ValueModelHash">Content hash of the value model's weights when the run was created.</param>
+/// <param name="Beta">β of tokenwise IVO.</param>
+/// <param name="Candidates">k: top-k candidates scored per step.</param>
+/// <param name="BlockTokens">L: tokens per block (blockwise).</param>
+/// <param name="Beams">W: beams kept (blockwise).</param>
+/// <param name="BlocksPerBeam">B: blocks sampled per beam (blockwise).</param>
+public sealed record IvoSpec(string ValueModel, string? ValueModelHash = null, double Beta = 5.0, int Candidates = 10, int BlockTokens = 4, int Beams = 2, int BlocksPerBeam = 4);
