@@ -118,9 +118,9 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
         return rows.GroupBy(r => (r.Model, r.Method))
             .Select(g =>
             {
-                // Only the white-box methods' own details (a DiffPO refinement's are summarised by DiffPoSummary).
+                // A DiffPO refinement's details are summarised by DiffPoSummary, not here.
                 var details = g.SelectMany(r => r.Requests).Select(q => q.Details).OfType<IReadOnlyDictionary<string, string>>()
-                    .Where(d => d.ContainsKey(GateFiringsKey) || d.ContainsKey(GateStepsKey) || d.ContainsKey(FilterCostKey)).ToList();
+                    .Where(d => !d.ContainsKey(DiffPoSummary.IterationsKey)).ToList();
                 var firings = details.Select(d => d.GetValueOrDefault(GateFiringsKey)).ToList();
                 var fired = firings.OfType<string>().Select(f => long.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0).ToList();
                 return new WhiteBoxSummary(g.Key.Model, g.Key.Method, details.Count, Mean(firings),
