@@ -21,6 +21,8 @@ using static TorchSharp.torch;
 //        peak memory in fp32 and bf16; see TrainingBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- adaptive [--items 15000] [--precision 0.02]   (queries
 //        adaptive sampling needs vs a full run; see AdaptiveBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- diffpo [--layers 12] [--tokens 32] [--windows 8,32]   (DiffPO's
+//        Jacobi refinement vs greedy decoding, tokens/s; see DiffPoBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -39,12 +41,14 @@ var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overh
 whiteBox.SetAction(async (_, _) => await WhiteBoxBench.RunAsync(args.ToList()));
 var decodingCosts = new Command("decoding-costs", "Per method of a stored run: target tokens per answer and tokens/s with 95 % bootstrap intervals: --runs-dir DIR --run-id ID (see DecodingCostsBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));
+var diffPo = new Command("diffpo", "DiffPO's Jacobi refinement vs greedy decoding on the random bench model: --layers N, --tokens N, --windows 8,32, --prompt N, --repeats N, --threads N (see DiffPoBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+diffPo.SetAction(_ => DiffPoBench.Run(args.Skip(1).ToList()));
 var training = TrainingBench.Build();
 var adaptive = new Command("adaptive", "Queries adaptive sampling (--precision) needs vs a full run on a 15k-item BBQ-size suite with a scripted target: --items N, --precision P, --seed N (see AdaptiveBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 adaptive.SetAction(async (_, _) => await AdaptiveBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)

@@ -35,6 +35,7 @@ internal static class BiasFreeCli
         root.Add(TrainCommand.BuildData());
         root.Add(TrainCommand.BuildCompare());
         root.Add(JudgeCommand.Build());
+        root.Add(DiffPoCommand.Build());
         return root;
     }
 

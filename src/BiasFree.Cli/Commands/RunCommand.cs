@@ -51,6 +51,8 @@ internal static class RunCommand
         /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens.</summary>
         public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12);
 
+        /// <summary>--aligner, --diffpo-window, --diffpo-max-iter, --diffpo-reserve.</summary>
+        public (string? Aligner, int? Window, int? MaxIterations, int? Reserve) DiffPo { get; init; }
         /// <summary>--value-model, --ivo-beta, --ivo-candidates, --ivo-block-tokens, --ivo-beams, --ivo-blocks.</summary>
         public (string? ValueModel, double? Beta, int? Candidates, int? BlockTokens, int? Beams, int? Blocks) Ivo { get; init; }
     }
@@ -62,7 +64,7 @@ internal static class RunCommand
         var endpointConcurrency = new Option<int?>("--endpoint-concurrency") { Description = "With several --target URLs: most requests in flight at each (default: no limit beyond --concurrency)." };
         var model = new Option<string?>("--model", "-m") { Description = "Model name at the target (default for a model folder: its name)." };
         var apiKeyEnv = new Option<string>("--api-key-env") { Description = "Environment variable holding the API key (the key is never stored).", DefaultValueFactory = _ => "OPENAI_API_KEY" };
-        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Concat(IvoMethods.Names))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
+        var method = new Option<string[]>("--method") { Description = $"Mitigation method(s), comma list: {string.Join(", ", WhiteBoxRunOptions.MethodNames.Concat(DecodingMethods.Names).Concat(IvoMethods.Names).Append(DiffPoMethods.Name))}; combine with + (e.g. self-awareness+cot, cot+fairsteer).", DefaultValueFactory = _ => ["none"] };
         var judge = new Option<string>("--judge")
         {
             Description = "rule (multiple-choice answer extraction; dialogues by the offline demo judge), the base URL of an OpenAI-compatible LLM judge, " +
@@ -127,7 +129,11 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All];
+        foreach (var option in DiffPoRunOptions.All)
+        {
+            cmd.Options.Add(option);
+        }
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All, .. DiffPoRunOptions.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target) is { Length: > 0 } targets ? targets[0] : null, pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -140,6 +146,7 @@ internal static class RunCommand
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment)),
+            DiffPo = (pr.GetValue(DiffPoRunOptions.Aligner), pr.GetValue(DiffPoRunOptions.Window), pr.GetValue(DiffPoRunOptions.MaxIterations), pr.GetValue(DiffPoRunOptions.Reserve)),
             Ivo = (pr.GetValue(ivo.ValueModel), pr.GetValue(ivo.Beta), pr.GetValue(ivo.Candidates), pr.GetValue(ivo.BlockTokens), pr.GetValue(ivo.Beams), pr.GetValue(ivo.Blocks)),
             Adaptive = (pr.GetValue(precision), pr.GetValue(precisionScope)!),
             MaxTokensField = pr.GetValue(maxTokensField)!,
@@ -163,6 +170,7 @@ internal static class RunCommand
     {
         Evaluation evaluation;
         PersonaJudgeStrategy personaJudge;
+        DiffPoStrategy? diffPo = null;
         RunStore? store = null;
         try
         {
@@ -188,13 +196,21 @@ internal static class RunCommand
                 CheckPrecision(o);
                 // The same objects as the first session, rebuilt from the stored spec; only scheduling (and an adaptive run's precision) may change.
                 personaJudge = new PersonaJudgeStrategy(DecodingRunOptions.ToOptions(stored.PersonaJudge));
+                diffPo = stored.DiffPo is { } diffPoSpec ? DiffPoRunOptions.Load(diffPoSpec, resumed: true) : null;
+                var registry = IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge),
+                    IvoRunOptions.ToOptions(stored.Ivo));
+                if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);
                 evaluation = Evaluation.FromSpec(stored with
                 {
                     Concurrency = o.Concurrency ?? stored.Concurrency,
                     TimeoutSeconds = o.Timeout ?? stored.TimeoutSeconds,
                     Retries = o.Retries ?? stored.Retries,
                     Adaptive = o.Adaptive.Precision is { } h ? stored.Adaptive! with { Precision = h } : stored.Adaptive,
-                }, s => s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options),
+                }, s =>
+                {
+                    var t = s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options);
+                    return diffPo is null ? t : DiffPoMethods.WithAligner(t, diffPo);
+                },
                     string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge()
                     : EvaluationJudges.IsPanelSpec(stored.Judge) ? Panel(stored.Judge, EvaluationJudges.PanelOptions(stored with
                     {
@@ -202,12 +218,11 @@ internal static class RunCommand
                         Retries = o.Retries ?? stored.Retries,
                     }, DemoJudge.Create))
                     : null,
-                    methods: IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(stored.GetMethodPrompts(), stored.WhiteBox), personaJudge),
-                        IvoRunOptions.ToOptions(stored.Ivo)));
+                    methods: registry);
             }
             else
             {
-                (evaluation, personaJudge) = NewEvaluation(o);
+                (evaluation, personaJudge, diffPo) = NewEvaluation(o);
                 if (o.RunId is not null && File.Exists(Path.Combine(o.RunsDir, RunStore.FileName)))
                 {
                     store = await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
@@ -240,10 +255,11 @@ internal static class RunCommand
             }
 
             store ??= await RunStore.OpenDirectoryAsync(o.RunsDir, ct).ConfigureAwait(false);
-            return await RunAsync(o, evaluation, personaJudge, store, ct).ConfigureAwait(false);
+            return await RunAsync(o, evaluation, personaJudge, diffPo, store, ct).ConfigureAwait(false);
         }
         finally
         {
+            diffPo?.Dispose();
             if (store is not null)
             {
                 await store.DisposeAsync().ConfigureAwait(false);
@@ -251,7 +267,7 @@ internal static class RunCommand
         }
     }
 
-    private static async Task<int> RunAsync(Options o, Evaluation evaluation, PersonaJudgeStrategy personaJudge, RunStore store, CancellationToken ct)
+    private static async Task<int> RunAsync(Options o, Evaluation evaluation, PersonaJudgeStrategy personaJudge, DiffPoStrategy? diffPo, RunStore store, CancellationToken ct)
     {
         EvaluationSession session;
         try
@@ -301,6 +317,11 @@ internal static class RunCommand
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"persona-judge ({spec.PersonaJudge?.Schedule ?? "alternate"}, γ {spec.PersonaJudge?.DraftTokens ?? 4}): {pj.Replies} replies decoded, {c.Accepted}/{c.Drafted} draft tokens accepted ({c.AcceptanceRate:P1}), {c.TokensPerJudgePass:0.00} tokens per judge pass, {c.TokensPerForwardPass:0.00} per forward pass, {c.Tokens} tokens in {pj.Seconds:0.0} s"));
         }
+        if (diffPo?.Statistics is { Replies: > 0 } dp)
+        {
+            // Counted by the aligner over the answers refined in this invocation (cached refinements are not refined again).
+            Console.Out.WriteLine(DiffPoMethods.Describe(dp));
+        }
         var reportOptions = ReportSettingsOptions.For(spec, o.Bootstrap, o.Baseline);
         var report = await RunReport.BuildAsync(store, spec.RunId, reportOptions, CancellationToken.None).ConfigureAwait(false);
         SummaryView.Write(report);
@@ -342,7 +363,7 @@ internal static class RunCommand
     }
 
     /// <summary>The evaluation the options describe; option mistakes are reported with the option's name.</summary>
-    private static (Evaluation Evaluation, PersonaJudgeStrategy PersonaJudge) NewEvaluation(Options o)
+    private static (Evaluation Evaluation, PersonaJudgeStrategy PersonaJudge, DiffPoStrategy? DiffPo) NewEvaluation(Options o)
     {
         var demo = o.Target is null;
         var local = demo || !EvaluationTarget.IsHttpUrl(o.Target);
@@ -396,7 +417,8 @@ internal static class RunCommand
         }
         // Checks names, and that a white-box part comes last (innermost) in a combination; combinations with a
         // decoding-time method are checked by the registry below.
-        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(p => DecodingMethods.IsDecodingMethod(p) || IvoMethods.IsIvo(p))
+        var diffPoSpec = DiffPoRunOptions.ToSpec(methods, o.DiffPo.Aligner, o.DiffPo.Window, o.DiffPo.MaxIterations, o.DiffPo.Reserve);
+        var canonical = methods.Select(m => m.Split(MethodRegistry.CombineSeparator, StringSplitOptions.TrimEntries).Any(p => DecodingMethods.IsDecodingMethod(p) || IvoMethods.IsIvo(p) || DiffPoMethods.IsDiffPo(p))
             ? m : WhiteBoxRunOptions.Normalize(m)).ToList();
         if (!local && canonical.Any(m => BiasFree.Engine.WhiteBox.WhiteBoxMethods.IsWhiteBox(m.Split(WhiteBoxRunOptions.Combine)[^1])))
         {
@@ -404,6 +426,8 @@ internal static class RunCommand
         }
         var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment);
         var registry = IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge), IvoRunOptions.ToOptions(ivoSpec));
+        var diffPo = diffPoSpec is null ? null : DiffPoRunOptions.Load(diffPoSpec, resumed: false);
+        if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);
         foreach (var m in methods)
         {
             if (!registry.IsKnown(m))
@@ -452,6 +476,11 @@ internal static class RunCommand
                 EndpointConcurrency = o.EndpointConcurrency,
             });
         }
+        if (diffPo is not null)
+        {
+            // The aligner runs in-process over any target: refinements pass the run's recording and cache on their way.
+            target = DiffPoMethods.WithAligner(target, diffPo);
+        }
         EvaluationJudges judges;
         if (panel)
         {
@@ -488,6 +517,7 @@ internal static class RunCommand
             // The templates are stored in full with the run, so a resume sends the same wording even if ours changes.
             Prompts = prompts,
             PersonaJudge = personaJudgeSpec,
+            DiffPo = diffPoSpec,
             WhiteBox = whiteBox,
             Ivo = ivoSpec,
             PromptsFile = o.Prompts is null ? null : Path.GetFullPath(o.Prompts),
@@ -507,7 +537,7 @@ internal static class RunCommand
                 // IVO's replies depend on the value model, whose hash is in the stored spec but not in the cache key: never read them back.
                 NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable) || ivoSpec is not null,
             },
-        }, personaJudge);
+        }, personaJudge, diffPo);
     }
 
     /// <summary>A judge panel from its --judge text; mistakes in it are reported as option errors.</summary>

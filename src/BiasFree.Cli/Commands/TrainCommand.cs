@@ -260,7 +260,7 @@ internal static class TrainCommand
     private static void WriteCounts(IReadOnlyList<PreferencePair> pairs) =>
         Console.Out.WriteLine("Per bias type: " + string.Join(", ", PreferenceData.CountByCategory(pairs).Select(c => $"{c.Category} {c.Count.ToString(CultureInfo.InvariantCulture)}")));
 
-    private static string ResolveBase(string? baseModel)
+    internal static string ResolveBase(string? baseModel)
     {
         if (baseModel is null or "demo")
         {
@@ -344,7 +344,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Reports on the caller's thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
-    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    internal sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         private readonly Lock _gate = new();
 

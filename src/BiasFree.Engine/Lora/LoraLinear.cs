@@ -59,11 +59,20 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         register_module("lora_B", lora_B);
     }
 
+    /// <summary>
+    /// Where dropout masks are drawn from. Trainers set their own seeded generator so that a resumed run draws exactly what
+    /// the uninterrupted one did: torch's global generator is shared by everything in the process (other trainings, tests
+    /// running in parallel) and cannot promise that. Null: the global generator (inverted dropout either way).
+    /// </summary>
+    public torch.Generator? DropoutGenerator { get; set; }
+
     public override Tensor forward(Tensor x)
     {
         if (Merged) return base_layer.call(x);
         using var scope = NewDisposeScope();
-        var adapterInput = training && Dropout > 0 ? nn.functional.dropout(x, Dropout, true) : x;
+        var adapterInput = !training || Dropout <= 0 ? x
+            : DropoutGenerator is { } gen ? x * (rand(x.shape, dtype: x.dtype, device: x.device, generator: gen) >= Dropout).to_type(x.dtype) / (1 - Dropout)
+            : nn.functional.dropout(x, Dropout, true);
         return (base_layer.call(x) + lora_B.call(lora_A.call(adapterInput)) * Scaling).MoveToOuterDisposeScope();
     }
 
@@ -125,6 +134,12 @@ public static class LoraAdapter
     }
 
     public static IEnumerable<LoraLinear> Adapters(CausalLM model) => model.modules().OfType<LoraLinear>();
+
+    /// <summary>Makes every adapter of <paramref name="model"/> draw its dropout masks from <paramref name="generator"/>.</summary>
+    public static void UseDropoutGenerator(CausalLM model, torch.Generator generator)
+    {
+        foreach (var adapter in Adapters(model)) adapter.DropoutGenerator = generator;
+    }
 
     public static IReadOnlyList<Parameter> TrainableParameters(CausalLM model) =>
         Adapters(model).SelectMany(a => new[] { a.lora_A.weight, a.lora_B.weight }).ToList();

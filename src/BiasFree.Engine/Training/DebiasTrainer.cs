@@ -48,7 +48,8 @@ public static class DebiasTrainer
         return Task.Run(() => Train(Path.GetFullPath(baseFolder), data, Path.GetFullPath(outputDir), options, progress, dataDescription, cancellationToken), cancellationToken);
     }
 
-    private sealed class RunState
+    /// <summary>Resumable progress of a training loop (shared with <see cref="DiffPoTrainer"/>).</summary>
+    internal sealed class RunState
     {
         public int Step;
         public int BestStep;
@@ -102,6 +103,7 @@ public static class DebiasTrainer
 
         // 3. Trainable parameters: LoRA adapters (seeded init, B = 0 so the model starts as the base), or every weight.
         LoraOptions? lora = null;
+        using var dropoutGenerator = new torch.Generator((ulong)o.Seed);
         Dictionary<string, Tensor>? baseCopy = null;
         List<(string Name, Parameter Parameter)> trainable;
         if (o.FullFineTune)
@@ -114,6 +116,7 @@ public static class DebiasTrainer
         {
             lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = o.LoraDropout, TargetModules = o.LoraTargets, Seed = o.Seed };
             LoraAdapter.Apply(model, lora);
+            LoraAdapter.UseDropoutGenerator(model, dropoutGenerator);
             trainable = [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))];
         }
 
@@ -147,9 +150,9 @@ public static class DebiasTrainer
             ct.ThrowIfCancellationRequested();
             var stepClock = Stopwatch.StartNew();
             int step = state.Step;
-            // Dropout draws from the global generator; reseeding per step makes a resumed run draw what the
+            // Dropout draws from the trainer's own generator; reseeding it per step makes a resumed run draw what the
             // uninterrupted one would have.
-            torch.manual_seed(o.Seed * 1_000_003L + step);
+            dropoutGenerator.manual_seed(o.Seed * 1_000_003L + step);
             double lr = LearningRateAt(step, totalSteps, o);
             optimizer.ZeroGrad();
             double stepLoss = 0;
@@ -391,7 +394,8 @@ public static class DebiasTrainer
     private static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o) =>
         TrainingCheckpoint.Fingerprint(baseFolder, data, o with { Threads = null });
 
-    private static void SaveCheckpoint(string outDir, string fingerprint, RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
+    /// <summary>Writes an SFT/DPO (and DiffPO) checkpoint through <see cref="TrainingCheckpoint.Save"/>, which swaps it in atomically.</summary>
+    internal static void SaveCheckpoint(string outDir, string fingerprint, RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
         AdamWOptimizer optimizer, Dictionary<string, Tensor>? best)
     {
         var json = new JsonObject
@@ -413,7 +417,7 @@ public static class DebiasTrainer
         });
     }
 
-    private static (RunState State, Dictionary<string, Tensor>? Best)? LoadCheckpoint(string outDir, string fingerprint,
+    internal static (RunState State, Dictionary<string, Tensor>? Best)? LoadCheckpoint(string outDir, string fingerprint,
         IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamWOptimizer optimizer)
     {
         if (TrainingCheckpoint.Open(outDir, fingerprint) is not var (dir, json)) return null;
@@ -484,7 +488,7 @@ public static class DebiasTrainer
         }));
     }
 
-    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    internal static void DisposeAll(Dictionary<string, Tensor>? tensors)
     {
         if (tensors is null) return;
         foreach (var t in tensors.Values) t.Dispose();

@@ -96,6 +96,8 @@ public sealed class Evaluation
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines), stored with the run; null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>DiffPO's aligner and settings, stored with the run; null when <c>diffpo</c> does not run.</summary>
+    public DiffPoSpec? DiffPo { get; init; }
     /// <summary>
     /// Artefacts of the white-box methods (FairSteer folder and its hash, BiasFilter's reward models and settings), stored
     /// with the run so a resume rebuilds the same methods and their replies are cached under the artefacts' hashes.
@@ -227,6 +229,7 @@ public sealed class Evaluation
                 Local = Target.Local,
                 NoCache = Settings.NoCache,
                 PersonaJudge = PersonaJudge,
+                DiffPo = DiffPo,
                 WhiteBox = WhiteBox,
                 Ivo = Ivo,
                 TargetKey = Target.CacheIdentity,
@@ -304,6 +307,7 @@ public sealed class Evaluation
             Prompts = spec.GetMethodPrompts(),
             PromptsFile = spec.PromptsFile,
             PersonaJudge = spec.PersonaJudge,
+            DiffPo = spec.DiffPo,
             WhiteBox = spec.WhiteBox,
             Ivo = spec.Ivo,
             Judges = judges ?? EvaluationJudges.FromSpec(spec),

@@ -228,6 +228,7 @@ public static class ReportWriter
             WriteAdaptive(md, report);
             WriteWhiteBox(md, report);
             WriteJudgeVotes(md, report);
+            WriteDiffPo(md, report);
         }
 
         foreach (var scenario in report.Scores.Select(r => r.Scenario).Distinct().Order())
@@ -326,6 +327,26 @@ public static class ReportWriter
         }
         md.AppendLine();
         md.AppendLine("Gate firings: decoding positions (the prompt's last token and each generated token) where FairSteer's probe said \"biased\"; the gated method steers exactly those, the always-steer ablation steers every step, gate-only never steers. Target tokens / output token: BiasFilter's or IVO blockwise search cost (theory: about N x N_children; IVO about W x B; 1 for IVO tokenwise). Value / reply: IVO's value-model estimate of the reply (its expected reward). Value evaluations: sequences the value model scored per reply. Replies served from the cache carry no details.").AppendLine();
+    }
+
+    private static void WriteDiffPo(StringBuilder md, RunReport report)
+    {
+        if (report.DiffPo.Count == 0)
+        {
+            return;
+        }
+        md.AppendLine("## DiffPO refinement").AppendLine();
+        md.AppendLine("| Model | Method | Answers refined | Jacobi iterations / answer | Changed tokens / answer | Answers changed (%) | Frozen tokens / answer | Converged (%) | Original tokens / answer |");
+        md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        static string N(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+        foreach (var d in report.DiffPo)
+        {
+            md.Append("| ").Append(EscapeMarkdownCell(d.Model)).Append(" | ").Append(EscapeMarkdownCell(d.Method)).Append(" | ").Append(Int(d.Replies))
+              .Append(" | ").Append(N(d.MeanIterations)).Append(" | ").Append(N(d.MeanChangedTokens)).Append(" | ").Append(Percent(d.ChangedShare))
+              .Append(" | ").Append(N(d.MeanFrozenTokens)).Append(" | ").Append(Percent(d.ConvergedShare)).Append(" | ").Append(N(d.MeanOriginalTokens)).AppendLine(" |");
+        }
+        md.AppendLine();
+        md.AppendLine("DiffPO: the target's answer is refined by the in-process aligner (Jacobi fixed-point iteration, one aligner pass per iteration). Changed tokens: positions where the refined answer differs from the original. Frozen tokens: the original's leading tokens kept as they were. Refinements served from the cache carry no details.").AppendLine();
     }
 
     private static void WriteHeadline(StringBuilder md, RunReport report, string ciHeader)
@@ -543,6 +564,7 @@ public static class ReportWriter
             settings = report.Settings,
             whiteBox = report.WhiteBox,
             judgeVotes = report.JudgeVotes,
+            diffPo = report.DiffPo,
             definitions = new
             {
                 bfs = Definitions.Bfs,

@@ -28,6 +28,54 @@ public sealed record MethodComparison(string Model, Scenario Scenario, string Me
 /// <param name="Baseline">The method every other method is compared with.</param>
 public sealed record ReportSettings(bool BootstrapIntervals, int Resamples, double Level, int Seed, int MinimumCount, string Baseline);
 
+/// <summary>
+/// What DiffPO's refinements of one (model, method) recorded (the refinement request's <c>biasfree.diffpo.*</c> details):
+/// Jacobi iterations, changed tokens, frozen tokens, convergence. Refinements answered from the cache carry no details
+/// and are not counted.
+/// </summary>
+/// <param name="Model">Target model.</param>
+/// <param name="Method">Method (one containing <c>diffpo</c>).</param>
+/// <param name="Replies">Refinements with recorded details.</param>
+/// <param name="MeanIterations">Mean Jacobi iterations per answer (one aligner pass over a window each).</param>
+/// <param name="MeanChangedTokens">Mean token positions where the refined answer differs from the original.</param>
+/// <param name="ChangedShare">Share of answers with at least one changed token.</param>
+/// <param name="MeanFrozenTokens">Mean r (leading tokens of the original kept frozen).</param>
+/// <param name="ConvergedShare">Share of answers whose every window reached a fixed point.</param>
+/// <param name="MeanOriginalTokens">Mean tokens of the target's original answers (the aligner's encoding).</param>
+public sealed record DiffPoSummary(string Model, string Method, int Replies, double MeanIterations, double MeanChangedTokens, double ChangedShare,
+    double MeanFrozenTokens, double ConvergedShare, double MeanOriginalTokens)
+{
+    /// <summary>Detail keys written by the engine's DiffPO refinement (BiasFree.Engine.Decoding.DiffPoStrategy).</summary>
+    public const string IterationsKey = "biasfree.diffpo.iterations";
+    public const string ChangedTokensKey = "biasfree.diffpo.changed_tokens";
+    public const string FrozenTokensKey = "biasfree.diffpo.frozen_tokens";
+    public const string ConvergedKey = "biasfree.diffpo.converged";
+    public const string OriginalTokensKey = "biasfree.diffpo.original_tokens";
+    public const string AlignerOutputTokensKey = "biasfree.diffpo.aligner_output_tokens";
+
+    /// <summary>Summaries per (model, method) over the rows' recorded refinement details.</summary>
+    public static IReadOnlyList<DiffPoSummary> From(IReadOnlyList<ResultRecord> rows)
+    {
+        static double Num(IReadOnlyDictionary<string, string> d, string key) =>
+            double.TryParse(d.GetValueOrDefault(key), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : 0;
+        return rows.GroupBy(r => (r.Model, r.Method))
+            .Select(g =>
+            {
+                var details = g.SelectMany(r => r.Requests).Select(q => q.Details)
+                    .OfType<IReadOnlyDictionary<string, string>>().Where(d => d.ContainsKey(IterationsKey)).ToList();
+                if (details.Count == 0) return null;
+                return new DiffPoSummary(g.Key.Model, g.Key.Method, details.Count,
+                    details.Average(d => Num(d, IterationsKey)), details.Average(d => Num(d, ChangedTokensKey)),
+                    details.Count(d => Num(d, ChangedTokensKey) > 0) / (double)details.Count, details.Average(d => Num(d, FrozenTokensKey)),
+                    details.Count(d => string.Equals(d.GetValueOrDefault(ConvergedKey), "True", StringComparison.OrdinalIgnoreCase)) / (double)details.Count,
+                    details.Average(d => Num(d, OriginalTokensKey)));
+            })
+            .OfType<DiffPoSummary>()
+            .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)
+            .ToList();
+    }
+}
+
 /// <summary>Probes whose target request failed (after retries), per report cell; they are not in <see cref="ScoreRow.Counts"/>.</summary>
 public sealed record TargetErrorCount(string Model, string Method, Scenario Scenario, string Category, int Errors);
 
@@ -71,7 +119,9 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
         return rows.GroupBy(r => (r.Model, r.Method))
             .Select(g =>
             {
-                var details = g.SelectMany(r => r.Requests).Select(q => q.Details).OfType<IReadOnlyDictionary<string, string>>().ToList();
+                // A DiffPO refinement's details are summarised by DiffPoSummary, not here.
+                var details = g.SelectMany(r => r.Requests).Select(q => q.Details).OfType<IReadOnlyDictionary<string, string>>()
+                    .Where(d => !d.ContainsKey(DiffPoSummary.IterationsKey)).ToList();
                 var firings = details.Select(d => d.GetValueOrDefault(GateFiringsKey)).ToList();
                 var fired = firings.OfType<string>().Select(f => long.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0).ToList();
                 return new WhiteBoxSummary(g.Key.Model, g.Key.Method, details.Count, Mean(firings),
@@ -299,6 +349,7 @@ public sealed record RunReport(
         {
             WhiteBox = WhiteBoxSummary.From(rows),
             JudgeVotes = JudgeVoteSummary.From(rows),
+            DiffPo = DiffPoSummary.From(rows),
             ConfidenceLevel = options.ConfidenceLevel,
             Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
                 options.MinimumCount, options.Baseline),
@@ -316,6 +367,9 @@ public sealed record RunReport(
 
     /// <summary>White-box methods' recorded details per (model, method); empty when no white-box method ran.</summary>
     public IReadOnlyList<WhiteBoxSummary> WhiteBox { get; init; } = [];
+
+    /// <summary>DiffPO's recorded refinement counts per (model, method); empty when diffpo did not run.</summary>
+    public IReadOnlyList<DiffPoSummary> DiffPo { get; init; } = [];
 
     /// <summary>The target-error count of a score row's cell (0 when none).</summary>
     public int TargetErrorsFor(ScoreRow row) =>

@@ -161,6 +161,8 @@ public sealed record RunSpec
     /// <summary>Personas and settings of the decoding-time methods (persona-judge and its baselines); null when none runs.</summary>
     public PersonaJudgeSpec? PersonaJudge { get; init; }
 
+    /// <summary>DiffPO's aligner and refinement settings; null when <c>diffpo</c> does not run.</summary>
+    public DiffPoSpec? DiffPo { get; init; }
     /// <summary>Value model and settings of the IVO methods (ivo, ivo-block); null when none runs.</summary>
     public IvoSpec? Ivo { get; init; }
 
@@ -249,6 +251,13 @@ public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash 
 /// <param name="Schedule">Role schedule: alternate, swap-once or fixed.</param>
 public sealed record PersonaJudgeSpec(string DraftPersona, string JudgePersona, int DraftTokens = 4, string Schedule = "alternate");
 
+/// <summary>What <c>diffpo</c> needs, stored for resume.</summary>
+/// <param name="Aligner">The aligner's model folder (absolute).</param>
+/// <param name="AlignerHash">Content hash of the aligner's files when the run was created (part of the cache identity).</param>
+/// <param name="Window">Tokens refined per Jacobi window.</param>
+/// <param name="MaxIterations">Jacobi iterations per window at most.</param>
+/// <param name="ReserveTokens">r is drawn from {0..ReserveTokens} per request; the original answer's first r tokens stay frozen.</param>
+public sealed record DiffPoSpec(string Aligner, string AlignerHash, int Window = 32, int MaxIterations = 1000, int ReserveTokens = 12);
 /// <summary>What <c>ivo</c> and <c>ivo-block</c> need, stored for resume.</summary>
 /// <param name="ValueModel">Folder written by <c>biasfree value train</c>.</param>
 /// <param name="ValueModelHash">Content hash of the value model's weights when the run was created.</param>

@@ -29,4 +29,23 @@ public class DecodingMethodsDocTests
             Assert.Contains($"| `{name}` |", doc, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public void TheDiffPoSectionQuotesItsDefaultsAndTheRegenerationCommand()
+    {
+        var doc = Doc();
+        var s = new DiffPoSettings();
+        var m = Regex.Match(doc, @"DiffPO's defaults are the released script's: windows of (\d+) tokens, at most (\d+) iterations per window, r ~ U\{0\.\.(\d+)\}");
+        Assert.True(m.Success, "the DiffPO defaults sentence is missing");
+        Assert.Equal((s.Window, s.MaxIterations, s.ReserveTokens),
+            (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)));
+        var t = new BiasFree.Engine.Training.DiffPoTrainingOptions();
+        m = Regex.Match(doc, @"Our defaults: ω = ([0-9.]+), T = (\d+) states");
+        Assert.True(m.Success, "the DiffPO training defaults sentence is missing");
+        Assert.Equal(t.Omega, double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
+        Assert.Equal(t.States, int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+        Assert.Contains($"| `{DiffPoMethods.Name}` |", doc, StringComparison.Ordinal);
+        Assert.Contains("bash bench/decoding/diffpo.sh", doc, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(TinyModelFolder.RepoRoot(), "bench", "decoding", "diffpo.sh")));
+    }
 }
