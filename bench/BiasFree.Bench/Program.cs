@@ -23,6 +23,8 @@ using static TorchSharp.torch;
 //        adaptive sampling needs vs a full run; see AdaptiveBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- diffpo [--layers 12] [--tokens 32] [--windows 8,32]   (DiffPO's
 //        Jacobi refinement vs greedy decoding, tokens/s; see DiffPoBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- ivo [--quick] [--tokens 32] [--repeats 5]   (IVO tokenwise and
+//        blockwise vs plain sampling, tokens/s and value evaluations per token; see IvoBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -43,12 +45,14 @@ var decodingCosts = new Command("decoding-costs", "Per method of a stored run: t
 decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));
 var diffPo = new Command("diffpo", "DiffPO's Jacobi refinement vs greedy decoding on the random bench model: --layers N, --tokens N, --windows 8,32, --prompt N, --repeats N, --threads N (see DiffPoBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 diffPo.SetAction(_ => DiffPoBench.Run(args.Skip(1).ToList()));
+var ivo = new Command("ivo", "IVO tokenwise and blockwise vs plain sampling on the random bench model (untrained value head): --quick, --tokens N, --prompt N, --repeats N, --beta B, --candidates K, --block-tokens L, --beams W, --blocks B, --threads N (see IvoBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+ivo.SetAction(_ => IvoBench.Run(args.Skip(1).ToList()));
 var training = TrainingBench.Build();
 var adaptive = new Command("adaptive", "Queries adaptive sampling (--precision) needs vs a full run on a 15k-item BBQ-size suite with a scripted target: --items N, --precision P, --seed N (see AdaptiveBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 adaptive.SetAction(async (_, _) => await AdaptiveBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)
