@@ -533,9 +533,9 @@ internal static class RunCommand
                 MaxTokens = o.MaxTokens,
                 Concurrency = o.Concurrency ?? 32,
                 // White-box replies are cached under keys that include the content hashes of their artefacts
-                // (RunSpec.CacheIdentityFor), so a refit or a retrained reward model never reuses old replies.
-                // IVO's replies depend on the value model, whose hash is in the stored spec but not in the cache key: never read them back.
-                NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable) || ivoSpec is not null,
+                // (RunSpec.CacheIdentityFor), so a refit or a retrained reward model never reuses old replies. IVO's keys
+                // carry the value model's hash and its settings the same way; without a hash they are never read back.
+                NoCache = o.NoCache || (whiteBox is not null && !whiteBox.Cacheable) || (ivoSpec is not null && !ivoSpec.Cacheable),
             },
         }, personaJudge, diffPo);
     }

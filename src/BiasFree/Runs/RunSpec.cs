@@ -192,11 +192,14 @@ public sealed record RunSpec
     /// Identity of the target as <paramref name="method"/> sees it, used in its cache keys: <see cref="TargetIdentity"/>,
     /// plus the white-box artefacts (content hashes of the steering folder and reward models, BiasFilter's settings) when
     /// the method's innermost part is one of the run's white-box methods. Their replies depend on those files, so a refit
-    /// or a retrained reward model changes the key; the run's other methods keep the plain identity and share the cache
-    /// with runs without white-box methods.
+    /// or a retrained reward model changes the key. Likewise for IVO (<see cref="IvoSpec.CacheIdentityOf"/>): the value
+    /// model's content hash and the settings of its mode. The run's other methods keep the plain identity and share the
+    /// cache with runs without white-box methods.
     /// </summary>
     public string CacheIdentityFor(string method) =>
-        WhiteBox is { } w && w.AppliesTo(method) ? TargetIdentity + w.CacheIdentityOf(method) : TargetIdentity;
+        WhiteBox is { } w && w.AppliesTo(method) ? TargetIdentity + w.CacheIdentityOf(method)
+        : Ivo is { } ivo && IvoSpec.AppliesTo(method) ? TargetIdentity + ivo.CacheIdentityOf(method)
+        : TargetIdentity;
 
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -266,4 +269,38 @@ public sealed record DiffPoSpec(string Aligner, string AlignerHash, int Window =
 /// <param name="BlockTokens">L: tokens per block (blockwise).</param>
 /// <param name="Beams">W: beams kept (blockwise).</param>
 /// <param name="BlocksPerBeam">B: blocks sampled per beam (blockwise).</param>
-public sealed record IvoSpec(string ValueModel, string? ValueModelHash = null, double Beta = 5.0, int Candidates = 10, int BlockTokens = 4, int Beams = 2, int BlocksPerBeam = 4);
+public sealed record IvoSpec(string ValueModel, string? ValueModelHash = null, double Beta = 5.0, int Candidates = 10, int BlockTokens = 4, int Beams = 2, int BlocksPerBeam = 4)
+{
+    // The engine's names (BiasFree.Engine.Decoding.Ivo.IvoMethods, which this library cannot reference); a test checks they agree.
+    internal const string Tokenwise = "ivo";
+    internal const string Blockwise = "ivo-block";
+
+    /// <summary>True when the innermost part of <paramref name="method"/> (after the last '+') is <c>ivo</c> or <c>ivo-block</c>.</summary>
+    public static bool AppliesTo(string method) => Mode(method) is not null;
+
+    /// <summary>
+    /// What an IVO reply depends on besides the request: the value model's content hash, and the settings its mode reads
+    /// (tokenwise: β and k; blockwise: L, W and B, the same split the recorded settings detail shows). Replies written
+    /// before this existed were keyed without it, so they are never read back as IVO replies under these keys.
+    /// </summary>
+    public string CacheIdentityOf(string method) => Mode(method) switch
+    {
+        Tokenwise => FormattableString.Invariant($"|ivo:{ValueModelHash}|beta={Beta}|k={Candidates}"),
+        Blockwise => FormattableString.Invariant($"|ivo-block:{ValueModelHash}|L={BlockTokens}|W={Beams}|B={BlocksPerBeam}"),
+        _ => throw new ArgumentException($"'{method}' is not an IVO method", nameof(method)),
+    };
+
+    /// <summary>
+    /// Whether replies may be read back from the cache: the value model has a content hash. A spec without one cannot
+    /// tell a retrained value model in the same folder apart.
+    /// </summary>
+    [JsonIgnore]
+    public bool Cacheable => !string.IsNullOrEmpty(ValueModelHash);
+
+    private static string? Mode(string method)
+    {
+        // Method names are matched like the engine's registry does: case-insensitive, surrounding spaces ignored.
+        var inner = method.Split('+')[^1].Trim().ToLowerInvariant();
+        return inner is Tokenwise or Blockwise ? inner : null;
+    }
+}
