@@ -75,13 +75,16 @@ public class EndpointBalancingTests
         using var dir = new TempDir();
         var script = new ScriptedTarget(Probes);
         var failuresLeft = 3;
-        await using var a = LoopbackChatServer.Start(r => script.Answer(r, TimeSpan.FromMilliseconds(20)));
+        // A's latency makes the run (60 probes, 4 in flight: at least 600 ms) many times longer than B's longest cool-down
+        // (10 ms doubled per failure in a row: at most 40 ms after three), so B is always back before the run ends; with
+        // A as fast as B the run could finish inside the cool-down on an idle machine and B would never be retried.
+        await using var a = LoopbackChatServer.Start(r => script.Answer(r, TimeSpan.FromMilliseconds(40)));
         await using var b = LoopbackChatServer.Start(r => Interlocked.Decrement(ref failuresLeft) >= 0
             ? new LoopbackReply(Status: 503, Content: "overloaded")
             : script.Answer(r, TimeSpan.FromMilliseconds(20)));
         await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
 
-        var outcome = await Run("f", a.BaseUrl, [b.BaseUrl], concurrency: 4, cooldown: TimeSpan.FromMilliseconds(50)).RunAsync(store, cancellationToken: ct);
+        var outcome = await Run("f", a.BaseUrl, [b.BaseUrl], concurrency: 4, cooldown: TimeSpan.FromMilliseconds(10)).RunAsync(store, cancellationToken: ct);
         // Every probe completed: the requests B refused were retried, and went to A while B cooled down.
         Assert.True(outcome.IsComplete, $"{outcome}");
         Assert.Equal(0, outcome.Errors);
