@@ -204,14 +204,7 @@ public static class DebiasTrainer
                 model.eval();
                 val = ValidationLoss(model, encoded, valIdx, pad, o, refChosen, refRejected);
                 model.train();
-                state.ValidationLosses.Add(val.Value);
-                if (state.BestValidationLoss is null || val.Value < state.BestValidationLoss.Value)
-                {
-                    state.BestValidationLoss = val.Value;
-                    state.BestStep = state.Step;
-                    DisposeAll(best);
-                    best = trainable.ToDictionary(t => t.Name, t => t.Parameter.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
-                }
+                KeepIfBest(state, val.Value, trainable, ref best);
             }
             stepClock.Stop();
             trainSecondsThisProcess += stepClock.Elapsed.TotalSeconds;
@@ -226,12 +219,7 @@ public static class DebiasTrainer
         model.eval();
 
         // 7. Keep the best validated weights (HF's load_best_model_at_end), then apply the method's final transform.
-        if (best is not null)
-        {
-            using var _ = no_grad();
-            foreach (var (name, p) in trainable) p.copy_(best[name]);
-        }
-        else state.BestStep = state.Step;
+        RestoreBest(state, trainable, best);
         Report("save", state.Step, totalSteps);
         if (o.Method == TrainingMethod.TaskVector)
         {
@@ -253,11 +241,7 @@ public static class DebiasTrainer
         string? adapterDir = null;
         Directory.CreateDirectory(outDir);
         model.Save(outDir);
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt" })
-        {
-            var src = Path.Combine(baseFolder, f);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, f), overwrite: true);
-        }
+        CopyTokenizerFiles(baseFolder, outDir);
         if (lora is not null)
         {
             adapterDir = Path.Combine(outDir, "adapter");
@@ -390,6 +374,40 @@ public static class DebiasTrainer
     }
 
     // ------------------------------------------------------------------ checkpoints
+
+    /// <summary>Records a validation loss and, when it is the lowest so far, snapshots the trained parameters as the best.</summary>
+    internal static void KeepIfBest(RunState state, double validationLoss, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
+        ref Dictionary<string, Tensor>? best)
+    {
+        state.ValidationLosses.Add(validationLoss);
+        if (!(state.BestValidationLoss is null || validationLoss < state.BestValidationLoss.Value)) return;
+        state.BestValidationLoss = validationLoss;
+        state.BestStep = state.Step;
+        DisposeAll(best);
+        best = trainable.ToDictionary(t => t.Name, t => t.Parameter.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
+    }
+
+    /// <summary>Puts the best validated weights back (HF's load_best_model_at_end); without validation the last step is the best.</summary>
+    internal static void RestoreBest(RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable, Dictionary<string, Tensor>? best)
+    {
+        if (best is null)
+        {
+            state.BestStep = state.Step;
+            return;
+        }
+        using var _ = no_grad();
+        foreach (var (name, p) in trainable) p.copy_(best[name]);
+    }
+
+    /// <summary>Copies the base folder's tokenizer and generation files that exist into a trained model's folder.</summary>
+    internal static void CopyTokenizerFiles(string baseFolder, string outDir)
+    {
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt" })
+        {
+            var src = Path.Combine(baseFolder, f);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, f), overwrite: true);
+        }
+    }
 
     private static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o) =>
         TrainingCheckpoint.Fingerprint(baseFolder, data, o with { Threads = null });

@@ -282,14 +282,7 @@ public static class DiffPoTrainer
                 model.eval();
                 val = ValidationLoss(model, encoded, valIdx, options, endOfTurn);
                 model.train();
-                state.ValidationLosses.Add(val.Value);
-                if (state.BestValidationLoss is null || val.Value < state.BestValidationLoss.Value)
-                {
-                    state.BestValidationLoss = val.Value;
-                    state.BestStep = state.Step;
-                    DebiasTrainer.DisposeAll(best);
-                    best = trainable.ToDictionary(t => t.Name, t => t.Parameter.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
-                }
+                DebiasTrainer.KeepIfBest(state, val.Value, trainable, ref best);
             }
             stepClock.Stop();
             secondsThisProcess += stepClock.Elapsed.TotalSeconds;
@@ -302,21 +295,12 @@ public static class DiffPoTrainer
                 TimeSpan.FromSeconds(perStep * (totalSteps - state.Step)), val ?? lastVal, detail);
         }
         model.eval();
-        if (best is not null)
-        {
-            using var _ = no_grad();
-            foreach (var (name, p) in trainable) p.copy_(best[name]);
-        }
-        else state.BestStep = state.Step;
+        DebiasTrainer.RestoreBest(state, trainable, best);
 
         Report("save", state.Step, totalSteps);
         Directory.CreateDirectory(outDir);
         model.Save(outDir);
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt" })
-        {
-            var src = Path.Combine(baseFolder, f);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, f), overwrite: true);
-        }
+        DebiasTrainer.CopyTokenizerFiles(baseFolder, outDir);
         var adapterDir = Path.Combine(outDir, "adapter");
         LoraAdapter.Save(model, adapterDir, lora, baseFolder);
         int tail = Math.Max(1, state.Losses.Count / 10);
