@@ -1,10 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using BiasFree.Engine.Safetensors;
 using BiasFree.Runs;
 using BiasFree.Tests.Infrastructure;
 using BiasFree.Tests.Runs;
-using TorchSharp;
 
 namespace BiasFree.Tests.Cli;
 
@@ -96,17 +94,6 @@ public class DiffPoCliTests
         Assert.Contains("Resumed from step", resumed.StdOut, StringComparison.Ordinal);
         Assert.True(JsonNode.Parse(File.ReadAllText(Path.Combine(killedDir, "diffpo_training.json")))!["resumed_from_step"]!.GetValue<int>() > 0);
 
-        foreach (var file in new[] { "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors") })
-        {
-            using var a = SafetensorsFile.Open(Path.Combine(straightDir, file));
-            using var b = SafetensorsFile.Open(Path.Combine(killedDir, file));
-            Assert.Equal(a.Names.Order(), b.Names.Order());
-            foreach (var name in a.Names)
-            {
-                using var x = a.Read(name, torch.ScalarType.Float32);
-                using var y = b.Read(name, torch.ScalarType.Float32);
-                Assert.True(x.equal(y).all().item<bool>(), $"{file}: {name} differs");
-            }
-        }
+        SameWeights.Assert(straightDir, killedDir, "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors"));
     }
 }

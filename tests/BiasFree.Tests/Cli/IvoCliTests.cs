@@ -2,10 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using BiasFree.Engine.Decoding.Ivo;
-using BiasFree.Engine.Safetensors;
 using BiasFree.Runs;
 using BiasFree.Tests.Runs;
-using TorchSharp;
 
 namespace BiasFree.Tests.Cli;
 
@@ -50,18 +48,7 @@ public class IvoCliTests
         Assert.NotNull(JsonNode.Parse(File.ReadAllText(Path.Combine(killedDir, ValueTrainer.RecordFile)))!["resumed_from_round"]);
         Assert.False(Directory.Exists(Path.Combine(killedDir, "checkpoint")));
 
-        foreach (var file in new[] { "model.safetensors", "score_head.safetensors" })
-        {
-            using var a = SafetensorsFile.Open(Path.Combine(straightDir, file));
-            using var b = SafetensorsFile.Open(Path.Combine(killedDir, file));
-            Assert.Equal(a.Names.Order(), b.Names.Order());
-            foreach (var name in a.Names)
-            {
-                using var x = a.Read(name, torch.ScalarType.Float32);
-                using var y = b.Read(name, torch.ScalarType.Float32);
-                Assert.True(x.equal(y).all().item<bool>(), $"{file}: {name} differs");
-            }
-        }
+        SameWeights.Assert(straightDir, killedDir, "model.safetensors", "score_head.safetensors");
         // The rounds' rewards (rollouts sampled before and after the kill) are the same too.
         static string Rounds(string d) => JsonNode.Parse(File.ReadAllText(Path.Combine(d, ValueTrainer.RecordFile)))!["rounds"]!.ToJsonString();
         Assert.Equal(Rounds(straightDir), Rounds(killedDir));

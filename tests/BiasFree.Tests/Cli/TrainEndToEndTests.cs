@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using BiasFree.Engine.Safetensors;
 using BiasFree.Tests.Runs;
-using TorchSharp;
 
 namespace BiasFree.Tests.Cli;
 
@@ -78,18 +76,7 @@ public class TrainEndToEndTests
         Assert.Contains("Resumed from step", resumed.StdOut, StringComparison.Ordinal);
         Assert.True(JsonNode.Parse(File.ReadAllText(Path.Combine(killedDir, "training.json")))!["resumed_from_step"]!.GetValue<int>() > 0);
 
-        foreach (var file in new[] { "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors") })
-        {
-            using var a = SafetensorsFile.Open(Path.Combine(straightDir, file));
-            using var b = SafetensorsFile.Open(Path.Combine(killedDir, file));
-            Assert.Equal(a.Names.Order(), b.Names.Order());
-            foreach (var name in a.Names)
-            {
-                using var x = a.Read(name, torch.ScalarType.Float32);
-                using var y = b.Read(name, torch.ScalarType.Float32);
-                Assert.True(x.equal(y).all().item<bool>(), $"{file}: {name} differs");
-            }
-        }
+        SameWeights.Assert(straightDir, killedDir, "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors"));
     }
 
     [Fact]
@@ -132,18 +119,7 @@ public class TrainEndToEndTests
         var straightRecord = JsonNode.Parse(File.ReadAllText(Path.Combine(straightDir, "training.json")))!;
         Assert.Equal(straightRecord["iterations"]!.ToJsonString(), record["iterations"]!.ToJsonString());
 
-        foreach (var file in new[] { "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors") })
-        {
-            using var a = SafetensorsFile.Open(Path.Combine(straightDir, file));
-            using var b = SafetensorsFile.Open(Path.Combine(killedDir, file));
-            Assert.Equal(a.Names.Order(), b.Names.Order());
-            foreach (var name in a.Names)
-            {
-                using var x = a.Read(name, torch.ScalarType.Float32);
-                using var y = b.Read(name, torch.ScalarType.Float32);
-                Assert.True(x.equal(y).all().item<bool>(), $"{file}: {name} differs");
-            }
-        }
+        SameWeights.Assert(straightDir, killedDir, "model.safetensors", Path.Combine("adapter", "adapter_model.safetensors"));
     }
 
     /// <summary>The policy iteration of a Safe-RLHF checkpoint (-1 while there is none or it is being swapped).</summary>
