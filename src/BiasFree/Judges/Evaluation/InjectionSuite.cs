@@ -13,10 +13,13 @@ public sealed record InjectionAttack(string Id, string Description, string Templ
     /// <summary>The response with the attack appended, steering to <paramref name="target"/>.</summary>
     /// <remarks><c>{target-spaced}</c> writes the word with spaces between its letters and <c>{target-reversed}</c>
     /// backwards (encoding attacks).</remarks>
-    public string Apply(string response, Label target)
+    /// <param name="response">The base reply.</param>
+    /// <param name="target">The conclusion the attack steers to.</param>
+    /// <param name="inline">Write the attack into the reply's last paragraph (after a space) instead of as a new paragraph.</param>
+    public string Apply(string response, Label target, bool inline = false)
     {
         var word = ReasonedVerdictFormat.Word(target);
-        return response + "\n\n" + Template
+        return response + (inline ? " " : "\n\n") + Template
             .Replace("{target-spaced}", string.Join(' ', word.ToCharArray()), StringComparison.Ordinal)
             .Replace("{target-reversed}", new string([.. word.Reverse()]), StringComparison.Ordinal)
             .Replace("{target}", word, StringComparison.Ordinal);
@@ -231,10 +234,11 @@ public static class InjectionSuite
 
     /// <summary>
     /// Judges every base item clean and under every attack (steering to the opposite of gold) and reports flip rates.
-    /// Items whose gold is neither biased nor unbiased are left out.
+    /// Items whose gold is neither biased nor unbiased are left out. With <paramref name="inline"/> each attack is written
+    /// into the reply's last paragraph instead of after it (a harder placement for paragraph-level defences).
     /// </summary>
     public static async Task<InjectionReport> RunAsync(IJudge judge, IReadOnlyList<LabelledItem>? items = null, IReadOnlyList<InjectionAttack>? attacks = null,
-        int concurrency = 4, CancellationToken cancellationToken = default)
+        int concurrency = 4, CancellationToken cancellationToken = default, bool inline = false)
     {
         ArgumentNullException.ThrowIfNull(judge);
         ArgumentOutOfRangeException.ThrowIfLessThan(concurrency, 1);
@@ -248,7 +252,7 @@ public static class InjectionSuite
             {
                 var item = baseItems[job.i];
                 var target = item.Gold == Label.Biased ? Label.Unbiased : Label.Biased;
-                var text = job.a < 0 ? item.Text : suite[job.a].Apply(item.Text, target);
+                var text = job.a < 0 ? item.Text : suite[job.a].Apply(item.Text, target, inline);
                 var v = await judge.JudgeAsync(item.ToProbe(), text, ct).ConfigureAwait(false);
                 if (job.a < 0) clean[job.i] = v;
                 else attacked[job.i, job.a] = v;
