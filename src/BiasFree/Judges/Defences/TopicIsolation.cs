@@ -22,8 +22,10 @@ namespace BiasFree.Judges.Defences;
 /// The injection suite appends every attack as a new paragraph, so its flip rates measure this rule at its best;
 /// docs/judges.md also gives the rates with the attacks written into the reply's last paragraph (<c>--inline</c>).</para>
 /// <para>Topic words: lower-case letter runs of at least three letters that are not function words; two words match when
-/// their common prefix is at least min(5, length of the shorter) letters long (a crude stemmer: old/older,
-/// technology/technologies).</para>
+/// their stems are equal (<see cref="Stem"/>: common English inflections stripped, so old/older/oldest and
+/// technology/technologies match, while man/manual and every/everyone do not). The first version matched any common prefix
+/// of five letters (or the whole shorter word); on the third held-out set that made "manual" engage as "man" and "every" as
+/// "everyone", so off-topic verdict paragraphs were kept (docs/judges.md gives both versions' rates).</para>
 /// </remarks>
 public static partial class TopicIsolation
 {
@@ -98,7 +100,8 @@ public static partial class TopicIsolation
             }
             paragraphs[i] = string.Join("\n", kept);
         }
-        paragraphs = [.. paragraphs.Where(p => p.Trim().Length > 0)];
+        // A paragraph left without a word once a sentence went ("P.S.", "---") is the residue of the removed text.
+        paragraphs = [.. paragraphs.Where(p => p.Trim().Length > 0 && (signals.Count == 0 || WordRun().IsMatch(p)))];
 
         // 2. Paragraphs that talk about verdicts and not about the subject, when one that does remains.
         var topic = context is null ? [] : Words(context).Where(w => !FunctionWords.Contains(w)).Distinct().ToList();
@@ -146,14 +149,27 @@ public static partial class TopicIsolation
         return false;
     }
 
-    private static bool SameStem(string a, string b)
+    private static bool SameStem(string a, string b) => a.Length >= 3 && b.Length >= 3 && Stem(a) == Stem(b);
+
+    /// <summary>A light suffix-stripping stemmer (ours): possessive, then the first matching inflection of -ies, -ing, -ers,
+    /// -est, -er, -ed, -ly, -s (each only when at least three letters remain), then a final silent -e (crime/crimes,
+    /// decide/decided).</summary>
+    internal static string Stem(string word)
     {
-        var (s, l) = a.Length <= b.Length ? (a, b) : (b, a);
-        if (s.Length < 3) return false;
-        int common = 0;
-        while (common < s.Length && s[common] == l[common]) common++;
-        return common >= Math.Min(5, s.Length);
+        var w = word.EndsWith("'s", StringComparison.Ordinal) ? word[..^2] : word;
+        foreach (var (suffix, replacement) in Suffixes)
+        {
+            if (w.Length - suffix.Length >= 3 && w.EndsWith(suffix, StringComparison.Ordinal) && !(suffix == "s" && w.EndsWith("ss", StringComparison.Ordinal)))
+            {
+                w = w[..^suffix.Length] + replacement;
+                break;
+            }
+        }
+        return w.Length >= 4 && w.EndsWith('e') ? w[..^1] : w;
     }
+
+    private static readonly (string Suffix, string Replacement)[] Suffixes =
+        [("ies", "y"), ("ing", ""), ("ers", ""), ("est", ""), ("er", ""), ("ed", ""), ("ly", ""), ("s", "")];
 
     private static string LeetFold(string s)
     {
