@@ -53,8 +53,11 @@ internal static class EngineBench
                     for (int side = 0; side < 2; side++)
                     {
                         bool engine = (side == 0) == engineFirst;
-                        if (engine) Add(engineCells, (dtype, batch), MeasureEngine(models[dtype], prompts[batch], o.PromptLength, o.Steps));
-                        else if (peer is not null) Add(peerCells, (dtype, batch), peer.Measure(dtype, prompts[batch], o.PromptLength, o.Steps));
+                        var cell = engine ? MeasureEngine(models[dtype], prompts[batch], o.PromptLength, o.Steps)
+                            : peer?.Measure(dtype, prompts[batch], o.PromptLength, o.Steps);
+                        if (cell is null) continue;
+                        Add(engine ? engineCells : peerCells, (dtype, batch), cell);
+                        AnsiConsole.MarkupLine($"[grey]  {(engine ? "engine" : "peer")} {dtype} batch {batch}: decode {cell.DecodeTokS:F1} tok/s ({cell.DecodeMsStep:F1} ms/step, CPU {cell.CpuMsStep:F1} ms/step), prefill {cell.PrefillTokS:F0} tok/s[/]");
                     }
                 }
             }
@@ -63,7 +66,7 @@ internal static class EngineBench
 
         var table = new Table().Border(TableBorder.Rounded);
         var columns = new List<string> { "dtype", "batch", "prefill tok/s", "decode tok/s", "ms/step", "CPU ms/step", "% of BW bound", "(incl. embedding)", "vs batch 1" };
-        if (peer is not null) columns.AddRange(["peer decode tok/s", "engine / peer", "peer prefill tok/s", "same greedy tokens"]);
+        if (peer is not null) columns.AddRange(["peer decode tok/s", "engine / peer", "peer CPU ms/step", "engine / peer by CPU", "peer prefill tok/s", "same greedy tokens"]);
         foreach (var c in columns) table.AddColumn(new TableColumn(c).RightAligned());
         foreach (var dtype in o.DTypes)
         {
@@ -94,7 +97,9 @@ internal static class EngineBench
                 {
                     var p = peerCells[(dtype, batch)];
                     double peerTokS = Median(p, c => c.DecodeTokS);
-                    row.AddRange([$"{peerTokS:F1}", $"{tokS / peerTokS:F2}×", $"{Median(p, c => c.PrefillTokS):F0}", SameTokens(cells[0].Tokens, p[0].Tokens)]);
+                    double peerCpu = Median(p, c => c.CpuMsStep);
+                    row.AddRange([$"{peerTokS:F1}", $"{tokS / peerTokS:F2}×", $"{peerCpu:F1}", $"{peerCpu / Median(cells, c => c.CpuMsStep):F2}×",
+                        $"{Median(p, c => c.PrefillTokS):F0}", SameTokens(cells[0].Tokens, p[0].Tokens)]);
                 }
                 table.AddRow(row.ToArray());
             }
@@ -102,9 +107,9 @@ internal static class EngineBench
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine("[grey]decode tok/s: batch × greedy steps / wall seconds of the decode loop (argmax on the device, one token id per row back to the host per step); median of the repeats.[/]");
         AnsiConsole.MarkupLine("[grey]% of BW bound: decode steps/s ÷ (bandwidth ÷ bytes a step reads: every weight except the embedding table, plus the KV cache). (incl. embedding): the same with the whole embedding table counted, the formula #11's figures used.[/]");
-        AnsiConsole.MarkupLine("[grey]CPU ms/step: process CPU time per decode step (all threads); wall far above CPU ÷ threads means the machine was contended.[/]");
+        AnsiConsole.MarkupLine("[grey]CPU ms/step: process CPU time per decode step (all threads); wall far above CPU ÷ threads means the machine was contended. engine / peer by CPU: peer CPU ms/step ÷ engine CPU ms/step, the work each does per step (with one thread it is not inflated by waiting for a descheduled thread).[/]");
         if (peer is not null)
-            AnsiConsole.MarkupLine("[grey]same greedy tokens: row 0's 32 argmax tokens, engine vs peer (fp32 should agree; bf16 rounding may flip a near-tie, after which the sequences differ).[/]");
+            AnsiConsole.MarkupLine("[grey]same greedy tokens: row 0's greedy tokens, engine vs peer (fp32 should agree; bf16 rounding may flip a near-tie, after which the sequences differ).[/]");
         using var proc = Process.GetCurrentProcess();
         AnsiConsole.MarkupLine($"[grey]engine process peak working set {proc.PeakWorkingSet64 / 1e6:F0} MB (both models loaded).[/]");
         foreach (var m in models.Values) m.Dispose();
@@ -136,9 +141,16 @@ internal static class EngineBench
     {
         int batch = prompt.Count;
         using var _ = inference_mode();
+        // Warm-up (first-call allocations, oneDNN kernel selection): a short prefill and two decode steps, the same
+        // the peer does.
         using (var cache = model.NewCache(promptLength + steps + 1))
         using (var scope = NewDisposeScope())
-            model.Forward(model.IdsTensor(prompt), new ForwardArgs { Cache = cache, LastTokenLogitsOnly = true });
+        {
+            var shortPrompt = prompt.Select(p => (IReadOnlyList<int>)p.Take(Math.Min(8, p.Count)).ToList()).ToList();
+            var o = model.Forward(model.IdsTensor(shortPrompt), new ForwardArgs { Cache = cache, LastTokenLogitsOnly = true });
+            for (int i = 0; i < 2; i++)
+                o = model.Forward(o.Logits.select(1, -1).argmax(-1, keepdim: true), new ForwardArgs { Cache = cache });
+        }
 
         using var kv = model.NewCache(promptLength + steps + 1);
         var sw = Stopwatch.StartNew();
