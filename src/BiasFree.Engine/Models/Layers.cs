@@ -50,7 +50,8 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>
 /// Several linear layers that read the same input (q/k/v, or gate/up), stored as row blocks of one matrix: each
 /// layer's weight is a view of it. Checkpoints, LoRA and training still see separate HF-named layers; inference runs
 /// one matrix product instead of several, which at decode time reads the same bytes in one pass and saves the fixed
-/// cost of the extra calls, and at larger batches gives the GEMM a wider matrix to tile.
+/// cost of the extra calls, and at larger batches gives the GEMM a wider matrix to tile. On the fused path the parts'
+/// own forward hooks do not fire; wrap a part (as LoRA does) to have its own call run again.
 /// </summary>
 internal sealed class FusedLinear : IDisposable
 {
