@@ -40,6 +40,13 @@ internal static class HarnessBench
         {
             return await ServeAsync(args).ConfigureAwait(false);
         }
+        if (args.Contains("--write-suite"))
+        {
+            // For profiling one configuration by hand: harness --write-suite N PATH, then harness --serve / --client.
+            var at = args.ToList().IndexOf("--write-suite");
+            ProbeJsonl.Write(args[at + 2], Suite(int.Parse(args[at + 1], CultureInfo.InvariantCulture)));
+            return 0;
+        }
         if (args.Contains("--client"))
         {
             return await ClientAsync(args).ConfigureAwait(false);
