@@ -28,14 +28,14 @@ public sealed record RunInfo(string RunId, DateTimeOffset Created, RunSpec Spec,
 /// NORMAL can drop the last few commits but never corrupts the database, and a resume simply redoes those probes.
 /// </para>
 /// <para>
-/// Cache lookups run on a second, read-only connection (WAL readers do not wait for the writer) with a prepared
+/// Cache lookups run on pooled read-only connections (WAL readers do not wait for the writer) with a prepared
 /// statement, behind an in-memory index of the cached keys' hashes, so a key that was never cached (every request of a
 /// first run) costs no SQL at all. The index holds what this store committed or found at its first lookup: an entry
 /// another process adds to the same file later is not seen, so such a request goes to the target (its own reply is
 /// then used; the cache keeps the first).
 /// </para>
 /// All SQL is parameterised. The store is thread-safe: one connection for writes and listings, guarded by a lock, and
-/// one for cache lookups, guarded by another.
+/// pooled read-only ones for cache lookups.
 /// </summary>
 public sealed class RunStore : IAsyncDisposable, IDisposable
 {
@@ -44,20 +44,57 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly GroupCommitWriter _writer;
-    private readonly SqliteConnection _reads;
-    private readonly SqliteCommand _getCached;
-    private readonly Lock _readGate = new();
-    private HashSet<int>? _cachedKeys; // hashes of the cached keys, loaded at the first lookup (under _readGate)
+    private readonly string _connectionString;
+    // Read-only connections for cache lookups, each with its prepared lookup; a lookup takes a free one (or opens one), so
+    // lookups on different threads neither share a connection nor wait for each other or for the writer (WAL readers).
+    private readonly System.Collections.Concurrent.ConcurrentBag<CacheReader> _readers = [];
+    // Hashes of the cached keys: those committed by this store's writer, plus those in the file at the first lookup.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, byte> _cachedKeys = new();
+    private readonly Lazy<bool> _cachedKeysLoaded;
 
-    private RunStore(SqliteConnection connection, SqliteConnection reads, string path)
+    private RunStore(SqliteConnection connection, CacheReader reader, string connectionString, string path)
     {
         _connection = connection;
-        _reads = reads;
+        _connectionString = connectionString;
+        _readers.Add(reader);
         DatabasePath = path;
-        _getCached = reads.CreateCommand();
-        _getCached.CommandText = "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key";
-        _getCached.Parameters.Add(new SqliteParameter("$key", ""));
+        _cachedKeysLoaded = new Lazy<bool>(LoadCachedKeys, LazyThreadSafetyMode.ExecutionAndPublication);
         _writer = new GroupCommitWriter(connection, _lock, CacheKeyCommitted);
+    }
+
+    /// <summary>A read-only connection and its prepared cache lookup.</summary>
+    private sealed class CacheReader : IDisposable
+    {
+        public CacheReader(string connectionString)
+        {
+            Connection = new SqliteConnection(connectionString);
+            try
+            {
+                Connection.Open();
+                using (var pragma = Connection.CreateCommand())
+                {
+                    pragma.CommandText = "PRAGMA busy_timeout = 10000; PRAGMA query_only = 1;";
+                    pragma.ExecuteNonQuery();
+                }
+                Lookup = Connection.CreateCommand();
+                Lookup.CommandText = "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key";
+                Lookup.Parameters.Add(new SqliteParameter("$key", ""));
+            }
+            catch
+            {
+                Connection.Dispose();
+                throw;
+            }
+        }
+
+        public SqliteConnection Connection { get; }
+        public SqliteCommand Lookup { get; }
+
+        public void Dispose()
+        {
+            Lookup.Dispose();
+            Connection.Dispose();
+        }
     }
 
     /// <summary>Path of the database file.</summary>
@@ -81,7 +118,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             DefaultTimeout = 30,
         }.ToString();
         var connection = new SqliteConnection(cs);
-        SqliteConnection? reads = null;
+        CacheReader? reads = null;
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -134,17 +171,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 );
                 """, cancellationToken).ConfigureAwait(false);
             await AddMissingColumnsAsync(connection, cancellationToken).ConfigureAwait(false);
-            reads = new SqliteConnection(cs);
-            await reads.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await ExecAsync(reads, "PRAGMA busy_timeout = 10000; PRAGMA query_only = 1;", cancellationToken).ConfigureAwait(false);
-            return new RunStore(connection, reads, databasePath);
+            reads = new CacheReader(cs);
+            return new RunStore(connection, reads, cs, databasePath);
         }
         catch
         {
-            if (reads is not null)
-            {
-                await reads.DisposeAsync().ConfigureAwait(false);
-            }
+            reads?.Dispose();
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -403,47 +435,52 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         return Task.FromResult(GetCached(key));
     }
 
-    // A point lookup on the read connection takes microseconds: done synchronously, under a plain lock.
+    // A point lookup takes microseconds: done synchronously on a pooled read connection.
     private CachedResponse? GetCached(string key)
     {
-        var hash = KeyHash(key);
-        lock (_readGate)
+        _ = _cachedKeysLoaded.Value;
+        if (!_cachedKeys.ContainsKey(KeyHash(key)))
         {
-            _cachedKeys ??= LoadCachedKeys();
-            if (!_cachedKeys.Contains(hash))
-            {
-                return null;
-            }
-            _getCached.Parameters[0].Value = key;
-            using var reader = _getCached.ExecuteReader();
+            return null;
+        }
+        var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+        try
+        {
+            cache.Lookup.Parameters[0].Value = key;
+            using var reader = cache.Lookup.ExecuteReader();
             return reader.Read()
                 ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
                     reader.IsDBNull(3) ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(3)))
                 : null;
         }
-    }
-
-    private HashSet<int> LoadCachedKeys()
-    {
-        var keys = new HashSet<int>();
-        using var cmd = _reads.CreateCommand();
-        cmd.CommandText = "SELECT key FROM response_cache";
-        using var reader = cmd.ExecuteReader();
-        while (reader.Read())
+        finally
         {
-            keys.Add(KeyHash(reader.GetString(0)));
-        }
-        return keys;
-    }
-
-    private void CacheKeyCommitted(string key)
-    {
-        var hash = KeyHash(key);
-        lock (_readGate)
-        {
-            _cachedKeys?.Add(hash);
+            _readers.Add(cache);
         }
     }
+
+    private bool LoadCachedKeys()
+    {
+        var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+        try
+        {
+            using var cmd = cache.Connection.CreateCommand();
+            cmd.CommandText = "SELECT key FROM response_cache";
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                _cachedKeys.TryAdd(KeyHash(reader.GetString(0)), 0);
+            }
+            return true;
+        }
+        finally
+        {
+            _readers.Add(cache);
+        }
+    }
+
+    // Added whether or not the file's keys are loaded yet, so that no commit can fall between the load and the index.
+    private void CacheKeyCommitted(string key) => _cachedKeys.TryAdd(KeyHash(key), 0);
 
     // A 32-bit hash: a collision only costs one SQL lookup that finds nothing.
     private static int KeyHash(string key) => StringComparer.Ordinal.GetHashCode(key);
@@ -460,8 +497,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     public async ValueTask DisposeAsync()
     {
         await _writer.DisposeAsync().ConfigureAwait(false);
-        await _getCached.DisposeAsync().ConfigureAwait(false);
-        await _reads.DisposeAsync().ConfigureAwait(false);
+        DisposeReaders();
         await _connection.DisposeAsync().ConfigureAwait(false);
         _lock.Dispose();
     }
@@ -471,9 +507,16 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     {
         // The writer's loop runs on the thread pool, so waiting for it here cannot deadlock on a caller's context.
         _writer.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        _getCached.Dispose();
-        _reads.Dispose();
+        DisposeReaders();
         _connection.Dispose();
         _lock.Dispose();
+    }
+
+    private void DisposeReaders()
+    {
+        while (_readers.TryTake(out var reader))
+        {
+            reader.Dispose();
+        }
     }
 }
