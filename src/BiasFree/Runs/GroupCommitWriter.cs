@@ -12,8 +12,8 @@ namespace BiasFree.Runs;
 /// with prepared statements that are reused for the life of the store, commits, and only then completes the callers'
 /// tasks. A write therefore counts as persisted exactly when its caller's await returns, as before; what changed is
 /// that the probes finishing while one commit is under way share the next commit instead of queueing for one each
-/// (the profile of a 10k-probe run showed four statements per probe, each its own transaction, as the largest share
-/// of the harness's CPU).
+/// (in a sampled profile of a 10k-probe run, four statements per probe, each its own transaction, were about a third
+/// of the harness's CPU samples; docs/runs-and-reports.md#harness-performance has the before/after figures).
 /// <para>
 /// Crash window: a kill -9 loses only writes whose commit had not returned, i.e. work no caller has counted as done
 /// (at most one batch in flight plus what queued behind it; in a run that is bounded by the run's concurrency, since
