@@ -92,15 +92,20 @@ public sealed class SlotKVCache : IDisposable
         (Slots, Width) = empty ? (0, 0) : (slots, width);
     }
 
-    /// <summary>Copies slot <paramref name="from"/> over slot <paramref name="to"/> (used to keep running rows contiguous).</summary>
-    public void CopyRow(int from, int to)
+    /// <summary>
+    /// Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> over slot <paramref name="to"/>
+    /// (used to keep running rows contiguous). Only a row's filled positions matter: whatever lies past them is never
+    /// read by a real query, so copying the whole width would only move stale bytes.
+    /// </summary>
+    public void CopyRow(int from, int to, int length)
     {
-        if (from == to) return;
+        if (from == to || length <= 0) return;
+        CheckLength(length);
         using var _ = no_grad();
         for (int layer = 0; layer < Layers; layer++)
         {
-            _k[layer]!.narrow(0, to, 1).copy_(_k[layer]!.narrow(0, from, 1));
-            _v[layer]!.narrow(0, to, 1).copy_(_v[layer]!.narrow(0, from, 1));
+            _k[layer]!.narrow(0, to, 1).narrow(2, 0, length).copy_(_k[layer]!.narrow(0, from, 1).narrow(2, 0, length));
+            _v[layer]!.narrow(0, to, 1).narrow(2, 0, length).copy_(_v[layer]!.narrow(0, from, 1).narrow(2, 0, length));
         }
     }
 
@@ -121,20 +126,30 @@ public sealed class SlotKVCache : IDisposable
         }
     }
 
-    /// <summary>Exchanges two slots.</summary>
-    public void SwapRows(int a, int b)
+    /// <summary>Exchanges the first <paramref name="length"/> positions of two slots (the longer row's filled positions; see <see cref="CopyRow"/>).</summary>
+    public void SwapRows(int a, int b, int length)
     {
-        if (a == b) return;
+        if (a == b || length <= 0) return;
+        CheckLength(length);
         using var _ = no_grad();
         for (int layer = 0; layer < Layers; layer++)
         {
             foreach (var t in new[] { _k[layer]!, _v[layer]! })
             {
-                using var tmp = t.narrow(0, a, 1).clone();
-                t.narrow(0, a, 1).copy_(t.narrow(0, b, 1));
-                t.narrow(0, b, 1).copy_(tmp);
+                var rowA = t.narrow(0, a, 1).narrow(2, 0, length);
+                var rowB = t.narrow(0, b, 1).narrow(2, 0, length);
+                using var tmp = rowA.clone();
+                rowA.copy_(rowB);
+                rowB.copy_(tmp);
+                rowA.Dispose();
+                rowB.Dispose();
             }
         }
+    }
+
+    private void CheckLength(int length)
+    {
+        if (length > Width) throw new ArgumentOutOfRangeException(nameof(length), $"{length} positions are more than the width {Width}");
     }
 
     /// <summary>
