@@ -29,19 +29,15 @@ public class SlotKVCacheTests
         for (int layer = 0; layer < Layers; layer++)
         {
             using var negative = -value;
-            var (k, v) = cache.Write(layer, 0, 3, value, negative, slotIndex, positionIndex, Width);
-            k.Dispose();
-            v.Dispose();
+            cache.Write(layer, value, negative, slotIndex, positionIndex);
         }
         return cache;
     }
 
-    /// <summary>The key entry (every element equal) of slot s, position p in layer l, read back through a pass's view.</summary>
+    /// <summary>The key (or value) entries of every slot and position in one layer, read back through a pass's view; each entry's elements are equal.</summary>
     private static float[,] Keys(SlotKVCache cache, int layer, bool values = false)
     {
-        using var empty = zeros(1, Heads, 0, HeadDim);
-        using var none = zeros(0, ScalarType.Int64);
-        var (k, v) = cache.Write(layer, 0, 3, empty, empty, none, none, Width);
+        var (k, v) = cache.Rows(layer, 0, 3, Width);
         var t = values ? -v : k;
         var result = new float[3, Width];
         for (int s = 0; s < 3; s++)
