@@ -315,12 +315,13 @@ public class ContinuousBatchingTests : IDisposable
             return d.item<double>();
         }
 
-        // A slot batch: two passes with different new-token counts per row (attention pads them on the right), then each
-        // row's last-token logits are compared with the reference at that position.
+        // A slot batch: passes with different new-token counts per row (attention pads them on the right), then each
+        // row's last-token logits are compared with the reference at that position. One-token rows at the front attend in
+        // a group of their own (passes 2 and 3); a one-token row after a longer one stays in the longer one's group (pass 3).
         using var cache = SlotKVCache.For(model);
         cache.Resize(3, 16, 0);
         var past = new[] { 0, 0, 0 };
-        foreach (var lengths in new[] { new[] { 6, 2, 4 }, new[] { 4, 3, 3 } })
+        foreach (var lengths in new[] { new[] { 4, 1, 2 }, new[] { 1, 1, 2 }, new[] { 1, 2, 1 }, new[] { 4, 1, 2 } })
         {
             var chunks = Enumerable.Range(0, 3).Select(b => (IReadOnlyList<int>)seqs[b].Skip(past[b]).Take(lengths[b]).ToList()).ToList();
             using var logits = model.ForwardSlots(chunks, cache, 0, past);

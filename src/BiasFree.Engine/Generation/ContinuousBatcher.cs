@@ -402,7 +402,7 @@ public sealed class ContinuousBatcher : IDisposable
             var s = scheduled[i];
             if (s.Slot == target) continue;
             var occupant = _prefilling.First(p => p.Slot == target);
-            _cache.SwapRows(s.Slot, target);
+            _cache.SwapRows(s.Slot, target, Math.Max(s.Past, occupant.Past));
             (occupant.Slot, s.Slot) = (s.Slot, target);
         }
         SortBySlot();
@@ -488,7 +488,7 @@ public sealed class ContinuousBatcher : IDisposable
     {
         int target = _decoding.Count;
         var other = _prefilling.First(p => p.Slot == target);
-        _cache.SwapRows(s.Slot, target);
+        _cache.SwapRows(s.Slot, target, Math.Max(s.Past, other.Past));
         (other.Slot, s.Slot) = (s.Slot, target);
         _prefilling.Remove(s);
         _decoding.Add(s);
@@ -518,7 +518,7 @@ public sealed class ContinuousBatcher : IDisposable
     private void MoveInto(BatchedSequence? row, int slot)
     {
         if (row is null || row.Slot == slot) return;
-        _cache.CopyRow(row.Slot, slot);
+        _cache.CopyRow(row.Slot, slot, row.Past);
         row.Slot = slot;
     }
 

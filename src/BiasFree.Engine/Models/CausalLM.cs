@@ -300,7 +300,8 @@ public abstract class CausalLM : nn.Module
     /// Row b's token i sits at position past[b] + i and may attend keys 0..past[b] + i of its own slot (within the
     /// sliding window, if any): exactly what it would see alone, so batching changes results only by floating-point
     /// rounding. The tokens travel packed as one row [1, N], so projections and MLPs run as single matrix products
-    /// over every sequence's tokens; attention regroups the queries per sequence, right-padded to the longest. Keys and
+    /// over every sequence's tokens; attention regroups the queries per sequence, right-padded to the longest chunk of
+    /// their group: the leading rows that feed one token (the decoding rows), then the others. Keys and
     /// values go into the cache straight from the packed layout, real tokens only; padding queries may read stale
     /// entries of their own slot, but their outputs are dropped.
     /// </remarks>
@@ -311,44 +312,41 @@ public abstract class CausalLM : nn.Module
         int n = newTokens.Count;
         if (n == 0 || past.Count != n) throw new ArgumentException("past needs one entry per row, and there must be at least one row");
         if (firstSlot < 0 || firstSlot + n > cache.Slots) throw new ArgumentOutOfRangeException(nameof(firstSlot), $"rows {firstSlot}..{firstSlot + n - 1} are outside the {cache.Slots} slots");
-        int total = 0, longest = 0, used = 0;
+        int total = 0;
         for (int b = 0; b < n; b++)
         {
             int len = newTokens[b].Count;
             if (len < 1) throw new ArgumentException($"row {b} has no new tokens");
             if (past[b] + len > cache.Width) throw new ArgumentException($"row {b}: {past[b] + len} positions do not fit the cache width {cache.Width}");
             total += len;
-            longest = Math.Max(longest, len);
-            used = Math.Max(used, past[b] + len);
         }
         var ids = new long[total];
         var packedPositions = new long[total];
-        var paddedToPacked = new long[total];
-        var packedToPadded = new long[n * longest];
-        var paddedPositions = new long[n * longest];
-        var last = new long[n];
         var writeSlots = new long[total];
-        for (int b = 0, offset = 0; b < n; b++)
+        var last = new long[n];
+        var offsets = new int[n + 1];
+        for (int b = 0; b < n; b++)
         {
             int len = newTokens[b].Count;
-            for (int i = 0; i < longest; i++)
+            offsets[b + 1] = offsets[b] + len;
+            for (int i = 0; i < len; i++)
             {
-                packedToPadded[b * longest + i] = offset + Math.Min(i, len - 1);
-                paddedPositions[b * longest + i] = past[b] + i;
-                if (i >= len) continue;
-                ids[offset + i] = newTokens[b][i];
-                packedPositions[offset + i] = past[b] + i;
-                writeSlots[offset + i] = firstSlot + b;
-                paddedToPacked[offset + i] = b * longest + i;
+                ids[offsets[b] + i] = newTokens[b][i];
+                packedPositions[offsets[b] + i] = past[b] + i;
+                writeSlots[offsets[b] + i] = firstSlot + b;
             }
-            offset += len;
-            last[b] = offset - 1;
+            last[b] = offsets[b + 1] - 1;
         }
-        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType, used);
-        var queryPos = tensor(paddedPositions, [n, 1, longest, 1], ScalarType.Int64, Device);
-        var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
-        var allowed = keyPos.le(queryPos);
         int? window = Enumerable.Range(0, Config.NumHiddenLayers).Select(Config.SlidingWindowForLayer).FirstOrDefault(w => w is not null);
+        // Attention groups: the leading rows that feed one token each (decoding rows come first), then the rest.
+        int singles = 0;
+        while (singles < n && newTokens[singles].Count == 1) singles++;
+        var groups = new List<SlotAttentionGroup>(2);
+        if (singles > 0) groups.Add(AttentionGroup(0, singles, newTokens, past, offsets, window));
+        if (singles < n) groups.Add(AttentionGroup(singles, n - singles, newTokens, past, offsets, window));
+        int used = 0; // rotary tables must cover the furthest position any row reaches in this pass
+        for (int b = 0; b < n; b++) used = Math.Max(used, past[b] + newTokens[b].Count);
+        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType, used);
         var inputs = new LayerInputs
         {
             Cos = cos,
@@ -358,15 +356,10 @@ public abstract class CausalLM : nn.Module
                 Cache = cache,
                 FirstSlot = firstSlot,
                 Rows = n,
-                PaddedLength = longest,
-                PackedToPadded = tensor(packedToPadded, ScalarType.Int64, Device),
-                PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
                 WriteSlots = tensor(writeSlots, ScalarType.Int64, Device),
                 WritePositions = tensor(packedPositions, ScalarType.Int64, Device),
-                UsedWidth = used,
+                Groups = groups,
             },
-            FullMask = allowed,
-            WindowMask = window is { } w ? allowed.logical_and((queryPos - keyPos).lt(w)) : null,
         };
         var ctx = new ForwardContext
         {
@@ -377,6 +370,47 @@ public abstract class CausalLM : nn.Module
         };
         var logits = ForwardCore(tensor(ids, [1, total], ScalarType.Int64, Device), ctx); // [n, 1, V]
         return logits.squeeze(1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Rows <paramref name="first"/>.. (<paramref name="rows"/> of them) of a slot pass as one attention call: queries
+    /// right-padded to the group's longest chunk, each allowed keys 0..its own position (within the window, if any).
+    /// </summary>
+    private SlotAttentionGroup AttentionGroup(int first, int rows, IReadOnlyList<IReadOnlyList<int>> newTokens, IReadOnlyList<int> past, int[] offsets, int? window)
+    {
+        int longest = 0, used = 0, tokens = offsets[first + rows] - offsets[first];
+        for (int b = first; b < first + rows; b++)
+        {
+            longest = Math.Max(longest, newTokens[b].Count);
+            used = Math.Max(used, past[b] + newTokens[b].Count);
+        }
+        var packedToPadded = new long[rows * longest];
+        var paddedToPacked = new long[tokens];
+        var paddedPositions = new long[rows * longest];
+        for (int r = 0; r < rows; r++)
+        {
+            int b = first + r, len = newTokens[b].Count;
+            for (int i = 0; i < longest; i++)
+            {
+                packedToPadded[r * longest + i] = offsets[b] + Math.Min(i, len - 1);
+                paddedPositions[r * longest + i] = past[b] + i;
+                if (i < len) paddedToPacked[offsets[b] - offsets[first] + i] = r * longest + i;
+            }
+        }
+        var queryPos = tensor(paddedPositions, [rows, 1, longest, 1], ScalarType.Int64, Device);
+        var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
+        var allowed = keyPos.le(queryPos);
+        return new SlotAttentionGroup
+        {
+            FirstRow = first,
+            Rows = rows,
+            PaddedLength = longest,
+            PackedToPadded = tensor(packedToPadded, ScalarType.Int64, Device),
+            PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
+            UsedWidth = used,
+            FullMask = allowed,
+            WindowMask = window is { } w ? allowed.logical_and((queryPos - keyPos).lt(w)) : null,
+        };
     }
 
     /// <summary>Float32 logits [T, V] for one unpadded sequence (no cache).</summary>

@@ -70,21 +70,24 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         }
         // [B, T, heads, D] -> [B, heads, T, D]
         (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
-        var slots = inputs.Slots;
-        if (slots is not null)
+        Tensor y;
+        if (inputs.Slots is { } slots)
         {
-            // Continuous batch: the pass's tokens arrive packed as one row [1, N]; attention regroups them per sequence.
-            // Keys/values go to the cache straight from the packed layout; attention reads them back per slot.
-            q = slots.Unpack(q);
-            (k, v) = slots.Append(_layer, k, v);
+            // Continuous batch: the pass's tokens arrive packed as one row [1, N]; keys/values go to the cache straight
+            // from the packed layout, and attention regroups the queries per sequence to read them back per slot.
+            slots.Append(_layer, k, v);
+            y = slots.Attend(_layer, q, _windowed);
         }
-        else if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
-        // Windowed layers (Mistral, Qwen2 with use_sliding_window) use the sliding-window mask; the others the plain
-        // causal/padding mask.
-        var y = _windowed
-            ? AttentionOps.Attend(q, k, v, inputs.WindowMask, inputs.WindowIsCausal)
-            : AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
-        y = slots is not null ? slots.Pack(y) : y.transpose(1, 2).reshape(b, t, _heads * _headDim);
+        else
+        {
+            if (inputs.Cache is { } cache) (k, v) = cache.Append(_layer, k, v);
+            // Windowed layers (Mistral, Qwen2 with use_sliding_window) use the sliding-window mask; the others the plain
+            // causal/padding mask.
+            y = _windowed
+                ? AttentionOps.Attend(q, k, v, inputs.WindowMask, inputs.WindowIsCausal)
+                : AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
+            y = y.transpose(1, 2).reshape(b, t, _heads * _headDim);
+        }
         return o_proj.call(y).MoveToOuterDisposeScope();
     }
 

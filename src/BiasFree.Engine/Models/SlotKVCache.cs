@@ -92,15 +92,20 @@ public sealed class SlotKVCache : IDisposable
         (Slots, Width) = empty ? (0, 0) : (slots, width);
     }
 
-    /// <summary>Copies slot <paramref name="from"/> over slot <paramref name="to"/> (used to keep running rows contiguous).</summary>
-    public void CopyRow(int from, int to)
+    /// <summary>
+    /// Copies the first <paramref name="length"/> positions of slot <paramref name="from"/> over slot <paramref name="to"/>
+    /// (used to keep running rows contiguous). Only a row's filled positions matter: whatever lies past them is never
+    /// read by a real query, so copying the whole width would only move stale bytes.
+    /// </summary>
+    public void CopyRow(int from, int to, int length)
     {
-        if (from == to) return;
+        if (from == to || length <= 0) return;
+        CheckLength(length);
         using var _ = no_grad();
         for (int layer = 0; layer < Layers; layer++)
         {
-            _k[layer]!.narrow(0, to, 1).copy_(_k[layer]!.narrow(0, from, 1));
-            _v[layer]!.narrow(0, to, 1).copy_(_v[layer]!.narrow(0, from, 1));
+            _k[layer]!.narrow(0, to, 1).narrow(2, 0, length).copy_(_k[layer]!.narrow(0, from, 1).narrow(2, 0, length));
+            _v[layer]!.narrow(0, to, 1).narrow(2, 0, length).copy_(_v[layer]!.narrow(0, from, 1).narrow(2, 0, length));
         }
     }
 
@@ -121,38 +126,57 @@ public sealed class SlotKVCache : IDisposable
         }
     }
 
-    /// <summary>Exchanges two slots.</summary>
-    public void SwapRows(int a, int b)
+    /// <summary>Exchanges the first <paramref name="length"/> positions of two slots (the longer row's filled positions; see <see cref="CopyRow"/>).</summary>
+    public void SwapRows(int a, int b, int length)
     {
-        if (a == b) return;
+        if (a == b || length <= 0) return;
+        CheckLength(length);
         using var _ = no_grad();
         for (int layer = 0; layer < Layers; layer++)
         {
             foreach (var t in new[] { _k[layer]!, _v[layer]! })
             {
-                using var tmp = t.narrow(0, a, 1).clone();
-                t.narrow(0, a, 1).copy_(t.narrow(0, b, 1));
-                t.narrow(0, b, 1).copy_(tmp);
+                var rowA = t.narrow(0, a, 1).narrow(2, 0, length);
+                var rowB = t.narrow(0, b, 1).narrow(2, 0, length);
+                using var tmp = rowA.clone();
+                rowA.copy_(rowB);
+                rowB.copy_(tmp);
+                rowA.Dispose();
+                rowB.Dispose();
             }
         }
     }
 
+    private void CheckLength(int length)
+    {
+        if (length > Width) throw new ArgumentOutOfRangeException(nameof(length), $"{length} positions are more than the width {Width}");
+    }
+
     /// <summary>
     /// Writes this pass's keys/values, packed as [1, kv_heads, N, D] (token j belongs to slot <paramref name="slots"/>[j]
-    /// at position <paramref name="positions"/>[j]), and returns views of slots first..first+n-1 up to
-    /// <paramref name="usedWidth"/> positions. Only real tokens are written: one indexed copy per tensor, no padding.
+    /// at position <paramref name="positions"/>[j]). Only real tokens are written: one indexed copy per tensor, no padding.
     /// </summary>
-    internal (Tensor K, Tensor V) Write(int layer, int first, int n, Tensor k, Tensor v, Tensor slots, Tensor positions, int usedWidth)
+    internal void Write(int layer, Tensor k, Tensor v, Tensor slots, Tensor positions)
     {
         var keys = _k[layer] ?? throw new InvalidOperationException("the slot cache has no room allocated");
         var values = _v[layer]!;
         using (no_grad())
         {
             // [slots, kv_heads, width, D] seen as [slots, width, kv_heads, D]: (slot, position) pairs index whole [kv_heads, D] entries.
-            keys.permute(0, 2, 1, 3).index_put_(k.squeeze(0).transpose(0, 1), slots, positions);
-            values.permute(0, 2, 1, 3).index_put_(v.squeeze(0).transpose(0, 1), slots, positions);
+            using var kt = keys.permute(0, 2, 1, 3);
+            using var vt = values.permute(0, 2, 1, 3);
+            using var kIn = k.squeeze(0).transpose(0, 1);
+            using var vIn = v.squeeze(0).transpose(0, 1);
+            kt.index_put_(kIn, slots, positions);
+            vt.index_put_(vIn, slots, positions);
         }
-        return (keys.narrow(0, first, n).narrow(2, 0, usedWidth), values.narrow(0, first, n).narrow(2, 0, usedWidth));
+    }
+
+    /// <summary>Views of slots <paramref name="first"/>..<paramref name="first"/>+<paramref name="n"/>-1, their first <paramref name="usedWidth"/> positions: [n, kv_heads, usedWidth, D].</summary>
+    internal (Tensor K, Tensor V) Rows(int layer, int first, int n, int usedWidth)
+    {
+        var keys = _k[layer] ?? throw new InvalidOperationException("the slot cache has no room allocated");
+        return (keys.narrow(0, first, n).narrow(2, 0, usedWidth), _v[layer]!.narrow(0, first, n).narrow(2, 0, usedWidth));
     }
 
     private long LayerBytes(int slots, int width) => (long)slots * width * _kvHeads * _headDim * ElementSize(_dtype);
@@ -177,39 +201,63 @@ public sealed class SlotKVCache : IDisposable
 /// <summary>
 /// The slots one forward pass runs on, and how its tokens are laid out. The pass's new tokens are packed into one
 /// row [1, N] (sequence after sequence, no padding), so every projection and MLP is one matrix product over all of them;
-/// only attention needs them per sequence, as [n, heads, T, D] with each sequence right-padded to the longest T.
+/// only attention needs them per sequence, as [n, heads, T, D] with each sequence right-padded to the longest T of its
+/// <see cref="SlotAttentionGroup"/>.
 /// </summary>
 public sealed class SlotBatch
 {
     public required SlotKVCache Cache { get; init; }
     public required int FirstSlot { get; init; }
-    /// <summary>Sequences in the pass (n) and the longest one's new tokens (T).</summary>
+    /// <summary>Sequences in the pass (n).</summary>
     public required int Rows { get; init; }
-    public required int PaddedLength { get; init; }
-    /// <summary>[n·T]: for each padded place, the packed token to take (padding repeats the row's last token).</summary>
-    public required Tensor PackedToPadded { get; init; }
-    /// <summary>[N]: for each packed token, its padded place b·T + i.</summary>
-    public required Tensor PaddedToPacked { get; init; }
     /// <summary>[N]: for each packed token, the slot and the position its keys/values are written at.</summary>
     public required Tensor WriteSlots { get; init; }
     public required Tensor WritePositions { get; init; }
-    /// <summary>Positions every attention call reads (the longest row after this pass).</summary>
+    /// <summary>Consecutive runs of rows that attend together, in row order (their packed tokens follow one another too).</summary>
+    public required IReadOnlyList<SlotAttentionGroup> Groups { get; init; }
+
+    /// <summary>Writes the pass's packed keys/values [1, kv_heads, N, D] into the cache.</summary>
+    internal void Append(int layer, Tensor k, Tensor v) => Cache.Write(layer, k, v, WriteSlots, WritePositions);
+
+    /// <summary>
+    /// Attention of the packed queries [1, H, N, D] over each row's cached keys/values (after <see cref="Append"/>),
+    /// one call per group; returns the packed output [1, N, H·D] (padding dropped).
+    /// </summary>
+    internal Tensor Attend(int layer, Tensor q, bool windowed)
+    {
+        long heads = q.shape[1], d = q.shape[3];
+        var parts = new List<Tensor>(Groups.Count);
+        foreach (var g in Groups)
+        {
+            // [1, H, N, D] packed → [n_g, H, T_g, D] per sequence.
+            var padded = q.squeeze(0).index_select(1, g.PackedToPadded).view(heads, g.Rows, g.PaddedLength, d).transpose(0, 1);
+            var (k, v) = Cache.Rows(layer, FirstSlot + g.FirstRow, g.Rows, g.UsedWidth);
+            var y = AttentionOps.Attend(padded, k, v, windowed ? g.WindowMask : g.FullMask, false);
+            parts.Add(y.transpose(1, 2).reshape(g.Rows * g.PaddedLength, heads * d).index_select(0, g.PaddedToPacked));
+        }
+        return (parts.Count == 1 ? parts[0] : cat(parts, 0)).unsqueeze(0);
+    }
+}
+
+/// <summary>
+/// Rows of a pass that attend in one call, right-padded to their longest chunk. The batcher puts decoding rows (one
+/// token each) first; giving them their own group keeps a prefill chunk of T tokens from padding each of them to T
+/// queries, which would multiply their attention work by T for nothing.
+/// </summary>
+public sealed class SlotAttentionGroup
+{
+    /// <summary>First row of the group within the pass, and its rows (n_g).</summary>
+    public required int FirstRow { get; init; }
+    public required int Rows { get; init; }
+    /// <summary>The group's longest chunk (T_g).</summary>
+    public required int PaddedLength { get; init; }
+    /// <summary>[n_g·T_g]: for each padded place, the packed token to take (padding repeats the row's last token).</summary>
+    public required Tensor PackedToPadded { get; init; }
+    /// <summary>[N_g]: for each of the group's packed tokens, in order, its padded place b·T_g + i within the group.</summary>
+    public required Tensor PaddedToPacked { get; init; }
+    /// <summary>Positions the group's attention reads (its longest row after this pass).</summary>
     public required int UsedWidth { get; init; }
-
-    /// <summary>[1, H, N, D] packed → [n, H, T, D] per sequence.</summary>
-    internal Tensor Unpack(Tensor packed)
-    {
-        long heads = packed.shape[1], d = packed.shape[3];
-        return packed.squeeze(0).index_select(1, PackedToPadded).view(heads, Rows, PaddedLength, d).transpose(0, 1);
-    }
-
-    /// <summary>Attention output [n, H, T, D] → [1, N, H·D] packed (padding dropped).</summary>
-    internal Tensor Pack(Tensor padded)
-    {
-        long heads = padded.shape[1], d = padded.shape[3];
-        return padded.transpose(1, 2).reshape(Rows * PaddedLength, heads * d).index_select(0, PaddedToPacked).unsqueeze(0);
-    }
-
-    /// <summary>Writes the pass's packed keys/values [1, kv_heads, N, D] and returns the rows' cached ones, [n, kv_heads, width, D].</summary>
-    internal (Tensor K, Tensor V) Append(int layer, Tensor k, Tensor v) => Cache.Write(layer, FirstSlot, Rows, k, v, WriteSlots, WritePositions, UsedWidth);
+    /// <summary>[n_g, 1, T_g, UsedWidth]: true where a query may attend a key (causal within its own slot; the window too, if any).</summary>
+    public required Tensor FullMask { get; init; }
+    public Tensor? WindowMask { get; init; }
 }
