@@ -5,6 +5,7 @@ using BiasFree.Engine.Models;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Probes;
 using BiasFree.Runs;
+using BiasFree.Tests.Runs;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Tests.Cli;
