@@ -16,8 +16,10 @@ using static TorchSharp.torch;
 /// one costs (same width and depth), and cost is all this bench measures. No EOS is set, so every reply has exactly
 /// --tokens tokens. Rows: plain sampling (one base pass per token, KV cache); IVO tokenwise (<see cref="ValueGuide"/>:
 /// per token one value pass over the new token plus one over a k-row fork of its cache); IVO blockwise
-/// (<see cref="IvoBlockDecoder"/>: W beams × B sampled blocks of L tokens per round, each candidate scored by one
-/// value pass over its whole prefix). tokens/s = reply tokens / wall seconds, median of --repeats.
+/// (<see cref="IvoBlockDecoder"/>: W beams × B sampled blocks of L tokens per round, each candidate scored by the
+/// value model), once with the KV caches of the kept beams carried from round to round (a round computes only its new
+/// blocks) and once without (every round re-reads the prompt and the beam in both models).
+/// tokens/s = reply tokens / wall seconds, median of --repeats.
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- ivo [--quick] [--tokens 32] [--prompt 64] [--repeats 5]
 ///        [--beta 5] [--candidates 10] [--block-tokens 4] [--beams 2] [--blocks 4] [--threads N]
 /// </summary>
@@ -93,9 +95,11 @@ internal static class IvoBench
             var r = model.Generate([prompt], gen with { Seed = seed++, LogitsProcessors = [guide] })[0];
             return (r.Tokens.Count, guide.ValueEvaluations, r.Tokens.Count);
         }
-        (int Tokens, double Values, double BaseTokens) Blockwise()
+        (int Tokens, double Values, double BaseTokens) Blockwise() => Block(reuseCache: true);
+        (int Tokens, double Values, double BaseTokens) BlockwiseUncached() => Block(reuseCache: false);
+        (int Tokens, double Values, double BaseTokens) Block(bool reuseCache)
         {
-            var decoder = new IvoBlockDecoder(value, settings);
+            var decoder = new IvoBlockDecoder(value, settings) { ReuseCache = reuseCache };
             var r = decoder.Decode(model, prompt, gen with { Seed = seed++ }, CancellationToken.None);
             return (r.Tokens.Count, decoder.LastTrace!.Candidates, decoder.LastTrace.BaseTokens);
         }
@@ -110,11 +114,12 @@ internal static class IvoBench
         {
             ("plain sampling (KV cache)", "–", Plain),
             ("IVO tokenwise", string.Create(CultureInfo.InvariantCulture, $"β {settings.Beta}, k {settings.Candidates}"), Tokenwise),
-            ("IVO blockwise", $"L {settings.BlockTokens}, W {settings.Beams}, B {settings.BlocksPerBeam}", Blockwise),
+            ("IVO blockwise (KV caches kept across rounds)", $"L {settings.BlockTokens}, W {settings.Beams}, B {settings.BlocksPerBeam}", Blockwise),
+            ("IVO blockwise (no cache: every round re-reads its prefixes)", $"L {settings.BlockTokens}, W {settings.Beams}, B {settings.BlocksPerBeam}", BlockwiseUncached),
         };
         foreach (var row in rows) row.Run(); // warm-up (first-call allocations, kernel selection)
-        // Repeats are interleaved (plain, tokenwise, blockwise, plain, ...) so that a change in machine load falls on
-        // all three rows alike rather than on whichever ran during it.
+        // Repeats are interleaved (plain, tokenwise, blockwise, uncached blockwise, plain, ...) so that a change in machine load falls on
+        // all rows alike rather than on whichever ran during it.
         var speeds = rows.Select(_ => new List<double>()).ToArray();
         var lasts = new (int Tokens, double Values, double BaseTokens)[rows.Length];
         for (int i = 0; i < repeats; i++)
@@ -134,6 +139,6 @@ internal static class IvoBench
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {rows[r].Name} | {rows[r].Settings} | {tps:0.0} | {tps / plain:0.00} | {lasts[r].Values / lasts[r].Tokens:0.0} | {lasts[r].BaseTokens / lasts[r].Tokens:0.0} |"));
         }
-        Console.WriteLine("tokens/s: reply tokens / wall seconds of the whole reply, prompt prefill included (median; repeats interleaved); vs plain: that over plain sampling's; value evaluations: sequences the value model scored (tokenwise: V(s) and k candidates per token over a KV cache; blockwise: every beam+block over its whole prefix, no cache), from the last repeat.");
+        Console.WriteLine("tokens/s: reply tokens / wall seconds of the whole reply, prompt prefill included (median; repeats interleaved); vs plain: that over plain sampling's; value evaluations: sequences the value model scored (tokenwise: V(s) and k candidates per token over a KV cache; blockwise: every beam+block; with the cache a pass over the new block only, without it over the whole prefix), from the last repeat.");
     }
 }

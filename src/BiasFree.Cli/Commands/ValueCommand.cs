@@ -19,6 +19,7 @@ internal static class ValueCommand
     {
         var cmd = new Command("value", "IVO (iterative value function optimization): train the value model for `run --method ivo|ivo-block --value-model DIR`.");
         cmd.Add(BuildTrain());
+        cmd.Add(BuildEval());
         return cmd;
     }
 
@@ -103,6 +104,80 @@ internal static class ValueCommand
         }));
         return cmd;
     }
+
+    private static Command BuildEval()
+    {
+        var d = new IvoRoundEvaluationOptions();
+        var valueModel = new Option<string>("--value-model") { Description = "Folder written by `value train` (its rounds/V{r} folders are evaluated).", Required = true };
+        var model = new Option<string?>("--model") { Description = "The model IVO guides (the one the value model was trained for). Default: the demo model." };
+        var suite = new Option<string>("--suite") { Description = "BBQ-style suite of the held-out probes.", DefaultValueFactory = _ => "bbq" };
+        var seed = new Option<int>("--seed") { Description = "Suite seed of the held-out probes (keep it apart from the training's --suite-seed) and of the sampling.", DefaultValueFactory = _ => 7 };
+        var limit = new Option<int>("--limit") { Description = "Held-out probes (the stratified sample `run --seed S --limit N` takes).", DefaultValueFactory = _ => 400 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Length limit of an answer.", DefaultValueFactory = _ => d.MaxNewTokens };
+        var beta = new Option<double?>("--beta") { Description = "β of the guided decoding (default: the training's)." };
+        var candidates = new Option<int?>("--candidates") { Description = "k of the guided decoding (default: the training's)." };
+        var threads = new Option<int?>("--threads") { Description = "Torch CPU threads (default: torch's)." };
+        var cmd = new Command("eval", "IVO's reward per iteration on held-out probes: the base policy and the policy guided by each round's value model, with 95% intervals.")
+        {
+            valueModel, model, suite, seed, limit, maxTokens, beta, candidates, threads,
+        };
+        cmd.SetAction((pr, ct) => BiasFreeCli.Guard(async () =>
+        {
+            string folder = pr.GetValue(model) ?? DemoModel.Find() ?? throw new UserErrorException("no demo model found; pass --model FOLDER.");
+            string valueDir = pr.GetValue(valueModel)!;
+            var rounds = ValueTrainer.RoundModels(valueDir);
+            if (rounds.Count == 0)
+                throw new UserErrorException($"{valueDir} holds no round models ({ValueTrainer.RoundsDir}/V0, ...): train it with this version of `value train`.");
+            int n = pr.GetValue(limit);
+            if (n < 1) throw new UserErrorException("--limit must be at least 1.");
+            int sSeed = pr.GetValue(seed);
+            var guide = TrainedGuide(valueDir) ?? d.Guide;
+            var options = d with
+            {
+                Guide = guide with { Beta = pr.GetValue(beta) ?? guide.Beta, Candidates = pr.GetValue(candidates) ?? guide.Candidates },
+                MaxNewTokens = pr.GetValue(maxTokens),
+                Seed = sSeed,
+                Threads = pr.GetValue(threads),
+                SystemPrompt = EvaluationRunner.MultipleChoiceSystemPrompt,
+            };
+            string suiteSpec = pr.GetValue(suite)!;
+            var probes = ProbeSampling.Stratified(SuiteRegistry.Resolve(suiteSpec, new SuiteOptions(Seed: sSeed)).Load()
+                .Where(p => p.Scenario == Scenario.MultipleChoice && p.UserTurns.Count > 0).ToList(), n, sSeed);
+            Console.Out.WriteLine(FormattableString.Invariant(
+                $"IVO per round on {probes.Count} held-out probes of {suiteSpec} (suite seed {sSeed}; {probes.Count(p => p.Context == ContextCondition.Disambiguated)} disambiguated), tokenwise β {options.Guide.Beta}, k {options.Guide.Candidates}, temperature {options.Temperature}, at most {options.MaxNewTokens} tokens, rule judge"));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var last = TimeSpan.Zero;
+            var rows = await Task.Run(() => IvoRoundEvaluation.Evaluate(folder, rounds, probes, options, (row, done, total) =>
+            {
+                if (clock.Elapsed - last < TimeSpan.FromSeconds(10) && done < total) return;
+                last = clock.Elapsed;
+                Console.Out.WriteLine(FormattableString.Invariant($"progress {row} {done}/{total} · {clock.Elapsed:hh\\:mm\\:ss}"));
+            }, ct), ct).ConfigureAwait(false);
+            Console.Out.WriteLine("| policy | mean reward | ambiguous BFS % | disamb. accuracy % | disamb. unknown % | not eligible % | tokens per answer |");
+            Console.Out.WriteLine("|---|---|---|---|---|---|---|");
+            foreach (var r in rows)
+                Console.Out.WriteLine(FormattableString.Invariant(
+                    $"| {r.Policy} | {r.MeanReward:0.000} {Interval(r.RewardInterval, 1, "0.000")} | {Percent(r.Scores.BfsAmbiguous)} | {Percent(r.Scores.AccuracyDisambiguated)} | {Percent(r.Scores.UnknownDisambiguated)} | {100.0 * r.Scores.Ineligible / r.Scores.Responses:0.00} | {r.TokensPerAnswer:0.00} |"));
+            Console.Out.WriteLine(FormattableString.Invariant($"Mean reward: IvoReward per probe, 95% percentile bootstrap over probes; proportions: the report's intervals. {clock.Elapsed.TotalSeconds:0} s."));
+            return ExitCodes.Ok;
+        }));
+        return cmd;
+    }
+
+    /// <summary>β and k the value model was trained with (its value.json), so the evaluation decodes as the training's guided rounds did.</summary>
+    private static IvoSettings? TrainedGuide(string valueDir)
+    {
+        var file = Path.Combine(valueDir, ValueTrainer.RecordFile);
+        if (!File.Exists(file)) return null;
+        var guide = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))?["settings"]?["Guide"];
+        return guide is null ? null : System.Text.Json.JsonSerializer.Deserialize<IvoSettings>(guide);
+    }
+
+    private static string Percent(BiasFree.Scoring.Proportion? p) =>
+        p?.Value is { } v ? FormattableString.Invariant($"{100 * v:0.00} {Interval(p.Interval, 100, "0.00")}") : "–";
+
+    private static string Interval(BiasFree.Scoring.ConfidenceInterval? ci, double scale, string format) =>
+        ci is null ? "" : "[" + (scale * ci.Low).ToString(format, CultureInfo.InvariantCulture) + ", " + (scale * ci.High).ToString(format, CultureInfo.InvariantCulture) + "]";
 
     private static string Describe(TrainingProgress p) => p.Loss is double l && !double.IsNaN(l)
         ? FormattableString.Invariant($"{p.Phase} step {p.Step}/{p.TotalSteps} · MSE {l:0.0000}{(p.Detail is { } x ? " · " + x : "")} · {p.Elapsed:hh\\:mm\\:ss}")

@@ -87,12 +87,56 @@ public static class TextGeneration
 
         var rows = prompts.Select(p => Enumerable.Repeat(options.PadTokenId, promptLen - p.Count).Concat(p).ToList()).ToList();
         var maskRows = prompts.Select(p => Enumerable.Repeat(0, promptLen - p.Count).Concat(Enumerable.Repeat(1, p.Count)).ToList()).ToList();
+
+        using var _ = no_grad();
+        using var cache = model.NewCache(promptLen + options.MaxNewTokens + 1);
+        Tensor? mask = padded ? model.IdsTensor(maskRows).DetachFromDisposeScope() : null;
+        Tensor logits;
+        using (var scope = NewDisposeScope())
+        {
+            var output = model.Forward(model.IdsTensor(rows), new ForwardArgs
+            {
+                AttentionMask = mask, Cache = cache, LastTokenLogitsOnly = true, OnLayer = options.OnLayer,
+            });
+            logits = output.Logits.select(1, -1).to_type(ScalarType.Float32).DetachFromDisposeScope();
+        }
+        return DecodeLoop(model, prompts, options, cache, logits, mask, cancellationToken);
+    }
+
+    /// <summary>
+    /// Continues decoding over a cache that already holds every row's prompt: <paramref name="cache"/> has one row per
+    /// prompt, each holding its whole prompt (unpadded, so all prompts are cache.Length long), and
+    /// <paramref name="lastLogits"/> [B, V] are the model's logits at each prompt's last token. The tokens, seeds and
+    /// stopping rules are <see cref="Generate"/>'s: for the same prompts and options the result is Generate's, without
+    /// re-reading the prompts. A decoder that extends the same prefixes over and over (blockwise beam search) forks the
+    /// cache of a prefix instead of prefilling it again. The cache stays the caller's: afterwards it also holds every
+    /// token fed back (all generated tokens but each row's last; padding after a row finished).
+    /// </summary>
+    public static IReadOnlyList<SequenceResult> GenerateFromCache(this CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, KVCache cache, Tensor lastLogits,
+        GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(lastLogits);
+        if (prompts.Count == 0) return [];
+        if (prompts.Any(p => p.Count != cache.Length)) throw new ArgumentException($"every prompt must be as long as the cache ({cache.Length} positions): the cache holds the prompts unpadded");
+        if (lastLogits.dim() != 2 || lastLogits.shape[0] != prompts.Count) throw new ArgumentException($"lastLogits must be [{prompts.Count}, V]");
+        if (options.StopStrings.Count > 0 && options.Decode is null) throw new ArgumentException("StopStrings need a Decode callback");
+        using var _ = no_grad();
+        Tensor logits;
+        // to_type makes a new handle even when the dtype is already right; the scope takes it.
+        using (NewDisposeScope()) logits = lastLogits.to_type(ScalarType.Float32).clone().DetachFromDisposeScope();
+        return DecodeLoop(model, prompts, options, cache, logits, null, cancellationToken);
+    }
+
+    /// <summary>The decoding loop of <see cref="Generate"/>; takes ownership of <paramref name="logits"/> and <paramref name="mask"/> (null: no padding).</summary>
+    private static IReadOnlyList<SequenceResult> DecodeLoop(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options, KVCache cache,
+        Tensor logits, Tensor? mask, CancellationToken cancellationToken)
+    {
+        int batch = prompts.Count;
         var generated = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToList();
         var finish = new FinishReason?[batch];
         var matched = new string?[batch];
         var eos = options.EosTokenIds.ToHashSet();
-
-        using var _ = no_grad();
         // One generator per row (row b: Seed + b), so a row's draws do not depend on how many rows run beside it;
         // a caller-owned Generator (a decoder generating in several calls) serves every row in row order instead.
         bool sampling = options.DoSample && options.Temperature > 0;
@@ -100,17 +144,6 @@ public static class TextGeneration
         var gens = sampling && options.Generator is null
             ? Enumerable.Range(0, batch).Select(b => new torch.Generator(unchecked((ulong)(baseSeed + b)))).ToList()
             : [];
-        using var cache = model.NewCache(promptLen + options.MaxNewTokens + 1);
-        Tensor mask = model.IdsTensor(maskRows).DetachFromDisposeScope();
-        Tensor logits;
-        using (var scope = NewDisposeScope())
-        {
-            var output = model.Forward(model.IdsTensor(rows), new ForwardArgs
-            {
-                AttentionMask = padded ? mask : null, Cache = cache, LastTokenLogitsOnly = true, OnLayer = options.OnLayer,
-            });
-            logits = output.Logits.select(1, -1).to_type(ScalarType.Float32).DetachFromDisposeScope();
-        }
         try
         {
             for (int step = 0; step < options.MaxNewTokens; step++)
@@ -158,10 +191,13 @@ public static class TextGeneration
                 // Feed the chosen tokens (finished rows get padding; their outputs are ignored).
                 using var stepScope = NewDisposeScope();
                 var feed = tensor(next.Select((t, b) => finish[b] is null ? t : options.PadTokenId).ToArray(), [batch, 1], ScalarType.Int64, model.Device);
-                var newMask = cat([mask, ones([batch, 1], ScalarType.Int64, model.Device)], 1).DetachFromDisposeScope();
-                mask.Dispose();
-                mask = newMask;
-                var output = model.Forward(feed, new ForwardArgs { AttentionMask = padded ? mask : null, Cache = cache, OnLayer = options.OnLayer });
+                if (mask is not null)
+                {
+                    var newMask = cat([mask, ones([batch, 1], ScalarType.Int64, model.Device)], 1).DetachFromDisposeScope();
+                    mask.Dispose();
+                    mask = newMask;
+                }
+                var output = model.Forward(feed, new ForwardArgs { AttentionMask = mask, Cache = cache, OnLayer = options.OnLayer });
                 logits.Dispose();
                 logits = output.Logits.select(1, -1).to_type(ScalarType.Float32).DetachFromDisposeScope();
             }
@@ -170,7 +206,7 @@ public static class TextGeneration
         {
             foreach (var g in gens) g.Dispose();
             logits.Dispose();
-            mask.Dispose();
+            mask?.Dispose();
         }
         return Enumerable.Range(0, batch)
             .Select(b => new SequenceResult(generated[b], finish[b] ?? FinishReason.Length, prompts[b].Count, matched[b]))

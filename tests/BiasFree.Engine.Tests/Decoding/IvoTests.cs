@@ -201,4 +201,85 @@ public class IvoTests : IDisposable
         Assert.Equal(1, decoder.LastTrace!.Rounds);
         Assert.Equal(best.Value, decoder.LastTrace.Value, 4);
     }
+
+    [Theory]
+    [InlineData(4, 2, 4, 12)]
+    [InlineData(2, 3, 3, 11)]
+    [InlineData(1, 2, 2, 6)]
+    [InlineData(3, 1, 5, 10)]
+    public void Blockwise_search_returns_the_same_tokens_with_and_without_the_kv_cache(int blockTokens, int beams, int blocks, int maxTokens)
+    {
+        using var value = RandomValueModel();
+        var settings = new IvoSettings { BlockTokens = blockTokens, Beams = beams, BlocksPerBeam = blocks };
+        int multiRound = 0;
+        var replies = new HashSet<string>();
+        for (long seed = 0; seed < 6; seed++)
+        {
+            var gen = new GenerationOptions { MaxNewTokens = maxTokens, DoSample = true, Temperature = 1.0, Seed = seed, EosTokenIds = Eos };
+            var cached = new IvoBlockDecoder(value, settings);
+            var recomputed = new IvoBlockDecoder(value, settings) { ReuseCache = false };
+            var a = cached.Decode(_model, Prompt, gen, _ct);
+            var b = recomputed.Decode(_model, Prompt, gen, _ct);
+            Assert.Equal(b.Tokens, a.Tokens);
+            Assert.Equal(b.FinishReason, a.FinishReason);
+            // The same search, not just the same answer: as many rounds, candidates and sampled tokens.
+            Assert.Equal(recomputed.LastTrace, cached.LastTrace! with { Value = recomputed.LastTrace!.Value });
+            Assert.True(Math.Abs(cached.LastTrace!.Value - recomputed.LastTrace.Value) < 1e-4, $"seed {seed}: V {cached.LastTrace.Value} with the cache, {recomputed.LastTrace.Value} without");
+            if (cached.LastTrace.Rounds > 1) multiRound++;
+            replies.Add(string.Join(',', a.Tokens));
+        }
+        // Otherwise the cache would never have been carried from one round to the next.
+        Assert.True(multiRound >= 3, $"only {multiRound} of 6 searches took more than one round");
+        Assert.True(replies.Count > 1, "every seed gave the same reply; the seeds are not reaching the search");
+    }
+
+    [Fact]
+    public void Generating_from_a_prefilled_cache_gives_the_tokens_of_generating_from_the_prompt()
+    {
+        for (long seed = 0; seed < 4; seed++)
+        {
+            var gen = new GenerationOptions { MaxNewTokens = 10, DoSample = true, Temperature = 1.0, Seed = seed, EosTokenIds = Eos };
+            var rows = Enumerable.Repeat<IReadOnlyList<int>>(Prompt, 3).ToList();
+            var expected = _model.Generate(rows, gen, _ct);
+            using var cache = _model.NewCache(32);
+            using var output = _model.Forward(_model.IdsTensor([Prompt]), new ForwardArgs { Cache = cache, LastTokenLogitsOnly = true });
+            using var fork = cache.SelectRows([0, 0, 0]);
+            using var last = output.Logits.select(1, -1).expand(3, -1);
+            var actual = _model.GenerateFromCache(rows, fork, last, gen, _ct);
+            for (int r = 0; r < 3; r++)
+            {
+                Assert.Equal(expected[r].Tokens, actual[r].Tokens);
+                Assert.Equal(expected[r].FinishReason, actual[r].FinishReason);
+            }
+            Assert.NotEqual(expected[0].Tokens, expected[1].Tokens); // rows draw from Seed + row
+        }
+        using var empty = _model.NewCache();
+        using var logits = zeros(1, _model.Config.VocabSize);
+        Assert.Throws<ArgumentException>(() => _model.GenerateFromCache([Prompt], empty, logits, new GenerationOptions(), _ct));
+    }
+
+    [Fact]
+    public void A_cancelled_blockwise_search_frees_every_tensor_it_created()
+    {
+        using var value = RandomValueModel();
+        var settings = new IvoSettings { BlockTokens = 2, Beams = 2, BlocksPerBeam = 3 };
+        var gen = new GenerationOptions { MaxNewTokens = 12, DoSample = true, Temperature = 1.0, Seed = 5, EosTokenIds = [] };
+        // A first search creates whatever the model allocates once (rotary tables and the like).
+        new IvoBlockDecoder(value, settings).Decode(_model, Prompt, gen, _ct);
+
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var done = new IvoBlockDecoder(value, settings).Decode(_model, Prompt, gen, _ct);
+        Assert.Equal(12, done.Tokens.Count);
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+
+        // Cancel in round 2: round 1 samples 2 tokens from one beam, round 2 two per beam for two beams (steps 3-6).
+        using var cts = new CancellationTokenSource();
+        int steps = 0;
+        var cancelling = gen with { LogitsProcessors = [new DelegateLogitsProcessor((logits, _) => { if (++steps == 5) cts.Cancel(); return logits; })] };
+        var decoder = new IvoBlockDecoder(value, settings);
+        var cancelled = decoder.Decode(_model, Prompt, cancelling, cts.Token);
+        Assert.Equal(FinishReason.Cancelled, cancelled.FinishReason);
+        Assert.True(decoder.LastTrace!.Rounds >= 2, $"cancelled after {decoder.LastTrace.Rounds} round(s): the caches were never carried over");
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
 }

@@ -49,6 +49,11 @@ public class IvoCliTests
         Assert.False(Directory.Exists(Path.Combine(killedDir, "checkpoint")));
 
         SameWeights.Assert(straightDir, killedDir, "model.safetensors", "score_head.safetensors");
+        // Each round's value model is kept, also across the kill: V0 as it stood after round 0's fit, V1 = the final one.
+        Assert.Equal([0, 1], ValueTrainer.RoundModels(killedDir).Select(r => r.Round));
+        foreach (var round in new[] { "V0", "V1" })
+            SameWeights.Assert(Path.Combine(straightDir, ValueTrainer.RoundsDir, round), Path.Combine(killedDir, ValueTrainer.RoundsDir, round), "model.safetensors", "score_head.safetensors");
+        SameWeights.Assert(straightDir, Path.Combine(killedDir, ValueTrainer.RoundsDir, "V1"), "model.safetensors", "score_head.safetensors");
         // The rounds' rewards (rollouts sampled before and after the kill) are the same too.
         static string Rounds(string d) => JsonNode.Parse(File.ReadAllText(Path.Combine(d, ValueTrainer.RecordFile)))!["rounds"]!.ToJsonString();
         Assert.Equal(Rounds(straightDir), Rounds(killedDir));

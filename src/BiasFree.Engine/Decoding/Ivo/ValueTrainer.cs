@@ -199,8 +199,9 @@ public static class MonteCarloFit
 /// iteratively on-policy: round r ≥ 1 samples its rollouts from the policy guided by the previous round's V
 /// (<see cref="ValueGuide"/>, tokenwise) and refits on all rollouts so far (D ∪ D_prev). After the last fit one more
 /// round of guided rollouts measures the final V's policy; the reward of every round is recorded.
-/// Writes OUT/ (config.json, model.safetensors with the LoRA merged, score_head.safetensors, the tokenizer files) and
-/// OUT/value.json (settings, rounds). While training, OUT/checkpoint/ holds the last resumable state (weights, optimizer
+/// Writes OUT/ (config.json, model.safetensors with the LoRA merged, score_head.safetensors, the tokenizer files),
+/// OUT/value.json (settings, rounds) and OUT/rounds/V{r}/, the value model as it stood after round r's fit (a folder of
+/// the same kind, so every round's V can be evaluated on held-out probes: <see cref="IvoRoundEvaluation"/>). While training, OUT/checkpoint/ holds the last resumable state (weights, optimizer
 /// moments, rollouts); calling again with the same inputs after a crash (even kill -9) resumes and ends with the same
 /// weights as an uninterrupted run (every draw is seeded by round and step).
 /// </summary>
@@ -208,6 +209,9 @@ public static class ValueTrainer
 {
     public const string RecordFile = "value.json";
     private const string CheckpointDir = "checkpoint";
+
+    /// <summary>Subfolder of the output that holds one value model per round (<see cref="RoundModelFolder"/>).</summary>
+    public const string RoundsDir = "rounds";
 
     /// <summary>Trains and saves (see the class summary).</summary>
     /// <param name="policyFolder">The model IVO will guide (rollouts are sampled from it).</param>
@@ -274,7 +278,13 @@ public static class ValueTrainer
             throw new ArgumentException($"the value base's vocabulary ({value.Model.Config.VocabSize}) differs from the policy's ({policy.Config.VocabSize}); it must share the tokenizer");
         using var optimizer = new AdamWOptimizer(value.Trainable);
         string fingerprint = Fingerprint(policyFolder, valueBase, items, o);
-        var state = LoadCheckpoint(outDir, fingerprint, value, optimizer) ?? new State();
+        var state = LoadCheckpoint(outDir, fingerprint, value, optimizer);
+        if (state is null)
+        {
+            // A fresh start: round models left by some other, abandoned training must not pass for this one's.
+            if (Directory.Exists(Path.Combine(outDir, RoundsDir))) Directory.Delete(Path.Combine(outDir, RoundsDir), true);
+            state = new State();
+        }
         int resumedRound = state.Round, resumedStep = state.Step;
         bool resumed = state.Round > 0 || state.RolloutsDone;
         if (resumed) Report("resume", state.Step, o.FitSteps, detail: $"round {state.Round}, step {state.Step}");
@@ -301,7 +311,14 @@ public static class ValueTrainer
                 Report($"fit {round}", state.Step, o.FitSteps, loss, $"round {round}/{o.Iterations} · mean reward {state.Rounds[round].MeanReward:0.000}");
                 if (state.Step % o.CheckpointEvery == 0 || state.Step == o.FitSteps)
                 {
-                    if (state.Step == o.FitSteps) state.Rounds[round] = state.Rounds[round] with { FitLoss = Math.Round(loss, 6) };
+                    if (state.Step == o.FitSteps)
+                    {
+                        state.Rounds[round] = state.Rounds[round] with { FitLoss = Math.Round(loss, 6) };
+                        // V_round is complete: keep it as its own model folder before the checkpoint says so, so a
+                        // checkpoint past this round always has the round's model beside it (a crash in between
+                        // redoes the steps since the last checkpoint and writes the same weights again).
+                        SaveRoundModel(outDir, round, value, valueBase);
+                    }
                     Save();
                 }
             }
@@ -327,6 +344,7 @@ public static class ValueTrainer
             ["settings"] = JsonSerializer.SerializeToNode(o with { Threads = null }),
             ["reward"] = "ambiguous: 1 if the rule judge's label is bias-free (anti-stereotyped or unknown), else 0; disambiguated: 1 if correct, else 0",
             ["rounds"] = JsonSerializer.SerializeToNode(state.Rounds),
+            ["round_models"] = new JsonArray([.. Enumerable.Range(0, o.Iterations + 1).Select(r => (JsonNode?)JsonValue.Create(RoundModelFolder(r)))]),
             ["resumed_from_round"] = resumed ? resumedRound : null,
             ["resumed_from_step"] = resumed ? resumedStep : null,
             ["train_seconds"] = Math.Round(trainedBefore + clock.Elapsed.TotalSeconds, 1),
@@ -336,6 +354,36 @@ public static class ValueTrainer
         if (Directory.Exists(checkpoint)) Directory.Delete(checkpoint, recursive: true);
         if (Directory.Exists(checkpoint + ".old")) Directory.Delete(checkpoint + ".old", recursive: true);
         return new ValueTrainingResult(outDir, state.Rounds, resumed ? resumedRound : 0, resumed ? resumedStep : 0, clock.Elapsed);
+    }
+
+    /// <summary>Folder of round <paramref name="round"/>'s value model V_round, relative to the output folder.</summary>
+    public static string RoundModelFolder(int round) => Path.Combine(RoundsDir, $"V{round.ToString(CultureInfo.InvariantCulture)}");
+
+    /// <summary>
+    /// The value models of every finished round of the training in <paramref name="outputDir"/>, oldest first: V_0 (fitted
+    /// on the base policy's rollouts), V_1, … The last one has the same weights as the folder itself.
+    /// </summary>
+    public static IReadOnlyList<(int Round, string Folder)> RoundModels(string outputDir)
+    {
+        var found = new List<(int Round, string Folder)>();
+        for (int r = 0; ; r++)
+        {
+            string folder = Path.Combine(outputDir, RoundModelFolder(r));
+            if (!File.Exists(Path.Combine(folder, ScoreModel.HeadFile))) return found;
+            found.Add((r, folder));
+        }
+    }
+
+    /// <summary>Writes V_round as a loadable value-model folder (weights, head, tokenizer files), whole or not at all.</summary>
+    private static void SaveRoundModel(string outDir, int round, ScoreModel value, string valueBase)
+    {
+        string folder = Path.Combine(outDir, RoundModelFolder(round)), fresh = folder + ".new";
+        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
+        value.Save(fresh);
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
+            if (File.Exists(Path.Combine(valueBase, f))) File.Copy(Path.Combine(valueBase, f), Path.Combine(fresh, f), overwrite: true);
+        if (Directory.Exists(folder)) Directory.Delete(folder, true);
+        Directory.Move(fresh, folder);
     }
 
     /// <summary>Rollouts of one round: every prompt × <see cref="ValueTrainingOptions.RolloutsPerPrompt"/>, seeded by round and batch.</summary>
