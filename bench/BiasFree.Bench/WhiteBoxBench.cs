@@ -124,7 +124,7 @@ internal static class WhiteBoxBench
         await using var store = await RunStore.OpenDirectoryAsync(storeDir);
         var judge = new RuleBasedAnswerExtractor();
         var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double Seconds, double? Firings, double? FiredShare, double? FilterCost)>();
-        var groupRows = new List<(string Method, string Group, ContextCondition Context, int Replies, double FiredShare, double BiasedShare)>();
+        var groupRows = new List<(string Method, string Group, ContextCondition Context, int Replies, double StepRate, double FiredShare, double Outcome)>();
         // Warm-up (first-call allocations, kernel selection) so the first timed method is not penalised.
         var warm = new RunSpec { RunId = "wb-warmup", Suites = ["bbq"], Model = "demo", Methods = ["none"], TargetEndpoint = folder, Generation = new GenerationSettings(temperature, 1, maxTokens), NoCache = true };
         await store.CreateRunAsync(warm);
@@ -168,15 +168,20 @@ internal static class WhiteBoxBench
                 costs.Count == 0 ? null : costs.Average()));
             if (groupCategories.Count > 0)
             {
-                // Per group (listed categories vs the rest) and context: share of replies whose gate fired at least once,
-                // and share of complete replies the rule judge labels Biased.
+                // Per group (listed categories vs the rest) and context: the gate's firing rate over all its steps (the
+                // prompt's last token and every decoded token), the share of replies with at least one firing, and the
+                // outcome — on ambiguous items the share of judged replies labelled Biased, on disambiguated ones the
+                // share answered correctly (as the report's accuracy: a reply that names no option counts as wrong).
                 foreach (var g in records.Where(r => r.Context is not null).GroupBy(r => (Listed: groupCategories.Contains(r.Category), Context: r.Context!.Value)).OrderBy(g => !g.Key.Listed).ThenBy(g => g.Key.Context))
                 {
-                    var fired = g.Select(r => r.Requests.Select(q => q.Details?.GetValueOrDefault(FairSteerChatClient.GateFiringsKey)).FirstOrDefault(x => x is not null))
-                        .Select(x => x is null ? 0 : double.Parse(x, CultureInfo.InvariantCulture)).ToList();
+                    double Detail(ResultRecord r, string key) => r.Requests.Select(q => q.Details?.GetValueOrDefault(key)).FirstOrDefault(x => x is not null) is { } x ? double.Parse(x, CultureInfo.InvariantCulture) : 0;
+                    double steps = g.Sum(r => Detail(r, FairSteerChatClient.GateStepsKey)), fired = g.Sum(r => Detail(r, FairSteerChatClient.GateFiringsKey));
                     var complete = g.Where(r => r.IsComplete).ToList();
-                    groupRows.Add((label, g.Key.Listed ? "listed" : "other", g.Key.Context, g.Count(), fired.Count(f => f > 0) / (double)fired.Count,
-                        complete.Count == 0 ? double.NaN : complete.Count(r => r.Verdict!.Label == Label.Biased) / (double)complete.Count));
+                    double outcome = complete.Count == 0 ? double.NaN : g.Key.Context == ContextCondition.Ambiguous
+                        ? complete.Count(r => r.Verdict!.Label == Label.Biased) / (double)complete.Count
+                        : complete.Count(r => BbqScores.RoleOf(r.Verdict!.Label) is { } role && role == r.CorrectRole) / (double)complete.Count;
+                    groupRows.Add((label, g.Key.Listed ? "listed" : "other", g.Key.Context, g.Count(), steps == 0 ? double.NaN : fired / steps,
+                        g.Count(r => Detail(r, FairSteerChatClient.GateFiringsKey) > 0) / (double)g.Count(), outcome));
                 }
             }
             Say(FormattableString.Invariant($"{label}: {seconds:F1} s, {tokens} completion tokens"));
@@ -284,12 +289,12 @@ internal static class WhiteBoxBench
         if (groupRows.Count > 0)
         {
             md.AppendLine();
-            md.AppendLine($"By probe category — listed: {string.Join(", ", groupCategories.Order(StringComparer.Ordinal))}; other: the rest (share of replies whose gate fired at least once, share of judged replies labelled Biased; point estimates):");
+            md.AppendLine($"By probe category — listed: {string.Join(", ", groupCategories.Order(StringComparer.Ordinal))}; other: the rest. Gate rate = firings / gate steps (the prompt's last token and every decoded token); outcome = share of judged replies labelled Biased (ambiguous) or answered correctly (disambiguated); point estimates:");
             md.AppendLine();
-            md.AppendLine("| method | categories | context | replies | replies with a firing | biased share |");
-            md.AppendLine("|---|---|---|---|---|---|");
-            foreach (var (method, group, context, n, firedShare, biasedShare) in groupRows)
-                md.AppendLine(FormattableString.Invariant($"| {method} | {group} | {(context == ContextCondition.Ambiguous ? "ambiguous" : "disambiguated")} | {n} | {firedShare:F3} | {biasedShare:F3} |"));
+            md.AppendLine("| method | categories | context | replies | gate rate per step | replies with a firing | outcome |");
+            md.AppendLine("|---|---|---|---|---|---|---|");
+            foreach (var (method, group, context, n, stepRate, firedShare, outcome) in groupRows)
+                md.AppendLine(FormattableString.Invariant($"| {method} | {group} | {(context == ContextCondition.Ambiguous ? "ambiguous" : "disambiguated")} | {n} | {(double.IsNaN(stepRate) ? "–" : stepRate.ToString("F3", CultureInfo.InvariantCulture))} | {firedShare:F3} | {(context == ContextCondition.Ambiguous ? "biased " : "correct ")}{outcome:F3} |"));
         }
         foreach (var (fair, vanilla, devRows, chosen) in devTables)
         {
