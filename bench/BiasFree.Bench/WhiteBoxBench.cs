@@ -108,7 +108,7 @@ internal static class WhiteBoxBench
         var probes = held.Where(p => p.Context == ContextCondition.Ambiguous).Take(perContext)
             .Concat(held.Where(p => p.Context == ContextCondition.Disambiguated).Take(perContext)).ToList();
 
-        var methods = new List<string> { "none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom };
+        var methods = new List<string> { "none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom, WhiteBoxMethods.FairSteerPromptGate };
         string? referenceModel = Arg("--reward-ref");
         var fairModels = referenceModel is null ? Array.Empty<string>() : (Arg("--reward-model") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var grid = (Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
