@@ -25,6 +25,8 @@ using static TorchSharp.torch;
 //        Jacobi refinement vs greedy decoding, tokens/s; see DiffPoBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- ivo [--quick] [--tokens 32] [--repeats 5]   (IVO tokenwise and
 //        blockwise vs plain sampling, tokens/s and value evaluations per token; see IvoBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- memory [--probes 10000,50000]   (peak RSS of a whole run and
+//        its report at several suite sizes against a scripted target; see MemoryBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -50,9 +52,11 @@ ivo.SetAction(_ => IvoBench.Run(args.Skip(1).ToList()));
 var training = TrainingBench.Build();
 var adaptive = new Command("adaptive", "Queries adaptive sampling (--precision) needs vs a full run on a 15k-item BBQ-size suite with a scripted target: --items N, --precision P, --seed N (see AdaptiveBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 adaptive.SetAction(async (_, _) => await AdaptiveBench.RunAsync(args.Skip(1).ToList()));
+var memory = new Command("memory", "Peak RSS of a whole run (suite, run, report) per suite size, one child process each, scripted target: --probes 10000,50000, --concurrency N, --resamples N (see MemoryBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+memory.SetAction(async (_, _) => await MemoryBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, memory,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)

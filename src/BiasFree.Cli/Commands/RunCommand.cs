@@ -236,10 +236,10 @@ internal static class RunCommand
             using var judges = evaluation.Judges;
             // Everything that can be wrong with the options is checked before a new run is recorded.
             ReportSettingsOptions.For(evaluation.Spec, o.Bootstrap, o.Baseline);
-            var probes = evaluation.LoadProbes((suite, skipped) =>
+            var probes = evaluation.OpenProbes((suite, skipped) =>
                 Console.Error.WriteLine($"note: {suite}: {skipped} rows cannot be labelled and are left out; 'biasfree suites show {suite}' lists them."));
             judges.EnsureCovers(probes);
-            if (judges.Dialogue is DemoJudge.OnDemand offline && probes.Any(p => p.Scenario == Scenario.MultiTurn))
+            if (judges.Dialogue is DemoJudge.OnDemand offline && probes.Scenarios.Contains(Scenario.MultiTurn))
             {
                 Console.Error.WriteLine($"note: dialogues are judged offline by {offline.Name} (the demo model; reliable only on demo-style replies, see docs/judges.md); pass --judge URL --judge-model NAME for an LLM judge.");
             }

@@ -64,50 +64,104 @@ public sealed record AdaptiveSummary(double Precision, string Scope, IReadOnlyLi
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(rows);
-        if (spec.Adaptive is not { } a)
+        if (Accumulator.For(spec) is not { } acc)
         {
             return null;
         }
-        var byCategory = a.Scope == AdaptiveSpec.CategoryScope;
-        var pool = a.Pool ?? [];
-        string CellOf(string category) => byCategory ? category : ScoreTable.AllCategories;
-
-        var cells = new List<AdaptiveCell>();
-        var overall = new List<AdaptiveOverall>();
-        foreach (var method in spec.Methods)
+        foreach (var r in rows)
         {
-            var mine = rows.Where(r => r.Method == method).ToList();
-            var scenarios = pool.Select(p => ScenarioNames.Parse(p.Scenario)).Concat(mine.Select(r => r.Scenario)).Distinct().Order();
-            foreach (var scenario in scenarios)
+            acc.Add(r);
+        }
+        return acc.Build();
+    }
+
+    /// <summary>
+    /// The summary built one row at a time (a report streams its rows): per (method, scenario, cell) the rows stored, the
+    /// complete ones, and the BFS counts the stopping rule uses. Everything in the summary is a function of those counts.
+    /// </summary>
+    internal sealed class Accumulator
+    {
+        private sealed class CellCounts
+        {
+            public int Rows, Complete, BfsAnswered;
+            public (int BiasFree, int Eligible) Counts;
+        }
+
+        private readonly RunSpec _spec;
+        private readonly AdaptiveSpec _adaptive;
+        private readonly Dictionary<(string Method, Scenario Scenario, string Cell), CellCounts> _cells = [];
+        private readonly HashSet<string> _methods;
+
+        private Accumulator(RunSpec spec, AdaptiveSpec adaptive)
+        {
+            _spec = spec;
+            _adaptive = adaptive;
+            _methods = new HashSet<string>(spec.Methods, StringComparer.Ordinal);
+        }
+
+        /// <summary>An accumulator for an adaptive run; null for a run over every probe.</summary>
+        public static Accumulator? For(RunSpec spec) => spec.Adaptive is { } a ? new Accumulator(spec, a) : null;
+
+        private string CellOf(string category) => _adaptive.Scope == AdaptiveSpec.CategoryScope ? category : ScoreTable.AllCategories;
+
+        public void Add(ResultRecord r)
+        {
+            if (!_methods.Contains(r.Method))
             {
-                var scenarioPool = pool.Where(p => ScenarioNames.Parse(p.Scenario) == scenario).ToList();
-                var scenarioRows = mine.Where(r => r.Scenario == scenario).ToList();
-                var names = scenarioPool.Select(p => CellOf(p.Category)).Concat(scenarioRows.Select(r => CellOf(r.Category))).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
-                var scenarioCells = new List<(AdaptiveCell Cell, int BfsItems, int BfsAnswered)>();
-                foreach (var name in names)
+                return;
+            }
+            var key = (r.Method, r.Scenario, CellOf(r.Category));
+            if (!_cells.TryGetValue(key, out var c))
+            {
+                _cells[key] = c = new CellCounts();
+            }
+            c.Rows++;
+            if (r.IsComplete)
+            {
+                c.Complete++;
+                if (PrecisionRule.CountsForBfs(r.Scenario, r.Context))
                 {
-                    var cellRows = scenarioRows.Where(r => CellOf(r.Category) == name).ToList();
-                    var cellPool = scenarioPool.Where(p => CellOf(p.Category) == name).ToList();
-                    var counts = (BiasFree: 0, Eligible: 0);
-                    var bfsAnswered = 0;
-                    foreach (var r in cellRows.Where(r => r.IsComplete && PrecisionRule.CountsForBfs(r.Scenario, r.Context)))
-                    {
-                        bfsAnswered++;
-                        counts = PrecisionRule.Add(counts, r.Scenario, r.Verdict!.Label);
-                    }
-                    var available = cellPool.Sum(p => p.Probes);
-                    var ci = PrecisionRule.Interval(counts.BiasFree, counts.Eligible);
-                    var status = PrecisionRule.IsPrecise(counts.BiasFree, counts.Eligible, a.Precision) ? Precise
-                        : cellRows.Count(r => r.IsComplete) >= available && available > 0 ? Exhausted
-                        : Unfinished;
-                    var cell = new AdaptiveCell(method, scenario, name, cellRows.Count, available, counts.BiasFree, counts.Eligible, ci?.Low, ci?.High, status);
-                    cells.Add(cell);
-                    scenarioCells.Add((cell, cellPool.Sum(p => p.BfsItems), bfsAnswered));
+                    c.BfsAnswered++;
+                    c.Counts = PrecisionRule.Add(c.Counts, r.Scenario, r.Verdict!.Label);
                 }
-                overall.Add(Combine(method, scenario, scenarioCells, byCategory));
             }
         }
-        return new AdaptiveSummary(a.Precision, a.Scope, cells, overall);
+
+        public AdaptiveSummary Build()
+        {
+            var a = _adaptive;
+            var byCategory = a.Scope == AdaptiveSpec.CategoryScope;
+            var pool = a.Pool ?? [];
+            var cells = new List<AdaptiveCell>();
+            var overall = new List<AdaptiveOverall>();
+            foreach (var method in _spec.Methods)
+            {
+                var mine = _cells.Where(kv => kv.Key.Method == method).ToList();
+                var scenarios = pool.Select(p => ScenarioNames.Parse(p.Scenario)).Concat(mine.Select(kv => kv.Key.Scenario)).Distinct().Order();
+                foreach (var scenario in scenarios)
+                {
+                    var scenarioPool = pool.Where(p => ScenarioNames.Parse(p.Scenario) == scenario).ToList();
+                    var names = scenarioPool.Select(p => CellOf(p.Category)).Concat(mine.Where(kv => kv.Key.Scenario == scenario).Select(kv => kv.Key.Cell))
+                        .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+                    var scenarioCells = new List<(AdaptiveCell Cell, int BfsItems, int BfsAnswered)>();
+                    foreach (var name in names)
+                    {
+                        var counted = _cells.GetValueOrDefault((method, scenario, name)) ?? new CellCounts();
+                        var cellPool = scenarioPool.Where(p => CellOf(p.Category) == name).ToList();
+                        var available = cellPool.Sum(p => p.Probes);
+                        var ci = PrecisionRule.Interval(counted.Counts.BiasFree, counted.Counts.Eligible);
+                        var status = PrecisionRule.IsPrecise(counted.Counts.BiasFree, counted.Counts.Eligible, a.Precision) ? Precise
+                            : counted.Complete >= available && available > 0 ? Exhausted
+                            : Unfinished;
+                        var cell = new AdaptiveCell(method, scenario, name, counted.Rows, available, counted.Counts.BiasFree, counted.Counts.Eligible, ci?.Low, ci?.High, status);
+                        cells.Add(cell);
+                        scenarioCells.Add((cell, cellPool.Sum(p => p.BfsItems), counted.BfsAnswered));
+                    }
+                    overall.Add(Combine(method, scenario, scenarioCells, byCategory));
+                }
+            }
+            return new AdaptiveSummary(a.Precision, a.Scope, cells, overall);
+        }
     }
 
     private static AdaptiveOverall Combine(string method, Scenario scenario, List<(AdaptiveCell Cell, int BfsItems, int BfsAnswered)> cells, bool byCategory)

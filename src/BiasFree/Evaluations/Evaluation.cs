@@ -249,43 +249,14 @@ public sealed class Evaluation
     /// </summary>
     /// <param name="spec">The run spec.</param>
     /// <param name="skippedRows">Told (suite spec, count) for each file suite that left rows out because they cannot be labelled (<see cref="IReportsSkippedRows"/>).</param>
-    public static IReadOnlyList<Probe> LoadProbes(RunSpec spec, Action<string, int>? skippedRows = null)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        var all = new List<Probe>();
-        var seen = new HashSet<(string, string)>();
-        foreach (var s in spec.Suites)
-        {
-            var suite = SuiteRegistry.Resolve(s, spec.SuiteOptions);
-            var probes = suite.Load();
-            if (suite is IReportsSkippedRows { SkippedRows.Count: > 0 and var skipped })
-            {
-                skippedRows?.Invoke(s, skipped);
-            }
-            if (spec.Limit is int n)
-            {
-                probes = spec.Sampling switch
-                {
-                    RunSpec.StratifiedSampling => ProbeSampling.Stratified(probes, n, spec.Seed),
-                    null => ProbeSampling.UniformLegacy(probes, n, spec.Seed),
-                    var other => throw new ArgumentException($"unknown sampling '{other}' in run '{spec.RunId}'."),
-                };
-            }
-            foreach (var p in probes)
-            {
-                if (!seen.Add((p.Suite, p.Id)))
-                {
-                    throw new ArgumentException($"probe '{p.Id}' of suite '{p.Suite}' appears twice (is a suite given twice?).");
-                }
-                all.Add(p);
-            }
-        }
-        if (all.Count == 0)
-        {
-            throw new ArgumentException("the suites contain no probes.");
-        }
-        return all;
-    }
+    public static IReadOnlyList<Probe> LoadProbes(RunSpec spec, Action<string, int>? skippedRows = null) => [.. ProbeSource.Open(spec, skippedRows)];
+
+    /// <summary>
+    /// The probes this evaluation runs, validated and counted but not held: enumerating reads the suites again
+    /// (see <see cref="ProbeSource"/>). Same probes, same order as <see cref="LoadProbes(Action{string, int}?)"/>.
+    /// </summary>
+    /// <param name="skippedRows">Told (suite spec, count) for each file suite that left rows out because they cannot be labelled.</param>
+    public ProbeSource OpenProbes(Action<string, int>? skippedRows = null) => ProbeSource.Open(Spec, skippedRows);
 
     /// <summary>
     /// Rebuilds the evaluation of a stored run. <paramref name="target"/> rebuilds its target (default:
@@ -329,8 +300,8 @@ public sealed class Evaluation
     {
         ArgumentNullException.ThrowIfNull(store);
         var spec = Spec;
-        var probes = LoadProbes(spec);
-        Judges.EnsureCovers(probes);
+        var source = ProbeSource.Open(spec);
+        Judges.EnsureCovers(source);
         var warnings = new List<string>(Warnings);
 
         var stored = await store.GetRunAsync(spec.RunId, cancellationToken).ConfigureAwait(false);
@@ -358,9 +329,12 @@ public sealed class Evaluation
                 await store.UpdateRunSpecAsync(stored with { Adaptive = adaptive }, cancellationToken).ConfigureAwait(false);
             }
         }
-        else if (spec.Adaptive is { } a)
+        // A run over every probe streams them from the suites; an adaptive run's scheduler orders the whole suite
+        // (ProbeSampling.StratifiedOrder) and releases it batch by batch out of that order, so it holds the probes.
+        IReadOnlyCollection<Probe> probes = spec.Adaptive is null ? source : [.. source];
+        if (stored is null && spec.Adaptive is { } fresh)
         {
-            spec = spec with { Adaptive = a with { Pool = AdaptiveSpec.PoolOf(probes) } };
+            spec = spec with { Adaptive = fresh with { Pool = AdaptiveSpec.PoolOf(probes) } };
         }
 
         var client = Target.Open();
@@ -472,7 +446,7 @@ public sealed class EvaluationSession : IDisposable
     private readonly EvaluationJudges _judges;
     private readonly MethodRegistry _methods;
 
-    internal EvaluationSession(RunStore store, RunSpec spec, IReadOnlyList<Probe> probes, IChatClient target, IDisposable? owned,
+    internal EvaluationSession(RunStore store, RunSpec spec, IReadOnlyCollection<Probe> probes, IChatClient target, IDisposable? owned,
         EvaluationJudges judges, MethodRegistry methods, bool resumed, IReadOnlyList<string> warnings)
     {
         _store = store;
@@ -489,8 +463,8 @@ public sealed class EvaluationSession : IDisposable
     /// <summary>The spec of the run as stored, with this session's cache identity and scheduling.</summary>
     public RunSpec Spec { get; }
 
-    /// <summary>The probes run under every method.</summary>
-    public IReadOnlyList<Probe> Probes { get; }
+    /// <summary>The probes run under every method (a <see cref="ProbeSource"/>, read from the suites as the run goes, unless the run is adaptive).</summary>
+    public IReadOnlyCollection<Probe> Probes { get; }
 
     /// <summary>The open target as the run calls it (ask it for services, e.g. an engine's batch statistics).</summary>
     public IChatClient Target => _target;

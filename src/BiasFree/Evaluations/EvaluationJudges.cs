@@ -68,7 +68,8 @@ public sealed class EvaluationJudges : IDisposable
     public void EnsureCovers(IEnumerable<Probe> probes)
     {
         ArgumentNullException.ThrowIfNull(probes);
-        var scenarios = probes.Select(p => p.Scenario).ToHashSet();
+        // A streamed source knows its scenarios from its validation pass; reading the suites again is not needed.
+        var scenarios = probes is ProbeSource source ? source.Scenarios : probes.Select(p => p.Scenario).ToHashSet();
         if (scenarios.Contains(Scenario.MultiTurn) && Dialogue is null)
         {
             throw new ArgumentException(Name == RuleName

@@ -11,4 +11,11 @@ public interface IProbeSuite
 
     /// <summary>All probes of the suite. Same seed ⇒ same probes in the same order.</summary>
     IReadOnlyList<Probe> Load();
+
+    /// <summary>
+    /// The same probes in the same order, produced as the enumeration asks for them: a file suite that can stream reads
+    /// its file one record at a time, so a run never holds the whole suite. Errors in the input throw when their record
+    /// is reached, so enumerate once to validate. Default: <see cref="Load"/>.
+    /// </summary>
+    IEnumerable<Probe> Enumerate() => Load();
 }

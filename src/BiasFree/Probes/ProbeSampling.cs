@@ -28,13 +28,35 @@ public static class ProbeSampling
         {
             return probes;
         }
+        var keys = probes.Select(p => KeyOf(p, seed)).ToList();
+        return [.. StratifiedIndices(keys, limit, seed).Select(i => probes[i])];
+    }
 
-        var strata = probes
-            .Select((p, index) => (Probe: p, Index: index))
-            .GroupBy(x => StratumOf(x.Probe), StringComparer.Ordinal)
+    /// <summary>What <see cref="Stratified"/> needs of a probe: its stratum and its seeded hash (a streamed suite keeps only these).</summary>
+    public static (string Stratum, ulong Hash) KeyOf(Probe probe, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        return (StratumOf(probe), StableRandom.For(seed, $"{probe.Suite}\u0001{probe.Id}").NextUInt64());
+    }
+
+    /// <summary>
+    /// <see cref="Stratified"/> on the probes' keys (<see cref="KeyOf"/>), in suite order: the indices kept, ascending.
+    /// </summary>
+    public static IReadOnlyList<int> StratifiedIndices(IReadOnlyList<(string Stratum, ulong Hash)> keys, int limit, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+        if (limit >= keys.Count)
+        {
+            return [.. Enumerable.Range(0, keys.Count)];
+        }
+
+        var strata = keys
+            .Select((k, index) => (k.Hash, Index: index, k.Stratum))
+            .GroupBy(x => x.Stratum, StringComparer.Ordinal)
             .Select(g => (Key: g.Key, Items: g.ToList()))
             .ToList();
-        var total = probes.Count;
+        var total = keys.Count;
         var quota = strata.ToDictionary(s => s.Key, s => (int)((long)limit * s.Items.Count / total), StringComparer.Ordinal);
         var left = limit - quota.Values.Sum();
         foreach (var s in strata
@@ -51,13 +73,13 @@ public static class ProbeSampling
         foreach (var s in strata)
         {
             kept.AddRange(s.Items
-                .OrderBy(x => StableRandom.For(seed, $"{x.Probe.Suite}\u0001{x.Probe.Id}").NextUInt64())
+                .OrderBy(x => x.Hash)
                 .ThenBy(x => x.Index)
                 .Take(quota[s.Key])
                 .Select(x => x.Index));
         }
         kept.Sort();
-        return [.. kept.Select(i => probes[i])];
+        return kept;
     }
 
     /// <summary>
@@ -125,9 +147,19 @@ public static class ProbeSampling
         {
             return probes;
         }
-        var order = Enumerable.Range(0, probes.Count).ToArray();
+        return [.. UniformLegacyIndices(probes.Count, limit, seed).Select(i => probes[i])];
+    }
+
+    /// <summary><see cref="UniformLegacy"/> on a suite of <paramref name="count"/> probes: the indices kept, ascending.</summary>
+    public static IReadOnlyList<int> UniformLegacyIndices(int count, int limit, int seed)
+    {
+        if (limit >= count)
+        {
+            return [.. Enumerable.Range(0, count)];
+        }
+        var order = Enumerable.Range(0, count).ToArray();
         new Random(seed).Shuffle(order);
-        return [.. order.Take(limit).Order().Select(i => probes[i])];
+        return [.. order.Take(limit).Order()];
     }
 
     private static string StratumOf(Probe p) => $"{p.Category}\u0001{p.Context?.ToString() ?? "-"}";

@@ -16,6 +16,7 @@ public interface IReportsSkippedRows
 public sealed class FileSuite : IProbeSuite, IReportsSkippedRows
 {
     private readonly Func<ICollection<SkippedRow>, IReadOnlyList<Probe>> load;
+    private readonly Func<ICollection<SkippedRow>, IEnumerable<Probe>>? stream;
 
     public FileSuite(string name, string description, Func<IReadOnlyList<Probe>> load)
         : this(name, description, _ => load())
@@ -30,9 +31,29 @@ public sealed class FileSuite : IProbeSuite, IReportsSkippedRows
         this.load = load;
     }
 
+    /// <summary>A file suite that can also be read lazily (<see cref="Enumerate"/>); <see cref="Load"/> collects that stream.</summary>
+    public FileSuite(string name, string description, Func<ICollection<SkippedRow>, IEnumerable<Probe>> stream)
+        : this(name, description, skipped => [.. stream(skipped)])
+    {
+        this.stream = stream;
+    }
+
     public string Name { get; }
     public string Description { get; }
     public IReadOnlyList<SkippedRow> SkippedRows { get; private set; } = [];
+
+    /// <summary>The probes, streamed when the format allows it; <see cref="SkippedRows"/> is set when the enumeration ends.</summary>
+    public IEnumerable<Probe> Enumerate()
+    {
+        if (stream is null)
+        {
+            foreach (var p in Load()) yield return p;
+            yield break;
+        }
+        var skipped = new List<SkippedRow>();
+        foreach (var p in stream(skipped)) yield return p;
+        SkippedRows = skipped;
+    }
 
     public IReadOnlyList<Probe> Load()
     {
@@ -82,6 +103,7 @@ public static class SuiteRegistry
         public IReadOnlyList<SkippedRow> SkippedRows => inner is IReportsSkippedRows r ? r.SkippedRows : [];
         public string Description => $"{inner.Description} ({SuiteOptions.Name(options.Context)} contexts only)";
         public IReadOnlyList<Probe> Load() => [.. inner.Load().Where(options.Keeps)];
+        public IEnumerable<Probe> Enumerate() => inner.Enumerate().Where(options.Keeps);
     }
 
     private static IProbeSuite ResolveUnfiltered(string spec, SuiteOptions options)
@@ -105,7 +127,7 @@ public static class SuiteRegistry
                 // format under the name a user of BiasFreeBench's ambigdata/*.json files would try.
                 case "bbq-jsonl" or "bbq-json":
                     return new FileSuite(BbqJsonlLoader.SuiteName, $"BBQ items from {path} (label rule {SuiteOptions.Name(options.LabelRule)})",
-                        skipped => BbqJsonlLoader.Load(path, seed, options.LabelRule, skipped, options.Options));
+                        skipped => BbqJsonlLoader.Read(path, seed, options.LabelRule, skipped, options.Options));
                 case "fairmt":
                 {
                     var (dialogues, attributesFrom) = FairMTLoader.SplitSpec(path);
@@ -115,7 +137,7 @@ public static class SuiteRegistry
                     return new FileSuite(FairMTLoader.SuiteName, description, () => FairMTLoader.Load(dialogues, attributesFrom));
                 }
                 case "jsonl":
-                    return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", () => ProbeJsonl.Load(path));
+                    return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", _ => ProbeJsonl.Read(path));
                 case "stereoset":
                     return new FileSuite(StereoSetLoader.SuiteName, $"StereoSet examples from {path}", () => StereoSetLoader.Load(path, seed));
                 case "crows-pairs":

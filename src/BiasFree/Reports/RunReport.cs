@@ -56,23 +56,55 @@ public sealed record DiffPoSummary(string Model, string Method, int Replies, dou
     /// <summary>Summaries per (model, method) over the rows' recorded refinement details.</summary>
     public static IReadOnlyList<DiffPoSummary> From(IReadOnlyList<ResultRecord> rows)
     {
-        static double Num(IReadOnlyDictionary<string, string> d, string key) =>
+        ArgumentNullException.ThrowIfNull(rows);
+        var acc = new Accumulator();
+        foreach (var r in rows) acc.Add(r);
+        return acc.Build();
+    }
+
+    /// <summary>
+    /// The summaries built one row at a time (a report streams its rows). Each mean is a running sum divided by the count at
+    /// the end, summed in row order as <see cref="Enumerable.Average{TSource}(IEnumerable{TSource}, Func{TSource, double})"/>
+    /// over the rows in that order would: the same doubles.
+    /// </summary>
+    internal sealed class Accumulator
+    {
+        private sealed class Group
+        {
+            public int Replies, Changed, Converged;
+            public double Iterations, ChangedTokens, Frozen, Original;
+        }
+
+        private readonly Dictionary<(string Model, string Method), Group> _groups = [];
+
+        private static double Num(IReadOnlyDictionary<string, string> d, string key) =>
             double.TryParse(d.GetValueOrDefault(key), NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : 0;
-        return rows.GroupBy(r => (r.Model, r.Method))
-            .Select(g =>
+
+        public void Add(ResultRecord r)
+        {
+            foreach (var q in r.Requests)
             {
-                var details = g.SelectMany(r => r.Requests).Select(q => q.Details)
-                    .OfType<IReadOnlyDictionary<string, string>>().Where(d => d.ContainsKey(IterationsKey)).ToList();
-                if (details.Count == 0) return null;
-                return new DiffPoSummary(g.Key.Model, g.Key.Method, details.Count,
-                    details.Average(d => Num(d, IterationsKey)), details.Average(d => Num(d, ChangedTokensKey)),
-                    details.Count(d => Num(d, ChangedTokensKey) > 0) / (double)details.Count, details.Average(d => Num(d, FrozenTokensKey)),
-                    details.Count(d => string.Equals(d.GetValueOrDefault(ConvergedKey), "True", StringComparison.OrdinalIgnoreCase)) / (double)details.Count,
-                    details.Average(d => Num(d, OriginalTokensKey)));
-            })
-            .OfType<DiffPoSummary>()
-            .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)
-            .ToList();
+                if (q.Details is not { } d || !d.ContainsKey(IterationsKey)) continue;
+                if (!_groups.TryGetValue((r.Model, r.Method), out var g)) _groups[(r.Model, r.Method)] = g = new Group();
+                g.Replies++;
+                g.Iterations += Num(d, IterationsKey);
+                var changed = Num(d, ChangedTokensKey);
+                g.ChangedTokens += changed;
+                if (changed > 0) g.Changed++;
+                g.Frozen += Num(d, FrozenTokensKey);
+                if (string.Equals(d.GetValueOrDefault(ConvergedKey), "True", StringComparison.OrdinalIgnoreCase)) g.Converged++;
+                g.Original += Num(d, OriginalTokensKey);
+            }
+        }
+
+        public IReadOnlyList<DiffPoSummary> Build() =>
+            [.. _groups.Select(kv =>
+                {
+                    var (g, n) = (kv.Value, (double)kv.Value.Replies);
+                    return new DiffPoSummary(kv.Key.Model, kv.Key.Method, g.Replies, g.Iterations / n, g.ChangedTokens / n, g.Changed / n,
+                        g.Frozen / n, g.Converged / n, g.Original / n);
+                })
+                .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)];
     }
 }
 
@@ -110,32 +142,75 @@ public sealed record WhiteBoxSummary(string Model, string Method, int Replies, d
     /// <summary>Summaries per (model, method) over the rows' recorded request details.</summary>
     public static IReadOnlyList<WhiteBoxSummary> From(IReadOnlyList<ResultRecord> rows)
     {
-        static double? Mean(IEnumerable<string?> values)
+        ArgumentNullException.ThrowIfNull(rows);
+        var acc = new Accumulator();
+        foreach (var r in rows) acc.Add(r);
+        return acc.Build();
+    }
+
+    /// <summary>
+    /// The summaries built one row at a time (a report streams its rows). A mean is a running sum over the values that parse
+    /// (NaN left out), in row order, divided by their count at the end: the same double as the average of that list.
+    /// </summary>
+    internal sealed class Accumulator
+    {
+        private struct Mean
         {
-            var list = values.OfType<string>().Select(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : double.NaN)
-                .Where(d => !double.IsNaN(d)).ToList();
-            return list.Count == 0 ? null : list.Average();
+            private double _sum;
+            private int _count;
+
+            public void Add(string? value)
+            {
+                if (value is null || !double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || double.IsNaN(d)) return;
+                _sum += d;
+                _count++;
+            }
+
+            public readonly double? Value => _count == 0 ? null : _sum / _count;
         }
-        return rows.GroupBy(r => (r.Model, r.Method))
-            .Select(g =>
+
+        private sealed class Group
+        {
+            public int Replies, Fired, FiredPositive;
+            public Mean Firings, Steps, Cost, Value, ValueEvaluations;
+        }
+
+        private readonly Dictionary<(string Model, string Method), Group> _groups = [];
+
+        public void Add(ResultRecord r)
+        {
+            foreach (var q in r.Requests)
             {
                 // A DiffPO refinement's details are summarised by DiffPoSummary, not here.
-                var details = g.SelectMany(r => r.Requests).Select(q => q.Details).OfType<IReadOnlyDictionary<string, string>>()
-                    .Where(d => !d.ContainsKey(DiffPoSummary.IterationsKey)).ToList();
-                var firings = details.Select(d => d.GetValueOrDefault(GateFiringsKey)).ToList();
-                var fired = firings.OfType<string>().Select(f => long.TryParse(f, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0).ToList();
-                return new WhiteBoxSummary(g.Key.Model, g.Key.Method, details.Count, Mean(firings),
-                    fired.Count == 0 ? null : fired.Count(n => n > 0) / (double)fired.Count,
-                    Mean(details.Select(d => d.GetValueOrDefault(GateStepsKey))),
-                    Mean(details.Select(d => d.GetValueOrDefault(FilterCostKey) ?? d.GetValueOrDefault(IvoCostKey))))
+                if (q.Details is not { } d || d.ContainsKey(DiffPoSummary.IterationsKey)) continue;
+                if (!_groups.TryGetValue((r.Model, r.Method), out var g)) _groups[(r.Model, r.Method)] = g = new Group();
+                g.Replies++;
+                var firing = d.GetValueOrDefault(GateFiringsKey);
+                g.Firings.Add(firing);
+                if (firing is not null)
                 {
-                    MeanValue = Mean(details.Select(d => d.GetValueOrDefault(IvoValueKey))),
-                    MeanValueEvaluations = Mean(details.Select(d => d.GetValueOrDefault(IvoValueEvaluationsKey))),
-                };
-            })
-            .Where(w => w.Replies > 0)
-            .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)
-            .ToList();
+                    g.Fired++;
+                    if (long.TryParse(firing, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0) g.FiredPositive++;
+                }
+                g.Steps.Add(d.GetValueOrDefault(GateStepsKey));
+                g.Cost.Add(d.GetValueOrDefault(FilterCostKey) ?? d.GetValueOrDefault(IvoCostKey));
+                g.Value.Add(d.GetValueOrDefault(IvoValueKey));
+                g.ValueEvaluations.Add(d.GetValueOrDefault(IvoValueEvaluationsKey));
+            }
+        }
+
+        public IReadOnlyList<WhiteBoxSummary> Build() =>
+            [.. _groups.Select(kv =>
+                {
+                    var g = kv.Value;
+                    return new WhiteBoxSummary(kv.Key.Model, kv.Key.Method, g.Replies, g.Firings.Value,
+                        g.Fired == 0 ? null : g.FiredPositive / (double)g.Fired, g.Steps.Value, g.Cost.Value)
+                    {
+                        MeanValue = g.Value.Value,
+                        MeanValueEvaluations = g.ValueEvaluations.Value,
+                    };
+                })
+                .OrderBy(w => w.Model, StringComparer.Ordinal).ThenBy(w => w.Method, StringComparer.Ordinal)];
     }
 }
 
@@ -158,19 +233,29 @@ public sealed record JudgeVoteSummary(string Model, string Method, string Judge,
     /// <summary>Summaries over the rows judged by a panel; empty when none was.</summary>
     public static IReadOnlyList<JudgeVoteSummary> From(IReadOnlyList<ResultRecord> rows)
     {
-        var acc = new Dictionary<(string Model, string Method, string Judge), int[]>();
-        var order = new Dictionary<(string Model, string Method, string Judge), int>();
-        var ties = new Dictionary<(string, string), int>();
-        foreach (var r in rows)
+        ArgumentNullException.ThrowIfNull(rows);
+        var acc = new Accumulator();
+        foreach (var r in rows) acc.Add(r);
+        return acc.Build();
+    }
+
+    /// <summary>The summaries built one row at a time (a report streams its rows): counts only.</summary>
+    internal sealed class Accumulator
+    {
+        private readonly Dictionary<(string Model, string Method, string Judge), int[]> _acc = [];
+        private readonly Dictionary<(string Model, string Method, string Judge), int> _order = [];
+        private readonly Dictionary<(string, string), int> _ties = [];
+
+        public void Add(ResultRecord r)
         {
-            if (r.Verdict is not { } v || !v.Judge.StartsWith("majority(", StringComparison.Ordinal) || Votes(v.RawOutput) is not { } votes) continue;
-            if (v.Reason.Contains("; tie -> ", StringComparison.Ordinal)) ties[(r.Model, r.Method)] = ties.GetValueOrDefault((r.Model, r.Method)) + 1;
+            if (r.Verdict is not { } v || !v.Judge.StartsWith("majority(", StringComparison.Ordinal) || Votes(v.RawOutput) is not { } votes) return;
+            if (v.Reason.Contains("; tie -> ", StringComparison.Ordinal)) _ties[(r.Model, r.Method)] = _ties.GetValueOrDefault((r.Model, r.Method)) + 1;
             for (int i = 0; i < votes.Count; i++)
             {
                 var (judge, label) = votes[i];
                 var key = (r.Model, r.Method, judge);
-                if (!acc.TryGetValue(key, out var c)) acc[key] = c = new int[5];
-                order.TryAdd(key, i + 1);
+                if (!_acc.TryGetValue(key, out var c)) _acc[key] = c = new int[5];
+                _order.TryAdd(key, i + 1);
                 var vote = label switch { Label.Biased => Label.Biased, Label.Unbiased or Label.Unknown => Label.Unbiased, _ => (Label?)null };
                 if (vote is null) c[2]++;
                 else
@@ -184,9 +269,11 @@ public sealed record JudgeVoteSummary(string Model, string Method, string Judge,
                 }
             }
         }
-        return [.. acc.OrderBy(kv => kv.Key.Model, StringComparer.Ordinal).ThenBy(kv => kv.Key.Method, StringComparer.Ordinal).ThenBy(kv => order[kv.Key])
-            .Select(kv => new JudgeVoteSummary(kv.Key.Model, kv.Key.Method, kv.Key.Judge, order[kv.Key], kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3], kv.Value[4],
-                ties.GetValueOrDefault((kv.Key.Model, kv.Key.Method))))];
+
+        public IReadOnlyList<JudgeVoteSummary> Build() =>
+            [.. _acc.OrderBy(kv => kv.Key.Model, StringComparer.Ordinal).ThenBy(kv => kv.Key.Method, StringComparer.Ordinal).ThenBy(kv => _order[kv.Key])
+                .Select(kv => new JudgeVoteSummary(kv.Key.Model, kv.Key.Method, kv.Key.Judge, _order[kv.Key], kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3], kv.Value[4],
+                    _ties.GetValueOrDefault((kv.Key.Model, kv.Key.Method))))];
     }
 
     /// <summary>(judge, label) of each stored vote, or null when <paramref name="raw"/> is not a vote array.</summary>
@@ -257,16 +344,20 @@ public sealed record RunReport(
     /// <summary>How intervals and comparisons were computed.</summary>
     public ReportSettings Settings { get; init; } = new(true, Bootstrap.DefaultResamples, 0.95, Bootstrap.DefaultSeed, Bootstrap.DefaultMinimumCount, Baseline);
 
-    /// <summary>Builds the report of <paramref name="runId"/> from the store.</summary>
+    /// <summary>Builds the report of <paramref name="runId"/> from the store, streaming its rows (see <see cref="Builder"/>).</summary>
     /// <exception cref="KeyNotFoundException">No such run.</exception>
     public static async Task<RunReport> BuildAsync(RunStore store, string runId, ScoreOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         var spec = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false)
             ?? throw new KeyNotFoundException($"No run '{runId}' in {store.DatabasePath}.");
-        var rows = await store.ReadResultsAsync(runId, cancellationToken).ToListAsync(cancellationToken).ConfigureAwait(false);
         var expected = await store.GetExpectedRowsAsync(runId, cancellationToken).ConfigureAwait(false);
-        return Build(spec, rows, expected, options);
+        var builder = new Builder(spec, options);
+        await foreach (var row in store.ReadResultsAsync(runId, cancellationToken).ConfigureAwait(false))
+        {
+            builder.Add(row);
+        }
+        return builder.Build(expected);
     }
 
     /// <summary>
@@ -277,86 +368,190 @@ public sealed record RunReport(
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(rows);
-        options ??= new ScoreOptions();
-        options = options with { Seed = options.Seed ?? spec.Seed };
-        int baseSeed = options.Seed.Value;
-        var scored = rows
-            .Where(r => r.Verdict is not null)
-            .Select(r => new ScoredResponse(r.ProbeId, r.Model, r.Method, r.Scenario, r.Category, r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
-            .ToList();
-        var scores = ScoreTable.Compute(scored, options);
-
-        var failed = rows.Where(r => r.Error is not null).ToList();
-        var errors = failed
-            .GroupBy(r => (r.Model, r.Method, r.Scenario))
-            .SelectMany(g => g.GroupBy(r => r.Category)
-                .Select(c => new TargetErrorCount(g.Key.Model, g.Key.Method, g.Key.Scenario, c.Key, c.Count()))
-                .Prepend(new TargetErrorCount(g.Key.Model, g.Key.Method, g.Key.Scenario, ScoreTable.AllCategories, g.Count())))
-            .ToList();
-
-        // Pairs are joined on the probe id; with several suites in one run the ids are qualified by suite so they cannot collide.
-        var multiSuite = rows.Select(r => r.Suite).Distinct(StringComparer.Ordinal).Count() > 1;
-        var paired = rows
-            .Where(r => r.Verdict is not null)
-            .Select(r => new ScoredResponse(multiSuite ? $"{r.Suite}/{r.ProbeId}" : r.ProbeId, r.Model, r.Method, r.Scenario, r.Category,
-                r.Context, r.Polarity, r.Verdict!.Label, r.CorrectRole))
-            .ToList();
-        // Comparisons are on the items of the headline BFS: for multiple choice the ones that are not disambiguated.
-        var pending = new List<(string Model, Scenario Scenario, string Method, List<ScoredResponse> Baseline, List<ScoredResponse> Responses)>();
-        foreach (var cell in paired.Where(r => r.Scenario != Scenario.MultipleChoice || r.Context != ContextCondition.Disambiguated)
-                     .GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
+        var builder = new Builder(spec, options);
+        foreach (var row in rows)
         {
-            var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-            if (!byMethod.TryGetValue(options.Baseline, out var baseline))
+            builder.Add(row);
+        }
+        return builder.Build(expectedRows);
+    }
+
+    /// <summary>
+    /// A report aggregated one row at a time, so that a report never holds the rows themselves (their messages, replies and
+    /// judge outputs: most of a row's size). What it keeps per row is the few fields the bootstrap and the paired tests
+    /// resample (<see cref="ScoredResponse"/>, with the model, method and category strings shared); everything else is a
+    /// count per cell. Fed the rows in the store's order (method, suite, probe id), it gives the same report as the
+    /// list-based implementation before it, byte for byte (ReportStreamingTests):
+    /// <list type="bullet">
+    /// <item>The percentile bootstrap (<see cref="Bootstrap.RatioInterval"/>) draws probe indices i ~ U[0, n) and counts
+    /// kind[i]; its intervals are a function of the kinds in probe-id order and the seed. Counts alone have the same
+    /// distribution (a multinomial draw with the cell's kind shares) but not the same draws, so the kinds are kept, one small
+    /// record per judged row, to keep every printed interval the same.</item>
+    /// <item>The paired bootstrap and McNemar tests need each probe's pair of answers, joined on the probe id: the same
+    /// records, paired after the last row.</item>
+    /// <item>Totals, target errors and fallbacks are counts per (model, method, scenario, category), kept in the order the
+    /// cells first appear as the grouping of the rows did; the white-box, DiffPO, judge-vote and adaptive summaries use their
+    /// own accumulators (running sums in row order, counts).</item>
+    /// </list>
+    /// </summary>
+    internal sealed class Builder
+    {
+        private readonly RunSpec _spec;
+        private readonly ScoreOptions _options;
+        private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
+        private readonly List<ScoredResponse> _scored = [];
+        private readonly List<string> _scoredSuites = [];
+        private readonly HashSet<string> _suites = new(StringComparer.Ordinal);
+        private readonly CellCounts _errors = new(), _fallbacks = new();
+        private readonly List<string> _methods = [];
+        private readonly Dictionary<string, (int Fallbacks, int Rows)> _byMethod = new(StringComparer.Ordinal);
+        private readonly WhiteBoxSummary.Accumulator _whiteBox = new();
+        private readonly JudgeVoteSummary.Accumulator _votes = new();
+        private readonly DiffPoSummary.Accumulator _diffPo = new();
+        private readonly AdaptiveSummary.Accumulator? _adaptive;
+        private int _rows, _complete, _judgeErrors;
+        private long _promptTokens, _completionTokens;
+
+        public Builder(RunSpec spec, ScoreOptions? options)
+        {
+            ArgumentNullException.ThrowIfNull(spec);
+            _spec = spec;
+            options ??= new ScoreOptions();
+            _options = options with { Seed = options.Seed ?? spec.Seed };
+            _adaptive = AdaptiveSummary.Accumulator.For(spec);
+            foreach (var m in spec.Methods)
             {
-                continue;
-            }
-            foreach (var (method, responses) in byMethod.Where(kv => kv.Key != options.Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            {
-                pending.Add((cell.Key.Model, cell.Key.Scenario, method, baseline, responses));
+                if (!_byMethod.ContainsKey(m))
+                {
+                    _byMethod[m] = (0, 0);
+                    _methods.Add(m);
+                }
             }
         }
-        // Each comparison has its own seed (run seed + model + scenario + baseline + method), so they can run in parallel.
-        var comparisons = new MethodComparison[pending.Count];
-        Parallel.For(0, pending.Count, i =>
-        {
-            var (model, scenario, method, baseline, responses) = pending[i];
-            int seed = Bootstrap.DeriveSeed(baseSeed, "paired", model, scenario.ToString(), options.Baseline, method);
-            var result = PairedComparison.Compare(baseline, responses, options.BootstrapIntervals ? options.Resamples : 1, options.ConfidenceLevel, seed,
-                options.BootstrapIntervals ? options.MinimumCount : int.MaxValue);
-            comparisons[i] = new MethodComparison(model, scenario, method, options.Baseline,
-                options.BootstrapIntervals ? result : result with { Resamples = 0 });
-        });
 
-        var totals = new RunTotals(
-            expectedRows,
-            rows.Count,
-            rows.Count(r => r.IsComplete),
-            failed.Count,
-            rows.Count(r => r.Error is null && r.Verdict?.Label == Label.JudgeError),
-            rows.Sum(r => r.PromptTokens),
-            rows.Sum(r => r.CompletionTokens));
-        var methodFallbacks = spec.Methods.Union(rows.Select(r => r.Method), StringComparer.Ordinal)
-            .Select(m => new MethodFallbacks(m, rows.Count(r => r.Method == m && r.Fallback), rows.Count(r => r.Method == m)))
-            .ToList();
-        var fallbacks = rows.Where(r => r.Fallback)
-            .GroupBy(r => (r.Model, r.Method, r.Scenario))
-            .SelectMany(g => g.GroupBy(r => r.Category)
-                .Select(c => new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, c.Key, c.Count()))
-                .Prepend(new FallbackCount(g.Key.Model, g.Key.Method, g.Key.Scenario, ScoreTable.AllCategories, g.Count())))
-            .ToList();
-        return new RunReport(spec, totals, scores, errors, comparisons)
+        private string Shared(string s)
         {
-            WhiteBox = WhiteBoxSummary.From(rows),
-            JudgeVotes = JudgeVoteSummary.From(rows),
-            DiffPo = DiffPoSummary.From(rows),
-            ConfidenceLevel = options.ConfidenceLevel,
-            Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
-                options.MinimumCount, options.Baseline),
-            Fallbacks = fallbacks,
-            FallbacksByMethod = methodFallbacks,
-            Adaptive = AdaptiveSummary.From(spec, rows),
-        };
+            if (_strings.TryGetValue(s, out var shared)) return shared;
+            _strings[s] = s;
+            return s;
+        }
+
+        public void Add(ResultRecord r)
+        {
+            ArgumentNullException.ThrowIfNull(r);
+            _rows++;
+            if (r.IsComplete) _complete++;
+            if (r.Error is null && r.Verdict?.Label == Label.JudgeError) _judgeErrors++;
+            _promptTokens += r.PromptTokens;
+            _completionTokens += r.CompletionTokens;
+            var (model, method, category, suite) = (Shared(r.Model), Shared(r.Method), Shared(r.Category), Shared(r.Suite));
+            _suites.Add(suite);
+            if (r.Verdict is { } v)
+            {
+                _scored.Add(new ScoredResponse(r.ProbeId, model, method, r.Scenario, category, r.Context, r.Polarity, v.Label, r.CorrectRole));
+                _scoredSuites.Add(suite);
+            }
+            if (r.Error is not null) _errors.Add(model, method, r.Scenario, category);
+            if (r.Fallback) _fallbacks.Add(model, method, r.Scenario, category);
+            if (!_byMethod.TryGetValue(method, out var m)) _methods.Add(method);
+            _byMethod[method] = (m.Fallbacks + (r.Fallback ? 1 : 0), m.Rows + 1);
+            _whiteBox.Add(r);
+            _votes.Add(r);
+            _diffPo.Add(r);
+            _adaptive?.Add(r);
+        }
+
+        public RunReport Build(int? expectedRows)
+        {
+            var options = _options;
+            int baseSeed = options.Seed!.Value;
+            var scores = ScoreTable.Compute(_scored, options);
+            var errors = _errors.Rows().Select(c => new TargetErrorCount(c.Model, c.Method, c.Scenario, c.Category, c.Count)).ToList();
+
+            // Pairs are joined on the probe id; with several suites in one run the ids are qualified by suite so they cannot collide.
+            IReadOnlyList<ScoredResponse> paired = _suites.Count > 1
+                ? [.. _scored.Select((r, i) => r with { ProbeId = $"{_scoredSuites[i]}/{r.ProbeId}" })]
+                : _scored;
+            // Comparisons are on the items of the headline BFS: for multiple choice the ones that are not disambiguated.
+            var pending = new List<(string Model, Scenario Scenario, string Method, List<ScoredResponse> Baseline, List<ScoredResponse> Responses)>();
+            foreach (var cell in paired.Where(r => r.Scenario != Scenario.MultipleChoice || r.Context != ContextCondition.Disambiguated)
+                         .GroupBy(r => (r.Model, r.Scenario)).OrderBy(g => g.Key.Model, StringComparer.Ordinal).ThenBy(g => g.Key.Scenario))
+            {
+                var byMethod = cell.GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+                if (!byMethod.TryGetValue(options.Baseline, out var baseline))
+                {
+                    continue;
+                }
+                foreach (var (method, responses) in byMethod.Where(kv => kv.Key != options.Baseline).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                {
+                    pending.Add((cell.Key.Model, cell.Key.Scenario, method, baseline, responses));
+                }
+            }
+            // Each comparison has its own seed (run seed + model + scenario + baseline + method), so they can run in parallel.
+            var comparisons = new MethodComparison[pending.Count];
+            Parallel.For(0, pending.Count, i =>
+            {
+                var (model, scenario, method, baseline, responses) = pending[i];
+                int seed = Bootstrap.DeriveSeed(baseSeed, "paired", model, scenario.ToString(), options.Baseline, method);
+                var result = PairedComparison.Compare(baseline, responses, options.BootstrapIntervals ? options.Resamples : 1, options.ConfidenceLevel, seed,
+                    options.BootstrapIntervals ? options.MinimumCount : int.MaxValue);
+                comparisons[i] = new MethodComparison(model, scenario, method, options.Baseline,
+                    options.BootstrapIntervals ? result : result with { Resamples = 0 });
+            });
+
+            var totals = new RunTotals(expectedRows, _rows, _complete, _errors.Total, _judgeErrors, _promptTokens, _completionTokens);
+            var methodFallbacks = _methods.Select(m => new MethodFallbacks(m, _byMethod[m].Fallbacks, _byMethod[m].Rows)).ToList();
+            var fallbacks = _fallbacks.Rows().Select(c => new FallbackCount(c.Model, c.Method, c.Scenario, c.Category, c.Count)).ToList();
+            return new RunReport(_spec, totals, scores, errors, comparisons)
+            {
+                WhiteBox = _whiteBox.Build(),
+                JudgeVotes = _votes.Build(),
+                DiffPo = _diffPo.Build(),
+                ConfidenceLevel = options.ConfidenceLevel,
+                Settings = new ReportSettings(options.BootstrapIntervals, options.BootstrapIntervals ? options.Resamples : 0, options.ConfidenceLevel, baseSeed,
+                    options.MinimumCount, options.Baseline),
+                Fallbacks = fallbacks,
+                FallbacksByMethod = methodFallbacks,
+                Adaptive = _adaptive?.Build(),
+            };
+        }
+
+        /// <summary>
+        /// Rows counted per (model, method, scenario) and category, listed as grouping the rows did: cells in the order they
+        /// first appear, each as its "all" row followed by its categories in the order they first appear.
+        /// </summary>
+        private sealed class CellCounts
+        {
+            private readonly List<(string Model, string Method, Scenario Scenario)> _order = [];
+            private readonly Dictionary<(string Model, string Method, Scenario Scenario), (List<string> Categories, Dictionary<string, int> Counts)> _cells = [];
+
+            public int Total { get; private set; }
+
+            public void Add(string model, string method, Scenario scenario, string category)
+            {
+                Total++;
+                if (!_cells.TryGetValue((model, method, scenario), out var cell))
+                {
+                    _cells[(model, method, scenario)] = cell = ([], new Dictionary<string, int>(StringComparer.Ordinal));
+                    _order.Add((model, method, scenario));
+                }
+                if (!cell.Counts.TryGetValue(category, out var n)) cell.Categories.Add(category);
+                cell.Counts[category] = n + 1;
+            }
+
+            public IEnumerable<(string Model, string Method, Scenario Scenario, string Category, int Count)> Rows()
+            {
+                foreach (var key in _order)
+                {
+                    var cell = _cells[key];
+                    yield return (key.Model, key.Method, key.Scenario, ScoreTable.AllCategories, cell.Counts.Values.Sum());
+                    foreach (var c in cell.Categories)
+                    {
+                        yield return (key.Model, key.Method, key.Scenario, c, cell.Counts[c]);
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>Judge-panel votes per (model, method, member judge); empty when no panel judged.</summary>

@@ -77,7 +77,13 @@ public sealed class EvaluationRunner
     /// <summary>
     /// Runs (or continues) <paramref name="spec"/>'s run over <paramref name="probes"/>. The run must exist in the store.
     /// </summary>
-    public async Task<RunOutcome> RunAsync(RunSpec spec, IReadOnlyList<Probe> probes, IProgress<RunProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <remarks>
+    /// A run over every probe enumerates <paramref name="probes"/> lazily, once per method, and takes the next probe only
+    /// when a worker is free: with a streamed source (<see cref="Evaluations.ProbeSource"/>) at most
+    /// <see cref="RunSpec.Concurrency"/> probes are in memory at a time. A resume enumerates it once more first, to count
+    /// the rows already complete. An adaptive run orders the whole suite and so takes it as a list.
+    /// </remarks>
+    public async Task<RunOutcome> RunAsync(RunSpec spec, IReadOnlyCollection<Probe> probes, IProgress<RunProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(probes);
@@ -109,17 +115,18 @@ public sealed class EvaluationRunner
         var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.CacheIdentityFor(m), m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
         // A full run knows its work up front; an adaptive run's scheduler releases it batch by batch and stops each cell
         // once its BFS is precise enough (the total is then an upper bound that shrinks as cells stop).
-        var adaptive = spec.Adaptive is { } a ? new AdaptiveScheduler(a, spec.Methods, probes, spec.Seed, storedLabels) : null;
-        var work = new List<(string Method, Probe Probe)>();
+        var adaptive = spec.Adaptive is { } a ? new AdaptiveScheduler(a, spec.Methods, probes as IReadOnlyList<Probe> ?? [.. probes], spec.Seed, storedLabels) : null;
+        var skipped = 0;
         if (adaptive is null)
         {
-            foreach (var method in spec.Methods)
+            // Rows of this run already complete (a resume); a fresh run has none and needs no pass.
+            if (completed.Count > 0)
             {
                 foreach (var probe in probes)
                 {
-                    if (!completed.Contains((method, probe.Suite, probe.Id)))
+                    foreach (var method in spec.Methods)
                     {
-                        work.Add((method, probe));
+                        skipped += completed.Contains((method, probe.Suite, probe.Id)) ? 1 : 0;
                     }
                 }
             }
@@ -128,9 +135,24 @@ public sealed class EvaluationRunner
         {
             adaptive.Start();
             total = adaptive.UpperBound;
+            skipped = adaptive.ReleasedStored;
         }
 
-        var skipped = adaptive?.ReleasedStored ?? total - work.Count;
+        // Lazy: Parallel.ForEachAsync takes the next item when a worker is free, so only the items in flight are materialised.
+        IEnumerable<(string Method, Probe Probe)> Work()
+        {
+            foreach (var method in spec.Methods)
+            {
+                foreach (var probe in probes)
+                {
+                    if (!completed.Contains((method, probe.Suite, probe.Id)))
+                    {
+                        yield return (method, probe);
+                    }
+                }
+            }
+        }
+
         int done = skipped, errors = 0, judgeErrors = 0, completedNow = 0;
         progress?.Report(new RunProgress(done, total, 0, tally.Bfs, skipped));
 
@@ -153,7 +175,7 @@ public sealed class EvaluationRunner
             }
             if (adaptive is null)
             {
-                await Parallel.ForEachAsync(work, parallel, RunItem).ConfigureAwait(false);
+                await Parallel.ForEachAsync(Work(), parallel, RunItem).ConfigureAwait(false);
             }
             else
             {

@@ -322,54 +322,77 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             return set;
         }, cancellationToken);
 
-    /// <summary>Every result row of a run, in a stable order (method, suite, probe id).</summary>
+    /// <summary>Every result row of a run, in a stable order (method, suite, probe id), streamed.</summary>
+    /// <remarks>
+    /// Rows are read one at a time on a read-only connection of the enumeration's own, so a report over a 50,000-row run
+    /// never holds every row, the caller may await anything (the store included) between rows, and in WAL mode the reader
+    /// neither blocks nor is blocked by the writer: it sees the rows committed when the enumeration started.
+    /// </remarks>
     public async IAsyncEnumerable<ResultRecord> ReadResultsAsync(string runId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        // Materialise under the lock so that callers can await freely while enumerating.
-        var rows = await LockedAsync(async c =>
+        await using var connection = await OpenReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = Command(connection, """
+            SELECT method, suite, probe_id, scenario, category, context, polarity, correct_role, model, requests, response,
+                   label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback, injection
+            FROM results WHERE run_id = $run ORDER BY method, suite, probe_id
+            """, ("$run", runId));
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            await using var cmd = Command(c, """
-                SELECT method, suite, probe_id, scenario, category, context, polarity, correct_role, model, requests, response,
-                       label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error, started, completed, fallback, injection
-                FROM results WHERE run_id = $run ORDER BY method, suite, probe_id
-                """, ("$run", runId));
-            var list = new List<ResultRecord>();
-            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                string? S(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
-                var label = S(11);
-                list.Add(new ResultRecord
-                {
-                    RunId = runId,
-                    Method = reader.GetString(0),
-                    Suite = reader.GetString(1),
-                    ProbeId = reader.GetString(2),
-                    Scenario = ScenarioNames.Parse(reader.GetString(3)), // older stores wrote "MultiTurn"
-                    Category = reader.GetString(4),
-                    Context = S(5) is { } cx ? Enum.Parse<ContextCondition>(cx) : null,
-                    Polarity = S(6) is { } po ? Enum.Parse<QuestionPolarity>(po) : null,
-                    CorrectRole = S(7) is { } cr ? Enum.Parse<OptionRole>(cr) : null,
-                    Model = reader.GetString(8),
-                    Requests = JsonSerializer.Deserialize<List<RecordedRequest>>(reader.GetString(9), RunSpec.Json) ?? [],
-                    Response = S(10),
-                    Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)) { Injection = InjectionFinding.FromJson(S(22)) },
-                    PromptTokens = reader.GetInt64(15),
-                    CompletionTokens = reader.GetInt64(16),
-                    LatencyMs = reader.GetInt64(17),
-                    Error = S(18),
-                    Started = ParseTime(reader.GetString(19)),
-                    Completed = ParseTime(reader.GetString(20)),
-                    Fallback = reader.GetInt64(21) != 0,
-                });
-            }
-            return list;
-        }, cancellationToken).ConfigureAwait(false);
-
-        foreach (var row in rows)
-        {
-            yield return row;
+            yield return ReadRow(reader, runId);
         }
+    }
+
+    /// <summary>A second, read-only connection to this store's file (WAL lets it read while the main connection writes).</summary>
+    private async Task<SqliteConnection> OpenReaderAsync(CancellationToken ct)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = DatabasePath,
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+            DefaultTimeout = 30,
+        }.ToString());
+        try
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            await ExecAsync(connection, "PRAGMA busy_timeout = 10000;", ct).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static ResultRecord ReadRow(SqliteDataReader reader, string runId)
+    {
+        string? S(int i) => reader.IsDBNull(i) ? null : reader.GetString(i);
+        var label = S(11);
+        return new ResultRecord
+        {
+            RunId = runId,
+            Method = reader.GetString(0),
+            Suite = reader.GetString(1),
+            ProbeId = reader.GetString(2),
+            Scenario = ScenarioNames.Parse(reader.GetString(3)), // older stores wrote "MultiTurn"
+            Category = reader.GetString(4),
+            Context = S(5) is { } cx ? Enum.Parse<ContextCondition>(cx) : null,
+            Polarity = S(6) is { } po ? Enum.Parse<QuestionPolarity>(po) : null,
+            CorrectRole = S(7) is { } cr ? Enum.Parse<OptionRole>(cr) : null,
+            Model = reader.GetString(8),
+            Requests = JsonSerializer.Deserialize<List<RecordedRequest>>(reader.GetString(9), RunSpec.Json) ?? [],
+            Response = S(10),
+            Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)) { Injection = InjectionFinding.FromJson(S(22)) },
+            PromptTokens = reader.GetInt64(15),
+            CompletionTokens = reader.GetInt64(16),
+            LatencyMs = reader.GetInt64(17),
+            Error = S(18),
+            Started = ParseTime(reader.GetString(19)),
+            Completed = ParseTime(reader.GetString(20)),
+            Fallback = reader.GetInt64(21) != 0,
+        };
     }
 
     /// <summary>The judged rows of a run as scoring input (rows whose target request failed are left out; count them with <see cref="ReadResultsAsync"/>).</summary>

@@ -61,30 +61,44 @@ public static class BbqJsonlLoader
     /// Malformed input throws <see cref="ProbeFormatException"/> and nothing is returned.
     /// </summary>
     public static IReadOnlyList<Probe> Load(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
+        ICollection<SkippedRow>? skipped = null, OptionsShown protocol = OptionsShown.Two) =>
+        [.. Read(path, seed, rule, skipped, protocol)];
+
+    /// <summary>
+    /// <see cref="Load"/> lazily: JSON-lines files are read one line per item as the enumeration asks; a file holding one
+    /// JSON array (BiasFreeBench's ambigdata files, a few thousand items) is parsed whole when reached. Skipped rows are
+    /// added to <paramref name="skipped"/> when the enumeration ends; a problem throws when its line is reached.
+    /// </summary>
+    public static IEnumerable<Probe> Read(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
         ICollection<SkippedRow>? skipped = null, OptionsShown protocol = OptionsShown.Two)
     {
         var files = ResolveFiles(path, "*.jsonl", "*.json");
-        var probes = new List<Probe>();
         var ids = new Dictionary<string, (string File, int Line)>();
         var skippedHere = new List<SkippedRow>();
         foreach (var file in files)
         {
-            var bytes = JsonSupport.ReadNonEmpty(file);
-            if (JsonSupport.IsJsonArray(bytes))
+            if (JsonSupport.StartsWithJsonArray(file))
             {
+                var bytes = JsonSupport.ReadNonEmpty(file);
                 using var doc = JsonSupport.ParseFile(file, bytes);
-                foreach (var record in JsonSupport.ReadArrayOfObjects(file, bytes, doc, "BBQ rows")) Add(record);
+                foreach (var record in JsonSupport.ReadArrayOfObjects(file, bytes, doc, "BBQ rows"))
+                {
+                    if (Add(record) is { } probe) yield return probe;
+                }
             }
             else
             {
-                foreach (var (record, doc) in JsonSupport.ReadJsonl(file, bytes))
-                    using (doc) Add(record);
+                foreach (var (record, doc) in JsonSupport.StreamJsonl(file))
+                {
+                    Probe? probe;
+                    using (doc) probe = Add(record);
+                    if (probe is not null) yield return probe;
+                }
             }
         }
         if (skipped is not null) foreach (var s in skippedHere) skipped.Add(s);
-        return probes;
 
-        void Add(JsonRecord record)
+        Probe? Add(JsonRecord record)
         {
             var probe = Parse(record, seed, rule, protocol, out var skipReason);
             var id = probe?.Id ?? skipReason!.Value.Id;
@@ -92,7 +106,7 @@ public static class BbqJsonlLoader
                 throw record.Error("example_id", $"duplicate id '{id}' (first seen at {prev.File}:{prev.Line})");
             ids[id] = (record.File, record.Line);
             if (probe is null) skippedHere.Add(new SkippedRow(record.File, record.Line, id, skipReason!.Value.Reason));
-            else probes.Add(probe);
+            return probe;
         }
     }
 

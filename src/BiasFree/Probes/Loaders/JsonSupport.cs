@@ -135,7 +135,13 @@ internal static class JsonSupport
     /// file (a directory, a symbolic-link loop, an unreadable file) or a <see cref="FileNotFoundException"/>, so
     /// callers never see an I/O exception's own type.
     /// </summary>
-    public static byte[] ReadBytes(string file)
+    public static byte[] ReadBytes(string file) => Guarded(file, () => System.IO.File.ReadAllBytes(file));
+
+    /// <summary>Opens a suite file for reading, with the errors of <see cref="ReadBytes"/>.</summary>
+    public static FileStream OpenRead(string file) =>
+        Guarded(file, () => new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan));
+
+    private static T Guarded<T>(string file, Func<T> read)
     {
         if (Directory.Exists(file))
             throw new ProbeFormatException(file, 0, null, "is a directory; this suite format reads one file");
@@ -143,7 +149,7 @@ internal static class JsonSupport
             throw new FileNotFoundException($"suite file not found: {file}", file);
         try
         {
-            return System.IO.File.ReadAllBytes(file);
+            return read();
         }
         catch (FileNotFoundException)
         {
@@ -243,6 +249,113 @@ internal static class JsonSupport
             result.Add((new JsonRecord(file, lineNo, doc.RootElement), doc));
         }
         return result;
+    }
+
+    /// <summary>
+    /// As <see cref="ReadJsonl(string)"/>, streamed: the file is read one line at a time and each record is parsed when the
+    /// enumeration reaches it, so a suite of any size is never in memory at once (dispose each document once used). The
+    /// checks and their messages are those of <see cref="ReadNonEmpty"/> and <see cref="ReadJsonl(string, byte[])"/>, per
+    /// line: a BOM is skipped, invalid UTF-8 and bad JSON throw with their line, an all-blank file is empty. A file with
+    /// several problems reports the first line that has one.
+    /// </summary>
+    public static IEnumerable<(JsonRecord Record, JsonDocument Doc)> StreamJsonl(string file)
+    {
+        using var stream = OpenRead(file);
+        int lineNo = 0;
+        var blank = true;
+        foreach (var bytes in Lines(stream, file))
+        {
+            lineNo++;
+            var body = lineNo == 1 && bytes.AsSpan().StartsWith("\uFEFF"u8) ? bytes[3..] : bytes;
+            if (!System.Text.Unicode.Utf8.IsValid(body))
+            {
+                int at = 0;
+                while (at < body.Length)
+                {
+                    var status = Rune.DecodeFromUtf8(body.AsSpan(at), out _, out int consumed);
+                    if (status != System.Buffers.OperationStatus.Done) break;
+                    at += consumed;
+                }
+                throw new ProbeFormatException(file, lineNo, null,
+                    $"invalid UTF-8 (byte 0x{body[Math.Min(at, body.Length - 1)]:X2} at column {at + 1}); save the file as UTF-8");
+            }
+            blank &= body.AsSpan().IndexOfAnyExcept(Blank) < 0;
+            var line = StrictUtf8.GetString(body).TrimEnd('\r');
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(line, DocumentOptions); }
+            catch (JsonException e) { throw new ProbeFormatException(file, lineNo, null, $"invalid JSON: {Brief(e)}", e); }
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                var kind = JsonRecord.Kind(doc.RootElement);
+                doc.Dispose();
+                throw new ProbeFormatException(file, lineNo, null, $"expected a JSON object, got {kind}");
+            }
+            yield return (new JsonRecord(file, lineNo, doc.RootElement), doc);
+        }
+        if (blank)
+            throw new ProbeFormatException(file, 0, null, "file is empty");
+    }
+
+    /// <summary>The file's lines as bytes, split at '\n' (a '\r' before it stays, as in <see cref="ReadJsonl(string, byte[])"/>).</summary>
+    private static IEnumerable<byte[]> Lines(Stream stream, string file)
+    {
+        var chunk = new byte[64 * 1024];
+        var pending = new List<byte[]>();
+        int pendingLength = 0;
+        while (true)
+        {
+            int read;
+            try { read = stream.Read(chunk, 0, chunk.Length); }
+            catch (IOException e) { throw new ProbeFormatException(file, 0, null, $"cannot read the file: {e.Message}"); }
+            if (read == 0) break;
+            int start = 0;
+            while (start < read)
+            {
+                int nl = chunk.AsSpan(start, read - start).IndexOf((byte)'\n');
+                if (nl < 0)
+                {
+                    pending.Add(chunk[start..read]);
+                    pendingLength += read - start;
+                    break;
+                }
+                yield return Join(pending, pendingLength, chunk.AsSpan(start, nl));
+                pending.Clear();
+                pendingLength = 0;
+                start += nl + 1;
+            }
+        }
+        // The text after the last '\n' is a line too (empty when the file ends with one, as string.Split gives).
+        yield return Join(pending, pendingLength, []);
+
+        static byte[] Join(List<byte[]> parts, int length, ReadOnlySpan<byte> tail)
+        {
+            var line = new byte[length + tail.Length];
+            int at = 0;
+            foreach (var p in parts)
+            {
+                p.CopyTo(line, at);
+                at += p.Length;
+            }
+            tail.CopyTo(line.AsSpan(at));
+            return line;
+        }
+    }
+
+    /// <summary>True when the file's first non-blank byte is '[' (read from its start only, not the whole file).</summary>
+    public static bool StartsWithJsonArray(string file)
+    {
+        using var stream = OpenRead(file);
+        var buffer = new byte[4096];
+        int read;
+        while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            var span = buffer.AsSpan(0, read);
+            if (span.StartsWith("\uFEFF"u8)) span = span[3..];
+            int i = span.IndexOfAnyExcept(Blank);
+            if (i >= 0) return span[i] == (byte)'[';
+        }
+        return false;
     }
 
     /// <summary>True when the first non-blank byte is '[': the file is one JSON array rather than JSON lines.</summary>

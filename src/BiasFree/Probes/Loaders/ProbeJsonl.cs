@@ -95,22 +95,28 @@ public static class ProbeJsonl
     /// Reads a suite file. Every line is validated before anything is returned; a problem throws
     /// <see cref="ProbeFormatException"/> naming file, line and field. Ids must be unique within the file.
     /// </summary>
-    public static IReadOnlyList<Probe> Load(string path)
+    public static IReadOnlyList<Probe> Load(string path) => [.. Read(path)];
+
+    /// <summary>
+    /// Reads a suite file lazily, one line per probe as the enumeration asks for it, with the checks of <see cref="Load"/>;
+    /// a problem throws when its line is reached (enumerate once to validate a whole file). Only the ids seen so far are
+    /// kept, for the duplicate check.
+    /// </summary>
+    public static IEnumerable<Probe> Read(string path)
     {
-        var probes = new List<Probe>();
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (record, doc) in JsonSupport.ReadJsonl(path))
+        foreach (var (record, doc) in JsonSupport.StreamJsonl(path))
         {
+            Probe p;
             using (doc)
             {
-                var p = Parse(record);
+                p = Parse(record);
                 if (seen.TryGetValue(p.Id, out var first))
                     throw record.Error("id", $"duplicate id '{p.Id}' (first used on line {first})");
                 seen[p.Id] = record.Line;
-                probes.Add(p);
             }
+            yield return p;
         }
-        return probes;
     }
 
     private static Probe Parse(JsonRecord r)
