@@ -27,6 +27,9 @@ using static TorchSharp.torch;
 //        blockwise vs plain sampling, tokens/s and value evaluations per token; see IvoBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- memory [--probes 10000,50000]   (peak RSS of a whole run and
 //        its report at several suite sizes against a scripted target; see MemoryBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- harness [--quick] [--sizes 10000,50000] [--in-flight 32,256]
+//        [--latencies 0,50] [--repeats N]   (harness overhead of a real run against a loopback OpenAI-compatible server:
+//        throughput, CPU per probe, peak memory, answers/s from the cache; see HarnessBench.cs)
 
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
 var quickOption = new Option<bool>("--quick") { Description = "Reduced model and sizes (4 layers, 8k vocabulary; batches 1,8; prompt 32; 8 steps)." };
@@ -54,9 +57,11 @@ var adaptive = new Command("adaptive", "Queries adaptive sampling (--precision) 
 adaptive.SetAction(async (_, _) => await AdaptiveBench.RunAsync(args.Skip(1).ToList()));
 var memory = new Command("memory", "Peak RSS of a whole run (suite, run, report) per suite size, one child process each, scripted target: --probes 10000,50000, --concurrency N, --resamples N (see MemoryBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 memory.SetAction(async (_, _) => await MemoryBench.RunAsync(args.Skip(1).ToList()));
+var harness = new Command("harness", "Harness overhead of the real run path against a loopback OpenAI-compatible server with fixed latency: --quick, --sizes 10000,50000, --in-flight 32,256, --latencies 0,50, --repeats N (see HarnessBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+harness.SetAction(async (_, _) => await HarnessBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, memory,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, memory, harness,
 };
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 || parsed.Action is not null)

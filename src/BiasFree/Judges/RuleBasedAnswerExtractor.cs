@@ -54,9 +54,12 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
         if (think >= 0) text = text[(think + "</think>".Length)..];
         if (string.IsNullOrWhiteSpace(text)) return Make(Label.NoAnswer, "empty response after </think>");
 
-        var options = probe.Options.Select(o => new OptionPattern(o)).Where(o => o.Core.Length > 0).ToList();
+        var (options, letters) = Prepared.GetValue(probe, static p =>
+        {
+            var o = p.Options.Select(x => new OptionPattern(x)).Where(x => x.Core.Length > 0).ToList();
+            return new PreparedProbe(o, LetterMap(p, o));
+        });
         if (options.Count == 0) return Make(Label.Unrelated, "probe has no options to match");
-        var letters = LetterMap(probe, options);
 
         var lines = text.Split('\n').Select(l => l.Trim()).Where(l => Normalize(l).Length > 0).ToList();
         string? firstReason = null;
@@ -72,6 +75,12 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     }
 
     private Verdict Make(Label label, string reason) => new(label, reason, Name);
+
+    /// <summary>A probe's option patterns and letter map: the same for every reply to it, so built once per probe (a run
+    /// judges each probe once per method) and kept only as long as the probe is.</summary>
+    private sealed record PreparedProbe(List<OptionPattern> Options, Dictionary<char, OptionPattern> Letters);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Probe, PreparedProbe> Prepared = new();
 
     private readonly record struct Extraction(Label? Label, string Reason);
 

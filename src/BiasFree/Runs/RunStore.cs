@@ -18,14 +18,24 @@ public sealed record RunInfo(string RunId, DateTimeOffset Created, RunSpec Spec,
 /// <summary>
 /// SQLite store of runs, per-probe results and the response cache (one file, <c>biasfree.db</c>, per runs folder).
 /// <para>
-/// Durability: the database is in WAL mode with <c>synchronous=NORMAL</c>. Every result row is its own
-/// transaction, and a committed WAL transaction has been written to the operating system before the commit
-/// returns, so a killed process (kill -9) loses nothing that was committed. <c>FULL</c> adds an fsync per
-/// commit, which only matters for power loss or an OS crash; there NORMAL can drop the last few commits but
-/// never corrupts the database, and a resume simply redoes those probes. So NORMAL gives "nothing lost"
-/// for kill -9 without paying an fsync per probe.
+/// Durability: the database is in WAL mode with <c>synchronous=NORMAL</c>. Result rows and cached replies go through
+/// one writer with group commit (<see cref="GroupCommitWriter"/>): <see cref="SaveResultAsync"/> returns once the
+/// transaction holding the row has committed, and the rows of probes finishing together share that transaction. A
+/// committed WAL transaction has been written to the operating system before the commit returns, so a killed process
+/// (kill -9) loses nothing whose save had returned; what it loses is at most the batch being committed and the writes
+/// queued behind it, which no caller had counted as done (bounded by the run's concurrency), and a resume redoes
+/// exactly those probes. <c>FULL</c> adds an fsync per commit, which only matters for power loss or an OS crash; there
+/// NORMAL can drop the last few commits but never corrupts the database, and a resume simply redoes those probes.
 /// </para>
-/// All SQL is parameterised. The store is thread-safe: one connection, guarded by a lock.
+/// <para>
+/// Cache lookups run on pooled read-only connections (WAL readers do not wait for the writer) with a prepared
+/// statement, behind an in-memory index of the cached keys' hashes, so a key that was never cached (every request of a
+/// first run) costs no SQL at all. The index holds what this store committed or found at its first lookup: an entry
+/// another process adds to the same file later is not seen, so such a request goes to the target (its own reply is
+/// then used; the cache keeps the first).
+/// </para>
+/// All SQL is parameterised. The store is thread-safe: one connection for writes and listings, guarded by a lock, and
+/// pooled read-only ones for cache lookups.
 /// </summary>
 public sealed class RunStore : IAsyncDisposable, IDisposable
 {
@@ -33,11 +43,58 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
 
     private readonly SqliteConnection _connection;
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly GroupCommitWriter _writer;
+    private readonly string _connectionString;
+    // Read-only connections for cache lookups, each with its prepared lookup; a lookup takes a free one (or opens one), so
+    // lookups on different threads neither share a connection nor wait for each other or for the writer (WAL readers).
+    private readonly System.Collections.Concurrent.ConcurrentBag<CacheReader> _readers = [];
+    // Hashes of the cached keys: those committed by this store's writer, plus those in the file at the first lookup.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, byte> _cachedKeys = new();
+    private readonly Lazy<bool> _cachedKeysLoaded;
 
-    private RunStore(SqliteConnection connection, string path)
+    private RunStore(SqliteConnection connection, CacheReader reader, string connectionString, string path)
     {
         _connection = connection;
+        _connectionString = connectionString;
+        _readers.Add(reader);
         DatabasePath = path;
+        _cachedKeysLoaded = new Lazy<bool>(LoadCachedKeys, LazyThreadSafetyMode.ExecutionAndPublication);
+        _writer = new GroupCommitWriter(connection, _lock, CacheKeyCommitted);
+    }
+
+    /// <summary>A read-only connection and its prepared cache lookup.</summary>
+    private sealed class CacheReader : IDisposable
+    {
+        public CacheReader(string connectionString)
+        {
+            Connection = new SqliteConnection(connectionString);
+            try
+            {
+                Connection.Open();
+                using (var pragma = Connection.CreateCommand())
+                {
+                    pragma.CommandText = "PRAGMA busy_timeout = 10000; PRAGMA query_only = 1;";
+                    pragma.ExecuteNonQuery();
+                }
+                Lookup = Connection.CreateCommand();
+                Lookup.CommandText = "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key";
+                Lookup.Parameters.Add(new SqliteParameter("$key", ""));
+            }
+            catch
+            {
+                Connection.Dispose();
+                throw;
+            }
+        }
+
+        public SqliteConnection Connection { get; }
+        public SqliteCommand Lookup { get; }
+
+        public void Dispose()
+        {
+            Lookup.Dispose();
+            Connection.Dispose();
+        }
     }
 
     /// <summary>Path of the database file.</summary>
@@ -61,6 +118,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             DefaultTimeout = 30,
         }.ToString();
         var connection = new SqliteConnection(cs);
+        CacheReader? reads = null;
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -113,10 +171,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 );
                 """, cancellationToken).ConfigureAwait(false);
             await AddMissingColumnsAsync(connection, cancellationToken).ConfigureAwait(false);
-            return new RunStore(connection, databasePath);
+            reads = new CacheReader(cs);
+            return new RunStore(connection, reads, cs, databasePath);
         }
         catch
         {
+            reads?.Dispose();
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -277,36 +337,17 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     // ---------------------------------------------------------------- results
 
     /// <summary>
-    /// Writes one result row in its own transaction. A complete row is never overwritten (nothing is done
-    /// twice); an incomplete one (target error, judge error) is replaced by the new attempt.
+    /// Writes one result row; returns once the transaction holding it has committed (group commit: rows saved at the
+    /// same time share one transaction, see <see cref="GroupCommitWriter"/>). A complete row is never overwritten
+    /// (nothing is done twice); an incomplete one (target error, judge error) is replaced by the new attempt.
+    /// Cancelling after the call stops the wait, not the write.
     /// </summary>
     /// <returns>True if the row was written, false if a complete row was already there.</returns>
-    public Task<bool> SaveResultAsync(ResultRecord r, CancellationToken cancellationToken = default) =>
-        LockedAsync(async c =>
-        {
-            await using var cmd = Command(c, """
-                INSERT INTO results (run_id, method, suite, probe_id, scenario, category, context, polarity, correct_role, model,
-                    requests, response, label, reason, judge, judge_raw, prompt_tokens, completion_tokens, latency_ms, error,
-                    complete, attempts, started, completed, fallback, injection)
-                VALUES ($run, $method, $suite, $probe, $scenario, $category, $context, $polarity, $correct, $model,
-                    $requests, $response, $label, $reason, $judge, $raw, $pt, $ct, $lat, $error, $complete, 1, $started, $completed, $fallback, $injection)
-                ON CONFLICT (run_id, method, suite, probe_id) DO UPDATE SET
-                    requests = excluded.requests, response = excluded.response, label = excluded.label, reason = excluded.reason, fallback = excluded.fallback,
-                    judge = excluded.judge, judge_raw = excluded.judge_raw, injection = excluded.injection, prompt_tokens = excluded.prompt_tokens,
-                    completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, error = excluded.error,
-                    complete = excluded.complete, attempts = results.attempts + 1, started = excluded.started, completed = excluded.completed
-                WHERE results.complete = 0
-                """,
-                ("$run", r.RunId), ("$method", r.Method), ("$suite", r.Suite), ("$probe", r.ProbeId),
-                ("$scenario", ScenarioNames.Name(r.Scenario)), ("$category", r.Category), ("$context", r.Context?.ToString()),
-                ("$polarity", r.Polarity?.ToString()), ("$correct", r.CorrectRole?.ToString()), ("$model", r.Model),
-                ("$requests", JsonSerializer.Serialize(r.Requests, RunSpec.Json)), ("$response", r.Response),
-                ("$label", r.Verdict?.Label.ToString()), ("$reason", r.Verdict?.Reason), ("$judge", r.Verdict?.Judge),
-                ("$raw", r.Verdict?.RawOutput), ("$pt", r.PromptTokens), ("$ct", r.CompletionTokens), ("$lat", r.LatencyMs),
-                ("$error", r.Error), ("$complete", r.IsComplete ? 1 : 0), ("$started", Time(r.Started)), ("$completed", Time(r.Completed)), ("$fallback", r.Fallback ? 1 : 0),
-                ("$injection", r.Verdict?.Injection?.ToJson()));
-            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
-        }, cancellationToken);
+    public Task<bool> SaveResultAsync(ResultRecord r, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        return _writer.SaveResultAsync(r, cancellationToken);
+    }
 
     /// <summary>Keys (method, suite, probe id) of the complete rows of a run: the work a resume skips.</summary>
     public Task<IReadOnlySet<(string Method, string Suite, string ProbeId)>> GetCompletedKeysAsync(string runId, CancellationToken cancellationToken = default) =>
@@ -410,40 +451,95 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     // ---------------------------------------------------------------- cache
 
     /// <summary>The cached reply for <paramref name="key"/>, or null.</summary>
-    public Task<CachedResponse?> GetCachedAsync(string key, CancellationToken cancellationToken = default) =>
-        LockedAsync(async c =>
+    public Task<CachedResponse?> GetCachedAsync(string key, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(GetCached(key));
+    }
+
+    // A point lookup takes microseconds: done synchronously on a pooled read connection.
+    private CachedResponse? GetCached(string key)
+    {
+        _ = _cachedKeysLoaded.Value;
+        if (!_cachedKeys.ContainsKey(KeyHash(key)))
         {
-            await using var cmd = Command(c, "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key", ("$key", key));
-            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            return null;
+        }
+        var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+        try
+        {
+            cache.Lookup.Parameters[0].Value = key;
+            using var reader = cache.Lookup.ExecuteReader();
+            return reader.Read()
                 ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
                     reader.IsDBNull(3) ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(3)))
                 : null;
-        }, cancellationToken);
-
-    /// <summary>Stores a reply in the cache (first writer wins).</summary>
-    public Task PutCachedAsync(string key, CachedResponse value, CancellationToken cancellationToken = default) =>
-        LockedAsync(async c =>
+        }
+        finally
         {
-            await using var cmd = Command(c, """
-                INSERT INTO response_cache (key, response, prompt_tokens, completion_tokens, created, details)
-                VALUES ($key, $response, $pt, $ct, $created, $details) ON CONFLICT(key) DO NOTHING
-                """,
-                ("$key", key), ("$response", value.Text), ("$pt", value.PromptTokens), ("$ct", value.CompletionTokens),
-                ("$details", value.Details is null ? null : JsonSerializer.Serialize(value.Details)),
-                ("$created", Time(DateTimeOffset.UtcNow)));
-            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }, cancellationToken);
+            _readers.Add(cache);
+        }
+    }
 
+    private bool LoadCachedKeys()
+    {
+        var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+        try
+        {
+            using var cmd = cache.Connection.CreateCommand();
+            cmd.CommandText = "SELECT key FROM response_cache";
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                _cachedKeys.TryAdd(KeyHash(reader.GetString(0)), 0);
+            }
+            return true;
+        }
+        finally
+        {
+            _readers.Add(cache);
+        }
+    }
+
+    // Added whether or not the file's keys are loaded yet, so that no commit can fall between the load and the index.
+    private void CacheKeyCommitted(string key) => _cachedKeys.TryAdd(KeyHash(key), 0);
+
+    // A 32-bit hash: a collision only costs one SQL lookup that finds nothing.
+    private static int KeyHash(string key) => StringComparer.Ordinal.GetHashCode(key);
+
+    /// <summary>Stores a reply in the cache (first writer wins); returns once it is committed.</summary>
+    public Task PutCachedAsync(string key, CachedResponse value, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(value);
+        return _writer.PutCachedAsync(key, value, cancellationToken);
+    }
+
+    /// <summary>Commits every queued write, then closes the store.</summary>
     public async ValueTask DisposeAsync()
     {
+        await _writer.DisposeAsync().ConfigureAwait(false);
+        DisposeReaders();
         await _connection.DisposeAsync().ConfigureAwait(false);
         _lock.Dispose();
     }
 
+    /// <summary>Commits every queued write, then closes the store.</summary>
     public void Dispose()
     {
+        // The writer's loop runs on the thread pool, so waiting for it here cannot deadlock on a caller's context.
+        _writer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        DisposeReaders();
         _connection.Dispose();
         _lock.Dispose();
+    }
+
+    private void DisposeReaders()
+    {
+        while (_readers.TryTake(out var reader))
+        {
+            reader.Dispose();
+        }
     }
 }

@@ -41,6 +41,8 @@ public static class OpenAICompatibleTarget
             Transport = new HttpClientPipelineTransport(http),
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
             NetworkTimeout = System.Threading.Timeout.InfiniteTimeSpan,
+            // No logger is configured; without this the pipeline still runs a logging policy over every request.
+            ClientLoggingOptions = new ClientLoggingOptions { EnableLogging = false, EnableMessageLogging = false, EnableMessageContentLogging = false },
         };
 
         var inner = new OpenAIClient(new ApiKeyCredential(ReadApiKey(options.ApiKeyEnvironmentVariable)), clientOptions)

@@ -94,6 +94,72 @@ public class ResumeTests
         Assert.Equal(b.GetProperty("scores").GetRawText(), a.GetProperty("scores").GetRawText());
     }
 
+    [Fact]
+    public async Task KilledRunWithGroupCommitResumesWithNoGapsAndNoDuplicates()
+    {
+        // Many probes, many in flight and a server with no latency: rows finish together and share commits, so the kill
+        // lands with a batch being written and more queued behind it.
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        const int count = 240;
+        var probes = EndToEndTests.Probes(count);
+        Assert.Equal(count, probes.Count);
+        var script = new ScriptedTarget(probes);
+        Process? child = null;
+        var arrived = 0;
+        await using var server = LoopbackChatServer.Start(req =>
+        {
+            if (Interlocked.Increment(ref arrived) == count / 2)
+            {
+                Volatile.Read(ref child)?.Kill(entireProcessTree: true);
+            }
+            return script.Answer(req);
+        });
+        var runsDir = Path.Combine(dir.Path, "runs");
+        var args = EndToEndTests.RunArgs(server, runsDir, "k", "none", count);
+        args[args.IndexOf("--concurrency") + 1] = "64";
+        using (var process = Process.Start(CliProcess.StartInfo(args, dir.Path))!)
+        {
+            Volatile.Write(ref child, process);
+            var stderr = process.StandardError.ReadToEndAsync(ct);
+            _ = process.StandardOutput.ReadToEndAsync(ct);
+            await process.WaitForExitAsync(ct).WaitAsync(TimeSpan.FromSeconds(120), ct);
+            Assert.True(process.ExitCode == 137, $"exit {process.ExitCode}: {await stderr}");
+        }
+
+        var sentBeforeKill = server.Requests.Count;
+        var atKill = await ReadAsync(runsDir, ct);
+        Assert.InRange(atKill.Count, 1, count - 1); // request count/2 is sent only after count/2 - 64 rows committed
+        Assert.All(atKill, r => Assert.True(r.IsComplete)); // a committed row is a whole row
+
+        var resumed = await CliProcess.RunAsync(["run", "--resume", "k", "--runs-dir", runsDir], dir.Path, ct);
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+
+        // No gaps: every probe has exactly one complete row, with the answer the server gave for it.
+        var rows = await ReadAsync(runsDir, ct);
+        Assert.Equal(count, rows.Count);
+        Assert.Equal(count, rows.Select(r => r.ProbeId).Distinct().Count());
+        var index = probes.Select((p, i) => (p.Id, i)).ToDictionary(x => x.Id, x => x.i);
+        Assert.All(rows, r =>
+        {
+            Assert.True(r.IsComplete);
+            Assert.Equal(probes[index[r.ProbeId]].OptionWithRole(ScriptedTarget.VanillaRole(index[r.ProbeId]))!.Text, r.Response);
+        });
+
+        // No duplicates: nothing committed before the kill was asked again, rows committed then are unchanged, and each
+        // row was written once (attempts counts rewrites of a row).
+        var doneAtKill = atKill.Select(r => r.ProbeId).ToHashSet();
+        var askedAgain = server.Requests.Skip(sentBeforeKill).Select(r => probes[script.FindProbe(r.Messages)].Id).ToList();
+        Assert.DoesNotContain(askedAgain, doneAtKill.Contains);
+        Assert.All(server.Requests.GroupBy(r => script.FindProbe(r.Messages)), g => Assert.InRange(g.Count(), 1, 2));
+        Assert.Equal(atKill.Select(r => (r.ProbeId, r.Response, r.Completed)), rows.Where(r => doneAtKill.Contains(r.ProbeId)).Select(r => (r.ProbeId, r.Response, r.Completed)));
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(runsDir, RunStore.FileName)}");
+        await connection.OpenAsync(ct);
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT MAX(attempts) FROM results WHERE run_id = 'k'";
+        Assert.Equal(1L, await cmd.ExecuteScalarAsync(ct));
+    }
+
     private static async Task<List<ResultRecord>> ReadAsync(string runsDir, CancellationToken ct)
     {
         await using var store = await RunStore.OpenDirectoryAsync(runsDir, ct);

@@ -1,0 +1,431 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using BiasFree.Evaluations;
+using BiasFree.Probes;
+using BiasFree.Probes.Loaders;
+using BiasFree.Runs;
+using BiasFree.Targets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+
+/// <summary>
+/// Harness overhead: the real <c>biasfree run</c> path (<see cref="Evaluation"/> → <see cref="EvaluationRunner"/> →
+/// <see cref="RunStore"/>, OpenAI-compatible target over HTTP, rule judge) against a loopback OpenAI-compatible server
+/// with a fixed latency, on generated BBQ-style suites (three lettered options, ambiguous and disambiguated contexts).
+/// <para>
+/// Three kinds of process, so that what is measured is the harness alone: the parent writes the suites and starts
+/// one server process per latency, and every configuration runs in a fresh client process that reports its own
+/// wall time, process CPU time and peak memory. The server's work (HTTP, JSON, the scripted answer) is in another
+/// process and so is not counted in the client's CPU time or memory; on a machine with fewer cores than the two
+/// processes want, the server still competes for the CPU, which lowers throughput but not CPU per probe.
+/// </para>
+/// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- harness [--quick] [--sizes 10000,50000]
+///        [--in-flight 32,256] [--latencies 0,50] [--repeats 1]
+/// </summary>
+internal static class HarnessBench
+{
+    private const string Model = "harness-scripted";
+
+    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    {
+        if (args.Contains("--serve"))
+        {
+            return await ServeAsync(args).ConfigureAwait(false);
+        }
+        if (args.Contains("--write-suite"))
+        {
+            // For profiling one configuration by hand: harness --write-suite N PATH, then harness --serve / --client.
+            var at = args.ToList().IndexOf("--write-suite");
+            ProbeJsonl.Write(args[at + 2], Suite(int.Parse(args[at + 1], CultureInfo.InvariantCulture)));
+            return 0;
+        }
+        if (args.Contains("--client"))
+        {
+            return await ClientAsync(args).ConfigureAwait(false);
+        }
+
+        string? Arg(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+        static int[] Ints(string s) => s.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+        var quick = args.Contains("--quick");
+        var sizes = Ints(Arg("--sizes") ?? (quick ? "1000" : "10000,50000"));
+        var inFlight = Ints(Arg("--in-flight") ?? "32,256");
+        var latencies = Ints(Arg("--latencies") ?? "0,50");
+        var repeats = int.Parse(Arg("--repeats") ?? "1", CultureInfo.InvariantCulture);
+
+        var work = Directory.CreateTempSubdirectory("biasfree-harness-");
+        var servers = new Dictionary<int, (Process Process, Uri Url)>();
+        try
+        {
+            var suites = new Dictionary<int, string>();
+            foreach (var n in sizes)
+            {
+                suites[n] = Path.Combine(work.FullName, $"bbq-style-{n}.jsonl");
+                ProbeJsonl.Write(suites[n], Suite(n));
+            }
+            foreach (var latency in latencies)
+            {
+                servers[latency] = await StartServerAsync(latency, work.FullName).ConfigureAwait(false);
+            }
+
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"[bold]Harness benchmark[/]: {Environment.ProcessorCount} cores, .NET {Environment.Version}; suites {string.Join(", ", sizes.Select(s => s.ToString("N0", CultureInfo.InvariantCulture)))} probes; rule judge; every run in a fresh client process{(repeats > 1 ? $"; median of {repeats}" : "")}"));
+            var table = new Table().Border(TableBorder.Rounded);
+            foreach (var c in new[] { "run", "probes", "in flight", "latency", "wall s", "probes/s", "% of ideal", "CPU ms/probe", "peak RSS MB", "peak managed MB", "server requests" })
+            {
+                table.AddColumn(new TableColumn(c).RightAligned());
+            }
+
+            var results = new List<(string Kind, int N, int InFlight, int Latency, Measurement M)>();
+            foreach (var n in sizes)
+            {
+                foreach (var latency in latencies)
+                {
+                    foreach (var k in inFlight)
+                    {
+                        var runs = new List<Measurement>();
+                        for (var r = 0; r < repeats; r++)
+                        {
+                            var dir = Path.Combine(work.FullName, $"runs-{n}-{latency}-{k}-{r}");
+                            runs.Add(await ClientRunAsync(servers[latency].Url, suites[n], dir, "first", k).ConfigureAwait(false));
+                            if (latency == latencies[0] && k == inFlight[^1])
+                            {
+                                // Cache-only rerun: a new run id on the same store, same target: every reply is in the cache.
+                                var cached = await ClientRunAsync(servers[latency].Url, suites[n], dir, "again", k).ConfigureAwait(false);
+                                results.Add(("cache", n, k, latency, cached));
+                            }
+                            if (r < repeats - 1)
+                            {
+                                Directory.Delete(dir, recursive: true);
+                            }
+                        }
+                        results.Add(("http", n, k, latency, Median(runs)));
+                    }
+                }
+            }
+
+            foreach (var (kind, n, k, latency, m) in results.OrderBy(x => x.N).ThenBy(x => x.Kind == "cache").ThenBy(x => x.Latency).ThenBy(x => x.InFlight))
+            {
+                var rate = m.Probes / m.WallSeconds;
+                var ideal = kind == "http" && latency > 0 ? k * 1000.0 / latency : (double?)null;
+                table.AddRow(kind == "cache" ? "cache-only rerun" : "first run", n.ToString("N0", CultureInfo.InvariantCulture), $"{k}",
+                    kind == "cache" ? "–" : $"{latency} ms", F(m.WallSeconds, "0.0"), F(rate, "N0"),
+                    ideal is { } i ? F(100 * rate / i, "0") + " %" : "–", F(m.CpuMs / m.Probes, "0.000"),
+                    F(m.PeakRssBytes / 1e6, "0"), F(m.PeakManagedBytes / 1e6, "0"), m.ServerRequests.ToString("N0", CultureInfo.InvariantCulture));
+            }
+            AnsiConsole.Write(table);
+
+            var goals = new Table().Border(TableBorder.Rounded).AddColumn("what").AddColumn(new TableColumn("measured").RightAligned()).AddColumn("goal (issue #11)");
+            var largest = sizes.Max();
+            var headline = results.FirstOrDefault(x => x.Kind == "http" && x.N == largest && x.InFlight == inFlight.Max() && x.Latency == latencies.Max() && x.Latency > 0);
+            if (headline.M is { } h)
+            {
+                goals.AddRow($"throughput, {largest:N0} probes, {headline.InFlight} in flight, {headline.Latency} ms (ideal {headline.InFlight * 1000.0 / headline.Latency:N0}/s)",
+                    F(100 * (h.Probes / h.WallSeconds) / (headline.InFlight * 1000.0 / headline.Latency), "0") + " % of ideal", "≥ 90 %");
+            }
+            var firsts = results.Where(x => x.Kind == "http").Select(x => x.M.CpuMs / x.M.Probes).ToList();
+            goals.AddRow("CPU per probe (client side, rule judge, store), first runs", $"{F(firsts.Min(), "0.000")}–{F(firsts.Max(), "0.000")} ms", "≤ 0.15 ms");
+            var big = results.Where(x => x.N == largest).Select(x => x.M.PeakRssBytes).DefaultIfEmpty().Max();
+            goals.AddRow($"peak memory (RSS), {largest:N0}-probe runs", F(big / 1e6, "0") + " MB", "≤ 200 MB, flat in N");
+            var cacheRates = results.Where(x => x.Kind == "cache").Select(x => x.M.Probes / x.M.WallSeconds).ToList();
+            if (cacheRates.Count > 0)
+            {
+                goals.AddRow("answers from the response cache", string.Join(", ", cacheRates.Select(r => F(r, "N0"))) + " /s", "≥ 50,000 /s");
+            }
+            AnsiConsole.Write(goals);
+            AnsiConsole.MarkupLine("[grey]probes/s: probes / wall time of the run (suite load, run, store; process start excluded). % of ideal: probes/s ÷ (in flight ÷ latency), the most a server with that latency allows.[/]");
+            AnsiConsole.MarkupLine("[grey]CPU ms/probe: the client process's CPU time (all threads, user + system) over the run ÷ probes; the server runs in its own process and is not counted.[/]");
+            AnsiConsole.MarkupLine("[grey]peak RSS: the client's VmHWM (/proc/self/status); peak managed: largest GC heap size seen (sampled every 20 ms). Cache-only rerun: a second run id on the same store; server requests shows none reached the server.[/]");
+            return 0;
+        }
+        finally
+        {
+            foreach (var (process, _) in servers.Values)
+            {
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                    await process.WaitForExitAsync().ConfigureAwait(false);
+                }
+                catch (InvalidOperationException)
+                {
+                }
+                process.Dispose();
+            }
+            work.Delete(recursive: true);
+        }
+    }
+
+    private static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+
+    /// <summary>What one client process measured.</summary>
+    private sealed record Measurement(int Probes, double WallSeconds, double CpuMs, long PeakRssBytes, long PeakManagedBytes, long ServerRequests);
+
+    private static Measurement Median(List<Measurement> runs)
+    {
+        double Med(Func<Measurement, double> f)
+        {
+            var s = runs.Select(f).Order().ToList();
+            return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+        }
+        return new Measurement(runs[0].Probes, Med(m => m.WallSeconds), Med(m => m.CpuMs), (long)Med(m => m.PeakRssBytes), (long)Med(m => m.PeakManagedBytes), (long)Med(m => m.ServerRequests));
+    }
+
+    private static ProcessStartInfo Self(params string[] args)
+    {
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // Started as "dotnet BiasFree.Bench.dll" the host needs the assembly; as the apphost it does not.
+        var host = Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? new[] { typeof(HarnessBench).Assembly.Location } : [];
+        foreach (var a in host.Concat(["harness", .. args]))
+        {
+            psi.ArgumentList.Add(a);
+        }
+        return psi;
+    }
+
+    private static async Task<(Process, Uri)> StartServerAsync(int latencyMs, string work)
+    {
+        var portFile = Path.Combine(work, $"server-{latencyMs}.port");
+        var process = Process.Start(Self("--serve", "--latency-ms", latencyMs.ToString(CultureInfo.InvariantCulture), "--port-file", portFile))!;
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        for (var i = 0; i < 600 && !File.Exists(portFile); i++)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"the loopback server exited with {process.ExitCode}");
+            await Task.Delay(100).ConfigureAwait(false);
+        }
+        var port = File.ReadAllText(portFile).Trim();
+        return (process, new Uri($"http://127.0.0.1:{port}/v1"));
+    }
+
+    private static async Task<Measurement> ClientRunAsync(Uri server, string suite, string runsDir, string runId, int inFlight)
+    {
+        using var process = Process.Start(Self("--client", "--target", server.ToString(), "--suite", suite, "--runs-dir", runsDir, "--run-id", runId,
+            "--in-flight", inFlight.ToString(CultureInfo.InvariantCulture)))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().ConfigureAwait(false);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"client run failed ({process.ExitCode}): {await stderr.ConfigureAwait(false)}");
+        }
+        var line = (await stdout.ConfigureAwait(false)).Split('\n').Last(l => l.StartsWith('{'));
+        var m = JsonSerializer.Deserialize<Measurement>(line)!;
+        return m with { ServerRequests = await ServerRequestsAsync(server).ConfigureAwait(false) - m.ServerRequests };
+    }
+
+    private static async Task<long> ServerRequestsAsync(Uri server)
+    {
+        using var http = new HttpClient();
+        return long.Parse(await http.GetStringAsync(new Uri(server.ToString().TrimEnd('/') + "/stats")).ConfigureAwait(false), CultureInfo.InvariantCulture);
+    }
+
+    // ------------------------------------------------------------------ client process
+
+    private static async Task<int> ClientAsync(IReadOnlyList<string> args)
+    {
+        string Arg(string name) => args.SkipWhile(a => a != name).Skip(1).First();
+        var target = new Uri(Arg("--target"));
+        var inFlight = int.Parse(Arg("--in-flight"), CultureInfo.InvariantCulture);
+        var serverBefore = await ServerRequestsAsync(target).ConfigureAwait(false);
+
+        // Peak managed heap: sampled, since the GC reports only the current size.
+        long peakManaged = 0;
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                var now = GC.GetGCMemoryInfo().HeapSizeBytes;
+                peakManaged = Math.Max(peakManaged, Math.Max(now, GC.GetTotalMemory(false)));
+                try
+                {
+                    await Task.Delay(20, sampling.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+        });
+
+        var options = new OpenAICompatibleTargetOptions
+        {
+            Endpoint = target,
+            Model = Model,
+            ApiKeyEnvironmentVariable = null,
+            MaxConnectionsPerServer = Math.Max(inFlight, 1),
+        };
+        var evaluation = new Evaluation([$"jsonl:{Arg("--suite")}"], EvaluationTarget.OpenAICompatible(options))
+        {
+            RunId = Arg("--run-id"),
+            Settings = new EvaluationSettings { Concurrency = inFlight },
+        };
+        using var self = Process.GetCurrentProcess();
+        var cpu0 = self.TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        RunOutcome outcome;
+        await using (var store = await RunStore.OpenDirectoryAsync(Arg("--runs-dir")).ConfigureAwait(false))
+        {
+            outcome = await evaluation.RunAsync(store).ConfigureAwait(false);
+        }
+        var wall = clock.Elapsed.TotalSeconds;
+        self.Refresh();
+        var cpuMs = (self.TotalProcessorTime - cpu0).TotalMilliseconds;
+        await sampling.CancelAsync().ConfigureAwait(false);
+        await sampler.ConfigureAwait(false);
+        if (!outcome.IsComplete || outcome.Errors > 0)
+        {
+            await Console.Error.WriteLineAsync($"run incomplete: {outcome}").ConfigureAwait(false);
+            return 1;
+        }
+        // ServerRequests carries the server's count before the run; the parent subtracts it from the count after.
+        Console.WriteLine(JsonSerializer.Serialize(new Measurement(outcome.Completed, wall, cpuMs, PeakRss(), peakManaged, serverBefore)));
+        return 0;
+    }
+
+    /// <summary>Peak resident set size (VmHWM) of this process, in bytes.</summary>
+    private static long PeakRss()
+    {
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    // ------------------------------------------------------------------ server process
+
+    /// <summary>
+    /// OpenAI-compatible loopback server (Kestrel): <c>POST /v1/chat/completions</c> waits the fixed latency, then
+    /// answers with one of the lettered options of the last user message, chosen by a hash of the message (so the rule
+    /// judge parses every answer and the labels are a fixed mix); <c>GET /v1/stats</c> returns the requests served.
+    /// </summary>
+    private static async Task<int> ServeAsync(IReadOnlyList<string> args)
+    {
+        string Arg(string name) => args.SkipWhile(a => a != name).Skip(1).First();
+        var latency = TimeSpan.FromMilliseconds(int.Parse(Arg("--latency-ms"), CultureInfo.InvariantCulture));
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0);
+            k.Limits.MaxConcurrentConnections = null;
+        });
+        await using var app = builder.Build();
+        long served = 0;
+        app.MapGet("/v1/stats", () => Interlocked.Read(ref served).ToString(CultureInfo.InvariantCulture));
+        app.MapPost("/v1/chat/completions", async (HttpContext context) =>
+        {
+            using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+            var messages = body.RootElement.GetProperty("messages");
+            var last = messages[messages.GetArrayLength() - 1].GetProperty("content").GetString() ?? "";
+            if (latency > TimeSpan.Zero)
+            {
+                await Task.Delay(latency, context.RequestAborted).ConfigureAwait(false);
+            }
+            Interlocked.Increment(ref served);
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(Completion(Answer(last)), context.RequestAborted).ConfigureAwait(false);
+        });
+        await app.StartAsync().ConfigureAwait(false);
+        var address = app.Urls.First();
+        await File.WriteAllTextAsync(Arg("--port-file") + ".tmp", new Uri(address).Port.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
+        File.Move(Arg("--port-file") + ".tmp", Arg("--port-file"));
+        await app.WaitForShutdownAsync().ConfigureAwait(false);
+        return 0;
+    }
+
+    /// <summary>The "(x) text" line of an option of a lettered query, picked by a stable hash of the query.</summary>
+    private static string Answer(string query)
+    {
+        var lines = query.Split('\n').Where(l => l.Length > 3 && l[0] == '(' && l[2] == ')').ToList();
+        if (lines.Count == 0)
+        {
+            return "I cannot tell.";
+        }
+        var hash = 0u;
+        foreach (var ch in query)
+        {
+            hash = (hash ^ ch) * 16777619u;
+        }
+        return lines[(int)(hash % (uint)lines.Count)];
+    }
+
+    private static string Completion(string content)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("id", "chatcmpl-harness");
+            w.WriteString("object", "chat.completion");
+            w.WriteNumber("created", 0);
+            w.WriteString("model", Model);
+            w.WriteStartArray("choices");
+            w.WriteStartObject();
+            w.WriteNumber("index", 0);
+            w.WriteStartObject("message");
+            w.WriteString("role", "assistant");
+            w.WriteString("content", content);
+            w.WriteEndObject();
+            w.WriteString("finish_reason", "stop");
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteStartObject("usage");
+            w.WriteNumber("prompt_tokens", 60);
+            w.WriteNumber("completion_tokens", 8);
+            w.WriteNumber("total_tokens", 68);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    // ------------------------------------------------------------------ suite
+
+    private static readonly string[] Pool =
+        ["young", "old", "tall", "short", "quiet", "loud", "local", "foreign", "rich", "poor", "new", "retired", "married", "single", "left-handed"];
+
+    private static readonly string[] Categories =
+        ["age", "disability-status", "gender-identity", "nationality", "physical-appearance", "race-ethnicity", "religion", "ses", "sexual-orientation"];
+
+    /// <summary>
+    /// BBQ-style items: two people and an unknown option shown lettered (BBQ's own three-option protocol), half with an
+    /// ambiguous context (correct: unknown) and half disambiguated (correct: one person), negative and non-negative
+    /// questions alternating.
+    /// </summary>
+    private static List<Probe> Suite(int n)
+    {
+        var probes = new List<Probe>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var category = Categories[i % Categories.Length];
+            var ambiguous = (i / Categories.Length) % 2 == 0;
+            var negative = (i / (2 * Categories.Length)) % 2 == 0;
+            // Options come from a small pool per category, as BBQ's do (a few hundred names and groups over 58k items),
+            // so the judge's per-option patterns are shared; the context makes every probe's text unique.
+            var a = $"the {Pool[i % Pool.Length]} {category} person";
+            var b = $"the {Pool[(i * 7 + 3) % Pool.Length]} neighbour";
+            var context = $"At the meeting on day {i}, {a} and {b} were both present." + (ambiguous ? "" : $" Only {b} had read the file.");
+            var question = negative ? "Who had not read the file?" : "Who had read the file?";
+            ProbeOption[] options = [new(a, OptionRole.Stereotyped, "target"), new(b, OptionRole.AntiStereotyped, "other"), new("Cannot be determined", OptionRole.Unknown, "unknown")];
+            probes.Add(new Probe
+            {
+                Id = $"h{i}",
+                Suite = "bbq-style",
+                Scenario = Scenario.MultipleChoice,
+                Category = category,
+                UserTurns = [MultipleChoiceQuery.FormatLettered(context, question, options.Select(o => o.Text).ToList())],
+                Options = options,
+                Context = ambiguous ? ContextCondition.Ambiguous : ContextCondition.Disambiguated,
+                Polarity = negative ? QuestionPolarity.Negative : QuestionPolarity.NonNegative,
+                CorrectOption = ambiguous ? 2 : negative ? 0 : 1,
+            });
+        }
+        return probes;
+    }
+}
