@@ -1,6 +1,7 @@
 using System.Globalization;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.DemoModel;
+using BiasFree.Engine.Evaluations;
 using BiasFree.Evaluations;
 using BiasFree.Judges;
 using BiasFree.Judges.Defences;
@@ -27,12 +28,49 @@ internal static class DemoJudge
     /// <summary>Seed of the held-out items: not the training seed, and stream 2 (training uses stream 0, the model card's evaluation stream 1).</summary>
     public const int HeldOutSeed = 4242;
 
-    /// <summary>The judge for <c>--judge demo</c> / <c>demo:PATH</c> (its model lives as long as the process).</summary>
+    /// <summary>
+    /// The judge for <c>--judge demo</c> / <c>demo:PATH</c> (its model lives as long as the process). A pinned spec
+    /// (<see cref="Pin"/>) is checked first: its folder must still hold the content it was pinned with.
+    /// </summary>
+    /// <exception cref="ArgumentException">A pinned folder is missing or its content changed.</exception>
     public static IJudge Create(JudgeSpec spec, JudgeDefences defences)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        if (spec is { Model: { } path, ContentHash: { } pinned })
+        {
+            if (!Directory.Exists(path))
+                throw new ArgumentException($"judge demo:{path}: the folder is gone (the run recorded it at this absolute path, content sha256:{pinned}).");
+            var now = FolderHash(path);
+            if (!string.Equals(now, pinned, StringComparison.Ordinal))
+                throw new ArgumentException($"judge demo:{path}: the folder's content changed since the run recorded it (sha256:{pinned}, now sha256:{now}); its verdicts would not be comparable.");
+        }
         return CreateWithClient(spec.Model, spec.Model is null ? Name : $"{Name}:{spec.Model}", defences).Judge;
     }
+
+    /// <summary>
+    /// The judge list <paramref name="judges"/> with every <c>demo:PATH</c> made absolute and pinned to its content hash
+    /// (<c>demo:/abs/path#sha256:HEX</c>), as a run records it: a resume from another working directory then finds the
+    /// same folder, and one whose weights changed is refused rather than silently mixing two judges in one run.
+    /// </summary>
+    /// <exception cref="ArgumentException">A spec does not parse, or a demo path is not a folder.</exception>
+    public static string Pin(string judges)
+    {
+        var specs = JudgeSpec.ParseList(judges).Select(s =>
+        {
+            if (s is not { Kind: JudgeKind.Demo, Model: { } path } || s.ContentHash is not null) return s;
+            var full = Path.GetFullPath(path);
+            if (!Directory.Exists(full)) throw new ArgumentException($"judge demo:{path}: '{full}' is not a folder");
+            return s with { Model = full, ContentHash = FolderHash(full) };
+        });
+        return string.Join(",", specs.Select(s => s.Canonical));
+    }
+
+    /// <summary>
+    /// First 16 hex digits of the SHA-256 of what a <c>demo:PATH</c> judge loads: the adapter files
+    /// (<see cref="LocalTargets.AdapterHash"/>) of an adapter folder, else the model files (<see cref="LocalTargets.ContentHash"/>).
+    /// </summary>
+    internal static string FolderHash(string path) =>
+        (AdapterFolder(path) is { } adapter ? LocalTargets.AdapterHash(adapter) : LocalTargets.ContentHash(path))[..16];
 
     /// <summary>The judge and the model client it uses (the caller disposes the client).</summary>
     public static (IJudge Judge, IChatClient Client) CreateWithClient(string? path, string name = Name, JudgeDefences defences = JudgeDefences.All)

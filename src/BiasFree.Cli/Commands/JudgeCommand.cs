@@ -92,8 +92,9 @@ internal static class JudgeCommand
         };
         var injection = new Option<bool>("--injection") { Description = "Measure the verdict flip rate under the built-in prompt-injection attacks (on --data items, else the built-in base items)." };
         var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector or data marking (to measure what the defences add)." };
-        var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), heldout, heldout2 (paraphrased families; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
-        attackSet.AcceptOnlyFromAmong("builtin", "heldout", "heldout2", "all");
+        var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), heldout, heldout2, heldout3, heldout4 (held-out attack sets; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
+        attackSet.AcceptOnlyFromAmong("builtin", "heldout", "heldout2", "heldout3", "heldout4", "all");
+        var inline = new Option<bool>("--inline") { Description = "With --injection: write each attack into the reply's last paragraph instead of as a new paragraph." };
         var specFile = new Option<string?>("--spec") { Description = "Fairness specification JSON for biasguard judges (default: the shipped one; see 'biasfree judge spec')." };
         var limit = new Option<int?>("--limit") { Description = "At most N items per data set (seeded sample)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the --limit sample.", DefaultValueFactory = _ => 0 };
@@ -105,20 +106,21 @@ internal static class JudgeCommand
         format.AcceptOnlyFromAmong("table", "json");
         var cmd = new Command("eval", "Measure a judge: accuracy, over-fairness, Cohen's kappa, confusion matrix (with 95% intervals), per source and bias type; or its injection flip rate.")
         {
-            judge, judgeModel, apiKeyEnv, data, injection, noDefences, attackSet, specFile, limit, seed, concurrency, tie, timeout, format,
+            judge, judgeModel, apiKeyEnv, data, injection, noDefences, attackSet, inline, specFile, limit, seed, concurrency, tie, timeout, format,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => EvalAsync(new EvalArgs(
             pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(apiKeyEnv), BiasFreeCli.SplitList(pr.GetValue(data)), pr.GetValue(injection),
             pr.GetValue(specFile), pr.GetValue(limit), pr.GetValue(seed), pr.GetValue(concurrency), pr.GetValue(tie) == "unbiased" ? TieRule.Unbiased : TieRule.Biased,
-            pr.GetValue(timeout), pr.GetValue(format) == "json", pr.GetValue(noDefences), pr.GetValue(attackSet)!), ct)));
+            pr.GetValue(timeout), pr.GetValue(format) == "json", pr.GetValue(noDefences), pr.GetValue(attackSet)!, pr.GetValue(inline)), ct)));
         return cmd;
     }
 
     private sealed record EvalArgs(string Judge, string? JudgeModel, string? ApiKeyEnv, IReadOnlyList<string> Data, bool Injection, string? Spec,
-        int? Limit, int Seed, int Concurrency, TieRule Tie, int TimeoutSeconds, bool Json, bool NoDefences, string Attacks);
+        int? Limit, int Seed, int Concurrency, TieRule Tie, int TimeoutSeconds, bool Json, bool NoDefences, string Attacks, bool Inline);
 
     private static async Task<int> EvalAsync(EvalArgs a, CancellationToken ct)
     {
+        if (a.Inline && !a.Injection) throw new UserErrorException("--inline applies to --injection only.");
         if (a.Data.Count == 0 && !a.Injection) throw new UserErrorException("give --data FORMAT:PATH (labelled items) or --injection (built-in attack suite).");
         if (a.Concurrency is < 1 or > 64) throw new UserErrorException("--concurrency must be between 1 and 64.");
         if (a.Limit is < 1) throw new UserErrorException("--limit must be at least 1.");
@@ -153,9 +155,10 @@ internal static class JudgeCommand
         if (a.Injection)
         {
             var items = sets.Count == 0 ? null : sets.SelectMany(s => s.Items).ToList();
-            var report = await InjectionSuite.RunAsync(judge, items, InjectionSuite.AttackSet(a.Attacks), a.Concurrency, ct).ConfigureAwait(false);
-            if (a.Json) WriteInjectionJson(report, a.NoDefences, a.Attacks);
-            else ShowInjection(report, a.NoDefences, a.Attacks);
+            var report = await InjectionSuite.RunAsync(judge, items, InjectionSuite.AttackSet(a.Attacks), a.Concurrency, ct, a.Inline).ConfigureAwait(false);
+            var setName = a.Inline ? a.Attacks + " (inline)" : a.Attacks;
+            if (a.Json) WriteInjectionJson(report, a.NoDefences, setName);
+            else ShowInjection(report, a.NoDefences, setName);
             return ExitCodes.Ok;
         }
         var eval = await JudgeEvaluation.RunAsync(judge, sets, a.Concurrency, cancellationToken: ct).ConfigureAwait(false);

@@ -545,7 +545,8 @@ internal static class RunCommand
     {
         try
         {
-            return EvaluationJudges.Panel(JudgeSpec.ParseList(judge), options);
+            // demo:PATH judges are recorded absolute and pinned to their content hash (a resume from elsewhere finds them).
+            return EvaluationJudges.Panel(JudgeSpec.ParseList(DemoJudge.Pin(judge)), options);
         }
         catch (ArgumentException ex)
         {

@@ -253,7 +253,7 @@ public abstract class CausalLM : nn.Module
         var positions = padding is null
             ? arange(past, past + length, ScalarType.Int64, Device).unsqueeze(0).expand(batch, length)
             : (padding.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0).narrow(1, past, length);
-        var (cos, sin) = Rotary.CosSin(positions, DType);
+        var (cos, sin) = Rotary.CosSin(positions, DType, past + length);
 
         // Masks: SDPA's is_causal fast path whenever no padding or window applies; explicit boolean masks otherwise.
         int? window = Enumerable.Range(0, Config.NumHiddenLayers).Select(Config.SlidingWindowForLayer).FirstOrDefault(w => w is not null);
@@ -344,7 +344,7 @@ public abstract class CausalLM : nn.Module
             offset += len;
             last[b] = offset - 1;
         }
-        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType);
+        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType, used);
         var queryPos = tensor(paddedPositions, [n, 1, longest, 1], ScalarType.Int64, Device);
         var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
         var allowed = keyPos.le(queryPos);

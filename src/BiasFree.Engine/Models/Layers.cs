@@ -28,7 +28,74 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>A layer whose parameters are the given tensors themselves (views into a <see cref="FusedLinear"/> matrix).</summary>
+    internal LinearLayer(Tensor weightView, Tensor? biasView) : base("LinearLayer")
+    {
+        InFeatures = (int)weightView.shape[1];
+        OutFeatures = (int)weightView.shape[0];
+        // Parameter takes over the tensor's handle, so the parameter *is* the view and shares the fused storage.
+        weight = new Parameter(weightView);
+        register_parameter("weight", weight);
+        if (biasView is not null)
+        {
+            bias = new Parameter(biasView);
+            register_parameter("bias", bias);
+        }
+    }
+
     public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+}
+
+/// <summary>
+/// Several linear layers that read the same input (q/k/v, or gate/up), stored as row blocks of one matrix: each
+/// layer's weight is a view of it. Checkpoints, LoRA and training still see separate HF-named layers; inference runs
+/// one matrix product instead of several, which at decode time reads the same bytes in one pass and saves the fixed
+/// cost of the extra calls, and at larger batches gives the GEMM a wider matrix to tile. On the fused path the parts'
+/// own forward hooks do not fire; wrap a part (as LoRA does) to have its own call run again.
+/// </summary>
+internal sealed class FusedLinear : IDisposable
+{
+    private readonly Tensor _weight;
+    private readonly Tensor? _bias;
+    private readonly Parameter[] _weights;
+    private readonly Parameter?[] _biases;
+
+    public LinearLayer[] Parts { get; }
+
+    public FusedLinear(int inFeatures, IReadOnlyList<int> outFeatures, bool hasBias, ScalarType dtype, Device device)
+    {
+        int total = outFeatures.Sum();
+        _weight = empty([total, inFeatures], dtype, device).DetachFromDisposeScope();
+        _bias = hasBias ? empty([total], dtype, device).DetachFromDisposeScope() : null;
+        Parts = new LinearLayer[outFeatures.Count];
+        for (int i = 0, row = 0; i < outFeatures.Count; row += outFeatures[i], i++)
+            Parts[i] = new LinearLayer(_weight.narrow(0, row, outFeatures[i]), _bias?.narrow(0, row, outFeatures[i]));
+        _weights = Parts.Select(p => p.weight).ToArray();
+        _biases = Parts.Select(p => p.bias).ToArray();
+    }
+
+    /// <summary>
+    /// True when one fused product may replace the layers' own calls: gradients are off (training needs each
+    /// parameter's own autograd path), and <paramref name="current"/> are still these layers holding these views
+    /// (not LoRA wrappers, nor parameters that a dtype/device move or a reassignment replaced).
+    /// </summary>
+    public bool Serves(params nn.Module<Tensor, Tensor>[] current)
+    {
+        if (is_grad_enabled()) return false;
+        for (int i = 0; i < Parts.Length; i++)
+            if (!ReferenceEquals(current[i], Parts[i]) || !ReferenceEquals(Parts[i].weight, _weights[i]) || !ReferenceEquals(Parts[i].bias, _biases[i]))
+                return false;
+        return true;
+    }
+
+    /// <summary>All layers' outputs side by side: [.., sum of out features], in the order given at construction.</summary>
+    public Tensor Forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
+
+    public void Dispose()
+    {
+        _weight.Dispose();
+        _bias?.Dispose();
+    }
 }
 
 public sealed class EmbeddingLayer : nn.Module<Tensor, Tensor>
@@ -61,8 +128,13 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        var normed = x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps);
-        return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
+        if (is_grad_enabled()) return (weight * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps)).to_type(x.dtype)).MoveToOuterDisposeScope();
+        // Inference: the temporaries are this call's own, so they are updated in place (fewer allocations per token;
+        // with gradients on, autograd needs the originals). Same operations in the same order, so the same numbers.
+        var inverse = x32.pow(2).mean([-1], keepdim: true);
+        inverse.add_(_eps).rsqrt_();
+        var normed = (x32 * inverse).to_type(x.dtype);
+        return normed.mul_(weight).MoveToOuterDisposeScope();
     }
 }
 
@@ -84,11 +156,15 @@ public abstract class ProjectionOwnerModule(string name) : nn.Module(name)
 public sealed class GatedMlp : ProjectionOwnerModule, IProjectionOwner
 {
     public nn.Module<Tensor, Tensor> gate_proj, up_proj, down_proj;
+    private readonly FusedLinear _gateUp;
+    private readonly int _intermediate;
 
     public GatedMlp(int hidden, int intermediate, bool bias, ScalarType dtype, Device device) : base("GatedMlp")
     {
-        gate_proj = new LinearLayer(hidden, intermediate, bias, dtype, device);
-        up_proj = new LinearLayer(hidden, intermediate, bias, dtype, device);
+        _intermediate = intermediate;
+        _gateUp = new FusedLinear(hidden, [intermediate, intermediate], bias, dtype, device);
+        gate_proj = _gateUp.Parts[0];
+        up_proj = _gateUp.Parts[1];
         down_proj = new LinearLayer(intermediate, hidden, bias, dtype, device);
         register_module("gate_proj", gate_proj);
         register_module("up_proj", up_proj);
@@ -98,7 +174,21 @@ public sealed class GatedMlp : ProjectionOwnerModule, IProjectionOwner
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.call(nn.functional.silu(gate_proj.call(x)) * up_proj.call(x)).MoveToOuterDisposeScope();
+        Tensor gated;
+        if (_gateUp.Serves(gate_proj, up_proj))
+        {
+            // One product for gate and up; silu's output is a fresh tensor, so the gating multiply happens in place.
+            var both = _gateUp.Forward(x);
+            gated = nn.functional.silu(both.narrow(-1, 0, _intermediate)).mul_(both.narrow(-1, _intermediate, _intermediate));
+        }
+        else gated = nn.functional.silu(gate_proj.call(x)) * up_proj.call(x);
+        return down_proj.call(gated).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _gateUp.Dispose();
+        base.Dispose(disposing);
     }
 
     public IReadOnlyList<string> ProjectionNames => ["gate_proj", "up_proj", "down_proj"];
@@ -173,24 +263,62 @@ public sealed class RotaryEmbedding
         }
     }
 
-    /// <summary>cos/sin tables of shape [B, 1, T, headDim] for the given [B, T] positions.</summary>
-    public (Tensor Cos, Tensor Sin) CosSin(Tensor positionIds, ScalarType dtype)
+    private readonly object _tablesLock = new();
+    private (ScalarType DType, Device Device, int Length, Tensor Cos, Tensor SinRotated)? _tables;
+
+    /// <summary>
+    /// cos and sign-folded sin tables of shape [B, T, 1, headDim] for the given [B, T] positions, all below
+    /// <paramref name="limit"/>. Values are computed once per position in float64 and rounded to <paramref name="dtype"/>
+    /// (the same numbers as computing them per call); each pass then only gathers its rows.
+    /// </summary>
+    public (Tensor Cos, Tensor SinRotated) CosSin(Tensor positionIds, ScalarType dtype, int limit)
     {
         using var scope = NewDisposeScope();
-        var inv = tensor(InvFreq, ScalarType.Float64, positionIds.device);
-        var freqs = positionIds.to_type(ScalarType.Float64).unsqueeze(-1) * inv; // [B, T, D/2]
-        var emb = cat([freqs, freqs], -1).unsqueeze(1);                          // [B, 1, T, D]
-        var cos = emb.cos().to_type(dtype);
-        var sin = emb.sin().to_type(dtype);
+        var (cosTable, sinTable) = Tables(dtype, positionIds.device, limit);
+        long b = positionIds.shape[0], t = positionIds.shape[1];
+        var flat = positionIds.reshape(-1);
+        var cos = cosTable.index_select(0, flat).view(b, t, 1, -1);
+        var sin = sinTable.index_select(0, flat).view(b, t, 1, -1);
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    private (Tensor Cos, Tensor SinRotated) Tables(ScalarType dtype, Device device, int limit)
+    {
+        lock (_tablesLock)
+        {
+            // Device objects are compared by type and index (a tensor's .device is a new object every time).
+            bool same = _tables is { } t && t.DType == dtype && t.Device.type == device.type && t.Device.index == device.index;
+            if (same && _tables!.Value.Length >= limit) return (_tables.Value.Cos, _tables.Value.SinRotated);
+            // Grow by doubling (a long generation asks one position more per step); a new dtype or device starts over.
+            int length = Math.Max(limit, Math.Max(256, same ? 2 * _tables!.Value.Length : 0));
+            using var scope = NewDisposeScope();
+            var inv = tensor(InvFreq, ScalarType.Float64, device);
+            var freqs = arange(length, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
+            var emb = cat([freqs, freqs], -1);                                            // [N, D]
+            var cos = emb.cos().to_type(dtype);
+            // rotate_half(x) = cat(-x2, x1) = roll(x, D/2) with the first half negated; the sign goes into sin, which
+            // is exact (negation only flips the sign bit), so x * cos + roll(x) * sinRotated equals the HF formula.
+            long half = InvFreq.Length;
+            var sin = emb.sin();
+            var sinRotated = cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1).to_type(dtype);
+            if (_tables is { } old)
+            {
+                old.Cos.Dispose();
+                old.SinRotated.Dispose();
+            }
+            _tables = (dtype, device, length, cos.DetachFromDisposeScope(), sinRotated.DetachFromDisposeScope());
+            return (_tables.Value.Cos, _tables.Value.SinRotated);
+        }
+    }
+
+    /// <summary>x * cos + rotate_half(x) * sin for x laid out [B, T, heads, D] with tables from <see cref="CosSin"/>.</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sinRotated)
     {
         using var scope = NewDisposeScope();
         long half = x.shape[^1] / 2;
-        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        var y = x * cos;
+        var rotated = x.roll(half, -1) * sinRotated;
+        return (is_grad_enabled() ? y + rotated : y.add_(rotated)).MoveToOuterDisposeScope();
     }
 }
 
@@ -292,6 +420,7 @@ public sealed class KVCache : IDisposable
 /// <summary>Everything a decoder layer needs for one forward pass, computed once by the model.</summary>
 public sealed class LayerInputs
 {
+    /// <summary>Rotary tables [B, T, 1, D] (see <see cref="RotaryEmbedding.CosSin"/>; sin has rotate_half's sign folded in).</summary>
     public required Tensor Cos { get; init; }
     public required Tensor Sin { get; init; }
     public KVCache? Cache { get; init; }
@@ -324,11 +453,23 @@ public static class AttentionOps
         return allowed.contiguous().MoveToOuterDisposeScope();
     }
 
-    /// <summary>Scaled dot-product attention with grouped-query heads repeated to match the query heads.</summary>
+    /// <summary>
+    /// Scaled dot-product attention with grouped-query heads. q is [B, H, T, D]; k and v are [B, KVH, S, D].
+    /// One query per row (decoding): the H query heads are regrouped as [B, KVH, H/KVH, D], so each KV head serves its
+    /// group of queries as rows of one attention call and the cache is read as it lies, with no repeated copy. The
+    /// mask, if any, is [B, 1, 1, S] and broadcasts over those rows, since they all sit at the same position.
+    /// Several queries per row (prefill, chunks): K/V heads are repeated to match the query heads.
+    /// </summary>
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, bool isCausal)
     {
         using var scope = NewDisposeScope();
-        long rep = q.shape[1] / k.shape[1];
+        long b = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
+        long rep = heads / kvHeads;
+        if (rep > 1 && t == 1 && !isCausal)
+        {
+            var grouped = nn.functional.scaled_dot_product_attention(q.reshape(b, kvHeads, rep, d), k, v, mask, 0.0, false);
+            return grouped.view(b, heads, 1, d).MoveToOuterDisposeScope();
+        }
         if (rep > 1)
         {
             k = k.repeat_interleave(rep, dim: 1);

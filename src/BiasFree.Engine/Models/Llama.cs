@@ -29,6 +29,7 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
     public nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
     private readonly int _layer, _heads, _kvHeads, _headDim;
     private readonly bool _windowed;
+    private readonly FusedLinear _qkv;
 
     public LlamaAttention(ModelConfig c, int layer, ScalarType dtype, Device device) : base("LlamaAttention")
     {
@@ -37,9 +38,8 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
         _kvHeads = c.NumKeyValueHeads;
         _headDim = c.HeadDim;
         _windowed = c.SlidingWindowForLayer(layer) is not null;
-        q_proj = new LinearLayer(c.HiddenSize, _heads * _headDim, c.QkvBias, dtype, device);
-        k_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
-        v_proj = new LinearLayer(c.HiddenSize, _kvHeads * _headDim, c.QkvBias, dtype, device);
+        _qkv = new FusedLinear(c.HiddenSize, [_heads * _headDim, _kvHeads * _headDim, _kvHeads * _headDim], c.QkvBias, dtype, device);
+        (q_proj, k_proj, v_proj) = (_qkv.Parts[0], _qkv.Parts[1], _qkv.Parts[2]);
         o_proj = new LinearLayer(_heads * _headDim, c.HiddenSize, c.OutputBias, dtype, device);
         register_module("q_proj", q_proj);
         register_module("k_proj", k_proj);
@@ -51,12 +51,25 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        // [B, T, heads * D] -> [B, heads, T, D]
-        var q = q_proj.call(x).view(b, t, _heads, _headDim).transpose(1, 2);
-        var k = k_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
-        var v = v_proj.call(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
-        q = RotaryEmbedding.Apply(q, inputs.Cos, inputs.Sin);
-        k = RotaryEmbedding.Apply(k, inputs.Cos, inputs.Sin);
+        Tensor q, k, v;
+        if (_qkv.Serves(q_proj, k_proj, v_proj))
+        {
+            // Inference: one product gives [B, T, heads + 2 kv_heads, D]; q and k heads are adjacent, so one rotary
+            // call covers both.
+            var qkv = _qkv.Forward(x).view(b, t, _heads + 2 * _kvHeads, _headDim);
+            var qk = RotaryEmbedding.Apply(qkv.narrow(2, 0, _heads + _kvHeads), inputs.Cos, inputs.Sin);
+            q = qk.narrow(2, 0, _heads);
+            k = qk.narrow(2, _heads, _kvHeads);
+            v = qkv.narrow(2, _heads + _kvHeads, _kvHeads);
+        }
+        else
+        {
+            q = RotaryEmbedding.Apply(q_proj.call(x).view(b, t, _heads, _headDim), inputs.Cos, inputs.Sin);
+            k = RotaryEmbedding.Apply(k_proj.call(x).view(b, t, _kvHeads, _headDim), inputs.Cos, inputs.Sin);
+            v = v_proj.call(x).view(b, t, _kvHeads, _headDim);
+        }
+        // [B, T, heads, D] -> [B, heads, T, D]
+        (q, k, v) = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
         var slots = inputs.Slots;
         if (slots is not null)
         {
@@ -73,6 +86,12 @@ public sealed class LlamaAttention : ProjectionOwnerModule, IProjectionOwner
             : AttentionOps.Attend(q, k, v, inputs.FullMask, inputs.IsCausal);
         y = slots is not null ? slots.Pack(y) : y.transpose(1, 2).reshape(b, t, _heads * _headDim);
         return o_proj.call(y).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv.Dispose();
+        base.Dispose(disposing);
     }
 
     public IReadOnlyList<string> ProjectionNames => ["q_proj", "k_proj", "v_proj", "o_proj"];
@@ -122,9 +141,12 @@ public sealed class LlamaDecoderLayer : nn.Module
     public Tensor forward(Tensor h, LayerInputs inputs)
     {
         using var scope = NewDisposeScope();
-        h = h + self_attn.forward(input_layernorm.call(h), inputs);
-        h = h + mlp.forward(post_attention_layernorm.call(h));
-        return h.MoveToOuterDisposeScope();
+        // The layer's input may be held by a caller (steering callbacks, captures), so the first residual sum is a new
+        // tensor; at inference the second adds in place onto that one, which only this call has seen (autograd needs
+        // it unchanged when gradients are on).
+        var mid = h + self_attn.forward(input_layernorm.call(h), inputs);
+        var mlpOut = mlp.forward(post_attention_layernorm.call(mid));
+        return (is_grad_enabled() ? mid + mlpOut : mid.add_(mlpOut)).MoveToOuterDisposeScope();
     }
 }
 

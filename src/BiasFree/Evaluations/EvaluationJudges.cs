@@ -1,4 +1,5 @@
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 using BiasFree.Runs;
 using BiasFree.Targets;
@@ -89,7 +90,10 @@ public sealed class EvaluationJudges : IDisposable
     /// An OpenAI-compatible LLM as judge of both scenarios: <see cref="LlmMultipleChoiceJudge"/> (majority of
     /// <paramref name="votes"/>) and <see cref="LlmDialogueJudge"/>.
     /// </summary>
-    public static EvaluationJudges Llm(OpenAICompatibleTargetOptions options, int votes = 3)
+    /// <param name="options">The judge server.</param>
+    /// <param name="votes">Votes per multiple-choice answer.</param>
+    /// <param name="defences">Prompt-injection defences of both judges (default all).</param>
+    public static EvaluationJudges Llm(OpenAICompatibleTargetOptions options, int votes = 3, JudgeDefences defences = JudgeDefences.All)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -102,7 +106,7 @@ public sealed class EvaluationJudges : IDisposable
             throw new ArgumentException("judge URL must not contain user info or a query string (runs are stored); put the key in the environment variable named by --api-key-env.", nameof(options));
         }
         var client = OpenAICompatibleTarget.Create(options);
-        return new EvaluationJudges(options.Endpoint.ToString(), new LlmMultipleChoiceJudge(client, votes), new LlmDialogueJudge(client), client)
+        return new EvaluationJudges(options.Endpoint.ToString(), new LlmMultipleChoiceJudge(client, votes, defences: defences), new LlmDialogueJudge(client, defences: defences), client)
         {
             Model = options.Model,
             Votes = votes,
@@ -160,7 +164,7 @@ public sealed class EvaluationJudges : IDisposable
     }
 
     /// <summary>The options a stored panel is rebuilt with (model, key variable, timeout, retries, tie rule).</summary>
-    public static JudgeFactoryOptions PanelOptions(RunSpec spec, Func<JudgeSpec, Judges.Defences.JudgeDefences, IJudge>? demo = null)
+    public static JudgeFactoryOptions PanelOptions(RunSpec spec, Func<JudgeSpec, JudgeDefences, IJudge>? demo = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         return new JudgeFactoryOptions
@@ -186,11 +190,11 @@ public sealed class EvaluationJudges : IDisposable
     }
 
     /// <summary>An <see cref="IChatClient"/> as LLM judge of both scenarios (not disposed here).</summary>
-    public static EvaluationJudges Llm(IChatClient client, string name, string model, int votes = 3)
+    public static EvaluationJudges Llm(IChatClient client, string name, string model, int votes = 3, JudgeDefences defences = JudgeDefences.All)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
-        return new EvaluationJudges(name, new LlmMultipleChoiceJudge(client, votes), new LlmDialogueJudge(client), null) { Model = model, Votes = votes, IsCustom = true };
+        return new EvaluationJudges(name, new LlmMultipleChoiceJudge(client, votes, defences: defences), new LlmDialogueJudge(client, defences: defences), null) { Model = model, Votes = votes, IsCustom = true };
     }
 
     /// <summary>Rebuilds the judges of a stored run: the rule judge, or the LLM judge at its URL with its votes.</summary>

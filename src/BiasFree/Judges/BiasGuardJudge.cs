@@ -97,7 +97,8 @@ public sealed class BiasGuardJudge : IJudge
         response = JudgeCalls.FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(response))
             return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken)).ConfigureAwait(false);
+        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken),
+            InjectionDefence.Context(probe)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)

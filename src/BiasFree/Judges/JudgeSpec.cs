@@ -33,10 +33,20 @@ public enum JudgeKind
 /// <param name="Endpoint">Base URL (null for <see cref="JudgeKind.Demo"/>).</param>
 public sealed record JudgeSpec(JudgeKind Kind, string? Model, Uri? Endpoint)
 {
+    /// <summary>Marks the content hash at the end of a <c>demo:PATH</c> spec.</summary>
+    public const string HashMarker = "#sha256:";
+
+    /// <summary>
+    /// For <c>demo:PATH</c>: the content hash of the model or adapter folder when the spec was pinned (a run records
+    /// <c>demo:/absolute/path#sha256:HEX</c>, so a resume from any working directory finds the same folder and refuses
+    /// one whose weights changed). Null when not pinned.
+    /// </summary>
+    public string? ContentHash { get; init; }
+
     /// <summary>The spec written back in the syntax <see cref="Parse"/> reads (stored with runs).</summary>
     public string Canonical => Kind switch
     {
-        JudgeKind.Demo => Model is null ? "demo" : $"demo:{Model}",
+        JudgeKind.Demo => Model is null ? "demo" : ContentHash is null ? $"demo:{Model}" : $"demo:{Model}{HashMarker}{ContentHash}",
         _ => $"{KindName(Kind)}{(Model is null ? "" : ":" + Model)}@{Endpoint}",
     };
 
@@ -56,6 +66,21 @@ public sealed record JudgeSpec(JudgeKind Kind, string? Model, Uri? Endpoint)
         ArgumentException.ThrowIfNullOrWhiteSpace(text);
         var s = text.Trim();
         if (s.Equals("demo", StringComparison.OrdinalIgnoreCase)) return new(JudgeKind.Demo, null, null);
+        if (s.StartsWith("demo:", StringComparison.OrdinalIgnoreCase))
+        {
+            // A path may hold '@' or ':', so a demo spec is not split like KIND:MODEL@URL; a pinned one ends in #sha256:HEX.
+            var path = s[5..].Trim();
+            string? hash = null;
+            int h = path.LastIndexOf(HashMarker, StringComparison.Ordinal);
+            if (h >= 0)
+            {
+                hash = path[(h + HashMarker.Length)..].Trim();
+                path = path[..h].Trim();
+                if (hash.Length == 0 || !hash.All(char.IsAsciiHexDigitLower))
+                    throw new ArgumentException($"judge '{text}': '{hash}' after {HashMarker} is not a lower-case hex hash");
+            }
+            return new(JudgeKind.Demo, path.Length == 0 ? null : path, null) { ContentHash = path.Length == 0 ? null : hash };
+        }
         if (s.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || s.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
             return new(JudgeKind.Llm, null, Url(s, text));
         int at = s.LastIndexOf('@');

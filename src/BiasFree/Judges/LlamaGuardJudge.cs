@@ -40,7 +40,8 @@ public sealed class LlamaGuardJudge : IJudge
         ArgumentNullException.ThrowIfNull(probe);
         response = JudgeCalls.FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(response)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ClassifyAsync(text, cancellationToken)).ConfigureAwait(false);
+        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ClassifyAsync(text, cancellationToken),
+            InjectionDefence.Context(probe)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> ClassifyAsync(string response, CancellationToken cancellationToken)

@@ -58,7 +58,8 @@ public sealed class ModerationJudge : IJudge, IDisposable
         ArgumentNullException.ThrowIfNull(probe);
         response = JudgeCalls.FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(response)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ModerateAsync(text, cancellationToken)).ConfigureAwait(false);
+        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ModerateAsync(text, cancellationToken),
+            InjectionDefence.Context(probe)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> ModerateAsync(string response, CancellationToken cancellationToken)

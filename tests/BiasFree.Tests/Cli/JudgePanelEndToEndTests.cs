@@ -126,4 +126,56 @@ public class JudgePanelEndToEndTests
         Assert.True(ties > 0 && ties < Limit, $"ties {ties}: some dialogues end biased and split the panel");
         Assert.Equal(Limit, votes.Single(v => v.GetProperty("judge").GetString()!.StartsWith("biasguard:off", StringComparison.Ordinal)).GetProperty("missing").GetInt32());
     }
+
+    [Fact]
+    public async Task ADemoJudgeFolderIsRecordedAbsoluteAndPinnedSoAResumeWorksFromAnotherDirectory()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        // A copy of the shipped judge adapter, named relative to the first run's working directory.
+        var work = Directory.CreateDirectory(Path.Combine(dir.Path, "work")).FullName;
+        var adapter = Directory.CreateDirectory(Path.Combine(work, "my-judge")).FullName;
+        foreach (var f in new[] { "adapter_config.json", "adapter_model.safetensors" })
+            File.Copy(Path.Combine(TinyModelFolder.RepoRoot(), "models", "demo-judge", "adapter", f), Path.Combine(adapter, f));
+        bool down = true;
+        await using var server = LoopbackChatServer.Start(req => Volatile.Read(ref down)
+            ? new LoopbackReply(Status: 400, Content: "target down")
+            : new LoopbackReply(Content: "People differ; the group says nothing about one person."));
+        var runs = Path.Combine(dir.Path, "runs");
+        List<string> args =
+        [
+            "run", "--suite", "fairmt", "--limit", "2", "--seed", "1", "--target", server.BaseUrl.ToString(), "--model", "scripted",
+            "--judge", "demo:my-judge", "--runs-dir", runs, "--run-id", "pinned", "--retries", "0", "--concurrency", "2",
+        ];
+        var first = await CliProcess.RunAsync(args, work, ct, TimeSpan.FromMinutes(5));
+        Assert.True(first.ExitCode != 0, first.ToString()); // every target call failed: the run is incomplete
+
+        string stored;
+        await using (var store = await RunStore.OpenDirectoryAsync(runs, ct))
+            stored = (await store.GetRunAsync("pinned", ct))!.Judge;
+        var pinned = JudgeSpec.Parse(stored);
+        Assert.Equal(adapter, pinned.Model); // absolute, not "my-judge"
+        Assert.Matches("^[0-9a-f]{16}$", pinned.ContentHash);
+
+        // Resume from another working directory: the judge is found by its absolute path and its hash matches.
+        Volatile.Write(ref down, false);
+        var resumed = await CliProcess.RunAsync(["run", "--resume", "pinned", "--runs-dir", runs], dir.Path, ct, TimeSpan.FromMinutes(5));
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        var jsonl = await CliProcess.RunAsync(["report", "pinned", "--format", "jsonl", "--runs-dir", runs], dir.Path, ct);
+        var rows = jsonl.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l)).ToList();
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, r =>
+        {
+            var verdict = r.RootElement.GetProperty("verdict");
+            Assert.Equal($"demo-judge:{adapter}", verdict.GetProperty("judge").GetString());
+            Assert.Contains(verdict.GetProperty("label").GetString()!.ToLowerInvariant(), new[] { "biased", "unbiased", "unrelated" });
+            r.Dispose();
+        });
+
+        // Changed weights behind the same path are refused, not mixed into the run.
+        File.AppendAllText(Path.Combine(adapter, "adapter_config.json"), "\n");
+        var changed = await CliProcess.RunAsync(["run", "--resume", "pinned", "--runs-dir", runs], dir.Path, ct, TimeSpan.FromMinutes(5));
+        Assert.NotEqual(0, changed.ExitCode);
+        Assert.Contains("content changed since the run recorded it", changed.StdErr, StringComparison.Ordinal);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 using BiasFree.Tests.Infrastructure;
 using BiasFree.Tests.Runs;
@@ -14,7 +15,8 @@ public partial class LlmJudgeEndToEndTests
     /// <summary>The scripted judge picks the numbered reference that the response (one option's text) matches.</summary>
     private static LoopbackReply Judge(LoopbackRequest request, IReadOnlyList<Probe> probes)
     {
-        var user = request.Messages[^1].Content;
+        // The response arrives data-marked (spaces as DataMarking.Mark, the default defences); read it as a model would.
+        var user = request.Messages[^1].Content.Replace(DataMarking.Mark, ' ');
         var responsePart = user[user.IndexOf("Response to check:", StringComparison.Ordinal)..];
         var referencesPart = user[..user.IndexOf("Response to check:", StringComparison.Ordinal)];
         var answer = probes.SelectMany(p => p.Options).Select(o => o.Text).Where(t => responsePart.Contains(t, StringComparison.Ordinal))

@@ -240,6 +240,7 @@ public class MethodsAndFaultsEndToEndTests
         Assert.Equal(0, p.ExitCode);
         Assert.Contains("--quick", stdout, StringComparison.Ordinal);
         Assert.Contains("--batches", stdout, StringComparison.Ordinal);
+        Assert.Contains("--peer", stdout, StringComparison.Ordinal); // the engine-vs-PyTorch comparison can be switched off
         Assert.Contains("LoRA SFT training throughput", stdout, StringComparison.Ordinal); // the training subcommand is registered
         Assert.Contains("IVO tokenwise and blockwise vs plain sampling", stdout, StringComparison.Ordinal); // so is ivo
         Assert.Contains("Peak RSS of a whole run", stdout, StringComparison.Ordinal); // and memory

@@ -134,6 +134,19 @@ public class BiasGuardJudgeTests
         Assert.Equal(url, s.Endpoint?.ToString().TrimEnd('/'));
     }
 
+    [Fact]
+    public void PinnedDemoSpecsRoundTripWithPathsHoldingAtAndColon()
+    {
+        var s = JudgeSpec.Parse("demo:/data/my@judges/v:2#sha256:0123456789abcdef");
+        Assert.Equal((JudgeKind.Demo, "/data/my@judges/v:2", "0123456789abcdef"), (s.Kind, s.Model, s.ContentHash));
+        Assert.Equal("demo:/data/my@judges/v:2#sha256:0123456789abcdef", s.Canonical);
+        Assert.Equal(s, JudgeSpec.Parse(s.Canonical));
+        var plain = JudgeSpec.Parse("demo:models/demo-judge");
+        Assert.Equal(("models/demo-judge", (string?)null), (plain.Model, plain.ContentHash));
+        Assert.Equal("demo:models/demo-judge", plain.Canonical);
+        Assert.Throws<ArgumentException>(() => JudgeSpec.Parse("demo:/x#sha256:NOT-HEX"));
+    }
+
     [Theory]
     [InlineData("grader@http://h/v1")]
     [InlineData("biasguard:m")]

@@ -19,7 +19,8 @@ public enum JudgeDefences
     /// <summary><see cref="DataMarking"/> of the response, in prompts that can explain it (BiasGuard full prompt, LLM dialogue judge).</summary>
     DataMarking = 2,
 
-    /// <summary><see cref="InjectionDetector"/>: segments addressed to the judge are removed and the finding is stored with the verdict.</summary>
+    /// <summary><see cref="InjectionDetector"/> and, when the judge passes the conversation, <see cref="TopicIsolation"/>: segments
+    /// addressed to the judge are removed and the finding is stored with the verdict.</summary>
     Detection = 4,
 
     /// <summary>Every defence (the default).</summary>
@@ -70,8 +71,26 @@ public sealed record DefendedResponse(string Text, InjectionFinding? Finding);
 /// <summary>Applies <see cref="JudgeDefences"/> around a judge's model call.</summary>
 public static class InjectionDefence
 {
+    /// <summary>
+    /// The conversation a probe's reply answers, as <see cref="TopicIsolation"/> reads it: the stereotype statement (if
+    /// any), the context and question, the user turns and the answer options.
+    /// </summary>
+    public static string Context(Probes.Probe probe)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        var parts = new List<string?> { probe.ContextText, probe.Question };
+        if (probe.Metadata.TryGetValue(LlmDialogueJudge.StereotypeKey, out var stereotype)) parts.Add(stereotype);
+        parts.AddRange(probe.UserTurns);
+        parts.AddRange(probe.Options.Select(o => o.Text));
+        return string.Join("\n", parts.Where(p => !string.IsNullOrWhiteSpace(p)));
+    }
+
     /// <summary>Canonicalises and scans <paramref name="response"/> as <paramref name="defences"/> say.</summary>
-    public static DefendedResponse Prepare(string response, JudgeDefences defences)
+    /// <param name="response">The untrusted reply.</param>
+    /// <param name="defences">Which defences apply.</param>
+    /// <param name="context">The conversation the reply answers (question, statement, user turns), for
+    /// <see cref="TopicIsolation"/>; null skips the off-topic rule.</param>
+    public static DefendedResponse Prepare(string response, JudgeDefences defences, string? context = null)
     {
         ArgumentNullException.ThrowIfNull(response);
         // Reasoning models' thinking is not judged (JudgeCalls.FinalText); cut it before canonicalisation defuses the tag.
@@ -88,6 +107,12 @@ public static class InjectionDefence
                 signals = scan.Signals;
                 text = scan.Remainder;
             }
+            var (isolated, off) = TopicIsolation.Isolate(text, context is null ? null : TextCanonicaliser.Canonicalise(context).Text);
+            if (off.Count > 0)
+            {
+                signals = [.. signals, .. off];
+                text = isolated;
+            }
         }
         var finding = signals.Count > 0 || changes.Count > 0 ? new InjectionFinding(signals, changes) : null;
         return new DefendedResponse(text, finding);
@@ -100,11 +125,17 @@ public static class InjectionDefence
     /// that carries an attack; a response that is nothing but text addressed to the judge has no content for the user
     /// and is <see cref="Label.Unrelated"/> (counted and shown, not eligible for BFS).
     /// </summary>
-    public static async Task<Verdict> JudgeAsync(string judgeName, string response, JudgeDefences defences, Func<string, Task<Verdict>> judgeCore)
+    /// <param name="judgeName">Name for a verdict the defences give themselves.</param>
+    /// <param name="response">The untrusted reply.</param>
+    /// <param name="defences">Which defences apply.</param>
+    /// <param name="judgeCore">The judge's model call on the defended text.</param>
+    /// <param name="context">The conversation the reply answers, for <see cref="TopicIsolation"/> (null skips it).</param>
+    public static async Task<Verdict> JudgeAsync(string judgeName, string response, JudgeDefences defences, Func<string, Task<Verdict>> judgeCore,
+        string? context = null)
     {
         ArgumentNullException.ThrowIfNull(judgeCore);
         if (defences == JudgeDefences.None || string.IsNullOrWhiteSpace(response)) return await judgeCore(response ?? "").ConfigureAwait(false);
-        var defended = Prepare(response, defences);
+        var defended = Prepare(response, defences, context);
         if (defended.Finding is not { } finding) return await judgeCore(defended.Text).ConfigureAwait(false);
         if (finding.Detected && string.IsNullOrWhiteSpace(defended.Text))
             return new Verdict(Label.Unrelated, $"the response is nothing but text addressed to the judge; {finding.Summary}", judgeName) { Injection = finding };

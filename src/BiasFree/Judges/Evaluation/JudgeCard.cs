@@ -59,7 +59,8 @@ public static class JudgeCard
         md.AppendLine(string.Join("; ", entries.Select(e => $"{e.Defended.Judge} {Pct(e.Defended.CleanDetections)}"))).AppendLine();
         md.AppendLine("Attacks: `builtin` (development set, the detector's rules were written against it), `ho-*` (first held-out set: measured, then " +
                       "the rules were extended for its families, so it is no longer held out), `ho2-*` (second held-out set, measured once, never used " +
-                      "for the rules). Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
+                      "for the rules), `ho3-*` (third held-out set, other styles, committed before the off-topic and obfuscation rules " +
+                      "of TopicIsolation; those rules are general, not written from its wording). Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
         md.AppendLine(End);
         return md.ToString();
     }

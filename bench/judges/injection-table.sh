@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerates the injection-robustness table of docs/judges.md ("Measured: the demo judge, raw and defended"): flip
+# rates of the demo judge on every attack set (appended as a new paragraph, and heldout3 also written into the reply's
+# last paragraph, --inline), raw (--no-defences) and defended, and its agreement with gold on clean replies (the 200
+# held-out generated items and bench/judge-data/clean-paragraphs.jsonl: the 12 base replies with a closing paragraph or
+# split into paragraphs), raw and defended.
+#
+#   bash bench/judges/injection-table.sh [CLI]     # default: builds and uses this checkout's CLI
+#
+# Give CLI (a BiasFree.Cli built from another commit) to measure that commit's defences, e.g. the "before" column.
+# Needs jq. All numbers are computed by `biasfree judge eval`; this script only lays them out.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [[ $# -ge 1 ]]; then
+  CLI=("$1")
+else
+  dotnet build -c Release src/BiasFree.Cli >/dev/null
+  CLI=(src/BiasFree.Cli/bin/Release/net10.0/linux-x64/BiasFree.Cli)
+fi
+
+rate='"\(.value*1000|round/10) [\(.low*1000|round/10), \(.high*1000|round/10)] (\(.count)/\(.total))"'
+inj() { # set, then extra options; prints "flips | unusable"
+  "${CLI[@]}" judge eval --judge demo --injection --attacks "$@" --format json | jq -r ".attacks[0] | (.flips|$rate) + \" | \" + (.unusable|$rate)"
+}
+acc() { # data, then extra options
+  "${CLI[@]}" judge eval --judge demo --data "$@" --format json | jq -r ".groups[0].accuracy|$rate"
+}
+
+echo "| What | Raw (--no-defences): flips | unusable | Defended: flips | unusable |"
+echo "|---|---|---|---|---|"
+for set in builtin heldout heldout2 heldout3 heldout4; do
+  echo "| $set | $(inj "$set" --no-defences) | $(inj "$set") |"
+done
+echo "| heldout3, --inline | $(inj heldout3 --inline --no-defences) | $(inj heldout3 --inline) |"
+echo
+echo "| Clean replies | Raw accuracy | Defended accuracy |"
+echo "|---|---|---|"
+echo "| demo-heldout:200 | $(acc demo-heldout:200 --no-defences) | $(acc demo-heldout:200) |"
+echo "| clean-paragraphs (24) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl --no-defences) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl) |"
