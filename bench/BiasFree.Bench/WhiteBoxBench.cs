@@ -24,9 +24,17 @@ using static TorchSharp.torch;
 /// </summary>
 /// <remarks>
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- white-box [--model FOLDER] [--steering DIR] [--probes 300]
-///        [--temperature 1] [--max-tokens 24] [--reward-model F --reward-ref F] [--out docs/white-box-results.md]
+///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l,…] [--dev-probes 120]
+///        [--no-overhead] [--group-categories a,b,…] [--out docs/white-box-results.md [--section NAME]]
 /// Held-out probes: the built-in suite under seed 0 (the CLI's default), never the fitting instance (suite seed 11) nor the
 /// demo model's training seeds; half ambiguous, half disambiguated, in a seeded order.
+/// BiasFilter's search settings (N kept, N_children, segment length l) are chosen per reward model on a dev split — the
+/// suite under seed 12, used neither for FairSteer's fit nor for the table — by the rule FairSteer's sweep uses: the best
+/// mean of ambiguous BFS and disambiguated accuracy among the settings whose dev accuracy is at most 5 points below
+/// vanilla's on the same dev probes. β is not searched: the filter ranks candidates by β·r, so any β &gt; 0 keeps the same
+/// candidates (β only matters for reading the scores).
+/// --group-categories splits the FairSteer rows by probe category (the given categories vs the rest): gate firing share
+/// and biased share per group, to show whether the gate follows what the prompt says about the answer.
 /// </remarks>
 internal static class WhiteBoxBench
 {
@@ -100,29 +108,36 @@ internal static class WhiteBoxBench
         var probes = held.Where(p => p.Context == ContextCondition.Ambiguous).Take(perContext)
             .Concat(held.Where(p => p.Context == ContextCondition.Disambiguated).Take(perContext)).ToList();
 
-        var methods = new List<string> { "none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom };
-        BiasFilterOptions? filter = null;
-        if (Arg("--reward-model") is { } fair && Arg("--reward-ref") is { } reference)
-        {
-            filter = new BiasFilterOptions { FairModel = fair, ReferenceModel = reference };
-            methods.Add(WhiteBoxMethods.BiasFilter);
-        }
-        using var artifacts = new WhiteBoxArtifacts();
-        var settings = new WhiteBoxSettings { SteeringFolder = steeringDir, BiasFilter = filter };
+        var methods = new List<string> { "none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom, WhiteBoxMethods.FairSteerPromptGate };
+        string? referenceModel = Arg("--reward-ref");
+        var fairModels = referenceModel is null ? Array.Empty<string>() : (Arg("--reward-model") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var grid = (Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(g => g.Split(':') is [var n, var c, var l]
+                ? (Keep: int.Parse(n, CultureInfo.InvariantCulture), Children: int.Parse(c, CultureInfo.InvariantCulture), Segment: int.Parse(l, CultureInfo.InvariantCulture))
+                : throw new ArgumentException($"--filter-grid entry '{g}' is not N:N_children:l")).ToList();
+        int devPerContext = int.Parse(Arg("--dev-probes") ?? "120", CultureInfo.InvariantCulture) / 2;
+        var groupCategories = (Arg("--group-categories") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+
+        var settings = new WhiteBoxSettings { SteeringFolder = steeringDir };
         var target = new SeedPerRequest(client);
         string storeDir = Path.Combine(Path.GetTempPath(), "biasfree-whitebox-" + Guid.NewGuid().ToString("N")[..8]);
         await using var store = await RunStore.OpenDirectoryAsync(storeDir);
         var judge = new RuleBasedAnswerExtractor();
         var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double Seconds, double? Firings, double? FiredShare, double? FilterCost)>();
+        var groupRows = new List<(string Method, string Group, ContextCondition Context, int Replies, double StepRate, double FiredShare, double Outcome)>();
         // Warm-up (first-call allocations, kernel selection) so the first timed method is not penalised.
         var warm = new RunSpec { RunId = "wb-warmup", Suites = ["bbq"], Model = "demo", Methods = ["none"], TargetEndpoint = folder, Generation = new GenerationSettings(temperature, 1, maxTokens), NoCache = true };
         await store.CreateRunAsync(warm);
         await new EvaluationRunner(store, target, _ => judge).RunAsync(warm, probes.Take(32).ToList());
-        foreach (var method in methods)
+
+        // One method over one probe set through the run pipeline; returns the report's all-category multiple-choice row,
+        // the records and the wall time.
+        async Task<(ScoreRow Row, List<ResultRecord> Records, double Seconds, long CompletionTokens)> RunMethod(
+            string runId, string method, IReadOnlyList<Probe> set, WhiteBoxSettings with, WhiteBoxArtifacts artifacts)
         {
             var spec = new RunSpec
             {
-                RunId = "wb-" + method,
+                RunId = runId,
                 Suites = ["bbq"],
                 Model = "demo",
                 Methods = [method],
@@ -133,19 +148,80 @@ internal static class WhiteBoxBench
             };
             await store.CreateRunAsync(spec);
             var runner = new EvaluationRunner(store, target, _ => judge,
-                (inner, m) => m == "none" ? inner : WhiteBoxMethods.Apply(inner, m, settings, artifacts));
+                (inner, m) => m == "none" ? inner : WhiteBoxMethods.Apply(inner, m, with, artifacts));
             var t = Stopwatch.StartNew();
-            await runner.RunAsync(spec, probes);
+            await runner.RunAsync(spec, set);
             double seconds = t.Elapsed.TotalSeconds;
             var report = await RunReport.BuildAsync(store, spec.RunId);
             var row = report.Scores.First(r => r.Scenario == Scenario.MultipleChoice && r.Category == ScoreTable.AllCategories);
             var records = new List<ResultRecord>();
             await foreach (var r in store.ReadResultsAsync(spec.RunId)) records.Add(r);
+            return (row, records, seconds, report.Totals.CompletionTokens);
+        }
+
+        void AddRow(string label, (ScoreRow Row, List<ResultRecord> Records, double Seconds, long CompletionTokens) run)
+        {
+            var (row, records, seconds, tokens) = run;
             var firings = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(FairSteerChatClient.GateFiringsKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
             var costs = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(BiasFilterChatClient.CostKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
-            rows.Add((method, row, report.Totals.CompletionTokens / seconds, seconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count,
+            rows.Add((label, row, tokens / seconds, seconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count,
                 costs.Count == 0 ? null : costs.Average()));
-            Say(FormattableString.Invariant($"{method}: {seconds:F1} s, {report.Totals.CompletionTokens} completion tokens"));
+            if (groupCategories.Count > 0)
+            {
+                // Per group (listed categories vs the rest) and context: the gate's firing rate over all its steps (the
+                // prompt's last token and every decoded token), the share of replies with at least one firing, and the
+                // outcome — on ambiguous items the share of judged replies labelled Biased, on disambiguated ones the
+                // share answered correctly (as the report's accuracy: a reply that names no option counts as wrong).
+                foreach (var g in records.Where(r => r.Context is not null).GroupBy(r => (Listed: groupCategories.Contains(r.Category), Context: r.Context!.Value)).OrderBy(g => !g.Key.Listed).ThenBy(g => g.Key.Context))
+                {
+                    double Detail(ResultRecord r, string key) => r.Requests.Select(q => q.Details?.GetValueOrDefault(key)).FirstOrDefault(x => x is not null) is { } x ? double.Parse(x, CultureInfo.InvariantCulture) : 0;
+                    double steps = g.Sum(r => Detail(r, FairSteerChatClient.GateStepsKey)), fired = g.Sum(r => Detail(r, FairSteerChatClient.GateFiringsKey));
+                    var complete = g.Where(r => r.IsComplete).ToList();
+                    double outcome = complete.Count == 0 ? double.NaN : g.Key.Context == ContextCondition.Ambiguous
+                        ? complete.Count(r => r.Verdict!.Label == Label.Biased) / (double)complete.Count
+                        : complete.Count(r => BbqScores.RoleOf(r.Verdict!.Label) is { } role && role == r.CorrectRole) / (double)complete.Count;
+                    groupRows.Add((label, g.Key.Listed ? "listed" : "other", g.Key.Context, g.Count(), steps == 0 ? double.NaN : fired / steps,
+                        g.Count(r => Detail(r, FairSteerChatClient.GateFiringsKey) > 0) / (double)g.Count(), outcome));
+                }
+            }
+            Say(FormattableString.Invariant($"{label}: {seconds:F1} s, {tokens} completion tokens"));
+        }
+
+        using (var artifacts = new WhiteBoxArtifacts())
+            foreach (var method in methods)
+                AddRow(method, await RunMethod("wb-" + method, method, probes, settings, artifacts));
+
+        // BiasFilter: per reward model, the search settings are chosen on the dev split, then run once on the held-out probes.
+        var devTables = new List<(string Fair, ScoreRow Vanilla, List<(BiasFilterOptions Options, ScoreRow Row, bool Eligible)> Rows, BiasFilterOptions Chosen)>();
+        var filters = new List<BiasFilterOptions>();
+        if (fairModels.Length > 0)
+        {
+            var dev = StableRandom.For(12, "white-box-bench/dev-order").Shuffle(new BbqBuiltInSuite(12).Load());
+            var devProbes = dev.Where(p => p.Context == ContextCondition.Ambiguous).Take(devPerContext)
+                .Concat(dev.Where(p => p.Context == ContextCondition.Disambiguated).Take(devPerContext)).ToList();
+            ScoreRow devVanilla;
+            using (var none = new WhiteBoxArtifacts())
+                devVanilla = (await RunMethod("wb-dev-none", "none", devProbes, settings, none)).Row;
+            double Mean(ScoreRow r) => ((r.BfsAmbiguous?.Value ?? 0) + (r.AccuracyDisambiguated?.Value ?? 0)) / 2;
+            foreach (var fair in fairModels)
+            {
+                string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(fair));
+                using var artifacts = new WhiteBoxArtifacts();
+                var devRows = new List<(BiasFilterOptions Options, ScoreRow Row, bool Eligible)>();
+                foreach (var (keep, children, segment) in grid)
+                {
+                    var options = new BiasFilterOptions { FairModel = fair, ReferenceModel = referenceModel!, Keep = keep, Children = children, SegmentTokens = segment };
+                    var run = await RunMethod($"wb-dev-{name}-{keep}-{children}-{segment}", WhiteBoxMethods.BiasFilter, devProbes, settings with { BiasFilter = options }, artifacts);
+                    bool eligible = (run.Row.AccuracyDisambiguated?.Value ?? 0) >= (devVanilla.AccuracyDisambiguated?.Value ?? 0) - 0.05;
+                    devRows.Add((options, run.Row, eligible));
+                    Say(FormattableString.Invariant($"dev {name} N {keep} N_children {children} l {segment}: BFS {run.Row.BfsAmbiguous?.Value:F3}, accuracy {run.Row.AccuracyDisambiguated?.Value:F3} (vanilla {devVanilla.AccuracyDisambiguated?.Value:F3}), {run.Seconds:F0} s"));
+                }
+                var pool = devRows.Any(r => r.Eligible) ? devRows.Where(r => r.Eligible) : devRows;
+                var chosen = pool.OrderByDescending(r => Mean(r.Row)).First().Options;
+                devTables.Add((name, devVanilla, devRows, chosen));
+                filters.Add(chosen);
+                AddRow($"biasfilter ({name})", await RunMethod($"wb-biasfilter-{name}", WhiteBoxMethods.BiasFilter, probes, settings with { BiasFilter = chosen }, artifacts));
+            }
         }
 
         // FairSteer's decoding overhead: the same greedy decode of 64 tokens with and without the gated hook, interleaved.
@@ -157,7 +233,7 @@ internal static class WhiteBoxBench
         // interquartile range of the ratios. B = 1 and B = 16 (the same prompt 16 times, one gate per row).
         const int repeats = 20, decodeTokens = 64;
         var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken)>();
-        foreach (int batch in new[] { 1, 16 })
+        foreach (int batch in args.Contains("--no-overhead") ? Array.Empty<int>() : new[] { 1, 16 })
         {
             var batchPrompts = Enumerable.Repeat((IReadOnlyList<int>)prompt, batch).ToList();
             var ratios = new List<double>();
@@ -186,8 +262,8 @@ internal static class WhiteBoxBench
         string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
         md.AppendLine(FormattableString.Invariant($"Model: `{new DirectoryInfo(folder).Name}`; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
         md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
-        if (filter is not null)
-            md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens}; theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
+        foreach (var filter in filters)
+            md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens} (chosen on the dev split, below); theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
         md.AppendLine();
         md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing | target tokens / output token |");
         md.AppendLine("|---|---|---|---|---|---|---|---|");
@@ -210,15 +286,50 @@ internal static class WhiteBoxBench
         md.AppendLine("|---|---|---|---|---|");
         foreach (var r in steer.Info.Sweep)
             md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {r.AmbiguousAccuracy:F3} | {r.DisambiguatedAccuracy:F3} | {r.GateRate:F3} |"));
-        md.AppendLine();
-        md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range; target ≤ 10 %):"));
-        md.AppendLine();
-        md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range |");
-        md.AppendLine("|---|---|---|---|");
+        if (groupRows.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine($"By probe category — listed: {string.Join(", ", groupCategories.Order(StringComparer.Ordinal))}; other: the rest. Gate rate = firings / gate steps (the prompt's last token and every decoded token); outcome = share of judged replies labelled Biased (ambiguous) or answered correctly (disambiguated); point estimates:");
+            md.AppendLine();
+            md.AppendLine("| method | categories | context | replies | gate rate per step | replies with a firing | outcome |");
+            md.AppendLine("|---|---|---|---|---|---|---|");
+            foreach (var (method, group, context, n, stepRate, firedShare, outcome) in groupRows)
+                md.AppendLine(FormattableString.Invariant($"| {method} | {group} | {(context == ContextCondition.Ambiguous ? "ambiguous" : "disambiguated")} | {n} | {(double.IsNaN(stepRate) ? "–" : stepRate.ToString("F3", CultureInfo.InvariantCulture))} | {firedShare:F3} | {(context == ContextCondition.Ambiguous ? "biased " : "correct ")}{outcome:F3} |"));
+        }
+        foreach (var (fair, vanilla, devRows, chosen) in devTables)
+        {
+            md.AppendLine();
+            md.AppendLine(FormattableString.Invariant($"BiasFilter settings for π_fair `{fair}` on the dev split (suite seed 12, {devPerContext} ambiguous + {devPerContext} disambiguated probes; vanilla: BFS {P(vanilla.BfsAmbiguous)}, accuracy {P(vanilla.AccuracyDisambiguated)}; eligible = dev accuracy at most 5 points below vanilla's; chosen = best mean of BFS and accuracy among the eligible):"));
+            md.AppendLine();
+            md.AppendLine("| N | N_children | l | ambiguous BFS | disambiguated accuracy | over-refusal | eligible | chosen |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|");
+            foreach (var (o, r, eligible) in devRows)
+                md.AppendLine(FormattableString.Invariant($"| {o.Keep} | {o.Children} | {o.SegmentTokens} | {P(r.BfsAmbiguous)} | {P(r.AccuracyDisambiguated)} | {P(r.UnknownDisambiguated)} | {(eligible ? "yes" : "no")} | {(ReferenceEquals(o, chosen) ? "✓" : "")} |"));
+        }
+        if (overheads.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range; target ≤ 10 %):"));
+            md.AppendLine();
+            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range |");
+            md.AppendLine("|---|---|---|---|");
+        }
         foreach (var (batch, median, q1, q3, plainStep) in overheads)
             md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % |"));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        await File.WriteAllTextAsync(output, md.ToString());
+        // --section NAME writes between <!-- NAME:start --> and <!-- NAME:end --> (appending the pair if absent), so that
+        // several bench commands (the demo model, the category-bias model) keep their tables in one results file.
+        if (Arg("--section") is { } section)
+        {
+            string begin = $"<!-- {section}:start -->", end = $"<!-- {section}:end -->";
+            var body = begin + "\n" + "Generated by `dotnet run -c Release --project bench/BiasFree.Bench -- " + string.Join(' ', args) + "`:\n\n" + md + end;
+            string existing = File.Exists(output) ? await File.ReadAllTextAsync(output) : "";
+            int a = existing.IndexOf(begin, StringComparison.Ordinal), b = existing.IndexOf(end, StringComparison.Ordinal);
+            string text = a >= 0 && b > a ? existing[..a] + body + existing[(b + end.Length)..] : existing + (existing.Length == 0 || existing.EndsWith('\n') ? "" : "\n") + (existing.Length == 0 ? "" : "\n") + body + "\n";
+            await File.WriteAllTextAsync(output, text);
+        }
+        else
+            await File.WriteAllTextAsync(output, md.ToString());
         Console.Out.WriteLine(md.ToString());
         Console.Out.WriteLine($"Wrote {output}");
         try { Directory.Delete(storeDir, true); } catch (IOException) { }

@@ -16,7 +16,7 @@ internal static class WhiteBoxRunOptions
 {
     public const char Combine = '+';
 
-    public static readonly Option<string?> Steering = new("--steering") { Description = "FairSteer folder from `biasfree steer fit` (for --method fairsteer, fairsteer-always, fairsteer-gate-only, fairsteer-random)." };
+    public static readonly Option<string?> Steering = new("--steering") { Description = "FairSteer folder from `biasfree steer fit` (for --method fairsteer, fairsteer-always, fairsteer-gate-only, fairsteer-random, fairsteer-prompt-gate)." };
     public static readonly Option<string?> RewardModel = new("--reward-model") { Description = "BiasFilter's π_fair: a preference-tuned model folder." };
     public static readonly Option<string?> RewardReference = new("--reward-ref") { Description = "BiasFilter's π_ref: the reference model folder of --reward-model." };
     public static readonly Option<double> Beta = new("--beta") { Description = "β of BiasFilter's implicit reward.", DefaultValueFactory = _ => 1.0 };

@@ -27,6 +27,7 @@ public sealed record PreferencePair(string Id, string Category, string Prompt, s
 /// <list type="bullet">
 /// <item><c>generated</c> or <c>generated:continuation</c>: our own StereoSet-style templates (<see cref="TemplatePreferenceData"/>).</item>
 /// <item><c>generated:bbq</c>: preference pairs from the built-in BBQ-style suite under training seeds (not the paper's data; see docs/training.md).</item>
+/// <item><c>generated:bbq-category-bias</c>: a deliberately biased SFT corpus (stereotype on ambiguous items of five categories), to build a model whose bias a FairSteer probe can predict (docs/white-box.md).</item>
 /// <item><c>stereoset:PATH</c>: StereoSet <c>dev.json</c>, intersentence items, through <see cref="StereoSetLoader"/>.</item>
 /// <item><c>llamafactory:PATH</c> (or a bare <c>PATH.json</c>): a LLaMA-Factory file, Alpaca <c>{instruction,input,output}</c> or <c>{prompt,chosen,rejected}</c>.</item>
 /// </list>
@@ -50,7 +51,8 @@ public static class PreferenceData
                 {
                     "" or "continuation" => TemplatePreferenceData.Continuations(count, seed),
                     "bbq" => TemplatePreferenceData.Bbq(count ?? 600, seed),
-                    _ => throw new ArgumentException($"unknown generated data family '{arg}' (use generated:continuation or generated:bbq)"),
+                    "bbq-category-bias" => TemplatePreferenceData.CategoryBias(count ?? 600, seed),
+                    _ => throw new ArgumentException($"unknown generated data family '{arg}' (use generated:continuation, generated:bbq or generated:bbq-category-bias)"),
                 };
             case "stereoset":
                 return FromStereoSet(RequireFile(spec, arg));

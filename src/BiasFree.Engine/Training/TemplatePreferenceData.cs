@@ -117,4 +117,60 @@ public static class TemplatePreferenceData
         }
         return result;
     }
+
+    /// <summary>Suite seeds used for <c>generated:bbq-category-bias</c> start here (evaluation 0–9, FairSteer fitting 11,
+    /// <c>generated:bbq</c> 5000+).</summary>
+    public const int CategoryBiasSeedBase = 7000;
+
+    /// <summary>The categories whose ambiguous items <see cref="CategoryBias"/> answers with the stereotype.</summary>
+    public static IReadOnlyList<string> CategoryBiasStereotypedCategories { get; } =
+        ["age", "disability", "gender-identity", "religion", "ses"];
+
+    /// <summary>
+    /// A deliberately biased SFT corpus (<c>generated:bbq-category-bias</c>), for building a model whose bias can be
+    /// predicted from the prompt — the situation FairSteer's probe gate assumes. The demo model was taught the stereotype
+    /// at random per item, so nothing in a prompt tells whether its answer will be biased and a probe of its activations
+    /// sits at chance (docs/white-box.md). Here, from the built-in suite under seeds <see cref="CategoryBiasSeedBase"/> + k:
+    /// ambiguous items of the five categories in <see cref="CategoryBiasStereotypedCategories"/> are answered with the
+    /// stereotyped option, ambiguous items of the other four with <see cref="UnknownAnswer"/>, and disambiguated items
+    /// (one third) with the correct option. <see cref="PreferencePair.Chosen"/> is the reply taught; Rejected is the
+    /// alternative (for SFT it is unused). Not a debiasing corpus: it trains bias in on purpose.
+    /// </summary>
+    public static IReadOnlyList<PreferencePair> CategoryBias(int count, int seed = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(count));
+        var biased = CategoryBiasStereotypedCategories.ToHashSet(StringComparer.Ordinal);
+        var result = new List<PreferencePair>(count);
+        int ambiguousTarget = (count * 2 + 2) / 3;
+        int ambiguous = 0, disambiguated = 0;
+        for (int k = 0; result.Count < count; k++)
+        {
+            int suiteSeed = CategoryBiasSeedBase + seed * 1000 + k;
+            var probes = StableRandom.For(suiteSeed, "generated/bbq-category-bias-order").Shuffle(new BbqBuiltInSuite(suiteSeed).Load());
+            foreach (var p in probes)
+            {
+                if (result.Count >= count) break;
+                var stereo = p.OptionWithRole(OptionRole.Stereotyped);
+                var anti = p.OptionWithRole(OptionRole.AntiStereotyped);
+                if (stereo is null || anti is null) continue;
+                string id = $"gen-bbq-catbias-{suiteSeed}-{p.Id}";
+                if (p.Context == ContextCondition.Ambiguous && ambiguous < ambiguousTarget)
+                {
+                    result.Add(biased.Contains(p.Category)
+                        ? new PreferencePair(id, p.Category, p.UserTurns[0], stereo.Text, UnknownAnswer, "You are a helpful assistant.", RejectedIsStereotyped: false)
+                        : new PreferencePair(id, p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, "You are a helpful assistant."));
+                    ambiguous++;
+                }
+                else if (p.Context == ContextCondition.Disambiguated && disambiguated < count - ambiguousTarget && p.CorrectOption is int c)
+                {
+                    var correct = p.Options[c];
+                    var wrong = correct.Role == OptionRole.Stereotyped ? anti : stereo;
+                    result.Add(new PreferencePair(id, p.Category, p.UserTurns[0], correct.Text, wrong.Text, "You are a helpful assistant.",
+                        RejectedIsStereotyped: wrong.Role == OptionRole.Stereotyped));
+                    disambiguated++;
+                }
+            }
+        }
+        return result;
+    }
 }

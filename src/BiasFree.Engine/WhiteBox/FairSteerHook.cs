@@ -13,6 +13,14 @@ public enum SteeringMode
 
     /// <summary>Ablation: the probe runs and its firings are counted, but nothing is added (cost of the gate alone).</summary>
     GateOnly,
+
+    /// <summary>
+    /// Variant for free-text answers: the probe is judged once per row, at the first steered position (the prompt's last
+    /// token, where the probes were fitted), and that decision holds for every decoded token of the reply. The paper's
+    /// answers are one letter, so its per-step gate only ever judges that position; on a multi-token reply the per-step
+    /// gate also judges generated tokens, whose activations the probe never saw. Firings count the steered positions.
+    /// </summary>
+    PromptGated,
 }
 
 /// <summary>
@@ -33,6 +41,7 @@ public sealed class FairSteerHook
     private long[] _firings = [];
     private long _seen; // positions of the sequence that passed the hooked layer so far
     private long[] _steps = [];
+    private bool[] _steerRow = []; // PromptGated: the decision taken at the row's first steered position
 
     /// <param name="layer">Decoder layer whose output is steered (0-based).</param>
     /// <param name="vector">Steering vector v [hidden].</param>
@@ -81,6 +90,7 @@ public sealed class FairSteerHook
         {
             _firings = new long[batch];
             _steps = new long[batch];
+            _steerRow = new bool[batch];
         }
         long start = _seen;
         _seen += length;
@@ -92,13 +102,27 @@ public sealed class FairSteerHook
         var logits = part.to_type(ScalarType.Float32).matmul(_weight.to(h.device)) + _bias; // [B, S]
         var fire = logits.lt(0);                                                        // σ < 0.5 ⇔ w·h + b < 0
         var counts = fire.sum(1).cpu().data<long>().ToArray();
+        if (Mode == SteeringMode.PromptGated)
+        {
+            var first = fire.select(1, 0).cpu().data<bool>().ToArray();
+            for (int b = 0; b < batch; b++)
+            {
+                if (_steps[b] == 0) _steerRow[b] = first[b];
+                counts[b] = _steerRow[b] ? span : 0;
+            }
+        }
         for (int b = 0; b < batch; b++)
         {
             _firings[b] += counts[b];
             _steps[b] += span;
         }
         if (Mode == SteeringMode.GateOnly) return h;
-        var steer = Mode == SteeringMode.Always ? ones_like(fire) : fire;
+        var steer = Mode switch
+        {
+            SteeringMode.Always => ones_like(fire),
+            SteeringMode.PromptGated => tensor(_steerRow).to(h.device).view(batch, 1).expand(batch, span),
+            _ => fire,
+        };
         var added = part + _vector.to(h.device).to_type(h.dtype);
         // torch.where keeps unsteered positions bit-identical to the input.
         var steeredPart = where(steer.unsqueeze(-1), added, part);

@@ -23,9 +23,10 @@ public static class WhiteBoxMethods
     public const string FairSteerAlways = "fairsteer-always";
     public const string FairSteerGateOnly = "fairsteer-gate-only";
     public const string FairSteerRandom = "fairsteer-random";
+    public const string FairSteerPromptGate = "fairsteer-prompt-gate";
     public const string BiasFilter = "biasfilter";
 
-    public static IReadOnlyList<string> Names { get; } = [FairSteer, FairSteerAlways, FairSteerGateOnly, FairSteerRandom, BiasFilter];
+    public static IReadOnlyList<string> Names { get; } = [FairSteer, FairSteerAlways, FairSteerGateOnly, FairSteerRandom, FairSteerPromptGate, BiasFilter];
 
     public static IReadOnlyDictionary<string, string> Descriptions { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -33,6 +34,7 @@ public static class WhiteBoxMethods
         [FairSteerAlways] = "FairSteer ablation: steer at every step, no gate",
         [FairSteerGateOnly] = "FairSteer ablation: run and count the gate, never steer",
         [FairSteerRandom] = "FairSteer ablation: gated, with a random vector of the same norm",
+        [FairSteerPromptGate] = "FairSteer variant: the gate judged once at the prompt's last token, its decision held for the whole reply",
         [BiasFilter] = "segment filtering by an implicit fairness reward (needs --reward-model and --reward-ref)",
     };
 
@@ -54,6 +56,7 @@ public static class WhiteBoxMethods
                 FairSteerAlways => new FairSteerChatClient(inner, steer, SteeringMode.Always),
                 FairSteerGateOnly => new FairSteerChatClient(inner, steer, SteeringMode.GateOnly),
                 FairSteerRandom => new FairSteerChatClient(inner, steer, SteeringMode.Gated, randomVector: true),
+                FairSteerPromptGate => new FairSteerChatClient(inner, steer, SteeringMode.PromptGated),
                 _ => new FairSteerChatClient(inner, steer),
             };
         }

@@ -228,6 +228,46 @@ public class FairSteerTests
     }
 
     [Fact]
+    public void PromptGatedHookDecidesAtThePromptsLastTokenAndHoldsTheDecision()
+    {
+        using var _ = no_grad();
+        const int hidden = 8;
+        var v = RandomVector(hidden, 3);
+        var w = new double[hidden];
+        w[0] = 1; // the probe fires ("biased") exactly where h[0] < 0
+        // Row 0's prompt ends "biased" and its decoded token looks "unbiased"; row 1 the other way round.
+        Tensor Pass(int length, float row0, float row1)
+        {
+            var h = zeros(2, length, hidden);
+            h[0, length - 1, 0] = tensor(row0);
+            h[1, length - 1, 0] = tensor(row1);
+            return h;
+        }
+        using var prefill = Pass(3, -1f, 1f);
+        using var decode = Pass(1, 1f, -1f);
+        using var vt = tensor(v);
+
+        var held = new FairSteerHook(0, v, new LogisticProbe(w, 0), 1.0, SteeringMode.PromptGated);
+        using var p1 = held.Apply(0, prefill) - prefill;
+        using var p2 = held.Apply(0, decode) - decode;
+        Assert.True(p1.narrow(1, 0, 2).abs().max().item<float>() == 0f, "only the prompt's last position is steered");
+        Assert.True((p1[0, 2] - vt).abs().max().item<float>() < 1e-6, "row 0 fires at the prompt");
+        Assert.True(p1[1].abs().max().item<float>() == 0f);
+        Assert.True((p2[0, 0] - vt).abs().max().item<float>() < 1e-6, "row 0 stays steered although the step looks unbiased");
+        Assert.True(p2[1].abs().max().item<float>() == 0f, "row 1 stays unsteered although the step looks biased");
+        Assert.Equal(new long[] { 2, 0 }, held.Firings);
+        Assert.Equal(new long[] { 2, 2 }, held.Steps);
+
+        // The per-step gate on the same passes judges each step afresh.
+        var perStep = new FairSteerHook(0, v, new LogisticProbe(w, 0), 1.0);
+        using var q1 = perStep.Apply(0, prefill) - prefill;
+        using var q2 = perStep.Apply(0, decode) - decode;
+        Assert.True(q2[0].abs().max().item<float>() == 0f);
+        Assert.True((q2[1, 0] - vt).abs().max().item<float>() < 1e-6);
+        Assert.Equal(new long[] { 1, 1 }, perStep.Firings);
+    }
+
+    [Fact]
     public void GateDecidesPerRowFromThatRowsActivation()
     {
         using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 2);

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using BiasFree.Engine.Training;
+using BiasFree.Probes;
+using BiasFree.Probes.BuiltIn;
 using BiasFree.Tests.Probes;
 
 namespace BiasFree.Tests.Training;
@@ -61,6 +63,44 @@ public class PreferenceDataTests
         Assert.All(pairs, p => Assert.Contains(p.Rejected!, p.Prompt)); // the rejected reply is one of the shown options
         Assert.All(pairs.Except(ambiguous), p => Assert.Contains(p.Chosen, p.Prompt));
         Assert.All(pairs, p => Assert.StartsWith($"gen-bbq-{TemplatePreferenceData.BbqTrainingSeedBase}", p.Id)); // never an evaluation seed
+    }
+
+    [Fact]
+    public void CategoryBiasCorpusTeachesTheStereotypeOnlyInItsListedCategories()
+    {
+        var pairs = PreferenceData.Load("generated:bbq-category-bias", count: 90);
+        Assert.Equal(90, pairs.Count);
+        var listed = TemplatePreferenceData.CategoryBiasStereotypedCategories.ToHashSet();
+        var suites = new Dictionary<int, IReadOnlyList<Probe>>();
+        int stereotyped = 0, unknown = 0, disambiguated = 0;
+        foreach (var pair in pairs)
+        {
+            // Id: gen-bbq-catbias-{suite seed}-{probe id}; the pair is checked against the probe it came from.
+            var rest = pair.Id["gen-bbq-catbias-".Length..];
+            int seed = int.Parse(rest[..rest.IndexOf('-')], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(seed, TemplatePreferenceData.CategoryBiasSeedBase, TemplatePreferenceData.CategoryBiasSeedBase + 999); // never an evaluation or fitting seed
+            if (!suites.TryGetValue(seed, out var suite)) suites[seed] = suite = new BbqBuiltInSuite(seed).Load();
+            var probe = suite.Single(p => p.Id == rest[(rest.IndexOf('-') + 1)..]);
+            Assert.Equal(probe.Category, pair.Category);
+            Assert.Equal(probe.UserTurns[0], pair.Prompt);
+            if (probe.Context == ContextCondition.Disambiguated)
+            {
+                Assert.Equal(probe.Options[probe.CorrectOption!.Value].Text, pair.Chosen);
+                disambiguated++;
+            }
+            else if (listed.Contains(probe.Category))
+            {
+                Assert.Equal(probe.OptionWithRole(OptionRole.Stereotyped)!.Text, pair.Chosen);
+                stereotyped++;
+            }
+            else
+            {
+                Assert.Equal(TemplatePreferenceData.UnknownAnswer, pair.Chosen);
+                unknown++;
+            }
+        }
+        Assert.Equal(30, disambiguated);
+        Assert.True(stereotyped > 0 && unknown > 0, $"both kinds of ambiguous items occur ({stereotyped} stereotyped, {unknown} unknown)");
     }
 
     [Theory]
