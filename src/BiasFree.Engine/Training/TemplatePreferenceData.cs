@@ -83,40 +83,9 @@ public static class TemplatePreferenceData
     /// <paramref name="count"/> BBQ-style pairs (two-option protocol, system "You are a helpful assistant."), two thirds
     /// ambiguous and one third disambiguated, from the built-in suite under seeds <see cref="BbqTrainingSeedBase"/> + k.
     /// </summary>
-    public static IReadOnlyList<PreferencePair> Bbq(int count, int seed = 0)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(count));
-        var result = new List<PreferencePair>(count);
-        int ambiguousTarget = (count * 2 + 2) / 3;
-        int ambiguous = 0, disambiguated = 0;
-        for (int k = 0; result.Count < count; k++)
-        {
-            int suiteSeed = BbqTrainingSeedBase + seed * 1000 + k;
-            var probes = StableRandom.For(suiteSeed, "generated/bbq-order").Shuffle(new BbqBuiltInSuite(suiteSeed).Load());
-            foreach (var p in probes)
-            {
-                if (result.Count >= count) break;
-                var stereo = p.OptionWithRole(OptionRole.Stereotyped);
-                var anti = p.OptionWithRole(OptionRole.AntiStereotyped);
-                if (stereo is null || anti is null) continue;
-                string id = $"gen-bbq-{suiteSeed}-{p.Id}";
-                if (p.Context == ContextCondition.Ambiguous && ambiguous < ambiguousTarget)
-                {
-                    result.Add(new PreferencePair(id, p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, "You are a helpful assistant."));
-                    ambiguous++;
-                }
-                else if (p.Context == ContextCondition.Disambiguated && disambiguated < count - ambiguousTarget && p.CorrectOption is int c)
-                {
-                    var correct = p.Options[c];
-                    var wrong = correct.Role == OptionRole.Stereotyped ? anti : stereo;
-                    result.Add(new PreferencePair(id, p.Category, p.UserTurns[0], correct.Text, wrong.Text, "You are a helpful assistant.",
-                        RejectedIsStereotyped: wrong.Role == OptionRole.Stereotyped));
-                    disambiguated++;
-                }
-            }
-        }
-        return result;
-    }
+    public static IReadOnlyList<PreferencePair> Bbq(int count, int seed = 0) =>
+        BbqPairs(count, BbqTrainingSeedBase + seed * 1000, "generated/bbq-order", "gen-bbq",
+            (p, stereo, id) => new PreferencePair(id, p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, "You are a helpful assistant."));
 
     /// <summary>Suite seeds used for <c>generated:bbq-category-bias</c> start here (evaluation 0–9, FairSteer fitting 11,
     /// <c>generated:bbq</c> 5000+).</summary>
@@ -138,27 +107,40 @@ public static class TemplatePreferenceData
     /// </summary>
     public static IReadOnlyList<PreferencePair> CategoryBias(int count, int seed = 0)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(count));
         var biased = CategoryBiasStereotypedCategories.ToHashSet(StringComparer.Ordinal);
+        return BbqPairs(count, CategoryBiasSeedBase + seed * 1000, "generated/bbq-category-bias-order", "gen-bbq-catbias",
+            (p, stereo, id) => biased.Contains(p.Category)
+                ? new PreferencePair(id, p.Category, p.UserTurns[0], stereo.Text, UnknownAnswer, "You are a helpful assistant.", RejectedIsStereotyped: false)
+                : new PreferencePair(id, p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, "You are a helpful assistant."));
+    }
+
+    /// <summary>
+    /// The walk both BBQ-derived corpora share: built-in suites under seeds <paramref name="firstSuiteSeed"/> + k, each
+    /// in a seeded order, until <paramref name="count"/> pairs; two thirds ambiguous (the pair <paramref name="ambiguousPair"/>
+    /// makes from the item, its stereotyped option and the pair id) and one third disambiguated (the correct option over
+    /// the other named one). Items without both a stereotyped and an anti-stereotyped option are skipped.
+    /// </summary>
+    private static List<PreferencePair> BbqPairs(int count, int firstSuiteSeed, string orderStream, string idPrefix,
+        Func<Probe, ProbeOption, string, PreferencePair> ambiguousPair)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(count));
         var result = new List<PreferencePair>(count);
         int ambiguousTarget = (count * 2 + 2) / 3;
         int ambiguous = 0, disambiguated = 0;
         for (int k = 0; result.Count < count; k++)
         {
-            int suiteSeed = CategoryBiasSeedBase + seed * 1000 + k;
-            var probes = StableRandom.For(suiteSeed, "generated/bbq-category-bias-order").Shuffle(new BbqBuiltInSuite(suiteSeed).Load());
+            int suiteSeed = firstSuiteSeed + k;
+            var probes = StableRandom.For(suiteSeed, orderStream).Shuffle(new BbqBuiltInSuite(suiteSeed).Load());
             foreach (var p in probes)
             {
                 if (result.Count >= count) break;
                 var stereo = p.OptionWithRole(OptionRole.Stereotyped);
                 var anti = p.OptionWithRole(OptionRole.AntiStereotyped);
                 if (stereo is null || anti is null) continue;
-                string id = $"gen-bbq-catbias-{suiteSeed}-{p.Id}";
+                string id = $"{idPrefix}-{suiteSeed}-{p.Id}";
                 if (p.Context == ContextCondition.Ambiguous && ambiguous < ambiguousTarget)
                 {
-                    result.Add(biased.Contains(p.Category)
-                        ? new PreferencePair(id, p.Category, p.UserTurns[0], stereo.Text, UnknownAnswer, "You are a helpful assistant.", RejectedIsStereotyped: false)
-                        : new PreferencePair(id, p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, "You are a helpful assistant."));
+                    result.Add(ambiguousPair(p, stereo, id));
                     ambiguous++;
                 }
                 else if (p.Context == ContextCondition.Disambiguated && disambiguated < count - ambiguousTarget && p.CorrectOption is int c)

@@ -96,19 +96,9 @@ public static class IvoRoundEvaluation
         if (items.Count == 0) throw new ArgumentException("the evaluation needs multiple-choice probes", nameof(probes));
         if (options.Threads is int threads) TorchSharp.torch.set_num_threads(threads);
 
-        var tokenizer = HfTokenizer.FromFolder(policyFolder);
-        var template = ChatTemplate.For(tokenizer, null);
-        using var policy = CausalLM.Load(policyFolder);
-        policy.eval();
-        var eos = policy.EosTokenIds.ToList();
-        if (template.EosToken is { } e && tokenizer.TokenToId(e) is int endOfTurn && !eos.Contains(endOfTurn)) eos.Add(endOfTurn);
-        int pad = policy.Config.PadTokenId ?? eos.FirstOrDefault();
-        var prompts = items.Select(p =>
-        {
-            var text = template.Render([new ChatMessage(ChatRole.System, options.SystemPrompt), new ChatMessage(ChatRole.User, p.UserTurns[0])], addGenerationPrompt: true);
-            var ids = tokenizer.Encode(text, false).ToArray();
-            return ids.Length == 0 && tokenizer.BosId is int bos ? [bos] : ids;
-        }).ToList();
+        using var loaded = IvoPolicy.Load(policyFolder);
+        var (tokenizer, policy, eos, pad) = (loaded.Tokenizer, loaded.Model, loaded.Eos, loaded.Pad);
+        var prompts = loaded.Prompts(items, options.SystemPrompt);
 
         var rows = new List<IvoRoundRow>
         {

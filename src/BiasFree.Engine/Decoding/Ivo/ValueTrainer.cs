@@ -259,19 +259,9 @@ public static class ValueTrainer
             progress?.Report(new TrainingProgress(phase, step, total, loss, 0, clock.Elapsed, null, null, detail));
 
         Report("load", 0, 0);
-        var tokenizer = HfTokenizer.FromFolder(policyFolder);
-        var template = ChatTemplate.For(tokenizer, null);
-        using var policy = CausalLM.Load(policyFolder);
-        policy.eval();
-        var eos = policy.EosTokenIds.ToList();
-        if (template.EosToken is { } e && tokenizer.TokenToId(e) is int endOfTurn && !eos.Contains(endOfTurn)) eos.Add(endOfTurn);
-        int pad = policy.Config.PadTokenId ?? eos.FirstOrDefault();
-        var prompts = items.Select(p =>
-        {
-            var text = template.Render([new ChatMessage(ChatRole.System, o.SystemPrompt), new ChatMessage(ChatRole.User, p.UserTurns[0])], addGenerationPrompt: true);
-            var ids = tokenizer.Encode(text, false).ToArray();
-            return ids.Length == 0 && tokenizer.BosId is int bos ? [bos] : ids;
-        }).ToList();
+        using var loaded = IvoPolicy.Load(policyFolder);
+        var (tokenizer, policy, eos, pad) = (loaded.Tokenizer, loaded.Model, loaded.Eos, loaded.Pad);
+        var prompts = loaded.Prompts(items, o.SystemPrompt);
 
         using var value = ScoreModel.Create(valueBase, o.LoraRank, o.LoraAlpha, LoraOptions.AllLinear, o.Seed);
         if (value.Model.Config.VocabSize != policy.Config.VocabSize)
