@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using BiasFree.Engine.Decoding.Ivo;
 using BiasFree.Engine.Generation;
@@ -27,12 +26,8 @@ internal static class IvoBench
 {
     public static int Run(IReadOnlyList<string> args)
     {
-        string? Arg(string name)
-        {
-            int i = args.ToList().IndexOf(name);
-            return i >= 0 && i + 1 < args.Count ? args[i + 1] : null;
-        }
-        int Int(string name, int fallback) => Arg(name) is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : fallback;
+        string? Arg(string name) => BenchSupport.Arg(args, name);
+        int Int(string name, int fallback) => BenchSupport.Int(args, name, fallback);
         bool quick = args.Contains("--quick");
         int tokens = Int("--tokens", quick ? 16 : 32);
         int promptLength = Int("--prompt", quick ? 32 : 64);
@@ -47,7 +42,7 @@ internal static class IvoBench
             BlocksPerBeam = Int("--blocks", defaults.BlocksPerBeam),
         };
         settings.Validate();
-        if (Arg("--threads") is { } th) torch.set_num_threads(int.Parse(th, CultureInfo.InvariantCulture));
+        BenchSupport.ApplyThreads(args);
 
         var config = BenchModel.Config(layers: quick ? 4 : 12, vocabulary: quick ? 8000 : 32000);
         using var model = CausalLM.Create(config, ScalarType.Float32, "cpu", seed: 1);
@@ -104,7 +99,7 @@ internal static class IvoBench
             return (r.Tokens.Count, decoder.LastTrace!.Candidates, decoder.LastTrace.BaseTokens);
         }
 
-        double load = File.Exists("/proc/loadavg") ? double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture) : double.NaN;
+        double load = BenchSupport.LoadAverage();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"IVO vs plain sampling: {model.ParameterCount() / 1e6:0.0}M parameters ({config.NumHiddenLayers} layers, vocabulary {config.VocabSize}){(quick ? " (quick: reduced model)" : "")}, fp32, CPU, prompt {promptLength}, {tokens} reply tokens, temperature 1, torch threads {torch.get_num_threads()} of {Environment.ProcessorCount} cores, load average {load:0.0} at start, median of {repeats}"));
         Console.WriteLine("Value model: the same random weights with a random UNTRAINED head (its values mean nothing; a value pass costs what a trained one does).");
@@ -117,27 +112,13 @@ internal static class IvoBench
             ("IVO blockwise (KV caches kept across rounds)", $"L {settings.BlockTokens}, W {settings.Beams}, B {settings.BlocksPerBeam}", Blockwise),
             ("IVO blockwise (no cache: every round re-reads its prefixes)", $"L {settings.BlockTokens}, W {settings.Beams}, B {settings.BlocksPerBeam}", BlockwiseUncached),
         };
-        foreach (var row in rows) row.Run(); // warm-up (first-call allocations, kernel selection)
-        // Repeats are interleaved (plain, tokenwise, blockwise, uncached blockwise, plain, ...) so that a change in machine load falls on
-        // all rows alike rather than on whichever ran during it.
-        var speeds = rows.Select(_ => new List<double>()).ToArray();
-        var lasts = new (int Tokens, double Values, double BaseTokens)[rows.Length];
-        for (int i = 0; i < repeats; i++)
-        {
-            for (int r = 0; r < rows.Length; r++)
-            {
-                var sw = Stopwatch.StartNew();
-                lasts[r] = rows[r].Run();
-                speeds[r].Add(lasts[r].Tokens / sw.Elapsed.TotalSeconds);
-            }
-        }
-        double Median(List<double> xs) => xs.Order().ElementAt(xs.Count / 2);
-        double plain = Median(speeds[0]);
+        var timed = BenchSupport.TimeInterleaved([.. rows.Select(r => r.Run)], r => r.Tokens, repeats);
+        double plain = timed[0].TokensPerSecond;
         for (int r = 0; r < rows.Length; r++)
         {
-            double tps = Median(speeds[r]);
+            var (tps, last) = timed[r];
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {rows[r].Name} | {rows[r].Settings} | {tps:0.0} | {tps / plain:0.00} | {lasts[r].Values / lasts[r].Tokens:0.0} | {lasts[r].BaseTokens / lasts[r].Tokens:0.0} |"));
+                $"| {rows[r].Name} | {rows[r].Settings} | {tps:0.0} | {tps / plain:0.00} | {last.Values / last.Tokens:0.0} | {last.BaseTokens / last.Tokens:0.0} |"));
         }
         Console.WriteLine("tokens/s: reply tokens / wall seconds of the whole reply, prompt prefill included (median; repeats interleaved); vs plain: that over plain sampling's; value evaluations: sequences the value model scored (tokenwise: V(s) and k candidates per token over a KV cache; blockwise: every beam+block; with the cache a pass over the new block only, without it over the whole prefix), from the last repeat.");
     }

@@ -56,6 +56,8 @@ var diffPo = new Command("diffpo", "DiffPO's Jacobi refinement vs greedy decodin
 diffPo.SetAction(_ => DiffPoBench.Run(args.Skip(1).ToList()));
 var ivo = new Command("ivo", "IVO tokenwise and blockwise vs plain sampling on the random bench model (untrained value head): --quick, --tokens N, --prompt N, --repeats N, --beta B, --candidates K, --block-tokens L, --beams W, --blocks B, --threads N (see IvoBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 ivo.SetAction(_ => IvoBench.Run(args.Skip(1).ToList()));
+var personaJudge = new Command("persona-judge", "Persona-judge (two personas, speculative) vs plain sampling on the random bench model: --quick, --tokens N, --prompt N, --persona N, --gamma N, --repeats N, --threads N (see PersonaJudgeBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+personaJudge.SetAction(_ => PersonaJudgeBench.Run(args.Skip(1).ToList()));
 var training = TrainingBench.Build();
 var adaptive = new Command("adaptive", "Queries adaptive sampling (--precision) needs vs a full run on a 15k-item BBQ-size suite with a scripted target: --items N, --precision P, --seed N (see AdaptiveBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 adaptive.SetAction(async (_, _) => await AdaptiveBench.RunAsync(args.Skip(1).ToList()));
@@ -65,7 +67,7 @@ var harness = new Command("harness", "Harness overhead of the real run path agai
 harness.SetAction(async (_, _) => await HarnessBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, memory, harness,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness,
 };
 root.SetAction(parsed =>
 {

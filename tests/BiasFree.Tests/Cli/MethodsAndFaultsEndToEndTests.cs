@@ -243,6 +243,7 @@ public class MethodsAndFaultsEndToEndTests
         Assert.Contains("--peer", stdout, StringComparison.Ordinal); // the engine-vs-PyTorch comparison can be switched off
         Assert.Contains("LoRA SFT training throughput", stdout, StringComparison.Ordinal); // the training subcommand is registered
         Assert.Contains("IVO tokenwise and blockwise vs plain sampling", stdout, StringComparison.Ordinal); // so is ivo
+        Assert.Contains("Persona-judge (two personas, speculative) vs plain sampling", stdout, StringComparison.Ordinal); // and persona-judge
         Assert.Contains("Peak RSS of a whole run", stdout, StringComparison.Ordinal); // and memory
         Assert.Contains("Harness overhead of the real run path", stdout, StringComparison.Ordinal); // and harness
         Assert.DoesNotContain("engine benchmark —", stdout, StringComparison.Ordinal); // help only: nothing was benchmarked
