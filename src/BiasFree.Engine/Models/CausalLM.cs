@@ -344,9 +344,8 @@ public abstract class CausalLM : nn.Module
         var groups = new List<SlotAttentionGroup>(2);
         if (singles > 0) groups.Add(AttentionGroup(0, singles, newTokens, past, offsets, window));
         if (singles < n) groups.Add(AttentionGroup(singles, n - singles, newTokens, past, offsets, window));
-        int used = 0; // rotary tables must cover the furthest position any row reaches in this pass
-        for (int b = 0; b < n; b++) used = Math.Max(used, past[b] + newTokens[b].Count);
-        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType, used);
+        // The rotary tables must cover the furthest position any row reaches in this pass: the widest group's.
+        var (cos, sin) = Rotary.CosSin(tensor(packedPositions, [1, total], ScalarType.Int64, Device), DType, groups.Max(g => g.UsedWidth));
         var inputs = new LayerInputs
         {
             Cos = cos,
