@@ -85,10 +85,7 @@ internal static class DiffPoCommand
                 Console.Error.WriteLine("Interrupted. The last checkpoint is kept; run the same command again to resume.");
                 return ExitCodes.Interrupted;
             }
-            if (result.ResumedFromStep > 0)
-                Console.Out.WriteLine($"Resumed from step {result.ResumedFromStep.ToString(CultureInfo.InvariantCulture)}.");
-            Console.Out.WriteLine(FormattableString.Invariant(
-                $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss}: loss {result.FirstLoss:0.0000} → {result.FinalLoss:0.0000}; kept step {result.BestStep}{(result.BestValidationLoss is { } v ? $" (validation loss {v:0.0000})" : "")}."));
+            TrainCommand.WriteSummary(result);
             Console.Out.WriteLine($"Aligner: {result.OutputDir}  (biasfree run --method diffpo --aligner {result.OutputDir})");
             return ExitCodes.Ok;
         }));

@@ -318,10 +318,7 @@ internal static class TrainCommand
             Console.Error.WriteLine("Interrupted. The last checkpoint is kept; run the same command again to resume.");
             return ExitCodes.Interrupted;
         }
-        if (result.ResumedFromStep > 0)
-            Console.Out.WriteLine($"Resumed from step {result.ResumedFromStep.ToString(CultureInfo.InvariantCulture)}.");
-        Console.Out.WriteLine(FormattableString.Invariant(
-            $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss}: loss {result.FirstLoss:0.0000} → {result.FinalLoss:0.0000}; kept step {result.BestStep}{(result.BestValidationLoss is { } v ? $" (validation loss {v:0.0000})" : "")}."));
+        WriteSummary(result);
         Console.Out.WriteLine($"Model folder: {result.OutputDir}  (biasfree run --target {result.OutputDir})");
         if (result.AdapterDir is { } a)
             Console.Out.WriteLine($"PEFT adapter: {a}  (biasfree run --target {baseFolder} --adapter {a})");
@@ -355,5 +352,15 @@ internal static class TrainCommand
                 report(value);
             }
         }
+    }
+
+    /// <summary>The lines every training command prints when it ends: the step it resumed from (if any), then steps,
+    /// time, first and final loss and the kept step. Shared by <c>train</c> and <c>diffpo train</c>.</summary>
+    internal static void WriteSummary(TrainingResult result)
+    {
+        if (result.ResumedFromStep > 0)
+            Console.Out.WriteLine($"Resumed from step {result.ResumedFromStep.ToString(CultureInfo.InvariantCulture)}.");
+        Console.Out.WriteLine(FormattableString.Invariant(
+            $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss}: loss {result.FirstLoss:0.0000} → {result.FinalLoss:0.0000}; kept step {result.BestStep}{(result.BestValidationLoss is { } v ? $" (validation loss {v:0.0000})" : "")}."));
     }
 }
