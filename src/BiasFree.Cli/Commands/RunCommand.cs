@@ -45,6 +45,9 @@ internal static class RunCommand
         /// <summary>--endpoint-concurrency: most requests in flight per endpoint.</summary>
         public int? EndpointConcurrency { get; init; }
 
+        /// <summary>--engine-workers: model workers of an in-process model (null: chosen by the engine).</summary>
+        public int? EngineWorkers { get; init; }
+
         /// <summary>--max-tokens-field: auto, max_tokens or max_completion_tokens.</summary>
         public string MaxTokensField { get; init; } = "auto";
 
@@ -79,6 +82,7 @@ internal static class RunCommand
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
+        var engineWorkers = new Option<int?>("--engine-workers") { Description = "Model workers of an in-process model, each with its own copy of the model and its own batch (default: one per core, at most 8, for a model of up to 16M parameters on the CPU; otherwise 1). Replies do not depend on it." };
         var kvCacheMb = new Option<int?>("--kv-cache-mb") { Description = $"KV-cache memory bound of an in-process model in MB (default {ContinuousBatchOptions.DefaultKvCacheBytes >> 20}); requests that do not fit wait." };
         var retries = new Option<int?>("--retries") { Description = "Retries of a failed request (default 3)." };
         var temperature = new Option<float?>("--temperature") { Description = $"Sampling temperature. Default: none sent to a server (its default applies); 0 for a model folder; {DemoModel.DefaultTemperature.ToString(CultureInfo.InvariantCulture)} (sampled, seeded by --seed) for the demo model." };
@@ -112,7 +116,7 @@ internal static class RunCommand
         {
             suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
-            precision, precisionScope, maxTokensField, endpointConcurrency,
+            precision, precisionScope, maxTokensField, endpointConcurrency, engineWorkers,
         };
         foreach (var option in WhiteBoxRunOptions.All)
         {
@@ -152,6 +156,7 @@ internal static class RunCommand
             MaxTokensField = pr.GetValue(maxTokensField)!,
             Replicas = pr.GetValue(target) is { Length: > 1 } all ? all[1..] : [],
             EndpointConcurrency = pr.GetValue(endpointConcurrency),
+            EngineWorkers = pr.GetValue(engineWorkers),
         }, ct)));
         return cmd;
     }
@@ -208,7 +213,7 @@ internal static class RunCommand
                     Adaptive = o.Adaptive.Precision is { } h ? stored.Adaptive! with { Precision = h } : stored.Adaptive,
                 }, s =>
                 {
-                    var t = s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o)), personaJudge.Options);
+                    var t = s.PersonaJudge is null ? LocalTargets.FromSpec(s, KvCacheBytes(o), EngineWorkers(o)) : DecodingMethods.WithDecoding(LocalTargets.FromSpec(s, KvCacheBytes(o), EngineWorkers(o)), personaJudge.Options);
                     return diffPo is null ? t : DiffPoMethods.WithAligner(t, diffPo);
                 },
                     string.Equals(stored.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase) ? DemoJudge.RuleWithOfflineDialogueJudge()
@@ -338,6 +343,8 @@ internal static class RunCommand
         ? (mb < 1 ? throw new UserErrorException("--kv-cache-mb must be at least 1.") : mb * (1L << 20))
         : null;
 
+    private static int? EngineWorkers(Options o) => o.EngineWorkers is < 1 ? throw new UserErrorException("--engine-workers must be at least 1.") : o.EngineWorkers;
+
     private static void CheckPrecision(Options o)
     {
         if (o.Adaptive.Precision is { } h && !(h >= AdaptiveSpec.MinimumPrecision && h < 0.5))
@@ -462,7 +469,7 @@ internal static class RunCommand
         if (local)
         {
             var settings = new LocalTargetSettings(demo, NormalizeDType(o.DType), NormalizeDevice(o.Device), NormalizeTemplate(o.ChatTemplate), NormalizeAdapter(o.Adapter));
-            target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model, KvCacheBytes(o)) : LocalTargets.ModelFolder(o.Target!, o.Model, settings, KvCacheBytes(o));
+            target = demo ? LocalTargets.Demo(settings, FindDemoModel(), o.Model, KvCacheBytes(o), EngineWorkers(o)) : LocalTargets.ModelFolder(o.Target!, o.Model, settings, KvCacheBytes(o), EngineWorkers(o));
             if (personaJudgeSpec is not null)
             {
                 target = DecodingMethods.WithDecoding(target, personaJudge.Options);

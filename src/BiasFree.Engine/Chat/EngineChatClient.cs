@@ -53,6 +53,15 @@ public sealed record EngineChatClientOptions
     public int PrefillChunkTokens { get; init; } = 512;
     /// <summary>Seeds the client's stream of seeds for sampled requests that carry none; null = a random stream.</summary>
     public long? Seed { get; init; }
+
+    /// <summary>
+    /// Model workers (data parallelism): each runs its own replica of the model and its own continuous batch on its own
+    /// thread, with <c>torch.get_num_threads() / Workers</c> intra-op threads (at least 1). 1 (the default) is one batcher
+    /// over the given model, as before. The KV-cache budget is split evenly among them. More than 1 needs a model that
+    /// <see cref="CausalLM.CanReplicate"/> and no client-wide <see cref="LogitsProcessors"/> (they may hold state of their
+    /// own); otherwise the client runs 1. <see cref="EngineChatClient.AutoWorkers"/> chooses a value for small models.
+    /// </summary>
+    public int Workers { get; init; } = 1;
 }
 
 /// <summary>
@@ -82,11 +91,13 @@ public sealed class EngineRequestHooks
 }
 
 /// <summary>
-/// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through one queue and a
-/// single worker runs the model (its forward pass and OnLayer callbacks are not re-entrant). The worker drives a
+/// <see cref="IChatClient"/> over an in-process <see cref="CausalLM"/>. Thread-safe: requests go through a queue and a
+/// worker thread runs the model (its forward pass and OnLayer callbacks are not re-entrant). The worker drives a
 /// <see cref="ContinuousBatcher"/>: a request joins the running batch at the next decoding step that has room for it,
 /// with its own settings, and leaves it as soon as it is done. A seeded sampling request draws from its own generator,
 /// so it gives the same text alone or beside any others; an unseeded one takes the next seed of the client's stream.
+/// With <see cref="EngineChatClientOptions.Workers"/> &gt; 1, several workers each run a replica of the model, and a
+/// request goes to one of them (see <see cref="Workers"/>); a seeded request's tokens do not depend on which.
 /// Honours Temperature, TopP, TopK, Seed, MaxOutputTokens, StopSequences and Instructions; reports token usage.
 /// </summary>
 public sealed class EngineChatClient : IChatClient
@@ -95,29 +106,77 @@ public sealed class EngineChatClient : IChatClient
     private readonly ITextTokenizer _tokenizer;
     private readonly IChatFormatter _formatter;
     private readonly EngineChatClientOptions _options;
-    private readonly Channel<BatchedSequence> _queue = Channel.CreateUnbounded<BatchedSequence>(new UnboundedChannelOptions { SingleReader = true });
-    // Requests with their own decoder (white-box search): run whole on the worker thread between batch steps.
+    // Requests with their own decoder (white-box search): run whole on worker 0's thread, with the given model, between batch steps.
     private readonly Channel<Action> _exclusive = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ContinuousBatcher _batcher;
+    // Worker 0 runs the given model; workers 1.. run replicas of it.
+    private readonly ModelWorker[] _workers;
     private readonly Random _seeds;
-    private readonly Task _worker;
+    private readonly object _dispatchLock = new();
+    // Busy time of the client as a whole (any request queued or running), for the combined statistics of several workers.
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+    private int _outstanding;
+    private long _busySince = -1;
+    private double _busySeconds;
+    private int _busyPeriods;
 
-    /// <summary>A client over <paramref name="model"/>; it starts the worker that runs the model.</summary>
+    /// <summary>A client over <paramref name="model"/>; it starts the worker(s) that run the model.</summary>
     public EngineChatClient(CausalLM model, ITextTokenizer tokenizer, IChatFormatter formatter, EngineChatClientOptions? options = null)
     {
         _model = model;
         _tokenizer = tokenizer;
         _formatter = formatter;
         _options = options ?? new EngineChatClientOptions();
-        _batcher = new ContinuousBatcher(model, new ContinuousBatchOptions
+        if (_options.Workers < 1) throw new ArgumentOutOfRangeException(nameof(options), _options.Workers, "Workers must be at least 1");
+        // Client-wide logits processors are shared by every request and may keep state (or run a model) of their own, and
+        // a model that cannot be copied has only one instance: both run on one worker.
+        int count = _options.LogitsProcessors.Count == 0 && model.CanReplicate ? _options.Workers : 1;
+        var batch = new ContinuousBatchOptions
         {
             MaxBatchSize = _options.MaxBatchSize,
-            KvCacheBytes = _options.KvCacheBytes,
+            KvCacheBytes = _options.KvCacheBytes / count,
             PrefillChunkTokens = _options.PrefillChunkTokens,
-        });
+        };
         _seeds = _options.Seed is { } seed ? new Random(unchecked((int)(seed ^ (seed >> 32)))) : new Random();
-        _worker = Task.Factory.StartNew(WorkerLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _workers = new ModelWorker[count];
+        try
+        {
+            for (int i = 0; i < count; i++) _workers[i] = new ModelWorker(i, i == 0 ? model : model.Replicate(), batch);
+        }
+        catch
+        {
+            foreach (var w in _workers.Where(w => w is not null)) w.Dispose();
+            throw;
+        }
+        StartWorkers();
     }
+
+    /// <summary>
+    /// A worker count for <paramref name="model"/> on this machine: one per processor (at most <see cref="MaxAutoWorkers"/>)
+    /// for a small model (at most <see cref="SmallModelParameters"/> parameters) on the CPU that can be replicated, as long
+    /// as each worker's share of <paramref name="kvCacheBytes"/> still holds one sequence of the model's full context;
+    /// otherwise 1. A small model's matrix products are too narrow to keep several intra-op threads busy (threads spend
+    /// their time waiting at each parallel region), whereas replicas run whole passes side by side; a large model gains
+    /// from intra-op threads and would pay for each replica's weights.
+    /// </summary>
+    public static int AutoWorkers(CausalLM model, long kvCacheBytes = ContinuousBatchOptions.DefaultKvCacheBytes)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.Device.type != TorchSharp.DeviceType.CPU || !model.CanReplicate || model.ParameterCount() > SmallModelParameters) return 1;
+        int workers = Math.Clamp(Environment.ProcessorCount, 1, MaxAutoWorkers);
+        using var cache = SlotKVCache.For(model);
+        long perSequence = cache.BytesFor(1, model.Config.MaxPositionEmbeddings);
+        while (workers > 1 && kvCacheBytes / workers < perSequence) workers--;
+        return workers;
+    }
+
+    /// <summary>Largest model (parameters) that <see cref="AutoWorkers"/> gives more than one worker (the demo model has about 2.5 M).</summary>
+    public const long SmallModelParameters = 16_000_000;
+
+    /// <summary>Most workers <see cref="AutoWorkers"/> chooses.</summary>
+    public const int MaxAutoWorkers = 8;
+
+    /// <summary>Model workers running (see <see cref="EngineChatClientOptions.Workers"/>).</summary>
+    public int Workers => _workers.Length;
 
     /// <summary>The model, for white-box access (hooks, steering).</summary>
     public CausalLM Model => _model;
@@ -129,7 +188,22 @@ public sealed class EngineChatClient : IChatClient
     /// Counters of the engine: requests served, batch occupancy, tokens/s, queue wait and KV-cache use
     /// (<c>Requests</c>, <c>Batches</c> and <c>LargestBatch</c> keep their earlier meaning and deconstruction).
     /// </summary>
-    public BatchStatistics Statistics => _batcher.Statistics;
+    public BatchStatistics Statistics
+    {
+        get
+        {
+            if (_workers.Length == 1) return _workers[0].Batcher.Statistics;
+            var parts = _workers.Select(w => w.Batcher.Statistics).ToList();
+            lock (_dispatchLock)
+            {
+                double busy = _busySeconds + (_busySince >= 0 ? (double)(_clock.ElapsedTicks - _busySince) / System.Diagnostics.Stopwatch.Frequency : 0);
+                return BatchStatistics.Combine(parts, busy, _busyPeriods);
+            }
+        }
+    }
+
+    /// <summary>Each worker's own counters, worker 0 first (<see cref="Statistics"/> combines them).</summary>
+    public IReadOnlyList<BatchStatistics> WorkerStatistics => [.. _workers.Select(w => w.Batcher.Statistics)];
 
     /// <inheritdoc/>
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
@@ -139,7 +213,7 @@ public sealed class EngineChatClient : IChatClient
         var hooks = Hooks(options);
         var completion = hooks?.Decoder is { } decoder
             ? RunExclusive(() => decoder(_model, prompt, gen, cancellationToken))
-            : Enqueue(prompt, gen, cancellationToken).Completion;
+            : Enqueue(prompt, gen, hooks is not null, cancellationToken).Completion;
         var result = await completion.WaitAsync(cancellationToken).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         string text = TextGeneration.CutAtStop(_tokenizer.Decode(result.Tokens), gen.StopStrings);
@@ -171,7 +245,7 @@ public sealed class EngineChatClient : IChatClient
         string modelId = options?.ModelId ?? _options.ModelId;
         // Cancelled when the caller's token fires or when the consumer stops enumerating early.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pending = Enqueue(prompt, gen, stop.Token);
+        var pending = Enqueue(prompt, gen, Hooks(options) is not null, stop.Token);
         _ = pending.Completion.ContinueWith(_ => tokensChannel.Writer.TryComplete(), TaskScheduler.Default);
         try
         {
@@ -208,11 +282,66 @@ public sealed class EngineChatClient : IChatClient
         }
     }
 
-    private BatchedSequence Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, CancellationToken ct)
+    private BatchedSequence Enqueue(IReadOnlyList<int> prompt, GenerationOptions gen, bool hooked, CancellationToken ct)
     {
         var sequence = new BatchedSequence(prompt, gen, ct);
-        if (!_queue.Writer.TryWrite(sequence)) throw new ObjectDisposedException(nameof(EngineChatClient));
+        var worker = Dispatch(prompt, hooked);
+        if (!worker.Queue.Writer.TryWrite(sequence))
+        {
+            Done(worker);
+            throw new ObjectDisposedException(nameof(EngineChatClient));
+        }
+        sequence.Completion.ContinueWith(_ => Done(worker), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return sequence;
+    }
+
+    /// <summary>
+    /// Picks the worker for a request and counts it as outstanding there. Requests with hooks, and every request while the
+    /// model has a model-wide <see cref="CausalLM.OnLayer"/> hook, go to worker 0: hooks were registered on, or written
+    /// for, the one model instance and thread the caller knows (<see cref="Model"/>), and a per-request logits processor
+    /// may run a model of its own (IVO's value model), which must not run on two threads at once. Other requests go to
+    /// the worker whose recent prompts share the longest prefix with this one, so that prefix sharing still finds its
+    /// donors (a BBQ context's questions arrive together), unless that worker has <see cref="AffinitySlack"/> more
+    /// requests outstanding than the least loaded one; ties go to the least loaded.
+    /// </summary>
+    private ModelWorker Dispatch(IReadOnlyList<int> prompt, bool hooked)
+    {
+        lock (_dispatchLock)
+        {
+            var chosen = _workers[0];
+            if (_workers.Length > 1 && !hooked && _model.OnLayer is null)
+            {
+                var least = _workers.MinBy(w => w.Outstanding)!;
+                int bestPrefix = -1;
+                foreach (var w in _workers)
+                {
+                    int prefix = w.LongestPrefix(prompt);
+                    if (prefix > bestPrefix || (prefix == bestPrefix && w.Outstanding < chosen.Outstanding)) (bestPrefix, chosen) = (prefix, w);
+                }
+                if (chosen.Outstanding - least.Outstanding > AffinitySlack(_options.MaxBatchSize)) chosen = least;
+                chosen.Remember(prompt);
+            }
+            chosen.Outstanding++;
+            if (_outstanding++ == 0) _busySince = _clock.ElapsedTicks;
+            return chosen;
+        }
+    }
+
+    // How many more outstanding requests than the least loaded worker a worker may hold and still take a request for its prefix.
+    private static int AffinitySlack(int maxBatchSize) => Math.Max(4, maxBatchSize / 4);
+
+    private void Done(ModelWorker worker)
+    {
+        lock (_dispatchLock)
+        {
+            worker.Outstanding--;
+            if (--_outstanding == 0 && _busySince >= 0)
+            {
+                _busySeconds += (double)(_clock.ElapsedTicks - _busySince) / System.Diagnostics.Stopwatch.Frequency;
+                _busySince = -1;
+                _busyPeriods++;
+            }
+        }
     }
 
     private Task<SequenceResult> RunExclusive(Func<SequenceResult> decode)
@@ -230,38 +359,115 @@ public sealed class EngineChatClient : IChatClient
             }
         };
         if (!_exclusive.Writer.TryWrite(job)) throw new ObjectDisposedException(nameof(EngineChatClient));
-        // Wake the worker if it sleeps on an empty queue.
-        _queue.Writer.TryWrite(WakeUp);
+        // Wake worker 0 if it sleeps on an empty queue.
+        _workers[0].Queue.Writer.TryWrite(WakeUp);
         return done.Task;
     }
 
     // A placeholder the worker skips: it only ends the worker's wait for requests.
     private static readonly BatchedSequence WakeUp = new([0], new GenerationOptions());
 
-    private async Task WorkerLoop()
+    /// <summary>
+    /// Starts one dedicated thread per worker. With several workers, each thread sets its own intra-op thread count
+    /// (libtorch keeps it per thread: OpenMP's and MKL's settings are thread-local); the process-wide default that new
+    /// threads inherit is put back once every worker has set its own, so other torch work in the process keeps its threads.
+    /// </summary>
+    private void StartWorkers()
     {
+        int? perWorker = null;
+        int before = 0;
+        if (_workers.Length > 1)
+        {
+            before = TorchSharp.torch.get_num_threads();
+            perWorker = Math.Max(1, before / _workers.Length);
+        }
+        using var ready = new CountdownEvent(_workers.Length);
+        foreach (var w in _workers)
+            w.Loop = Task.Factory.StartNew(() => WorkerLoop(w, perWorker, ready), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        ready.Wait();
+        if (perWorker is not null) TorchSharp.torch.set_num_threads(before);
+    }
+
+    // Runs on the worker's own thread for the client's lifetime: the thread's torch settings stay with the worker.
+    private void WorkerLoop(ModelWorker w, int? threads, CountdownEvent ready)
+    {
+        try
+        {
+            if (threads is int n)
+            {
+                // Reading the count first makes libtorch initialise this thread's setting now, from the process-wide default;
+                // it would otherwise do so at the first parallel op, after the default is restored, and undo the line below.
+                _ = TorchSharp.torch.get_num_threads();
+                TorchSharp.torch.set_num_threads(n);
+            }
+        }
+        finally
+        {
+            ready.Signal();
+        }
         while (true)
         {
-            while (_exclusive.Reader.TryRead(out var job)) job();
+            if (w.Index == 0)
+                while (_exclusive.Reader.TryRead(out var job)) job();
             // Newcomers join at the next step; when nothing runs, sleep until a request arrives (or the client closes).
-            while (_queue.Reader.TryRead(out var s))
+            while (w.Queue.Reader.TryRead(out var s))
             {
                 if (ReferenceEquals(s, WakeUp)) continue;
                 try
                 {
-                    _batcher.Add(s);
+                    w.Batcher.Add(s);
                 }
                 catch (ArgumentException e)
                 {
                     s.Fail(e);
                 }
             }
-            if (_batcher.HasWork)
+            if (w.Batcher.HasWork)
             {
-                _batcher.Step();
+                w.Batcher.Step();
                 continue;
             }
-            if (!await _queue.Reader.WaitToReadAsync().ConfigureAwait(false)) return;
+            if (!w.Queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+        }
+    }
+
+    /// <summary>One model instance, its continuous batch, its queue and the prompts most recently sent to it.</summary>
+    private sealed class ModelWorker(int index, CausalLM model, ContinuousBatchOptions options) : IDisposable
+    {
+        private const int RecentPrompts = 16;
+        private readonly Queue<IReadOnlyList<int>> _recent = new();
+
+        public int Index { get; } = index;
+        public CausalLM Model { get; } = model;
+        public ContinuousBatcher Batcher { get; } = new(model, options);
+        public Channel<BatchedSequence> Queue { get; } = Channel.CreateUnbounded<BatchedSequence>(new UnboundedChannelOptions { SingleReader = true });
+        public Task Loop { get; set; } = Task.CompletedTask;
+        /// <summary>Requests sent here and not finished (guarded by the client's dispatch lock).</summary>
+        public int Outstanding { get; set; }
+
+        /// <summary>The longest common prefix of <paramref name="prompt"/> with a prompt recently sent here.</summary>
+        public int LongestPrefix(IReadOnlyList<int> prompt)
+        {
+            int best = 0;
+            foreach (var r in _recent)
+            {
+                int n = Math.Min(r.Count, prompt.Count), i = 0;
+                while (i < n && r[i] == prompt[i]) i++;
+                best = Math.Max(best, i);
+            }
+            return best;
+        }
+
+        public void Remember(IReadOnlyList<int> prompt)
+        {
+            _recent.Enqueue(prompt);
+            if (_recent.Count > RecentPrompts) _recent.Dequeue();
+        }
+
+        public void Dispose()
+        {
+            Batcher.Dispose();
+            if (Index > 0) Model.Dispose();
         }
     }
 
@@ -341,10 +547,15 @@ public sealed class EngineChatClient : IChatClient
         return null;
     }
 
-    /// <summary>Stops the worker after the queued requests (waits up to 30 s).</summary>
+    /// <summary>Stops the workers after the queued requests (waits up to 30 s).</summary>
     public void Dispose()
     {
-        _queue.Writer.TryComplete();
-        if (_worker.Wait(TimeSpan.FromSeconds(30))) _batcher.Dispose();
+        foreach (var w in _workers) w.Queue.Writer.TryComplete();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        foreach (var w in _workers)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left > TimeSpan.Zero && w.Loop.Wait(left)) w.Dispose();
+        }
     }
 }

@@ -31,6 +31,13 @@ public sealed record LocalModelOptions
 
     /// <summary>Bound on the KV cache's memory in bytes (see <see cref="EngineChatClientOptions.KvCacheBytes"/>).</summary>
     public long KvCacheBytes { get; init; } = Generation.ContinuousBatchOptions.DefaultKvCacheBytes;
+
+    /// <summary>
+    /// Model workers (see <see cref="EngineChatClientOptions.Workers"/>); null = <see cref="EngineChatClient.AutoWorkers"/>
+    /// (one per core for a small model). The default is 1: callers that change the loaded model's weights or hooks after
+    /// loading (training, steering) need every request to run on that one instance.
+    /// </summary>
+    public int? Workers { get; init; } = 1;
 }
 
 /// <summary>
@@ -84,6 +91,7 @@ public static class LocalModel
             AddSpecialTokens = false, // the rendered template already carries BOS where the family wants it
             ExtraEosIds = extraEos,
             KvCacheBytes = options.KvCacheBytes,
+            Workers = options.Workers ?? EngineChatClient.AutoWorkers(model, options.KvCacheBytes),
         });
     }
 }

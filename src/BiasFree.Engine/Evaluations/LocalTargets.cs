@@ -19,8 +19,9 @@ public static class LocalTargets
     /// <param name="model">Model name for reports (default: the folder's name).</param>
     /// <param name="settings">dtype, device and chat template (default: float32 on cpu, template detected).</param>
     /// <param name="kvCacheBytes">Bound on the KV cache's memory (default <see cref="Generation.ContinuousBatchOptions.DefaultKvCacheBytes"/>); scheduling only, replies do not depend on it.</param>
+    /// <param name="workers">Model workers (see <see cref="EngineChatClientOptions.Workers"/>); null = <see cref="EngineChatClient.AutoWorkers"/>. Scheduling only, like the cache bound.</param>
     /// <exception cref="DirectoryNotFoundException">The folder is not a model folder.</exception>
-    public static EvaluationTarget ModelFolder(string folder, string? model = null, LocalTargetSettings? settings = null, long? kvCacheBytes = null)
+    public static EvaluationTarget ModelFolder(string folder, string? model = null, LocalTargetSettings? settings = null, long? kvCacheBytes = null, int? workers = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
         var full = Path.GetFullPath(folder);
@@ -28,7 +29,7 @@ public static class LocalTargets
         {
             throw new DirectoryNotFoundException($"'{folder}' is not a model folder (it needs config.json and tokenizer.json).");
         }
-        return Build(full, model ?? new DirectoryInfo(full).Name, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = false }, kvCacheBytes);
+        return Build(full, model ?? new DirectoryInfo(full).Name, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = false }, kvCacheBytes, workers);
     }
 
     /// <summary>
@@ -39,15 +40,16 @@ public static class LocalTargets
     /// <param name="path">The model folder (default: located).</param>
     /// <param name="model">Model name for reports (default <see cref="DemoModel.DemoModel.ModelId"/>).</param>
     /// <param name="kvCacheBytes">Bound on the KV cache's memory (see <see cref="ModelFolder"/>).</param>
+    /// <param name="workers">Model workers (see <see cref="ModelFolder"/>).</param>
     /// <exception cref="DirectoryNotFoundException">No demo model; the message says where it was looked for.</exception>
-    public static EvaluationTarget Demo(LocalTargetSettings? settings = null, string? path = null, string? model = null, long? kvCacheBytes = null)
+    public static EvaluationTarget Demo(LocalTargetSettings? settings = null, string? path = null, string? model = null, long? kvCacheBytes = null, int? workers = null)
     {
         var folder = path is null ? DemoModel.DemoModel.Locate() : Path.GetFullPath(path);
         if (!DemoModel.DemoModel.Exists(folder))
         {
             throw new DirectoryNotFoundException($"no demo model at {folder} (it needs config.json, model.safetensors and tokenizer.json); train one with `biasfree demo-model train`.");
         }
-        return Build(folder, model ?? DemoModel.DemoModel.ModelId, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = true }, kvCacheBytes);
+        return Build(folder, model ?? DemoModel.DemoModel.ModelId, Normalize(settings ?? new LocalTargetSettings()) with { DemoModel = true }, kvCacheBytes, workers);
     }
 
     /// <summary>
@@ -55,8 +57,8 @@ public static class LocalTargets
     /// </summary>
     public static EvaluationTarget FromSpec(RunSpec spec) => FromSpec(spec, null);
 
-    /// <summary>As <see cref="FromSpec(RunSpec)"/>, with a KV-cache bound for an in-process model.</summary>
-    public static EvaluationTarget FromSpec(RunSpec spec, long? kvCacheBytes)
+    /// <summary>As <see cref="FromSpec(RunSpec)"/>, with a KV-cache bound and a worker count for an in-process model (null: the defaults).</summary>
+    public static EvaluationTarget FromSpec(RunSpec spec, long? kvCacheBytes, int? workers = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         var kind = EvaluationTarget.KindOf(spec);
@@ -67,8 +69,8 @@ public static class LocalTargets
         var settings = spec.Local ?? new LocalTargetSettings(DemoModel: kind == EvaluationTarget.DemoKind);
         var folder = spec.TargetEndpoint ?? throw new ArgumentException($"run '{spec.RunId}' has no model folder.");
         return settings.DemoModel
-            ? Demo(settings, folder, spec.Model, kvCacheBytes)
-            : ModelFolder(folder, spec.Model, settings, kvCacheBytes);
+            ? Demo(settings, folder, spec.Model, kvCacheBytes, workers)
+            : ModelFolder(folder, spec.Model, settings, kvCacheBytes, workers);
     }
 
     private static LocalTargetSettings Normalize(LocalTargetSettings s)
@@ -92,14 +94,18 @@ public static class LocalTargets
         return s with { DType = dtype, Device = device, ChatTemplate = template };
     }
 
-    private static EvaluationTarget Build(string folder, string model, LocalTargetSettings settings, long? kvCacheBytes)
+    private static EvaluationTarget Build(string folder, string model, LocalTargetSettings settings, long? kvCacheBytes, int? workers)
     {
         if (kvCacheBytes is < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(kvCacheBytes), kvCacheBytes, "the KV-cache bound must be positive.");
         }
+        if (workers is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(workers), workers, "the number of model workers must be at least 1.");
+        }
         var kind = settings.DemoModel ? EvaluationTarget.DemoKind : EvaluationTarget.LocalKind;
-        return new EvaluationTarget(kind, model, () => Load(folder, model, settings, kvCacheBytes), ownsClient: true)
+        return new EvaluationTarget(kind, model, () => Load(folder, model, settings, kvCacheBytes, workers), ownsClient: true)
         {
             Endpoint = folder,
             Local = settings,
@@ -109,12 +115,15 @@ public static class LocalTargets
         };
     }
 
-    private static EngineChatClient Load(string folder, string model, LocalTargetSettings settings, long? kvCacheBytes)
+    private static EngineChatClient Load(string folder, string model, LocalTargetSettings settings, long? kvCacheBytes, int? workers)
     {
         var options = new LocalModelOptions
         {
             ModelId = model, DType = settings.DType, Device = settings.Device, ChatTemplate = settings.ChatTemplate, Adapter = settings.Adapter,
             KvCacheBytes = kvCacheBytes ?? Generation.ContinuousBatchOptions.DefaultKvCacheBytes,
+            // An evaluation target's weights stay as loaded; white-box methods that need the one instance get it per
+            // request (EngineChatClient sends requests with hooks to worker 0), so several workers are safe here.
+            Workers = workers,
         };
         if (settings.DemoModel)
         {

@@ -136,6 +136,40 @@ public abstract class CausalLM : nn.Module
         return model;
     }
 
+    /// <summary>
+    /// True when <see cref="Replicate"/> can copy this model: no LoRA-wrapped projections. A LoRA replica would need the
+    /// same wrappers to compute the same numbers; merging the adapter would round differently.
+    /// </summary>
+    public bool CanReplicate => !modules().Any(m => m is LoraLinear);
+
+    /// <summary>
+    /// A second instance with a copy of this model's current weights, for a worker thread of its own: the forward pass keeps
+    /// mutable per-instance state (rotary tables, the fused-projection storage), so two threads must never share one
+    /// instance. Hooks (<see cref="OnLayer"/>) are not copied. The copy is a snapshot: later changes to this model's
+    /// weights (training) do not reach it.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The model has LoRA-wrapped projections (<see cref="CanReplicate"/>).</exception>
+    public CausalLM Replicate()
+    {
+        if (!CanReplicate) throw new NotSupportedException("a model with LoRA-wrapped projections cannot be replicated");
+        var copy = Instantiate(Config, DType, Device.ToString());
+        try
+        {
+            using var _ = no_grad();
+            var source = named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+            foreach (var (name, p) in copy.named_parameters()) p.copy_(source[name]);
+            var buffers = named_buffers().ToDictionary(b => b.name, b => b.buffer, StringComparer.Ordinal);
+            foreach (var (name, b) in copy.named_buffers()) b.copy_(buffers[name]);
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+        copy.GenerationDefaults = GenerationDefaults;
+        return copy;
+    }
+
     public void InitializeWeights(long seed)
     {
         // Draw every weight in fp32 on the CPU so a seed gives the same model for every dtype and device.
