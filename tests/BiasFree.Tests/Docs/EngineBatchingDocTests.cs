@@ -31,5 +31,10 @@ public class EngineBatchingDocTests
         Assert.Equal(client.PrefillChunkTokens, Quoted(doc, @"`PrefillChunkTokens` \(default (\d+)\)"));
         Assert.Equal(new ContinuousBatchOptions().MaxBatchSize, client.MaxBatchSize);
         Assert.Equal(new ContinuousBatchOptions().PrefillChunkTokens, client.PrefillChunkTokens);
+        // Model workers: the defaults of AutoWorkers that both documents quote.
+        Assert.Equal(EngineChatClient.MaxAutoWorkers, Quoted(doc, @"one worker per processor, at most (\d+), for a model of up to \d+M parameters"));
+        Assert.Equal(EngineChatClient.SmallModelParameters / 1_000_000, Quoted(doc, @"at most \d+, for a model of up to (\d+)M parameters"));
+        Assert.Equal(EngineChatClient.SmallModelParameters / 1_000_000, Quoted(readme, @"A small model \(up to (\d+)M parameters"));
+        Assert.Equal(1, client.Workers);
     }
 }
