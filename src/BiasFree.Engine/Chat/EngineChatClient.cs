@@ -291,6 +291,7 @@ public sealed class EngineChatClient : IChatClient
             Done(worker);
             throw new ObjectDisposedException(nameof(EngineChatClient));
         }
+        worker.Wake();
         sequence.Completion.ContinueWith(_ => Done(worker), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return sequence;
     }
@@ -361,6 +362,7 @@ public sealed class EngineChatClient : IChatClient
         if (!_exclusive.Writer.TryWrite(job)) throw new ObjectDisposedException(nameof(EngineChatClient));
         // Wake worker 0 if it sleeps on an empty queue.
         _workers[0].Queue.Writer.TryWrite(WakeUp);
+        _workers[0].Wake();
         return done.Task;
     }
 
@@ -368,38 +370,51 @@ public sealed class EngineChatClient : IChatClient
     private static readonly BatchedSequence WakeUp = new([0], new GenerationOptions());
 
     /// <summary>
-    /// Starts one dedicated thread per worker. With several workers, each thread sets its own intra-op thread count
-    /// (libtorch keeps it per thread: OpenMP's and MKL's settings are thread-local); the process-wide default that new
-    /// threads inherit is put back once every worker has set its own, so other torch work in the process keeps its threads.
+    /// Starts the workers. One worker runs the loop it always ran: an async loop that sleeps on its queue between busy
+    /// periods. Several workers each get a dedicated thread instead, because each sets its own intra-op thread count
+    /// (libtorch keeps it per thread: OpenMP's and MKL's settings are thread-local) and an async loop could resume on any
+    /// thread. The process-wide default that new threads inherit is put back once every worker has set its own, so other
+    /// torch work in the process keeps its threads.
     /// </summary>
     private void StartWorkers()
     {
-        int? perWorker = null;
-        int before = 0;
-        if (_workers.Length > 1)
+        if (_workers.Length == 1)
         {
-            before = TorchSharp.torch.get_num_threads();
-            perWorker = Math.Max(1, before / _workers.Length);
+            var only = _workers[0];
+            only.Loop = Task.Factory.StartNew(() => AsyncLoop(only), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+            return;
         }
+        int before = TorchSharp.torch.get_num_threads();
+        int perWorker = Math.Max(1, before / _workers.Length);
         using var ready = new CountdownEvent(_workers.Length);
         foreach (var w in _workers)
-            w.Loop = Task.Factory.StartNew(() => WorkerLoop(w, perWorker, ready), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        {
+            w.Dedicated = true;
+            w.Loop = Task.Factory.StartNew(() => DedicatedLoop(w, perWorker, ready), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
         ready.Wait();
-        if (perWorker is not null) TorchSharp.torch.set_num_threads(before);
+        TorchSharp.torch.set_num_threads(before);
+    }
+
+    private async Task AsyncLoop(ModelWorker w)
+    {
+        while (true)
+        {
+            if (RunOnce(w)) continue;
+            // Nothing runs: sleep until a request arrives (or the client closes).
+            if (!await w.Queue.Reader.WaitToReadAsync().ConfigureAwait(false)) return;
+        }
     }
 
     // Runs on the worker's own thread for the client's lifetime: the thread's torch settings stay with the worker.
-    private void WorkerLoop(ModelWorker w, int? threads, CountdownEvent ready)
+    private void DedicatedLoop(ModelWorker w, int threads, CountdownEvent ready)
     {
         try
         {
-            if (threads is int n)
-            {
-                // Reading the count first makes libtorch initialise this thread's setting now, from the process-wide default;
-                // it would otherwise do so at the first parallel op, after the default is restored, and undo the line below.
-                _ = TorchSharp.torch.get_num_threads();
-                TorchSharp.torch.set_num_threads(n);
-            }
+            // Reading the count first makes libtorch initialise this thread's setting now, from the process-wide default;
+            // it would otherwise do so at the first parallel op, after the default is restored, and undo the line below.
+            _ = TorchSharp.torch.get_num_threads();
+            TorchSharp.torch.set_num_threads(threads);
         }
         finally
         {
@@ -407,28 +422,34 @@ public sealed class EngineChatClient : IChatClient
         }
         while (true)
         {
-            if (w.Index == 0)
-                while (_exclusive.Reader.TryRead(out var job)) job();
-            // Newcomers join at the next step; when nothing runs, sleep until a request arrives (or the client closes).
-            while (w.Queue.Reader.TryRead(out var s))
-            {
-                if (ReferenceEquals(s, WakeUp)) continue;
-                try
-                {
-                    w.Batcher.Add(s);
-                }
-                catch (ArgumentException e)
-                {
-                    s.Fail(e);
-                }
-            }
-            if (w.Batcher.HasWork)
-            {
-                w.Batcher.Step();
-                continue;
-            }
-            if (!w.Queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+            if (RunOnce(w)) continue;
+            if (w.Queue.Reader.Completion.IsCompleted) return;
+            // Writers release the semaphore after each write, so this thread wakes directly and no wake-up is lost.
+            w.Signal.Wait();
         }
+    }
+
+    /// <summary>Runs the exclusive jobs (worker 0), admits what the queue holds, and steps the batch; false when there was nothing to step.</summary>
+    private bool RunOnce(ModelWorker w)
+    {
+        if (w.Index == 0)
+            while (_exclusive.Reader.TryRead(out var job)) job();
+        // Newcomers join at the next step.
+        while (w.Queue.Reader.TryRead(out var s))
+        {
+            if (ReferenceEquals(s, WakeUp)) continue;
+            try
+            {
+                w.Batcher.Add(s);
+            }
+            catch (ArgumentException e)
+            {
+                s.Fail(e);
+            }
+        }
+        if (!w.Batcher.HasWork) return false;
+        w.Batcher.Step();
+        return true;
     }
 
     /// <summary>One model instance, its continuous batch, its queue and the prompts most recently sent to it.</summary>
@@ -442,6 +463,15 @@ public sealed class EngineChatClient : IChatClient
         public ContinuousBatcher Batcher { get; } = new(model, options);
         public Channel<BatchedSequence> Queue { get; } = Channel.CreateUnbounded<BatchedSequence>(new UnboundedChannelOptions { SingleReader = true });
         public Task Loop { get; set; } = Task.CompletedTask;
+        /// <summary>True when a dedicated thread runs this worker and sleeps on <see cref="Signal"/>.</summary>
+        public bool Dedicated { get; set; }
+        public SemaphoreSlim Signal { get; } = new(0);
+
+        /// <summary>Wakes a dedicated worker after a write to its queue (the async loop wakes from the queue itself).</summary>
+        public void Wake()
+        {
+            if (Dedicated) Signal.Release();
+        }
         /// <summary>Requests sent here and not finished (guarded by the client's dispatch lock).</summary>
         public int Outstanding { get; set; }
 
@@ -550,7 +580,11 @@ public sealed class EngineChatClient : IChatClient
     /// <summary>Stops the workers after the queued requests (waits up to 30 s).</summary>
     public void Dispose()
     {
-        foreach (var w in _workers) w.Queue.Writer.TryComplete();
+        foreach (var w in _workers)
+        {
+            w.Queue.Writer.TryComplete();
+            w.Wake();
+        }
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         foreach (var w in _workers)
         {
