@@ -170,7 +170,7 @@ public static class DebiasTrainer
         string? adapterDir = null;
         Directory.CreateDirectory(outDir);
         model.Save(outDir);
-        CopyTokenizerFiles(baseFolder, outDir);
+        ModelFolder.CopyTokenizerFiles(baseFolder, outDir);
         if (lora is not null)
         {
             adapterDir = Path.Combine(outDir, "adapter");
@@ -299,16 +299,6 @@ public static class DebiasTrainer
     }
 
     // ------------------------------------------------------------------ checkpoints
-
-    /// <summary>Copies the base folder's tokenizer and generation files that exist into a trained model's folder.</summary>
-    internal static void CopyTokenizerFiles(string baseFolder, string outDir)
-    {
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt" })
-        {
-            var src = Path.Combine(baseFolder, f);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, f), overwrite: true);
-        }
-    }
 
     private static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o) =>
         TrainingCheckpoint.Fingerprint(baseFolder, data, o with { Threads = null });

@@ -249,7 +249,7 @@ public static class DiffPoTrainer
         Report("save", state.Step, totalSteps);
         Directory.CreateDirectory(outDir);
         model.Save(outDir);
-        DebiasTrainer.CopyTokenizerFiles(baseFolder, outDir);
+        ModelFolder.CopyTokenizerFiles(baseFolder, outDir);
         var adapterDir = Path.Combine(outDir, "adapter");
         LoraAdapter.Save(model, adapterDir, lora, baseFolder);
         var result = outcome.Result(outDir, adapterDir, plan, clock.Elapsed);
