@@ -60,12 +60,7 @@ public static class DebiasTrainer
 
         // 1. Base model, tokenizer and chat template (the ones `run --target` uses, so training sees the prompts inference will).
         Report("load", 0, 0);
-        var tokenizer = HfTokenizer.FromFolder(baseFolder);
-        var template = ChatTemplate.For(tokenizer, o.ChatTemplate);
-        using var model = CausalLM.Load(baseFolder, ScalarType.Float32);
-        int endOfTurn = (template.EosToken is { } eosText ? tokenizer.TokenToId(eosText) : null)
-                        ?? model.EosTokenIds.FirstOrDefault(-1);
-        if (endOfTurn < 0) throw new InvalidDataException($"{baseFolder}: no end-of-turn token (template {template.Name}) and no eos_token_id");
+        using var model = TrainingLoop.LoadBase(baseFolder, o.ChatTemplate, out var tokenizer, out var template, out int endOfTurn);
         int pad = model.Config.PadTokenId ?? endOfTurn;
 
         // 2. Encode, split (seeded) into train / validation.
@@ -88,10 +83,7 @@ public static class DebiasTrainer
         }
         else
         {
-            lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = o.LoraDropout, TargetModules = o.LoraTargets, Seed = o.Seed };
-            LoraAdapter.Apply(model, lora);
-            LoraAdapter.UseDropoutGenerator(model, dropoutGenerator);
-            trainable = [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))];
+            (lora, trainable) = TrainingLoop.ApplyLora(model, o, dropoutGenerator);
         }
 
         // 4. DPO's reference: log π_ref(y|x) of every example under the frozen base (the adapters are still zero here).

@@ -191,11 +191,7 @@ public static class DiffPoTrainer
             progress?.Report(new TrainingProgress(phase, step, total, double.NaN, 0, clock.Elapsed, null, null, null));
 
         Report("load", 0, 0);
-        var tokenizer = HfTokenizer.FromFolder(baseFolder);
-        var template = ChatTemplate.For(tokenizer, o.ChatTemplate);
-        using var model = CausalLM.Load(baseFolder, ScalarType.Float32);
-        int endOfTurn = (template.EosToken is { } eosText ? tokenizer.TokenToId(eosText) : null) ?? model.EosTokenIds.FirstOrDefault(-1);
-        if (endOfTurn < 0) throw new InvalidDataException($"{baseFolder}: no end-of-turn token (template {template.Name}) and no eos_token_id");
+        using var model = TrainingLoop.LoadBase(baseFolder, o.ChatTemplate, out var tokenizer, out var template, out int endOfTurn);
 
         // Encode: the prompt as the aligner will see it at inference ([system?, user] + generation prompt), the answers
         // without special tokens, each followed by the end-of-turn token.
@@ -216,11 +212,8 @@ public static class DiffPoTrainer
         var (valIdx, steps) = (plan.Validation, plan.Steps);
         int totalSteps = steps.Count;
 
-        var lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = o.LoraDropout, TargetModules = o.LoraTargets, Seed = o.Seed };
-        LoraAdapter.Apply(model, lora);
         using var dropoutGenerator = new torch.Generator((ulong)o.Seed);
-        LoraAdapter.UseDropoutGenerator(model, dropoutGenerator);
-        List<(string Name, Parameter Parameter)> trainable = [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))];
+        var (lora, trainable) = TrainingLoop.ApplyLora(model, o, dropoutGenerator);
 
         string fingerprint = Fingerprint(baseFolder, data, options);
         TrainingLoop.StepResult Step(int step)

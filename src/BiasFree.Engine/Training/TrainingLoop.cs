@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using BiasFree.Engine.Lora;
 using BiasFree.Engine.Models;
 using BiasFree.Engine.Safetensors;
+using BiasFree.Engine.Tokenization;
 using BiasFree.Probes;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -58,6 +60,42 @@ internal static class TrainingLoop
     /// <param name="Train">Indices of the training examples, ascending.</param>
     /// <param name="Steps">Per optimiser step, its micro-batches of example indices.</param>
     internal sealed record StepPlan(IReadOnlyList<int> Validation, IReadOnlyList<int> Train, IReadOnlyList<IReadOnlyList<int[]>> Steps);
+
+    /// <summary>
+    /// Loads the base model in float32 with its tokenizer and chat template (the ones <c>run --target</c> uses, so training
+    /// sees the prompts inference will) and the end-of-turn token every response is trained to end with: the template's
+    /// EOS text, else the model's first eos_token_id.
+    /// </summary>
+    internal static CausalLM LoadBase(string baseFolder, string? chatTemplate, out HfTokenizer tokenizer, out ChatTemplate template, out int endOfTurn)
+    {
+        tokenizer = HfTokenizer.FromFolder(baseFolder);
+        template = ChatTemplate.For(tokenizer, chatTemplate);
+        var model = CausalLM.Load(baseFolder, ScalarType.Float32);
+        try
+        {
+            endOfTurn = (template.EosToken is { } eosText ? tokenizer.TokenToId(eosText) : null) ?? model.EosTokenIds.FirstOrDefault(-1);
+            if (endOfTurn < 0) throw new InvalidDataException($"{baseFolder}: no end-of-turn token (template {template.Name}) and no eos_token_id");
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Puts LoRA adapters on <paramref name="model"/> (seeded initialisation, B = 0 so it starts as the base) whose dropout
+    /// draws from <paramref name="dropoutGenerator"/> (reseeded per step by <see cref="Run"/>); returns the adapters'
+    /// settings and the parameters to train.
+    /// </summary>
+    internal static (LoraOptions Lora, List<(string Name, Parameter Parameter)> Trainable) ApplyLora(CausalLM model, TrainingOptions o, torch.Generator dropoutGenerator)
+    {
+        var lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = o.LoraDropout, TargetModules = o.LoraTargets, Seed = o.Seed };
+        LoraAdapter.Apply(model, lora);
+        LoraAdapter.UseDropoutGenerator(model, dropoutGenerator);
+        return (lora, [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))]);
+    }
 
     /// <summary>
     /// Splits <paramref name="count"/> examples into train and validation (a seeded shuffle, <see cref="TrainingOptions.ValidationShare"/>
