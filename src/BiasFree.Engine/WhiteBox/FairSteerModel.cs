@@ -45,8 +45,13 @@ public sealed record FairSteerInfo
     public int ProbeExamples { get; init; }
     public int ProbePositives { get; init; }
     public int ContrastivePairs { get; init; }
-    /// <summary>How the vectors were built: "contrastive-pairs" (the paper's DSV) or "probe-means".</summary>
+    /// <summary>How the vectors were built: "contrastive-pairs" (the paper's DSV), "probe-means" or "probe-means-ambiguous".</summary>
     public string VectorSource { get; init; } = "contrastive-pairs";
+    /// <summary>How the probe data was labelled: "paper" or "ambiguous-bias" (<see cref="ProbeLabeling"/>).</summary>
+    public string Labeling { get; init; } = "paper";
+    /// <summary>What the sweep maximised ("mean" or "ambiguous") and the disambiguated-accuracy bound it kept.</summary>
+    public string Objective { get; init; } = "mean";
+    public double MaxDisambiguatedDrop { get; init; } = 0.05;
     public IReadOnlyList<SteeringSweepRow> Sweep { get; init; } = [];
     /// <summary>Suites and seeds the examples came from, for the record.</summary>
     public string Data { get; init; } = "";
