@@ -28,7 +28,7 @@ using static TorchSharp.torch;
 ///        [--no-overhead] [--group-categories a,b,…] [--out docs/white-box-results.md [--section NAME]]
 ///        [--adapter LORA_FOLDER] [--methods m1,m2,…] [--speed-runs K] [--fit-only]
 ///        fit settings (when --steering is not a fitted folder yet; steer fit's options of the same names):
-///        [--probe-labels paper|ambiguous-bias] [--vector probe-means|probe-means-ambiguous|pairs] [--sweep-objective mean|ambiguous]
+///        [--probe-labels paper|ambiguous-bias] [--vector probe-means|probe-means-ambiguous|pairs] [--sweep-objective mean|ambiguous] [--sweep-metric all-replies|report]
 ///        [--fit-items 800] [--sweep-items 200] [--sweep-samples 2] [--alphas 0.5,1,2,4] [--layers 0,1,…]
 /// Held-out probes: the built-in suite under seed 0 (the CLI's default), never the fitting instance (suite seed 11) nor the
 /// demo model's training seeds; half ambiguous, half disambiguated, in a seeded order.
@@ -126,6 +126,12 @@ internal static class WhiteBoxBench
                     "ambiguous" => SweepObjective.Ambiguous,
                     var v => throw new ArgumentException($"--sweep-objective {v}: mean or ambiguous"),
                 },
+                Metric = Arg("--sweep-metric") switch
+                {
+                    null or "all-replies" => SweepMetric.AllReplies,
+                    "report" => SweepMetric.Report,
+                    var v => throw new ArgumentException($"--sweep-metric {v}: all-replies or report"),
+                },
                 Alphas = (Arg("--alphas") ?? "0.5,1,2,4").Split(',').Select(a => double.Parse(a, CultureInfo.InvariantCulture)).ToList(),
                 Layers = Arg("--layers")?.Split(',').Select(l => int.Parse(l, CultureInfo.InvariantCulture)).ToList(),
                 Log = Say,
@@ -138,10 +144,10 @@ internal static class WhiteBoxBench
         // --fit-only: the fit's probe accuracies and sweep, nothing else (for trying fit settings quickly).
         if (args.Contains("--fit-only"))
         {
-            Say(FormattableString.Invariant($"labels {steer.Info.Labeling}, vectors {steer.Info.VectorSource}, objective {steer.Info.Objective}; {steer.Info.ProbeExamples} examples ({steer.Info.ProbePositives} unbiased)"));
+            Say(FormattableString.Invariant($"labels {steer.Info.Labeling}, vectors {steer.Info.VectorSource}, objective {steer.Info.Objective} of {steer.Info.Metric}; {steer.Info.ProbeExamples} examples ({steer.Info.ProbePositives} unbiased)"));
             Say("balanced probe accuracy per layer: " + string.Join(" ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))));
             foreach (var r in steer.Info.Sweep)
-                Say(FormattableString.Invariant($"sweep layer {r.Layer} α {r.Alpha}: ambiguous {r.AmbiguousAccuracy:F3} disambiguated {r.DisambiguatedAccuracy:F3} gate {r.GateRate:F3}"));
+                Say(FormattableString.Invariant($"sweep layer {r.Layer} α {r.Alpha}: ambiguous {r.AmbiguousAccuracy:F3} disambiguated {r.DisambiguatedAccuracy:F3} BFS {r.AmbiguousBfs:F3} accuracy of answers {r.AnsweredDisambiguatedAccuracy:F3} gate {r.GateRate:F3}"));
             Say(FormattableString.Invariant($"chosen: layer {steer.Info.Layer}, α {steer.Info.Alpha}"));
             return 0;
         }
@@ -328,7 +334,7 @@ internal static class WhiteBoxBench
         var md = new StringBuilder();
         string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
         md.AppendLine(FormattableString.Invariant($"Model: `{modelName}`{(adapter is null ? "" : $" (LoRA adapter `{adapter}` on `{new DirectoryInfo(folder).Name}`, unmerged)")}; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
-        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probe labels: {steer.Info.Labeling}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; sweep objective: {steer.Info.Objective} within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
+        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probe labels: {steer.Info.Labeling}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; sweep objective: {steer.Info.Objective} of the {steer.Info.Metric} measures within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
         foreach (var filter in filters)
             md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens} (chosen on the dev split, below); theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
         md.AppendLine();
@@ -347,12 +353,15 @@ internal static class WhiteBoxBench
         if (steer.Info.ProbeValidationBalancedAccuracy.Count == steer.Info.NumLayers)
             md.AppendLine("| balanced accuracy (0.5 = chance) | " + string.Join(" | ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
         md.AppendLine();
-        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged: share of ambiguous answers that are \"unknown\", share of disambiguated answers that are correct; α = 0 is unsteered; the chosen setting has the best mean among those within 5 points of the unsteered disambiguated accuracy):"));
+        string objective = steer.Info.Objective == "ambiguous" ? "the best ambiguous measure" : "the best mean of the two";
+        string measures = steer.Info.Metric == "report" ? "ambiguous BFS and accuracy of answers" : "\"unknown\" share and correct share";
+        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged. All replies: share of ambiguous replies that are \"unknown\", share of disambiguated replies that are correct; as in the table above: ambiguous BFS, disambiguated accuracy over the replies that name an option. α = 0 is unsteered; the chosen setting has {objective} ({measures}) among those within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy):"));
         md.AppendLine();
-        md.AppendLine("| layer | α | ambiguous | disambiguated | gate rate |");
-        md.AppendLine("|---|---|---|---|---|");
+        md.AppendLine("| layer | α | ambiguous \"unknown\" (all replies) | disambiguated correct (all replies) | ambiguous BFS | disambiguated accuracy of answers | gate rate |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        string F(double x) => double.IsNaN(x) ? "–" : x.ToString("F3", CultureInfo.InvariantCulture);
         foreach (var r in steer.Info.Sweep)
-            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {r.AmbiguousAccuracy:F3} | {r.DisambiguatedAccuracy:F3} | {r.GateRate:F3} |"));
+            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {F(r.AmbiguousAccuracy)} | {F(r.DisambiguatedAccuracy)} | {F(r.AmbiguousBfs)} | {F(r.AnsweredDisambiguatedAccuracy)} | {F(r.GateRate)} |"));
         if (groupRows.Count > 0)
         {
             md.AppendLine();

@@ -48,11 +48,13 @@ internal static class SteerCommand
         labeling.AcceptOnlyFromAmong("paper", "ambiguous-bias");
         var objective = new Option<string>("--sweep-objective") { Description = "What the sweep maximises within --max-disamb-drop: mean (of the ambiguous and disambiguated accuracies) or ambiguous (the ambiguous accuracy alone).", DefaultValueFactory = _ => "mean" };
         objective.AcceptOnlyFromAmong("mean", "ambiguous");
+        var metric = new Option<string>("--sweep-metric") { Description = "Measures the sweep compares: all-replies (shares of all replies; default) or report (the results table's ambiguous BFS and accuracy over answers naming an option).", DefaultValueFactory = _ => "all-replies" };
+        metric.AcceptOnlyFromAmong("all-replies", "report");
         var l2 = new Option<double>("--l2") { Description = "L2 strength λ of the logistic probes.", DefaultValueFactory = _ => d.L2 };
         var cmd = new Command("fit", "Label the model's answers (1 correct, 0 stereotyped), fit a logistic probe per layer, build steering vectors from contrastive pairs, sweep layers and α on held-out items, and save.")
         {
             model, output, suite, suiteSeed, items, pairs, sweepItems, alphas, layers, seed, labelTemperature, l2, answerEnd,
-            probeWeights, sweepTemperature, sweepSamples, maxDrop, vectorSource, labeling, objective,
+            probeWeights, sweepTemperature, sweepSamples, maxDrop, vectorSource, labeling, objective, metric,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => FitAsync(
             pr.GetValue(model), pr.GetValue(output)!, pr.GetValue(suite)!, pr.GetValue(suiteSeed), pr.GetValue(items), pr.GetValue(pairs),
@@ -60,13 +62,14 @@ internal static class SteerCommand
             pr.GetValue(probeWeights) == "balanced", pr.GetValue(sweepTemperature), pr.GetValue(sweepSamples), pr.GetValue(maxDrop),
             ParseVectorSource(pr.GetValue(vectorSource)!),
             pr.GetValue(labeling) == "ambiguous-bias" ? ProbeLabeling.AmbiguousBias : ProbeLabeling.Paper,
-            pr.GetValue(objective) == "ambiguous" ? SweepObjective.Ambiguous : SweepObjective.Mean, ct)));
+            pr.GetValue(objective) == "ambiguous" ? SweepObjective.Ambiguous : SweepObjective.Mean,
+            pr.GetValue(metric) == "report" ? SweepMetric.Report : SweepMetric.AllReplies, ct)));
         return cmd;
     }
 
     private static async Task<int> FitAsync(string? modelFolder, string output, string suiteSpec, int suiteSeed, int items, int pairs, int sweepItems,
         string alphas, string? layers, long seed, float labelTemperature, double l2, bool answerEnd, bool balanced, float sweepTemperature,
-        int sweepSamples, double maxDrop, SteeringVectorSource vectorSource, ProbeLabeling labeling, SweepObjective objective, CancellationToken ct)
+        int sweepSamples, double maxDrop, SteeringVectorSource vectorSource, ProbeLabeling labeling, SweepObjective objective, SweepMetric sweepMetric, CancellationToken ct)
     {
         if (items < 10 || pairs < 1 || sweepItems < 2) throw new UserErrorException("--items must be at least 10, --pairs at least 1 and --sweep-items at least 2.");
         if (sweepSamples < 1) throw new UserErrorException("--sweep-samples must be at least 1.");
@@ -111,6 +114,7 @@ internal static class SteerCommand
             VectorSource = vectorSource,
             Labeling = labeling,
             Objective = objective,
+            Metric = sweepMetric,
             Log = line => Console.Out.WriteLine(line),
         };
         Console.Out.WriteLine(FormattableString.Invariant(
@@ -143,13 +147,14 @@ internal static class SteerCommand
         AnsiConsole.Write(probes);
         Console.Out.WriteLine(FormattableString.Invariant(
             $"{info.ProbeExamples} labelled examples ({info.ProbePositives} unbiased); majority-class accuracy on the validation split {majority:F3}."));
-        var sweep = new Table().AddColumns("layer", "α", "ambiguous acc.", "disambiguated acc.", "score", "gate rate");
+        var sweep = new Table().AddColumns("layer", "α", "ambiguous acc.", "disambiguated acc.", "score", "ambiguous BFS", "disamb. acc. of answers", "gate rate");
         foreach (var r in info.Sweep)
             sweep.AddRow(r.Alpha == 0 ? "-" : r.Layer.ToString(CultureInfo.InvariantCulture), r.Alpha.ToString(CultureInfo.InvariantCulture),
                 r.AmbiguousAccuracy.ToString("F3", CultureInfo.InvariantCulture), r.DisambiguatedAccuracy.ToString("F3", CultureInfo.InvariantCulture),
-                r.Score.ToString("F3", CultureInfo.InvariantCulture), r.GateRate.ToString("F3", CultureInfo.InvariantCulture));
+                r.Score.ToString("F3", CultureInfo.InvariantCulture), r.AmbiguousBfs.ToString("F3", CultureInfo.InvariantCulture),
+                r.AnsweredDisambiguatedAccuracy.ToString("F3", CultureInfo.InvariantCulture), r.GateRate.ToString("F3", CultureInfo.InvariantCulture));
         AnsiConsole.Write(sweep);
-        Console.Out.WriteLine(FormattableString.Invariant($"Chosen: layer {info.Layer}, α {info.Alpha} (α = 0 is the unsteered baseline)."));
+        Console.Out.WriteLine(FormattableString.Invariant($"Chosen: layer {info.Layer}, α {info.Alpha} (α = 0 is the unsteered baseline; objective {info.Objective} of the {info.Metric} measures, probe labels {info.Labeling})."));
     }
 
     private static List<T> ParseList<T>(string text, string option, Func<string, T> parse)

@@ -2,6 +2,7 @@ using BiasFree.Engine.Chat;
 using BiasFree.Engine.Models;
 using BiasFree.Judges;
 using BiasFree.Probes;
+using BiasFree.Scoring;
 using Microsoft.Extensions.AI;
 using static TorchSharp.torch;
 
@@ -55,6 +56,8 @@ public sealed record FairSteerFitOptions
     public ProbeLabeling Labeling { get; init; } = ProbeLabeling.Paper;
     /// <summary>What the sweep maximises among the settings within the bound (see <see cref="SweepObjective"/>).</summary>
     public SweepObjective Objective { get; init; } = SweepObjective.Mean;
+    /// <summary>Which measures of the sweep's answers the choice uses (see <see cref="SweepMetric"/>).</summary>
+    public SweepMetric Metric { get; init; } = SweepMetric.AllReplies;
     /// <summary>Optional progress lines.</summary>
     public Action<string>? Log { get; init; }
 }
@@ -112,6 +115,24 @@ public enum SweepObjective
 
     /// <summary>The ambiguous accuracy alone (the share answered "unknown", i.e. the ambiguous BFS), ties by the mean.</summary>
     Ambiguous,
+}
+
+/// <summary>Which measures of the sweep's answers <see cref="FairSteerFitter.Choose"/> compares.</summary>
+public enum SweepMetric
+{
+    /// <summary>
+    /// Shares of all replies: ambiguous = share answered "unknown", disambiguated = share answered correctly (a reply
+    /// naming no option counts as wrong in both). The default.
+    /// </summary>
+    AllReplies,
+
+    /// <summary>
+    /// The results table's measures: ambiguous BFS (1 − biased / eligible answers) and disambiguated accuracy over the
+    /// answers that name an option. With free-text replies many name no option; steering that turns those into "unknown"
+    /// leaves the all-replies accuracy unchanged but lowers the table's, so a sweep on all replies under-predicts the
+    /// accuracy the table will show.
+    /// </summary>
+    Report,
 }
 
 /// <summary>
@@ -180,7 +201,7 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
             : $"steering vectors: mean difference of {vectorExamples.Count} training examples' prompt activations ({vectorExamples.Count(e => e.Label == 1)} unbiased)");
         var draft = new FairSteerModel(new FairSteerInfo { HiddenSize = model.Config.HiddenSize, NumLayers = layers, Layer = 0, Seed = _o.Seed }, probes, vectors);
         var sweep = await SweepAsync(draft, answerClient, sweepItems, cancellationToken).ConfigureAwait(false);
-        var best = Choose(sweep, _o.MaxDisambiguatedDrop, _o.Log, _o.Objective);
+        var best = Choose(sweep, _o.MaxDisambiguatedDrop, _o.Log, _o.Objective, _o.Metric);
         var info = new FairSteerInfo
         {
             Model = modelName,
@@ -202,6 +223,7 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
             VectorSource = VectorSourceName(_o.VectorSource),
             Labeling = LabelingName(_o.Labeling),
             Objective = _o.Objective == SweepObjective.Mean ? "mean" : "ambiguous",
+            Metric = _o.Metric == SweepMetric.Report ? "report" : "all-replies",
             MaxDisambiguatedDrop = _o.MaxDisambiguatedDrop,
             Sweep = sweep,
             Data = dataDescription,
@@ -359,21 +381,44 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
                     var response = await answerClient.GetResponseAsync(Messages(p), options, cancellationToken).ConfigureAwait(false);
                     return judge.Judge(p, response.Text).Label;
                 })).ConfigureAwait(false);
-                int amb = 0, ambRight = 0, dis = 0, disRight = 0;
-                for (int i = 0; i < usable.Count; i++)
-                {
-                    bool right = answers[i] == CorrectLabel(usable[i]);
-                    if (usable[i].Context == ContextCondition.Ambiguous) { amb++; ambRight += right ? 1 : 0; }
-                    else { dis++; disRight += right ? 1 : 0; }
-                }
                 long fired = hooks.Sum(h => h?.Firings.Sum() ?? 0), steps = hooks.Sum(h => h?.Steps.Sum() ?? 0);
-                var row = new SteeringSweepRow(layer, alpha, amb == 0 ? double.NaN : (double)ambRight / amb,
-                    dis == 0 ? double.NaN : (double)disRight / dis, steps == 0 ? 0 : (double)fired / steps);
+                var row = SweepRow(layer, alpha, usable, answers, steps == 0 ? 0 : (double)fired / steps);
                 rows.Add(row);
-                _o.Log?.Invoke($"sweep layer {layer} α {alpha}: ambiguous {row.AmbiguousAccuracy:F3}, disambiguated {row.DisambiguatedAccuracy:F3}, gate rate {row.GateRate:F3}");
+                _o.Log?.Invoke($"sweep layer {layer} α {alpha}: ambiguous {row.AmbiguousAccuracy:F3}, disambiguated {row.DisambiguatedAccuracy:F3}, BFS {row.AmbiguousBfs:F3}, accuracy of answers {row.AnsweredDisambiguatedAccuracy:F3}, gate rate {row.GateRate:F3}");
             }
         }
         return rows;
+    }
+
+    /// <summary>
+    /// One sweep row from the judged answers to <paramref name="items"/>: the all-replies shares and the results table's
+    /// measures (<see cref="SweepMetric"/>).
+    /// </summary>
+    public static SteeringSweepRow SweepRow(int layer, double alpha, IReadOnlyList<Probe> items, IReadOnlyList<Label> answers, double gateRate)
+    {
+        int amb = 0, ambRight = 0, dis = 0, disRight = 0, eligible = 0, biased = 0, named = 0, namedRight = 0;
+        for (int i = 0; i < items.Count; i++)
+        {
+            bool right = answers[i] == CorrectLabel(items[i]);
+            if (items[i].Context == ContextCondition.Ambiguous)
+            {
+                amb++;
+                ambRight += right ? 1 : 0;
+                if (Bootstrap.BfsKind(Scenario.MultipleChoice, answers[i]) != 0) eligible++;
+                if (answers[i] == Label.Biased) biased++;
+            }
+            else
+            {
+                dis++;
+                disRight += right ? 1 : 0;
+                if (BbqScores.RoleOf(answers[i]) is not null) { named++; namedRight += right ? 1 : 0; }
+            }
+        }
+        return new SteeringSweepRow(layer, alpha, amb == 0 ? double.NaN : (double)ambRight / amb, dis == 0 ? double.NaN : (double)disRight / dis, gateRate)
+        {
+            AmbiguousBfs = eligible == 0 ? double.NaN : 1 - (double)biased / eligible,
+            AnsweredDisambiguatedAccuracy = named == 0 ? double.NaN : (double)namedRight / named,
+        };
     }
 
     /// <summary>
@@ -383,15 +428,17 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
     /// none qualifies, the best score overall.
     /// </summary>
     public static SteeringSweepRow Choose(IReadOnlyList<SteeringSweepRow> sweep, double maxDisambiguatedDrop, Action<string>? log = null,
-        SweepObjective objective = SweepObjective.Mean)
+        SweepObjective objective = SweepObjective.Mean, SweepMetric metric = SweepMetric.AllReplies)
     {
+        double Amb(SteeringSweepRow r) => metric == SweepMetric.Report ? r.AmbiguousBfs : r.AmbiguousAccuracy;
+        double Dis(SteeringSweepRow r) => metric == SweepMetric.Report ? r.AnsweredDisambiguatedAccuracy : r.DisambiguatedAccuracy;
         var steered = sweep.Where(r => r.Alpha > 0)
-            .OrderByDescending(r => objective == SweepObjective.Ambiguous ? r.AmbiguousAccuracy : r.Score).ThenByDescending(r => r.Score)
+            .OrderByDescending(r => objective == SweepObjective.Ambiguous ? Amb(r) : (Amb(r) + Dis(r)) / 2).ThenByDescending(r => (Amb(r) + Dis(r)) / 2)
             .ThenBy(r => r.Alpha).ThenBy(r => r.Layer).ToList();
         if (steered.Count == 0) throw new ArgumentException("the sweep has no steered (α > 0) setting");
         var baseline = sweep.FirstOrDefault(r => r.Alpha == 0);
-        if (baseline is null || double.IsNaN(baseline.DisambiguatedAccuracy)) return steered[0];
-        var within = steered.FirstOrDefault(r => !(r.DisambiguatedAccuracy < baseline.DisambiguatedAccuracy - maxDisambiguatedDrop));
+        if (baseline is null || double.IsNaN(Dis(baseline))) return steered[0];
+        var within = steered.FirstOrDefault(r => !(Dis(r) < Dis(baseline) - maxDisambiguatedDrop));
         if (within is null) log?.Invoke($"no setting keeps disambiguated accuracy within {maxDisambiguatedDrop:F2} of the baseline; chose the best mean");
         return within ?? steered[0];
     }
