@@ -305,30 +305,36 @@ internal static class WhiteBoxBench
         // overhead is the median of the per-pair ratios (robust to the load spikes of a shared machine), with the
         // interquartile range of the ratios. B = 1 and B = 16 (the same prompt 16 times, one gate per row).
         const int repeats = 20, decodeTokens = 64;
-        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken)>();
+        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken, double CpuMedian)>();
         foreach (int batch in args.Contains("--no-overhead") ? Array.Empty<int>() : new[] { 1, 16 })
         {
             var batchPrompts = Enumerable.Repeat((IReadOnlyList<int>)prompt, batch).ToList();
             var ratios = new List<double>();
+            var cpuRatios = new List<double>();
             var plainTimes = new List<double>();
+            static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
             for (int r = 0; r < repeats + 2; r++)
             {
+                var ca = Cpu();
                 var a = Stopwatch.StartNew();
                 model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [] });
-                double pa = a.Elapsed.TotalMilliseconds;
+                double pa = a.Elapsed.TotalMilliseconds, cpa = (Cpu() - ca).TotalMilliseconds;
                 var hook = steer.CreateHook();
+                var cb = Cpu();
                 var b = Stopwatch.StartNew();
                 model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = hook.OnLayer });
-                double pb = b.Elapsed.TotalMilliseconds;
+                double pb = b.Elapsed.TotalMilliseconds, cpb = (Cpu() - cb).TotalMilliseconds;
                 if (r < 2) continue; // warm-up pairs
                 ratios.Add(pb / pa);
+                if (cpa > 0) cpuRatios.Add(cpb / cpa);
                 plainTimes.Add(pa / decodeTokens);
             }
             ratios.Sort();
+            cpuRatios.Sort();
             plainTimes.Sort();
-            double Q(List<double> xs, double q) => xs[(int)Math.Round(q * (xs.Count - 1))];
-            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5)));
-            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), plain {overheads[^1].PlainMsPerToken:F2} ms/step"));
+            double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[(int)Math.Round(q * (xs.Count - 1))];
+            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5), Q(cpuRatios, 0.5) - 1));
+            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), CPU time {overheads[^1].CpuMedian * 100:F1} %, plain {overheads[^1].PlainMsPerToken:F2} ms/step"));
         }
 
         var md = new StringBuilder();
@@ -404,13 +410,13 @@ internal static class WhiteBoxBench
         if (overheads.Count > 0)
         {
             md.AppendLine();
-            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range; target ≤ 10 %):"));
+            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range, and the median per-pair ratio of the process's CPU time; target ≤ 10 %):"));
             md.AppendLine();
-            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range |");
-            md.AppendLine("|---|---|---|---|");
+            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range | CPU-time overhead (median) |");
+            md.AppendLine("|---|---|---|---|---|");
         }
-        foreach (var (batch, median, q1, q3, plainStep) in overheads)
-            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % |"));
+        foreach (var (batch, median, q1, q3, plainStep, cpuMedian) in overheads)
+            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % | {cpuMedian * 100:F1} % |"));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         // --section NAME writes between <!-- NAME:start --> and <!-- NAME:end --> (appending the pair if absent), so that
         // several bench commands (the demo model, the category-bias model) keep their tables in one results file.
