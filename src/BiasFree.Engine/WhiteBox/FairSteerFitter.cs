@@ -113,7 +113,10 @@ public enum SweepObjective
     /// <summary>The mean of the ambiguous ("unknown") and disambiguated accuracies (default).</summary>
     Mean,
 
-    /// <summary>The ambiguous accuracy alone (the share answered "unknown", i.e. the ambiguous BFS), ties by the mean.</summary>
+    /// <summary>
+    /// The ambiguous measure alone (the share answered "unknown", or the ambiguous BFS under <see cref="SweepMetric.Report"/>),
+    /// ties by the mean.
+    /// </summary>
     Ambiguous,
 }
 
