@@ -28,6 +28,10 @@ public sealed record BatchStatistics
     /// <summary>Σ over decode steps of the rows decoded in that step.</summary>
     public long DecodeRowSteps { get; init; }
     public long PrefillPasses { get; init; }
+    /// <summary>Forward passes over the running batch, whatever their rows were doing.</summary>
+    public long Passes { get; init; }
+    /// <summary>Σ over passes of the rows in that pass, decoding and prefilling together.</summary>
+    public long PassRowSteps { get; init; }
     /// <summary>Prompt tokens fed through the model.</summary>
     public long PromptTokens { get; init; }
     /// <summary>Prompt positions copied from another running sequence's cache instead of computed (prefix sharing).</summary>
@@ -52,8 +56,15 @@ public sealed record BatchStatistics
 
     /// <summary>Mean rows per decode step = DecodeRowSteps / DecodeSteps (per worker step when <see cref="Workers"/> &gt; 1).</summary>
     public double MeanBatchRows => DecodeSteps == 0 ? 0 : (double)DecodeRowSteps / DecodeSteps;
-    /// <summary>Batch occupancy = mean rows per decode step / MaxBatchSize.</summary>
+    /// <summary>
+    /// Decode occupancy = mean rows per decode step / MaxBatchSize. It counts decoding rows only: rows prefilling in the
+    /// same pass are not in it, so it understates how full a pass is (see <see cref="PassOccupancy"/>).
+    /// </summary>
     public double Occupancy => MaxBatchSize == 0 ? 0 : MeanBatchRows / MaxBatchSize;
+    /// <summary>Mean rows per forward pass, decoding and prefilling = PassRowSteps / Passes.</summary>
+    public double MeanPassRows => Passes == 0 ? 0 : (double)PassRowSteps / Passes;
+    /// <summary>Pass occupancy = mean rows per forward pass (decoding + prefilling) / MaxBatchSize: how full a pass is.</summary>
+    public double PassOccupancy => MaxBatchSize == 0 ? 0 : MeanPassRows / MaxBatchSize;
     /// <summary>Generated tokens per busy second.</summary>
     public double TokensPerSecond => BusySeconds > 0 ? GeneratedTokens / BusySeconds : 0;
     /// <summary>Share of prompt positions that were copied, not computed = SharedPromptTokens / (PromptTokens + SharedPromptTokens).</summary>
@@ -71,19 +82,20 @@ public sealed record BatchStatistics
         (requests, batches, largestBatch) = (Requests, Batches, LargestBatch);
 
     /// <summary>
-    /// One line for progress displays: occupancy, tokens/s, queue wait, cache use and the share of prompt positions shared;
-    /// with several workers, "batch 9.8/32 ×2" reads as a mean of 9.8 of 32 rows in each of 2 workers' batches.
+    /// One line for progress displays: pass occupancy (all rows), decode occupancy (decoding rows), tokens/s, queue wait,
+    /// cache use and the share of prompt positions shared; with several workers, "pass 12.1/32 ×2" reads as a mean of
+    /// 12.1 of 32 rows in each of 2 workers' passes.
     /// </summary>
     public string Describe() => string.Format(CultureInfo.InvariantCulture,
-        "batch {0:0.0}/{1}{9} ({2:0}%) · {3:0} tok/s · wait {4:0.00}s · cache {5:0.0}/{6:0} MB (peak {7:0.0}) · prefix shared {8:0}%",
-        MeanBatchRows, MaxBatchSize, Occupancy * 100, TokensPerSecond, MeanQueueWaitSeconds,
+        "pass {0:0.0}/{1}{11} ({2:0}%) · decode {3:0.0}/{1}{11} ({4:0}%) · {5:0} tok/s · wait {6:0.00}s · cache {7:0.0}/{8:0} MB (peak {9:0.0}) · prefix shared {10:0}%",
+        MeanPassRows, MaxBatchSize, PassOccupancy * 100, MeanBatchRows, Occupancy * 100, TokensPerSecond, MeanQueueWaitSeconds,
         CacheBytes / 1048576.0, CacheBudgetBytes / 1048576.0, PeakCacheBytes / 1048576.0, SharedPromptFraction * 100,
         Workers > 1 ? string.Create(CultureInfo.InvariantCulture, $" ×{Workers}") : "");
 
     /// <summary>
     /// The figures of several workers' batchers as one: counts, cache bytes, budgets and waits add up; LargestBatch and
-    /// MaxQueueWaitSeconds take the largest; MaxBatchSize stays the rows of one worker's batch, so MeanBatchRows and
-    /// Occupancy are per worker step. Busy time cannot be added (the workers run at the same time): the caller counts it
+    /// MaxQueueWaitSeconds take the largest; MaxBatchSize stays the rows of one worker's batch, so MeanBatchRows,
+    /// Occupancy, MeanPassRows and PassOccupancy are per worker step. Busy time cannot be added (the workers run at the same time): the caller counts it
     /// for the whole (<paramref name="busySeconds"/>, <paramref name="busyPeriods"/>: wall time with any request queued or running).
     /// </summary>
     public static BatchStatistics Combine(IReadOnlyList<BatchStatistics> parts, double busySeconds, int busyPeriods)
@@ -103,6 +115,8 @@ public sealed record BatchStatistics
             BusyPeriods = busyPeriods,
             DecodeSteps = parts.Sum(p => p.DecodeSteps),
             DecodeRowSteps = parts.Sum(p => p.DecodeRowSteps),
+            Passes = parts.Sum(p => p.Passes),
+            PassRowSteps = parts.Sum(p => p.PassRowSteps),
             PrefillPasses = parts.Sum(p => p.PrefillPasses),
             PromptTokens = parts.Sum(p => p.PromptTokens),
             SharedPromptTokens = parts.Sum(p => p.SharedPromptTokens),
