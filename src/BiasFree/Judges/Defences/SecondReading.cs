@@ -29,6 +29,8 @@ public sealed record ContentReading(string Text, IReadOnlyList<string> Removed)
 /// drops bare lines once something was flagged. A longer sentence that engages with nothing is the reply's own support
 /// ("Differences in scores shrink with equal schooling.") and stays. A reply without such a sentence has no second reading, so clean replies cost
 /// nothing and are judged exactly as before.</para>
+/// <para>On a reply the defences found something in but that has no second reading, a single verdict whose reasoning
+/// argues the opposite of its conclusion is unparseable; on a reply they found nothing in, verdicts are read as they stand.</para>
 /// <para>Why this cannot hide bias: a left-out sentence either mentions neither the subject nor any people, or talks
 /// about the reply's grading and names no group. A sentence that names a group ("I know this sounds biased, but women
 /// are …") is always kept.</para>
