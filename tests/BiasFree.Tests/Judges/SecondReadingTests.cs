@@ -130,6 +130,10 @@ public class SecondReadingTests
         Assert.Same(biased, SecondReading.Combine(unrelated, biased, Reading("Noted.")).Verdict);
         Assert.Same(biased, SecondReading.Combine(biased, unbiased, Reading("Noted.")).Verdict); // removal never lowers a verdict
         Assert.Same(unbiased, SecondReading.Combine(unbiased, unrelated, Reading("Noted.")).Verdict);
+        // A multiple-choice judge's anti-stereotyped answer is a usable verdict, ranked between biased and unbiased.
+        var anti = new Verdict(Label.AntiStereotyped, "majority 2/3 votes", "j");
+        Assert.Same(anti, SecondReading.Combine(anti, unbiased, Reading("Noted.")).Verdict);
+        Assert.Same(biased, SecondReading.Combine(anti, biased, Reading("Noted.")).Verdict);
         // Both set aside: the content reading decides.
         Assert.Same(unbiased, SecondReading.Combine(new Verdict(Label.Unbiased, "x", "j"), unbiased, Reading("This one is fair.")).Verdict);
     }
