@@ -6,7 +6,6 @@ using BiasFree.Probes;
 using BiasFree.Probes.Loaders;
 using BiasFree.Reports;
 using BiasFree.Runs;
-using Microsoft.Extensions.AI;
 using Spectre.Console;
 
 /// <summary>
@@ -26,30 +25,12 @@ internal static class AdaptiveBench
         ("religion", 1200, 0.74), ("ses", 6864, 0.70), ("sexual-orientation", 864, 0.83),
     ];
 
-    /// <summary>Answers each probe with the option of a role drawn once per probe from its category's bias rate.</summary>
-    private sealed class ScriptedClient(IReadOnlyDictionary<string, Probe> byTurn, IReadOnlyDictionary<string, double> bfs) : IChatClient
+    /// <summary>The option of a role drawn once per probe from its category's bias rate.</summary>
+    private static string ScriptedReply(Probe probe, IReadOnlyDictionary<string, double> bfs)
     {
-        private long _requests;
-
-        public long Requests => Interlocked.Read(ref _requests);
-
-        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref _requests);
-            var probe = byTurn[messages.Last(m => m.Role == ChatRole.User).Text];
-            var u = (StableRandom.For(11, probe.Id).NextUInt64() >> 11) * (1.0 / (1UL << 53));
-            var role = u >= bfs[probe.Category] ? OptionRole.Stereotyped : u < bfs[probe.Category] / 2 ? OptionRole.Unknown : OptionRole.AntiStereotyped;
-            return Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, probe.Options.First(o => o.Role == role).Text)));
-        }
-
-        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-            throw new NotSupportedException();
-
-        public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-        public void Dispose()
-        {
-        }
+        var u = (StableRandom.For(11, probe.Id).NextUInt64() >> 11) * (1.0 / (1UL << 53));
+        var role = u >= bfs[probe.Category] ? OptionRole.Stereotyped : u < bfs[probe.Category] / 2 ? OptionRole.Unknown : OptionRole.AntiStereotyped;
+        return probe.Options.First(o => o.Role == role).Text;
     }
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
@@ -85,7 +66,7 @@ internal static class AdaptiveBench
                          ($"--precision {precision.ToString(CultureInfo.InvariantCulture)} (per category)", precision, AdaptiveSpec.CategoryScope),
                      })
             {
-                var client = new ScriptedClient(byTurn, bfs);
+                var client = new ScriptedChatClient(query => ScriptedReply(byTurn[query], bfs));
                 var runsDir = Path.Combine(work.FullName, $"runs-{table.Rows.Count}");
                 await using var store = await RunStore.OpenDirectoryAsync(runsDir);
                 var evaluation = new Evaluation([$"jsonl:{suitePath}"], EvaluationTarget.Custom(client, "scripted", cacheIdentity: "scripted-v1", seedPerRequest: false))

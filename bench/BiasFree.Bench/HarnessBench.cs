@@ -207,8 +207,11 @@ internal static class HarnessBench
 
     private static async Task<Measurement> ClientRunAsync(Uri server, string suite, string runsDir, string runId, int inFlight)
     {
-        using var process = Process.Start(Self("--client", "--target", server.ToString(), "--suite", suite, "--runs-dir", runsDir, "--run-id", runId,
-            "--in-flight", inFlight.ToString(CultureInfo.InvariantCulture)))!;
+        var psi = Self("--client", "--target", server.ToString(), "--suite", suite, "--runs-dir", runsDir, "--run-id", runId,
+            "--in-flight", inFlight.ToString(CultureInfo.InvariantCulture));
+        // The client runs as the biasfree tool does: its runtimeconfig turns dynamic PGO off (BiasFree.Cli.csproj says why).
+        psi.Environment["DOTNET_TieredPGO"] = "0";
+        using var process = Process.Start(psi)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().ConfigureAwait(false);

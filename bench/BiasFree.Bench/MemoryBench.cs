@@ -7,7 +7,6 @@ using BiasFree.Probes.Loaders;
 using BiasFree.Reports;
 using BiasFree.Runs;
 using BiasFree.Scoring;
-using Microsoft.Extensions.AI;
 using Spectre.Console;
 
 /// <summary>
@@ -22,29 +21,15 @@ internal static partial class MemoryBench
 {
     private static readonly string[] Categories = ["age", "disability-status", "gender-identity", "nationality", "race-ethnicity", "religion", "ses", "sexual-orientation"];
 
-    /// <summary>Answers with one of the two quoted options of the query, chosen by a hash of the query: keeps nothing per probe.</summary>
-    private sealed partial class ScriptedClient : IChatClient
+    [GeneratedRegex("'([^']+)'")]
+    private static partial Regex Quoted();
+
+    /// <summary>One of the two quoted options of the query, chosen by a hash of the query: keeps nothing per probe.</summary>
+    private static string ScriptedReply(string query)
     {
-        [GeneratedRegex("'([^']+)'")]
-        private static partial Regex Quoted();
-
-        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
-        {
-            var query = messages.Last(m => m.Role == ChatRole.User).Text;
-            var shown = Quoted().Matches(query);
-            var h = StableRandom.For(7, query).NextUInt64();
-            var answer = shown.Count >= 2 ? shown[(int)(h % 2)].Groups[1].Value : "Unknown";
-            return Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, answer)));
-        }
-
-        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-            throw new NotSupportedException();
-
-        public object? GetService(Type serviceType, object? serviceKey = null) => null;
-
-        public void Dispose()
-        {
-        }
+        var shown = Quoted().Matches(query);
+        var h = StableRandom.For(7, query).NextUInt64();
+        return shown.Count >= 2 ? shown[(int)(h % 2)].Groups[1].Value : "Unknown";
     }
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
@@ -110,7 +95,7 @@ internal static partial class MemoryBench
     private static async Task<int> ChildAsync(int n, string suite, string work, int concurrency, int resamples)
     {
         await using var store = await RunStore.OpenDirectoryAsync(work);
-        var evaluation = new Evaluation([$"jsonl:{suite}"], EvaluationTarget.Custom(new ScriptedClient(), "scripted", cacheIdentity: "scripted-v1", seedPerRequest: false))
+        var evaluation = new Evaluation([$"jsonl:{suite}"], EvaluationTarget.Custom(new ScriptedChatClient(ScriptedReply), "scripted", cacheIdentity: "scripted-v1", seedPerRequest: false))
         {
             RunId = "memory",
             Settings = new EvaluationSettings { Concurrency = concurrency },

@@ -26,6 +26,10 @@ using static TorchSharp.torch;
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- white-box [--model FOLDER] [--steering DIR] [--probes 300]
 ///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l,…] [--dev-probes 120]
 ///        [--no-overhead] [--group-categories a,b,…] [--out docs/white-box-results.md [--section NAME]]
+///        [--adapter LORA_FOLDER] [--methods m1,m2,…] [--speed-runs K] [--fit-only]
+///        fit settings (when --steering is not a fitted folder yet; steer fit's options of the same names):
+///        [--probe-labels paper|ambiguous-bias] [--vector probe-means|probe-means-ambiguous|pairs] [--sweep-objective mean|ambiguous] [--sweep-metric all-replies|report]
+///        [--fit-items 800] [--sweep-items 200] [--sweep-samples 2] [--alphas 0.5,1,2,4] [--layers 0,1,…]
 /// Held-out probes: the built-in suite under seed 0 (the CLI's default), never the fitting instance (suite seed 11) nor the
 /// demo model's training seeds; half ambiguous, half disambiguated, in a seeded order.
 /// BiasFilter's search settings (N kept, N_children, segment length l) are chosen per reward model on a dev split — the
@@ -59,8 +63,12 @@ internal static class WhiteBoxBench
         int maxTokens = int.Parse(Arg("--max-tokens") ?? "24", CultureInfo.InvariantCulture);
         string output = Arg("--out") ?? Path.Combine("docs", "white-box-results.md");
         string steeringDir = Arg("--steering") ?? Path.Combine(Path.GetTempPath(), "biasfree-whitebox-steer");
+        string? adapter = Arg("--adapter");
+        // The model's name in the tables: the folder, or the adapter's folder (its card) when an adapter is applied.
+        string modelName = adapter is null ? new DirectoryInfo(folder).Name
+            : new DirectoryInfo(Path.GetDirectoryName(Path.GetFullPath(Path.TrimEndingDirectorySeparator(adapter)))!).Name;
 
-        using var client = LocalModel.Load(folder, new LocalModelOptions { ModelId = "demo", DefaultTemperature = temperature, DefaultMaxOutputTokens = maxTokens });
+        using var client = LocalModel.Load(folder, new LocalModelOptions { ModelId = "demo", DefaultTemperature = temperature, DefaultMaxOutputTokens = maxTokens, Adapter = adapter });
         var log = new StringBuilder();
         void Say(string line)
         {
@@ -80,35 +88,76 @@ internal static class WhiteBoxBench
             // `biasfree steer fit --vector probe-means --label-temperature T --sweep-temperature T --sweep-samples 2` with T the
             // evaluation temperature: suite seed 11, 800 probe items, 110 pairs, 200 sweep items, class-balanced probes.
             // The demo model's bias shows only when it is sampled, so labels and sweep are sampled like the evaluation.
+            // --probe-labels, --vector, --sweep-objective, --fit-items, --sweep-items, --sweep-samples, --alphas and --layers
+            // are steer fit's options of the same names.
+            int fitItems = int.Parse(Arg("--fit-items") ?? "800", CultureInfo.InvariantCulture);
+            int sweepItems = int.Parse(Arg("--sweep-items") ?? "200", CultureInfo.InvariantCulture);
             var all = new BbqBuiltInSuite(11).Load().Where(p => p.CorrectOption is not null).ToList();
             var order = StableRandom.For(11, "steer-fit/order").Shuffle(all);
-            var probeItems = order.Take(800).ToList();
-            var rest = order.Skip(800).ToList();
+            var probeItems = order.Take(fitItems).ToList();
+            var rest = order.Skip(fitItems).ToList();
             var pairs = rest.Where(p => p.Context == ContextCondition.Ambiguous && FairSteerFitter.Answers(p) is not null).Take(110).ToList();
             var used = pairs.Select(p => p.Id).ToHashSet();
             var remaining = rest.Where(p => !used.Contains(p.Id) && FairSteerFitter.Answers(p) is not null).ToList();
-            var sweep = remaining.Where(p => p.Context == ContextCondition.Ambiguous).Take(100)
-                .Concat(remaining.Where(p => p.Context == ContextCondition.Disambiguated).Take(100)).ToList();
+            var sweep = remaining.Where(p => p.Context == ContextCondition.Ambiguous).Take(sweepItems / 2)
+                .Concat(remaining.Where(p => p.Context == ContextCondition.Disambiguated).Take(sweepItems - sweepItems / 2)).ToList();
             var fitter = FairSteerFitter.For(client, new FairSteerFitOptions
             {
                 SystemPrompt = EvaluationRunner.MultipleChoiceSystemPrompt,
                 LabelTemperature = temperature,
                 SweepTemperature = temperature,
-                SweepSamples = 2,
-                VectorSource = SteeringVectorSource.ProbeMeans,
-                Alphas = [0.5, 1, 2, 4],
+                SweepSamples = int.Parse(Arg("--sweep-samples") ?? "2", CultureInfo.InvariantCulture),
+                VectorSource = Arg("--vector") switch
+                {
+                    null or "probe-means" => SteeringVectorSource.ProbeMeans,
+                    "probe-means-ambiguous" => SteeringVectorSource.AmbiguousProbeMeans,
+                    "pairs" => SteeringVectorSource.ContrastivePairs,
+                    var v => throw new ArgumentException($"--vector {v}: pairs, probe-means or probe-means-ambiguous"),
+                },
+                Labeling = Arg("--probe-labels") switch
+                {
+                    null or "paper" => ProbeLabeling.Paper,
+                    "ambiguous-bias" => ProbeLabeling.AmbiguousBias,
+                    var v => throw new ArgumentException($"--probe-labels {v}: paper or ambiguous-bias"),
+                },
+                Objective = Arg("--sweep-objective") switch
+                {
+                    null or "mean" => SweepObjective.Mean,
+                    "ambiguous" => SweepObjective.Ambiguous,
+                    var v => throw new ArgumentException($"--sweep-objective {v}: mean or ambiguous"),
+                },
+                Metric = Arg("--sweep-metric") switch
+                {
+                    null or "all-replies" => SweepMetric.AllReplies,
+                    "report" => SweepMetric.Report,
+                    var v => throw new ArgumentException($"--sweep-metric {v}: all-replies or report"),
+                },
+                Alphas = (Arg("--alphas") ?? "0.5,1,2,4").Split(',').Select(a => double.Parse(a, CultureInfo.InvariantCulture)).ToList(),
+                Layers = Arg("--layers")?.Split(',').Select(l => int.Parse(l, CultureInfo.InvariantCulture)).ToList(),
                 Log = Say,
             });
-            steer = await fitter.FitAsync(client, probeItems, pairs, sweep, new DirectoryInfo(folder).Name, "bbq suite seed 11: 800 probe items, 110 pairs, 200 sweep items");
+            steer = await fitter.FitAsync(client, probeItems, pairs, sweep, modelName,
+                FormattableString.Invariant($"bbq suite seed 11: {probeItems.Count} probe items, {pairs.Count} pairs, {sweep.Count} sweep items"));
             steer.Save(steeringDir);
             Say(FormattableString.Invariant($"Fitted FairSteer in {sw.Elapsed.TotalSeconds:F0} s → {steeringDir}"));
+        }
+        // --fit-only: the fit's probe accuracies and sweep, nothing else (for trying fit settings quickly).
+        if (args.Contains("--fit-only"))
+        {
+            Say(FormattableString.Invariant($"labels {steer.Info.Labeling}, vectors {steer.Info.VectorSource}, objective {steer.Info.Objective} of {steer.Info.Metric}; {steer.Info.ProbeExamples} examples ({steer.Info.ProbePositives} unbiased)"));
+            Say("balanced probe accuracy per layer: " + string.Join(" ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))));
+            foreach (var r in steer.Info.Sweep)
+                Say(FormattableString.Invariant($"sweep layer {r.Layer} α {r.Alpha}: ambiguous {r.AmbiguousAccuracy:F3} disambiguated {r.DisambiguatedAccuracy:F3} BFS {r.AmbiguousBfs:F3} accuracy of answers {r.AnsweredDisambiguatedAccuracy:F3} gate {r.GateRate:F3}"));
+            Say(FormattableString.Invariant($"chosen: layer {steer.Info.Layer}, α {steer.Info.Alpha}"));
+            return 0;
         }
 
         var held = StableRandom.For(0, "white-box-bench/order").Shuffle(new BbqBuiltInSuite(0).Load());
         var probes = held.Where(p => p.Context == ContextCondition.Ambiguous).Take(perContext)
             .Concat(held.Where(p => p.Context == ContextCondition.Disambiguated).Take(perContext)).ToList();
 
-        var methods = new List<string> { "none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom, WhiteBoxMethods.FairSteerPromptGate };
+        var methods = Arg("--methods")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList()
+            ?? ["none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom, WhiteBoxMethods.FairSteerPromptGate];
         string? referenceModel = Arg("--reward-ref");
         var fairModels = referenceModel is null ? Array.Empty<string>() : (Arg("--reward-model") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var grid = (Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -123,7 +172,7 @@ internal static class WhiteBoxBench
         string storeDir = Path.Combine(Path.GetTempPath(), "biasfree-whitebox-" + Guid.NewGuid().ToString("N")[..8]);
         await using var store = await RunStore.OpenDirectoryAsync(storeDir);
         var judge = new RuleBasedAnswerExtractor();
-        var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double Seconds, double? Firings, double? FiredShare, double? FilterCost)>();
+        var rows = new List<(string Method, ScoreRow Row, double TokensPerSecond, double TokensPerCpuSecond, double? Firings, double? FiredShare, double? FilterCost)>();
         var groupRows = new List<(string Method, string Group, ContextCondition Context, int Replies, double StepRate, double FiredShare, double Outcome)>();
         // Warm-up (first-call allocations, kernel selection) so the first timed method is not penalised.
         var warm = new RunSpec { RunId = "wb-warmup", Suites = ["bbq"], Model = "demo", Methods = ["none"], TargetEndpoint = folder, Generation = new GenerationSettings(temperature, 1, maxTokens), NoCache = true };
@@ -132,7 +181,7 @@ internal static class WhiteBoxBench
 
         // One method over one probe set through the run pipeline; returns the report's all-category multiple-choice row,
         // the records and the wall time.
-        async Task<(ScoreRow Row, List<ResultRecord> Records, double Seconds, long CompletionTokens)> RunMethod(
+        async Task<(ScoreRow Row, List<ResultRecord> Records, double Seconds, long CompletionTokens, double CpuSeconds)> RunMethod(
             string runId, string method, IReadOnlyList<Probe> set, WhiteBoxSettings with, WhiteBoxArtifacts artifacts)
         {
             var spec = new RunSpec
@@ -149,22 +198,27 @@ internal static class WhiteBoxBench
             await store.CreateRunAsync(spec);
             var runner = new EvaluationRunner(store, target, _ => judge,
                 (inner, m) => m == "none" ? inner : WhiteBoxMethods.Apply(inner, m, with, artifacts));
+            // CPU time of the whole process as well as wall time: on a shared machine the wall time of a run depends on the
+            // other jobs' load, the process's CPU time much less (it still includes the judge and the run store's writes,
+            // which are the same for every method).
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
             var t = Stopwatch.StartNew();
             await runner.RunAsync(spec, set);
             double seconds = t.Elapsed.TotalSeconds;
+            double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
             var report = await RunReport.BuildAsync(store, spec.RunId);
             var row = report.Scores.First(r => r.Scenario == Scenario.MultipleChoice && r.Category == ScoreTable.AllCategories);
             var records = new List<ResultRecord>();
             await foreach (var r in store.ReadResultsAsync(spec.RunId)) records.Add(r);
-            return (row, records, seconds, report.Totals.CompletionTokens);
+            return (row, records, seconds, report.Totals.CompletionTokens, cpuSeconds);
         }
 
-        void AddRow(string label, (ScoreRow Row, List<ResultRecord> Records, double Seconds, long CompletionTokens) run)
+        void AddRow(string label, (ScoreRow Row, List<ResultRecord> Records, double Seconds, long CompletionTokens, double CpuSeconds) run)
         {
-            var (row, records, seconds, tokens) = run;
+            var (row, records, seconds, tokens, cpuSeconds) = run;
             var firings = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(FairSteerChatClient.GateFiringsKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
             var costs = records.SelectMany(r => r.Requests).Select(q => q.Details?.GetValueOrDefault(BiasFilterChatClient.CostKey)).Where(x => x is not null).Select(x => double.Parse(x!, CultureInfo.InvariantCulture)).ToList();
-            rows.Add((label, row, tokens / seconds, seconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count,
+            rows.Add((label, row, tokens / seconds, tokens / cpuSeconds, firings.Count == 0 ? null : firings.Average(), firings.Count == 0 ? null : firings.Count(f => f > 0) / (double)firings.Count,
                 costs.Count == 0 ? null : costs.Average()));
             if (groupCategories.Count > 0)
             {
@@ -190,6 +244,25 @@ internal static class WhiteBoxBench
         using (var artifacts = new WhiteBoxArtifacts())
             foreach (var method in methods)
                 AddRow(method, await RunMethod("wb-" + method, method, probes, settings, artifacts));
+
+        // --speed-runs K: vanilla and gated FairSteer over the same probes K more times each, interleaved (the order
+        // alternates per round), timed by wall clock and by the process's CPU time; the overhead is the median over rounds
+        // of each round's ratio of seconds per completion token (FairSteer / vanilla − 1). Same seeds, so both decode the
+        // same replies every round.
+        int speedRuns = int.Parse(Arg("--speed-runs") ?? "0", CultureInfo.InvariantCulture);
+        var speed = new List<(double WallPlain, double WallSteer, double CpuPlain, double CpuSteer)>();
+        using (var artifacts = new WhiteBoxArtifacts())
+            for (int k = 0; k < speedRuns; k++)
+            {
+                var pair = new Dictionary<string, (double Wall, double Cpu)>();
+                foreach (var m in k % 2 == 0 ? new[] { "none", WhiteBoxMethods.FairSteer } : new[] { WhiteBoxMethods.FairSteer, "none" })
+                {
+                    var run = await RunMethod($"wb-speed-{k}-{m}", m, probes, settings, artifacts);
+                    pair[m] = (run.CompletionTokens / run.Seconds, run.CompletionTokens / run.CpuSeconds);
+                }
+                speed.Add((pair["none"].Wall, pair[WhiteBoxMethods.FairSteer].Wall, pair["none"].Cpu, pair[WhiteBoxMethods.FairSteer].Cpu));
+                Say(FormattableString.Invariant($"speed round {k}: vanilla {speed[^1].WallPlain:F1} tok/s ({speed[^1].CpuPlain:F1} tok/CPU-s), fairsteer {speed[^1].WallSteer:F1} tok/s ({speed[^1].CpuSteer:F1} tok/CPU-s)"));
+            }
 
         // BiasFilter: per reward model, the search settings are chosen on the dev split, then run once on the held-out probes.
         var devTables = new List<(string Fair, ScoreRow Vanilla, List<(BiasFilterOptions Options, ScoreRow Row, bool Eligible)> Rows, BiasFilterOptions Chosen)>();
@@ -232,43 +305,49 @@ internal static class WhiteBoxBench
         // overhead is the median of the per-pair ratios (robust to the load spikes of a shared machine), with the
         // interquartile range of the ratios. B = 1 and B = 16 (the same prompt 16 times, one gate per row).
         const int repeats = 20, decodeTokens = 64;
-        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken)>();
+        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken, double CpuMedian)>();
         foreach (int batch in args.Contains("--no-overhead") ? Array.Empty<int>() : new[] { 1, 16 })
         {
             var batchPrompts = Enumerable.Repeat((IReadOnlyList<int>)prompt, batch).ToList();
             var ratios = new List<double>();
+            var cpuRatios = new List<double>();
             var plainTimes = new List<double>();
+            static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
             for (int r = 0; r < repeats + 2; r++)
             {
+                var ca = Cpu();
                 var a = Stopwatch.StartNew();
                 model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [] });
-                double pa = a.Elapsed.TotalMilliseconds;
+                double pa = a.Elapsed.TotalMilliseconds, cpa = (Cpu() - ca).TotalMilliseconds;
                 var hook = steer.CreateHook();
+                var cb = Cpu();
                 var b = Stopwatch.StartNew();
                 model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = hook.OnLayer });
-                double pb = b.Elapsed.TotalMilliseconds;
+                double pb = b.Elapsed.TotalMilliseconds, cpb = (Cpu() - cb).TotalMilliseconds;
                 if (r < 2) continue; // warm-up pairs
                 ratios.Add(pb / pa);
+                if (cpa > 0) cpuRatios.Add(cpb / cpa);
                 plainTimes.Add(pa / decodeTokens);
             }
             ratios.Sort();
+            cpuRatios.Sort();
             plainTimes.Sort();
-            double Q(List<double> xs, double q) => xs[(int)Math.Round(q * (xs.Count - 1))];
-            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5)));
-            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), plain {overheads[^1].PlainMsPerToken:F2} ms/step"));
+            double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[(int)Math.Round(q * (xs.Count - 1))];
+            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5), Q(cpuRatios, 0.5) - 1));
+            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), CPU time {overheads[^1].CpuMedian * 100:F1} %, plain {overheads[^1].PlainMsPerToken:F2} ms/step"));
         }
 
         var md = new StringBuilder();
         string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
-        md.AppendLine(FormattableString.Invariant($"Model: `{new DirectoryInfo(folder).Name}`; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
-        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
+        md.AppendLine(FormattableString.Invariant($"Model: `{modelName}`{(adapter is null ? "" : $" (LoRA adapter `{adapter}` on `{new DirectoryInfo(folder).Name}`, unmerged)")}; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
+        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probe labels: {steer.Info.Labeling}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; sweep objective: {steer.Info.Objective} of the {steer.Info.Metric} measures within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
         foreach (var filter in filters)
             md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens} (chosen on the dev split, below); theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
         md.AppendLine();
-        md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing | target tokens / output token |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|");
-        foreach (var (method, row, tps, _, f, share, cost) in rows)
-            md.AppendLine(FormattableString.Invariant($"| {method} | {P(row.BfsAmbiguous)} | {P(row.AccuracyDisambiguated)} | {P(row.UnknownDisambiguated)} | {tps:F1} | {(f is double x ? x.ToString("F2", CultureInfo.InvariantCulture) : "–")} | {(share is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "–")} | {(cost is double c ? c.ToString("F2", CultureInfo.InvariantCulture) : "–")} |"));
+        md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing | target tokens / output token | tokens / CPU-second |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var (method, row, tps, tpc, f, share, cost) in rows)
+            md.AppendLine(FormattableString.Invariant($"| {method} | {P(row.BfsAmbiguous)} | {P(row.AccuracyDisambiguated)} | {P(row.UnknownDisambiguated)} | {tps:F1} | {(f is double x ? x.ToString("F2", CultureInfo.InvariantCulture) : "–")} | {(share is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "–")} | {(cost is double c ? c.ToString("F2", CultureInfo.InvariantCulture) : "–")} | {tpc:F1} |"));
         md.AppendLine();
         md.AppendLine("Probe validation accuracy per layer (majority-class baseline " +
                       Math.Max(steer.Info.ValidationPositiveRate, 1 - steer.Info.ValidationPositiveRate).ToString("F3", CultureInfo.InvariantCulture) +
@@ -280,12 +359,15 @@ internal static class WhiteBoxBench
         if (steer.Info.ProbeValidationBalancedAccuracy.Count == steer.Info.NumLayers)
             md.AppendLine("| balanced accuracy (0.5 = chance) | " + string.Join(" | ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
         md.AppendLine();
-        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged: share of ambiguous answers that are \"unknown\", share of disambiguated answers that are correct; α = 0 is unsteered; the chosen setting has the best mean among those within 5 points of the unsteered disambiguated accuracy):"));
+        string objective = steer.Info.Objective == "ambiguous" ? "the best ambiguous measure" : "the best mean of the two";
+        string measures = steer.Info.Metric == "report" ? "ambiguous BFS and accuracy of answers" : "\"unknown\" share and correct share";
+        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged. All replies: share of ambiguous replies that are \"unknown\", share of disambiguated replies that are correct; as in the table above: ambiguous BFS, disambiguated accuracy over the replies that name an option. α = 0 is unsteered; the chosen setting has {objective} ({measures}) among those within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy):"));
         md.AppendLine();
-        md.AppendLine("| layer | α | ambiguous | disambiguated | gate rate |");
-        md.AppendLine("|---|---|---|---|---|");
+        md.AppendLine("| layer | α | ambiguous \"unknown\" (all replies) | disambiguated correct (all replies) | ambiguous BFS | disambiguated accuracy of answers | gate rate |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        string F(double x) => double.IsNaN(x) ? "–" : x.ToString("F3", CultureInfo.InvariantCulture);
         foreach (var r in steer.Info.Sweep)
-            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {r.AmbiguousAccuracy:F3} | {r.DisambiguatedAccuracy:F3} | {r.GateRate:F3} |"));
+            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {F(r.AmbiguousAccuracy)} | {F(r.DisambiguatedAccuracy)} | {F(r.AmbiguousBfs)} | {F(r.AnsweredDisambiguatedAccuracy)} | {F(r.GateRate)} |"));
         if (groupRows.Count > 0)
         {
             md.AppendLine();
@@ -306,16 +388,35 @@ internal static class WhiteBoxBench
             foreach (var (o, r, eligible) in devRows)
                 md.AppendLine(FormattableString.Invariant($"| {o.Keep} | {o.Children} | {o.SegmentTokens} | {P(r.BfsAmbiguous)} | {P(r.AccuracyDisambiguated)} | {P(r.UnknownDisambiguated)} | {(eligible ? "yes" : "no")} | {(ReferenceEquals(o, chosen) ? "✓" : "")} |"));
         }
+        if (speed.Count > 0)
+        {
+            static double Median(IEnumerable<double> xs)
+            {
+                var v = xs.Order().ToList();
+                return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+            }
+            md.AppendLine();
+            md.AppendLine(FormattableString.Invariant($"Gated FairSteer vs vanilla on the same {probes.Count} probes, {speed.Count} more runs each, interleaved (order alternating per round), same seeds so the same replies; overhead = FairSteer's time per completion token / vanilla's − 1 per round (target ≤ 10 %), by wall clock and by the process's CPU time:"));
+            md.AppendLine();
+            md.AppendLine("| round | vanilla tokens/s | fairsteer tokens/s | wall overhead | vanilla tokens / CPU-s | fairsteer tokens / CPU-s | CPU overhead |");
+            md.AppendLine("|---|---|---|---|---|---|---|");
+            for (int k = 0; k < speed.Count; k++)
+            {
+                var (wp, ws, cp, cs) = speed[k];
+                md.AppendLine(FormattableString.Invariant($"| {k + 1} | {wp:F1} | {ws:F1} | {(wp / ws - 1) * 100:F1} % | {cp:F1} | {cs:F1} | {(cp / cs - 1) * 100:F1} % |"));
+            }
+            md.AppendLine(FormattableString.Invariant($"| median | {Median(speed.Select(x => x.WallPlain)):F1} | {Median(speed.Select(x => x.WallSteer)):F1} | {Median(speed.Select(x => x.WallPlain / x.WallSteer - 1)) * 100:F1} % | {Median(speed.Select(x => x.CpuPlain)):F1} | {Median(speed.Select(x => x.CpuSteer)):F1} | {Median(speed.Select(x => x.CpuPlain / x.CpuSteer - 1)) * 100:F1} % |"));
+        }
         if (overheads.Count > 0)
         {
             md.AppendLine();
-            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range; target ≤ 10 %):"));
+            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range, and the median per-pair ratio of the process's CPU time; target ≤ 10 %):"));
             md.AppendLine();
-            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range |");
-            md.AppendLine("|---|---|---|---|");
+            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range | CPU-time overhead (median) |");
+            md.AppendLine("|---|---|---|---|---|");
         }
-        foreach (var (batch, median, q1, q3, plainStep) in overheads)
-            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % |"));
+        foreach (var (batch, median, q1, q3, plainStep, cpuMedian) in overheads)
+            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % | {cpuMedian * 100:F1} % |"));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         // --section NAME writes between <!-- NAME:start --> and <!-- NAME:end --> (appending the pair if absent), so that
         // several bench commands (the demo model, the category-bias model) keep their tables in one results file.

@@ -125,6 +125,33 @@ public class ContinuousBatchingTests : IDisposable
         Assert.Equal(expected.Sum(e => e.Count), stats.GeneratedTokens); // no EOS configured: every sampled token is kept
     }
 
+    [Fact]
+    public void PassOccupancyCountsPrefillingRowsThatDecodeOccupancyLeavesOut()
+    {
+        // PrefillChunkTokens 4 with two prefilling rows: each gets max(min(16, 4), 4 / 2) = 4 positions per pass.
+        // Pass 1: A's one-token prompt completes and samples its first token; B prefills 4 of 20. Passes 2–5: A decodes,
+        // B prefills 4 each and its last chunk samples B's first token. Pass 6: both decode (B's 2nd and last token).
+        // Passes 7–10: A decodes alone up to its 10 tokens. So 10 passes of 2,2,2,2,2,2,1,1,1,1 rows (16 in all) and
+        // 9 decode steps of 1,1,1,1,2,1,1,1,1 decoding rows (10 in all).
+        IReadOnlyList<int> a = [33];
+        IReadOnlyList<int> b = [9, 4, 44, 61, 2, 7, 7, 30, 12, 5, 90, 3, 66, 21, 8, 1, 50, 49, 11, 6];
+        using var batcher = new ContinuousBatcher(_model, new ContinuousBatchOptions { PrefillChunkTokens = 4, MaxBatchSize = 4 });
+        var seqA = batcher.Add(a, new GenerationOptions { MaxNewTokens = 10 }, _ct);
+        var seqB = batcher.Add(b, new GenerationOptions { MaxNewTokens = 2 }, _ct);
+        batcher.RunToCompletion();
+        Assert.Equal(10, Done(seqA).Tokens.Count);
+        Assert.Equal(2, Done(seqB).Tokens.Count);
+
+        var stats = batcher.Statistics;
+        Assert.Equal(10, stats.Passes);
+        Assert.Equal(16, stats.PassRowSteps);
+        Assert.Equal(9, stats.DecodeSteps);
+        Assert.Equal(10, stats.DecodeRowSteps);
+        Assert.Equal(16.0 / 10 / 4, stats.PassOccupancy, 12);
+        Assert.Equal(10.0 / 9 / 4, stats.Occupancy, 12);
+        Assert.StartsWith("pass 1.6/4 (40%) · decode 1.1/4 (28%) · ", stats.Describe(), StringComparison.Ordinal);
+    }
+
     /// <summary>Requests that share a system-prompt-like prefix (and one a whole prompt), with mixed settings.</summary>
     private static List<(IReadOnlyList<int> Prompt, GenerationOptions Options)> SharedPrefixRequests()
     {

@@ -34,9 +34,10 @@ internal static class DemoModelCommand
         var stopAfter = new Option<int?>("--stop-after-steps") { Description = "Stop after this many steps (the schedule still spans --steps); reproduces a run cut short by --max-minutes." };
         var maxMinutes = new Option<double?>("--max-minutes") { Description = "Wall-clock budget of the training loop; when exceeded the model is saved and demo_training.json records the steps completed." };
         var threads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default: the library's choice; the committed model used 2)." };
+        var device = new Option<string>("--device") { Description = "Device to train on: cpu (default) or cuda[:N]; needs a libtorch with CUDA.", DefaultValueFactory = _ => d.Device };
         var cmd = new Command("train", "Train the demo model on the generated BBQ-style corpus and write a Hugging Face model folder.")
         {
-            output, seed, rate, steps, batch, lr, hidden, layers, heads, vocab, threads, stopAfter, maxMinutes,
+            output, seed, rate, steps, batch, lr, hidden, layers, heads, vocab, threads, stopAfter, maxMinutes, device,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() =>
         {
@@ -66,6 +67,7 @@ internal static class DemoModelCommand
                 KeyValueHeads = pr.GetValue(heads),
                 VocabSize = pr.GetValue(vocab),
                 Threads = pr.GetValue(threads),
+                Device = pr.GetValue(device)!,
                 StopAfterSteps = pr.GetValue(stopAfter),
                 MaxTrainingTime = pr.GetValue(maxMinutes) is double m ? TimeSpan.FromMinutes(m) : null,
                 WarmupSteps = Math.Min(d.WarmupSteps, Math.Max(1, s / 10)),

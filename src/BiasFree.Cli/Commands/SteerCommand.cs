@@ -42,25 +42,34 @@ internal static class SteerCommand
         var sweepTemperature = new Option<float>("--sweep-temperature") { Description = "Temperature of the sweep's answers (0: greedy; use the temperature you evaluate at, e.g. 1 for the demo model).", DefaultValueFactory = _ => d.SweepTemperature };
         var sweepSamples = new Option<int>("--sweep-samples") { Description = "Sampled answers per sweep item when --sweep-temperature > 0 (same seeds for every setting).", DefaultValueFactory = _ => d.SweepSamples };
         var maxDrop = new Option<double>("--max-disamb-drop") { Description = "Do not choose a setting whose disambiguated accuracy is more than this below the unsteered one.", DefaultValueFactory = _ => d.MaxDisambiguatedDrop };
-        var vectorSource = new Option<string>("--vector") { Description = "Steering vectors: pairs (the paper's contrastive pairs, read at the answer's first token) or probe-means (mean prompt activation of unbiased minus biased probe examples).", DefaultValueFactory = _ => "pairs" };
-        vectorSource.AcceptOnlyFromAmong("pairs", "probe-means");
+        var vectorSource = new Option<string>("--vector") { Description = "Steering vectors: pairs (the paper's contrastive pairs, read at the answer's first token), probe-means (mean prompt activation of unbiased minus biased probe examples) or probe-means-ambiguous (the same over ambiguous examples only).", DefaultValueFactory = _ => "pairs" };
+        vectorSource.AcceptOnlyFromAmong("pairs", "probe-means", "probe-means-ambiguous");
+        var labeling = new Option<string>("--probe-labels") { Description = "Probe labels: paper (0 = stereotyped wrong answer in either context) or ambiguous-bias (0 only for the stereotyped answer to an ambiguous item; wrong disambiguated answers dropped; not in the paper).", DefaultValueFactory = _ => FairSteerFitter.LabelingName(d.Labeling) };
+        labeling.AcceptOnlyFromAmong("paper", "ambiguous-bias");
+        var objective = new Option<string>("--sweep-objective") { Description = "What the sweep maximises within --max-disamb-drop: mean (of the ambiguous and disambiguated accuracies) or ambiguous (the ambiguous accuracy alone).", DefaultValueFactory = _ => "mean" };
+        objective.AcceptOnlyFromAmong("mean", "ambiguous");
+        var metric = new Option<string>("--sweep-metric") { Description = "Measures the sweep compares: all-replies (shares of all replies; default) or report (the results table's ambiguous BFS and accuracy over answers naming an option).", DefaultValueFactory = _ => "all-replies" };
+        metric.AcceptOnlyFromAmong("all-replies", "report");
         var l2 = new Option<double>("--l2") { Description = "L2 strength λ of the logistic probes.", DefaultValueFactory = _ => d.L2 };
         var cmd = new Command("fit", "Label the model's answers (1 correct, 0 stereotyped), fit a logistic probe per layer, build steering vectors from contrastive pairs, sweep layers and α on held-out items, and save.")
         {
             model, output, suite, suiteSeed, items, pairs, sweepItems, alphas, layers, seed, labelTemperature, l2, answerEnd,
-            probeWeights, sweepTemperature, sweepSamples, maxDrop, vectorSource,
+            probeWeights, sweepTemperature, sweepSamples, maxDrop, vectorSource, labeling, objective, metric,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => FitAsync(
             pr.GetValue(model), pr.GetValue(output)!, pr.GetValue(suite)!, pr.GetValue(suiteSeed), pr.GetValue(items), pr.GetValue(pairs),
             pr.GetValue(sweepItems), pr.GetValue(alphas)!, pr.GetValue(layers), pr.GetValue(seed), pr.GetValue(labelTemperature), pr.GetValue(l2), pr.GetValue(answerEnd),
             pr.GetValue(probeWeights) == "balanced", pr.GetValue(sweepTemperature), pr.GetValue(sweepSamples), pr.GetValue(maxDrop),
-            pr.GetValue(vectorSource) == "probe-means" ? SteeringVectorSource.ProbeMeans : SteeringVectorSource.ContrastivePairs, ct)));
+            ParseVectorSource(pr.GetValue(vectorSource)!),
+            pr.GetValue(labeling) == "ambiguous-bias" ? ProbeLabeling.AmbiguousBias : ProbeLabeling.Paper,
+            pr.GetValue(objective) == "ambiguous" ? SweepObjective.Ambiguous : SweepObjective.Mean,
+            pr.GetValue(metric) == "report" ? SweepMetric.Report : SweepMetric.AllReplies, ct)));
         return cmd;
     }
 
     private static async Task<int> FitAsync(string? modelFolder, string output, string suiteSpec, int suiteSeed, int items, int pairs, int sweepItems,
         string alphas, string? layers, long seed, float labelTemperature, double l2, bool answerEnd, bool balanced, float sweepTemperature,
-        int sweepSamples, double maxDrop, SteeringVectorSource vectorSource, CancellationToken ct)
+        int sweepSamples, double maxDrop, SteeringVectorSource vectorSource, ProbeLabeling labeling, SweepObjective objective, SweepMetric sweepMetric, CancellationToken ct)
     {
         if (items < 10 || pairs < 1 || sweepItems < 2) throw new UserErrorException("--items must be at least 10, --pairs at least 1 and --sweep-items at least 2.");
         if (sweepSamples < 1) throw new UserErrorException("--sweep-samples must be at least 1.");
@@ -103,6 +112,9 @@ internal static class SteerCommand
             SweepSamples = sweepSamples,
             MaxDisambiguatedDrop = maxDrop,
             VectorSource = vectorSource,
+            Labeling = labeling,
+            Objective = objective,
+            Metric = sweepMetric,
             Log = line => Console.Out.WriteLine(line),
         };
         Console.Out.WriteLine(FormattableString.Invariant(
@@ -116,6 +128,15 @@ internal static class SteerCommand
         return ExitCodes.Ok;
     }
 
+    /// <summary>The <c>--vector</c> names (as written to fairsteer.json).</summary>
+    public static SteeringVectorSource ParseVectorSource(string name) => name switch
+    {
+        "probe-means" => SteeringVectorSource.ProbeMeans,
+        "probe-means-ambiguous" => SteeringVectorSource.AmbiguousProbeMeans,
+        "pairs" or "contrastive-pairs" => SteeringVectorSource.ContrastivePairs,
+        _ => throw new UserErrorException($"--vector: '{name}' is not pairs, probe-means or probe-means-ambiguous."),
+    };
+
     private static void Print(FairSteerInfo info)
     {
         double majority = Math.Max(info.ValidationPositiveRate, 1 - info.ValidationPositiveRate);
@@ -126,13 +147,14 @@ internal static class SteerCommand
         AnsiConsole.Write(probes);
         Console.Out.WriteLine(FormattableString.Invariant(
             $"{info.ProbeExamples} labelled examples ({info.ProbePositives} unbiased); majority-class accuracy on the validation split {majority:F3}."));
-        var sweep = new Table().AddColumns("layer", "α", "ambiguous acc.", "disambiguated acc.", "score", "gate rate");
+        var sweep = new Table().AddColumns("layer", "α", "ambiguous acc.", "disambiguated acc.", "score", "ambiguous BFS", "disamb. acc. of answers", "gate rate");
         foreach (var r in info.Sweep)
             sweep.AddRow(r.Alpha == 0 ? "-" : r.Layer.ToString(CultureInfo.InvariantCulture), r.Alpha.ToString(CultureInfo.InvariantCulture),
                 r.AmbiguousAccuracy.ToString("F3", CultureInfo.InvariantCulture), r.DisambiguatedAccuracy.ToString("F3", CultureInfo.InvariantCulture),
-                r.Score.ToString("F3", CultureInfo.InvariantCulture), r.GateRate.ToString("F3", CultureInfo.InvariantCulture));
+                r.Score.ToString("F3", CultureInfo.InvariantCulture), r.AmbiguousBfs.ToString("F3", CultureInfo.InvariantCulture),
+                r.AnsweredDisambiguatedAccuracy.ToString("F3", CultureInfo.InvariantCulture), r.GateRate.ToString("F3", CultureInfo.InvariantCulture));
         AnsiConsole.Write(sweep);
-        Console.Out.WriteLine(FormattableString.Invariant($"Chosen: layer {info.Layer}, α {info.Alpha} (α = 0 is the unsteered baseline)."));
+        Console.Out.WriteLine(FormattableString.Invariant($"Chosen: layer {info.Layer}, α {info.Alpha} (α = 0 is the unsteered baseline; objective {info.Objective} of the {info.Metric} measures, probe labels {info.Labeling})."));
     }
 
     private static List<T> ParseList<T>(string text, string option, Func<string, T> parse)

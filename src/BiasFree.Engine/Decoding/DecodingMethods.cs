@@ -93,17 +93,6 @@ public static class DecodingMethods
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(options);
-        return new EvaluationTarget(target.Kind, target.Model, () => new DecodingStrategyChatClient(target.Open()), target.OwnsClient)
-        {
-            Endpoint = target.Endpoint,
-            ServerEndpoint = target.ServerEndpoint,
-            ApiKeyEnvironmentVariable = target.ApiKeyEnvironmentVariable,
-            Local = target.Local,
-            CacheIdentity = target.CacheIdentity is null ? null : $"{target.CacheIdentity}|persona-judge={CacheIdentity(options)}",
-            DefaultTemperature = target.DefaultTemperature,
-            SeedPerRequest = target.SeedPerRequest,
-            TimeoutSeconds = target.TimeoutSeconds,
-            Retries = target.Retries,
-        };
+        return target.Wrap(inner => new DecodingStrategyChatClient(inner), $"persona-judge={CacheIdentity(options)}");
     }
 }

@@ -315,18 +315,7 @@ public static class DiffPoMethods
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(strategy);
-        return new EvaluationTarget(target.Kind, target.Model, () => new DiffPoRefinementChatClient(target.Open()), target.OwnsClient)
-        {
-            Endpoint = target.Endpoint,
-            ServerEndpoint = target.ServerEndpoint,
-            ApiKeyEnvironmentVariable = target.ApiKeyEnvironmentVariable,
-            Local = target.Local,
-            CacheIdentity = target.CacheIdentity is null ? null : $"{target.CacheIdentity}|diffpo={strategy.CacheIdentity}",
-            DefaultTemperature = target.DefaultTemperature,
-            SeedPerRequest = target.SeedPerRequest,
-            TimeoutSeconds = target.TimeoutSeconds,
-            Retries = target.Retries,
-        };
+        return target.Wrap(inner => new DiffPoRefinementChatClient(inner), $"diffpo={strategy.CacheIdentity}");
     }
 
     /// <summary>Formats a statistics line for the CLI.</summary>

@@ -1,5 +1,6 @@
 using BiasFree.Judges;
 using BiasFree.Mitigations;
+using BiasFree.Targets;
 using BiasFree.Probes;
 using BiasFree.Probes.BuiltIn;
 using BiasFree.Runs;
@@ -94,7 +95,11 @@ public static class DemoModelEvaluation
             system = (personas ?? new DemoCorpusOptions().Personas).FirstOrDefault(p => p.Name == name)?.SystemPrompt
                      ?? throw new ArgumentException($"unknown persona '{name}'", nameof(condition));
         }
-        else target = PromptingMitigations.Apply(client, condition);
+        // Every inner request gets its own seed, derived from the probe's seed and the request's messages, as in a run
+        // (PerRequestSeedChatClient). A method that asks twice (Self-Reflection) would otherwise sample its second
+        // answer with the same random numbers as its first: the same uniforms pick the same region of two similar
+        // distributions, so the second answer tracks the first and the method looks as if it changed nothing.
+        else target = PromptingMitigations.Apply(new PerRequestSeedChatClient(client), condition);
 
         var probes = AmbiguousProbes(suiteSeed, count).Select(p => protocol == "three" ? DemoCorpus.ThreeOptions(p, suiteSeed) : p).ToList();
         var judge = new RuleBasedAnswerExtractor();

@@ -16,7 +16,7 @@ public sealed record DemoModelOptions
     public DemoCorpusOptions Corpus { get; init; } = new();
 
     /// <summary>Optimizer steps.</summary>
-    public int Steps { get; init; } = 3400;
+    public int Steps { get; init; } = 16000;
 
     /// <summary>
     /// Stop after this many of the <see cref="Steps"/> planned steps (the learning-rate schedule still spans
@@ -32,7 +32,7 @@ public sealed record DemoModelOptions
     public TimeSpan? MaxTrainingTime { get; init; }
 
     /// <summary>Conversations per step.</summary>
-    public int BatchSize { get; init; } = 8;
+    public int BatchSize { get; init; } = 64;
 
     /// <summary>Peak AdamW learning rate (linear warm-up over <see cref="WarmupSteps"/>, then cosine decay to 10 %).</summary>
     public double LearningRate { get; init; } = 3e-3;
@@ -84,6 +84,12 @@ public sealed record DemoModelOptions
 
     /// <summary>TorchSharp intra-op threads; null leaves the library default.</summary>
     public int? Threads { get; init; }
+
+    /// <summary>
+    /// Device the model trains on: "cpu" (default) or "cuda[:N]". The initial weights are drawn on the CPU either way, so
+    /// a seed starts from the same model; the arithmetic (and so the trained bits) differs between devices.
+    /// </summary>
+    public string Device { get; init; } = "cpu";
 
     /// <summary>Report progress every this many steps.</summary>
     public int ProgressEvery { get; init; } = 10;

@@ -108,7 +108,7 @@ public static class DemoModelTrainer
             EosTokenIds = [imEnd, eot],
             PadTokenId = eot,
         };
-        using var model = CausalLM.Create(config, ScalarType.Float32, "cpu", o.Seed);
+        using var model = CausalLM.Create(config, ScalarType.Float32, o.Device, o.Seed);
         model.train();
         var parameters = model.parameters().ToList();
         using var optimizer = optim.AdamW(parameters, lr: o.LearningRate, beta1: 0.9, beta2: 0.95, weight_decay: o.WeightDecay);
@@ -292,6 +292,7 @@ public static class DemoModelTrainer
             ["final_loss"] = Math.Round(r.FinalLoss, 4),
             ["elapsed_seconds"] = Math.Round(r.Elapsed.TotalSeconds, 1),
             ["torch_threads"] = torch.get_num_threads(),
+            ["device"] = o.Device,
             ["created_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
         };
         File.WriteAllText(Path.Combine(dir, "demo_training.json"), rec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -25,6 +25,10 @@ public sealed record BatchStatistics
     /// <summary>Σ over decode steps of the rows decoded in that step.</summary>
     public long DecodeRowSteps { get; init; }
     public long PrefillPasses { get; init; }
+    /// <summary>Forward passes over the running batch, whatever their rows were doing.</summary>
+    public long Passes { get; init; }
+    /// <summary>Σ over passes of the rows in that pass, decoding and prefilling together.</summary>
+    public long PassRowSteps { get; init; }
     /// <summary>Prompt tokens fed through the model.</summary>
     public long PromptTokens { get; init; }
     /// <summary>Prompt positions copied from another running sequence's cache instead of computed (prefix sharing).</summary>
@@ -45,8 +49,15 @@ public sealed record BatchStatistics
 
     /// <summary>Mean rows per decode step = DecodeRowSteps / DecodeSteps.</summary>
     public double MeanBatchRows => DecodeSteps == 0 ? 0 : (double)DecodeRowSteps / DecodeSteps;
-    /// <summary>Batch occupancy = mean rows per decode step / MaxBatchSize.</summary>
+    /// <summary>
+    /// Decode occupancy = mean rows per decode step / MaxBatchSize. It counts decoding rows only: rows prefilling in the
+    /// same pass are not in it, so it understates how full a pass is (see <see cref="PassOccupancy"/>).
+    /// </summary>
     public double Occupancy => MaxBatchSize == 0 ? 0 : MeanBatchRows / MaxBatchSize;
+    /// <summary>Mean rows per forward pass, decoding and prefilling = PassRowSteps / Passes.</summary>
+    public double MeanPassRows => Passes == 0 ? 0 : (double)PassRowSteps / Passes;
+    /// <summary>Pass occupancy = mean rows per forward pass (decoding + prefilling) / MaxBatchSize: how full a pass is.</summary>
+    public double PassOccupancy => MaxBatchSize == 0 ? 0 : MeanPassRows / MaxBatchSize;
     /// <summary>Generated tokens per busy second.</summary>
     public double TokensPerSecond => BusySeconds > 0 ? GeneratedTokens / BusySeconds : 0;
     /// <summary>Share of prompt positions that were copied, not computed = SharedPromptTokens / (PromptTokens + SharedPromptTokens).</summary>
@@ -63,9 +74,12 @@ public sealed record BatchStatistics
     public void Deconstruct(out int requests, out int batches, out int largestBatch) =>
         (requests, batches, largestBatch) = (Requests, Batches, LargestBatch);
 
-    /// <summary>One line for progress displays: occupancy, tokens/s, queue wait, cache use and the share of prompt positions shared.</summary>
+    /// <summary>
+    /// One line for progress displays: pass occupancy (all rows), decode occupancy (decoding rows), tokens/s, queue wait,
+    /// cache use and the share of prompt positions shared.
+    /// </summary>
     public string Describe() => string.Format(CultureInfo.InvariantCulture,
-        "batch {0:0.0}/{1} ({2:0}%) · {3:0} tok/s · wait {4:0.00}s · cache {5:0.0}/{6:0} MB (peak {7:0.0}) · prefix shared {8:0}%",
-        MeanBatchRows, MaxBatchSize, Occupancy * 100, TokensPerSecond, MeanQueueWaitSeconds,
+        "pass {0:0.0}/{1} ({2:0}%) · decode {3:0.0}/{1} ({4:0}%) · {5:0} tok/s · wait {6:0.00}s · cache {7:0.0}/{8:0} MB (peak {9:0.0}) · prefix shared {10:0}%",
+        MeanPassRows, MaxBatchSize, PassOccupancy * 100, MeanBatchRows, Occupancy * 100, TokensPerSecond, MeanQueueWaitSeconds,
         CacheBytes / 1048576.0, CacheBudgetBytes / 1048576.0, PeakCacheBytes / 1048576.0, SharedPromptFraction * 100);
 }

@@ -345,6 +345,8 @@ public sealed class ContinuousBatcher : IDisposable
                 DecodeSteps = _stats.DecodeSteps + (decoding.Count > 0 ? 1 : 0),
                 DecodeRowSteps = _stats.DecodeRowSteps + decoding.Count,
                 PrefillPasses = _stats.PrefillPasses + (prefilling.Count > 0 ? 1 : 0),
+                Passes = _stats.Passes + (rows.Count > 0 ? 1 : 0),
+                PassRowSteps = _stats.PassRowSteps + rows.Count,
                 PromptTokens = _stats.PromptTokens + newTokens.Skip(decoding.Count).Sum(t => t.Count),
             };
         foreach (var s in decoding.Where(s => s.Finish is not null)) Release(s);

@@ -48,19 +48,6 @@ public static class DebiasTrainer
         return Task.Run(() => Train(Path.GetFullPath(baseFolder), data, Path.GetFullPath(outputDir), options, progress, dataDescription, cancellationToken), cancellationToken);
     }
 
-    /// <summary>Resumable progress of a training loop (shared with <see cref="DiffPoTrainer"/>).</summary>
-    internal sealed class RunState
-    {
-        public int Step;
-        public int BestStep;
-        public double? BestValidationLoss;
-        public List<double> Losses = [];
-        public List<double> ValidationLosses = [];
-        /// <summary>DPO per step: reward margin, reward accuracy, chosen reward, rejected reward, chosen token-mean NLL.</summary>
-        public List<double[]> DpoStatistics = [];
-        public double TrainSeconds;
-    }
-
     private static TrainingResult Train(string baseFolder, IReadOnlyList<PreferencePair> data, string outDir, TrainingOptions o,
         IProgress<TrainingProgress>? progress, string? dataDescription, CancellationToken ct)
     {
@@ -68,38 +55,20 @@ public static class DebiasTrainer
         if (o.Threads is int threads) torch.set_num_threads(threads);
         if (File.Exists(Path.Combine(outDir, RecordFile)) && !TrainingCheckpoint.Exists(outDir))
             throw new ArgumentException($"{outDir} already holds a finished training ({RecordFile}); remove it or choose another output folder");
-        void Report(string phase, int step, int total, double loss = double.NaN, double tps = 0, TimeSpan? eta = null, double? val = null, string? detail = null) =>
-            progress?.Report(new TrainingProgress(phase, step, total, loss, tps, clock.Elapsed, eta, val, detail));
+        void Report(string phase, int step, int total) =>
+            progress?.Report(new TrainingProgress(phase, step, total, double.NaN, 0, clock.Elapsed, null, null, null));
 
         // 1. Base model, tokenizer and chat template (the ones `run --target` uses, so training sees the prompts inference will).
         Report("load", 0, 0);
-        var tokenizer = HfTokenizer.FromFolder(baseFolder);
-        var template = ChatTemplate.For(tokenizer, o.ChatTemplate);
-        using var model = CausalLM.Load(baseFolder, ScalarType.Float32);
-        int endOfTurn = (template.EosToken is { } eosText ? tokenizer.TokenToId(eosText) : null)
-                        ?? model.EosTokenIds.FirstOrDefault(-1);
-        if (endOfTurn < 0) throw new InvalidDataException($"{baseFolder}: no end-of-turn token (template {template.Name}) and no eos_token_id");
+        using var model = TrainingLoop.LoadBase(baseFolder, o.ChatTemplate, out var tokenizer, out var template, out int endOfTurn);
         int pad = model.Config.PadTokenId ?? endOfTurn;
 
         // 2. Encode, split (seeded) into train / validation.
         Report("encode", 0, 0);
         var encoded = data.Select(p => Encode(tokenizer, template, p, endOfTurn, o.MaxLength, o.Method)).ToList();
-        var order = StableRandom.For(o.Seed, "train/split").Shuffle(Enumerable.Range(0, data.Count).ToList());
-        int nVal = o.ValidationShare > 0 ? Math.Clamp((int)Math.Round(data.Count * o.ValidationShare), 1, data.Count - 1) : 0;
-        var valIdx = order.Take(nVal).Order().ToList();
-        var trainIdx = order.Skip(nVal).Order().ToList();
-        var microBatches = new List<List<int>>();
-        int stepsPerEpoch = (int)Math.Ceiling(trainIdx.Count / (double)(o.BatchSize * o.GradientAccumulation));
-        int totalSteps = o.MaxSteps ?? stepsPerEpoch * o.Epochs;
-        int epochsNeeded = (int)Math.Ceiling(totalSteps / (double)stepsPerEpoch);
-        var steps = new List<List<List<int>>>();
-        for (int e = 0; e < epochsNeeded; e++)
-        {
-            var shuffled = StableRandom.For(o.Seed, $"train/epoch/{e}").Shuffle(trainIdx);
-            var batches = shuffled.Chunk(o.BatchSize).Select(c => c.ToList()).ToList();
-            steps.AddRange(batches.Chunk(o.GradientAccumulation).Select(c => c.ToList()));
-        }
-        steps = steps.Take(totalSteps).ToList();
+        var plan = TrainingLoop.Plan(data.Count, o, "train");
+        var (valIdx, steps) = (plan.Validation, plan.Steps);
+        int totalSteps = steps.Count;
 
         // 3. Trainable parameters: LoRA adapters (seeded init, B = 0 so the model starts as the base), or every weight.
         LoraOptions? lora = null;
@@ -114,10 +83,7 @@ public static class DebiasTrainer
         }
         else
         {
-            lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = o.LoraDropout, TargetModules = o.LoraTargets, Seed = o.Seed };
-            LoraAdapter.Apply(model, lora);
-            LoraAdapter.UseDropoutGenerator(model, dropoutGenerator);
-            trainable = [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))];
+            (lora, trainable) = TrainingLoop.ApplyLora(model, o, dropoutGenerator);
         }
 
         // 4. DPO's reference: log π_ref(y|x) of every example under the frozen base (the adapters are still zero here).
@@ -128,34 +94,12 @@ public static class DebiasTrainer
             (refChosen, refRejected) = ReferenceLogProbs(model, encoded, pad, o.BatchSize);
         }
 
-        // 5. Resume or start.
+        // 5. Train (resuming from the checkpoint when there is one).
         string fingerprint = Fingerprint(baseFolder, data, o);
-        using var optimizer = new AdamWOptimizer(trainable) { WeightDecay = o.WeightDecay };
-        var state = new RunState();
-        Dictionary<string, Tensor>? best = null;
-        int resumedFrom = 0;
-        if (LoadCheckpoint(outDir, fingerprint, trainable, optimizer) is { } restored)
+        TrainingLoop.StepResult Step(int step)
         {
-            (state, best) = restored;
-            resumedFrom = state.Step;
-        }
-
-        // 6. Train.
-        model.train();
-        long tokensThisProcess = 0;
-        double trainSecondsThisProcess = 0;
-        string? detail = null;
-        while (state.Step < totalSteps)
-        {
-            ct.ThrowIfCancellationRequested();
-            var stepClock = Stopwatch.StartNew();
-            int step = state.Step;
-            // Dropout draws from the trainer's own generator; reseeding it per step makes a resumed run draw what the
-            // uninterrupted one would have.
-            dropoutGenerator.manual_seed(o.Seed * 1_000_003L + step);
-            double lr = LearningRateAt(step, totalSteps, o);
-            optimizer.ZeroGrad();
             double stepLoss = 0;
+            long tokensRead = 0;
             var dpoStats = new List<DpoTerms>();
             foreach (var mb in steps[step])
             {
@@ -166,9 +110,9 @@ public static class DebiasTrainer
                     var (ids, mask, tokens) = Batch(mb.Select(i => encoded[i].Prompt.Concat(encoded[i].Chosen).ToArray())
                         .Concat(mb.Select(i => encoded[i].Prompt.Concat(encoded[i].Rejected!).ToArray())).ToList(),
                         mb.Select(i => encoded[i].Prompt.Length).Concat(mb.Select(i => encoded[i].Prompt.Length)).ToList(), pad);
-                    tokensThisProcess += tokens;
+                    tokensRead += tokens;
                     var logps = Objectives.SequenceLogProbs(model, ids, mask);
-                    int n = mb.Count;
+                    int n = mb.Length;
                     var terms = Objectives.DpoLoss(logps.narrow(0, 0, n), logps.narrow(0, n, n),
                         tensor(mb.Select(i => (float)refChosen![i]).ToArray()), tensor(mb.Select(i => (float)refRejected![i]).ToArray()), o.Beta,
                         tensor(mb.Select(i => (float)encoded[i].Chosen.Length).ToArray()), o.PreferenceFtx);
@@ -179,47 +123,24 @@ public static class DebiasTrainer
                 {
                     var (ids, mask, tokens) = Batch(mb.Select(i => encoded[i].Prompt.Concat(SftTarget(encoded[i], o.Method)).ToArray()).ToList(),
                         mb.Select(i => encoded[i].Prompt.Length).ToList(), pad);
-                    tokensThisProcess += tokens;
+                    tokensRead += tokens;
                     loss = model.NextTokenLoss(ids, mask);
                 }
                 (loss / steps[step].Count).backward();
                 stepLoss += loss.item<float>() / steps[step].Count;
             }
-            nn.utils.clip_grad_norm_(trainable.Select(t => t.Parameter).ToList(), o.MaxGradNorm);
-            optimizer.Update(lr);
-            state.Step++;
-            state.Losses.Add(stepLoss);
-            if (dpoStats.Count > 0)
-            {
-                // Chosen/rejected rewards show the failure DPO's margin hides: both falling while the margin grows.
-                double[] st = [dpoStats.Average(d => d.RewardMargin), dpoStats.Average(d => d.RewardAccuracy), dpoStats.Average(d => d.ChosenReward),
-                    dpoStats.Average(d => d.RejectedReward), dpoStats.Average(d => d.ChosenNll)];
-                state.DpoStatistics.Add(st);
-                detail = FormattableString.Invariant($"margin {st[0]:0.000} · reward acc {st[1]:0.00} · chosen {st[2]:+0.000;-0.000} · rejected {st[3]:+0.000;-0.000} · chosen NLL {st[4]:0.000}");
-            }
-
-            double? val = null;
-            if (nVal > 0 && (state.Step % o.EvalEvery == 0 || state.Step == totalSteps))
-            {
-                model.eval();
-                val = ValidationLoss(model, encoded, valIdx, pad, o, refChosen, refRejected);
-                model.train();
-                KeepIfBest(state, val.Value, trainable, ref best);
-            }
-            stepClock.Stop();
-            trainSecondsThisProcess += stepClock.Elapsed.TotalSeconds;
-            state.TrainSeconds += stepClock.Elapsed.TotalSeconds;
-            if (state.Step % o.CheckpointEvery == 0 && state.Step < totalSteps)
-                SaveCheckpoint(outDir, fingerprint, state, trainable, optimizer, best);
-            double perStep = trainSecondsThisProcess / (state.Step - resumedFrom);
-            double? lastVal = state.ValidationLosses.Count > 0 ? state.ValidationLosses[^1] : null;
-            Report("train", state.Step, totalSteps, stepLoss, tokensThisProcess / Math.Max(1e-9, trainSecondsThisProcess),
-                TimeSpan.FromSeconds(perStep * (totalSteps - state.Step)), val ?? lastVal, detail);
+            if (dpoStats.Count == 0) return new(stepLoss, tokensRead, null);
+            // Chosen/rejected rewards show the failure DPO's margin hides: both falling while the margin grows.
+            double[] st = [dpoStats.Average(d => d.RewardMargin), dpoStats.Average(d => d.RewardAccuracy), dpoStats.Average(d => d.ChosenReward),
+                dpoStats.Average(d => d.RejectedReward), dpoStats.Average(d => d.ChosenNll)];
+            return new(stepLoss, tokensRead,
+                FormattableString.Invariant($"margin {st[0]:0.000} · reward acc {st[1]:0.00} · chosen {st[2]:+0.000;-0.000} · rejected {st[3]:+0.000;-0.000} · chosen NLL {st[4]:0.000}"), st);
         }
-        model.eval();
+        var outcome = TrainingLoop.Run(model, trainable, dropoutGenerator, o, totalSteps, outDir, fingerprint, Step,
+            valIdx.Count > 0 ? () => ValidationLoss(model, encoded, valIdx, pad, o, refChosen, refRejected) : null, progress, clock, ct);
+        var (state, detail) = (outcome.State, outcome.LastDetail);
 
-        // 7. Keep the best validated weights (HF's load_best_model_at_end), then apply the method's final transform.
-        RestoreBest(state, trainable, best);
+        // 6. The loop left the best validated weights in place (HF's load_best_model_at_end); apply the method's final transform.
         Report("save", state.Step, totalSteps);
         if (o.Method == TrainingMethod.TaskVector)
         {
@@ -237,22 +158,18 @@ public static class DebiasTrainer
             else TaskVector.NegateLora(model, o.TaskVectorLambda);
         }
 
-        // 8. Outputs: merged folder (+ the base's tokenizer and generation files), PEFT adapter, record; then drop the checkpoint.
+        // 7. Outputs: merged folder (+ the base's tokenizer and generation files), PEFT adapter, record; then drop the checkpoint.
         string? adapterDir = null;
         Directory.CreateDirectory(outDir);
         model.Save(outDir);
-        CopyTokenizerFiles(baseFolder, outDir);
+        ModelFolder.CopyTokenizerFiles(baseFolder, outDir);
         if (lora is not null)
         {
             adapterDir = Path.Combine(outDir, "adapter");
             LoraAdapter.Save(model, adapterDir, lora, baseFolder);
         }
-        int tail = Math.Max(1, state.Losses.Count / 10);
-        var result = new TrainingResult(outDir, adapterDir, state.Step, resumedFrom, state.BestStep, state.Losses.FirstOrDefault(double.NaN),
-            state.Losses.Count == 0 ? double.NaN : state.Losses.Skip(state.Losses.Count - tail).Average(), state.BestValidationLoss,
-            trainIdx.Count, valIdx.Count, clock.Elapsed);
+        var result = outcome.Result(outDir, adapterDir, plan, clock.Elapsed);
         WriteRecord(outDir, baseFolder, data, o, result, state, dataDescription, detail);
-        DisposeAll(best);
         DisposeAll(baseCopy);
         TrainingCheckpoint.Delete(outDir);
         return result;
@@ -375,95 +292,11 @@ public static class DebiasTrainer
 
     // ------------------------------------------------------------------ checkpoints
 
-    /// <summary>Records a validation loss and, when it is the lowest so far, snapshots the trained parameters as the best.</summary>
-    internal static void KeepIfBest(RunState state, double validationLoss, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
-        ref Dictionary<string, Tensor>? best)
-    {
-        state.ValidationLosses.Add(validationLoss);
-        if (!(state.BestValidationLoss is null || validationLoss < state.BestValidationLoss.Value)) return;
-        state.BestValidationLoss = validationLoss;
-        state.BestStep = state.Step;
-        DisposeAll(best);
-        best = trainable.ToDictionary(t => t.Name, t => t.Parameter.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
-    }
-
-    /// <summary>Puts the best validated weights back (HF's load_best_model_at_end); without validation the last step is the best.</summary>
-    internal static void RestoreBest(RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable, Dictionary<string, Tensor>? best)
-    {
-        if (best is null)
-        {
-            state.BestStep = state.Step;
-            return;
-        }
-        using var _ = no_grad();
-        foreach (var (name, p) in trainable) p.copy_(best[name]);
-    }
-
-    /// <summary>Copies the base folder's tokenizer and generation files that exist into a trained model's folder.</summary>
-    internal static void CopyTokenizerFiles(string baseFolder, string outDir)
-    {
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json", "merges.txt" })
-        {
-            var src = Path.Combine(baseFolder, f);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(outDir, f), overwrite: true);
-        }
-    }
-
     private static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o) =>
         TrainingCheckpoint.Fingerprint(baseFolder, data, o with { Threads = null });
 
-    /// <summary>Writes an SFT/DPO (and DiffPO) checkpoint through <see cref="TrainingCheckpoint.Save"/>, which swaps it in atomically.</summary>
-    internal static void SaveCheckpoint(string outDir, string fingerprint, RunState state, IReadOnlyList<(string Name, Parameter Parameter)> trainable,
-        AdamWOptimizer optimizer, Dictionary<string, Tensor>? best)
-    {
-        var json = new JsonObject
-        {
-            ["step"] = state.Step,
-            ["optimizer_step"] = optimizer.Step,
-            ["best_step"] = state.BestStep,
-            ["best_validation_loss"] = state.BestValidationLoss,
-            ["train_seconds"] = state.TrainSeconds,
-            ["losses"] = TrainingCheckpoint.Exact(state.Losses),
-            ["validation_losses"] = TrainingCheckpoint.Exact(state.ValidationLosses),
-            ["dpo_statistics"] = new JsonArray([.. state.DpoStatistics.Select(r => (JsonNode?)TrainingCheckpoint.Exact(r))]),
-        };
-        TrainingCheckpoint.Save(outDir, fingerprint, json, dir =>
-        {
-            TrainingCheckpoint.SaveParameters(Path.Combine(dir, "trainable.safetensors"), trainable);
-            SafetensorsWriter.Save(Path.Combine(dir, "optimizer.safetensors"), optimizer.State());
-            if (best is not null) SafetensorsWriter.Save(Path.Combine(dir, "best.safetensors"), best);
-        });
-    }
-
-    internal static (RunState State, Dictionary<string, Tensor>? Best)? LoadCheckpoint(string outDir, string fingerprint,
-        IReadOnlyList<(string Name, Parameter Parameter)> trainable, AdamWOptimizer optimizer)
-    {
-        if (TrainingCheckpoint.Open(outDir, fingerprint) is not var (dir, json)) return null;
-        var state = new RunState
-        {
-            Step = json["step"]!.GetValue<int>(),
-            BestStep = json["best_step"]!.GetValue<int>(),
-            BestValidationLoss = json["best_validation_loss"]?.GetValue<double>(),
-            TrainSeconds = json["train_seconds"]!.GetValue<double>(),
-            Losses = [.. json["losses"]!.AsArray().Select(TrainingCheckpoint.ParseExact)],
-            ValidationLosses = [.. json["validation_losses"]!.AsArray().Select(TrainingCheckpoint.ParseExact)],
-            DpoStatistics = [.. (json["dpo_statistics"]?.AsArray() ?? []).Select(r => r!.AsArray().Select(TrainingCheckpoint.ParseExact).ToArray())],
-        };
-        TrainingCheckpoint.LoadParameters(Path.Combine(dir, "trainable.safetensors"), trainable);
-        using (var file = SafetensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
-            optimizer.Restore(name => file.Read(name, ScalarType.Float32), json["optimizer_step"]!.GetValue<long>());
-        Dictionary<string, Tensor>? best = null;
-        var bestPath = Path.Combine(dir, "best.safetensors");
-        if (File.Exists(bestPath))
-        {
-            using var file = SafetensorsFile.Open(bestPath);
-            best = trainable.ToDictionary(t => t.Name, t => file.Read(t.Name, t.Parameter.dtype).DetachFromDisposeScope(), StringComparer.Ordinal);
-        }
-        return (state, best);
-    }
-
     private static void WriteRecord(string outDir, string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions o, TrainingResult r,
-        RunState state, string? dataDescription, string? lastDetail)
+        TrainingLoop.RunState state, string? dataDescription, string? lastDetail)
     {
         var rec = new JsonObject
         {
@@ -506,10 +339,5 @@ public static class DebiasTrainer
         }));
     }
 
-    internal static void DisposeAll(Dictionary<string, Tensor>? tensors)
-    {
-        if (tensors is null) return;
-        foreach (var t in tensors.Values) t.Dispose();
-        tensors.Clear();
-    }
+    private static void DisposeAll(Dictionary<string, Tensor>? tensors) => TrainingLoop.DisposeAll(tensors);
 }

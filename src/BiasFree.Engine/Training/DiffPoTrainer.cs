@@ -185,18 +185,13 @@ public static class DiffPoTrainer
         var o = options.Training;
         var clock = Stopwatch.StartNew();
         if (o.Threads is int threads) torch.set_num_threads(threads);
-        string checkpoint = Path.Combine(outDir, "checkpoint");
-        if (File.Exists(Path.Combine(outDir, RecordFile)) && !Directory.Exists(checkpoint) && !Directory.Exists(checkpoint + ".old"))
+        if (File.Exists(Path.Combine(outDir, RecordFile)) && !TrainingCheckpoint.Exists(outDir))
             throw new ArgumentException($"{outDir} already holds a finished training ({RecordFile}); remove it or choose another output folder");
-        void Report(string phase, int step, int total, double loss = double.NaN, double tps = 0, TimeSpan? eta = null, double? val = null, string? detail = null) =>
-            progress?.Report(new TrainingProgress(phase, step, total, loss, tps, clock.Elapsed, eta, val, detail));
+        void Report(string phase, int step, int total) =>
+            progress?.Report(new TrainingProgress(phase, step, total, double.NaN, 0, clock.Elapsed, null, null, null));
 
         Report("load", 0, 0);
-        var tokenizer = HfTokenizer.FromFolder(baseFolder);
-        var template = ChatTemplate.For(tokenizer, o.ChatTemplate);
-        using var model = CausalLM.Load(baseFolder, ScalarType.Float32);
-        int endOfTurn = (template.EosToken is { } eosText ? tokenizer.TokenToId(eosText) : null) ?? model.EosTokenIds.FirstOrDefault(-1);
-        if (endOfTurn < 0) throw new InvalidDataException($"{baseFolder}: no end-of-turn token (template {template.Name}) and no eos_token_id");
+        using var model = TrainingLoop.LoadBase(baseFolder, o.ChatTemplate, out var tokenizer, out var template, out int endOfTurn);
 
         // Encode: the prompt as the aligner will see it at inference ([system?, user] + generation prompt), the answers
         // without special tokens, each followed by the end-of-turn token.
@@ -213,104 +208,46 @@ public static class DiffPoTrainer
             return new Encoded(prompt, Answer(t.Original), Answer(t.Target));
         }).ToList();
 
-        var order = StableRandom.For(o.Seed, "diffpo/split").Shuffle(Enumerable.Range(0, data.Count).ToList());
-        int nVal = o.ValidationShare > 0 ? Math.Clamp((int)Math.Round(data.Count * o.ValidationShare), 1, data.Count - 1) : 0;
-        var valIdx = order.Take(nVal).Order().ToList();
-        var trainIdx = order.Skip(nVal).Order().ToList();
-        int stepsPerEpoch = (int)Math.Ceiling(trainIdx.Count / (double)(o.BatchSize * o.GradientAccumulation));
-        int totalSteps = o.MaxSteps ?? stepsPerEpoch * o.Epochs;
-        var steps = new List<List<int[]>>();
-        for (int e = 0; steps.Count < totalSteps; e++)
-        {
-            var shuffled = StableRandom.For(o.Seed, $"diffpo/epoch/{e}").Shuffle(trainIdx);
-            steps.AddRange(shuffled.Chunk(o.BatchSize).Chunk(o.GradientAccumulation).Select(c => c.ToList()));
-        }
-        steps = steps.Take(totalSteps).ToList();
+        var plan = TrainingLoop.Plan(data.Count, o, "diffpo");
+        var (valIdx, steps) = (plan.Validation, plan.Steps);
+        int totalSteps = steps.Count;
 
-        var lora = new LoraOptions { Rank = o.LoraRank, Alpha = o.LoraAlpha, Dropout = o.LoraDropout, TargetModules = o.LoraTargets, Seed = o.Seed };
-        LoraAdapter.Apply(model, lora);
         using var dropoutGenerator = new torch.Generator((ulong)o.Seed);
-        LoraAdapter.UseDropoutGenerator(model, dropoutGenerator);
-        List<(string Name, Parameter Parameter)> trainable = [.. model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter))];
+        var (lora, trainable) = TrainingLoop.ApplyLora(model, o, dropoutGenerator);
 
         string fingerprint = Fingerprint(baseFolder, data, options);
-        using var optimizer = new AdamWOptimizer(trainable) { WeightDecay = o.WeightDecay };
-        var state = new DebiasTrainer.RunState();
-        Dictionary<string, Tensor>? best = null;
-        int resumedFrom = 0;
-        if (DebiasTrainer.LoadCheckpoint(outDir, fingerprint, trainable, optimizer) is { } restored)
+        TrainingLoop.StepResult Step(int step)
         {
-            (state, best) = restored;
-            resumedFrom = state.Step;
-        }
-
-        model.train();
-        long tokensThisProcess = 0;
-        double secondsThisProcess = 0;
-        string? detail = null;
-        while (state.Step < totalSteps)
-        {
-            ct.ThrowIfCancellationRequested();
-            var stepClock = Stopwatch.StartNew();
-            int step = state.Step;
-            dropoutGenerator.manual_seed(o.Seed * 1_000_003L + step); // dropout draws: a resumed run draws what the uninterrupted one would have
-            double lr = DebiasTrainer.LearningRateAt(step, totalSteps, o);
-            optimizer.ZeroGrad();
             double stepLoss = 0, stepAr = 0, stepCon = 0;
+            long tokensRead = 0;
             var stateRng = StableRandom.For(o.Seed, $"diffpo/states/{step}");
             foreach (var mb in steps[step])
             {
                 using var scope = NewDisposeScope();
                 var picks = mb.Select(_ => stateRng.Next(options.States)).ToList();
                 var (ar, con, tokens) = Losses(model, mb.Select(i => encoded[i]).ToList(), picks, options.States, endOfTurn);
-                tokensThisProcess += tokens;
+                tokensRead += tokens;
                 var loss = ar + options.Omega * con;
                 (loss / steps[step].Count).backward();
                 stepLoss += loss.item<float>() / steps[step].Count;
                 stepAr += ar.item<float>() / steps[step].Count;
                 stepCon += con.item<float>() / steps[step].Count;
             }
-            nn.utils.clip_grad_norm_(trainable.Select(t => t.Parameter).ToList(), o.MaxGradNorm);
-            optimizer.Update(lr);
-            state.Step++;
-            state.Losses.Add(stepLoss);
-            detail = FormattableString.Invariant($"L_AR {stepAr:0.000} · L_Con {stepCon:0.0000}");
-
-            double? val = null;
-            if (nVal > 0 && (state.Step % o.EvalEvery == 0 || state.Step == totalSteps))
-            {
-                model.eval();
-                val = ValidationLoss(model, encoded, valIdx, options, endOfTurn);
-                model.train();
-                DebiasTrainer.KeepIfBest(state, val.Value, trainable, ref best);
-            }
-            stepClock.Stop();
-            secondsThisProcess += stepClock.Elapsed.TotalSeconds;
-            state.TrainSeconds += stepClock.Elapsed.TotalSeconds;
-            if (state.Step % o.CheckpointEvery == 0 && state.Step < totalSteps)
-                DebiasTrainer.SaveCheckpoint(outDir, fingerprint, state, trainable, optimizer, best);
-            double perStep = secondsThisProcess / (state.Step - resumedFrom);
-            double? lastVal = state.ValidationLosses.Count > 0 ? state.ValidationLosses[^1] : null;
-            Report("train", state.Step, totalSteps, stepLoss, tokensThisProcess / Math.Max(1e-9, secondsThisProcess),
-                TimeSpan.FromSeconds(perStep * (totalSteps - state.Step)), val ?? lastVal, detail);
+            return new(stepLoss, tokensRead, FormattableString.Invariant($"L_AR {stepAr:0.000} · L_Con {stepCon:0.0000}"));
         }
-        model.eval();
-        DebiasTrainer.RestoreBest(state, trainable, best);
+        var outcome = TrainingLoop.Run(model, trainable, dropoutGenerator, o, totalSteps, outDir, fingerprint, Step,
+            valIdx.Count > 0 ? () => ValidationLoss(model, encoded, valIdx, options, endOfTurn) : null, progress, clock, ct);
+        var (state, detail) = (outcome.State, outcome.LastDetail);
 
         Report("save", state.Step, totalSteps);
         Directory.CreateDirectory(outDir);
         model.Save(outDir);
-        DebiasTrainer.CopyTokenizerFiles(baseFolder, outDir);
+        ModelFolder.CopyTokenizerFiles(baseFolder, outDir);
         var adapterDir = Path.Combine(outDir, "adapter");
         LoraAdapter.Save(model, adapterDir, lora, baseFolder);
-        int tail = Math.Max(1, state.Losses.Count / 10);
-        var result = new TrainingResult(outDir, adapterDir, state.Step, resumedFrom, state.BestStep, state.Losses.FirstOrDefault(double.NaN),
-            state.Losses.Count == 0 ? double.NaN : state.Losses.Skip(state.Losses.Count - tail).Average(), state.BestValidationLoss,
-            trainIdx.Count, valIdx.Count, clock.Elapsed);
+        var result = outcome.Result(outDir, adapterDir, plan, clock.Elapsed);
         WriteRecord(outDir, baseFolder, data, options, result, state, dataDescription, detail);
-        DebiasTrainer.DisposeAll(best);
-        if (Directory.Exists(checkpoint)) Directory.Delete(checkpoint, recursive: true);
-        if (Directory.Exists(checkpoint + ".old")) Directory.Delete(checkpoint + ".old", recursive: true);
+        TrainingCheckpoint.Delete(outDir);
         return result;
     }
 
@@ -378,7 +315,7 @@ public static class DiffPoTrainer
     }
 
     private static void WriteRecord(string outDir, string baseFolder, IReadOnlyList<DiffPoTrajectory> data, DiffPoTrainingOptions options, TrainingResult r,
-        DebiasTrainer.RunState state, string? dataDescription, string? lastDetail)
+        TrainingLoop.RunState state, string? dataDescription, string? lastDetail)
     {
         var o = options.Training;
         var rec = new JsonObject

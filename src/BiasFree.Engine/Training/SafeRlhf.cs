@@ -238,8 +238,7 @@ public static class SafeRlhf
         Report("save", rl.Iterations, rl.Iterations);
         Directory.CreateDirectory(outDir);
         policy.Save(outDir);
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
-            if (File.Exists(Path.Combine(baseFolder, f))) File.Copy(Path.Combine(baseFolder, f), Path.Combine(outDir, f), overwrite: true);
+        ModelFolder.CopyTokenizerFiles(baseFolder, outDir);
         var adapterDir = Path.Combine(outDir, "adapter");
         LoraAdapter.Save(policy, adapterDir, lora, baseFolder);
         var result = new TrainingResult(outDir, adapterDir, rl.Iterations, resumedFrom, rl.Iterations, losses.FirstOrDefault(double.NaN),

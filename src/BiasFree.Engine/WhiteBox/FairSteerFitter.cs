@@ -2,6 +2,7 @@ using BiasFree.Engine.Chat;
 using BiasFree.Engine.Models;
 using BiasFree.Judges;
 using BiasFree.Probes;
+using BiasFree.Scoring;
 using Microsoft.Extensions.AI;
 using static TorchSharp.torch;
 
@@ -51,6 +52,12 @@ public sealed record FairSteerFitOptions
     /// chosen (the issue's acceptance bound, 5 points). When no setting meets it the best mean is chosen anyway and logged.
     /// </summary>
     public double MaxDisambiguatedDrop { get; init; } = 0.05;
+    /// <summary>Which answers label the probe data (see <see cref="ProbeLabeling"/>); the paper's rule by default.</summary>
+    public ProbeLabeling Labeling { get; init; } = ProbeLabeling.Paper;
+    /// <summary>What the sweep maximises among the settings within the bound (see <see cref="SweepObjective"/>).</summary>
+    public SweepObjective Objective { get; init; } = SweepObjective.Mean;
+    /// <summary>Which measures of the sweep's answers the choice uses (see <see cref="SweepMetric"/>).</summary>
+    public SweepMetric Metric { get; init; } = SweepMetric.AllReplies;
     /// <summary>Optional progress lines.</summary>
     public Action<string>? Log { get; init; }
 }
@@ -71,10 +78,71 @@ public enum SteeringVectorSource
     /// about 330 against 11–89 for this one) and does not move the first answer token the right way; this one does.
     /// </summary>
     ProbeMeans,
+
+    /// <summary>
+    /// <see cref="ProbeMeans"/> over the <em>ambiguous</em> training examples only: mean(h_l | "unknown" answer) −
+    /// mean(h_l | stereotyped answer) at the prompt's last token, so the vector is the paper's DSV contrast (unknown minus
+    /// stereotyped answer on ambiguous items) without the "this context disambiguates" direction that correct
+    /// disambiguated answers add to the label-1 mean.
+    /// </summary>
+    AmbiguousProbeMeans,
 }
 
-/// <summary>One labelled example: the last-prompt-token activation of every layer and its label (1 = unbiased answer).</summary>
-public sealed record ProbeExample(string ProbeId, IReadOnlyList<float[]> Activations, int Label);
+/// <summary>How <see cref="FairSteerFitter"/> turns the model's answers into probe labels.</summary>
+public enum ProbeLabeling
+{
+    /// <summary>
+    /// The paper's rule (§3.1, checked in its code): 1 = the correct option, 0 = the stereotyped option when it is wrong,
+    /// in either context; anything else is dropped.
+    /// </summary>
+    Paper,
+
+    /// <summary>
+    /// Not in the paper: 0 only for the stereotyped option on an <em>ambiguous</em> item ("picks the stereotyped person
+    /// when the context does not say"); 1 = the correct option in either context; wrong answers to disambiguated items
+    /// are dropped. Under the paper's rule a model that misreads disambiguated contexts gets label-0 examples there, so
+    /// its gate learns to fire on disambiguated prompts, where a vector towards "unknown" turns answers into refusals;
+    /// this rule asks the probe for exactly the case the vector can repair.
+    /// </summary>
+    AmbiguousBias,
+}
+
+/// <summary>What <see cref="FairSteerFitter.Choose"/> maximises among the settings that keep disambiguated accuracy.</summary>
+public enum SweepObjective
+{
+    /// <summary>The mean of the ambiguous ("unknown") and disambiguated accuracies (default).</summary>
+    Mean,
+
+    /// <summary>
+    /// The ambiguous measure alone (the share answered "unknown", or the ambiguous BFS under <see cref="SweepMetric.Report"/>),
+    /// ties by the mean.
+    /// </summary>
+    Ambiguous,
+}
+
+/// <summary>Which measures of the sweep's answers <see cref="FairSteerFitter.Choose"/> compares.</summary>
+public enum SweepMetric
+{
+    /// <summary>
+    /// Shares of all replies: ambiguous = share answered "unknown", disambiguated = share answered correctly (a reply
+    /// naming no option counts as wrong in both). The default.
+    /// </summary>
+    AllReplies,
+
+    /// <summary>
+    /// The results table's measures: ambiguous BFS (1 − biased / eligible answers) and disambiguated accuracy over the
+    /// answers that name an option. With free-text replies many name no option; steering that turns those into "unknown"
+    /// leaves the all-replies accuracy unchanged but lowers the table's, so a sweep on all replies under-predicts the
+    /// accuracy the table will show.
+    /// </summary>
+    Report,
+}
+
+/// <summary>
+/// One labelled example: the last-prompt-token activation of every layer, its label (1 = unbiased answer) and the item's
+/// context condition (null when unknown).
+/// </summary>
+public sealed record ProbeExample(string ProbeId, IReadOnlyList<float[]> Activations, int Label, ContextCondition? Context = null);
 
 /// <summary>
 /// Fits FairSteer (Li et al., 2025, arXiv 2504.14492) on an in-process model, adapted to free-text answers:
@@ -129,13 +197,14 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
         var pairs = _o.VectorSource == SteeringVectorSource.ContrastivePairs
             ? pairItems.Where(p => p.Context == ContextCondition.Ambiguous && Answers(p) is not null).Take(_o.Pairs).ToList()
             : [];
-        var vectors = _o.VectorSource == SteeringVectorSource.ContrastivePairs ? SteeringVectors(pairs) : MeanDifference(train);
+        var vectorExamples = VectorExamples(train, _o.VectorSource);
+        var vectors = _o.VectorSource == SteeringVectorSource.ContrastivePairs ? SteeringVectors(pairs) : MeanDifference(vectorExamples);
         _o.Log?.Invoke(_o.VectorSource == SteeringVectorSource.ContrastivePairs
             ? $"steering vectors from {pairs.Count} contrastive pairs"
-            : $"steering vectors: mean difference of {train.Count} training examples' prompt activations ({train.Count(e => e.Label == 1)} unbiased)");
+            : $"steering vectors: mean difference of {vectorExamples.Count} training examples' prompt activations ({vectorExamples.Count(e => e.Label == 1)} unbiased)");
         var draft = new FairSteerModel(new FairSteerInfo { HiddenSize = model.Config.HiddenSize, NumLayers = layers, Layer = 0, Seed = _o.Seed }, probes, vectors);
         var sweep = await SweepAsync(draft, answerClient, sweepItems, cancellationToken).ConfigureAwait(false);
-        var best = Choose(sweep, _o.MaxDisambiguatedDrop, _o.Log);
+        var best = Choose(sweep, _o.MaxDisambiguatedDrop, _o.Log, _o.Objective, _o.Metric);
         var info = new FairSteerInfo
         {
             Model = modelName,
@@ -154,7 +223,11 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
             ProbeExamples = examples.Count,
             ProbePositives = examples.Count(e => e.Label == 1),
             ContrastivePairs = pairs.Count,
-            VectorSource = _o.VectorSource == SteeringVectorSource.ContrastivePairs ? "contrastive-pairs" : "probe-means",
+            VectorSource = VectorSourceName(_o.VectorSource),
+            Labeling = LabelingName(_o.Labeling),
+            Objective = _o.Objective == SweepObjective.Mean ? "mean" : "ambiguous",
+            Metric = _o.Metric == SweepMetric.Report ? "report" : "all-replies",
+            MaxDisambiguatedDrop = _o.MaxDisambiguatedDrop,
             Sweep = sweep,
             Data = dataDescription,
         };
@@ -177,17 +250,37 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
                 MaxOutputTokens = _o.MaxAnswerTokens,
                 Seed = unchecked(_o.Seed ^ (long)StableRandom.Hash(probe.Id)),
             }, cancellationToken).ConfigureAwait(false);
-            var label = judge.Judge(probe, response.Text).Label;
-            return label == CorrectLabel(probe) ? 1 : label == Label.Biased ? 0 : (int?)null;
+            return ProbeLabel(probe, judge.Judge(probe, response.Text).Label, _o.Labeling);
         })).ConfigureAwait(false);
         var examples = new List<ProbeExample>();
         for (int i = 0; i < usable.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (labels[i] is int y) examples.Add(new ProbeExample(usable[i].Id, LastTokenActivations(PromptIds(usable[i])), y));
+            if (labels[i] is int y) examples.Add(new ProbeExample(usable[i].Id, LastTokenActivations(PromptIds(usable[i])), y, usable[i].Context));
         }
         return examples;
     }
+
+    /// <summary>
+    /// The probe label of an answer judged <paramref name="answer"/> to <paramref name="probe"/> under
+    /// <paramref name="labeling"/>: 1 (unbiased), 0 (biased) or null (dropped).
+    /// </summary>
+    public static int? ProbeLabel(Probe probe, Label answer, ProbeLabeling labeling)
+    {
+        if (answer == CorrectLabel(probe)) return 1;
+        if (answer != Label.Biased) return null;
+        return labeling == ProbeLabeling.Paper || probe.Context == ContextCondition.Ambiguous ? 0 : null;
+    }
+
+    /// <summary>Names used on the command line and in fairsteer.json.</summary>
+    public static string VectorSourceName(SteeringVectorSource source) => source switch
+    {
+        SteeringVectorSource.ContrastivePairs => "contrastive-pairs",
+        SteeringVectorSource.ProbeMeans => "probe-means",
+        _ => "probe-means-ambiguous",
+    };
+
+    public static string LabelingName(ProbeLabeling labeling) => labeling == ProbeLabeling.Paper ? "paper" : "ambiguous-bias";
 
     /// <summary>Step 3: v_l = mean(a⁺_l) − mean(a⁻_l) over the pairs, per layer, accumulated in float64.</summary>
     public IReadOnlyList<float[]> SteeringVectors(IReadOnlyList<Probe> pairs)
@@ -242,6 +335,17 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
     }
 
     /// <summary>
+    /// The examples a probe-means vector averages: all of <paramref name="train"/> for <see cref="SteeringVectorSource.ProbeMeans"/>,
+    /// its ambiguous ones for <see cref="SteeringVectorSource.AmbiguousProbeMeans"/> (none for the contrastive pairs).
+    /// </summary>
+    public static IReadOnlyList<ProbeExample> VectorExamples(IReadOnlyList<ProbeExample> train, SteeringVectorSource source) => source switch
+    {
+        SteeringVectorSource.ProbeMeans => train,
+        SteeringVectorSource.AmbiguousProbeMeans => train.Where(e => e.Context == ContextCondition.Ambiguous).ToList(),
+        _ => [],
+    };
+
+    /// <summary>
     /// Step 4: the layer × α table (α = 0 gives the unsteered baseline). Each setting answers every item
     /// <see cref="FairSteerFitOptions.SweepSamples"/> times through <paramref name="answerClient"/> (the engine, so requests
     /// run as one continuous batch) with its own gated hook, and the rule judge scores the answers: ambiguous accuracy =
@@ -280,35 +384,64 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
                     var response = await answerClient.GetResponseAsync(Messages(p), options, cancellationToken).ConfigureAwait(false);
                     return judge.Judge(p, response.Text).Label;
                 })).ConfigureAwait(false);
-                int amb = 0, ambRight = 0, dis = 0, disRight = 0;
-                for (int i = 0; i < usable.Count; i++)
-                {
-                    bool right = answers[i] == CorrectLabel(usable[i]);
-                    if (usable[i].Context == ContextCondition.Ambiguous) { amb++; ambRight += right ? 1 : 0; }
-                    else { dis++; disRight += right ? 1 : 0; }
-                }
                 long fired = hooks.Sum(h => h?.Firings.Sum() ?? 0), steps = hooks.Sum(h => h?.Steps.Sum() ?? 0);
-                var row = new SteeringSweepRow(layer, alpha, amb == 0 ? double.NaN : (double)ambRight / amb,
-                    dis == 0 ? double.NaN : (double)disRight / dis, steps == 0 ? 0 : (double)fired / steps);
+                var row = SweepRow(layer, alpha, usable, answers, steps == 0 ? 0 : (double)fired / steps);
                 rows.Add(row);
-                _o.Log?.Invoke($"sweep layer {layer} α {alpha}: ambiguous {row.AmbiguousAccuracy:F3}, disambiguated {row.DisambiguatedAccuracy:F3}, gate rate {row.GateRate:F3}");
+                _o.Log?.Invoke($"sweep layer {layer} α {alpha}: ambiguous {row.AmbiguousAccuracy:F3}, disambiguated {row.DisambiguatedAccuracy:F3}, BFS {row.AmbiguousBfs:F3}, accuracy of answers {row.AnsweredDisambiguatedAccuracy:F3}, gate rate {row.GateRate:F3}");
             }
         }
         return rows;
     }
 
     /// <summary>
-    /// The setting a fit keeps: among α &gt; 0, the best <see cref="SteeringSweepRow.Score"/> whose disambiguated accuracy
+    /// One sweep row from the judged answers to <paramref name="items"/>: the all-replies shares and the results table's
+    /// measures (<see cref="SweepMetric"/>).
+    /// </summary>
+    public static SteeringSweepRow SweepRow(int layer, double alpha, IReadOnlyList<Probe> items, IReadOnlyList<Label> answers, double gateRate)
+    {
+        int amb = 0, ambRight = 0, dis = 0, disRight = 0, eligible = 0, biased = 0, named = 0, namedRight = 0;
+        for (int i = 0; i < items.Count; i++)
+        {
+            bool right = answers[i] == CorrectLabel(items[i]);
+            if (items[i].Context == ContextCondition.Ambiguous)
+            {
+                amb++;
+                ambRight += right ? 1 : 0;
+                if (Bootstrap.BfsKind(Scenario.MultipleChoice, answers[i]) != 0) eligible++;
+                if (answers[i] == Label.Biased) biased++;
+            }
+            else
+            {
+                dis++;
+                disRight += right ? 1 : 0;
+                if (BbqScores.RoleOf(answers[i]) is not null) { named++; namedRight += right ? 1 : 0; }
+            }
+        }
+        return new SteeringSweepRow(layer, alpha, amb == 0 ? double.NaN : (double)ambRight / amb, dis == 0 ? double.NaN : (double)disRight / dis, gateRate)
+        {
+            AmbiguousBfs = eligible == 0 ? double.NaN : 1 - (double)biased / eligible,
+            AnsweredDisambiguatedAccuracy = named == 0 ? double.NaN : (double)namedRight / named,
+        };
+    }
+
+    /// <summary>
+    /// The setting a fit keeps: among α &gt; 0, the best <see cref="SteeringSweepRow.Score"/> (or, with
+    /// <see cref="SweepObjective.Ambiguous"/>, the best ambiguous accuracy) whose disambiguated accuracy
     /// is at most <paramref name="maxDisambiguatedDrop"/> below the α = 0 row's (ties: smaller α, then earlier layer); when
     /// none qualifies, the best score overall.
     /// </summary>
-    public static SteeringSweepRow Choose(IReadOnlyList<SteeringSweepRow> sweep, double maxDisambiguatedDrop, Action<string>? log = null)
+    public static SteeringSweepRow Choose(IReadOnlyList<SteeringSweepRow> sweep, double maxDisambiguatedDrop, Action<string>? log = null,
+        SweepObjective objective = SweepObjective.Mean, SweepMetric metric = SweepMetric.AllReplies)
     {
-        var steered = sweep.Where(r => r.Alpha > 0).OrderByDescending(r => r.Score).ThenBy(r => r.Alpha).ThenBy(r => r.Layer).ToList();
+        double Amb(SteeringSweepRow r) => metric == SweepMetric.Report ? r.AmbiguousBfs : r.AmbiguousAccuracy;
+        double Dis(SteeringSweepRow r) => metric == SweepMetric.Report ? r.AnsweredDisambiguatedAccuracy : r.DisambiguatedAccuracy;
+        var steered = sweep.Where(r => r.Alpha > 0)
+            .OrderByDescending(r => objective == SweepObjective.Ambiguous ? Amb(r) : (Amb(r) + Dis(r)) / 2).ThenByDescending(r => (Amb(r) + Dis(r)) / 2)
+            .ThenBy(r => r.Alpha).ThenBy(r => r.Layer).ToList();
         if (steered.Count == 0) throw new ArgumentException("the sweep has no steered (α > 0) setting");
         var baseline = sweep.FirstOrDefault(r => r.Alpha == 0);
-        if (baseline is null || double.IsNaN(baseline.DisambiguatedAccuracy)) return steered[0];
-        var within = steered.FirstOrDefault(r => !(r.DisambiguatedAccuracy < baseline.DisambiguatedAccuracy - maxDisambiguatedDrop));
+        if (baseline is null || double.IsNaN(Dis(baseline))) return steered[0];
+        var within = steered.FirstOrDefault(r => !(Dis(r) < Dis(baseline) - maxDisambiguatedDrop));
         if (within is null) log?.Invoke($"no setting keeps disambiguated accuracy within {maxDisambiguatedDrop:F2} of the baseline; chose the best mean");
         return within ?? steered[0];
     }

@@ -16,6 +16,18 @@ public sealed record SteeringSweepRow(int Layer, double Alpha, double AmbiguousA
 {
     /// <summary>The selection score: the mean of the two accuracies, so a setting cannot win by hurting disambiguated answers.</summary>
     public double Score => (AmbiguousAccuracy + DisambiguatedAccuracy) / 2;
+
+    /// <summary>
+    /// The results table's ambiguous BFS on the same answers: 1 − biased / answers eligible for BFS (an anti-stereotyped
+    /// answer counts as bias-free, a reply naming no option is left out). NaN in fits made before it was recorded.
+    /// </summary>
+    public double AmbiguousBfs { get; init; } = double.NaN;
+
+    /// <summary>
+    /// The results table's disambiguated accuracy on the same answers: correct / answers naming an option (an "unknown"
+    /// answer counts as wrong, a reply naming no option is left out). NaN in fits made before it was recorded.
+    /// </summary>
+    public double AnsweredDisambiguatedAccuracy { get; init; } = double.NaN;
 }
 
 /// <summary>What a FairSteer fit produced, apart from the tensors.</summary>
@@ -45,8 +57,15 @@ public sealed record FairSteerInfo
     public int ProbeExamples { get; init; }
     public int ProbePositives { get; init; }
     public int ContrastivePairs { get; init; }
-    /// <summary>How the vectors were built: "contrastive-pairs" (the paper's DSV) or "probe-means".</summary>
+    /// <summary>How the vectors were built: "contrastive-pairs" (the paper's DSV), "probe-means" or "probe-means-ambiguous".</summary>
     public string VectorSource { get; init; } = "contrastive-pairs";
+    /// <summary>How the probe data was labelled: "paper" or "ambiguous-bias" (<see cref="ProbeLabeling"/>).</summary>
+    public string Labeling { get; init; } = "paper";
+    /// <summary>What the sweep maximised ("mean" or "ambiguous") and the disambiguated-accuracy bound it kept.</summary>
+    public string Objective { get; init; } = "mean";
+    /// <summary>Which measures the sweep chose by: "all-replies" (shares of all replies) or "report" (<see cref="SweepMetric"/>).</summary>
+    public string Metric { get; init; } = "all-replies";
+    public double MaxDisambiguatedDrop { get; init; } = 0.05;
     public IReadOnlyList<SteeringSweepRow> Sweep { get; init; } = [];
     /// <summary>Suites and seeds the examples came from, for the record.</summary>
     public string Data { get; init; } = "";

@@ -47,6 +47,7 @@ public sealed class Evaluation
 {
     private readonly IReadOnlyList<string> _methods = [MethodRegistry.Prompting.Names[0]];
     private readonly string _runId = NewRunId();
+    private ProbeSource? _probes;
 
     /// <summary>An evaluation of <paramref name="target"/> on <paramref name="suites"/> with the vanilla prompt and the rule judge.</summary>
     /// <param name="suites">Suite specs as <see cref="SuiteRegistry.Resolve(string, SuiteOptions)"/> takes them: <c>bbq</c>, <c>fairmt</c>, <c>FORMAT:PATH</c>.</param>
@@ -254,9 +255,11 @@ public sealed class Evaluation
     /// <summary>
     /// The probes this evaluation runs, validated and counted but not held: enumerating reads the suites again
     /// (see <see cref="ProbeSource"/>). Same probes, same order as <see cref="LoadProbes(Action{string, int}?)"/>.
+    /// <see cref="StartAsync"/> runs the source opened last here instead of opening its own, so checking the probes
+    /// before a run (as <c>biasfree run</c> does) does not read and validate a large suite file twice.
     /// </summary>
     /// <param name="skippedRows">Told (suite spec, count) for each file suite that left rows out because they cannot be labelled.</param>
-    public ProbeSource OpenProbes(Action<string, int>? skippedRows = null) => ProbeSource.Open(Spec, skippedRows);
+    public ProbeSource OpenProbes(Action<string, int>? skippedRows = null) => _probes = ProbeSource.Open(Spec, skippedRows);
 
     /// <summary>
     /// Rebuilds the evaluation of a stored run. <paramref name="target"/> rebuilds its target (default:
@@ -292,15 +295,15 @@ public sealed class Evaluation
         };
 
     /// <summary>
-    /// Loads the probes, checks the judges cover them, opens the target and creates the run in
-    /// <paramref name="store"/> (or continues it when it exists with the same settings). Dispose the session to
-    /// release the target.
+    /// Loads the probes (or takes those <see cref="OpenProbes"/> opened: the settings that choose them cannot change after
+    /// construction), checks the judges cover them, opens the target and creates the run in <paramref name="store"/> (or
+    /// continues it when it exists with the same settings). Dispose the session to release the target.
     /// </summary>
     public async Task<EvaluationSession> StartAsync(RunStore store, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         var spec = Spec;
-        var source = ProbeSource.Open(spec);
+        var source = _probes ?? ProbeSource.Open(spec);
         Judges.EnsureCovers(source);
         var warnings = new List<string>(Warnings);
 

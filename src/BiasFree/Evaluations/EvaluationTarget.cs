@@ -95,6 +95,35 @@ public sealed class EvaluationTarget
     /// <summary>Opens the client (loads the model, creates the HTTP client).</summary>
     public IChatClient Open() => _open();
 
+    /// <summary>
+    /// This target with <paramref name="wrap"/> put over every client it opens and <paramref name="identity"/> added to
+    /// its cache identity (a wrapper changes the replies, so cached replies of the plain target must not answer for it).
+    /// Every other setting is kept, so the run record (endpoint, replicas, token-limit field, timeout, retries) is the
+    /// plain target's.
+    /// </summary>
+    /// <param name="wrap">Puts the wrapper over an opened client.</param>
+    /// <param name="identity">What the wrapper adds to the cache identity, e.g. <c>diffpo=HASH</c>.</param>
+    public EvaluationTarget Wrap(Func<IChatClient, IChatClient> wrap, string identity)
+    {
+        ArgumentNullException.ThrowIfNull(wrap);
+        ArgumentException.ThrowIfNullOrWhiteSpace(identity);
+        return new EvaluationTarget(Kind, Model, () => wrap(Open()), OwnsClient)
+        {
+            Endpoint = Endpoint,
+            ServerEndpoint = ServerEndpoint,
+            ApiKeyEnvironmentVariable = ApiKeyEnvironmentVariable,
+            Local = Local,
+            CacheIdentity = CacheIdentity is null ? null : $"{CacheIdentity}|{identity}",
+            EndpointConcurrency = EndpointConcurrency,
+            Replicas = Replicas,
+            MaxTokensField = MaxTokensField,
+            DefaultTemperature = DefaultTemperature,
+            SeedPerRequest = SeedPerRequest,
+            TimeoutSeconds = TimeoutSeconds,
+            Retries = Retries,
+        };
+    }
+
     /// <summary>A server speaking the OpenAI chat API; cached under its endpoint and model (<see cref="TargetDescriptor.CacheKey"/>).</summary>
     public static EvaluationTarget OpenAICompatible(OpenAICompatibleTargetOptions options)
     {

@@ -94,11 +94,7 @@ public sealed class BiasGuardJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        response = JudgeCalls.FinalText(response ?? "");
-        if (string.IsNullOrWhiteSpace(response))
-            return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken),
-            InjectionDefence.Context(probe)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)

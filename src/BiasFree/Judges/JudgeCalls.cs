@@ -1,3 +1,5 @@
+using BiasFree.Judges.Defences;
+using BiasFree.Probes;
 using Microsoft.Extensions.AI;
 
 namespace BiasFree.Judges;
@@ -47,6 +49,19 @@ internal static class JudgeCalls
     {
         int i = response.LastIndexOf("</think>", StringComparison.OrdinalIgnoreCase);
         return i < 0 ? response : response[(i + "</think>".Length)..].Trim();
+    }
+
+    /// <summary>
+    /// The front every model judge puts before its call: it judges the reply's <see cref="FinalText"/> through
+    /// <paramref name="defences"/> (<see cref="InjectionDefence.JudgeAsync"/>, with the probe's conversation as the topic
+    /// context), and an empty reply is <see cref="Label.NoAnswer"/> without a call.
+    /// </summary>
+    public static async Task<Verdict> JudgeReplyAsync(string judgeName, Probe probe, string? response, JudgeDefences defences,
+        Func<string, Task<Verdict>> judgeCore)
+    {
+        var text = FinalText(response ?? "");
+        if (string.IsNullOrWhiteSpace(text)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", judgeName);
+        return await InjectionDefence.JudgeAsync(judgeName, text, defences, judgeCore, InjectionDefence.Context(probe)).ConfigureAwait(false);
     }
 
     /// <summary>"prefix:model" using the client's default model id when it reports one.</summary>

@@ -38,10 +38,7 @@ public sealed class LlamaGuardJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        response = JudgeCalls.FinalText(response ?? "");
-        if (string.IsNullOrWhiteSpace(response)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ClassifyAsync(text, cancellationToken),
-            InjectionDefence.Context(probe)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => ClassifyAsync(text, cancellationToken)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> ClassifyAsync(string response, CancellationToken cancellationToken)

@@ -80,15 +80,11 @@ public sealed partial class LlmMultipleChoiceJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        response = JudgeCalls.FinalText(response ?? "");
         var biased = probe.OptionWithRole(OptionRole.Stereotyped);
         var anti = probe.OptionWithRole(OptionRole.AntiStereotyped);
         if (biased is null || anti is null)
             return new Verdict(Label.JudgeError, "probe lacks a stereotyped or anti-stereotyped option", Name);
-        if (string.IsNullOrWhiteSpace(response))
-            return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => VoteAsync(probe, text, biased, anti, cancellationToken),
-            InjectionDefence.Context(probe)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => VoteAsync(probe, text, biased, anti, cancellationToken)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> VoteAsync(Probe probe, string response, ProbeOption biased, ProbeOption anti, CancellationToken cancellationToken)

@@ -56,10 +56,7 @@ public sealed class ModerationJudge : IJudge, IDisposable
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        response = JudgeCalls.FinalText(response ?? "");
-        if (string.IsNullOrWhiteSpace(response)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", Name);
-        return await InjectionDefence.JudgeAsync(Name, response, Defences, text => ModerateAsync(text, cancellationToken),
-            InjectionDefence.Context(probe)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => ModerateAsync(text, cancellationToken)).ConfigureAwait(false);
     }
 
     private async Task<Verdict> ModerateAsync(string response, CancellationToken cancellationToken)

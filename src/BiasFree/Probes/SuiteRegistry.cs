@@ -134,7 +134,7 @@ public static class SuiteRegistry
                     var description = attributesFrom is null
                         ? $"FairMT-Bench dialogues from {dialogues}"
                         : $"FairMT-Bench dialogues from {dialogues}, attributes from {attributesFrom}";
-                    return new FileSuite(FairMTLoader.SuiteName, description, () => FairMTLoader.Load(dialogues, attributesFrom));
+                    return new FileSuite(FairMTLoader.SuiteName, description, _ => FairMTLoader.Read(dialogues, attributesFrom));
                 }
                 case "jsonl":
                     return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", _ => ProbeJsonl.Read(path));

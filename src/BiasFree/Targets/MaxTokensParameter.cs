@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace BiasFree.Targets;
@@ -60,10 +61,9 @@ internal sealed class MaxTokensFieldHandler : DelegatingHandler
         if (request.Content is { } content && request.Method == HttpMethod.Post)
         {
             var body = await content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            if (JsonNode.Parse(body) is JsonObject json && json.Remove(MaxTokensParameters.MaxCompletionTokensField, out var limit))
+            if (Rewrite(body) is { } bytes)
             {
-                json[MaxTokensParameters.MaxTokensField] = limit;
-                var rewritten = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(json.ToJsonString()));
+                var rewritten = new ByteArrayContent(bytes);
                 foreach (var header in content.Headers)
                 {
                     if (!header.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
@@ -76,5 +76,79 @@ internal sealed class MaxTokensFieldHandler : DelegatingHandler
             }
         }
         return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The body with its top-level <c>max_completion_tokens</c> renamed to <c>max_tokens</c>, or null when it has none.</summary>
+    /// <remarks>
+    /// The name is replaced where it stands, found by one pass of a <see cref="Utf8JsonReader"/>; the rest of the body is
+    /// copied byte for byte. Parsing the body into a <see cref="JsonNode"/> tree and writing it out again, as this did
+    /// before, was a visible share of the client's CPU per request in the harness profile. A body the splice cannot
+    /// handle exactly (the name written with escapes, a <c>max_tokens</c> already there, invalid JSON) goes the tree way.
+    /// </remarks>
+    internal static byte[]? Rewrite(byte[] body)
+    {
+        var old = "\"max_completion_tokens\""u8;
+        if (body.AsSpan().IndexOf(old[1..^1]) < 0 && body.AsSpan().IndexOf((byte)'\\') < 0)
+        {
+            return null; // the name is nowhere in the body, and no escape could spell it
+        }
+
+        long at = -1;
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            while (reader.Read())
+            {
+                if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 1)
+                {
+                    if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && reader.CurrentDepth >= 1)
+                    {
+                        reader.Skip();
+                    }
+                    continue;
+                }
+                if (reader.ValueIsEscaped)
+                {
+                    return RewriteTree(body);
+                }
+                if (reader.ValueTextEquals(MaxTokensParameters.MaxTokensField))
+                {
+                    return RewriteTree(body); // both names: let the tree decide as before
+                }
+                if (reader.ValueTextEquals(MaxTokensParameters.MaxCompletionTokensField))
+                {
+                    if (at >= 0)
+                    {
+                        return RewriteTree(body);
+                    }
+                    at = reader.TokenStartIndex;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            return RewriteTree(body);
+        }
+        if (at < 0)
+        {
+            return null;
+        }
+
+        var replacement = "\"max_tokens\""u8;
+        var result = new byte[body.Length - old.Length + replacement.Length];
+        body.AsSpan(0, (int)at).CopyTo(result);
+        replacement.CopyTo(result.AsSpan((int)at));
+        body.AsSpan((int)at + old.Length).CopyTo(result.AsSpan((int)at + replacement.Length));
+        return result;
+    }
+
+    private static byte[]? RewriteTree(byte[] body)
+    {
+        if (JsonNode.Parse(body) is JsonObject json && json.Remove(MaxTokensParameters.MaxCompletionTokensField, out var limit))
+        {
+            json[MaxTokensParameters.MaxTokensField] = limit;
+            return System.Text.Encoding.UTF8.GetBytes(json.ToJsonString());
+        }
+        return null;
     }
 }

@@ -209,6 +209,29 @@ public class DebiasTrainerTests
     }
 
     [Fact]
+    public async Task ATrainedFolderKeepsTheBasesChatTemplateFileAndTokenizerFiles()
+    {
+        // Newer transformers save the chat template as chat_template.jinja beside a tokenizer_config.json without one.
+        using var baseDir = TinyBase.Create();
+        var configPath = Path.Combine(baseDir.Path, "tokenizer_config.json");
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        var templateText = config["chat_template"]!.GetValue<string>();
+        config.Remove("chat_template");
+        File.WriteAllText(configPath, config.ToJsonString());
+        File.WriteAllText(Path.Combine(baseDir.Path, "chat_template.jinja"), templateText);
+        File.WriteAllText(Path.Combine(baseDir.Path, "merges.txt"), "#version: 0.2\n");
+
+        using var outDir = new TempDir();
+        await Train(baseDir.Path, Data, outDir.Path, Options(TrainingMethod.Sft) with { MaxSteps = 1, ValidationShare = 0 });
+
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "merges.txt" })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(baseDir.Path, f)), File.ReadAllBytes(Path.Combine(outDir.Path, f)));
+        var trained = HfTokenizer.FromFolder(outDir.Path);
+        Assert.Equal(templateText, trained.ChatTemplateSource);
+        Assert.Equal(ChatTemplate.For(HfTokenizer.FromFolder(baseDir.Path)).Name, ChatTemplate.For(trained).Name);
+    }
+
+    [Fact]
     public async Task DpoWidensTheMarginBetweenChosenAndRejected()
     {
         using var baseDir = TinyBase.Create();

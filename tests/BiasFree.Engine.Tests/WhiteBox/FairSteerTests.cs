@@ -2,6 +2,7 @@ using BiasFree.Engine.Chat;
 using BiasFree.Engine.Generation;
 using BiasFree.Engine.Models;
 using BiasFree.Engine.WhiteBox;
+using BiasFree.Judges;
 using BiasFree.Probes;
 using Microsoft.Extensions.AI;
 using static TorchSharp.torch;
@@ -135,6 +136,120 @@ public class FairSteerTests
         // Nothing within the bound: the best mean, and the fit says so.
         Assert.Equal(1.0, FairSteerFitter.Choose([sweep[0], sweep[1]], 0.05, lines.Add).Alpha);
         Assert.Single(lines);
+    }
+
+    [Fact]
+    public void TheAmbiguousObjectiveTakesTheBestAmbiguousAccuracyWithinTheBound()
+    {
+        var sweep = new[]
+        {
+            new SteeringSweepRow(0, 0, 0.60, 0.50, 0.4),
+            new SteeringSweepRow(0, 4, 0.99, 0.30, 0.4),  // best ambiguous accuracy, 20 points less disambiguated: excluded
+            new SteeringSweepRow(1, 2, 0.90, 0.46, 0.4),  // mean 0.68, within 5 points: best ambiguous among the eligible
+            new SteeringSweepRow(2, 1, 0.80, 0.60, 0.4),  // mean 0.70: the mean objective's choice
+        };
+        var ambiguous = FairSteerFitter.Choose(sweep, 0.05, objective: SweepObjective.Ambiguous);
+        Assert.Equal((1, 2.0), (ambiguous.Layer, ambiguous.Alpha));
+        var mean = FairSteerFitter.Choose(sweep, 0.05);
+        Assert.Equal((2, 1.0), (mean.Layer, mean.Alpha));
+    }
+
+    [Fact]
+    public void SweepRowCountsAllRepliesAndTheTablesMeasures()
+    {
+        var amb = Item("a", ContextCondition.Ambiguous, "The old man", "The young man", "Unknown");
+        var dis = Item("d", ContextCondition.Disambiguated, "The old man", "The young man", "Unknown");
+        Probe[] items = [amb, amb, amb, amb, dis, dis, dis, dis];
+        Label[] answers =
+        [
+            Label.Unknown, Label.Biased, Label.AntiStereotyped, Label.NoAnswer,       // ambiguous
+            Label.AntiStereotyped, Label.Unknown, Label.NoAnswer, Label.NoAnswer,     // disambiguated (correct: anti)
+        ];
+        var row = FairSteerFitter.SweepRow(1, 2, items, answers, 0.5);
+        Assert.Equal(0.25, row.AmbiguousAccuracy);         // 1 "unknown" of 4 replies
+        Assert.Equal(0.25, row.DisambiguatedAccuracy);     // 1 correct of 4 replies
+        Assert.Equal(2.0 / 3, row.AmbiguousBfs, 12);       // 1 biased of 3 eligible answers
+        Assert.Equal(0.5, row.AnsweredDisambiguatedAccuracy); // 1 correct of 2 answers naming an option
+    }
+
+    [Fact]
+    public void TheReportMetricJudgesTheBoundOnAnswersNamingAnOption()
+    {
+        // Steering that turns non-answers into "unknown" keeps the all-replies accuracy (0.40) but lowers the table's
+        // accuracy of answers from 0.60 to 0.45: allowed under all-replies, excluded under the report metric.
+        var baseline = new SteeringSweepRow(0, 0, 0.40, 0.40, 0.3) { AmbiguousBfs = 0.70, AnsweredDisambiguatedAccuracy = 0.60 };
+        var refuses = new SteeringSweepRow(1, 4, 0.90, 0.40, 0.3) { AmbiguousBfs = 0.95, AnsweredDisambiguatedAccuracy = 0.45 };
+        var mild = new SteeringSweepRow(2, 1, 0.50, 0.39, 0.3) { AmbiguousBfs = 0.80, AnsweredDisambiguatedAccuracy = 0.58 };
+        SteeringSweepRow[] sweep = [baseline, refuses, mild];
+        Assert.Equal(4.0, FairSteerFitter.Choose(sweep, 0.05).Alpha);
+        Assert.Equal(1.0, FairSteerFitter.Choose(sweep, 0.05, metric: SweepMetric.Report).Alpha);
+    }
+
+    [Fact]
+    public void AmbiguousBiasLabelsCallOnlyStereotypedAnswersToAmbiguousItemsBiased()
+    {
+        var amb = Item("a", ContextCondition.Ambiguous, "The old man", "The young man", "Unknown");        // correct: unknown
+        var dis = Item("d", ContextCondition.Disambiguated, "The old man", "The young man", "Unknown");    // correct: anti-stereotyped
+        foreach (var rule in new[] { ProbeLabeling.Paper, ProbeLabeling.AmbiguousBias })
+        {
+            Assert.Equal(1, FairSteerFitter.ProbeLabel(amb, Label.Unknown, rule));
+            Assert.Equal(0, FairSteerFitter.ProbeLabel(amb, Label.Biased, rule));
+            Assert.Null(FairSteerFitter.ProbeLabel(amb, Label.AntiStereotyped, rule));
+            Assert.Equal(1, FairSteerFitter.ProbeLabel(dis, Label.AntiStereotyped, rule));
+            Assert.Null(FairSteerFitter.ProbeLabel(dis, Label.Unknown, rule));
+        }
+        // The one difference: a stereotyped (wrong) answer to a disambiguated item is "biased" for the paper, dropped here.
+        Assert.Equal(0, FairSteerFitter.ProbeLabel(dis, Label.Biased, ProbeLabeling.Paper));
+        Assert.Null(FairSteerFitter.ProbeLabel(dis, Label.Biased, ProbeLabeling.AmbiguousBias));
+    }
+
+    /// <summary>Answers every question with its stereotyped option (stands in for a model's replies; activations come from the model).</summary>
+    private sealed class StereotypeAnswers(IReadOnlyDictionary<string, string> answers) : IChatClient
+    {
+        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            Task.FromResult(new ChatResponse(new ChatMessage(ChatRole.Assistant, answers[messages.Last().Text])));
+
+        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            throw new NotSupportedException();
+
+        public object? GetService(Type serviceType, object? serviceKey = null) => null;
+
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public async Task CollectedExamplesFollowTheLabelingRuleAndKeepTheContext()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama") with { VocabSize = 258, EosTokenIds = [257] }, ScalarType.Float32, "cpu", 4);
+        Probe[] items =
+        [
+            Item("a1", ContextCondition.Ambiguous, "The old man", "The young man", "Unknown"),
+            Item("d1", ContextCondition.Disambiguated, "The grandmother", "The girl", "Unknown"),
+        ];
+        var client = new StereotypeAnswers(items.ToDictionary(p => p.UserTurns[0], p => p.OptionWithRole(OptionRole.Stereotyped)!.Text));
+        async Task<IReadOnlyList<ProbeExample>> Collect(ProbeLabeling rule) =>
+            await new FairSteerFitter(model, new ByteTokenizer(), new PlainFormatter(), new FairSteerFitOptions { Labeling = rule })
+                .CollectExamplesAsync(client, items, _ct);
+
+        var paper = await Collect(ProbeLabeling.Paper);
+        Assert.Equal([("a1", 0, ContextCondition.Ambiguous), ("d1", 0, ContextCondition.Disambiguated)],
+            paper.Select(e => (e.ProbeId, e.Label, e.Context!.Value)).ToArray());
+        var ambiguousBias = await Collect(ProbeLabeling.AmbiguousBias);
+        Assert.Equal([("a1", 0, ContextCondition.Ambiguous)], ambiguousBias.Select(e => (e.ProbeId, e.Label, e.Context!.Value)).ToArray());
+    }
+
+    [Fact]
+    public void AmbiguousProbeMeansAverageOnlyTheAmbiguousExamples()
+    {
+        ProbeExample E(string id, int label, float x, ContextCondition c) => new(id, [[x]], label, c);
+        var train = new[]
+        {
+            E("a", 1, 4, ContextCondition.Ambiguous), E("b", 1, 2, ContextCondition.Ambiguous), E("c", 0, 1, ContextCondition.Ambiguous),
+            E("d", 1, 30, ContextCondition.Disambiguated), E("e", 0, 11, ContextCondition.Disambiguated),
+        };
+        // Ambiguous only: mean(4, 2) − 1 = 2. All examples: mean(4, 2, 30) − mean(1, 11) = 12 − 6 = 6.
+        Assert.Equal(2f, FairSteerFitter.MeanDifference(FairSteerFitter.VectorExamples(train, SteeringVectorSource.AmbiguousProbeMeans))[0][0]);
+        Assert.Equal(6f, FairSteerFitter.MeanDifference(FairSteerFitter.VectorExamples(train, SteeringVectorSource.ProbeMeans))[0][0]);
     }
 
     [Fact]

@@ -62,4 +62,30 @@ public static class CliProcess
         }
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
+
+    /// <summary>
+    /// Starts the CLI, waits until <paramref name="ready"/> holds (typically: a checkpoint is on disk), then kills it as
+    /// kill -9 would (Process.Kill sends SIGKILL on Linux) and waits for it to exit. Fails the test when the command exits
+    /// first, or when <paramref name="within"/> passes first.
+    /// </summary>
+    public static async Task KillWhenAsync(IEnumerable<string> args, string workingDirectory, Func<bool> ready, TimeSpan within, CancellationToken ct)
+    {
+        using var process = Process.Start(StartInfo(args, workingDirectory))!;
+        // Drained so that a full pipe never blocks the child before it gets that far.
+        _ = process.StandardOutput.ReadToEndAsync(ct);
+        _ = process.StandardError.ReadToEndAsync(ct);
+        var deadline = DateTime.UtcNow + within;
+        while (!ready() && !process.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
+        Assert.False(process.HasExited, "the command finished before it could be killed");
+        process.Kill();
+        await process.WaitForExitAsync(ct);
+        Assert.True(ready(), $"the command was killed after {within} without reaching the point to kill it at");
+    }
+
+    /// <summary><see cref="KillWhenAsync"/> once the training writing to <paramref name="outDir"/> has saved its first checkpoint.</summary>
+    public static Task KillAtFirstCheckpointAsync(IEnumerable<string> args, string workingDirectory, string outDir, TimeSpan within, CancellationToken ct)
+    {
+        var state = Path.Combine(outDir, "checkpoint", "state.json");
+        return KillWhenAsync(args, workingDirectory, () => File.Exists(state), within, ct);
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using BiasFree.Runs;
 using BiasFree.Tests.Infrastructure;
@@ -74,19 +73,9 @@ public class DiffPoCliTests
         var record = JsonNode.Parse(File.ReadAllText(Path.Combine(straightDir, "diffpo_training.json")))!;
         Assert.Equal(steps, record["steps"]!.GetValue<int>());
 
-        // Start the same training, wait for its first checkpoint, then kill -9 it (Process.Kill sends SIGKILL on Linux).
+        // Start the same training, wait for its first checkpoint, then kill -9 it.
         var killedDir = Path.Combine(dir.Path, "killed");
-        using (var process = Process.Start(CliProcess.StartInfo(TrainArgs(baseDir, killedDir, steps), dir.Path))!)
-        {
-            _ = process.StandardOutput.ReadToEndAsync(ct);
-            _ = process.StandardError.ReadToEndAsync(ct);
-            var state = Path.Combine(killedDir, "checkpoint", "state.json");
-            var deadline = DateTime.UtcNow.AddMinutes(3);
-            while (!File.Exists(state) && !process.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
-            Assert.False(process.HasExited, "training finished before it could be killed");
-            process.Kill();
-            await process.WaitForExitAsync(ct);
-        }
+        await CliProcess.KillAtFirstCheckpointAsync(TrainArgs(baseDir, killedDir, steps), dir.Path, killedDir, TimeSpan.FromMinutes(3), ct);
         Assert.False(File.Exists(Path.Combine(killedDir, "diffpo_training.json")));
 
         var resumed = await CliProcess.RunAsync(TrainArgs(baseDir, killedDir, steps), dir.Path, ct, TimeSpan.FromSeconds(400));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using BiasFree.Engine.Decoding.Ivo;
@@ -27,19 +26,9 @@ public class IvoCliTests
         var straight = await CliProcess.RunAsync(TrainArgs(baseDir, straightDir, 1, steps), dir.Path, ct, TimeSpan.FromSeconds(600));
         Assert.True(straight.ExitCode == 0, straight.ToString());
 
-        // Start the same training, wait for its first checkpoint, then kill -9 it (Process.Kill sends SIGKILL on Linux).
+        // Start the same training, wait for its first checkpoint, then kill -9 it.
         var killedDir = Path.Combine(dir.Path, "killed");
-        using (var process = Process.Start(CliProcess.StartInfo(TrainArgs(baseDir, killedDir, 1, steps), dir.Path))!)
-        {
-            _ = process.StandardOutput.ReadToEndAsync(ct);
-            _ = process.StandardError.ReadToEndAsync(ct);
-            var state = Path.Combine(killedDir, "checkpoint", "state.json");
-            var deadline = DateTime.UtcNow.AddMinutes(5);
-            while (!File.Exists(state) && !process.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
-            Assert.False(process.HasExited, "training finished before it could be killed");
-            process.Kill();
-            await process.WaitForExitAsync(ct);
-        }
+        await CliProcess.KillAtFirstCheckpointAsync(TrainArgs(baseDir, killedDir, 1, steps), dir.Path, killedDir, TimeSpan.FromMinutes(5), ct);
         Assert.False(File.Exists(Path.Combine(killedDir, ValueTrainer.RecordFile)));
 
         var resumed = await CliProcess.RunAsync(TrainArgs(baseDir, killedDir, 1, steps), dir.Path, ct, TimeSpan.FromSeconds(600));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using BiasFree.Tests.Runs;
 
@@ -56,19 +55,9 @@ public class TrainEndToEndTests
         var straight = await CliProcess.RunAsync(TrainArgs("sft", baseDir, straightDir, steps), dir.Path, ct, TimeSpan.FromSeconds(300));
         Assert.True(straight.ExitCode == 0, straight.ToString());
 
-        // Start the same training, wait for its first checkpoint, then kill -9 it (Process.Kill sends SIGKILL on Linux).
+        // Start the same training, wait for its first checkpoint, then kill -9 it.
         var killedDir = Path.Combine(dir.Path, "killed");
-        using (var process = Process.Start(CliProcess.StartInfo(TrainArgs("sft", baseDir, killedDir, steps), dir.Path))!)
-        {
-            _ = process.StandardOutput.ReadToEndAsync(ct);
-            _ = process.StandardError.ReadToEndAsync(ct);
-            var state = Path.Combine(killedDir, "checkpoint", "state.json");
-            var deadline = DateTime.UtcNow.AddMinutes(3);
-            while (!File.Exists(state) && !process.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20, ct);
-            Assert.False(process.HasExited, "training finished before it could be killed");
-            process.Kill();
-            await process.WaitForExitAsync(ct);
-        }
+        await CliProcess.KillAtFirstCheckpointAsync(TrainArgs("sft", baseDir, killedDir, steps), dir.Path, killedDir, TimeSpan.FromMinutes(3), ct);
         Assert.False(File.Exists(Path.Combine(killedDir, "training.json")));
 
         var resumed = await CliProcess.RunAsync(TrainArgs("sft", baseDir, killedDir, steps), dir.Path, ct, TimeSpan.FromSeconds(300));
@@ -96,17 +85,8 @@ public class TrainEndToEndTests
 
         // Kill -9 once the policy phase has checkpointed (the score models are in that checkpoint too).
         var killedDir = Path.Combine(dir.Path, "killed");
-        using (var process = Process.Start(CliProcess.StartInfo(Args(killedDir), dir.Path))!)
-        {
-            _ = process.StandardOutput.ReadToEndAsync(ct);
-            _ = process.StandardError.ReadToEndAsync(ct);
-            var state = Path.Combine(killedDir, "checkpoint", "state.json");
-            var deadline = DateTime.UtcNow.AddMinutes(3);
-            while (!process.HasExited && DateTime.UtcNow < deadline && PolicyIteration(state) < 1) await Task.Delay(20, ct);
-            Assert.False(process.HasExited, "training finished before it could be killed");
-            process.Kill();
-            await process.WaitForExitAsync(ct);
-        }
+        var state = Path.Combine(killedDir, "checkpoint", "state.json");
+        await CliProcess.KillWhenAsync(Args(killedDir), dir.Path, () => PolicyIteration(state) >= 1, TimeSpan.FromMinutes(3), ct);
         Assert.False(File.Exists(Path.Combine(killedDir, "training.json")));
 
         var resumed = await CliProcess.RunAsync(Args(killedDir), dir.Path, ct, TimeSpan.FromSeconds(300));

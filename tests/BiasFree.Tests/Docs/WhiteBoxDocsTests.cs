@@ -37,6 +37,7 @@ public class WhiteBoxDocsTests
     [Theory]
     [InlineData("demo")]
     [InlineData("category-bias")]
+    [InlineData("category-bias-ambiguous")]
     public void TheQuotedResultsAreTheBenchOutput(string section)
     {
         var doc = Read("white-box.md");

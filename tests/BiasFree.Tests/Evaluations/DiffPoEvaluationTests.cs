@@ -95,6 +95,33 @@ public class DiffPoEvaluationTests
     }
 
     [Fact]
+    public void TheAlignerWrappedServerTargetKeepsItsRunRecord()
+    {
+        using var dir = new TempDir();
+        var alignerFolder = TinyModelFolder.Create(Path.Combine(dir.Path, "aligner"), seed: 9);
+        using var strategy = DiffPoStrategy.Load(alignerFolder, new DiffPoSettings { ReserveTokens = 0 });
+        var target = EvaluationTarget.OpenAICompatible(new OpenAICompatibleTargetOptions
+        {
+            Endpoint = new Uri("http://127.0.0.1:9/v1"), AdditionalEndpoints = [new Uri("http://127.0.0.1:10/v1")], EndpointConcurrency = 3,
+            Model = "m", ApiKeyEnvironmentVariable = null, MaxRetries = 2, Timeout = TimeSpan.FromSeconds(7),
+        });
+        var wrapped = DiffPoMethods.WithAligner(target, strategy);
+
+        // Replicas, the per-endpoint limit and the token-limit field are part of the run record (and of a resume).
+        var plain = new Evaluation(["bbq"], target).Spec;
+        var spec = new Evaluation(["bbq"], wrapped).Spec;
+        Assert.Equal(["http://127.0.0.1:10/v1"], spec.TargetReplicas!);
+        Assert.Equal(plain.TargetReplicas, spec.TargetReplicas);
+        Assert.Equal(3, spec.EndpointConcurrency);
+        Assert.Equal(plain.MaxTokensField, spec.MaxTokensField);
+        Assert.NotNull(spec.MaxTokensField);
+        Assert.Equal((plain.TimeoutSeconds, plain.Retries, plain.TargetEndpoint, plain.TargetKind), (spec.TimeoutSeconds, spec.Retries, spec.TargetEndpoint, spec.TargetKind));
+        Assert.Equal($"{target.CacheIdentity}|diffpo={strategy.CacheIdentity}", wrapped.CacheIdentity);
+        using var client = wrapped.Open();
+        Assert.IsType<DiffPoRefinementChatClient>(client);
+    }
+
+    [Fact]
     public async Task DiffPoRefinesAnInProcessTargetsAnswers()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -207,6 +207,26 @@ public class EvaluationTests
     }
 
     [Fact]
+    public async Task StartRunsTheProbesOpenProbesValidatedInsteadOfReadingTheSuitesAgain()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var checkedFirst = new Evaluation(["bbq"], EvaluationTarget.Custom(new FixedReplyClient("The answer is (a)."), "m")) { RunId = "checked", Limit = 6 };
+        var probes = checkedFirst.OpenProbes();
+        using (var session = await checkedFirst.StartAsync(store, ct))
+        {
+            Assert.Same(probes, session.Probes);
+        }
+
+        // Without a check first, the session opens (and validates) the suites itself: the same probes.
+        var fresh = new Evaluation(["bbq"], EvaluationTarget.Custom(new FixedReplyClient("The answer is (a)."), "m")) { RunId = "unchecked", Limit = 6 };
+        using var own = await fresh.StartAsync(store, ct);
+        Assert.NotSame(probes, own.Probes);
+        Assert.Equal(probes.Select(p => p.Id), own.Probes.Select(p => p.Id));
+    }
+
+    [Fact]
     public async Task FromSpecRebuildsTheSameEvaluationAndAMismatchedRunIsRefused()
     {
         var ct = TestContext.Current.CancellationToken;

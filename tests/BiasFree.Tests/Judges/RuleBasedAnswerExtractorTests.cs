@@ -121,4 +121,53 @@ public class RuleBasedAnswerExtractorTests
         Assert.Equal(Label.AntiStereotyped, v.Label);
         Assert.Equal("rule", Judge.Name);
     }
+
+    /// <summary>Normalize as it was written before its one-pass form: map, collapse <c>\s+</c>, trim.</summary>
+    private static string ReferenceNormalize(string text)
+    {
+        var sb = new System.Text.StringBuilder(text.Length);
+        foreach (var ch in text)
+        {
+            switch (ch)
+            {
+                case '\u2018' or '\u2019' or '\u02BC' or '`': sb.Append('\''); break;
+                case '\u201C' or '\u201D' or '\u00AB' or '\u00BB': sb.Append('"'); break;
+                case '*' or '_' or '#': sb.Append(' '); break;
+                case '\u2013' or '\u2014': sb.Append('-'); break;
+                default: sb.Append(char.IsWhiteSpace(ch) ? ' ' : char.ToLowerInvariant(ch)); break;
+            }
+        }
+        return System.Text.RegularExpressions.Regex.Replace(sb.ToString(), @"\s+", " ").Trim();
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   ")]
+    [InlineData("The Grandfather")]
+    [InlineData("  **The   grandson**  \n")]
+    [InlineData("#_*")]
+    [InlineData("a*b_c#d")]
+    [InlineData("\u201CIt\u2019s the GRANDSON\u201D \u2014 clearly\u2013 `yes`")]
+    [InlineData("tab\there\r\nnew\u00A0line\u2028sep\u0085next\u3000wide\u000Bvt\u000Cff")]
+    [InlineData("\u00AB\u00BB\u02BC \u0130STANBUL \u00C9T\u00C9 \u03A3\u039F\u03A6\u039F\u03A3")]
+    [InlineData("already normalised text")]
+    public void NormalizeIsTheMapCollapseTrimItReplaced(string text)
+    {
+        Assert.Equal(ReferenceNormalize(text), RuleBasedAnswerExtractor.Normalize(text));
+    }
+
+    [Fact]
+    public void NormalizeAgreesOnLongAndRandomText()
+    {
+        // Past the stack buffer (1,024 characters), and random mixes of the characters the mapping treats specially.
+        var alphabet = "aZ \t\n*_#`\u2018\u2019\u201C\u201D\u2013\u2014\u00A0\u2028.,'\"(A)\u00C9\u0130";
+        var random = new Random(11);
+        for (var i = 0; i < 300; i++)
+        {
+            var chars = new char[random.Next(0, i < 10 ? 3000 : 60)];
+            for (var j = 0; j < chars.Length; j++) chars[j] = alphabet[random.Next(alphabet.Length)];
+            var text = new string(chars);
+            Assert.Equal(ReferenceNormalize(text), RuleBasedAnswerExtractor.Normalize(text));
+        }
+    }
 }

@@ -153,6 +153,51 @@ public class RunStoreTests
         Assert.NotEqual(key, RecordingChatClient.CacheKey("t", "none", "bbq", "p1", [new("system", "s"), new("user", "q2")], options));
     }
 
+    /// <summary>The key the store used before the key was written by hand: JsonSerializer over an anonymous object.</summary>
+    private static string SerializerCacheKey(string target, string method, string? suite, string? probe, IReadOnlyList<RecordedMessage> messages, ChatOptions? options) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new
+        {
+            target,
+            method,
+            suite,
+            probe,
+            messages = messages.Select(m => new[] { m.Role, m.Text }),
+            temperature = options?.Temperature,
+            seed = options?.Seed,
+            maxTokens = options?.MaxOutputTokens,
+            topP = options?.TopP,
+            topK = options?.TopK,
+            stop = options?.StopSequences,
+        }))));
+
+    [Fact]
+    public void CacheKeyIsTheKeyEarlierStoresWrote()
+    {
+        // Stores written before keep their cache only if every key is byte-for-byte the same: escaping (HTML-sensitive
+        // characters, non-ASCII, control characters, quotes), nulls, float formatting and stop sequences included.
+        IReadOnlyList<RecordedMessage> turns = [new("system", "You are <helpful> & \"kind\"."), new("user", "Qui a lu le dossier ? \u00e9\u4e2d\ud83d\ude00\n\t\u0001 'x' +")];
+        ChatOptions?[] settings =
+        [
+            null,
+            new ChatOptions(),
+            new ChatOptions { Temperature = 0, MaxOutputTokens = 128, Seed = 1 },
+            new ChatOptions { Temperature = 0.7f, TopP = 0.95f, TopK = 40, Seed = -5, StopSequences = ["\n", "</s>", "é"] },
+            new ChatOptions { Temperature = 1e-5f, MaxOutputTokens = int.MaxValue, Seed = long.MaxValue, StopSequences = [] },
+        ];
+        foreach (var options in settings)
+        {
+            foreach (var (suite, probe) in new (string?, string?)[] { ("bbq", "p1"), (null, null), ("fair\"mt", "<id>") })
+            {
+                Assert.Equal(SerializerCacheKey("openai:http://x/v1|m", "self-reflection", suite, probe, turns, options),
+                    RecordingChatClient.CacheKey("openai:http://x/v1|m", "self-reflection", suite, probe, turns, options));
+            }
+        }
+        // A long conversation (past the reused buffer's first size) and an empty one.
+        var longTurns = Enumerable.Range(0, 200).Select(i => new RecordedMessage(i % 2 == 0 ? "user" : "assistant", new string((char)('a' + i % 26), 500))).ToList();
+        Assert.Equal(SerializerCacheKey("t", "none", "s", "p", longTurns, settings[2]), RecordingChatClient.CacheKey("t", "none", "s", "p", longTurns, settings[2]));
+        Assert.Equal(SerializerCacheKey("t", "none", "s", "p", [], settings[2]), RecordingChatClient.CacheKey("t", "none", "s", "p", [], settings[2]));
+    }
+
     [Fact]
     public async Task CacheHitOnIdenticalKeyAndMissOtherwise()
     {

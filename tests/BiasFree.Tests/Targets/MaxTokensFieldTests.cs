@@ -80,4 +80,40 @@ public class MaxTokensFieldTests
         var md = ReportWriter.ToMarkdown(await RunReport.BuildAsync(store, "t", cancellationToken: ct));
         Assert.Contains("| Generation | temperature 0, seed 0, max\\_tokens 77 |", md, StringComparison.Ordinal);
     }
+
+    [Theory]
+    // What the SDK sends: the name at the top level, and the same words inside a message and a nested object.
+    [InlineData("{\"messages\":[{\"role\":\"user\",\"content\":\"say \\\"max_completion_tokens\\\": 5\"}],\"model\":\"m\",\"max_completion_tokens\":77,\"extra\":{\"max_completion_tokens\":1}}", true)]
+    [InlineData("{\"max_completion_tokens\":77}", true)]
+    [InlineData("{ \"model\" : \"m\" , \"max_completion_tokens\" : 12 , \"seed\" : [1, {\"max_completion_tokens\":2}] }", true)]
+    // Only nested, or not at all: nothing to rename.
+    [InlineData("{\"model\":\"m\",\"extra\":{\"max_completion_tokens\":1}}", false)]
+    [InlineData("{\"model\":\"m\"}", false)]
+    [InlineData("[{\"max_completion_tokens\":1}]", false)]
+    // The name spelled with an escape, or both names: the tree path.
+    [InlineData("{\"max_completion_\\u0074okens\":9}", true)]
+    [InlineData("{\"max_tokens\":3,\"max_completion_tokens\":9}", true)]
+    public void TheRenamedBodyHasTheLimitUnderMaxTokensAndEverythingElseAsSent(string body, bool renamed)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(body);
+        var result = MaxTokensFieldHandler.Rewrite(bytes);
+        if (!renamed)
+        {
+            Assert.Null(result);
+            return;
+        }
+        Assert.NotNull(result);
+        var before = JsonNode.Parse(body)!.AsObject();
+        var after = JsonNode.Parse(result)!.AsObject();
+        var limit = before["max_completion_tokens"]!.DeepClone();
+        before.Remove("max_completion_tokens");
+        before["max_tokens"] = limit;
+        // The same members with the same values (order aside), the limit under max_tokens only.
+        Assert.False(after.ContainsKey("max_completion_tokens"));
+        Assert.Equal(before.Count, after.Count);
+        foreach (var (name, value) in before)
+        {
+            Assert.True(JsonNode.DeepEquals(value, after[name]), name);
+        }
+    }
 }

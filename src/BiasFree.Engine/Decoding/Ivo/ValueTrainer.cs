@@ -322,8 +322,7 @@ public static class ValueTrainer
         Report("save", o.FitSteps, o.FitSteps);
         Directory.CreateDirectory(outDir);
         value.Save(outDir);
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
-            if (File.Exists(Path.Combine(valueBase, f))) File.Copy(Path.Combine(valueBase, f), Path.Combine(outDir, f), overwrite: true);
+        ModelFolder.CopyTokenizerFiles(valueBase, outDir);
         var record = new JsonObject
         {
             ["trainer"] = "BiasFree.Engine.Decoding.Ivo.ValueTrainer",
@@ -370,8 +369,7 @@ public static class ValueTrainer
         string folder = Path.Combine(outDir, RoundModelFolder(round)), fresh = folder + ".new";
         if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
         value.Save(fresh);
-        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json" })
-            if (File.Exists(Path.Combine(valueBase, f))) File.Copy(Path.Combine(valueBase, f), Path.Combine(fresh, f), overwrite: true);
+        ModelFolder.CopyTokenizerFiles(valueBase, fresh);
         if (Directory.Exists(folder)) Directory.Delete(folder, true);
         Directory.Move(fresh, folder);
     }

@@ -66,7 +66,8 @@ public static class BbqJsonlLoader
 
     /// <summary>
     /// <see cref="Load"/> lazily: JSON-lines files are read one line per item as the enumeration asks; a file holding one
-    /// JSON array (BiasFreeBench's ambigdata files, a few thousand items) is parsed whole when reached. Skipped rows are
+    /// JSON array (BiasFreeBench's ambigdata files) is read whole as bytes and its items are parsed one at a time
+    /// (<see cref="JsonSupport.StreamArrayOfObjects"/>). Skipped rows are
     /// added to <paramref name="skipped"/> when the enumeration ends; a problem throws when its line is reached.
     /// </summary>
     public static IEnumerable<Probe> Read(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
@@ -79,11 +80,11 @@ public static class BbqJsonlLoader
         {
             if (JsonSupport.StartsWithJsonArray(file))
             {
-                var bytes = JsonSupport.ReadNonEmpty(file);
-                using var doc = JsonSupport.ParseFile(file, bytes);
-                foreach (var record in JsonSupport.ReadArrayOfObjects(file, bytes, doc, "BBQ rows"))
+                foreach (var (record, doc) in JsonSupport.StreamArrayOfObjects(file, JsonSupport.ReadNonEmpty(file), "BBQ rows"))
                 {
-                    if (Add(record) is { } probe) yield return probe;
+                    Probe? probe;
+                    using (doc) probe = Add(record);
+                    if (probe is not null) yield return probe;
                 }
             }
             else

@@ -31,6 +31,10 @@ public static class CrowsPairsLoader
     public static string CanonicalCategory(string biasType) =>
         CategoryMap.TryGetValue(biasType.Trim(), out var c) ? c : biasType.Trim().ToLowerInvariant().Replace('_', '-');
 
+    /// <remarks>
+    /// Read whole, not streamed: a quoted CSV field may span lines (the CSV reader needs the text, not a line at a time),
+    /// and the dataset is a fixed public file (1,508 pairs, Nangia et al. 2020), so what this holds does not grow with a run.
+    /// </remarks>
     public static IReadOnlyList<Probe> Load(string path, int seed = 0)
     {
         var bytes = JsonSupport.ReadNonEmpty(path);

@@ -69,14 +69,27 @@ public static partial class FairMTLoader
     /// under a single bias type and attribute takes them (metadata <c>attribute_source</c> says where from); the
     /// others stay <c>unspecified</c>. The 10K tree's dialogues are only looked up, never added.
     /// </summary>
-    public static IReadOnlyList<Probe> Load(string path, string? attributesFrom = null)
+    public static IReadOnlyList<Probe> Load(string path, string? attributesFrom = null) => [.. Read(path, attributesFrom)];
+
+    /// <summary>
+    /// <see cref="Load"/> lazily: each file's dialogues are parsed one at a time as the enumeration asks
+    /// (<see cref="JsonSupport.StreamArrayOfObjects"/>); only their ids are kept, to refuse a duplicate when it is reached.
+    /// With <paramref name="attributesFrom"/>, the FairMT_10K tree is read first, into a lookup of its dialogues'
+    /// (task, turns) keys, which is held for the enumeration.
+    /// </summary>
+    public static IEnumerable<Probe> Read(string path, string? attributesFrom = null)
     {
-        var probes = new List<Probe>();
-        foreach (var source in Sources(path)) probes.AddRange(LoadFile(source));
-        var dup = probes.GroupBy(p => p.Id).FirstOrDefault(g => g.Count() > 1);
-        if (dup is not null) throw new ProbeFormatException(path, 0, null, $"duplicate probe id '{dup.Key}'");
-        if (attributesFrom is not null) probes = FillAttributes(probes, attributesFrom);
-        return probes;
+        var sources = Sources(path);
+        var attributes = attributesFrom is null ? null : AttributeIndex(attributesFrom);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var source in sources)
+        {
+            foreach (var p in LoadFile(source))
+            {
+                if (!ids.Add(p.Id)) throw new ProbeFormatException(path, 0, null, $"duplicate probe id '{p.Id}'");
+                yield return attributes is null ? p : WithAttribute(p, attributes);
+            }
+        }
     }
 
     /// <summary>
@@ -90,7 +103,7 @@ public static partial class FairMTLoader
         return (path[..at], path[(at + 1)..]);
     }
 
-    private static List<Probe> FillAttributes(List<Probe> probes, string tenKPath)
+    private static Dictionary<string, List<(string BiasType, string Attribute, string Where)>> AttributeIndex(string tenKPath)
     {
         if (!Directory.Exists(tenKPath))
             throw new FileNotFoundException($"FairMT_10K tree to take attributes from not found: {tenKPath}", tenKPath);
@@ -110,24 +123,23 @@ public static partial class FairMTLoader
                 list.Add((source.BiasType!, source.Attribute!, $"{Path.GetRelativePath(tenKPath, source.File)}:{p.Metadata["line"]}"));
             }
         }
-        var result = new List<Probe>(probes.Count);
-        foreach (var p in probes)
+        return index;
+    }
+
+    private static Probe WithAttribute(Probe p, Dictionary<string, List<(string BiasType, string Attribute, string Where)>> index)
+    {
+        if (p.Metadata.ContainsKey("attribute") || !index.TryGetValue(DialogueKey(p), out var found)
+            || found.Select(f => (f.BiasType, f.Attribute)).Distinct().Count() != 1)
         {
-            if (p.Metadata.ContainsKey("attribute") || !index.TryGetValue(DialogueKey(p), out var found)
-                || found.Select(f => (f.BiasType, f.Attribute)).Distinct().Count() != 1)
-            {
-                result.Add(p);
-                continue;
-            }
-            var metadata = new Dictionary<string, string>(p.Metadata, StringComparer.Ordinal)
-            {
-                ["bias_type"] = found[0].BiasType,
-                ["attribute"] = found[0].Attribute,
-                ["attribute_source"] = $"FairMT_10K {found[0].Where}",
-            };
-            result.Add(p with { Category = found[0].Attribute, Metadata = metadata });
+            return p;
         }
-        return result;
+        var metadata = new Dictionary<string, string>(p.Metadata, StringComparer.Ordinal)
+        {
+            ["bias_type"] = found[0].BiasType,
+            ["attribute"] = found[0].Attribute,
+            ["attribute_source"] = $"FairMT_10K {found[0].Where}",
+        };
+        return p with { Category = found[0].Attribute, Metadata = metadata };
     }
 
     private static string DialogueKey(Probe p) => p.TaskType + "\u0001" + string.Join("\u0001", p.UserTurns);
@@ -210,15 +222,13 @@ public static partial class FairMTLoader
                 : $"file name gives attribute '{attribute}', which is not a category name (letters, digits, '-' or '_')");
     }
 
-    private static List<Probe> LoadFile(Source s)
+    private static IEnumerable<Probe> LoadFile(Source s)
     {
-        var bytes = JsonSupport.ReadNonEmpty(s.File);
-        using var doc = JsonSupport.ParseFile(s.File, bytes);
-        var probes = new List<Probe>();
         int index = 0;
         bool? turnConvKeys = null;
-        foreach (var r in JsonSupport.ReadArrayOfObjects(s.File, bytes, doc, "dialogues"))
+        foreach (var (r, doc) in JsonSupport.StreamArrayOfObjects(s.File, JsonSupport.ReadNonEmpty(s.File), "dialogues"))
         {
+            using var document = doc;
             var item = r.Element;
             turnConvKeys ??= item.TryGetProperty("0-turn Conv", out _);
             var turns = new List<string>(TurnCount);
@@ -235,7 +245,7 @@ public static partial class FairMTLoader
             if (s.Attribute is not null) metadata["attribute"] = s.Attribute;
             if (ExtractStatement(s.Task, turns) is { } statement) metadata["stereotype"] = statement;
 
-            probes.Add(new Probe
+            var probe = new Probe
             {
                 Id = $"{s.IdPrefix}-{index:0000}",
                 Suite = SuiteName,
@@ -244,10 +254,10 @@ public static partial class FairMTLoader
                 TaskType = s.Task,
                 UserTurns = turns,
                 Metadata = metadata,
-            });
+            };
             index++;
+            yield return probe;
         }
-        return probes;
     }
 
     /// <summary>

@@ -24,6 +24,11 @@ public static class StereoSetLoader
         var other => other.Replace('_', '-').Replace(' ', '-'),
     };
 
+    /// <remarks>
+    /// Parsed whole, not streamed like the JSON-lines and JSON-array suites: the probes come intersentence first while
+    /// StereoSet's own file lists intrasentence first, so emitting in this order needs the whole file (or two passes), and
+    /// the dataset is a fixed public file of a few thousand examples, so what this holds does not grow with a run.
+    /// </remarks>
     public static IReadOnlyList<Probe> Load(string path, int seed = 0)
     {
         var bytes = JsonSupport.ReadNonEmpty(path);
