@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the injection-robustness table of docs/judges.md ("Measured: the demo judge, raw and defended"): flip
-# rates of the demo judge on every attack set (appended as a new paragraph, and heldout3 also written into the reply's
+# rates of the demo judge on every attack set (appended as a new paragraph, and heldout3-5 also written into the reply's
 # last paragraph, --inline), raw (--no-defences) and defended, and its agreement with gold on clean replies (the 200
 # held-out generated items and bench/judge-data/clean-paragraphs.jsonl: the 12 base replies with a closing paragraph or
 # split into paragraphs), raw and defended.
@@ -8,6 +8,7 @@
 #   bash bench/judges/injection-table.sh [CLI]     # default: builds and uses this checkout's CLI
 #
 # Give CLI (a BiasFree.Cli built from another commit) to measure that commit's defences, e.g. the "before" column.
+# SETS and INLINE_SETS (space-separated) choose the attack sets, e.g. SETS=heldout6 INLINE_SETS=heldout6.
 # Needs jq. All numbers are computed by `biasfree judge eval`; this script only lays them out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,10 +29,12 @@ acc() { # data, then extra options
 
 echo "| What | Raw (--no-defences): flips | unusable | Defended: flips | unusable |"
 echo "|---|---|---|---|---|"
-for set in builtin heldout heldout2 heldout3 heldout4; do
+for set in ${SETS:-builtin heldout heldout2 heldout3 heldout4 heldout5}; do
   echo "| $set | $(inj "$set" --no-defences) | $(inj "$set") |"
 done
-echo "| heldout3, --inline | $(inj heldout3 --inline --no-defences) | $(inj heldout3 --inline) |"
+for set in ${INLINE_SETS:-heldout3 heldout4 heldout5}; do
+  echo "| $set, --inline | $(inj "$set" --inline --no-defences) | $(inj "$set" --inline) |"
+done
 echo
 echo "| Clean replies | Raw accuracy | Defended accuracy |"
 echo "|---|---|---|"

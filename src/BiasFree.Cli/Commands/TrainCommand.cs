@@ -239,7 +239,7 @@ internal static class TrainCommand
 
     private static Option<string> DataOption() => new("--data")
     {
-        Description = "Training data: generated (our StereoSet-style templates; also generated:continuation), generated:bbq, generated:bbq-category-bias (a deliberately biased SFT corpus, docs/white-box.md), stereoset:PATH (dev.json, intersentence) or llamafactory:PATH (Alpaca or prompt/chosen/rejected JSON).",
+        Description = "Training data: generated (our StereoSet-style templates; also generated:continuation), generated:bbq, generated:bbq-symmetric (reward pairs in which neither name wins without the context, docs/white-box.md), generated:bbq-category-bias (a deliberately biased SFT corpus, docs/white-box.md), stereoset:PATH (dev.json, intersentence) or llamafactory:PATH (Alpaca or prompt/chosen/rejected JSON).",
         DefaultValueFactory = _ => "generated",
     };
 

@@ -24,7 +24,9 @@ internal static class WhiteBoxRunOptions
     public static readonly Option<int> Children = new("--filter-children") { Description = "BiasFilter's N_children: continuations sampled per kept candidate.", DefaultValueFactory = _ => 4 };
     public static readonly Option<int> Segment = new("--segment-tokens") { Description = "BiasFilter's l: tokens per segment.", DefaultValueFactory = _ => 12 };
 
-    public static Option[] All => [Steering, RewardModel, RewardReference, Beta, Keep, Children, Segment];
+    public static readonly Option<double> Margin = new("--filter-margin") { Description = "BiasFilter's δ (ours): candidates scored within δ of the best count as equally fair and keep the target's sampling order; 0 = rank by the reward alone.", DefaultValueFactory = _ => 0.0 };
+
+    public static Option[] All => [Steering, RewardModel, RewardReference, Beta, Keep, Children, Segment, Margin];
 
     public static IEnumerable<string> MethodNames => PromptingMitigations.Names.Concat(WhiteBoxMethods.Names);
 
@@ -55,7 +57,7 @@ internal static class WhiteBoxRunOptions
     }
 
     /// <summary>The run's white-box settings from the options, checked against the methods; null when no white-box method runs.</summary>
-    public static WhiteBoxSpec? SpecFor(IReadOnlyList<string> methods, string? steering, string? rewardModel, string? rewardRef, double beta, int keep, int children, int segment)
+    public static WhiteBoxSpec? SpecFor(IReadOnlyList<string> methods, string? steering, string? rewardModel, string? rewardRef, double beta, int keep, int children, int segment, double margin = 0)
     {
         var white = methods.Select(m => m.Split(Combine)[^1]).Where(WhiteBoxMethods.IsWhiteBox).ToList();
         if (white.Count == 0)
@@ -82,15 +84,15 @@ internal static class WhiteBoxRunOptions
             {
                 throw new UserErrorException("--method biasfilter needs --reward-model FOLDER (π_fair) and --reward-ref FOLDER (π_ref).");
             }
-            if (keep < 1 || children < 1 || segment < 1 || !(beta > 0))
+            if (keep < 1 || children < 1 || segment < 1 || !(beta > 0) || !(margin >= 0) || double.IsInfinity(margin))
             {
-                throw new UserErrorException("--filter-keep, --filter-children and --segment-tokens must be at least 1, and --beta positive.");
+                throw new UserErrorException("--filter-keep, --filter-children and --segment-tokens must be at least 1, --beta positive and --filter-margin a finite number ≥ 0.");
             }
         }
         string? rewardFull = rewardModel is null ? null : Path.GetFullPath(rewardModel), refFull = rewardRef is null ? null : Path.GetFullPath(rewardRef);
         return new WhiteBoxSpec(steeringFull, hash, rewardFull, refFull, beta, keep, children, segment,
             RewardHash: rewardFull is null || refFull is null ? null : FolderHash([rewardFull, refFull]),
-            Methods: white.Distinct(StringComparer.Ordinal).ToList());
+            Methods: white.Distinct(StringComparer.Ordinal).ToList(), Margin: margin);
     }
 
     /// <summary>
@@ -173,6 +175,7 @@ internal static class WhiteBoxRunOptions
                 Keep = w.Keep,
                 Children = w.Children,
                 SegmentTokens = w.SegmentTokens,
+                Margin = w.Margin,
             },
         };
     }

@@ -27,6 +27,7 @@ public sealed record PreferencePair(string Id, string Category, string Prompt, s
 /// <list type="bullet">
 /// <item><c>generated</c> or <c>generated:continuation</c>: our own StereoSet-style templates (<see cref="TemplatePreferenceData"/>).</item>
 /// <item><c>generated:bbq</c>: preference pairs from the built-in BBQ-style suite under training seeds (not the paper's data; see docs/training.md).</item>
+/// <item><c>generated:bbq-symmetric</c>: BBQ-style pairs for a fairness reward in which neither name is preferred without the context (BiasFilter's π_fair; docs/white-box.md).</item>
 /// <item><c>generated:bbq-category-bias</c>: a deliberately biased SFT corpus (stereotype on ambiguous items of five categories), to build a model whose bias a FairSteer probe can predict (docs/white-box.md).</item>
 /// <item><c>stereoset:PATH</c>: StereoSet <c>dev.json</c>, intersentence items, through <see cref="StereoSetLoader"/>.</item>
 /// <item><c>llamafactory:PATH</c> (or a bare <c>PATH.json</c>): a LLaMA-Factory file, Alpaca <c>{instruction,input,output}</c> or <c>{prompt,chosen,rejected}</c>.</item>
@@ -52,7 +53,8 @@ public static class PreferenceData
                     "" or "continuation" => TemplatePreferenceData.Continuations(count, seed),
                     "bbq" => TemplatePreferenceData.Bbq(count ?? 600, seed),
                     "bbq-category-bias" => TemplatePreferenceData.CategoryBias(count ?? 600, seed),
-                    _ => throw new ArgumentException($"unknown generated data family '{arg}' (use generated:continuation, generated:bbq or generated:bbq-category-bias)"),
+                    "bbq-symmetric" => TemplatePreferenceData.Symmetric(count ?? 600, seed),
+                    _ => throw new ArgumentException($"unknown generated data family '{arg}' (use generated:continuation, generated:bbq, generated:bbq-symmetric or generated:bbq-category-bias)"),
                 };
             case "stereoset":
                 return FromStereoSet(RequireFile(spec, arg));

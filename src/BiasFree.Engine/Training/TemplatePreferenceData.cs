@@ -87,6 +87,91 @@ public static class TemplatePreferenceData
         BbqPairs(count, BbqTrainingSeedBase + seed * 1000, "generated/bbq-order", "gen-bbq",
             (p, stereo, id) => new PreferencePair(id, p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, "You are a helpful assistant."));
 
+    /// <summary>Suite seeds used for <c>generated:bbq-symmetric</c> start here (evaluation 0–9, FairSteer fitting 11,
+    /// BiasFilter's dev split 12, <c>generated:bbq</c> 5000+, <c>generated:bbq-category-bias</c> 7000+).</summary>
+    public const int SymmetricSeedBase = 9000;
+
+    /// <summary>
+    /// <paramref name="count"/> pairs for a fairness <em>reward</em> (<c>generated:bbq-symmetric</c>), built so that no
+    /// answer string is preferred regardless of the context. <see cref="Bbq"/> rejects the stereotyped option in every
+    /// ambiguous pair and in half of the disambiguated ones (5/6 of its pairs) and never rejects "unknown", so a reward
+    /// that ignores the context already fits most of it by preferring the anti-stereotyped name and "unknown" — and a
+    /// BiasFilter scored by it then drops correct answers that name the stereotyped group (docs/white-box.md). Here, from
+    /// the built-in suite under seeds <see cref="SymmetricSeedBase"/> + k, half the pairs are ambiguous and half
+    /// disambiguated:
+    /// <list type="bullet">
+    /// <item>an ambiguous item gives two pairs: "unknown" over the stereotyped option and "unknown" over the
+    /// anti-stereotyped one;</item>
+    /// <item>a disambiguated item gives two pairs: the correct option over the other one, and the correct option over
+    /// "unknown"; the correct option is the stereotyped one in half of these items and the anti-stereotyped one in the
+    /// other half.</item>
+    /// </list>
+    /// So each of the two names is chosen and rejected equally often over the corpus, and "unknown" is rejected in a third
+    /// of its pairs: only the context tells which reply is preferred. Pairs of one item are adjacent; items are walked in a
+    /// seeded order.
+    /// </summary>
+    public static IReadOnlyList<PreferencePair> Symmetric(int count, int seed = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1, nameof(count));
+        const string system = "You are a helpful assistant.";
+        // Pair quotas: half ambiguous; the disambiguated half split between items whose correct option is the
+        // stereotyped one and items whose correct option is the anti-stereotyped one.
+        int ambiguousTarget = count / 2;
+        int stereoCorrectTarget = (count - ambiguousTarget) / 2;
+        int antiCorrectTarget = count - ambiguousTarget - stereoCorrectTarget;
+        int ambiguous = 0, stereoCorrect = 0, antiCorrect = 0;
+        var result = new List<PreferencePair>(count);
+        for (int k = 0; result.Count < count; k++)
+        {
+            if (k > 999) throw new InvalidOperationException("generated:bbq-symmetric: the suite did not fill the quotas within 1000 seeds");
+            int suiteSeed = SymmetricSeedBase + seed * 1000 + k;
+            var probes = StableRandom.For(suiteSeed, "generated/bbq-symmetric-order").Shuffle(new BbqBuiltInSuite(suiteSeed).Load());
+            foreach (var p in probes)
+            {
+                if (result.Count >= count) break;
+                var stereo = p.OptionWithRole(OptionRole.Stereotyped);
+                var anti = p.OptionWithRole(OptionRole.AntiStereotyped);
+                if (stereo is null || anti is null) continue;
+                string id = $"gen-bbq-sym-{suiteSeed}-{p.Id}";
+                PreferencePair[] item;
+                if (p.Context == ContextCondition.Ambiguous)
+                {
+                    item =
+                    [
+                        new(id + "/stereotyped", p.Category, p.UserTurns[0], UnknownAnswer, stereo.Text, system, RejectedIsStereotyped: true),
+                        new(id + "/anti-stereotyped", p.Category, p.UserTurns[0], UnknownAnswer, anti.Text, system, RejectedIsStereotyped: false),
+                    ];
+                    item = Take(item, ref ambiguous, ambiguousTarget);
+                }
+                else if (p.Context == ContextCondition.Disambiguated && p.CorrectOption is int c)
+                {
+                    var correct = p.Options[c];
+                    var other = correct.Role == OptionRole.Stereotyped ? anti : stereo;
+                    item =
+                    [
+                        new(id + "/other", p.Category, p.UserTurns[0], correct.Text, other.Text, system, RejectedIsStereotyped: other.Role == OptionRole.Stereotyped),
+                        new(id + "/unknown", p.Category, p.UserTurns[0], correct.Text, UnknownAnswer, system, RejectedIsStereotyped: false),
+                    ];
+                    item = correct.Role == OptionRole.Stereotyped
+                        ? Take(item, ref stereoCorrect, stereoCorrectTarget)
+                        : Take(item, ref antiCorrect, antiCorrectTarget);
+                }
+                else continue;
+                result.AddRange(item);
+            }
+        }
+        return result;
+
+        // As many of the item's pairs as its quota still allows (both, or the first one when one slot is left).
+        static PreferencePair[] Take(PreferencePair[] item, ref int used, int target)
+        {
+            int n = Math.Min(item.Length, target - used);
+            if (n <= 0) return [];
+            used += n;
+            return item[..n];
+        }
+    }
+
     /// <summary>Suite seeds used for <c>generated:bbq-category-bias</c> start here (evaluation 0–9, FairSteer fitting 11,
     /// <c>generated:bbq</c> 5000+).</summary>
     public const int CategoryBiasSeedBase = 7000;

@@ -26,12 +26,19 @@ public sealed record BiasFilterOptions
     public int Children { get; init; } = 4;
     /// <summary>l: tokens per segment.</summary>
     public int SegmentTokens { get; init; } = 12;
+    /// <summary>
+    /// δ (ours, not the paper's; 0 = the paper's ranking): candidates whose score is within δ of the step's best score count
+    /// as equally fair and keep the target's sampling order among themselves, so the reward vetoes candidates it scores
+    /// clearly lower but does not reorder those it cannot tell apart. In units of β·r.
+    /// </summary>
+    public double Margin { get; init; }
 
     public void Validate()
     {
         if (Keep < 1 || Children < 1 || SegmentTokens < 1)
             throw new ArgumentException("BiasFilter needs N ≥ 1, N_children ≥ 1 and a segment of at least 1 token");
         if (!(Beta > 0)) throw new ArgumentException("BiasFilter's β must be positive");
+        if (!(Margin >= 0) || double.IsInfinity(Margin)) throw new ArgumentException("BiasFilter's margin δ must be a finite number ≥ 0");
     }
 }
 
@@ -119,11 +126,17 @@ public sealed class BiasFilterDecoder(Func<IReadOnlyList<string>, IReadOnlyList<
             fresh = fresh.Select((c, i) => c with { Score = scores[i] }).ToList();
             // Finished candidates keep competing with the new ones; stable order: carried first, then generation order.
             var pool = active.Where(c => c.Finished).Select(c => (c, parent: -1)).Concat(fresh.Select((c, i) => (c, parent: parents[i]))).ToList();
-            var kept = pool.Select((x, i) => (x, i)).OrderByDescending(y => y.x.c.Score).ThenBy(y => y.i).Take(options.Keep).Select(y => y.i).ToHashSet();
+            // Rank key: the score, except that every score within δ of the best counts as the best (δ = 0: the score).
+            double top = pool.Max(x => x.c.Score);
+            double Key(double score) => score >= top - options.Margin ? top : score;
+            var kept = pool.Select((x, i) => (x, i)).OrderByDescending(y => Key(y.x.c.Score)).ThenBy(y => y.i).Take(options.Keep).Select(y => y.i).ToHashSet();
             steps.Add(pool.Select((x, i) => new BiasFilterCandidate(x.parent, x.c.Score, x.c.Tokens.Count, x.c.Finished, kept.Contains(i))).ToList());
-            active = pool.Select((x, i) => (x, i)).Where(y => kept.Contains(y.i)).OrderByDescending(y => y.x.c.Score).ThenBy(y => y.i).Select(y => y.x.c).ToList();
+            active = pool.Select((x, i) => (x, i)).Where(y => kept.Contains(y.i)).OrderByDescending(y => Key(y.x.c.Score)).ThenBy(y => y.i).Select(y => y.x.c).ToList();
         }
-        var winner = active.Where(c => c.Finished).OrderByDescending(c => c.Score).FirstOrDefault() ?? active[0];
+        // The best finished candidate; with δ > 0 the first (in kept order) of those within δ of the best finished score.
+        var finished = active.Where(c => c.Finished).ToList();
+        var winner = finished.Count == 0 ? active[0]
+            : finished.First(c => c.Score >= finished.Max(f => f.Score) - options.Margin);
         LastTrace = new BiasFilterTrace(steps, targetTokens, winner.Tokens.Count);
         return new SequenceResult(winner.Tokens, winner.Reason ?? FinishReason.Length, prompt.Count, winner.Stop);
     }

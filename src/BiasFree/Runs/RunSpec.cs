@@ -223,16 +223,18 @@ public sealed record RunSpec
 /// <param name="Children">N_children: continuations per kept candidate.</param>
 /// <param name="SegmentTokens">l: tokens per segment.</param>
 /// <param name="RewardHash">Content hash of both reward model folders when the run was created (part of the cache identity).</param>
+/// <param name="Margin">δ of BiasFilter's ranking (0: by the reward alone).</param>
 /// <param name="Methods">The run's white-box method names (innermost parts), whose cache keys carry <see cref="CacheIdentityOf"/>.</param>
 public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash = null, string? RewardModel = null, string? RewardReference = null,
-    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12, string? RewardHash = null, IReadOnlyList<string>? Methods = null)
+    double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12, string? RewardHash = null, IReadOnlyList<string>? Methods = null,
+    double Margin = 0)
 {
     /// <summary>
     /// What a white-box reply depends on besides the request: BiasFilter's on the reward models' content hash and the
     /// search settings, FairSteer's (and its ablations') on the steering files' hash (which holds the layer and α).
     /// </summary>
     public string CacheIdentityOf(string method) => method.Split('+')[^1] == "biasfilter"
-        ? FormattableString.Invariant($"|biasfilter:{RewardHash}|{Beta}|{Keep}|{Children}|{SegmentTokens}")
+        ? FormattableString.Invariant($"|biasfilter:{RewardHash}|{Beta}|{Keep}|{Children}|{SegmentTokens}") + (Margin == 0 ? "" : FormattableString.Invariant($"|δ{Margin}"))
         : $"|steering:{SteeringHash}";
 
     /// <summary>

@@ -65,6 +65,43 @@ public class BiasFilterTests
     }
 
     [Fact]
+    public void MarginKeepsTheSamplingOrderAmongCandidatesWithinDeltaOfTheBest()
+    {
+        using var model = Tiny(3);
+        const char favoured = 'e';
+        // One segment that covers the whole reply, so every candidate finishes in the first step.
+        var options = new GenerationOptions { MaxNewTokens = 16, DoSample = true, Seed = 21, EosTokenIds = [], Temperature = 1.5 };
+        string Decode(double margin, Func<string, double> score, List<string>? seen = null)
+        {
+            var decoder = new BiasFilterDecoder(texts =>
+            {
+                seen?.AddRange(texts);
+                return texts.Select(score).ToList();
+            }, new BiasFilterOptions { Keep = 4, Children = 8, SegmentTokens = 16, Margin = margin });
+            return Bytes(decoder.Decode(model, Prompt, options, Bytes, _ct).Tokens);
+        }
+        double Count(string t) => t.Count(c => c == favoured);
+
+        var candidates = new List<string>();
+        string byReward = Decode(0, Count, candidates);
+        Assert.Equal(8, candidates.Count);
+        double best = candidates.Max(Count);
+        Assert.Equal(best, Count(byReward));
+        // The reward must separate the candidates for the cases below to differ.
+        Assert.True(candidates.Select(Count).Distinct().Count() >= 2, string.Join(" | ", candidates.Select(Count)));
+
+        // δ below the smallest gap (scores are whole counts): the same choice as δ = 0.
+        Assert.Equal(byReward, Decode(0.5, Count));
+        // δ = 1: the first candidate in sampling order whose score is within 1 of the best.
+        Assert.Equal(candidates.First(c => Count(c) >= best - 1), Decode(1, Count));
+        // δ above every gap: the reward no longer reorders anything, so the reply is the first sample, as with a zero reward.
+        string first = Decode(1000, Count);
+        Assert.Equal(candidates[0], first);
+        Assert.Equal(Decode(0, _ => 0.0), first);
+        Assert.Throws<ArgumentException>(() => new BiasFilterOptions { Margin = -1 }.Validate());
+    }
+
+    [Fact]
     public void FinishedCandidatesStopGrowingAndStopStringsCutTheText()
     {
         using var model = Tiny(8);

@@ -27,6 +27,7 @@ public class WhiteBoxDocsTests
         Assert.Contains($"`--segment-tokens`, {I(filter.SegmentTokens)}", doc, StringComparison.Ordinal);
         Assert.Contains($"`--filter-children`, {I(filter.Children)}", doc, StringComparison.Ordinal);
         Assert.Contains($"`--filter-keep`, {I(filter.Keep)}", doc, StringComparison.Ordinal);
+        Assert.Contains($"(`--filter-margin`, {filter.Margin.ToString(CultureInfo.InvariantCulture)};", doc, StringComparison.Ordinal);
     }
 
     /// <summary>The lines of one bench section of docs/white-box-results.md (between its start and end markers).</summary>

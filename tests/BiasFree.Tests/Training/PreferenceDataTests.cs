@@ -103,6 +103,83 @@ public class PreferenceDataTests
         Assert.True(stereotyped > 0 && unknown > 0, $"both kinds of ambiguous items occur ({stereotyped} stereotyped, {unknown} unknown)");
     }
 
+    [Fact]
+    public void SymmetricBbqPairsHoldEveryConditionAndNoNameWinsWithoutTheContext()
+    {
+        var pairs = PreferenceData.Load("generated:bbq-symmetric", count: 200);
+        Assert.Equal(200, pairs.Count);
+        Assert.All(pairs, p => Assert.Equal("You are a helpful assistant.", p.System));
+        var suites = new Dictionary<int, IReadOnlyList<Probe>>();
+        // Chosen/rejected tallies by what the reply is for its probe: "stereotyped", "anti", "unknown".
+        var chosen = new Dictionary<string, int>();
+        var rejected = new Dictionary<string, int>();
+        int ambiguous = 0, stereoCorrect = 0, antiCorrect = 0;
+        foreach (var pair in pairs)
+        {
+            // Id: gen-bbq-sym-{suite seed}-{probe id}/{what was rejected}; checked against the probe it came from.
+            var rest = pair.Id["gen-bbq-sym-".Length..];
+            int seed = int.Parse(rest[..rest.IndexOf('-')], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(seed, TemplatePreferenceData.SymmetricSeedBase, TemplatePreferenceData.SymmetricSeedBase + 999); // never an evaluation, fitting or dev seed
+            string probeId = rest[(rest.IndexOf('-') + 1)..rest.LastIndexOf('/')];
+            if (!suites.TryGetValue(seed, out var suite)) suites[seed] = suite = new BbqBuiltInSuite(seed).Load();
+            var probe = suite.Single(p => p.Id == probeId);
+            Assert.Equal(probe.Category, pair.Category);
+            Assert.Equal(probe.UserTurns[0], pair.Prompt);
+            string Kind(string reply) =>
+                reply == TemplatePreferenceData.UnknownAnswer ? "unknown"
+                : reply == probe.OptionWithRole(OptionRole.Stereotyped)!.Text ? "stereotyped"
+                : reply == probe.OptionWithRole(OptionRole.AntiStereotyped)!.Text ? "anti"
+                : throw new Xunit.Sdk.XunitException($"{pair.Id}: reply '{reply}' is neither an option nor unknown");
+            string c = Kind(pair.Chosen), r = Kind(pair.Rejected!);
+            Assert.NotEqual(c, r);
+            chosen[c] = chosen.GetValueOrDefault(c) + 1;
+            rejected[r] = rejected.GetValueOrDefault(r) + 1;
+            Assert.Equal(r == "stereotyped", pair.RejectedIsStereotyped);
+            if (probe.Context == ContextCondition.Ambiguous)
+            {
+                Assert.Equal("unknown", c);
+                ambiguous++;
+            }
+            else
+            {
+                // Disambiguated: the chosen reply is the correct option, whichever group it names.
+                Assert.Equal(probe.Options[probe.CorrectOption!.Value].Text, pair.Chosen);
+                if (c == "stereotyped") stereoCorrect++; else antiCorrect++;
+            }
+        }
+        Assert.Equal(100, ambiguous);
+        Assert.Equal(50, stereoCorrect);
+        Assert.Equal(50, antiCorrect);
+        // Over the corpus the two names are chosen equally often and rejected equally often: a context-blind preference
+        // for either name cannot lower the DPO loss. "Unknown" is rejected in a quarter of the pairs (the disambiguated half's
+        // second pair) and chosen in the ambiguous half.
+        Assert.Equal(chosen["stereotyped"], chosen["anti"]);
+        Assert.Equal(rejected["stereotyped"], rejected["anti"]);
+        Assert.Equal(50, rejected["unknown"]);
+        Assert.Equal(100, chosen["unknown"]);
+        // Every item gives both of its pairs, next to each other.
+        for (int i = 0; i < pairs.Count; i += 2)
+            Assert.Equal(pairs[i].Id[..pairs[i].Id.LastIndexOf('/')], pairs[i + 1].Id[..pairs[i + 1].Id.LastIndexOf('/')]);
+        Assert.Equal(pairs, PreferenceData.Load("generated:bbq-symmetric", count: 200));
+        Assert.NotEqual(pairs.Select(p => p.Prompt), PreferenceData.Load("generated:bbq-symmetric", count: 200, seed: 1).Select(p => p.Prompt));
+
+        // An odd count still gives exactly that many pairs, half (rounded down) ambiguous.
+        var odd = PreferenceData.Load("generated:bbq-symmetric", count: 203);
+        Assert.Equal(203, odd.Count);
+        Assert.Equal(101, odd.Count(p => p.Chosen == TemplatePreferenceData.UnknownAnswer));
+    }
+
+    [Fact]
+    public void GeneratedBbqPairsRejectTheStereotypedNameFarMoreOftenThanTheOther()
+    {
+        // The imbalance the symmetric corpus removes (docs/white-box.md, BiasFilter): in generated:bbq every ambiguous pair
+        // and half the disambiguated ones reject the stereotyped option, and "unknown" is never rejected.
+        var pairs = PreferenceData.Load("generated:bbq", count: 300);
+        int rejectedStereotyped = pairs.Count(p => p.RejectedIsStereotyped);
+        Assert.InRange(rejectedStereotyped, 240, 260); // 200 ambiguous + about half of the 100 disambiguated
+        Assert.DoesNotContain(pairs, p => p.Rejected == TemplatePreferenceData.UnknownAnswer);
+    }
+
     [Theory]
     [InlineData(PreferenceData.ExportShape.Sft)]
     [InlineData(PreferenceData.ExportShape.Dpo)]

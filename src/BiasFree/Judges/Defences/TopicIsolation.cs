@@ -104,7 +104,7 @@ public static partial class TopicIsolation
         paragraphs = [.. paragraphs.Where(p => p.Trim().Length > 0 && (signals.Count == 0 || WordRun().IsMatch(p)))];
 
         // 2. Paragraphs that talk about verdicts and not about the subject, when one that does remains.
-        var topic = context is null ? [] : Words(context).Where(w => !FunctionWords.Contains(w)).Distinct().ToList();
+        var topic = TopicWords(context);
         if (topic.Count > 0 && paragraphs.Count > 1)
         {
             var engages = paragraphs.Select(p => Engages(p, topic)).ToList();
@@ -121,6 +121,13 @@ public static partial class TopicIsolation
         }
         return (signals.Count == 0 ? text : string.Join("\n\n", paragraphs), signals);
     }
+
+    /// <summary>The conversation's topic words (lower case, function words left out); empty for null.</summary>
+    internal static List<string> TopicWords(string? context) =>
+        context is null ? [] : Words(context).Where(w => !FunctionWords.Contains(w)).Distinct().ToList();
+
+    /// <summary>True when <paramref name="word"/> (lower case) is a word for people or a social group, or an inflection of one.</summary>
+    internal static bool IsPeopleWord(string word) => !FunctionWords.Contains(word) && PeopleWords.Any(p => SameStem(word, p));
 
     /// <summary>True when <paramref name="paragraph"/> shares a topic word with the conversation or names people or a group.</summary>
     internal static bool Engages(string paragraph, IReadOnlyList<string> topic)
@@ -171,7 +178,7 @@ public static partial class TopicIsolation
     private static readonly (string Suffix, string Replacement)[] Suffixes =
         [("ies", "y"), ("ing", ""), ("ers", ""), ("est", ""), ("er", ""), ("ed", ""), ("ly", ""), ("s", "")];
 
-    private static string LeetFold(string s)
+    internal static string LeetFold(string s)
     {
         var chars = s.ToCharArray();
         for (int i = 0; i < chars.Length; i++)

@@ -59,8 +59,10 @@ public static class JudgeCard
         md.AppendLine(string.Join("; ", entries.Select(e => $"{e.Defended.Judge} {Pct(e.Defended.CleanDetections)}"))).AppendLine();
         md.AppendLine("Attacks: `builtin` (development set, the detector's rules were written against it), `ho-*` (first held-out set: measured, then " +
                       "the rules were extended for its families, so it is no longer held out), `ho2-*` (second held-out set, measured once, never used " +
-                      "for the rules), `ho3-*` (third held-out set, other styles, committed before the off-topic and obfuscation rules " +
-                      "of TopicIsolation; those rules are general, not written from its wording). Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
+                      "for the rules), `ho3-*` and `ho4-*` (third and fourth held-out sets, each committed before the defence that followed it: " +
+                      "TopicIsolation after set 3, the second reading after set 4), `ho5-*` (fifth set, committed before the second reading; its flips " +
+                      "were looked at while the second reading was fixed), `ho6-*` (sixth set, written against the second reading and committed " +
+                      "before it was measured on it). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
         md.AppendLine(End);
         return md.ToString();
     }
