@@ -107,31 +107,10 @@ internal static class WhiteBoxBench
                 LabelTemperature = temperature,
                 SweepTemperature = temperature,
                 SweepSamples = int.Parse(Arg("--sweep-samples") ?? "2", CultureInfo.InvariantCulture),
-                VectorSource = Arg("--vector") switch
-                {
-                    null or "probe-means" => SteeringVectorSource.ProbeMeans,
-                    "probe-means-ambiguous" => SteeringVectorSource.AmbiguousProbeMeans,
-                    "pairs" => SteeringVectorSource.ContrastivePairs,
-                    var v => throw new ArgumentException($"--vector {v}: pairs, probe-means or probe-means-ambiguous"),
-                },
-                Labeling = Arg("--probe-labels") switch
-                {
-                    null or "paper" => ProbeLabeling.Paper,
-                    "ambiguous-bias" => ProbeLabeling.AmbiguousBias,
-                    var v => throw new ArgumentException($"--probe-labels {v}: paper or ambiguous-bias"),
-                },
-                Objective = Arg("--sweep-objective") switch
-                {
-                    null or "mean" => SweepObjective.Mean,
-                    "ambiguous" => SweepObjective.Ambiguous,
-                    var v => throw new ArgumentException($"--sweep-objective {v}: mean or ambiguous"),
-                },
-                Metric = Arg("--sweep-metric") switch
-                {
-                    null or "all-replies" => SweepMetric.AllReplies,
-                    "report" => SweepMetric.Report,
-                    var v => throw new ArgumentException($"--sweep-metric {v}: all-replies or report"),
-                },
+                VectorSource = FairSteerFitter.ParseVectorSource(Arg("--vector") ?? "probe-means"),
+                Labeling = FairSteerFitter.ParseLabeling(Arg("--probe-labels") ?? "paper"),
+                Objective = FairSteerFitter.ParseObjective(Arg("--sweep-objective") ?? "mean"),
+                Metric = FairSteerFitter.ParseMetric(Arg("--sweep-metric") ?? "all-replies"),
                 Alphas = (Arg("--alphas") ?? "0.5,1,2,4").Split(',').Select(a => double.Parse(a, CultureInfo.InvariantCulture)).ToList(),
                 Layers = Arg("--layers")?.Split(',').Select(l => int.Parse(l, CultureInfo.InvariantCulture)).ToList(),
                 Log = Say,

@@ -60,10 +60,10 @@ internal static class SteerCommand
             pr.GetValue(model), pr.GetValue(output)!, pr.GetValue(suite)!, pr.GetValue(suiteSeed), pr.GetValue(items), pr.GetValue(pairs),
             pr.GetValue(sweepItems), pr.GetValue(alphas)!, pr.GetValue(layers), pr.GetValue(seed), pr.GetValue(labelTemperature), pr.GetValue(l2), pr.GetValue(answerEnd),
             pr.GetValue(probeWeights) == "balanced", pr.GetValue(sweepTemperature), pr.GetValue(sweepSamples), pr.GetValue(maxDrop),
-            ParseVectorSource(pr.GetValue(vectorSource)!),
-            pr.GetValue(labeling) == "ambiguous-bias" ? ProbeLabeling.AmbiguousBias : ProbeLabeling.Paper,
-            pr.GetValue(objective) == "ambiguous" ? SweepObjective.Ambiguous : SweepObjective.Mean,
-            pr.GetValue(metric) == "report" ? SweepMetric.Report : SweepMetric.AllReplies, ct)));
+            FairSteerFitter.ParseVectorSource(pr.GetValue(vectorSource)!),
+            FairSteerFitter.ParseLabeling(pr.GetValue(labeling)!),
+            FairSteerFitter.ParseObjective(pr.GetValue(objective)!),
+            FairSteerFitter.ParseMetric(pr.GetValue(metric)!), ct)));
         return cmd;
     }
 
@@ -127,15 +127,6 @@ internal static class SteerCommand
         Console.Out.WriteLine($"Saved to {Path.GetFullPath(output)} ({FairSteerModel.TensorsFile}, {FairSteerModel.InfoFile}).");
         return ExitCodes.Ok;
     }
-
-    /// <summary>The <c>--vector</c> names (as written to fairsteer.json).</summary>
-    public static SteeringVectorSource ParseVectorSource(string name) => name switch
-    {
-        "probe-means" => SteeringVectorSource.ProbeMeans,
-        "probe-means-ambiguous" => SteeringVectorSource.AmbiguousProbeMeans,
-        "pairs" or "contrastive-pairs" => SteeringVectorSource.ContrastivePairs,
-        _ => throw new UserErrorException($"--vector: '{name}' is not pairs, probe-means or probe-means-ambiguous."),
-    };
 
     private static void Print(FairSteerInfo info)
     {

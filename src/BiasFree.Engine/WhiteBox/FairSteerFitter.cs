@@ -225,8 +225,8 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
             ContrastivePairs = pairs.Count,
             VectorSource = VectorSourceName(_o.VectorSource),
             Labeling = LabelingName(_o.Labeling),
-            Objective = _o.Objective == SweepObjective.Mean ? "mean" : "ambiguous",
-            Metric = _o.Metric == SweepMetric.Report ? "report" : "all-replies",
+            Objective = ObjectiveName(_o.Objective),
+            Metric = MetricName(_o.Metric),
             MaxDisambiguatedDrop = _o.MaxDisambiguatedDrop,
             Sweep = sweep,
             Data = dataDescription,
@@ -281,6 +281,42 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
     };
 
     public static string LabelingName(ProbeLabeling labeling) => labeling == ProbeLabeling.Paper ? "paper" : "ambiguous-bias";
+
+    public static string ObjectiveName(SweepObjective objective) => objective == SweepObjective.Mean ? "mean" : "ambiguous";
+
+    public static string MetricName(SweepMetric metric) => metric == SweepMetric.Report ? "report" : "all-replies";
+
+    // The inverses, for `steer fit` and the white-box bench, so the names live in this one place.
+
+    /// <summary>"pairs" (or "contrastive-pairs", as fairsteer.json writes it), "probe-means" or "probe-means-ambiguous".</summary>
+    public static SteeringVectorSource ParseVectorSource(string name) => name switch
+    {
+        "pairs" or "contrastive-pairs" => SteeringVectorSource.ContrastivePairs,
+        "probe-means" => SteeringVectorSource.ProbeMeans,
+        "probe-means-ambiguous" => SteeringVectorSource.AmbiguousProbeMeans,
+        _ => throw new ArgumentException($"'{name}' is not pairs, probe-means or probe-means-ambiguous", nameof(name)),
+    };
+
+    public static ProbeLabeling ParseLabeling(string name) => name switch
+    {
+        "paper" => ProbeLabeling.Paper,
+        "ambiguous-bias" => ProbeLabeling.AmbiguousBias,
+        _ => throw new ArgumentException($"'{name}' is not paper or ambiguous-bias", nameof(name)),
+    };
+
+    public static SweepObjective ParseObjective(string name) => name switch
+    {
+        "mean" => SweepObjective.Mean,
+        "ambiguous" => SweepObjective.Ambiguous,
+        _ => throw new ArgumentException($"'{name}' is not mean or ambiguous", nameof(name)),
+    };
+
+    public static SweepMetric ParseMetric(string name) => name switch
+    {
+        "all-replies" => SweepMetric.AllReplies,
+        "report" => SweepMetric.Report,
+        _ => throw new ArgumentException($"'{name}' is not all-replies or report", nameof(name)),
+    };
 
     /// <summary>Step 3: v_l = mean(a⁺_l) − mean(a⁻_l) over the pairs, per layer, accumulated in float64.</summary>
     public IReadOnlyList<float[]> SteeringVectors(IReadOnlyList<Probe> pairs)

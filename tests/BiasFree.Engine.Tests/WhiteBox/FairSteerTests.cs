@@ -530,4 +530,18 @@ public class FairSteerTests
         var wrong = new FairSteerModel(info with { HiddenSize = 32 }, [ConstantProbe(32, true), ConstantProbe(32, true)], [new float[32], new float[32]]);
         Assert.Throws<InvalidOperationException>(() => new FairSteerChatClient(engine, wrong));
     }
+
+    [Fact]
+    public void EveryOptionNameParsesBackToItsValue_AndUnknownNamesAreRefused()
+    {
+        foreach (var v in Enum.GetValues<SteeringVectorSource>()) Assert.Equal(v, FairSteerFitter.ParseVectorSource(FairSteerFitter.VectorSourceName(v)));
+        foreach (var v in Enum.GetValues<ProbeLabeling>()) Assert.Equal(v, FairSteerFitter.ParseLabeling(FairSteerFitter.LabelingName(v)));
+        foreach (var v in Enum.GetValues<SweepObjective>()) Assert.Equal(v, FairSteerFitter.ParseObjective(FairSteerFitter.ObjectiveName(v)));
+        foreach (var v in Enum.GetValues<SweepMetric>()) Assert.Equal(v, FairSteerFitter.ParseMetric(FairSteerFitter.MetricName(v)));
+        Assert.Equal(SteeringVectorSource.ContrastivePairs, FairSteerFitter.ParseVectorSource("pairs"));
+        Assert.Throws<ArgumentException>(() => FairSteerFitter.ParseVectorSource("mean"));
+        Assert.Throws<ArgumentException>(() => FairSteerFitter.ParseLabeling("Paper"));
+        Assert.Throws<ArgumentException>(() => FairSteerFitter.ParseObjective("report"));
+        Assert.Throws<ArgumentException>(() => FairSteerFitter.ParseMetric("mean"));
+    }
 }
