@@ -274,41 +274,44 @@ public sealed class RotaryEmbedding
     public (Tensor Cos, Tensor SinRotated) CosSin(Tensor positionIds, ScalarType dtype, int limit)
     {
         using var scope = NewDisposeScope();
-        var (cosTable, sinTable) = Tables(dtype, positionIds.device, limit);
         long b = positionIds.shape[0], t = positionIds.shape[1];
         var flat = positionIds.reshape(-1);
-        var cos = cosTable.index_select(0, flat).view(b, t, 1, -1);
-        var sin = sinTable.index_select(0, flat).view(b, t, 1, -1);
-        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
-    }
-
-    private (Tensor Cos, Tensor SinRotated) Tables(ScalarType dtype, Device device, int limit)
-    {
+        // The gathers run under the lock too: another thread that needs longer tables replaces (and frees) these ones,
+        // and a gather from a freed table reads freed memory (a crash, or "Unknown scalar type").
         lock (_tablesLock)
         {
-            // Device objects are compared by type and index (a tensor's .device is a new object every time).
-            bool same = _tables is { } t && t.DType == dtype && t.Device.type == device.type && t.Device.index == device.index;
-            if (same && _tables!.Value.Length >= limit) return (_tables.Value.Cos, _tables.Value.SinRotated);
-            // Grow by doubling (a long generation asks one position more per step); a new dtype or device starts over.
-            int length = Math.Max(limit, Math.Max(256, same ? 2 * _tables!.Value.Length : 0));
-            using var scope = NewDisposeScope();
-            var inv = tensor(InvFreq, ScalarType.Float64, device);
-            var freqs = arange(length, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
-            var emb = cat([freqs, freqs], -1);                                            // [N, D]
-            var cos = emb.cos().to_type(dtype);
-            // rotate_half(x) = cat(-x2, x1) = roll(x, D/2) with the first half negated; the sign goes into sin, which
-            // is exact (negation only flips the sign bit), so x * cos + roll(x) * sinRotated equals the HF formula.
-            long half = InvFreq.Length;
-            var sin = emb.sin();
-            var sinRotated = cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1).to_type(dtype);
-            if (_tables is { } old)
-            {
-                old.Cos.Dispose();
-                old.SinRotated.Dispose();
-            }
-            _tables = (dtype, device, length, cos.DetachFromDisposeScope(), sinRotated.DetachFromDisposeScope());
-            return (_tables.Value.Cos, _tables.Value.SinRotated);
+            var (cosTable, sinTable) = Tables(dtype, positionIds.device, limit);
+            var cos = cosTable.index_select(0, flat).view(b, t, 1, -1);
+            var sin = sinTable.index_select(0, flat).view(b, t, 1, -1);
+            return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
         }
+    }
+
+    // Called under _tablesLock.
+    private (Tensor Cos, Tensor SinRotated) Tables(ScalarType dtype, Device device, int limit)
+    {
+        // Device objects are compared by type and index (a tensor's .device is a new object every time).
+        bool same = _tables is { } t && t.DType == dtype && t.Device.type == device.type && t.Device.index == device.index;
+        if (same && _tables!.Value.Length >= limit) return (_tables.Value.Cos, _tables.Value.SinRotated);
+        // Grow by doubling (a long generation asks one position more per step); a new dtype or device starts over.
+        int length = Math.Max(limit, Math.Max(256, same ? 2 * _tables!.Value.Length : 0));
+        using var scope = NewDisposeScope();
+        var inv = tensor(InvFreq, ScalarType.Float64, device);
+        var freqs = arange(length, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
+        var emb = cat([freqs, freqs], -1);                                            // [N, D]
+        var cos = emb.cos().to_type(dtype);
+        // rotate_half(x) = cat(-x2, x1) = roll(x, D/2) with the first half negated; the sign goes into sin, which
+        // is exact (negation only flips the sign bit), so x * cos + roll(x) * sinRotated equals the HF formula.
+        long half = InvFreq.Length;
+        var sin = emb.sin();
+        var sinRotated = cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1).to_type(dtype);
+        if (_tables is { } old)
+        {
+            old.Cos.Dispose();
+            old.SinRotated.Dispose();
+        }
+        _tables = (dtype, device, length, cos.DetachFromDisposeScope(), sinRotated.DetachFromDisposeScope());
+        return (_tables.Value.Cos, _tables.Value.SinRotated);
     }
 
     /// <summary>x * cos + rotate_half(x) * sin for x laid out [B, T, heads, D] with tables from <see cref="CosSin"/>.</summary>
