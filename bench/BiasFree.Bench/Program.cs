@@ -48,7 +48,10 @@ var serving = new Command("serving", "In-process serving with continuous batchin
     "--kv-cache-mb N, --threads N, --model FOLDER or --layers N (see ServingBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
 var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overhead on the demo model: --model FOLDER, --steering DIR, --probes N, " +
-    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --out FILE (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --adapter LORA_FOLDER, --methods m1,m2, --speed-runs K, --no-overhead, " +
+    "--group-categories a,b, --out FILE --section NAME, --fit-only; when --steering is not fitted yet, steer fit's options: " +
+    "--probe-labels paper|ambiguous-bias, --vector probe-means|probe-means-ambiguous|pairs, --sweep-objective mean|ambiguous, " +
+    "--sweep-metric all-replies|report, --fit-items N, --sweep-items N, --sweep-samples N, --alphas a,b, --layers l1,l2 (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 whiteBox.SetAction(async (_, _) => await WhiteBoxBench.RunAsync(args.ToList()));
 var decodingCosts = new Command("decoding-costs", "Per method of a stored run: target tokens per answer and tokens/s with 95 % bootstrap intervals: --runs-dir DIR --run-id ID (see DecodingCostsBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));

@@ -39,6 +39,8 @@ public class WhiteBoxDocsTests
     [InlineData("demo")]
     [InlineData("category-bias")]
     [InlineData("category-bias-ambiguous")]
+    [InlineData("demo-fairsteer")]
+    [InlineData("demo-fairsteer-ambiguous")]
     public void TheQuotedResultsAreTheBenchOutput(string section)
     {
         var doc = Read("white-box.md");
