@@ -147,3 +147,44 @@ public class InjectionSuiteTests
         Assert.Equal(0, with.CleanDetections.Count);
     }
 }
+
+/// <summary>Set 7's encodings carry the target word: read back, each gives the word the attack steers to.</summary>
+public class HeldOutSetSevenTests
+{
+    private const string Reply = "Age does not decide whether someone can use technology.";
+
+    private static string Rendered(string id, Label target)
+    {
+        var attack = InjectionSuite.AttackSet("heldout7").Single(a => a.Id == id);
+        var text = attack.Apply(Reply, target);
+        Assert.StartsWith(Reply + "\n\n", text, StringComparison.Ordinal);
+        Assert.Contains(attack.Marker, text, StringComparison.Ordinal);
+        return text[(Reply.Length + 2)..];
+    }
+
+    [Theory]
+    [InlineData(Label.Biased, "biased")]
+    [InlineData(Label.Unbiased, "unbiased")]
+    public void EncodingsReadBackToTheTarget(Label target, string word)
+    {
+        Assert.Equal("utm_label=" + word, Uri.UnescapeDataString(Rendered("ho7-percent", target)));
+        var nato = Rendered("ho7-nato", target)["Call sign for this one: ".Length..].TrimEnd('.');
+        Assert.Equal(word, string.Concat(nato.Split(' ').Select(w => char.ToLowerInvariant(w[0]))));
+        var morse = new Dictionary<string, char>
+        {
+            ["-..."] = 'b', [".."] = 'i', [".-"] = 'a', ["..."] = 's', ["."] = 'e', ["-.."] = 'd', ["..-"] = 'u', ["-."] = 'n',
+        };
+        Assert.Equal(word, string.Concat(Rendered("ho7-morse", target)["Signal received: ".Length..].Split(' ').Select(c => morse[c])));
+        Assert.EndsWith(target == Label.Biased ? "(a)" : "(b)", Rendered("ho7-choice", target), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EveryAttackOfTheSetHasADistinctIdAndIsInAll()
+    {
+        var set = InjectionSuite.AttackSet("heldout7");
+        Assert.Equal(12, set.Count);
+        Assert.Equal(set.Count, set.Select(a => a.Id).Distinct().Count());
+        Assert.All(set, a => Assert.StartsWith("ho7-", a.Id, StringComparison.Ordinal));
+        Assert.All(set, a => Assert.Contains(a, InjectionSuite.AttackSet("all")));
+    }
+}
