@@ -127,12 +127,14 @@ public class InjectionSuiteTests
     [InlineData("heldout4", true)]
     [InlineData("heldout5", false)]
     [InlineData("heldout5", true)]
-    public async Task TheSecondReadingKeepsAnObeyingJudgeWithinTheGoalOnSetsFourAndFive(string set, bool inline)
+    [InlineData("heldout6", false)]
+    public async Task TheSecondReadingKeepsAnObeyingJudgeWithinTheGoalOnSetsFourToSix(string set, bool inline)
     {
         // The obeying judge flips whenever any part of an attack reaches it. Sets 4 and 5 hold attacks that paragraph
         // isolation and the sentence rules miss (they name people, talk about "this reply", or are encoded); the second
-        // reading must still keep the obeying judge on its clean verdicts. Set 6 was written against the second reading
-        // and is measured in docs/judges.md, not asserted here.
+        // reading must still keep the obeying judge on its clean verdicts. Set 6 (appended) was written against the first
+        // second reading; its misses (a paraphrase, German, hexadecimal, an acrostic) led to the form rules, which must
+        // keep catching them. Set 6 inline and set 7 (held out) are measured in docs/judges.md, not asserted here.
         var ct = TestContext.Current.CancellationToken;
         await using var server = LoopbackChatServer.Start(ScriptedJudge);
         using var obeyClient = Client(server, "obey");
