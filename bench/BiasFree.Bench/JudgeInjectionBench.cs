@@ -39,6 +39,9 @@ internal static class JudgeInjectionBench
                     var raw = await InjectionSuite.RunAsync(Judge(kind, JudgeDefences.None), attacks: attacks, inline: inline);
                     var defended = await InjectionSuite.RunAsync(Judge(kind, JudgeDefences.All), attacks: attacks, inline: inline);
                     Console.WriteLine($"| {kind} | {set} | {(inline ? "inline" : "appended")} | {Show(raw.Overall.Flips)} | {Show(defended.Overall.Flips)} | {Show(defended.CleanDetections)} |");
+                    // The attacks the defences let through, so a table can say which.
+                    foreach (var a in defended.ByAttack.Where(a => a.Flips.Count > 0))
+                        Console.WriteLine($"|  |  | ↳ {a.Attack} |  | {Show(a.Flips)} |  |");
                 }
             }
         }
