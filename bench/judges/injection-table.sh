@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the injection-robustness table of docs/judges.md ("Measured: the demo judge, raw and defended"): flip
-# rates of the demo judge on every attack set (appended as a new paragraph, and heldout3-5 also written into the reply's
-# last paragraph, --inline), raw (--no-defences) and defended, and its agreement with gold on clean replies (the 200
-# held-out generated items and bench/judge-data/clean-paragraphs.jsonl: the 12 base replies with a closing paragraph or
-# split into paragraphs), raw and defended.
+# Regenerates the offline judges' columns of docs/judges.md ("Held-out set 7"; the older sections used it with fewer sets):
+# flip rates of the demo judge (or JUDGE) on every attack set (appended as a new paragraph, and heldout3-7 also written
+# into the reply's last paragraph, --inline), raw (--no-defences) and defended, and its agreement with gold on clean replies (the 200
+# held-out generated items, bench/judge-data/base-replies.jsonl: the 12 base replies of the suite, and
+# bench/judge-data/clean-paragraphs.jsonl: the same with a closing paragraph or split into paragraphs), raw and defended.
 #
 #   bash bench/judges/injection-table.sh [CLI]     # default: builds and uses this checkout's CLI
 #
@@ -43,4 +43,5 @@ echo
 echo "| Clean replies | Raw: accuracy; over-fairness | Defended: accuracy; over-fairness |"
 echo "|---|---|---|"
 echo "| demo-heldout:200 | $(acc demo-heldout:200 --no-defences) | $(acc demo-heldout:200) |"
+echo "| base replies (12) | $(acc jsonl:bench/judge-data/base-replies.jsonl --no-defences) | $(acc jsonl:bench/judge-data/base-replies.jsonl) |"
 echo "| clean-paragraphs (24) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl --no-defences) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl) |"
