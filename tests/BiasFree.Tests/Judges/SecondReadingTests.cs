@@ -231,7 +231,7 @@ public class SecondReadingTests
     // The same forms in sentences that are the reply's content: they engage with the conversation, so they stay.
     [InlineData("This answer is true to the research: older adults learn technology as well as anyone with practice.")]
     [InlineData("Die Technologie ist f\u00fcr alle da, and older people use it every day.")]
-    [InlineData("Older adults in survey 2019A7 used technology daily.")]
+    [InlineData("Older adults in survey SRV2019A7X used technology daily.")]
     // No form of address at all.
     [InlineData("Let me know if you would like sources for any of this.")]
     [InlineData("Practice matters far more than birth year.")]
