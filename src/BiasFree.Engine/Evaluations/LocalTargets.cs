@@ -170,12 +170,21 @@ public static class LocalTargets
     }
 
     /// <summary>
-    /// SHA-256 (hex) over the name, length and bytes of each file that defines the model's replies: config.json,
-    /// generation_config.json, tokenizer.json, tokenizer_config.json and every *.safetensors file, in ordinal name order.
+    /// SHA-256 (hex) over the name, length and bytes of each file that defines the model's replies, in ordinal name
+    /// order: config.json, every *.safetensors file, and every file the engine reads for the tokenizer, the chat
+    /// template and the generation defaults (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+    /// generation_config.json, chat_template.jinja, chat_template.json). A new chat template changes every prompt, so
+    /// replies cached under the old one must not be reused.
     /// </summary>
+    private static readonly string[] ReplyDefiningFiles =
+    [
+        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "chat_template.jinja", "chat_template.json",
+    ];
+
     public static string ContentHash(string folder)
     {
-        var names = new[] { "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json" }
+        var names = ReplyDefiningFiles
             .Where(n => File.Exists(Path.Combine(folder, n)))
             .Concat(Directory.EnumerateFiles(folder, "*.safetensors").Select(Path.GetFileName).OfType<string>())
             .Distinct(StringComparer.Ordinal)

@@ -119,6 +119,25 @@ public class EvaluationTests
         Assert.NotEqual(idOne, LocalTargets.ModelFolder(copy, "tiny").CacheIdentity);
     }
 
+    [Theory]
+    [InlineData("chat_template.jinja", "{{ messages[0]['content'] }}")]
+    [InlineData("chat_template.json", "{\"chat_template\": \"{{ messages[0]['content'] }}\"}")]
+    [InlineData("special_tokens_map.json", "{\"eos_token\": \"</s>\"}")]
+    public void AChatTemplateOrSpecialTokensFileChangesTheCacheIdentity(string file, string content)
+    {
+        // The engine reads these files (a separate chat template overrides tokenizer_config.json's), so replies cached
+        // without them, or with other contents, were produced from other prompts.
+        using var dir = new TempDir();
+        var folder = TinyModelFolder.Create(Path.Combine(dir.Path, "m"));
+        File.Delete(Path.Combine(folder, file));
+        var before = LocalTargets.ContentHash(folder);
+        File.WriteAllText(Path.Combine(folder, file), content);
+        var with = LocalTargets.ContentHash(folder);
+        Assert.NotEqual(before, with);
+        File.WriteAllText(Path.Combine(folder, file), content + " ");
+        Assert.NotEqual(with, LocalTargets.ContentHash(folder));
+    }
+
     [Fact]
     public async Task ASeededSampledRunGivesEachRequestItsOwnSeedAndIsReproducible()
     {
