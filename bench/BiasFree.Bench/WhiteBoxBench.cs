@@ -24,7 +24,7 @@ using static TorchSharp.torch;
 /// </summary>
 /// <remarks>
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- white-box [--model FOLDER] [--steering DIR] [--probes 300]
-///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l[:δ[:λ]],…] [--dev-probes 120]
+///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l[:δ[:λ]],…] [--filter-also N:C:l:δ:λ,…] [--dev-probes 120]
 ///        [--no-overhead] [--group-categories a,b,…] [--out docs/white-box-results.md [--section NAME]]
 ///        [--adapter LORA_FOLDER] [--methods m1,m2,…] [--speed-runs K] [--fit-only]
 ///        fit settings (when --steering is not a fitted folder yet; steer fit's options of the same names):
@@ -147,13 +147,17 @@ internal static class WhiteBoxBench
 
         string? referenceModel = Arg("--reward-ref");
         var fairModels = referenceModel is null ? Array.Empty<string>() : (Arg("--reward-model") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var grid = (Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        static List<(int Keep, int Children, int Segment, double Margin, double Weight)> Grid(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(g => g.Split(':') switch
             {
                 [var n, var c, var l, .. var rest] when rest.Length <= 2 => (Keep: int.Parse(n, CultureInfo.InvariantCulture), Children: int.Parse(c, CultureInfo.InvariantCulture), Segment: int.Parse(l, CultureInfo.InvariantCulture),
                     Margin: rest.Length > 0 ? double.Parse(rest[0], CultureInfo.InvariantCulture) : 0.0, Weight: rest.Length > 1 ? double.Parse(rest[1], CultureInfo.InvariantCulture) : 0.0),
                 _ => throw new ArgumentException($"--filter-grid entry '{g}' is not N:N_children:l, N:N_children:l:δ or N:N_children:l:δ:λ"),
             }).ToList();
+        var grid = Grid(Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2");
+        // --filter-also: settings run on the held-out probes besides the dev-chosen one (e.g. the defaults, to show what
+        // the choice changed); they are not chosen by anything.
+        var also = Grid(Arg("--filter-also") ?? "");
         int devPerContext = int.Parse(Arg("--dev-probes") ?? "120", CultureInfo.InvariantCulture) / 2;
         var groupCategories = (Arg("--group-categories") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
 
@@ -298,6 +302,13 @@ internal static class WhiteBoxBench
                 devTables.Add((name, devVanilla, devRows, chosen));
                 filters.Add(chosen);
                 AddRow($"biasfilter ({name})", await RunMethod($"wb-biasfilter-{name}", WhiteBoxMethods.BiasFilter, probes, settings with { BiasFilter = chosen }, artifacts));
+                foreach (var (keep, children, segment, margin, weight) in also)
+                {
+                    var options = chosen with { Keep = keep, Children = children, SegmentTokens = segment, Margin = margin, LikelihoodWeight = weight };
+                    if (options == chosen) continue;
+                    string label = FormattableString.Invariant($"biasfilter ({name}; N {keep}, N_children {children}, l {segment}, δ {margin}, λ {weight})");
+                    AddRow(label, await RunMethod(FormattableString.Invariant($"wb-biasfilter-{name}-{keep}-{children}-{segment}-{margin}-{weight}"), WhiteBoxMethods.BiasFilter, probes, settings with { BiasFilter = options }, artifacts));
+                }
             }
             // The target's own log-likelihood ranks the same replies (the term λ adds to the reward), from its own copy of
             // the model folder so that it never shares an instance with the engine's workers; not with --adapter (the copy
