@@ -218,20 +218,22 @@ public static class TextGeneration
     {
         if (!o.DoSample || o.Temperature <= 0) return logits.argmax(-1);
         using var scope = NewDisposeScope();
-        var l = logits / o.Temperature;
+        using Scalar temperature = o.Temperature; // rooted during the native call (see RootedScalars)
+        var l = logits / temperature;
         if (o.TopK is int k && k > 0 && k < l.shape[^1])
         {
             var kth = l.topk(k).values.narrow(-1, k - 1, 1);
-            l = l.masked_fill(l.lt(kth), double.NegativeInfinity);
+            l = l.masked_fill(l.lt(kth), RootedScalars.NegativeInfinity);
         }
         if (o.TopP is double p && p < 1.0)
         {
             var (sorted, indices) = l.sort(-1, descending: true);
             var probs = sorted.softmax(-1);
             // Drop a token when the tokens ranked above it already hold more than p of the mass (the top one always stays).
-            var remove = (probs.cumsum(-1) - probs).gt(p);
+            using Scalar mass = p;
+            var remove = (probs.cumsum(-1) - probs).gt(mass);
             var removeOriginal = zeros_like(remove).scatter(-1, indices, remove);
-            l = l.masked_fill(removeOriginal, double.NegativeInfinity);
+            l = l.masked_fill(removeOriginal, RootedScalars.NegativeInfinity);
         }
         return multinomial(l.softmax(-1), 1, generator: gen).squeeze(-1).MoveToOuterDisposeScope();
     }

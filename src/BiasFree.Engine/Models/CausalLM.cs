@@ -178,7 +178,7 @@ public abstract class CausalLM : nn.Module
         foreach (var (name, p) in named_parameters())
         {
             using var scope = NewDisposeScope();
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(RootedScalars.One);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
             else if (name.EndsWith("lora_B.weight", StringComparison.Ordinal)) p.zero_();
             else p.copy_(normal(0.0, Config.InitializerRange, p.shape, generator: gen));
@@ -431,8 +431,10 @@ public abstract class CausalLM : nn.Module
             }
         }
         var queryPos = tensor(paddedPositions, [rows, 1, longest, 1], ScalarType.Int64, Device);
-        var keyPos = arange(used, ScalarType.Int64, Device).view(1, 1, 1, used);
+        using Scalar usedScalar = used; // rooted during the native call (see RootedScalars)
+        var keyPos = arange(usedScalar, ScalarType.Int64, Device).view(1, 1, 1, used);
         var allowed = keyPos.le(queryPos);
+        using Scalar? windowScalar = window is { } w ? (Scalar)w : null;
         return new SlotAttentionGroup
         {
             FirstRow = first,
@@ -442,7 +444,7 @@ public abstract class CausalLM : nn.Module
             PaddedToPacked = tensor(paddedToPacked, ScalarType.Int64, Device),
             UsedWidth = used,
             FullMask = allowed,
-            WindowMask = window is { } w ? allowed.logical_and((queryPos - keyPos).lt(w)) : null,
+            WindowMask = windowScalar is not null ? allowed.logical_and((queryPos - keyPos).lt(windowScalar)) : null,
         };
     }
 

@@ -115,7 +115,8 @@ public sealed class EmbeddingLayer : nn.Module<Tensor, Tensor>
 public sealed class RMSNorm : nn.Module<Tensor, Tensor>
 {
     public Parameter weight;
-    private readonly double _eps;
+    // Held for the module's lifetime: see RootedScalars.
+    private readonly Scalar _eps;
 
     public RMSNorm(int dim, double eps, ScalarType dtype, Device device) : base("RMSNorm")
     {
@@ -128,10 +129,10 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        if (is_grad_enabled()) return (weight * (x32 * rsqrt(x32.pow(2).mean([-1], keepdim: true) + _eps)).to_type(x.dtype)).MoveToOuterDisposeScope();
+        if (is_grad_enabled()) return (weight * (x32 * rsqrt(x32.pow(RootedScalars.Two).mean([-1], keepdim: true) + _eps)).to_type(x.dtype)).MoveToOuterDisposeScope();
         // Inference: the temporaries are this call's own, so they are updated in place (fewer allocations per token;
         // with gradients on, autograd needs the originals). Same operations in the same order, so the same numbers.
-        var inverse = x32.pow(2).mean([-1], keepdim: true);
+        var inverse = x32.pow(RootedScalars.Two).mean([-1], keepdim: true);
         inverse.add_(_eps).rsqrt_();
         var normed = (x32 * inverse).to_type(x.dtype);
         return normed.mul_(weight).MoveToOuterDisposeScope();
@@ -297,7 +298,8 @@ public sealed class RotaryEmbedding
         int length = Math.Max(limit, Math.Max(256, same ? 2 * _tables!.Value.Length : 0));
         using var scope = NewDisposeScope();
         var inv = tensor(InvFreq, ScalarType.Float64, device);
-        var freqs = arange(length, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
+        using Scalar stop = length; // rooted during the native call (see RootedScalars)
+        var freqs = arange(stop, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
         var emb = cat([freqs, freqs], -1);                                            // [N, D]
         var cos = emb.cos().to_type(dtype);
         // rotate_half(x) = cat(-x2, x1) = roll(x, D/2) with the first half negated; the sign goes into sin, which
@@ -349,12 +351,14 @@ public sealed class KVCache : IDisposable
     {
         int n = (int)k.shape[2];
         EnsureCapacity(layer, k, Length + n);
+        // The scope roots the narrow() views while native code copies into them (docs/engine-performance.md, "Tensor lifetimes").
+        using var scope = NewDisposeScope();
         using (no_grad())
         {
             _k[layer]!.narrow(2, Length, n).copy_(k);
             _v[layer]!.narrow(2, Length, n).copy_(v);
         }
-        return (_k[layer]!.narrow(2, 0, Length + n), _v[layer]!.narrow(2, 0, Length + n));
+        return (_k[layer]!.narrow(2, 0, Length + n).MoveToOuterDisposeScope(), _v[layer]!.narrow(2, 0, Length + n).MoveToOuterDisposeScope());
     }
 
     private void EnsureCapacity(int layer, Tensor like, int needed)
@@ -369,6 +373,7 @@ public sealed class KVCache : IDisposable
         var newV = zeros(shape, like.dtype, like.device).DetachFromDisposeScope();
         if (cur is not null && Length > 0)
         {
+            using var scope = NewDisposeScope(); // roots the narrow() views during the copies (docs/engine-performance.md, "Tensor lifetimes")
             using (no_grad())
             {
                 newK.narrow(2, 0, Length).copy_(cur.narrow(2, 0, Length));
@@ -447,10 +452,15 @@ public static class AttentionOps
     {
         using var scope = NewDisposeScope();
         int total = pastLength + queryLength;
-        var keyPos = arange(total, ScalarType.Int64, device).view(1, 1, 1, total);
-        var queryPos = arange(pastLength, total, ScalarType.Int64, device).view(1, 1, queryLength, 1);
+        using Scalar start = pastLength, stop = total; // rooted during the native calls (see RootedScalars)
+        var keyPos = arange(stop, ScalarType.Int64, device).view(1, 1, 1, total);
+        var queryPos = arange(start, stop, ScalarType.Int64, device).view(1, 1, queryLength, 1);
         var allowed = keyPos.le(queryPos);
-        if (window is { } w) allowed = allowed.logical_and((queryPos - keyPos).lt(w));
+        if (window is { } w)
+        {
+            using Scalar width = w;
+            allowed = allowed.logical_and((queryPos - keyPos).lt(width));
+        }
         if (paddingMask is not null) allowed = allowed.logical_and(paddingMask.to_type(ScalarType.Bool).view(batch, 1, 1, total));
         allowed = allowed.logical_or(keyPos.eq(queryPos)).expand(batch, 1, queryLength, total);
         return allowed.contiguous().MoveToOuterDisposeScope();

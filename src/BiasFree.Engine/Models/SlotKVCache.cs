@@ -63,6 +63,7 @@ public sealed class SlotKVCache : IDisposable
         if (slots < keepRows) throw new ArgumentOutOfRangeException(nameof(slots), $"cannot keep {keepRows} rows in {slots} slots");
         if (slots == Slots && width == Width) return;
         using var _ = no_grad();
+        using var scope = NewDisposeScope(); // roots the narrow() views until the copies are done (docs/engine-performance.md, "Tensor lifetimes")
         bool empty = slots == 0 || width == 0;
         int keepWidth = Math.Min(width, Width);
         for (int layer = 0; layer < Layers; layer++)
@@ -102,6 +103,7 @@ public sealed class SlotKVCache : IDisposable
         if (from == to || length <= 0) return;
         CheckLength(length);
         using var _ = no_grad();
+        using var scope = NewDisposeScope(); // roots the narrow() views until the copies are done (docs/engine-performance.md, "Tensor lifetimes")
         for (int layer = 0; layer < Layers; layer++)
         {
             _k[layer]!.narrow(0, to, 1).narrow(2, 0, length).copy_(_k[layer]!.narrow(0, from, 1).narrow(2, 0, length));
@@ -119,6 +121,7 @@ public sealed class SlotKVCache : IDisposable
         if (count <= 0 || from == to) return;
         if (start < 0 || start + count > Width) throw new ArgumentOutOfRangeException(nameof(count), $"positions {start}..{start + count - 1} are outside the width {Width}");
         using var _ = no_grad();
+        using var scope = NewDisposeScope(); // roots the narrow() views until the copies are done (docs/engine-performance.md, "Tensor lifetimes")
         for (int layer = 0; layer < Layers; layer++)
         {
             _k[layer]!.narrow(0, to, 1).narrow(2, start, count).copy_(_k[layer]!.narrow(0, from, 1).narrow(2, start, count));
@@ -132,6 +135,7 @@ public sealed class SlotKVCache : IDisposable
         if (a == b || length <= 0) return;
         CheckLength(length);
         using var _ = no_grad();
+        using var scope = NewDisposeScope(); // roots the narrow() views until the copies are done (docs/engine-performance.md, "Tensor lifetimes")
         for (int layer = 0; layer < Layers; layer++)
         {
             foreach (var t in new[] { _k[layer]!, _v[layer]! })
