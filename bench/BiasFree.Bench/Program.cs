@@ -27,6 +27,8 @@ using static TorchSharp.torch;
 //        blockwise vs plain sampling, tokens/s and value evaluations per token; see IvoBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- memory [--probes 10000,50000]   (peak RSS of a whole run and
 //        its report at several suite sizes against a scripted target; see MemoryBench.cs)
+//    or: dotnet run -c Release --project bench/BiasFree.Bench -- judge-injection [--sets builtin,heldout4,...] [--judges biasguard,llm]
+//        (flip rates of the LLM judges' prompts against a scripted judge that obeys every attack reaching it; see JudgeInjectionBench.cs)
 //    or: dotnet run -c Release --project bench/BiasFree.Bench -- harness [--quick] [--sizes 10000,50000] [--in-flight 32,256]
 //        [--latencies 0,50] [--repeats N]   (harness overhead of a real run against a loopback OpenAI-compatible server:
 //        throughput, CPU per probe, peak memory, answers/s from the cache; see HarnessBench.cs)
@@ -48,7 +50,10 @@ var serving = new Command("serving", "In-process serving with continuous batchin
     "--kv-cache-mb N, --threads N, --model FOLDER or --layers N (see ServingBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
 var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overhead on the demo model: --model FOLDER, --steering DIR, --probes N, " +
-    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --out FILE (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --adapter LORA_FOLDER, --methods m1,m2, --speed-runs K, --no-overhead, " +
+    "--group-categories a,b, --out FILE --section NAME, --fit-only; when --steering is not fitted yet, steer fit's options: " +
+    "--probe-labels paper|ambiguous-bias, --vector probe-means|probe-means-ambiguous|pairs, --sweep-objective mean|ambiguous, " +
+    "--sweep-metric all-replies|report, --fit-items N, --sweep-items N, --sweep-samples N, --alphas a,b, --layers l1,l2 (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 whiteBox.SetAction(async (_, _) => await WhiteBoxBench.RunAsync(args.ToList()));
 var decodingCosts = new Command("decoding-costs", "Per method of a stored run: target tokens per answer and tokens/s with 95 % bootstrap intervals: --runs-dir DIR --run-id ID (see DecodingCostsBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 decodingCosts.SetAction(async (_, _) => await DecodingCostsBench.RunAsync(args.Skip(1).ToList()));
@@ -65,9 +70,11 @@ var memory = new Command("memory", "Peak RSS of a whole run (suite, run, report)
 memory.SetAction(async (_, _) => await MemoryBench.RunAsync(args.Skip(1).ToList()));
 var harness = new Command("harness", "Harness overhead of the real run path against a loopback OpenAI-compatible server with fixed latency: --quick, --sizes 10000,50000, --in-flight 32,256, --latencies 0,50, --repeats N (see HarnessBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 harness.SetAction(async (_, _) => await HarnessBench.RunAsync(args.Skip(1).ToList()));
+var judgeInjection = new Command("judge-injection", "Flip rates of the LLM judges' prompts (BiasGuard, LLM dialogue judge) on every attack set against a scripted judge that obeys every attack reaching it: --sets builtin,heldout4,... --judges biasguard,llm (see JudgeInjectionBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+judgeInjection.SetAction(async (_, _) => await JudgeInjectionBench.RunAsync(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness, judgeInjection,
 };
 root.SetAction(parsed =>
 {

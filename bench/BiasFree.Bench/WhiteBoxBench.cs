@@ -199,10 +199,15 @@ internal static class WhiteBoxBench
             // other jobs' load, the process's CPU time much less (it still includes the judge and the run store's writes,
             // which are the same for every method).
             var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var engine0 = client.Statistics;
             var t = Stopwatch.StartNew();
             await runner.RunAsync(spec, set);
             double seconds = t.Elapsed.TotalSeconds;
             double cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            // Prompt positions the engine computed and those prefix sharing copied instead: most of a BBQ run's work is
+            // prefill (replies are a few tokens), so what a method shares shows in its cost.
+            var engine1 = client.Statistics;
+            Say(FormattableString.Invariant($"{runId}: prompt positions computed {engine1.PromptTokens - engine0.PromptTokens}, copied by prefix sharing {engine1.SharedPromptTokens - engine0.SharedPromptTokens}"));
             var report = await RunReport.BuildAsync(store, spec.RunId);
             var row = report.Scores.First(r => r.Scenario == Scenario.MultipleChoice && r.Category == ScoreTable.AllCategories);
             var records = new List<ResultRecord>();
@@ -332,26 +337,39 @@ internal static class WhiteBoxBench
         // Paired and interleaved: each repeat times plain then steered decoding of the same prompt back to back, and the
         // overhead is the median of the per-pair ratios (robust to the load spikes of a shared machine), with the
         // interquartile range of the ratios. B = 1 and B = 16 (the same prompt 16 times, one gate per row).
-        const int repeats = 20, decodeTokens = 64;
-        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken, double CpuMedian)>();
+        // --overhead-pairs N: more pairs narrow the median on a loaded machine (default 20).
+        int repeats = int.Parse(Arg("--overhead-pairs") ?? "20", CultureInfo.InvariantCulture);
+        const int decodeTokens = 64;
+        var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken, double CpuMedian, double HookUs)>();
         foreach (int batch in args.Contains("--no-overhead") ? Array.Empty<int>() : new[] { 1, 16 })
         {
+            if (steer is null) break; // not reached: without --no-overhead FairSteer is fitted or read
             var batchPrompts = Enumerable.Repeat((IReadOnlyList<int>)prompt, batch).ToList();
             var ratios = new List<double>();
             var cpuRatios = new List<double>();
             var plainTimes = new List<double>();
             static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
+            (double Wall, double Cpu) Time(Func<int, Tensor, Tensor>? onLayer)
+            {
+                var c = Cpu();
+                var w = Stopwatch.StartNew();
+                model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = onLayer });
+                return (w.Elapsed.TotalMilliseconds, (Cpu() - c).TotalMilliseconds);
+            }
             for (int r = 0; r < repeats + 2; r++)
             {
-                var ca = Cpu();
-                var a = Stopwatch.StartNew();
-                model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [] });
-                double pa = a.Elapsed.TotalMilliseconds, cpa = (Cpu() - ca).TotalMilliseconds;
-                var hook = steer!.CreateHook();
-                var cb = Cpu();
-                var b = Stopwatch.StartNew();
-                model.Generate(batchPrompts, new GenerationOptions { MaxNewTokens = decodeTokens, EosTokenIds = [], OnLayer = hook.OnLayer });
-                double pb = b.Elapsed.TotalMilliseconds, cpb = (Cpu() - cb).TotalMilliseconds;
+                // The order alternates per pair, so neither side always runs second (warmer caches, or after a load spike).
+                double pa, cpa, pb, cpb;
+                if (r % 2 == 0)
+                {
+                    (pa, cpa) = Time(null);
+                    (pb, cpb) = Time(steer!.CreateHook().OnLayer);
+                }
+                else
+                {
+                    (pb, cpb) = Time(steer!.CreateHook().OnLayer);
+                    (pa, cpa) = Time(null);
+                }
                 if (r < 2) continue; // warm-up pairs
                 ratios.Add(pb / pa);
                 if (cpa > 0) cpuRatios.Add(cpb / cpa);
@@ -361,8 +379,33 @@ internal static class WhiteBoxBench
             cpuRatios.Sort();
             plainTimes.Sort();
             double Q(List<double> xs, double q) => xs.Count == 0 ? double.NaN : xs[(int)Math.Round(q * (xs.Count - 1))];
-            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5), Q(cpuRatios, 0.5) - 1));
-            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), CPU time {overheads[^1].CpuMedian * 100:F1} %, plain {overheads[^1].PlainMsPerToken:F2} ms/step"));
+            // The hook alone, without the model: what one decoding step adds is one Apply at the hooked layer on a
+            // [B, 1, H] hidden state (the other layers return at once). Timed on the prompt's last-token state at that
+            // layer (the gate decides as at the first step), median over 10 blocks of 500 calls; small enough to be
+            // lost in the noise of the pairs above on a loaded machine, so measured on its own.
+            var captured = new Dictionary<int, Tensor>();
+            using (no_grad())
+            using (model.Forward(model.IdsTensor(batchPrompts), new BiasFree.Engine.Models.ForwardArgs { OnLayer = Steering.CaptureLastToken([steer.Info.Layer], captured) })) { }
+            var hookTimes = new List<double>();
+            using (no_grad())
+            using (var state = captured[steer.Info.Layer].unsqueeze(1))
+            {
+                var hook = steer.CreateHook();
+                for (int block = 0; block < 11; block++)
+                {
+                    var w = Stopwatch.StartNew();
+                    for (int i = 0; i < 500; i++)
+                    {
+                        using var scope = NewDisposeScope();
+                        hook.Apply(steer.Info.Layer, state);
+                    }
+                    if (block > 0) hookTimes.Add(w.Elapsed.TotalMicroseconds / 500);
+                }
+            }
+            captured[steer.Info.Layer].Dispose();
+            hookTimes.Sort();
+            overheads.Add((batch, Q(ratios, 0.5) - 1, Q(ratios, 0.25) - 1, Q(ratios, 0.75) - 1, Q(plainTimes, 0.5), Q(cpuRatios, 0.5) - 1, Q(hookTimes, 0.5)));
+            Say(FormattableString.Invariant($"FairSteer decode overhead B = {batch}: median {overheads[^1].Median * 100:F1} % (IQR {overheads[^1].Q1 * 100:F1} … {overheads[^1].Q3 * 100:F1} %), CPU time {overheads[^1].CpuMedian * 100:F1} %, plain {overheads[^1].PlainMsPerToken:F2} ms/step, hook alone {overheads[^1].HookUs:F1} µs/step"));
         }
 
         var md = new StringBuilder();
@@ -446,13 +489,13 @@ internal static class WhiteBoxBench
         if (overheads.Count > 0)
         {
             md.AppendLine();
-            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs, median of the per-pair time ratios with its interquartile range, and the median per-pair ratio of the process's CPU time; target ≤ 10 %):"));
+            md.AppendLine(FormattableString.Invariant($"FairSteer decoding overhead per decoded token vs plain decoding (greedy, {decodeTokens} tokens, {repeats} interleaved pairs (order alternating), median of the per-pair time ratios with its interquartile range, and the median per-pair ratio of the process's CPU time; target ≤ 10 %), and the hook's own time per decoding step measured alone (one Apply at its layer on a [B, 1, H] state, median of 10 blocks of 500 calls) as a share of the plain step:"));
             md.AppendLine();
-            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range | CPU-time overhead (median) |");
-            md.AppendLine("|---|---|---|---|---|");
+            md.AppendLine("| batch | plain ms / decode step | overhead (median) | interquartile range | CPU-time overhead (median) | hook alone µs / step | hook alone / plain step |");
+            md.AppendLine("|---|---|---|---|---|---|---|");
         }
-        foreach (var (batch, median, q1, q3, plainStep, cpuMedian) in overheads)
-            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % | {cpuMedian * 100:F1} % |"));
+        foreach (var (batch, median, q1, q3, plainStep, cpuMedian, hookUs) in overheads)
+            md.AppendLine(FormattableString.Invariant($"| {batch} | {plainStep:F2} | {median * 100:F1} % | {q1 * 100:F1} … {q3 * 100:F1} % | {cpuMedian * 100:F1} % | {hookUs:F1} | {hookUs / 1000 / plainStep * 100:F2} % |"));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         // --section NAME writes between <!-- NAME:start --> and <!-- NAME:end --> (appending the pair if absent), so that
         // several bench commands (the demo model, the category-bias model) keep their tables in one results file.

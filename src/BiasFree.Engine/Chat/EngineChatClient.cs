@@ -77,6 +77,13 @@ public sealed class EngineRequestHooks
     /// </summary>
     public Func<IReadOnlyList<int>, Func<int, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>?>? CreateOnLayer { get; init; }
 
+    /// <summary>
+    /// From the prompt ids: the first position the callback is given (<see cref="GenerationOptions.OnLayerFrom"/>; null
+    /// or 0: every position). The positions before it run without the callback, so the batch may share them with other
+    /// requests' prompts (prefix sharing). FairSteer steers from the prompt's last token on: promptLength − 1.
+    /// </summary>
+    public Func<IReadOnlyList<int>, int>? OnLayerFrom { get; init; }
+
     /// <summary>Logits processors for this request, after the client-wide ones.</summary>
     public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
 
@@ -542,6 +549,7 @@ public sealed class EngineChatClient : IChatClient
             PadTokenId = _model.Config.PadTokenId ?? eos.FirstOrDefault(),
             LogitsProcessors = [.. _options.LogitsProcessors, .. Hooks(o)?.LogitsProcessors ?? []],
             OnLayer = Hooks(o)?.CreateOnLayer?.Invoke(prompt),
+            OnLayerFrom = Hooks(o) is { CreateOnLayer: not null, OnLayerFrom: { } from } ? from(prompt) : 0,
         };
         return (prompt, gen);
     }

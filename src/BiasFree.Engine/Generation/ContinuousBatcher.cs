@@ -29,8 +29,10 @@ public sealed record ContinuousBatchOptions
     /// <summary>
     /// Prefix sharing: a newcomer whose prompt begins with tokens another running sequence has already prefilled copies
     /// those keys/values instead of computing them, and a newcomer whose next prompt chunk another newcomer computes in
-    /// the same pass waits for it. Only between sequences without per-request residual callbacks, and never while the
-    /// model has a model-wide <see cref="CausalLM.OnLayer"/> hook (their keys/values depend on more than the tokens).
+    /// the same pass waits for it. A sequence with its own residual callback shares only the positions before its
+    /// <see cref="GenerationOptions.OnLayerFrom"/> (the callback never sees them, so they are a plain request's), and
+    /// nothing is shared while the model has a model-wide <see cref="CausalLM.OnLayer"/> hook (the keys/values of every
+    /// position then depend on more than the tokens).
     /// </summary>
     public bool SharePrefixes { get; init; } = true;
 }
@@ -44,6 +46,7 @@ public sealed class BatchedSequence
     {
         if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token");
         if (options.StopStrings.Count > 0 && options.Decode is null) throw new ArgumentException("StopStrings need a Decode callback");
+        if (options.OnLayerFrom < 0) throw new ArgumentOutOfRangeException(nameof(options), "OnLayerFrom must be at least 0");
         Prompt = prompt;
         Options = options;
         CancellationToken = cancellationToken;
@@ -365,7 +368,10 @@ public sealed class ContinuousBatcher : IDisposable
     /// (1) copies the entries another running sequence has already computed for its prompt's prefix, beyond its own, and
     /// (2) sits out this pass if a sequence scheduled before it is about to compute the very positions it needs next; it
     /// copies them at the next step instead. The first prefilling sequence never waits, so every pass makes progress.
-    /// A prompt's last token is always fed by its own sequence: its logits give the first new token.
+    /// A prompt's last token is always fed by its own sequence: its logits give the first new token. A sequence with a
+    /// residual callback gives and takes only positions before its <see cref="GenerationOptions.OnLayerFrom"/>: the
+    /// callback never sees those, so their keys/values are the ones a plain request computes (FairSteer steers from the
+    /// prompt's last token on, so everything it could share, it shares).
     /// </summary>
     /// <returns>The prefilling sequences that feed tokens in this pass, in slot order, moved to the slots right after the decoding rows.</returns>
     private List<BatchedSequence> SharePrefixes()
@@ -373,18 +379,13 @@ public sealed class ContinuousBatcher : IDisposable
         var scheduled = new List<BatchedSequence>(_prefilling.Count);
         foreach (var s in _prefilling)
         {
-            if (s.Options.OnLayer is not null)
-            {
-                scheduled.Add(s);
-                continue;
-            }
-            int limit = s.Prompt.Count - 1;
+            int limit = Math.Min(s.Prompt.Count - 1, PlainPositions(s));
             BatchedSequence? donor = null;
             int best = s.Past;
             foreach (var r in _decoding.Concat(_prefilling))
             {
-                if (ReferenceEquals(r, s) || r.Options.OnLayer is not null) continue;
-                int common = CommonPrefix(s.Prompt, r.Prompt, Math.Min(limit, Math.Min(r.Past, r.Prompt.Count)));
+                if (ReferenceEquals(r, s)) continue;
+                int common = CommonPrefix(s.Prompt, r.Prompt, Math.Min(limit, Math.Min(PlainPositions(r), Math.Min(r.Past, r.Prompt.Count))));
                 if (common > best) (best, donor) = (common, r);
             }
             if (donor is not null)
@@ -394,7 +395,7 @@ public sealed class ContinuousBatcher : IDisposable
                 s.Past = best;
             }
             // A sequence scheduled before this one will compute this one's next positions: wait and copy them next step.
-            bool wait = scheduled.Any(r => r.Options.OnLayer is null && r.Past <= s.Past && CommonPrefix(s.Prompt, r.Prompt, limit) > s.Past);
+            bool wait = scheduled.Any(r => r.Past <= s.Past && CommonPrefix(s.Prompt, r.Prompt, Math.Min(limit, PlainPositions(r))) > s.Past);
             if (!wait) scheduled.Add(s);
         }
         // A pass covers consecutive slots: move the sequences that feed tokens to the front of the prefilling group.
@@ -411,6 +412,12 @@ public sealed class ContinuousBatcher : IDisposable
         return scheduled;
     }
 
+    /// <summary>
+    /// How many leading positions of <paramref name="s"/> hold a plain request's keys/values: all when it has no residual
+    /// callback, those before its <see cref="GenerationOptions.OnLayerFrom"/> otherwise (the callback never sees them).
+    /// </summary>
+    private static int PlainPositions(BatchedSequence s) => s.Options.OnLayer is null ? int.MaxValue : s.Options.OnLayerFrom;
+
     /// <summary>Length of the common prefix of <paramref name="a"/> and <paramref name="b"/>, at most <paramref name="max"/>.</summary>
     private static int CommonPrefix(IReadOnlyList<int> a, IReadOnlyList<int> b, int max)
     {
@@ -420,27 +427,43 @@ public sealed class ContinuousBatcher : IDisposable
     }
 
     /// <summary>
-    /// The per-request residual callback when every row shares it. Rows with different callbacks get theirs applied to
-    /// their own tokens only (the pass's hidden states are packed: [1, N, hidden], row after row).
+    /// The pass's residual callback. The pass's hidden states are packed ([1, N, hidden], row after row); each callback is
+    /// given the tokens of its own rows at positions ≥ their <see cref="GenerationOptions.OnLayerFrom"/> (a view when
+    /// that is one row's contiguous run, which is the case of per-request hooks such as FairSteer's), and what it returns
+    /// is written back there. A callback that returns its input unchanged (the same tensor: another layer, or a gate that
+    /// did not fire) costs no copy. When every row has the same callback and every token of the pass is at or past its
+    /// row's OnLayerFrom, the callback gets the whole pass.
     /// </summary>
-    private static Func<int, Tensor, Tensor>? SharedOnLayer(List<BatchedSequence> rows, List<IReadOnlyList<int>> newTokens)
+    private Func<int, Tensor, Tensor>? SharedOnLayer(List<BatchedSequence> rows, List<IReadOnlyList<int>> newTokens)
     {
         var first = rows[0].Options.OnLayer;
-        if (rows.All(s => s.Options.OnLayer == first)) return first;
+        if (first is not null && rows.All(s => s.Options.OnLayer == first && s.Past >= s.Options.OnLayerFrom)) return first;
         var offsets = new int[rows.Count + 1];
         for (int b = 0; b < rows.Count; b++) offsets[b + 1] = offsets[b] + newTokens[b].Count;
-        var groups = rows.Select((s, b) => (s.Options.OnLayer, b)).Where(g => g.OnLayer is not null).GroupBy(g => g.OnLayer!)
-            .Select(g => (Callback: g.Key, Tokens: g.SelectMany(x => Enumerable.Range(offsets[x.b], offsets[x.b + 1] - offsets[x.b])).Select(i => (long)i).ToArray()))
-            .ToList();
+        var groups = new List<(Func<int, Tensor, Tensor> Callback, int Start, int Length, Tensor? Index)>();
+        foreach (var g in rows.Select((s, b) => (s.Options.OnLayer, Start: offsets[b] + Math.Clamp(s.Options.OnLayerFrom - s.Past, 0, newTokens[b].Count), End: offsets[b + 1]))
+                     .Where(g => g.OnLayer is not null && g.End > g.Start).GroupBy(g => g.OnLayer!))
+        {
+            var runs = g.ToList();
+            if (runs.Count == 1)
+                groups.Add((g.Key, runs[0].Start, runs[0].End - runs[0].Start, null));
+            else // one callback for several rows: gather their tokens (the tensor lives in the pass's dispose scope)
+                groups.Add((g.Key, 0, 0, tensor(runs.SelectMany(r => Enumerable.Range(r.Start, r.End - r.Start)).Select(i => (long)i).ToArray(), ScalarType.Int64, _model.Device)));
+        }
+        if (groups.Count == 0) return null;
         return (layer, h) =>
         {
-            var result = h;
-            foreach (var (callback, idx) in groups)
+            Tensor? result = null;
+            foreach (var (callback, start, length, index) in groups)
             {
-                using var index = tensor(idx, ScalarType.Int64, h.device);
-                result = result.index_copy(1, index, callback(layer, h.index_select(1, index)));
+                var input = index is null ? h.narrow(1, start, length) : h.index_select(1, index);
+                var output = callback(layer, input);
+                if (ReferenceEquals(output, input)) continue;
+                result ??= h.clone();
+                if (index is null) result.narrow(1, start, length).copy_(output);
+                else result.index_copy_(1, index, output);
             }
-            return result;
+            return result ?? h;
         };
     }
 

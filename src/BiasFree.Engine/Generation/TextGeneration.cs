@@ -62,6 +62,15 @@ public sealed record GenerationOptions
     public IReadOnlyList<ILogitsProcessor> LogitsProcessors { get; init; } = [];
     /// <summary>Residual-stream callback for this generation only (steering).</summary>
     public Func<int, Tensor, Tensor>? OnLayer { get; init; }
+    /// <summary>
+    /// First position of the sequence that <see cref="OnLayer"/> is given (0: every position). Earlier positions run as if
+    /// there were no callback, so their keys and values are a plain request's and <see cref="ContinuousBatcher"/> may share
+    /// them with other requests (prefix sharing); the callback sees each position ≥ this exactly once, in order (prompt
+    /// chunks, then one position per decoding step). A callback that acts only from the prompt's last token on (FairSteer)
+    /// sets this to promptLength − 1. Honoured by <see cref="ContinuousBatcher"/>; <see cref="TextGeneration.Generate"/>,
+    /// which feeds left-padded rows together, refuses a value other than 0.
+    /// </summary>
+    public int OnLayerFrom { get; init; }
     /// <summary>Streaming: called with (row, token) for every generated token except EOS.</summary>
     public Action<int, int>? OnToken { get; init; }
 }
@@ -82,6 +91,7 @@ public static class TextGeneration
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
         if (options.StopStrings.Count > 0 && options.Decode is null) throw new ArgumentException("StopStrings need a Decode callback");
+        RefuseOnLayerFrom(options);
         int batch = prompts.Count, promptLen = prompts.Max(p => p.Count);
         bool padded = prompts.Any(p => p.Count != promptLen);
 
@@ -121,11 +131,19 @@ public static class TextGeneration
         if (prompts.Any(p => p.Count != cache.Length)) throw new ArgumentException($"every prompt must be as long as the cache ({cache.Length} positions): the cache holds the prompts unpadded");
         if (lastLogits.dim() != 2 || lastLogits.shape[0] != prompts.Count) throw new ArgumentException($"lastLogits must be [{prompts.Count}, V]");
         if (options.StopStrings.Count > 0 && options.Decode is null) throw new ArgumentException("StopStrings need a Decode callback");
+        RefuseOnLayerFrom(options);
         using var _ = no_grad();
         Tensor logits;
         // to_type makes a new handle even when the dtype is already right; the scope takes it.
         using (NewDisposeScope()) logits = lastLogits.to_type(ScalarType.Float32).clone().DetachFromDisposeScope();
         return DecodeLoop(model, prompts, options, cache, logits, null, cancellationToken);
+    }
+
+    // Left-padded rows share one pass, so "positions ≥ OnLayerFrom" would be a different slice of every row.
+    private static void RefuseOnLayerFrom(GenerationOptions options)
+    {
+        if (options.OnLayer is not null && options.OnLayerFrom != 0)
+            throw new ArgumentException("OnLayerFrom is honoured by the ContinuousBatcher only; here the callback sees every position (use 0)");
     }
 
     /// <summary>The decoding loop of <see cref="Generate"/>; takes ownership of <paramref name="logits"/> and <paramref name="mask"/> (null: no padding).</summary>

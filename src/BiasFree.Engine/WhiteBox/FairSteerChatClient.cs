@@ -43,6 +43,9 @@ public sealed class FairSteerChatClient : DelegatingChatClient
     public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
         base.GetStreamingResponseAsync(messages, WithHook(options), cancellationToken);
 
+    /// <summary>The first position FairSteer steers: the prompt's last token (the one its probes were fitted on).</summary>
+    public static int LastPromptToken(IReadOnlyList<int> prompt) => prompt.Count - 1;
+
     private ChatOptions WithHook(ChatOptions? options)
     {
         FairSteerHook? hook = null;
@@ -50,8 +53,10 @@ public sealed class FairSteerChatClient : DelegatingChatClient
         o.AdditionalProperties = o.AdditionalProperties is null ? [] : new AdditionalPropertiesDictionary(o.AdditionalProperties);
         o.AdditionalProperties[EngineChatClient.RequestHooksKey] = new EngineRequestHooks
         {
-            // Steer from the prompt's last token on: prefill may come in chunks, decoding one token per step.
-            CreateOnLayer = prompt => (hook = _steer.CreateHook(_mode, randomVector: _randomVector, fromPosition: prompt.Count - 1)).OnLayer,
+            // Steer from the prompt's last token on: the batcher gives the hook only those positions (the prompt's last token,
+            // then one per decoding step), and shares the prompt before it with other requests like a plain request's.
+            CreateOnLayer = prompt => (hook = _steer.CreateHook(_mode, randomVector: _randomVector, fromPosition: 0)).OnLayer,
+            OnLayerFrom = LastPromptToken,
             Describe = props =>
             {
                 if (hook is null) return;

@@ -413,7 +413,8 @@ public sealed class FairSteerFitter(CausalLM model, ITextTokenizer tokenizer, IC
                         {
                             [EngineChatClient.RequestHooksKey] = new EngineRequestHooks
                             {
-                                CreateOnLayer = prompt => (hooks[i] = draft.CreateHook(SteeringMode.Gated, layer, alpha, fromPosition: prompt.Count - 1)).OnLayer,
+                                CreateOnLayer = prompt => (hooks[i] = draft.CreateHook(SteeringMode.Gated, layer, alpha, fromPosition: 0)).OnLayer,
+                                OnLayerFrom = FairSteerChatClient.LastPromptToken,
                             },
                         },
                     };

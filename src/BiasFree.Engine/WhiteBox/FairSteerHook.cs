@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace BiasFree.Engine.WhiteBox;
@@ -32,16 +33,27 @@ public enum SteeringMode
 /// is steered (the paper's hook reads index −1 on every forward call). Rows are independent: a batch of requests gets a
 /// gate decision per row, and <see cref="Firings"/> counts them per row.
 /// Create one hook per generation: it keeps counters.
+/// <para><b>Cost.</b> The hook runs at every decoding step, where the model's own work is small (a few ms on CPU for the
+/// demo model), so it avoids per-step tensor operations: on a CPU float32 tensor the gate reads the activations in place
+/// and computes w·h + b in managed code (exactly <see cref="LogisticProbe.Logit"/>, in float64, the function the fit's
+/// validation accuracy is computed with); a pass where no position is steered returns its input itself (no copy, no
+/// tensor op), one where every position of the pass is steered is a single addition, and only a mixed pass builds a
+/// mask for <c>torch.where</c>. On other devices the logits are one float64 product read back to the host once per
+/// pass. The vector is converted to the pass's device and dtype once, not per step.</para>
 /// </summary>
 public sealed class FairSteerHook
 {
-    private readonly Tensor _vector;   // [H] float32, α already applied
-    private readonly Tensor _weight;   // [H] float32
+    private readonly float[] _vectorValues; // v, α not applied
+    private readonly double[] _weight;
     private readonly double _bias;
+    private Tensor? _weightTensor;         // float64 [H] on the device of the last non-CPU pass
+    private Tensor? _scaled;               // α·v in the dtype and on the device of the last pass
     private long[] _firings = [];
     private long _seen; // positions of the sequence that passed the hooked layer so far
     private long[] _steps = [];
     private bool[] _steerRow = []; // PromptGated: the decision taken at the row's first steered position
+    private bool[] _steer = [];    // per pass: steer position (b, s) of the steered span, row-major
+    private double[] _logits = [];
 
     /// <param name="layer">Decoder layer whose output is steered (0-based).</param>
     /// <param name="vector">Steering vector v [hidden].</param>
@@ -49,11 +61,13 @@ public sealed class FairSteerHook
     /// <param name="alpha">Scale α.</param>
     /// <param name="mode">Gated, always, or gate only.</param>
     /// <param name="fromPosition">
-    /// Steer every position whose index in the sequence is ≥ this (counted over all passes, so chunked prefill and decoding
-    /// steps line up) instead of only the last position of each pass. With <c>fromPosition = promptLength − 1</c> the prompt's
-    /// last token and every generated one are steered, whether the prompt arrives in one pass or in chunks, and a single full
-    /// pass over prompt + continuation equals step-by-step decoding with the cache (the gate at position t sees only
-    /// positions ≤ t). Null: the last position of each pass (right for a one-pass prefill followed by single-token steps).
+    /// Steer every position whose index among the positions this hook is given is ≥ this (counted over all passes, so
+    /// chunked prefill and decoding steps line up) instead of only the last position of each pass. With
+    /// <c>fromPosition = promptLength − 1</c> the prompt's last token and every generated one are steered, whether the
+    /// prompt arrives in one pass or in chunks, and a single full pass over prompt + continuation equals step-by-step
+    /// decoding with the cache (the gate at position t sees only positions ≤ t). In a <see cref="Generation.ContinuousBatcher"/>
+    /// with <see cref="Generation.GenerationOptions.OnLayerFrom"/> = promptLength − 1 the hook is given only those positions,
+    /// so 0 is right there. Null: the last position of each pass (right for a one-pass prefill followed by single-token steps).
     /// </param>
     public FairSteerHook(int layer, float[] vector, LogisticProbe probe, double alpha, SteeringMode mode = SteeringMode.Gated, int? fromPosition = null)
     {
@@ -62,8 +76,8 @@ public sealed class FairSteerHook
         Alpha = alpha;
         Mode = mode;
         FromPosition = fromPosition;
-        _vector = (tensor(vector) * alpha).to_type(ScalarType.Float32).DetachFromDisposeScope();
-        _weight = tensor(probe.Weight.Select(w => (float)w).ToArray()).DetachFromDisposeScope();
+        _vectorValues = (float[])vector.Clone();
+        _weight = (double[])probe.Weight.Clone();
         _bias = probe.Bias;
     }
 
@@ -81,11 +95,15 @@ public sealed class FairSteerHook
     /// <summary>The callback to hand to the model (same as <see cref="Apply"/>).</summary>
     public Func<int, Tensor, Tensor> OnLayer => Apply;
 
-    /// <summary>Steers <paramref name="h"/> [B, T, H] when <paramref name="layer"/> is <see cref="Layer"/>; other layers pass through.</summary>
+    /// <summary>
+    /// Steers <paramref name="h"/> [B, T, H] when <paramref name="layer"/> is <see cref="Layer"/>; other layers pass through.
+    /// Returns <paramref name="h"/> itself when nothing is steered, so unsteered positions stay bit-identical.
+    /// </summary>
     public Tensor Apply(int layer, Tensor h)
     {
         if (layer != Layer) return h;
-        int batch = (int)h.shape[0], length = (int)h.shape[1];
+        int batch = (int)h.shape[0], length = (int)h.shape[1], hidden = (int)h.shape[2];
+        if (hidden != _weight.Length) throw new ArgumentException($"hidden size {hidden}, the probe has {_weight.Length}");
         if (_firings.Length != batch)
         {
             _firings = new long[batch];
@@ -97,36 +115,85 @@ public sealed class FairSteerHook
         int from = FromPosition is int p ? (int)Math.Clamp(p - start, 0, length) : length - 1;
         int span = length - from;
         if (span == 0) return h; // a prompt chunk before the steered positions
-        using var scope = NewDisposeScope();
-        var part = h.narrow(1, from, span);                                             // [B, S, H]
-        var logits = part.to_type(ScalarType.Float32).matmul(_weight.to(h.device)) + _bias; // [B, S]
-        var fire = logits.lt(0);                                                        // σ < 0.5 ⇔ w·h + b < 0
-        var counts = fire.sum(1).cpu().data<long>().ToArray();
-        if (Mode == SteeringMode.PromptGated)
+        int n = batch * span;
+        if (_steer.Length < n)
         {
-            var first = fire.select(1, 0).cpu().data<bool>().ToArray();
-            for (int b = 0; b < batch; b++)
-            {
-                if (_steps[b] == 0) _steerRow[b] = first[b];
-                counts[b] = _steerRow[b] ? span : 0;
-            }
+            _steer = new bool[n];
+            _logits = new double[n];
         }
+        GateLogits(h, batch, length, from, span);
+        int steered = 0;
         for (int b = 0; b < batch; b++)
         {
-            _firings[b] += counts[b];
+            // σ(w·h + b) < 0.5 ⇔ w·h + b < 0: the probe says "biased".
+            if (Mode == SteeringMode.PromptGated && _steps[b] == 0) _steerRow[b] = _logits[b * span] < 0;
+            long fired = 0;
+            for (int t = 0; t < span; t++)
+            {
+                bool fire = Mode == SteeringMode.PromptGated ? _steerRow[b] : _logits[b * span + t] < 0;
+                fired += fire ? 1 : 0;
+                bool steer = Mode switch { SteeringMode.Always => true, SteeringMode.GateOnly => false, _ => fire };
+                _steer[b * span + t] = steer;
+                steered += steer ? 1 : 0;
+            }
+            _firings[b] += fired;
             _steps[b] += span;
         }
-        if (Mode == SteeringMode.GateOnly) return h;
-        var steer = Mode switch
+        if (steered == 0) return h;
+        using var scope = NewDisposeScope();
+        var vector = ScaledVector(h);
+        Tensor result;
+        if (steered == n && from == 0) result = h + vector;
+        else
         {
-            SteeringMode.Always => ones_like(fire),
-            SteeringMode.PromptGated => tensor(_steerRow).to(h.device).view(batch, 1).expand(batch, span),
-            _ => fire,
-        };
-        var added = part + _vector.to(h.device).to_type(h.dtype);
-        // torch.where keeps unsteered positions bit-identical to the input.
-        var steeredPart = where(steer.unsqueeze(-1), added, part);
-        var result = from == 0 ? steeredPart : cat([h.narrow(1, 0, from), steeredPart], 1);
+            var part = from == 0 ? h : h.narrow(1, from, span);                                   // [B, S, H]
+            var mask = tensor(_steer.AsSpan(0, n).ToArray(), [batch, span, 1]).to(h.device);
+            // torch.where keeps unsteered positions bit-identical to the input.
+            var steeredPart = where(mask, part + vector, part);
+            result = from == 0 ? steeredPart : cat([h.narrow(1, 0, from), steeredPart], 1);
+        }
         return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>w·h + b for every position of the steered span into <see cref="_logits"/> (row-major [B, S]).</summary>
+    private void GateLogits(Tensor h, int batch, int length, int from, int span)
+    {
+        int hidden = _weight.Length;
+        if (h.device_type == TorchSharp.DeviceType.CPU && h.dtype == ScalarType.Float32 && h.is_contiguous())
+        {
+            // In place: no copy, no tensor op. bytes starts at the tensor's first element (its storage offset).
+            var values = MemoryMarshal.Cast<byte, float>(h.bytes);
+            for (int b = 0; b < batch; b++)
+                for (int t = 0; t < span; t++)
+                {
+                    var row = values.Slice(((b * length) + from + t) * hidden, hidden);
+                    double z = _bias;
+                    for (int i = 0; i < hidden; i++) z += _weight[i] * row[i];
+                    _logits[b * span + t] = z;
+                }
+            return;
+        }
+        using var scope = NewDisposeScope();
+        if (_weightTensor is null || !SameDevice(_weightTensor, h))
+        {
+            _weightTensor?.Dispose();
+            _weightTensor = tensor(_weight).to(h.device).DetachFromDisposeScope();
+        }
+        var logits = (h.narrow(1, from, span).to_type(ScalarType.Float64).matmul(_weightTensor) + _bias).cpu(); // [B, S]
+        logits.contiguous().data<double>().ToArray().CopyTo(_logits.AsSpan(0, batch * span));
+    }
+
+    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
+
+    /// <summary>α·v in <paramref name="h"/>'s dtype and on its device, made once (a generation keeps one device and dtype).</summary>
+    private Tensor ScaledVector(Tensor h)
+    {
+        if (_scaled is null || !SameDevice(_scaled, h) || _scaled.dtype != h.dtype)
+        {
+            _scaled?.Dispose();
+            using var scope = NewDisposeScope();
+            _scaled = (tensor(_vectorValues) * Alpha).to_type(ScalarType.Float32).to_type(h.dtype).to(h.device).DetachFromDisposeScope();
+        }
+        return _scaled;
     }
 }

@@ -469,6 +469,127 @@ public class FairSteerTests
         Assert.NotEqual(expected.Tokens, model.Generate([prompt], new GenerationOptions { MaxNewTokens = 10, EosTokenIds = [] }, _ct)[0].Tokens);
     }
 
+    /// <summary>Eight prompts behind one 20-token "system prompt", with tails of 3–6 tokens (pairs share more).</summary>
+    private static int[][] SharedPrefixPrompts()
+    {
+        int[] system = [4, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 5];
+        return [.. Enumerable.Range(0, 8).Select(i => (int[])[.. system, .. Enumerable.Range(0, 3 + i % 4).Select(j => (j * 11 + (i / 2) * 29) % 97)])];
+    }
+
+    /// <summary>
+    /// Every prompt with its own gated hook (given positions from the prompt's last token on) through one batcher; per
+    /// request the tokens, the hook's counters and the values of every position the hook was given at every layer, as
+    /// the hook returned them.
+    /// </summary>
+    private (List<SequenceResult> Results, List<FairSteerHook> Hooks, List<List<float[]>> Seen, BatchStatistics Stats) RunSteered(
+        CausalLM model, int[][] prompts, float[] v, LogisticProbe probe, bool share, int chunk)
+    {
+        using var batcher = new ContinuousBatcher(model, new ContinuousBatchOptions { SharePrefixes = share, PrefillChunkTokens = chunk });
+        var hooks = prompts.Select(_ => new FairSteerHook(1, v, probe, 1.5, fromPosition: 0)).ToList();
+        var seen = prompts.Select(_ => new List<float[]>()).ToList();
+        var seqs = prompts.Select((p, i) => batcher.Add(p, new GenerationOptions
+        {
+            MaxNewTokens = 8,
+            DoSample = true,
+            Seed = 70 + i,
+            EosTokenIds = [],
+            OnLayer = (layer, h) =>
+            {
+                var result = hooks[i].Apply(layer, h);
+                seen[i].Add(result.contiguous().data<float>().ToArray());
+                return result;
+            },
+            OnLayerFrom = FairSteerChatClient.LastPromptToken(p),
+        }, _ct)).ToList();
+        batcher.RunToCompletion();
+        return ([.. seqs.Select(q => q.Completion.Result)], hooks, seen, batcher.Statistics);
+    }
+
+    [Fact]
+    public void SteeredRequestsSharePromptPrefixesAndDecodeAsUnsharedOnes()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 6);
+        var v = RandomVector(64, 12, 3);
+        var probe = new LogisticProbe(RandomVector(64, 13).Select(x => (double)x).ToArray(), 0.0);
+        var prompts = SharedPrefixPrompts();
+        var plain = RunSteered(model, prompts, v, probe, share: false, chunk: 512);
+        Assert.Equal(0, plain.Stats.SharedPromptTokens);
+        long fired = plain.Hooks.Sum(h => h.Firings[0]), steps = plain.Hooks.Sum(h => h.Steps[0]);
+        Assert.InRange(fired, 1, steps - 1); // the gate both fires and holds back, so both branches are compared
+        foreach (int chunk in new[] { 4, 512 })
+        {
+            var shared = RunSteered(model, prompts, v, probe, share: true, chunk);
+            // The prompts before their last token are a plain request's: the first computes the 20-token prefix, the other
+            // seven copy it.
+            Assert.True(shared.Stats.SharedPromptTokens >= 7 * 20, $"chunk {chunk}: shared {shared.Stats.SharedPromptTokens}");
+            Assert.Equal(prompts.Sum(p => p.Length), shared.Stats.PromptTokens + shared.Stats.SharedPromptTokens);
+            for (int i = 0; i < prompts.Length; i++)
+            {
+                Assert.Equal(plain.Results[i].Tokens, shared.Results[i].Tokens);
+                Assert.Equal(plain.Hooks[i].Firings, shared.Hooks[i].Firings);
+                Assert.Equal(plain.Hooks[i].Steps, shared.Hooks[i].Steps);
+                // The hook was given exactly the prompt's last token and one position per fed token, at every layer.
+                Assert.Equal(plain.Seen[i].Count, shared.Seen[i].Count);
+                Assert.Equal(model.Config.NumHiddenLayers * plain.Hooks[i].Steps[0], shared.Seen[i].Sum(x => (long)x.Length) / 64);
+                // Equal up to float32 rounding only: a copied prefix was computed in the donor's pass, whose matrix products
+                // have another shape than the recipient's own pass would have had, and the libraries' kernels round per
+                // shape (two batch compositions differ the same way without any hook or sharing). What the hook decides
+                // and adds is identical: the tokens, the gate's counts above.
+                for (int k = 0; k < plain.Seen[i].Count; k++)
+                {
+                    Assert.Equal(plain.Seen[i][k].Length, shared.Seen[i][k].Length);
+                    for (int j = 0; j < plain.Seen[i][k].Length; j++)
+                        Assert.True(Math.Abs(plain.Seen[i][k][j] - shared.Seen[i][k][j]) <= 1e-5 * (1 + Math.Abs(plain.Seen[i][k][j])),
+                            $"request {i}, call {k}, value {j}: {plain.Seen[i][k][j]} vs {shared.Seen[i][k][j]}");
+                }
+            }
+        }
+        // The same prompts, steered alone by Generate (one pass over the prompt, then one token per step): same tokens.
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            var lone = new FairSteerHook(1, v, probe, 1.5);
+            var alone = model.Generate([prompts[i]], new GenerationOptions { MaxNewTokens = 8, DoSample = true, Seed = 70 + i, EosTokenIds = [], OnLayer = lone.OnLayer }, _ct)[0];
+            Assert.Equal(alone.Tokens, plain.Results[i].Tokens);
+            Assert.Equal(lone.Firings[0], plain.Hooks[i].Firings[0]);
+        }
+    }
+
+    [Fact]
+    public void ARequestSharesOnlyThePositionsBeforeItsOnLayerFrom()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 6);
+        var prompts = SharedPrefixPrompts();
+        // A callback that changes every position it is given: a request that took or gave a steered position would show.
+        Func<int, Tensor, Tensor> shift = (_, h) => h + 0.25f;
+        IReadOnlyList<int> Run(int from, bool share, out long sharedTokens)
+        {
+            using var batcher = new ContinuousBatcher(model, new ContinuousBatchOptions { SharePrefixes = share });
+            var plainFirst = batcher.Add(prompts[0], new GenerationOptions { MaxNewTokens = 6, EosTokenIds = [] }, _ct);
+            var hooked = batcher.Add(prompts[2], new GenerationOptions { MaxNewTokens = 6, EosTokenIds = [], OnLayer = shift, OnLayerFrom = from }, _ct);
+            var plainLast = batcher.Add(prompts[4], new GenerationOptions { MaxNewTokens = 6, EosTokenIds = [] }, _ct);
+            batcher.RunToCompletion();
+            sharedTokens = batcher.Statistics.SharedPromptTokens;
+            return hooked.Completion.Result.Tokens;
+        }
+        // From position 12: the hooked request copies its first 12 positions from the first request; the third copies
+        // the 20-token prefix from the first, none of it from the hooked one's steered positions 12..19.
+        var shared = Run(12, share: true, out long sharedTokens);
+        Assert.Equal(12 + 20, sharedTokens);
+        Assert.Equal(Run(12, share: false, out _), shared);
+        // From 0 (the default) it neither takes nor gives: only the two plain requests share.
+        Run(0, share: true, out long none);
+        Assert.Equal(20, none);
+        // The callback matters, so sharing its positions would have shown in the tokens.
+        Assert.NotEqual(model.Generate([prompts[2]], new GenerationOptions { MaxNewTokens = 6, EosTokenIds = [] }, _ct)[0].Tokens, shared);
+    }
+
+    [Fact]
+    public void GenerateRefusesOnLayerFromItCannotHonour()
+    {
+        using var model = CausalLM.Create(TinyModels.Config("llama"), ScalarType.Float32, "cpu", 6);
+        Assert.Throws<ArgumentException>(() => model.Generate([Prompt], new GenerationOptions { MaxNewTokens = 2, OnLayer = (_, h) => h, OnLayerFrom = 3 }, _ct));
+    }
+
     [Fact]
     public void ModelSavesAndLoadsAndTheRandomAblationKeepsTheNorm()
     {

@@ -40,6 +40,8 @@ public class WhiteBoxDocsTests
     [InlineData("demo", 5)]
     [InlineData("category-bias", 5)]
     [InlineData("category-bias-ambiguous", 5)]
+    [InlineData("demo-fairsteer", 5)]
+    [InlineData("demo-fairsteer-ambiguous", 5)]
     [InlineData("biasfilter", 2)]
     public void TheQuotedResultsAreTheBenchOutput(string section, int minimumRows)
     {

@@ -23,7 +23,8 @@ public enum JudgeDefences
     /// addressed to the judge are removed and the finding is stored with the verdict.</summary>
     Detection = 4,
 
-    /// <summary><see cref="Defences.SecondReading"/>: when the defended reply still holds sentences that talk about its grading, it is
+    /// <summary><see cref="Defences.SecondReading"/>: when the defended reply still holds sentences that talk about its grading (by a
+    /// verdict word, or by their form: commentary on the reply, another language, an encoded token, an acrostic), it is
     /// judged a second time without them and the readings are reconciled; a verdict whose reasoning argues the opposite of
     /// its conclusion is unparseable.</summary>
     SecondReading = 8,

@@ -140,6 +140,10 @@ public static partial class TopicIsolation
         return false;
     }
 
+    /// <summary>True when <paramref name="text"/> shares a topic word with the conversation (words for people aside).</summary>
+    internal static bool SharesTopic(string text, IReadOnlyList<string> topic) =>
+        Words(text).Any(w => !FunctionWords.Contains(w) && topic.Any(t => SameStem(w, t)));
+
     /// <summary>True when <paramref name="paragraph"/> names a verdict word, plainly or obfuscated.</summary>
     internal static bool TalksAboutVerdicts(string paragraph) =>
         Words(paragraph).Any(VerdictWords.Contains) || Words(LeetFold(paragraph)).Any(VerdictWords.Contains) || ObfuscatedLabel(paragraph);
