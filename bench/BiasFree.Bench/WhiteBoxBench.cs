@@ -24,7 +24,7 @@ using static TorchSharp.torch;
 /// </summary>
 /// <remarks>
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- white-box [--model FOLDER] [--steering DIR] [--probes 300]
-///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l,…] [--dev-probes 120]
+///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l[:δ[:λ]],…] [--filter-also N:C:l:δ:λ,…] [--dev-probes 120]
 ///        [--no-overhead] [--group-categories a,b,…] [--out docs/white-box-results.md [--section NAME]]
 ///        [--adapter LORA_FOLDER] [--methods m1,m2,…] [--speed-runs K] [--fit-only]
 ///        fit settings (when --steering is not a fitted folder yet; steer fit's options of the same names):
@@ -36,7 +36,10 @@ using static TorchSharp.torch;
 /// suite under seed 12, used neither for FairSteer's fit nor for the table — by the rule FairSteer's sweep uses: the best
 /// mean of ambiguous BFS and disambiguated accuracy among the settings whose dev accuracy is at most 5 points below
 /// vanilla's on the same dev probes. β is not searched: the filter ranks candidates by β·r, so any β &gt; 0 keeps the same
-/// candidates (β only matters for reading the scores).
+/// candidates (β only matters for reading the scores; with λ &gt; 0 only λ/β matters, and β stays 1). δ and λ (ours: the
+/// margin and the weight of the target's log-likelihood) are grid fields like N, N_children and l, chosen by the same rule.
+/// Without FairSteer (--methods lists no fairsteer method, --no-overhead, no --speed-runs) FairSteer is neither fitted
+/// nor read, and the section holds only the listed methods and BiasFilter.
 /// --group-categories splits the FairSteer rows by probe category (the given categories vs the rest): gate firing share
 /// and biased share per group, to show whether the gate follows what the prompt says about the answer.
 /// </remarks>
@@ -76,9 +79,16 @@ internal static class WhiteBoxBench
             log.AppendLine(line);
         }
 
+        var methods = Arg("--methods")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList()
+            ?? ["none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom, WhiteBoxMethods.FairSteerPromptGate];
+        int speedRuns = int.Parse(Arg("--speed-runs") ?? "0", CultureInfo.InvariantCulture);
+        // FairSteer is fitted (or read) only when something uses it: a BiasFilter-only run neither waits for the fit nor
+        // writes FairSteer's tables.
+        bool withSteer = methods.Any(WhiteBoxMethods.IsFairSteer) || speedRuns > 0 || !args.Contains("--no-overhead") || args.Contains("--fit-only");
         var sw = Stopwatch.StartNew();
-        FairSteerModel steer;
-        if (File.Exists(Path.Combine(steeringDir, FairSteerModel.InfoFile)))
+        FairSteerModel? steer = null;
+        if (!withSteer) { }
+        else if (File.Exists(Path.Combine(steeringDir, FairSteerModel.InfoFile)))
         {
             steer = FairSteerModel.Load(steeringDir);
             Say($"Read FairSteer from {steeringDir}");
@@ -121,7 +131,7 @@ internal static class WhiteBoxBench
             Say(FormattableString.Invariant($"Fitted FairSteer in {sw.Elapsed.TotalSeconds:F0} s → {steeringDir}"));
         }
         // --fit-only: the fit's probe accuracies and sweep, nothing else (for trying fit settings quickly).
-        if (args.Contains("--fit-only"))
+        if (args.Contains("--fit-only") && steer is not null)
         {
             Say(FormattableString.Invariant($"labels {steer.Info.Labeling}, vectors {steer.Info.VectorSource}, objective {steer.Info.Objective} of {steer.Info.Metric}; {steer.Info.ProbeExamples} examples ({steer.Info.ProbePositives} unbiased)"));
             Say("balanced probe accuracy per layer: " + string.Join(" ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))));
@@ -135,17 +145,19 @@ internal static class WhiteBoxBench
         var probes = held.Where(p => p.Context == ContextCondition.Ambiguous).Take(perContext)
             .Concat(held.Where(p => p.Context == ContextCondition.Disambiguated).Take(perContext)).ToList();
 
-        var methods = Arg("--methods")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList()
-            ?? ["none", WhiteBoxMethods.FairSteer, WhiteBoxMethods.FairSteerAlways, WhiteBoxMethods.FairSteerGateOnly, WhiteBoxMethods.FairSteerRandom, WhiteBoxMethods.FairSteerPromptGate];
         string? referenceModel = Arg("--reward-ref");
         var fairModels = referenceModel is null ? Array.Empty<string>() : (Arg("--reward-model") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var grid = (Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        static List<(int Keep, int Children, int Segment, double Margin, double Weight)> Grid(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(g => g.Split(':') switch
             {
-                [var n, var c, var l] => (Keep: int.Parse(n, CultureInfo.InvariantCulture), Children: int.Parse(c, CultureInfo.InvariantCulture), Segment: int.Parse(l, CultureInfo.InvariantCulture), Margin: 0.0),
-                [var n, var c, var l, var d] => (Keep: int.Parse(n, CultureInfo.InvariantCulture), Children: int.Parse(c, CultureInfo.InvariantCulture), Segment: int.Parse(l, CultureInfo.InvariantCulture), Margin: double.Parse(d, CultureInfo.InvariantCulture)),
-                _ => throw new ArgumentException($"--filter-grid entry '{g}' is not N:N_children:l or N:N_children:l:δ"),
+                [var n, var c, var l, .. var rest] when rest.Length <= 2 => (Keep: int.Parse(n, CultureInfo.InvariantCulture), Children: int.Parse(c, CultureInfo.InvariantCulture), Segment: int.Parse(l, CultureInfo.InvariantCulture),
+                    Margin: rest.Length > 0 ? double.Parse(rest[0], CultureInfo.InvariantCulture) : 0.0, Weight: rest.Length > 1 ? double.Parse(rest[1], CultureInfo.InvariantCulture) : 0.0),
+                _ => throw new ArgumentException($"--filter-grid entry '{g}' is not N:N_children:l, N:N_children:l:δ or N:N_children:l:δ:λ"),
             }).ToList();
+        var grid = Grid(Arg("--filter-grid") ?? "4:4:12,2:2:12,4:4:4,4:4:2");
+        // --filter-also: settings run on the held-out probes besides the dev-chosen one (e.g. the defaults, to show what
+        // the choice changed); they are not chosen by anything.
+        var also = Grid(Arg("--filter-also") ?? "");
         int devPerContext = int.Parse(Arg("--dev-probes") ?? "120", CultureInfo.InvariantCulture) / 2;
         var groupCategories = (Arg("--group-categories") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
 
@@ -246,7 +258,6 @@ internal static class WhiteBoxBench
         // alternates per round), timed by wall clock and by the process's CPU time; the overhead is the median over rounds
         // of each round's ratio of seconds per completion token (FairSteer / vanilla − 1). Same seeds, so both decode the
         // same replies every round.
-        int speedRuns = int.Parse(Arg("--speed-runs") ?? "0", CultureInfo.InvariantCulture);
         var speed = new List<(double WallPlain, double WallSteer, double CpuPlain, double CpuSteer)>();
         using (var artifacts = new WhiteBoxArtifacts())
             for (int k = 0; k < speedRuns; k++)
@@ -263,7 +274,7 @@ internal static class WhiteBoxBench
 
         // BiasFilter: per reward model, the search settings are chosen on the dev split, then run once on the held-out probes.
         var devTables = new List<(string Fair, ScoreRow Vanilla, List<(BiasFilterOptions Options, ScoreRow Row, bool Eligible)> Rows, BiasFilterOptions Chosen)>();
-        var rankTables = new List<(string Fair, RewardRanking Ranking)>();
+        var rankTables = new List<(string Scorer, RewardRanking Ranking)>();
         var filters = new List<BiasFilterOptions>();
         if (fairModels.Length > 0)
         {
@@ -278,23 +289,44 @@ internal static class WhiteBoxBench
             {
                 string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(fair));
                 using var artifacts = new WhiteBoxArtifacts();
-                var ranking = RankReplies(artifacts.RewardModels(new BiasFilterOptions { FairModel = fair, ReferenceModel = referenceModel! }), devProbes);
+                var reward = artifacts.RewardModels(new BiasFilterOptions { FairModel = fair, ReferenceModel = referenceModel! });
+                var ranking = RankReplies(reward.Score, devProbes);
                 rankTables.Add((name, ranking));
                 Say($"reward ranking {name}: {ranking}");
                 var devRows = new List<(BiasFilterOptions Options, ScoreRow Row, bool Eligible)>();
-                foreach (var (keep, children, segment, margin) in grid)
+                foreach (var (keep, children, segment, margin, weight) in grid)
                 {
-                    var options = new BiasFilterOptions { FairModel = fair, ReferenceModel = referenceModel!, Keep = keep, Children = children, SegmentTokens = segment, Margin = margin };
-                    var run = await RunMethod(FormattableString.Invariant($"wb-dev-{name}-{keep}-{children}-{segment}-{margin}"), WhiteBoxMethods.BiasFilter, devProbes, settings with { BiasFilter = options }, artifacts);
+                    var options = new BiasFilterOptions { FairModel = fair, ReferenceModel = referenceModel!, Keep = keep, Children = children, SegmentTokens = segment, Margin = margin, LikelihoodWeight = weight };
+                    var run = await RunMethod(FormattableString.Invariant($"wb-dev-{name}-{keep}-{children}-{segment}-{margin}-{weight}"), WhiteBoxMethods.BiasFilter, devProbes, settings with { BiasFilter = options }, artifacts);
                     bool eligible = (run.Row.AccuracyDisambiguated?.Value ?? 0) >= (devVanilla.AccuracyDisambiguated?.Value ?? 0) - 0.05;
                     devRows.Add((options, run.Row, eligible));
-                    Say(FormattableString.Invariant($"dev {name} N {keep} N_children {children} l {segment} δ {margin}: BFS {run.Row.BfsAmbiguous?.Value:F3}, accuracy {run.Row.AccuracyDisambiguated?.Value:F3} (vanilla {devVanilla.AccuracyDisambiguated?.Value:F3}), {run.Seconds:F0} s"));
+                    Say(FormattableString.Invariant($"dev {name} N {keep} N_children {children} l {segment} δ {margin} λ {weight}: BFS {run.Row.BfsAmbiguous?.Value:F3}, accuracy {run.Row.AccuracyDisambiguated?.Value:F3} (vanilla {devVanilla.AccuracyDisambiguated?.Value:F3}), {run.Seconds:F0} s"));
                 }
                 var pool = devRows.Any(r => r.Eligible) ? devRows.Where(r => r.Eligible) : devRows;
                 var chosen = pool.OrderByDescending(r => Mean(r.Row)).First().Options;
                 devTables.Add((name, devVanilla, devRows, chosen));
                 filters.Add(chosen);
                 AddRow($"biasfilter ({name})", await RunMethod($"wb-biasfilter-{name}", WhiteBoxMethods.BiasFilter, probes, settings with { BiasFilter = chosen }, artifacts));
+                foreach (var (keep, children, segment, margin, weight) in also)
+                {
+                    var options = chosen with { Keep = keep, Children = children, SegmentTokens = segment, Margin = margin, LikelihoodWeight = weight };
+                    if (options == chosen) continue;
+                    string label = FormattableString.Invariant($"biasfilter ({name}; N {keep}, N_children {children}, l {segment}, δ {margin}, λ {weight})");
+                    AddRow(label, await RunMethod(FormattableString.Invariant($"wb-biasfilter-{name}-{keep}-{children}-{segment}-{margin}-{weight}"), WhiteBoxMethods.BiasFilter, probes, settings with { BiasFilter = options }, artifacts));
+                }
+            }
+            // The target's own log-likelihood ranks the same replies (the term λ adds to the reward), from its own copy of
+            // the model folder so that it never shares an instance with the engine's workers; not with --adapter (the copy
+            // would lack the adapter).
+            if (adapter is null)
+            {
+                var targetScorer = ScoringModel.Load(folder);
+                using (targetScorer.Model)
+                {
+                    var ranking = RankReplies(targetScorer.LogProbabilities, devProbes);
+                    rankTables.Add(("target: log π_target (λ's term)", ranking));
+                    Say($"target ranking: {ranking}");
+                }
             }
         }
 
@@ -311,6 +343,7 @@ internal static class WhiteBoxBench
         var overheads = new List<(int Batch, double Median, double Q1, double Q3, double PlainMsPerToken, double CpuMedian, double HookUs)>();
         foreach (int batch in args.Contains("--no-overhead") ? Array.Empty<int>() : new[] { 1, 16 })
         {
+            if (steer is null) break; // not reached: without --no-overhead FairSteer is fitted or read
             var batchPrompts = Enumerable.Repeat((IReadOnlyList<int>)prompt, batch).ToList();
             var ratios = new List<double>();
             var cpuRatios = new List<double>();
@@ -330,11 +363,11 @@ internal static class WhiteBoxBench
                 if (r % 2 == 0)
                 {
                     (pa, cpa) = Time(null);
-                    (pb, cpb) = Time(steer.CreateHook().OnLayer);
+                    (pb, cpb) = Time(steer!.CreateHook().OnLayer);
                 }
                 else
                 {
-                    (pb, cpb) = Time(steer.CreateHook().OnLayer);
+                    (pb, cpb) = Time(steer!.CreateHook().OnLayer);
                     (pa, cpa) = Time(null);
                 }
                 if (r < 2) continue; // warm-up pairs
@@ -378,9 +411,10 @@ internal static class WhiteBoxBench
         var md = new StringBuilder();
         string P(BiasFree.Scoring.Proportion? p) => p?.Value is not double v ? "–" : p.Interval is { } ci ? FormattableString.Invariant($"{v:F3} [{ci.Low:F3}, {ci.High:F3}]") : FormattableString.Invariant($"{v:F3}");
         md.AppendLine(FormattableString.Invariant($"Model: `{modelName}`{(adapter is null ? "" : $" (LoRA adapter `{adapter}` on `{new DirectoryInfo(folder).Name}`, unmerged)")}; {probes.Count} held-out probes (built-in suite, seed 0: {perContext} ambiguous, {perContext} disambiguated); temperature {temperature}, per-request seeds, max {maxTokens} tokens; rule judge; 95 % bootstrap intervals."));
-        md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probe labels: {steer.Info.Labeling}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; sweep objective: {steer.Info.Objective} of the {steer.Info.Metric} measures within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
+        if (steer is not null)
+            md.AppendLine(FormattableString.Invariant($"FairSteer: layer {steer.Info.Layer}, α {steer.Info.Alpha} (chosen by the sweep); vectors: {steer.Info.VectorSource}; probe labels: {steer.Info.Labeling}; probes {(steer.Info.ClassBalanced ? "class-balanced" : "unweighted")}; sweep objective: {steer.Info.Objective} of the {steer.Info.Metric} measures within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy; labels at temperature {steer.Info.LabelTemperature}, sweep at temperature {steer.Info.SweepTemperature} × {steer.Info.SweepSamples} samples per item; fitted on {steer.Info.Data}."));
         foreach (var filter in filters)
-            md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens}, δ {filter.Margin} (chosen on the dev split, below); theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
+            md.AppendLine(FormattableString.Invariant($"BiasFilter: π_fair `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.FairModel))}`, π_ref `{Path.GetFileName(Path.TrimEndingDirectorySeparator(filter.ReferenceModel))}`, β {filter.Beta}, N {filter.Keep}, N_children {filter.Children}, l {filter.SegmentTokens}, δ {filter.Margin}, λ {filter.LikelihoodWeight} (chosen on the dev split, below); theoretical target tokens per output token with a full beam N·N_children = {filter.Keep * filter.Children}."));
         md.AppendLine();
         md.AppendLine("| method | ambiguous BFS | disambiguated accuracy | over-refusal | tokens/s | gate firings / reply | replies with a firing | target tokens / output token | tokens / CPU-second |");
         md.AppendLine("|---|---|---|---|---|---|---|---|---|");
@@ -394,26 +428,7 @@ internal static class WhiteBoxBench
         string W(int k, int n) => WilsonInterval.Of(k, n) is { } w ? FormattableString.Invariant($"{(double)k / n:F3} [{w.Low:F3}, {w.High:F3}] (n {n})") : "–";
         foreach (var (method, sc, sn, ac, an) in roleRows)
             md.AppendLine($"| {method} | {W(sc, sn)} | {W(ac, an)} |");
-        md.AppendLine();
-        md.AppendLine("Probe validation accuracy per layer (majority-class baseline " +
-                      Math.Max(steer.Info.ValidationPositiveRate, 1 - steer.Info.ValidationPositiveRate).ToString("F3", CultureInfo.InvariantCulture) +
-                      FormattableString.Invariant($", {steer.Info.ProbeExamples} labelled examples, {steer.Info.ProbePositives} unbiased):"));
-        md.AppendLine();
-        md.AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, steer.Info.NumLayers)) + " |");
-        md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", steer.Info.NumLayers)));
-        md.AppendLine("| validation accuracy | " + string.Join(" | ", steer.Info.ProbeValidationAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
-        if (steer.Info.ProbeValidationBalancedAccuracy.Count == steer.Info.NumLayers)
-            md.AppendLine("| balanced accuracy (0.5 = chance) | " + string.Join(" | ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
-        md.AppendLine();
-        string objective = steer.Info.Objective == "ambiguous" ? "the best ambiguous measure" : "the best mean of the two";
-        string measures = steer.Info.Metric == "report" ? "ambiguous BFS and accuracy of answers" : "\"unknown\" share and correct share";
-        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged. All replies: share of ambiguous replies that are \"unknown\", share of disambiguated replies that are correct; as in the table above: ambiguous BFS, disambiguated accuracy over the replies that name an option. α = 0 is unsteered; the chosen setting has {objective} ({measures}) among those within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy):"));
-        md.AppendLine();
-        md.AppendLine("| layer | α | ambiguous \"unknown\" (all replies) | disambiguated correct (all replies) | ambiguous BFS | disambiguated accuracy of answers | gate rate |");
-        md.AppendLine("|---|---|---|---|---|---|---|");
-        string F(double x) => double.IsNaN(x) ? "–" : x.ToString("F3", CultureInfo.InvariantCulture);
-        foreach (var r in steer.Info.Sweep)
-            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {F(r.AmbiguousAccuracy)} | {F(r.DisambiguatedAccuracy)} | {F(r.AmbiguousBfs)} | {F(r.AnsweredDisambiguatedAccuracy)} | {F(r.GateRate)} |"));
+        if (steer is not null) AppendFairSteerFit(md, steer);
         if (groupRows.Count > 0)
         {
             md.AppendLine();
@@ -427,17 +442,17 @@ internal static class WhiteBoxBench
         if (rankTables.Count > 0)
         {
             md.AppendLine();
-            md.AppendLine(FormattableString.Invariant($"How each reward ranks the canonical replies on the dev split (suite seed 12; the reply's implicit reward r = log π_fair − log π_ref given the probe's system and user turns; share of items where the first reply scores higher, with its 95 % Wilson interval; \"unknown\" = `{UnknownReply}`; a reward that reads the context prefers \"unknown\" on ambiguous items and the correct name on disambiguated ones, whichever group it names):"));
+            md.AppendLine(FormattableString.Invariant($"How each reward ranks the canonical replies on the dev split (suite seed 12; the reply's implicit reward r = log π_fair − log π_ref given the probe's system and user turns; share of items where the first reply scores higher, with its 95 % Wilson interval; \"unknown\" = `{UnknownReply}`; a reward that reads the context prefers \"unknown\" on ambiguous items and the correct name on disambiguated ones, whichever group it names; the last row ranks them by the target's own log-probability log π_target(reply | prompt) instead, the term λ adds to the reward):"));
             md.AppendLine();
-            md.AppendLine("| π_fair | ambiguous: unknown > stereotyped | ambiguous: unknown > other name | ambiguous: other name > stereotyped | disamb., correct = stereotyped: correct > other name | correct > unknown | disamb., correct = other: correct > stereotyped | correct > unknown |");
+            md.AppendLine("| scorer | ambiguous: unknown > stereotyped | ambiguous: unknown > other name | ambiguous: other name > stereotyped | disamb., correct = stereotyped: correct > other name | correct > unknown | disamb., correct = other: correct > stereotyped | correct > unknown |");
             md.AppendLine("|---|---|---|---|---|---|---|---|");
             string S((int K, int N) x) => WilsonInterval.Of(x.K, x.N) is { } w ? FormattableString.Invariant($"{(double)x.K / x.N:F2} [{w.Low:F2}, {w.High:F2}]") : "–";
             foreach (var (fair, r) in rankTables)
                 md.AppendLine($"| {fair} | {S(r.UnknownOverStereo)} | {S(r.UnknownOverAnti)} | {S(r.AntiOverStereo)} | {S(r.StereoCorrectOverOther)} | {S(r.StereoCorrectOverUnknown)} | {S(r.AntiCorrectOverOther)} | {S(r.AntiCorrectOverUnknown)} |");
             md.AppendLine();
-            md.AppendLine(FormattableString.Invariant($"(n: {rankTables[0].Ranking.UnknownOverStereo.N} ambiguous items, {rankTables[0].Ranking.StereoCorrectOverOther.N} + {rankTables[0].Ranking.AntiCorrectOverOther.N} disambiguated.) Median reward gaps, the scale δ acts on:"));
+            md.AppendLine(FormattableString.Invariant($"(n: {rankTables[0].Ranking.UnknownOverStereo.N} ambiguous items, {rankTables[0].Ranking.StereoCorrectOverOther.N} + {rankTables[0].Ranking.AntiCorrectOverOther.N} disambiguated.) Median score gaps in nats, the scale δ acts on (λ multiplies the target's):"));
             md.AppendLine();
-            md.AppendLine("| π_fair | ambiguous: unknown − better name | ambiguous: \\|name − name\\| | disamb.: \\|name − name\\| | disamb.: better name − unknown |");
+            md.AppendLine("| scorer | ambiguous: unknown − better name | ambiguous: \\|name − name\\| | disamb.: \\|name − name\\| | disamb.: better name − unknown |");
             md.AppendLine("|---|---|---|---|---|");
             foreach (var (fair, r) in rankTables)
                 md.AppendLine(FormattableString.Invariant($"| {fair} | {r.UnknownGapAmbiguous:F2} | {r.NameGapAmbiguous:F2} | {r.NameGapDisambiguated:F2} | {r.UnknownGapDisambiguated:F2} |"));
@@ -447,10 +462,10 @@ internal static class WhiteBoxBench
             md.AppendLine();
             md.AppendLine(FormattableString.Invariant($"BiasFilter settings for π_fair `{fair}` on the dev split (suite seed 12, {devPerContext} ambiguous + {devPerContext} disambiguated probes; vanilla: BFS {P(vanilla.BfsAmbiguous)}, accuracy {P(vanilla.AccuracyDisambiguated)}; eligible = dev accuracy at most 5 points below vanilla's; chosen = best mean of BFS and accuracy among the eligible):"));
             md.AppendLine();
-            md.AppendLine("| N | N_children | l | δ | ambiguous BFS | disambiguated accuracy | over-refusal | eligible | chosen |");
-            md.AppendLine("|---|---|---|---|---|---|---|---|---|");
+            md.AppendLine("| N | N_children | l | δ | λ | ambiguous BFS | disambiguated accuracy | over-refusal | eligible | chosen |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
             foreach (var (o, r, eligible) in devRows)
-                md.AppendLine(FormattableString.Invariant($"| {o.Keep} | {o.Children} | {o.SegmentTokens} | {o.Margin} | {P(r.BfsAmbiguous)} | {P(r.AccuracyDisambiguated)} | {P(r.UnknownDisambiguated)} | {(eligible ? "yes" : "no")} | {(ReferenceEquals(o, chosen) ? "✓" : "")} |"));
+                md.AppendLine(FormattableString.Invariant($"| {o.Keep} | {o.Children} | {o.SegmentTokens} | {o.Margin} | {o.LikelihoodWeight} | {P(r.BfsAmbiguous)} | {P(r.AccuracyDisambiguated)} | {P(r.UnknownDisambiguated)} | {(eligible ? "yes" : "no")} | {(ReferenceEquals(o, chosen) ? "✓" : "")} |"));
         }
         if (speed.Count > 0)
         {
@@ -501,6 +516,31 @@ internal static class WhiteBoxBench
         return 0;
     }
 
+    /// <summary>FairSteer's probe accuracies per layer and its layer/α sweep.</summary>
+    private static void AppendFairSteerFit(StringBuilder md, FairSteerModel steer)
+    {
+        md.AppendLine();
+        md.AppendLine("Probe validation accuracy per layer (majority-class baseline " +
+                      Math.Max(steer.Info.ValidationPositiveRate, 1 - steer.Info.ValidationPositiveRate).ToString("F3", CultureInfo.InvariantCulture) +
+                      FormattableString.Invariant($", {steer.Info.ProbeExamples} labelled examples, {steer.Info.ProbePositives} unbiased):"));
+        md.AppendLine();
+        md.AppendLine("| layer | " + string.Join(" | ", Enumerable.Range(0, steer.Info.NumLayers)) + " |");
+        md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---|", steer.Info.NumLayers)));
+        md.AppendLine("| validation accuracy | " + string.Join(" | ", steer.Info.ProbeValidationAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
+        if (steer.Info.ProbeValidationBalancedAccuracy.Count == steer.Info.NumLayers)
+            md.AppendLine("| balanced accuracy (0.5 = chance) | " + string.Join(" | ", steer.Info.ProbeValidationBalancedAccuracy.Select(a => a.ToString("F3", CultureInfo.InvariantCulture))) + " |");
+        md.AppendLine();
+        string objective = steer.Info.Objective == "ambiguous" ? "the best ambiguous measure" : "the best mean of the two";
+        string measures = steer.Info.Metric == "report" ? "ambiguous BFS and accuracy of answers" : "\"unknown\" share and correct share";
+        md.AppendLine(FormattableString.Invariant($"Layer/α sweep on held-out fitting items ({(steer.Info.SweepTemperature > 0 ? $"answers sampled at temperature {steer.Info.SweepTemperature}, {steer.Info.SweepSamples} per item, the same seeds for every setting" : "greedy answers")}, gated steering, rule-judged. All replies: share of ambiguous replies that are \"unknown\", share of disambiguated replies that are correct; as in the table above: ambiguous BFS, disambiguated accuracy over the replies that name an option. α = 0 is unsteered; the chosen setting has {objective} ({measures}) among those within {steer.Info.MaxDisambiguatedDrop * 100:F0} points of the unsteered disambiguated accuracy):"));
+        md.AppendLine();
+        md.AppendLine("| layer | α | ambiguous \"unknown\" (all replies) | disambiguated correct (all replies) | ambiguous BFS | disambiguated accuracy of answers | gate rate |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        string F(double x) => double.IsNaN(x) ? "–" : x.ToString("F3", CultureInfo.InvariantCulture);
+        foreach (var r in steer.Info.Sweep)
+            md.AppendLine(FormattableString.Invariant($"| {(r.Alpha == 0 ? "–" : r.Layer.ToString(CultureInfo.InvariantCulture))} | {r.Alpha} | {F(r.AmbiguousAccuracy)} | {F(r.DisambiguatedAccuracy)} | {F(r.AmbiguousBfs)} | {F(r.AnsweredDisambiguatedAccuracy)} | {F(r.GateRate)} |"));
+    }
+
     /// <summary>The two-option protocol's canonical "unknown" reply (the demo model's and the preference data's).</summary>
     private const string UnknownReply = "Cannot be determined.";
 
@@ -515,7 +555,7 @@ internal static class WhiteBoxBench
     /// reads the context should. This isolates the reward from the target's sampling: the filter can only pick among what
     /// the target samples, but it picks by these scores.
     /// </summary>
-    private static RewardRanking RankReplies(ImplicitReward reward, IReadOnlyList<Probe> probes)
+    private static RewardRanking RankReplies(Func<IReadOnlyList<ChatMessage>, IReadOnlyList<string>, IReadOnlyList<double>> score, IReadOnlyList<Probe> probes)
     {
         int[] k = new int[7], n = new int[7];
         // Gaps (medians over items): how far "unknown" is above the better name on ambiguous items, how far apart the two
@@ -531,7 +571,7 @@ internal static class WhiteBoxBench
             var anti = p.OptionWithRole(OptionRole.AntiStereotyped);
             if (stereo is null || anti is null) continue;
             var conversation = new List<ChatMessage> { new(ChatRole.System, EvaluationRunner.MultipleChoiceSystemPrompt), new(ChatRole.User, p.UserTurns[0]) };
-            var r = reward.Score(conversation, [stereo.Text, anti.Text, UnknownReply]);
+            var r = score(conversation, [stereo.Text, anti.Text, UnknownReply]);
             double rs = r[0], ra = r[1], ru = r[2];
             if (p.Context == ContextCondition.Ambiguous)
             {

@@ -51,8 +51,8 @@ internal static class RunCommand
         /// <summary>--max-tokens-field: auto, max_tokens or max_completion_tokens.</summary>
         public string MaxTokensField { get; init; } = "auto";
 
-        /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens, --filter-margin.</summary>
-        public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment, double Margin) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12, 0);
+        /// <summary>--steering, --reward-model, --reward-ref, --beta, --filter-keep, --filter-children, --segment-tokens, --filter-margin, --filter-likelihood-weight.</summary>
+        public (string? Steering, string? RewardModel, string? RewardRef, double Beta, int Keep, int Children, int Segment, double Margin, double LikelihoodWeight) WhiteBox { get; init; } = (null, null, null, 1.0, 4, 4, 12, 0, 0);
 
         /// <summary>--aligner, --diffpo-window, --diffpo-max-iter, --diffpo-reserve.</summary>
         public (string? Aligner, int? Window, int? MaxIterations, int? Reserve) DiffPo { get; init; }
@@ -149,7 +149,8 @@ internal static class RunCommand
             pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule), pr.GetValue(tie)!)
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
-                pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment), pr.GetValue(WhiteBoxRunOptions.Margin)),
+                pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment), pr.GetValue(WhiteBoxRunOptions.Margin),
+                pr.GetValue(WhiteBoxRunOptions.LikelihoodWeight)),
             DiffPo = (pr.GetValue(DiffPoRunOptions.Aligner), pr.GetValue(DiffPoRunOptions.Window), pr.GetValue(DiffPoRunOptions.MaxIterations), pr.GetValue(DiffPoRunOptions.Reserve)),
             Ivo = (pr.GetValue(ivo.ValueModel), pr.GetValue(ivo.Beta), pr.GetValue(ivo.Candidates), pr.GetValue(ivo.BlockTokens), pr.GetValue(ivo.Beams), pr.GetValue(ivo.Blocks)),
             Adaptive = (pr.GetValue(precision), pr.GetValue(precisionScope)!),
@@ -431,7 +432,7 @@ internal static class RunCommand
         {
             throw new UserErrorException("the white-box methods (fairsteer..., biasfilter) need an in-process model: --target MODEL_FOLDER or the demo model, not a server URL.");
         }
-        var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment, o.WhiteBox.Margin);
+        var whiteBox = WhiteBoxRunOptions.SpecFor(canonical, o.WhiteBox.Steering, o.WhiteBox.RewardModel, o.WhiteBox.RewardRef, o.WhiteBox.Beta, o.WhiteBox.Keep, o.WhiteBox.Children, o.WhiteBox.Segment, o.WhiteBox.Margin, o.WhiteBox.LikelihoodWeight);
         var registry = IvoMethods.Register(DecodingMethods.Register(WhiteBoxRunOptions.Registry(prompts, whiteBox), personaJudge), IvoRunOptions.ToOptions(ivoSpec));
         var diffPo = diffPoSpec is null ? null : DiffPoRunOptions.Load(diffPoSpec, resumed: false);
         if (diffPo is not null) DiffPoMethods.Register(registry, diffPo);

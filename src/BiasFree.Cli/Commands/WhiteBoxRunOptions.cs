@@ -26,7 +26,9 @@ internal static class WhiteBoxRunOptions
 
     public static readonly Option<double> Margin = new("--filter-margin") { Description = "BiasFilter's δ (ours): candidates scored within δ of the best count as equally fair and keep the target's sampling order; 0 = rank by the reward alone.", DefaultValueFactory = _ => 0.0 };
 
-    public static Option[] All => [Steering, RewardModel, RewardReference, Beta, Keep, Children, Segment, Margin];
+    public static readonly Option<double> LikelihoodWeight = new("--filter-likelihood-weight") { Description = "BiasFilter's λ (ours): rank candidates by β·reward + λ·(the target's log-probability of the reply), so the target's own reading decides where the reward cannot; 0 = rank by the reward alone (the paper).", DefaultValueFactory = _ => 0.0 };
+
+    public static Option[] All => [Steering, RewardModel, RewardReference, Beta, Keep, Children, Segment, Margin, LikelihoodWeight];
 
     public static IEnumerable<string> MethodNames => PromptingMitigations.Names.Concat(WhiteBoxMethods.Names);
 
@@ -57,7 +59,7 @@ internal static class WhiteBoxRunOptions
     }
 
     /// <summary>The run's white-box settings from the options, checked against the methods; null when no white-box method runs.</summary>
-    public static WhiteBoxSpec? SpecFor(IReadOnlyList<string> methods, string? steering, string? rewardModel, string? rewardRef, double beta, int keep, int children, int segment, double margin = 0)
+    public static WhiteBoxSpec? SpecFor(IReadOnlyList<string> methods, string? steering, string? rewardModel, string? rewardRef, double beta, int keep, int children, int segment, double margin = 0, double likelihoodWeight = 0)
     {
         var white = methods.Select(m => m.Split(Combine)[^1]).Where(WhiteBoxMethods.IsWhiteBox).ToList();
         if (white.Count == 0)
@@ -84,15 +86,15 @@ internal static class WhiteBoxRunOptions
             {
                 throw new UserErrorException("--method biasfilter needs --reward-model FOLDER (π_fair) and --reward-ref FOLDER (π_ref).");
             }
-            if (keep < 1 || children < 1 || segment < 1 || !(beta > 0) || !(margin >= 0) || double.IsInfinity(margin))
+            if (keep < 1 || children < 1 || segment < 1 || !(beta > 0) || !(margin >= 0) || double.IsInfinity(margin) || !(likelihoodWeight >= 0) || double.IsInfinity(likelihoodWeight))
             {
-                throw new UserErrorException("--filter-keep, --filter-children and --segment-tokens must be at least 1, --beta positive and --filter-margin a finite number ≥ 0.");
+                throw new UserErrorException("--filter-keep, --filter-children and --segment-tokens must be at least 1, --beta positive, and --filter-margin and --filter-likelihood-weight finite numbers ≥ 0.");
             }
         }
         string? rewardFull = rewardModel is null ? null : Path.GetFullPath(rewardModel), refFull = rewardRef is null ? null : Path.GetFullPath(rewardRef);
         return new WhiteBoxSpec(steeringFull, hash, rewardFull, refFull, beta, keep, children, segment,
             RewardHash: rewardFull is null || refFull is null ? null : FolderHash([rewardFull, refFull]),
-            Methods: white.Distinct(StringComparer.Ordinal).ToList(), Margin: margin);
+            Methods: white.Distinct(StringComparer.Ordinal).ToList(), Margin: margin, LikelihoodWeight: likelihoodWeight);
     }
 
     /// <summary>
@@ -176,6 +178,7 @@ internal static class WhiteBoxRunOptions
                 Children = w.Children,
                 SegmentTokens = w.SegmentTokens,
                 Margin = w.Margin,
+                LikelihoodWeight = w.LikelihoodWeight,
             },
         };
     }

@@ -32,6 +32,14 @@ public sealed record BiasFilterOptions
     /// clearly lower but does not reorder those it cannot tell apart. In units of β·r.
     /// </summary>
     public double Margin { get; init; }
+    /// <summary>
+    /// λ (ours, not the paper's; 0 = the paper's ranking by the reward alone): candidates are ranked by
+    /// β·r(x, y) + λ·log π_target(y | x), the target model's own log-probability of the partial reply added to the reward.
+    /// Why: a reward that cannot tell two replies apart (on BBQ, the two names of a disambiguated item) then leaves the
+    /// choice to the model that read the context, instead of to its own noise; where the reward does separate candidates
+    /// by more than λ times their log-likelihood gap, it still decides. In nats per nat of log-likelihood.
+    /// </summary>
+    public double LikelihoodWeight { get; init; }
 
     public void Validate()
     {
@@ -39,16 +47,19 @@ public sealed record BiasFilterOptions
             throw new ArgumentException("BiasFilter needs N ≥ 1, N_children ≥ 1 and a segment of at least 1 token");
         if (!(Beta > 0)) throw new ArgumentException("BiasFilter's β must be positive");
         if (!(Margin >= 0) || double.IsInfinity(Margin)) throw new ArgumentException("BiasFilter's margin δ must be a finite number ≥ 0");
+        if (!(LikelihoodWeight >= 0) || double.IsInfinity(LikelihoodWeight)) throw new ArgumentException("BiasFilter's likelihood weight λ must be a finite number ≥ 0");
     }
 }
 
 /// <summary>One candidate of one search step, as recorded with the reply.</summary>
 /// <param name="Parent">Index of the kept candidate it extends (in the previous step's kept list).</param>
-/// <param name="Score">Cumulative implicit reward of the whole partial response.</param>
+/// <param name="Score">Its rank score: the cumulative implicit reward of the whole partial response, plus λ times
+/// <paramref name="TargetLogLikelihood"/> when λ &gt; 0.</param>
 /// <param name="Tokens">Response tokens so far.</param>
 /// <param name="Finished">True when it ended (end of sequence, stop sequence or the token limit).</param>
 /// <param name="Kept">True when it survived the top-N cut.</param>
-public sealed record BiasFilterCandidate(int Parent, double Score, int Tokens, bool Finished, bool Kept);
+/// <param name="TargetLogLikelihood">log π_target(partial response | prompt); computed only when λ &gt; 0.</param>
+public sealed record BiasFilterCandidate(int Parent, double Score, int Tokens, bool Finished, bool Kept, double? TargetLogLikelihood = null);
 
 /// <summary>What one BiasFilter decode did.</summary>
 public sealed record BiasFilterTrace(IReadOnlyList<IReadOnlyList<BiasFilterCandidate>> Steps, long TargetTokens, int OutputTokens)
@@ -60,7 +71,10 @@ public sealed record BiasFilterTrace(IReadOnlyList<IReadOnlyList<BiasFilterCandi
     {
         target_tokens = TargetTokens,
         output_tokens = OutputTokens,
-        steps = Steps.Select(s => s.Select(c => new { parent = c.Parent, score = Math.Round(c.Score, 4), tokens = c.Tokens, finished = c.Finished, kept = c.Kept })),
+        // The target's log-likelihood only when λ > 0, so that traces of the paper's ranking keep their shape.
+        steps = Steps.Select(s => s.Select(c => c.TargetLogLikelihood is { } ll
+            ? (object)new { parent = c.Parent, score = Math.Round(c.Score, 4), tokens = c.Tokens, finished = c.Finished, kept = c.Kept, target_loglik = Math.Round(ll, 4) }
+            : new { parent = c.Parent, score = Math.Round(c.Score, 4), tokens = c.Tokens, finished = c.Finished, kept = c.Kept })),
     });
 }
 
@@ -70,11 +84,13 @@ public sealed record BiasFilterTrace(IReadOnlyList<IReadOnlyList<BiasFilterCandi
 /// continuations are generated as one batch); every candidate is scored by the cumulative reward of its whole partial
 /// response; the top N (finished ones included) are kept. The result is the best-scoring finished candidate (or the best
 /// one when the token limit ends the search). Ties keep generation order, so with N = N_children = 1 the search is plain
-/// sampling continued segment by segment from one random stream.
+/// sampling continued segment by segment from one random stream. With λ &gt; 0 (<see cref="BiasFilterOptions.LikelihoodWeight"/>,
+/// ours) the rank score adds λ·log π_target(y | x), computed by the target on the candidates' token ids (one batched
+/// forward pass per step; end of sequence is not scored, as the reward does not score it either).
 /// </summary>
 public sealed class BiasFilterDecoder(Func<IReadOnlyList<string>, IReadOnlyList<double>> reward, BiasFilterOptions options)
 {
-    private sealed record Candidate(List<int> Tokens, double Score, bool Finished, FinishReason? Reason, string? Stop);
+    private sealed record Candidate(List<int> Tokens, double Score, bool Finished, FinishReason? Reason, string? Stop, double? LogLikelihood = null);
 
     public BiasFilterTrace? LastTrace { get; private set; }
 
@@ -123,14 +139,18 @@ public sealed class BiasFilterDecoder(Func<IReadOnlyList<string>, IReadOnlyList<
             }
             var texts = fresh.Select(c => TextGeneration.CutAtStop(decode(c.Tokens), generation.StopStrings)).ToList();
             var scores = reward(texts);
-            fresh = fresh.Select((c, i) => c with { Score = scores[i] }).ToList();
+            // λ = 0 skips the target's forward pass entirely: the paper's ranking, at the paper's cost.
+            var logLikelihoods = options.LikelihoodWeight == 0 ? null
+                : model.LogProbabilities(fresh.Select(c => ((IReadOnlyList<int>)prompt, (IReadOnlyList<int>)c.Tokens)).ToList()).Select(x => x.Sum).ToList();
+            fresh = fresh.Select((c, i) => logLikelihoods is null ? c with { Score = scores[i] }
+                : c with { Score = scores[i] + options.LikelihoodWeight * logLikelihoods[i], LogLikelihood = logLikelihoods[i] }).ToList();
             // Finished candidates keep competing with the new ones; stable order: carried first, then generation order.
             var pool = active.Where(c => c.Finished).Select(c => (c, parent: -1)).Concat(fresh.Select((c, i) => (c, parent: parents[i]))).ToList();
             // Rank key: the score, except that every score within δ of the best counts as the best (δ = 0: the score).
             double top = pool.Max(x => x.c.Score);
             double Key(double score) => score >= top - options.Margin ? top : score;
             var kept = pool.Select((x, i) => (x, i)).OrderByDescending(y => Key(y.x.c.Score)).ThenBy(y => y.i).Take(options.Keep).Select(y => y.i).ToHashSet();
-            steps.Add(pool.Select((x, i) => new BiasFilterCandidate(x.parent, x.c.Score, x.c.Tokens.Count, x.c.Finished, kept.Contains(i))).ToList());
+            steps.Add(pool.Select((x, i) => new BiasFilterCandidate(x.parent, x.c.Score, x.c.Tokens.Count, x.c.Finished, kept.Contains(i), x.c.LogLikelihood)).ToList());
             active = pool.Select((x, i) => (x, i)).Where(y => kept.Contains(y.i)).OrderByDescending(y => Key(y.x.c.Score)).ThenBy(y => y.i).Select(y => y.x.c).ToList();
         }
         // The best finished candidate; with δ > 0 the first (in kept order) of those within δ of the best finished score.

@@ -224,10 +224,11 @@ public sealed record RunSpec
 /// <param name="SegmentTokens">l: tokens per segment.</param>
 /// <param name="RewardHash">Content hash of both reward model folders when the run was created (part of the cache identity).</param>
 /// <param name="Margin">δ of BiasFilter's ranking (0: by the reward alone).</param>
+/// <param name="LikelihoodWeight">λ of BiasFilter's ranking: weight of the target's log-likelihood beside the reward (0: the reward alone).</param>
 /// <param name="Methods">The run's white-box method names (innermost parts), whose cache keys carry <see cref="CacheIdentityOf"/>.</param>
 public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash = null, string? RewardModel = null, string? RewardReference = null,
     double Beta = 1.0, int Keep = 4, int Children = 4, int SegmentTokens = 12, string? RewardHash = null, IReadOnlyList<string>? Methods = null,
-    double Margin = 0)
+    double Margin = 0, double LikelihoodWeight = 0)
 {
     /// <summary>
     /// What a white-box reply depends on besides the request: BiasFilter's on the reward models' content hash and the
@@ -235,6 +236,7 @@ public sealed record WhiteBoxSpec(string? Steering = null, string? SteeringHash 
     /// </summary>
     public string CacheIdentityOf(string method) => method.Split('+')[^1] == "biasfilter"
         ? FormattableString.Invariant($"|biasfilter:{RewardHash}|{Beta}|{Keep}|{Children}|{SegmentTokens}") + (Margin == 0 ? "" : FormattableString.Invariant($"|δ{Margin}"))
+            + (LikelihoodWeight == 0 ? "" : FormattableString.Invariant($"|λ{LikelihoodWeight}"))
         : $"|steering:{SteeringHash}";
 
     /// <summary>

@@ -102,6 +102,68 @@ public class BiasFilterTests
     }
 
     [Fact]
+    public void ZeroRewardWithLikelihoodWeightPicksTheTargetsMostLikelyCandidate()
+    {
+        using var model = Tiny(3);
+        // One segment covers the whole reply and no EOS, so every candidate is 16 tokens long and finishes in step 1.
+        var options = new GenerationOptions { MaxNewTokens = 16, DoSample = true, Seed = 21, EosTokenIds = [], Temperature = 1.5 };
+        var filterOptions = new BiasFilterOptions { Keep = 4, Children = 8, SegmentTokens = 16, LikelihoodWeight = 0.5 };
+        var decoder = new BiasFilterDecoder(texts => texts.Select(_ => 0.0).ToList(), filterOptions);
+        var filtered = decoder.Decode(model, Prompt, options, Bytes, _ct);
+
+        // The same 8 candidates, drawn independently: the decoder's first step samples all of them in one batch from one
+        // generator seeded with the request's seed. Each is scored by hand, one at a time.
+        using var gen = new TorchSharp.torch.Generator(21);
+        var candidates = model.Generate(Enumerable.Repeat((IReadOnlyList<int>)Prompt, 8).ToList(),
+            options with { Generator = gen, Seed = null }, _ct).Select(r => r.Tokens).ToList();
+        var logLikelihoods = candidates.Select(c => model.LogProbability(Prompt, c).Sum).ToList();
+        int best = logLikelihoods.IndexOf(logLikelihoods.Max());
+        Assert.Equal(candidates[best], filtered.Tokens);
+        // Not vacuous: with λ = 0 a zero reward keeps the sampling order, so the reply is the first sample, another one.
+        Assert.NotEqual(0, best);
+        var plain = new BiasFilterDecoder(texts => texts.Select(_ => 0.0).ToList(), filterOptions with { LikelihoodWeight = 0 }).Decode(model, Prompt, options, Bytes, _ct);
+        Assert.Equal(candidates[0], plain.Tokens);
+
+        // The trace records each candidate's log-likelihood, and its score is λ times it (the reward is zero).
+        var step = Assert.Single(decoder.LastTrace!.Steps);
+        Assert.Equal(8, step.Count);
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.Equal(logLikelihoods[i], step[i].TargetLogLikelihood!.Value, 3);
+            Assert.Equal(0.5 * logLikelihoods[i], step[i].Score, 3);
+        }
+        Assert.Contains("target_loglik", decoder.LastTrace.ToJson(), StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new BiasFilterOptions { LikelihoodWeight = -1 }.Validate());
+    }
+
+    [Fact]
+    public void LikelihoodWeightTradesTheRewardAgainstTheTargetsLikelihood()
+    {
+        using var model = Tiny(3);
+        const char favoured = 'e';
+        var options = new GenerationOptions { MaxNewTokens = 16, DoSample = true, Seed = 21, EosTokenIds = [], Temperature = 1.5 };
+        var seen = new List<string>();
+        List<BiasFilterCandidate> Step(double lambda)
+        {
+            var decoder = new BiasFilterDecoder(texts =>
+            {
+                seen.AddRange(texts);
+                return texts.Select(t => (double)t.Count(c => c == favoured)).ToList();
+            }, new BiasFilterOptions { Keep = 4, Children = 8, SegmentTokens = 16, LikelihoodWeight = lambda });
+            decoder.Decode(model, Prompt, options, Bytes, _ct);
+            return decoder.LastTrace!.Steps.Single().ToList();
+        }
+        var byReward = Step(0);
+        Assert.All(byReward, c => Assert.Null(c.TargetLogLikelihood)); // λ = 0: the paper's ranking, no extra forward pass
+        var rewards = seen.Select(t => (double)t.Count(c => c == favoured)).ToList();
+        var mixed = Step(0.7);
+        // Every candidate's score is its reward plus λ times its log-likelihood; the kept ones are the top 4 of that sum.
+        for (int i = 0; i < 8; i++) Assert.Equal(rewards[i] + 0.7 * mixed[i].TargetLogLikelihood!.Value, mixed[i].Score, 3);
+        var top = mixed.Select((c, i) => (c, i)).OrderByDescending(x => x.c.Score).ThenBy(x => x.i).Take(4).Select(x => x.i).ToHashSet();
+        Assert.Equal(top, mixed.Select((c, i) => (c, i)).Where(x => x.c.Kept).Select(x => x.i).ToHashSet());
+    }
+
+    [Fact]
     public void FinishedCandidatesStopGrowingAndStopStringsCutTheText()
     {
         using var model = Tiny(8);

@@ -111,4 +111,35 @@ public class WhiteBoxCliTests
         var w = report.GetProperty("whiteBox").EnumerateArray().First(x => x.GetProperty("method").GetString() == "biasfilter");
         Assert.True(w.GetProperty("meanTargetTokensPerOutputToken").GetDouble() >= 1);
     }
+
+    [Fact]
+    public async Task BiasFilterLikelihoodWeightIsRecordedStoredAndPartOfTheCacheIdentity()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var folder = TinyModelFolder.Create(Path.Combine(dir.Path, "tiny-llama"));
+        var fair = TinyModelFolder.Create(Path.Combine(dir.Path, "tiny-fair"), seed: 9);
+        string[] common = ["run", "--target", folder, "--suite", "bbq", "--limit", "1", "--max-tokens", "4", "--temperature", "1", "--method", "biasfilter",
+            "--reward-model", fair, "--reward-ref", folder, "--filter-keep", "2", "--filter-children", "2", "--segment-tokens", "2", "--runs-dir", dir.Path];
+
+        var bad = await CliProcess.RunAsync([.. common, "--filter-likelihood-weight", "-1", "--run-id", "bad"], dir.Path, ct, TimeSpan.FromSeconds(60));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--filter-likelihood-weight", bad.StdErr, StringComparison.Ordinal);
+
+        var run = await CliProcess.RunAsync([.. common, "--filter-likelihood-weight", "0.5", "--run-id", "lambda"], dir.Path, ct, TimeSpan.FromSeconds(180));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var spec = (await store.GetRunAsync("lambda", ct))!.WhiteBox!;
+        Assert.Equal(0.5, spec.LikelihoodWeight);
+        // λ is part of the cache key (a reply ranked with the target's likelihood is another reply), and λ = 0 keeps the
+        // key that runs made before λ existed.
+        Assert.Contains("|λ0.5", spec.CacheIdentityOf("biasfilter"), StringComparison.Ordinal);
+        Assert.Equal((spec with { LikelihoodWeight = 0 }).CacheIdentityOf("biasfilter"),
+            FormattableString.Invariant($"|biasfilter:{spec.RewardHash}|{spec.Beta}|{spec.Keep}|{spec.Children}|{spec.SegmentTokens}"));
+        var row = Assert.Single(await store.ReadResultsAsync("lambda", ct).ToListAsync(ct));
+        using var trace = System.Text.Json.JsonDocument.Parse(row.Requests[^1].Details![BiasFilterChatClient.CandidatesKey]);
+        // Every candidate carries the target's log-likelihood of its partial reply (≤ 0), which its score includes.
+        Assert.All(trace.RootElement.GetProperty("steps").EnumerateArray().SelectMany(s => s.EnumerateArray()),
+            c => Assert.True(c.GetProperty("target_loglik").GetDouble() <= 0));
+    }
 }
