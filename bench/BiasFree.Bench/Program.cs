@@ -50,7 +50,8 @@ var serving = new Command("serving", "In-process serving with continuous batchin
     "--kv-cache-mb N, --threads N, --model FOLDER or --layers N (see ServingBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 serving.SetAction(async (_, _) => await ServingBench.RunAsync(args.ToList()));
 var whiteBox = new Command("white-box", "FairSteer/BiasFilter evidence and overhead on the demo model: --model FOLDER, --steering DIR, --probes N, " +
-    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --adapter LORA_FOLDER, --methods m1,m2, --speed-runs K, --no-overhead, " +
+    "--temperature T, --max-tokens N, --reward-model F --reward-ref F, --filter-grid N:C:l[:δ[:λ]],… (chosen on --dev-probes N), " +
+    "--filter-also N:C:l:δ:λ,…, --adapter LORA_FOLDER, --methods m1,m2, --speed-runs K, --overhead-pairs N, --no-overhead, " +
     "--group-categories a,b, --out FILE --section NAME, --fit-only; when --steering is not fitted yet, steer fit's options: " +
     "--probe-labels paper|ambiguous-bias, --vector probe-means|probe-means-ambiguous|pairs, --sweep-objective mean|ambiguous, " +
     "--sweep-metric all-replies|report, --fit-items N, --sweep-items N, --sweep-samples N, --alphas a,b, --layers l1,l2 (see WhiteBoxBench.cs).") { TreatUnmatchedTokensAsErrors = false };

@@ -26,7 +26,7 @@ using static TorchSharp.torch;
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- white-box [--model FOLDER] [--steering DIR] [--probes 300]
 ///        [--temperature 1] [--max-tokens 24] [--reward-model F[,F2…] --reward-ref F] [--filter-grid N:C:l[:δ[:λ]],…] [--filter-also N:C:l:δ:λ,…] [--dev-probes 120]
 ///        [--no-overhead] [--group-categories a,b,…] [--out docs/white-box-results.md [--section NAME]]
-///        [--adapter LORA_FOLDER] [--methods m1,m2,…] [--speed-runs K] [--fit-only]
+///        [--adapter LORA_FOLDER] [--methods m1,m2,…] [--speed-runs K] [--overhead-pairs N] [--fit-only]
 ///        fit settings (when --steering is not a fitted folder yet; steer fit's options of the same names):
 ///        [--probe-labels paper|ambiguous-bias] [--vector probe-means|probe-means-ambiguous|pairs] [--sweep-objective mean|ambiguous] [--sweep-metric all-replies|report]
 ///        [--fit-items 800] [--sweep-items 200] [--sweep-samples 2] [--alphas 0.5,1,2,4] [--layers 0,1,…]
