@@ -171,20 +171,15 @@ public static class LocalTargets
 
     /// <summary>
     /// SHA-256 (hex) over the name, length and bytes of each file that defines the model's replies, in ordinal name
-    /// order: config.json, every *.safetensors file, and every file the engine reads for the tokenizer, the chat
-    /// template and the generation defaults (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
-    /// generation_config.json, chat_template.jinja, chat_template.json). A new chat template changes every prompt, so
-    /// replies cached under the old one must not be reused.
+    /// order: config.json, every *.safetensors file, and the tokenizer, chat-template and generation files a trained
+    /// folder takes from its base (<see cref="Models.ModelFolder.TokenizerFiles"/>: tokenizer.json,
+    /// tokenizer_config.json, special_tokens_map.json, generation_config.json, chat_template.jinja, chat_template.json,
+    /// and the slow tokenizers' files). A new chat template changes every prompt, so replies cached under the old one
+    /// must not be reused.
     /// </summary>
-    private static readonly string[] ReplyDefiningFiles =
-    [
-        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "chat_template.jinja", "chat_template.json",
-    ];
-
     public static string ContentHash(string folder)
     {
-        var names = ReplyDefiningFiles
+        var names = Models.ModelFolder.TokenizerFiles.Prepend("config.json")
             .Where(n => File.Exists(Path.Combine(folder, n)))
             .Concat(Directory.EnumerateFiles(folder, "*.safetensors").Select(Path.GetFileName).OfType<string>())
             .Distinct(StringComparer.Ordinal)
