@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -44,6 +45,7 @@ public static unsafe class ArgMax
         return result;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long RowF32(float* p, long n)
     {
         long i = 0;
@@ -77,6 +79,7 @@ public static unsafe class ArgMax
         return 0; // unreachable: max is one of the row's values
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long RowBf16(ushort* p, long n)
     {
         long i = 0;

@@ -26,7 +26,9 @@ namespace BiasFree.Engine.Kernels;
 /// weight, and at most <see cref="MaxRows"/> rows of x. Each extra row costs another pass of FMAs over the (cached)
 /// weight row, and from four rows on oneDNN's bf16 dot-product instructions were as fast or faster on every decode
 /// shape measured. Everything else goes to <c>nn.functional.linear</c>. With several torch threads the weight rows are
-/// split into that many contiguous ranges, one .NET worker each.
+/// split into that many contiguous ranges, one .NET worker each. The loops are compiled fully optimized on first use
+/// (AggressiveOptimization): tiered compilation would otherwise run the first calls of a process as unoptimized
+/// code, which made the first decode steps of the bench about twice as slow.
 /// </para>
 /// </remarks>
 internal static unsafe class Bf16Linear
@@ -85,6 +87,7 @@ internal static unsafe class Bf16Linear
 
     private static readonly Vector512<uint> HighHalves = Vector512.Create(0xFFFF0000u);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(ushort* x, ushort* w, ushort* bias, ushort* y, int rows, long n, int k, int threads)
     {
         // x widened to float32 once, [rows, k32], each row padded with zeros to a multiple of 32 and stored per chunk of
@@ -126,6 +129,7 @@ internal static unsafe class Bf16Linear
     /// once for several rows) halved the bandwidth one core got (8 against 17 GB/s), while x stays in the L1 cache
     /// anyway. Further rows of x read the weight row again from L1.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RowRange(float* x, ushort* w, ushort* bias, ushort* y, int rows, long n, int k, int k32, long first, long last)
     {
         int full = k & ~31;
@@ -144,6 +148,7 @@ internal static unsafe class Bf16Linear
     }
 
     /// <summary>One weight row (its first <paramref name="full"/> elements, a multiple of 32) against one x row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot1(ushort* w, float* x, int full)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
