@@ -27,8 +27,7 @@ namespace BiasFree.Engine.Kernels;
 /// weight row, and from four rows on oneDNN's bf16 dot-product instructions were as fast or faster on every decode
 /// shape measured. Everything else goes to <c>nn.functional.linear</c>. With several torch threads the weight rows are
 /// split into that many contiguous ranges, one .NET worker each. The loops are compiled fully optimized on first use
-/// (AggressiveOptimization): tiered compilation would otherwise run the first calls of a process as unoptimized
-/// code, which made the first decode steps of the bench about twice as slow.
+/// (AggressiveOptimization): tiered compilation would otherwise run a process's first calls as unoptimized code.
 /// </para>
 /// </remarks>
 internal static unsafe class Bf16Linear
