@@ -26,8 +26,9 @@ namespace BiasFree.Targets;
 /// run's <c>biasfree.*</c> probe context never reaches the server).</para>
 /// <para>Failures are those the SDK path gives: an error status is a <see cref="ClientResultException"/> with the
 /// server's status and its error message; a 2xx body that is not a chat completion is a
-/// <see cref="MalformedReplyException"/> (retried) or <see cref="NonJsonReplyException"/> (not retried); every attempt
-/// timing out is a <see cref="TimeoutException"/> naming the endpoint. The API key is only ever written into the
+/// <see cref="MalformedReplyException"/> (retried) or <see cref="NonJsonReplyException"/> (not retried); a network error
+/// or malformed reply that outlasts the retries comes out inside a <see cref="ClientResultException"/> with status 0, as
+/// the SDK's transport wrapped it; every attempt timing out is a <see cref="TimeoutException"/> naming the endpoint. The API key is only ever written into the
 /// Authorization header of a request.</para>
 /// </remarks>
 internal sealed class ChatCompletionsClient : IChatClient
@@ -295,6 +296,12 @@ internal sealed class ChatCompletionsClient : IChatClient
                     throw new TimeoutException(string.Create(CultureInfo.InvariantCulture,
                         $"No answer from {_descriptor.Endpoint} (model {_descriptor.Model}) within {_options.Timeout.TotalSeconds:0.###} s, in each of {_options.MaxRetries + 1} attempt(s)."),
                         failure.SourceException);
+                }
+                if (failure.SourceException is HttpRequestException network)
+                {
+                    // As the SDK's transport wrapped a network error or a malformed reply: callers that catch
+                    // ClientResultException (status 0) see what they saw before, with the cause inside.
+                    throw new ClientResultException(network.Message, response: null, network);
                 }
                 failure.Throw();
             }

@@ -169,6 +169,24 @@ public class ChatCompletionsClientTests
     }
 
     [Fact]
+    public async Task ANetworkErrorComesOutAsTheSdkGaveIt()
+    {
+        // A port nothing listens on: the connection is refused.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var endpoint = new Uri($"http://127.0.0.1:{port}/v1");
+        using var ours = OpenAICompatibleTarget.Create(new OpenAICompatibleTargetOptions { Endpoint = endpoint, Model = "m", ApiKeyEnvironmentVariable = null, MaxRetries = 0 });
+        var sdk = new OpenAIClient(new ApiKeyCredential("k"), new OpenAIClientOptions { Endpoint = endpoint, RetryPolicy = new ClientRetryPolicy(0) }).GetChatClient("m").AsIChatClient();
+        var a = await Assert.ThrowsAsync<ClientResultException>(() => ours.GetResponseAsync("hi", cancellationToken: Ct));
+        var b = await Assert.ThrowsAsync<ClientResultException>(() => sdk.GetResponseAsync("hi", cancellationToken: Ct));
+        Assert.Equal((0, b.Message), (a.Status, a.Message));
+        Assert.IsType<HttpRequestException>(a.InnerException);
+        Assert.Null(TargetFailure.Persistent(a));
+    }
+
+    [Fact]
     public void AnErrorBodyThatIsNotOpenAIsIsQuoted()
     {
         Assert.Equal("HTTP 400 (Bad Request)\n\nmodel 'x' not loaded", ChatCompletionsClient.ErrorMessage(400, "Bad Request", "model 'x' not loaded\n"u8));
