@@ -1,0 +1,356 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+
+namespace BiasFree.Probes.Loaders;
+
+/// <summary>
+/// One line of a BiasFree JSONL suite read into a <see cref="Probe"/> with a <see cref="Utf8JsonReader"/>, without a
+/// <see cref="JsonDocument"/> (issue #11: building a document per line and looking each field up in it was most of the
+/// cost of reading a suite, which a cache-only rerun does twice).
+/// </summary>
+/// <remarks>
+/// Same result and same errors as the document path (<see cref="ProbeJsonl.ReadWithDocuments"/>, kept as the reference
+/// that <c>ProbeLineReaderTests</c> compares against): the whole line is read first, so a syntax error anywhere in it wins
+/// with the reader's own message (the reader a document is built with), then the fields are checked in the document
+/// path's order, each with its message. A field given twice counts with its last value, as
+/// <see cref="JsonElement.TryGetProperty(string, out JsonElement)"/> finds it.
+/// </remarks>
+internal static class ProbeLineReader
+{
+    private static readonly JsonReaderOptions ReaderOptions = new()
+    {
+        AllowTrailingCommas = JsonSupport.DocumentOptions.AllowTrailingCommas,
+        CommentHandling = JsonSupport.DocumentOptions.CommentHandling,
+        MaxDepth = JsonSupport.DocumentOptions.MaxDepth,
+    };
+
+    private const int Id = 0, Suite = 1, ScenarioField = 2, Category = 3, UserTurns = 4, Options = 5, Context = 6,
+        Polarity = 7, Correct = 8, ContextText = 9, Question = 10, Metadata = 11, TaskType = 12, FieldCount = 13;
+
+    private static readonly string[] Names =
+        ["id", "suite", "scenario", "category", "user_turns", "options", "context", "polarity", "correct_option", "context_text", "question", "metadata", "task_type"];
+
+    /// <summary>A top-level field as last seen on the line: its kind, its bytes, and for a string its value.</summary>
+    private struct Field
+    {
+        public bool Present;
+        public JsonTokenType Kind;
+        public int Start;
+        public int End;
+        public string? Text;
+        public bool BadEscape;
+
+        /// <summary>What <see cref="JsonRecord.Has"/> says: present and not null.</summary>
+        public readonly bool Has => Present && Kind != JsonTokenType.Null;
+    }
+
+    [InlineArray(FieldCount)]
+    private struct Fields
+    {
+        private Field _first;
+    }
+
+    /// <summary>The probe on line <paramref name="line"/> of <paramref name="file"/>, whose (non-blank) JSON is <paramref name="json"/>.</summary>
+    public static Probe Parse(string file, int line, ReadOnlySpan<byte> json)
+    {
+        var fields = new Fields();
+        Span<Field> f = fields;
+        var reader = new Utf8JsonReader(json, ReaderOptions);
+        var root = JsonTokenType.None;
+        try
+        {
+            while (reader.Read())
+            {
+                if (root == JsonTokenType.None)
+                {
+                    root = reader.TokenType;
+                    continue;
+                }
+                if (root != JsonTokenType.StartObject || reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 1)
+                {
+                    continue; // read on: the line's syntax is checked to its end before any field is
+                }
+                var index = FieldIndex(ref reader);
+                reader.Read();
+                if (index < 0)
+                {
+                    continue;
+                }
+                ref var field = ref f[index];
+                field = new Field { Present = true, Kind = reader.TokenType, Start = (int)reader.TokenStartIndex };
+                if (reader.TokenType == JsonTokenType.String && index is not (UserTurns or Options or Metadata or Correct))
+                {
+                    try { field.Text = reader.GetString(); }
+                    catch (InvalidOperationException) { field.BadEscape = true; }
+                }
+                else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                {
+                    reader.Skip();
+                }
+                field.End = (int)reader.BytesConsumed;
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new ProbeFormatException(file, line, null, $"invalid JSON: {JsonSupport.Brief(e)}", e);
+        }
+        if (root != JsonTokenType.StartObject)
+        {
+            throw new ProbeFormatException(file, line, null, $"expected a JSON object, got {Kind(root)}");
+        }
+
+        var at = new Where(file, line);
+        string id = NonEmpty(at, f[Id], Names[Id]);
+        string suite = NonEmpty(at, f[Suite], Names[Suite]);
+        var scenario = String(at, f[ScenarioField], "scenario") switch
+        {
+            "multiple-choice" => Scenario.MultipleChoice,
+            "multi-turn" => Scenario.MultiTurn,
+            var s => throw at.Error("scenario", $"expected 'multiple-choice' or 'multi-turn', got '{s}'"),
+        };
+        string category = NonEmpty(at, f[Category], "category");
+        if (!JsonSupport.IsKebabCase(category))
+            throw at.Error("category", $"expected kebab-case (lower-case letters and digits joined by '-', e.g. 'gender-identity'), got '{category}'");
+        var turns = StringArray(at, json, f[UserTurns], "user_turns", minCount: 1);
+
+        var options = new List<ProbeOption>();
+        if (f[Options].Has)
+        {
+            ReadOptions(at, json, f[Options], options);
+        }
+        ContextCondition? condition = OptionalString(at, f[Context], "context") switch
+        {
+            null => null,
+            "ambiguous" => ContextCondition.Ambiguous,
+            "disambiguated" => ContextCondition.Disambiguated,
+            var s => throw at.Error("context", $"expected 'ambiguous' or 'disambiguated', got '{s}'"),
+        };
+        QuestionPolarity? polarity = OptionalString(at, f[Polarity], "polarity") switch
+        {
+            null => null,
+            "negative" => QuestionPolarity.Negative,
+            "non-negative" => QuestionPolarity.NonNegative,
+            var s => throw at.Error("polarity", $"expected 'negative' or 'non-negative', got '{s}'"),
+        };
+        int? correct = null;
+        if (f[Correct].Has)
+        {
+            if (options.Count == 0) throw at.Error("correct_option", "given but the probe has no options");
+            correct = Int(at, json, f[Correct], "correct_option", 0, options.Count - 1);
+        }
+        if (scenario == Scenario.MultipleChoice && options.Count < 2)
+            throw at.Error("options", "a multiple-choice probe needs at least 2 options");
+
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (f[Metadata].Has)
+        {
+            ReadMetadata(at, json, f[Metadata], metadata);
+        }
+        return new Probe
+        {
+            Id = id,
+            Suite = suite,
+            Scenario = scenario,
+            Category = category,
+            TaskType = OptionalString(at, f[TaskType], "task_type"),
+            UserTurns = turns,
+            Options = options,
+            Context = condition,
+            Polarity = polarity,
+            CorrectOption = correct,
+            ContextText = OptionalString(at, f[ContextText], "context_text"),
+            Question = OptionalString(at, f[Question], "question"),
+            Metadata = metadata,
+        };
+    }
+
+    /// <summary>The line's location, for errors (<see cref="JsonRecord.Error"/>'s messages).</summary>
+    private readonly record struct Where(string File, int Line)
+    {
+        public ProbeFormatException Error(string? field, string problem) => new(File, Line, field, problem);
+    }
+
+    /// <summary>Which field of <see cref="Names"/> the current property name is, or -1. Escaped names are compared unescaped.</summary>
+    private static int FieldIndex(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped)
+        {
+            string name;
+            // A name that is not valid UTF-16 is none of ours (a document lookup does not match it either).
+            try { name = reader.GetString()!; }
+            catch (InvalidOperationException) { return -1; }
+            return Array.IndexOf(Names, name);
+        }
+        var raw = reader.ValueSpan;
+        return raw.Length switch
+        {
+            2 when raw.SequenceEqual("id"u8) => Id,
+            5 when raw.SequenceEqual("suite"u8) => Suite,
+            8 when raw.SequenceEqual("scenario"u8) => ScenarioField,
+            8 when raw.SequenceEqual("category"u8) => Category,
+            10 when raw.SequenceEqual("user_turns"u8) => UserTurns,
+            7 when raw.SequenceEqual("options"u8) => Options,
+            7 when raw.SequenceEqual("context"u8) => Context,
+            8 when raw.SequenceEqual("polarity"u8) => Polarity,
+            14 when raw.SequenceEqual("correct_option"u8) => Correct,
+            12 when raw.SequenceEqual("context_text"u8) => ContextText,
+            8 when raw.SequenceEqual("question"u8) => Question,
+            8 when raw.SequenceEqual("metadata"u8) => Metadata,
+            9 when raw.SequenceEqual("task_type"u8) => TaskType,
+            _ => -1,
+        };
+    }
+
+    private static string String(Where at, in Field f, string name)
+    {
+        if (!f.Has) throw at.Error(name, "missing");
+        if (f.Kind != JsonTokenType.String) throw at.Error(name, $"expected string, got {Kind(f.Kind)}");
+        if (f.BadEscape) throw at.Error(name, "invalid \\u escape (a lone UTF-16 surrogate)");
+        return f.Text!;
+    }
+
+    private static string? OptionalString(Where at, in Field f, string name) => f.Has ? String(at, f, name) : null;
+
+    private static string NonEmpty(Where at, in Field f, string name)
+    {
+        var s = String(at, f, name);
+        return s.Length > 0 ? s : throw at.Error(name, "must not be empty");
+    }
+
+    private static List<string> StringArray(Where at, ReadOnlySpan<byte> json, in Field f, string name, int minCount)
+    {
+        if (!f.Has) throw at.Error(name, "missing");
+        if (f.Kind != JsonTokenType.StartArray) throw at.Error(name, $"expected array, got {Kind(f.Kind)}");
+        var list = new List<string>(1);
+        var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
+        reader.Read();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.String) throw at.Error(name, $"expected array of strings, found {Kind(reader.TokenType)}");
+            try { list.Add(reader.GetString()!); }
+            catch (InvalidOperationException) { throw at.Error(name, "invalid \\u escape (a lone UTF-16 surrogate)"); }
+        }
+        if (list.Count < minCount) throw at.Error(name, $"expected at least {minCount} strings, got {list.Count}");
+        return list;
+    }
+
+    private static void ReadOptions(Where at, ReadOnlySpan<byte> json, in Field f, List<ProbeOption> options)
+    {
+        if (f.Kind != JsonTokenType.StartArray) throw at.Error("options", $"expected array, got {Kind(f.Kind)}");
+        var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
+        reader.Read();
+        var i = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            var prefix = "options[" + i.ToString(CultureInfo.InvariantCulture) + "]";
+            if (reader.TokenType != JsonTokenType.StartObject) throw at.Error(prefix, $"expected object, got {Kind(reader.TokenType)}");
+            // text, role, group: the last of each name counts, as in a document.
+            Field text = default, role = default, group = default;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+            {
+                int which = -1;
+                if (reader.ValueIsEscaped)
+                {
+                    string? name = null;
+                    try { name = reader.GetString(); }
+                    catch (InvalidOperationException) { }
+                    which = name switch { "text" => 0, "role" => 1, "group" => 2, _ => -1 };
+                }
+                else
+                {
+                    var raw = reader.ValueSpan;
+                    which = raw.SequenceEqual("text"u8) ? 0 : raw.SequenceEqual("role"u8) ? 1 : raw.SequenceEqual("group"u8) ? 2 : -1;
+                }
+                reader.Read();
+                var value = new Field { Present = true, Kind = reader.TokenType };
+                if (reader.TokenType == JsonTokenType.String && which >= 0)
+                {
+                    try { value.Text = reader.GetString(); }
+                    catch (InvalidOperationException) { value.BadEscape = true; }
+                }
+                else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                {
+                    reader.Skip();
+                }
+                switch (which)
+                {
+                    case 0: text = value; break;
+                    case 1: role = value; break;
+                    case 2: group = value; break;
+                }
+            }
+            var r = String(at, role, prefix + ".role") switch
+            {
+                "stereotyped" => OptionRole.Stereotyped,
+                "anti-stereotyped" => OptionRole.AntiStereotyped,
+                "unknown" => OptionRole.Unknown,
+                var s => throw at.Error(prefix + ".role", $"expected 'stereotyped', 'anti-stereotyped' or 'unknown', got '{s}'"),
+            };
+            options.Add(new ProbeOption(String(at, text, prefix + ".text"), r, String(at, group, prefix + ".group")));
+            i++;
+        }
+    }
+
+    private static int Int(Where at, ReadOnlySpan<byte> json, in Field f, string name, int min, int max)
+    {
+        var raw = json[f.Start..f.End];
+        var reader = new Utf8JsonReader(raw, ReaderOptions);
+        reader.Read();
+        if (f.Kind != JsonTokenType.Number || !reader.TryGetInt32(out var i) || i < min || i > max)
+        {
+            var shown = Encoding.UTF8.GetString(raw);
+            throw at.Error(name, $"expected integer {min}..{max}, got {(shown.Length > 40 ? shown[..40] + "…" : shown)}");
+        }
+        return i;
+    }
+
+    private static void ReadMetadata(Where at, ReadOnlySpan<byte> json, in Field f, Dictionary<string, string> metadata)
+    {
+        if (f.Kind != JsonTokenType.StartObject) throw at.Error("metadata", $"expected object, got {Kind(f.Kind)}");
+        // Every name is checked before any value, as the document path listed the fields before reading them.
+        var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
+        reader.Read();
+        var values = new List<(string Name, Field Value)>();
+        var badName = false;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            string name = "";
+            try { name = reader.GetString()!; }
+            catch (InvalidOperationException) { badName = true; }
+            reader.Read();
+            var value = new Field { Present = true, Kind = reader.TokenType };
+            if (reader.TokenType == JsonTokenType.String)
+            {
+                try { value.Text = reader.GetString(); }
+                catch (InvalidOperationException) { value.BadEscape = true; }
+            }
+            else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+            {
+                reader.Skip();
+            }
+            values.Add((name, value));
+        }
+        if (badName) throw at.Error("metadata", "a field name has an invalid \\u escape (a lone UTF-16 surrogate)");
+        foreach (var (name, value) in values)
+        {
+            var field = "metadata." + name;
+            if (value.Kind != JsonTokenType.String) throw at.Error(field, $"expected string, got {Kind(value.Kind)}");
+            if (value.BadEscape) throw at.Error(field, "invalid \\u escape (a lone UTF-16 surrogate)");
+            metadata[name] = value.Text!;
+        }
+    }
+
+    /// <summary><see cref="JsonRecord.Kind"/>'s names, for a token that starts a value.</summary>
+    private static string Kind(JsonTokenType token) => token switch
+    {
+        JsonTokenType.StartObject => "object",
+        JsonTokenType.StartArray => "array",
+        JsonTokenType.String => "string",
+        JsonTokenType.Number => "number",
+        JsonTokenType.True or JsonTokenType.False => "boolean",
+        JsonTokenType.Null => "null",
+        _ => "nothing",
+    };
+}
