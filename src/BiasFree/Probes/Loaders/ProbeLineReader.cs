@@ -53,7 +53,16 @@ internal static class ProbeLineReader
     }
 
     /// <summary>The probe on line <paramref name="line"/> of <paramref name="file"/>, whose (non-blank) JSON is <paramref name="json"/>.</summary>
-    public static Probe Parse(string file, int line, ReadOnlySpan<byte> json)
+    public static Probe Parse(string file, int line, ReadOnlySpan<byte> json) => Read(file, line, json, build: true);
+
+    /// <summary>
+    /// The line checked exactly as <see cref="Parse"/> checks it (same errors), but built only as far as a run's validation
+    /// pass needs: a probe with its id, suite, scenario, category and context, and nothing else (no turns, options or
+    /// metadata; a string that has no escape is valid UTF-8 already and is not even decoded).
+    /// </summary>
+    public static Probe Scan(string file, int line, ReadOnlySpan<byte> json) => Read(file, line, json, build: false);
+
+    private static Probe Read(string file, int line, ReadOnlySpan<byte> json, bool build)
     {
         var fields = new Fields();
         Span<Field> f = fields;
@@ -82,8 +91,15 @@ internal static class ProbeLineReader
                 field = new Field { Present = true, Kind = reader.TokenType, Start = (int)reader.TokenStartIndex };
                 if (reader.TokenType == JsonTokenType.String && index is not (UserTurns or Options or Metadata or Correct))
                 {
-                    try { field.Text = reader.GetString(); }
-                    catch (InvalidOperationException) { field.BadEscape = true; }
+                    if (build || reader.ValueIsEscaped || index is Id or Suite or ScenarioField or Category or Context or Polarity)
+                    {
+                        try { field.Text = reader.GetString(); }
+                        catch (InvalidOperationException) { field.BadEscape = true; }
+                    }
+                    else
+                    {
+                        field.Text = ""; // valid (unescaped bytes of a checked UTF-8 line), and not kept
+                    }
                 }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
                 {
@@ -113,12 +129,13 @@ internal static class ProbeLineReader
         string category = NonEmpty(at, f[Category], "category");
         if (!JsonSupport.IsKebabCase(category))
             throw at.Error("category", $"expected kebab-case (lower-case letters and digits joined by '-', e.g. 'gender-identity'), got '{category}'");
-        var turns = StringArray(at, json, f[UserTurns], "user_turns", minCount: 1);
+        var turns = StringArray(at, json, f[UserTurns], "user_turns", minCount: 1, build);
 
         var options = new List<ProbeOption>();
+        var optionCount = 0;
         if (f[Options].Has)
         {
-            ReadOptions(at, json, f[Options], options);
+            optionCount = ReadOptions(at, json, f[Options], build ? options : null);
         }
         ContextCondition? condition = OptionalString(at, f[Context], "context") switch
         {
@@ -137,16 +154,24 @@ internal static class ProbeLineReader
         int? correct = null;
         if (f[Correct].Has)
         {
-            if (options.Count == 0) throw at.Error("correct_option", "given but the probe has no options");
-            correct = Int(at, json, f[Correct], "correct_option", 0, options.Count - 1);
+            if (optionCount == 0) throw at.Error("correct_option", "given but the probe has no options");
+            correct = Int(at, json, f[Correct], "correct_option", 0, optionCount - 1);
         }
-        if (scenario == Scenario.MultipleChoice && options.Count < 2)
+        if (scenario == Scenario.MultipleChoice && optionCount < 2)
             throw at.Error("options", "a multiple-choice probe needs at least 2 options");
 
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         if (f[Metadata].Has)
         {
-            ReadMetadata(at, json, f[Metadata], metadata);
+            ReadMetadata(at, json, f[Metadata], build ? metadata : null);
+        }
+        if (!build)
+        {
+            // The other string fields are checked in the order Parse reads them.
+            OptionalString(at, f[TaskType], "task_type");
+            OptionalString(at, f[ContextText], "context_text");
+            OptionalString(at, f[Question], "question");
+            return new Probe { Id = id, Suite = suite, Scenario = scenario, Category = category, UserTurns = [], Context = condition };
         }
         return new Probe
         {
@@ -219,24 +244,38 @@ internal static class ProbeLineReader
         return s.Length > 0 ? s : throw at.Error(name, "must not be empty");
     }
 
-    private static List<string> StringArray(Where at, ReadOnlySpan<byte> json, in Field f, string name, int minCount)
+    private static List<string> StringArray(Where at, ReadOnlySpan<byte> json, in Field f, string name, int minCount, bool build)
     {
         if (!f.Has) throw at.Error(name, "missing");
         if (f.Kind != JsonTokenType.StartArray) throw at.Error(name, $"expected array, got {Kind(f.Kind)}");
         var list = new List<string>(1);
+        var count = 0;
         var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
         reader.Read();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.String) throw at.Error(name, $"expected array of strings, found {Kind(reader.TokenType)}");
-            try { list.Add(reader.GetString()!); }
-            catch (InvalidOperationException) { throw at.Error(name, "invalid \\u escape (a lone UTF-16 surrogate)"); }
+            var text = ValidString(ref reader, build) ?? throw at.Error(name, "invalid \\u escape (a lone UTF-16 surrogate)");
+            if (build) list.Add(text);
+            count++;
         }
-        if (list.Count < minCount) throw at.Error(name, $"expected at least {minCount} strings, got {list.Count}");
+        if (count < minCount) throw at.Error(name, $"expected at least {minCount} strings, got {count}");
         return list;
     }
 
-    private static void ReadOptions(Where at, ReadOnlySpan<byte> json, in Field f, List<ProbeOption> options)
+    /// <summary>
+    /// The current string token's value, or null when its escapes are not valid UTF-16. Without <paramref name="build"/>
+    /// a string with no escape is not decoded (its bytes are valid UTF-8, checked with the line) and "" stands for it.
+    /// </summary>
+    private static string? ValidString(ref Utf8JsonReader reader, bool build)
+    {
+        if (!build && !reader.ValueIsEscaped) return "";
+        try { return reader.GetString(); }
+        catch (InvalidOperationException) { return null; }
+    }
+
+    /// <summary>Checks the options, adds them to <paramref name="options"/> (null: checked only) and returns how many there are.</summary>
+    private static int ReadOptions(Where at, ReadOnlySpan<byte> json, in Field f, List<ProbeOption>? options)
     {
         if (f.Kind != JsonTokenType.StartArray) throw at.Error("options", $"expected array, got {Kind(f.Kind)}");
         var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
@@ -267,8 +306,9 @@ internal static class ProbeLineReader
                 var value = new Field { Present = true, Kind = reader.TokenType };
                 if (reader.TokenType == JsonTokenType.String && which >= 0)
                 {
-                    try { value.Text = reader.GetString(); }
-                    catch (InvalidOperationException) { value.BadEscape = true; }
+                    // The role is compared with its names; a text or group is only checked when the probe is not built.
+                    value.Text = ValidString(ref reader, build: options is not null || which == 1);
+                    value.BadEscape = value.Text is null;
                 }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
                 {
@@ -288,9 +328,12 @@ internal static class ProbeLineReader
                 "unknown" => OptionRole.Unknown,
                 var s => throw at.Error(prefix + ".role", $"expected 'stereotyped', 'anti-stereotyped' or 'unknown', got '{s}'"),
             };
-            options.Add(new ProbeOption(String(at, text, prefix + ".text"), r, String(at, group, prefix + ".group")));
+            var optionText = String(at, text, prefix + ".text");
+            options?.Add(new ProbeOption(optionText, r, String(at, group, prefix + ".group")));
+            if (options is null) String(at, group, prefix + ".group");
             i++;
         }
+        return i;
     }
 
     private static int Int(Where at, ReadOnlySpan<byte> json, in Field f, string name, int min, int max)
@@ -306,7 +349,8 @@ internal static class ProbeLineReader
         return i;
     }
 
-    private static void ReadMetadata(Where at, ReadOnlySpan<byte> json, in Field f, Dictionary<string, string> metadata)
+    /// <summary>Checks the metadata and adds it to <paramref name="metadata"/> (null: checked only).</summary>
+    private static void ReadMetadata(Where at, ReadOnlySpan<byte> json, in Field f, Dictionary<string, string>? metadata)
     {
         if (f.Kind != JsonTokenType.StartObject) throw at.Error("metadata", $"expected object, got {Kind(f.Kind)}");
         // Every name is checked before any value, as the document path listed the fields before reading them.
@@ -316,21 +360,20 @@ internal static class ProbeLineReader
         var badName = false;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
-            string name = "";
-            try { name = reader.GetString()!; }
-            catch (InvalidOperationException) { badName = true; }
+            var name = ValidString(ref reader, build: true); // errors name the field, checked or built
+            badName |= name is null;
             reader.Read();
             var value = new Field { Present = true, Kind = reader.TokenType };
             if (reader.TokenType == JsonTokenType.String)
             {
-                try { value.Text = reader.GetString(); }
-                catch (InvalidOperationException) { value.BadEscape = true; }
+                value.Text = ValidString(ref reader, metadata is not null);
+                value.BadEscape = value.Text is null;
             }
             else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
             {
                 reader.Skip();
             }
-            values.Add((name, value));
+            values.Add((name ?? "", value));
         }
         if (badName) throw at.Error("metadata", "a field name has an invalid \\u escape (a lone UTF-16 surrogate)");
         foreach (var (name, value) in values)
@@ -338,7 +381,7 @@ internal static class ProbeLineReader
             var field = "metadata." + name;
             if (value.Kind != JsonTokenType.String) throw at.Error(field, $"expected string, got {Kind(value.Kind)}");
             if (value.BadEscape) throw at.Error(field, "invalid \\u escape (a lone UTF-16 surrogate)");
-            metadata[name] = value.Text!;
+            if (metadata is not null) metadata[name] = value.Text!;
         }
     }
 
