@@ -66,6 +66,11 @@ internal static class ProbeLineReader
     {
         var fields = new Fields();
         Span<Field> f = fields;
+        var at = new Where(file, line);
+        // The turns and options are checked (and built) as the one pass reads them; their first problem waits, as every
+        // field's does, until the whole line has been read.
+        ArrayRead<string> turns = default;
+        ArrayRead<ProbeOption> options = default;
         var reader = new Utf8JsonReader(json, ReaderOptions);
         var root = JsonTokenType.None;
         try
@@ -101,6 +106,14 @@ internal static class ProbeLineReader
                         field.Text = ""; // valid (unescaped bytes of a checked UTF-8 line), and not kept
                     }
                 }
+                else if (reader.TokenType == JsonTokenType.StartArray && index == UserTurns)
+                {
+                    turns = ReadTurns(ref reader, at, build);
+                }
+                else if (reader.TokenType == JsonTokenType.StartArray && index == Options)
+                {
+                    options = ReadOptions(ref reader, at, build);
+                }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
                 {
                     reader.Skip();
@@ -117,7 +130,6 @@ internal static class ProbeLineReader
             throw new ProbeFormatException(file, line, null, $"expected a JSON object, got {Kind(root)}");
         }
 
-        var at = new Where(file, line);
         string id = NonEmpty(at, f[Id], Names[Id]);
         string suite = NonEmpty(at, f[Suite], Names[Suite]);
         var scenario = String(at, f[ScenarioField], "scenario") switch
@@ -129,13 +141,17 @@ internal static class ProbeLineReader
         string category = NonEmpty(at, f[Category], "category");
         if (!JsonSupport.IsKebabCase(category))
             throw at.Error("category", $"expected kebab-case (lower-case letters and digits joined by '-', e.g. 'gender-identity'), got '{category}'");
-        var turns = StringArray(at, json, f[UserTurns], "user_turns", minCount: 1, build);
+        if (!f[UserTurns].Has) throw at.Error("user_turns", "missing");
+        if (f[UserTurns].Kind != JsonTokenType.StartArray) throw at.Error("user_turns", $"expected array, got {Kind(f[UserTurns].Kind)}");
+        if (turns.Error is { } turnsError) throw turnsError;
+        if (turns.Count < 1) throw at.Error("user_turns", $"expected at least 1 strings, got {turns.Count}");
 
-        var options = new List<ProbeOption>();
         var optionCount = 0;
         if (f[Options].Has)
         {
-            optionCount = ReadOptions(at, json, f[Options], build ? options : null);
+            if (f[Options].Kind != JsonTokenType.StartArray) throw at.Error("options", $"expected array, got {Kind(f[Options].Kind)}");
+            if (options.Error is { } optionsError) throw optionsError;
+            optionCount = options.Count;
         }
         ContextCondition? condition = OptionalString(at, f[Context], "context") switch
         {
@@ -180,8 +196,8 @@ internal static class ProbeLineReader
             Scenario = scenario,
             Category = category,
             TaskType = OptionalString(at, f[TaskType], "task_type"),
-            UserTurns = turns,
-            Options = options,
+            UserTurns = turns.Items!,
+            Options = options.Items ?? [],
             Context = condition,
             Polarity = polarity,
             CorrectOption = correct,
@@ -244,23 +260,33 @@ internal static class ProbeLineReader
         return s.Length > 0 ? s : throw at.Error(name, "must not be empty");
     }
 
-    private static List<string> StringArray(Where at, ReadOnlySpan<byte> json, in Field f, string name, int minCount, bool build)
+    /// <summary>An array read in the line's one pass: its items (when built), how many, and its first problem.</summary>
+    private struct ArrayRead<T>
     {
-        if (!f.Has) throw at.Error(name, "missing");
-        if (f.Kind != JsonTokenType.StartArray) throw at.Error(name, $"expected array, got {Kind(f.Kind)}");
-        var list = new List<string>(1);
-        var count = 0;
-        var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
-        reader.Read();
+        public List<T>? Items;
+        public int Count;
+        public ProbeFormatException? Error;
+    }
+
+    /// <summary>The user turns, the reader on their '['; leaves it on the ']'. The first item that is not a valid string is the error.</summary>
+    private static ArrayRead<string> ReadTurns(ref Utf8JsonReader reader, Where at, bool build)
+    {
+        var read = new ArrayRead<string> { Items = build ? new List<string>(1) : null };
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            if (reader.TokenType != JsonTokenType.String) throw at.Error(name, $"expected array of strings, found {Kind(reader.TokenType)}");
-            var text = ValidString(ref reader, build) ?? throw at.Error(name, "invalid \\u escape (a lone UTF-16 surrogate)");
-            if (build) list.Add(text);
-            count++;
+            if (reader.TokenType != JsonTokenType.String)
+            {
+                read.Error ??= at.Error("user_turns", $"expected array of strings, found {Kind(reader.TokenType)}");
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray) reader.Skip();
+                continue;
+            }
+            if (read.Error is not null) continue;
+            var text = ValidString(ref reader, build);
+            if (text is null) read.Error = at.Error("user_turns", "invalid \\u escape (a lone UTF-16 surrogate)");
+            else read.Items?.Add(text);
+            read.Count++;
         }
-        if (count < minCount) throw at.Error(name, $"expected at least {minCount} strings, got {count}");
-        return list;
+        return read;
     }
 
     /// <summary>
@@ -274,22 +300,27 @@ internal static class ProbeLineReader
         catch (InvalidOperationException) { return null; }
     }
 
-    /// <summary>Checks the options, adds them to <paramref name="options"/> (null: checked only) and returns how many there are.</summary>
-    private static int ReadOptions(Where at, ReadOnlySpan<byte> json, in Field f, List<ProbeOption>? options)
+    /// <summary>
+    /// The options, the reader on their '['; leaves it on the ']'. Each option's fields are checked in the document path's
+    /// order (role, text, group) once the option is read; the first problem, in item order, is the error.
+    /// </summary>
+    private static ArrayRead<ProbeOption> ReadOptions(ref Utf8JsonReader reader, Where at, bool build)
     {
-        if (f.Kind != JsonTokenType.StartArray) throw at.Error("options", $"expected array, got {Kind(f.Kind)}");
-        var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
-        reader.Read();
-        var i = 0;
+        var read = new ArrayRead<ProbeOption> { Items = build ? new List<ProbeOption>(3) : null };
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            var prefix = "options[" + i.ToString(CultureInfo.InvariantCulture) + "]";
-            if (reader.TokenType != JsonTokenType.StartObject) throw at.Error(prefix, $"expected object, got {Kind(reader.TokenType)}");
+            var i = read.Count++;
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                read.Error ??= at.Error(Item(i), $"expected object, got {Kind(reader.TokenType)}");
+                if (reader.TokenType == JsonTokenType.StartArray) reader.Skip();
+                continue;
+            }
             // text, role, group: the last of each name counts, as in a document.
             Field text = default, role = default, group = default;
             while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
             {
-                int which = -1;
+                int which;
                 if (reader.ValueIsEscaped)
                 {
                     string? name = null;
@@ -307,7 +338,7 @@ internal static class ProbeLineReader
                 if (reader.TokenType == JsonTokenType.String && which >= 0)
                 {
                     // The role is compared with its names; a text or group is only checked when the probe is not built.
-                    value.Text = ValidString(ref reader, build: options is not null || which == 1);
+                    value.Text = ValidString(ref reader, build || which == 1);
                     value.BadEscape = value.Text is null;
                 }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
@@ -321,19 +352,54 @@ internal static class ProbeLineReader
                     case 2: group = value; break;
                 }
             }
-            var r = String(at, role, prefix + ".role") switch
+            if (read.Error is not null) continue;
+            // Field names are made only for a message: they would be three strings per option.
+            OptionRole? r = Valid(role) ? role.Text switch
             {
                 "stereotyped" => OptionRole.Stereotyped,
                 "anti-stereotyped" => OptionRole.AntiStereotyped,
                 "unknown" => OptionRole.Unknown,
-                var s => throw at.Error(prefix + ".role", $"expected 'stereotyped', 'anti-stereotyped' or 'unknown', got '{s}'"),
-            };
-            var optionText = String(at, text, prefix + ".text");
-            options?.Add(new ProbeOption(optionText, r, String(at, group, prefix + ".group")));
-            if (options is null) String(at, group, prefix + ".group");
-            i++;
+                _ => null,
+            } : null;
+            if (r is null)
+            {
+                read.Error = Valid(role)
+                    ? at.Error(Item(i) + ".role", $"expected 'stereotyped', 'anti-stereotyped' or 'unknown', got '{role.Text}'")
+                    : Problem(at, role, Item(i) + ".role");
+            }
+            else if (!Valid(text))
+            {
+                read.Error = Problem(at, text, Item(i) + ".text");
+            }
+            else if (!Valid(group))
+            {
+                read.Error = Problem(at, group, Item(i) + ".group");
+            }
+            else
+            {
+                read.Items?.Add(new ProbeOption(text.Text!, r.Value, group.Text!));
+            }
         }
-        return i;
+        return read;
+
+        static string Item(int i) => "options[" + i.ToString(CultureInfo.InvariantCulture) + "]";
+    }
+
+    /// <summary>What <see cref="String"/> says of <paramref name="f"/>: true when it is a valid string.</summary>
+    private static bool Valid(in Field f) => f.Has && f.Kind == JsonTokenType.String && !f.BadEscape;
+
+    /// <summary><see cref="String"/>'s error for a field that is not a valid string.</summary>
+    private static ProbeFormatException Problem(Where at, in Field f, string name)
+    {
+        try
+        {
+            String(at, f, name);
+        }
+        catch (ProbeFormatException e)
+        {
+            return e;
+        }
+        throw new InvalidOperationException($"field '{name}' is valid.");
     }
 
     private static int Int(Where at, ReadOnlySpan<byte> json, in Field f, string name, int min, int max)
