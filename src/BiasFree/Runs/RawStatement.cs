@@ -75,7 +75,11 @@ internal sealed class RawStatement : IDisposable
         }
     }
 
-    /// <summary>Steps to the first row; true when there is one (read it with the column getters, then <see cref="Reset"/>).</summary>
+    /// <summary>
+    /// Steps to the first row; true when there is one (read it with the column getters, then <see cref="Reset"/>). With
+    /// no row the statement is reset here: SQLite refuses to bind a statement that has run to its end and was not reset
+    /// (SQLITE_MISUSE, error 21), so the next lookup on this statement would fail.
+    /// </summary>
     public bool Step()
     {
         var rc = raw.sqlite3_step(_statement);
@@ -83,9 +87,9 @@ internal sealed class RawStatement : IDisposable
         {
             return true;
         }
+        raw.sqlite3_reset(_statement);
         if (rc != raw.SQLITE_DONE)
         {
-            raw.sqlite3_reset(_statement);
             SqliteException.ThrowExceptionForRC(rc, _db);
         }
         return false;
