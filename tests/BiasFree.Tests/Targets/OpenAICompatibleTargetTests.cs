@@ -186,10 +186,15 @@ public class OpenAICompatibleTargetTests
     [Fact]
     public async Task CallerCancellationIsNotRetried()
     {
-        await using var server = LoopbackChatServer.Start(_ => new LoopbackReply(Content: "slow", Delay: TimeSpan.FromSeconds(5)));
-        using var chat = OpenAICompatibleTarget.Create(Options(server));
+        // The caller cancels once the server holds the request (a fixed delay could fire before a loaded machine had
+        // even sent it, leaving nothing to count); the server records a request before it asks for the reply.
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-        cts.CancelAfter(TimeSpan.FromMilliseconds(150));
+        await using var server = LoopbackChatServer.Start(_ =>
+        {
+            cts.Cancel();
+            return new LoopbackReply(Content: "slow", Delay: TimeSpan.FromSeconds(5));
+        });
+        using var chat = OpenAICompatibleTarget.Create(Options(server));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => chat.GetResponseAsync("hi", cancellationToken: cts.Token));
         Assert.Single(server.Requests);
     }
