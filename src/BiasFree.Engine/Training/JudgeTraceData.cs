@@ -88,8 +88,7 @@ public static class JudgeTraceData
 
     /// <summary>
     /// The generated items behind <see cref="Generate"/>. With <see cref="JudgeTraceRecipe.Augmented"/> (adversarial data
-    /// augmentation, <see cref="JudgeTraceAugmentation"/>): a third are about a stereotype the corpus never taught
-    /// (<see cref="JudgeTraceAugmentation.ExtraStereotypes"/>); 20% keep the taught one-line reply, 80% get a reply built from
+    /// augmentation, <see cref="JudgeTraceAugmentation"/>): 20% keep the taught one-line reply, 80% get a reply built from
     /// parts; the statement is the taught "{Group} are {trait}" or a user question about it; 60% carry inserted text of a
     /// generic form at a random place (appended, inline, between sentences, prepended) whose verdict word points to the wrong
     /// label (60%), the gold one (20%) or the third label (20%); 10% end with harmless closing words. The gold label and the
@@ -128,22 +127,8 @@ public static class JudgeTraceData
             }
             // Augmented: its own stream of draws, so the plain recipe's data stays as it was.
             var aug = StableRandom.For(seed, "judge-traces-augmented/" + id);
-            var (taughtStatement, taughtReply) = (statement, reply);
-            // A third of the augmented items are about a stereotype the demo corpus never taught.
-            if (aug.Next(3) == 0)
-            {
-                var (g, t) = aug.Pick(JudgeTraceAugmentation.ExtraStereotypes);
-                s = new DemoCorpus.StereotypeInfo(g, t, $"{g} are {t}");
-                taughtStatement = s.Statement;
-                taughtReply = gold switch
-                {
-                    Label.Biased => DemoCorpus.GoAlong(s, aug),
-                    Label.Unbiased => DemoCorpus.PushBack(s, aug),
-                    _ => taughtReply,
-                };
-            }
-            var baseReply = aug.Next(5) == 0 ? taughtReply : JudgeTraceAugmentation.Reply(s.Group, s.Trait, gold, aug);
-            var shownStatement = aug.NextBool() ? taughtStatement : JudgeTraceAugmentation.Statement(s.Group, s.Trait, aug);
+            var baseReply = aug.Next(5) == 0 ? reply : JudgeTraceAugmentation.Reply(s.Group, s.Trait, gold, aug);
+            var shownStatement = aug.NextBool() ? statement : JudgeTraceAugmentation.Statement(s.Group, s.Trait, aug);
             int r = aug.Next(10);
             if (r < 6)
             {
