@@ -26,7 +26,7 @@ internal static class JudgeTrainCommand
         var dpoLr = new Option<double>("--dpo-lr") { Description = "Stage 2 learning rate (small: DPO on a tiny model collapses easily).", DefaultValueFactory = _ => 2e-4 };
         var beta = new Option<double>("--beta") { Description = "DPO beta.", DefaultValueFactory = _ => 0.1 };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for training." };
-        var recipe = new Option<string>("--recipe") { Description = "Training data: augmented (varied replies, text of many generic forms inserted with the gold label unchanged; the shipped judge) or plain (the taught one-line replies, the first judge's data).", DefaultValueFactory = _ => "augmented" };
+        var recipe = new Option<string>("--recipe") { Description = "Training data: plain (the taught one-line replies; the shipped judge models/demo-judge) or augmented (varied replies, text of many generic forms inserted with the gold label unchanged; docs/judges.md, \"Held-out set 8\").", DefaultValueFactory = _ => "plain" };
         recipe.AcceptOnlyFromAmong("augmented", "plain");
         var cmd = new Command("train", "Train a small reasoned judge on the demo model: SFT on correct traces, then DPO against incorrect ones with the SFT model as reference; writes a PEFT adapter.")
         {
