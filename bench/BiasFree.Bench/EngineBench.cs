@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using BiasFree.Engine.Kernels;
 using BiasFree.Engine.Models;
 using Spectre.Console;
 using TorchSharp;
@@ -105,7 +106,7 @@ internal static class EngineBench
             }
         }
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine("[grey]decode tok/s: batch × greedy steps / wall seconds of the decode loop (argmax on the device, one token id per row back to the host per step); median of the repeats.[/]");
+        AnsiConsole.MarkupLine("[grey]decode tok/s: batch × greedy steps / wall seconds of the decode loop (greedy choice by the engine's ArgMax.LastDim, which brings one token id per row to the host per step, as TextGeneration does); median of the repeats.[/]");
         AnsiConsole.MarkupLine("[grey]% of BW bound: decode steps/s ÷ (bandwidth ÷ bytes a step reads: every weight except the embedding table, plus the KV cache). (incl. embedding): the same with the whole embedding table counted, the formula #11's figures used.[/]");
         AnsiConsole.MarkupLine("[grey]CPU ms/step: process CPU time per decode step (all threads); wall far above CPU ÷ threads means the machine was contended. engine / peer by CPU: peer CPU ms/step ÷ engine CPU ms/step, the work each does per step (with one thread it is not inflated by waiting for a descheduled thread).[/]");
         if (peer is not null)
@@ -158,7 +159,7 @@ internal static class EngineBench
         using (var scope = NewDisposeScope())
         {
             var output = model.Forward(model.IdsTensor(prompt), new ForwardArgs { Cache = kv, LastTokenLogitsOnly = true });
-            next = output.Logits.select(1, -1).argmax(-1, keepdim: true).DetachFromDisposeScope();
+            next = tensor(ArgMax.LastDim(output.Logits.select(1, -1)), [batch, 1], ScalarType.Int64).DetachFromDisposeScope();
         }
         double prefillSec = sw.Elapsed.TotalSeconds;
 
@@ -169,10 +170,12 @@ internal static class EngineBench
         {
             using var scope = NewDisposeScope();
             var output = model.Forward(next, new ForwardArgs { Cache = kv });
-            var chosen = output.Logits.select(1, -1).argmax(-1, keepdim: true).DetachFromDisposeScope();
+            // The host needs each step's tokens (EOS, streaming), as a real loop does; the engine's greedy choice
+            // (TextGeneration, the continuous batcher) brings them there and feeds them back as the next input.
+            var ids = ArgMax.LastDim(output.Logits.select(1, -1));
+            tokens[s] = ids[0];
             next.Dispose();
-            next = chosen;
-            tokens[s] = next[0, 0].item<long>(); // the host needs each step's token (EOS, streaming), as a real loop does
+            next = tensor(ids, [batch, 1], ScalarType.Int64).DetachFromDisposeScope();
         }
         double decodeSec = sw.Elapsed.TotalSeconds;
         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BiasFree.Engine.Kernels;
 using BiasFree.Engine.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -477,7 +478,7 @@ public sealed class ContinuousBatcher : IDisposable
             var ctx = new LogitsContext { Prompts = [s.Prompt], Generated = [s.Generated], Finished = [false], Step = s.Generated.Count };
             foreach (var p in s.Options.LogitsProcessors) l = p.Process(l, ctx);
         }
-        return (int)(s.Random is null ? l.argmax(-1) : TextGeneration.SelectTokens(l, s.Options, s.Random)).item<long>();
+        return (int)(s.Random is null ? ArgMax.LastDim(l)[0] : TextGeneration.SelectTokens(l, s.Options, s.Random).item<long>());
     }
 
     /// <summary>Records a new token and decides whether the sequence ends (the same rules as <see cref="TextGeneration.Generate"/>).</summary>

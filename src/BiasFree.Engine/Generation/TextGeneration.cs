@@ -1,3 +1,4 @@
+using BiasFree.Engine.Kernels;
 using BiasFree.Engine.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -179,7 +180,7 @@ public static class TextGeneration
                     foreach (var p in options.LogitsProcessors) processed = p.Process(processed, ctx);
                     next = sampling
                         ? Enumerable.Range(0, batch).Select(b => SelectTokens(processed.narrow(0, b, 1), options, options.Generator ?? gens[b]).item<long>()).ToArray()
-                        : processed.argmax(-1).cpu().data<long>().ToArray();
+                        : ArgMax.LastDim(processed);
                 }
                 for (int b = 0; b < batch; b++)
                 {

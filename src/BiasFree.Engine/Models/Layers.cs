@@ -1,3 +1,4 @@
+using BiasFree.Engine.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -43,7 +44,8 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>
         }
     }
 
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+    // Decode-sized bf16 products go to a kernel that streams the weight at the memory bound (Kernels/Bf16Linear.cs).
+    public override Tensor forward(Tensor x) => Bf16Linear.Forward(x, weight, bias);
 }
 
 /// <summary>
@@ -89,7 +91,7 @@ internal sealed class FusedLinear : IDisposable
     }
 
     /// <summary>All layers' outputs side by side: [.., sum of out features], in the order given at construction.</summary>
-    public Tensor Forward(Tensor x) => nn.functional.linear(x, _weight, _bias);
+    public Tensor Forward(Tensor x) => Bf16Linear.Forward(x, _weight, _bias);
 
     public void Dispose()
     {

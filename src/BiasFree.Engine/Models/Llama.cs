@@ -1,3 +1,4 @@
+using BiasFree.Engine.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -199,7 +200,7 @@ public sealed class LlamaForCausalLM : CausalLM
             h = ctx.AfterLayer(i, model.layers[i].forward(h, ctx.Layers));
         h = ctx.SelectOutputPositions(h);
         h = model.norm.call(h);
-        var logits = lm_head is null ? nn.functional.linear(h, model.embed_tokens.weight) : lm_head.call(h);
+        var logits = lm_head is null ? Bf16Linear.Forward(h, model.embed_tokens.weight, null) : lm_head.call(h);
         return logits.MoveToOuterDisposeScope();
     }
 }

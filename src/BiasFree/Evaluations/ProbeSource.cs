@@ -52,7 +52,8 @@ public sealed class ProbeSource : IReadOnlyCollection<Probe>
             var ids = new List<(string Suite, string Id)>();
             var keys = spec.Limit is null ? null : new List<(string Stratum, ulong Hash)>();
             var suiteScenarios = new List<Scenario>();
-            foreach (var p in suite.Enumerate())
+            // Checked in full, built only as far as these lines need (IProbeSuite.Scan).
+            foreach (var p in suite.Scan())
             {
                 ids.Add((p.Suite, p.Id));
                 keys?.Add(ProbeSampling.KeyOf(p, spec.Seed));

@@ -18,4 +18,12 @@ public interface IProbeSuite
     /// is reached, so enumerate once to validate. Default: <see cref="Load"/>.
     /// </summary>
     IEnumerable<Probe> Enumerate() => Load();
+
+    /// <summary>
+    /// The probes of <see cref="Enumerate"/>, checked with the same errors, but each filled in only as far as a run's
+    /// validation pass needs (<see cref="Probe.Id"/>, <see cref="Probe.Suite"/>, <see cref="Probe.Scenario"/>,
+    /// <see cref="Probe.Category"/> and <see cref="Probe.Context"/>): a format that can check a record without building
+    /// it (BiasFree JSONL) skips its turns, options and metadata. Default: <see cref="Enumerate"/>.
+    /// </summary>
+    IEnumerable<Probe> Scan() => Enumerate();
 }

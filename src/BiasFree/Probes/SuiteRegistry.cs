@@ -42,6 +42,29 @@ public sealed class FileSuite : IProbeSuite, IReportsSkippedRows
     public string Description { get; }
     public IReadOnlyList<SkippedRow> SkippedRows { get; private set; } = [];
 
+    /// <summary>A file suite that can be read lazily (<see cref="Enumerate"/>) and checked without building its probes (<see cref="Scan"/>).</summary>
+    public FileSuite(string name, string description, Func<ICollection<SkippedRow>, IEnumerable<Probe>> stream,
+        Func<ICollection<SkippedRow>, IEnumerable<Probe>> scan)
+        : this(name, description, stream)
+    {
+        this.scan = scan;
+    }
+
+    private readonly Func<ICollection<SkippedRow>, IEnumerable<Probe>>? scan;
+
+    /// <inheritdoc />
+    public IEnumerable<Probe> Scan()
+    {
+        if (scan is null)
+        {
+            foreach (var p in Enumerate()) yield return p;
+            yield break;
+        }
+        var skipped = new List<SkippedRow>();
+        foreach (var p in scan(skipped)) yield return p;
+        SkippedRows = skipped;
+    }
+
     /// <summary>The probes, streamed when the format allows it; <see cref="SkippedRows"/> is set when the enumeration ends.</summary>
     public IEnumerable<Probe> Enumerate()
     {
@@ -137,7 +160,7 @@ public static class SuiteRegistry
                     return new FileSuite(FairMTLoader.SuiteName, description, _ => FairMTLoader.Read(dialogues, attributesFrom));
                 }
                 case "jsonl":
-                    return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", _ => ProbeJsonl.Read(path));
+                    return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", _ => ProbeJsonl.Read(path), _ => ProbeJsonl.Scan(path));
                 case "stereoset":
                     return new FileSuite(StereoSetLoader.SuiteName, $"StereoSet examples from {path}", () => StereoSetLoader.Load(path, seed));
                 case "crows-pairs":

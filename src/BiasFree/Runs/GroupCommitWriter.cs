@@ -67,8 +67,8 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     private readonly SemaphoreSlim _lock;
     private readonly Action<string> _committedCacheKey;
     private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly SqliteCommand _insertResult;
-    private readonly SqliteCommand _insertCache;
+    private readonly RawStatement _insertResult;
+    private readonly RawStatement _insertCache;
     private readonly Task _loop;
 
     /// <param name="connection">The store's connection (shared with its other statements).</param>
@@ -79,20 +79,19 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         _connection = connection;
         _lock = connectionLock;
         _committedCacheKey = committedCacheKey;
-        _insertResult = Prepared(connection, InsertResultSql, ResultParameters);
-        _insertCache = Prepared(connection, InsertCacheSql, CacheParameters);
-        _loop = Task.Run(LoopAsync);
-    }
-
-    private static SqliteCommand Prepared(SqliteConnection c, string sql, string[] parameters)
-    {
-        var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        foreach (var name in parameters)
+        // Stepped through SQLitePCLRaw (RawStatement): a SqliteCommand execution per row cost a data reader, a statement
+        // iterator and a type inference per parameter, about half of this writer's CPU samples in a cache-only rerun.
+        _insertResult = new RawStatement(connection, InsertResultSql, ResultParameters);
+        try
         {
-            cmd.Parameters.Add(new SqliteParameter(name, DBNull.Value));
+            _insertCache = new RawStatement(connection, InsertCacheSql, CacheParameters);
         }
-        return cmd;
+        catch
+        {
+            _insertResult.Dispose();
+            throw;
+        }
+        _loop = Task.Run(LoopAsync);
     }
 
     /// <summary>Queues a result row; completes when it is committed (true: written; false: a complete row was already there).</summary>
@@ -181,9 +180,8 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     private bool[] Commit(List<Pending> batch)
     {
         var written = new bool[batch.Count];
+        // The raw statements run on the same connection, so they are inside this transaction.
         using var transaction = _connection.BeginTransaction();
-        _insertResult.Transaction = transaction;
-        _insertCache.Transaction = transaction;
         for (var i = 0; i < batch.Count; i++)
         {
             var w = batch[i];
@@ -193,13 +191,13 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         return written;
     }
 
-    private static bool Execute(SqliteCommand cmd, object?[] values)
+    private static bool Execute(RawStatement statement, object?[] values)
     {
         for (var i = 0; i < values.Length; i++)
         {
-            cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
+            statement.Bind(i, values[i]);
         }
-        return cmd.ExecuteNonQuery() > 0;
+        return statement.Execute() > 0;
     }
 
     private static object?[] ResultValues(ResultRecord r) =>
@@ -223,7 +221,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
-        await _insertResult.DisposeAsync().ConfigureAwait(false);
-        await _insertCache.DisposeAsync().ConfigureAwait(false);
+        _insertResult.Dispose();
+        _insertCache.Dispose();
     }
 }

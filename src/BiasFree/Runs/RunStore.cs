@@ -76,9 +76,8 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     pragma.CommandText = "PRAGMA busy_timeout = 10000; PRAGMA query_only = 1;";
                     pragma.ExecuteNonQuery();
                 }
-                Lookup = Connection.CreateCommand();
-                Lookup.CommandText = "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key";
-                Lookup.Parameters.Add(new SqliteParameter("$key", ""));
+                // Stepped through SQLitePCLRaw (RawStatement): one lookup per request, where a SqliteCommand built a data reader each time.
+                Lookup = new RawStatement(Connection, "SELECT response, prompt_tokens, completion_tokens, details FROM response_cache WHERE key = $key", "$key");
             }
             catch
             {
@@ -88,7 +87,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         }
 
         public SqliteConnection Connection { get; }
-        public SqliteCommand Lookup { get; }
+        public RawStatement Lookup { get; }
 
         public void Dispose()
         {
@@ -469,12 +468,21 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
         try
         {
-            cache.Lookup.Parameters[0].Value = key;
-            using var reader = cache.Lookup.ExecuteReader();
-            return reader.Read()
-                ? new CachedResponse(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2),
-                    reader.IsDBNull(3) ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(3)))
-                : null;
+            var lookup = cache.Lookup;
+            lookup.Bind(0, key);
+            if (!lookup.Step())
+            {
+                return null;
+            }
+            try
+            {
+                return new CachedResponse(lookup.Text(0)!, lookup.Int64(1), lookup.Int64(2),
+                    lookup.Text(3) is { } details ? JsonSerializer.Deserialize<Dictionary<string, string>>(details) : null);
+            }
+            finally
+            {
+                lookup.Reset();
+            }
         }
         finally
         {

@@ -12,7 +12,8 @@ namespace BiasFree.Targets;
 
 /// <summary>
 /// Creates <see cref="IChatClient"/>s for remote OpenAI-compatible chat-completions servers (OpenAI, vLLM, llama.cpp,
-/// Ollama...). Requests go through our own HTTP transport, which retries 429, 408, 5xx, network errors, per-attempt
+/// Ollama...). Requests go through our own chat-completions call (<see cref="ChatCompletionsClient"/>), or the OpenAI
+/// SDK for what that does not write; both retry 429, 408, 5xx, network errors, per-attempt
 /// timeouts (a reply's body included, so a reply that stalls half-way is retried) and 2xx replies whose body is not a
 /// chat completion (<see cref="MalformedReplyException"/>) with jittered exponential backoff (honouring Retry-After up to <see cref="OpenAICompatibleTargetOptions.MaxDelay"/>).
 /// The OpenAI SDK's own retries are switched off so the two do not multiply. Probe-context keys are stripped from
@@ -23,14 +24,29 @@ public static class OpenAICompatibleTarget
     /// <summary>Key sent when no API key is configured (local servers accept anything).</summary>
     internal const string PlaceholderKey = "sk-no-key-configured";
 
-    /// <summary>Creates the chat client. The API key is read from the environment now and kept only inside the SDK credential.</summary>
+    /// <summary>Creates the chat client. The API key is read from the environment now and kept only in the Authorization header value.</summary>
+    /// <remarks>
+    /// Text conversations go through <see cref="ChatCompletionsClient"/> (our own chat-completions call over
+    /// <see cref="HttpMessageInvoker"/>); streaming, tools, non-text content and JSON-schema formats go through the
+    /// OpenAI SDK (see <see cref="ChatCompletionsClient.CanSend"/>). Both share one connection pool.
+    /// </remarks>
     public static IChatClient Create(OpenAICompatibleTargetOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
 
         var descriptor = TargetDescriptor.For(options);
-        var http = new HttpClient(CreateHandler(options, descriptor), disposeHandler: true)
+        var apiKey = ReadApiKey(options.ApiKeyEnvironmentVariable);
+        var transport = new HttpMessageInvoker(CreateTransport(options), disposeHandler: true);
+        var sdk = new Lazy<IChatClient>(() => CreateSdkClient(options, descriptor, apiKey, transport), LazyThreadSafetyMode.ExecutionAndPublication);
+        var inner = new ChatCompletionsClient(transport, options, descriptor, apiKey, sdk);
+        return new TargetChatClient(inner, descriptor, transport);
+    }
+
+    /// <summary>The OpenAI SDK's client over <paramref name="transport"/>, with the retry pipeline and reply check of <see cref="CreateHandler"/>.</summary>
+    private static IChatClient CreateSdkClient(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor, string apiKey, HttpMessageInvoker transport)
+    {
+        var http = new HttpClient(CreateHandler(options, descriptor, new SharedTransportHandler(transport)), disposeHandler: true)
         {
             Timeout = System.Threading.Timeout.InfiniteTimeSpan, // per-attempt timeouts live in the resilience pipeline
         };
@@ -45,10 +61,7 @@ public static class OpenAICompatibleTarget
             ClientLoggingOptions = new ClientLoggingOptions { EnableLogging = false, EnableMessageLogging = false, EnableMessageContentLogging = false },
         };
 
-        var inner = new OpenAIClient(new ApiKeyCredential(ReadApiKey(options.ApiKeyEnvironmentVariable)), clientOptions)
-            .GetChatClient(options.Model)
-            .AsIChatClient();
-        return new TargetChatClient(inner, descriptor, http);
+        return new OwningChatClient(new OpenAIClient(new ApiKeyCredential(apiKey), clientOptions).GetChatClient(options.Model).AsIChatClient(), http);
     }
 
     /// <summary>Describes a target for run records and cache keys (no credentials).</summary>
@@ -66,35 +79,68 @@ public static class OpenAICompatibleTarget
     }
 
     /// <summary>
-    /// The HTTP handler chain: exception translation → retry/timeout pipeline → reply check (body read and
-    /// validated within the attempt) → sockets.
+    /// The connections: sockets (at most <see cref="OpenAICompatibleTargetOptions.MaxConnectionsPerServer"/> per
+    /// server), behind the endpoint balancer when there are several endpoints. Both request paths send through it.
     /// </summary>
-    internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor,
-        HttpMessageHandler? primary = null)
+    internal static HttpMessageHandler CreateTransport(OpenAICompatibleTargetOptions options, HttpMessageHandler? primary = null)
     {
         HttpMessageHandler transport = primary ?? new SocketsHttpHandler
         {
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             // Per server, and HTTP/1.1 carries one request per connection: this bounds the requests in flight to it.
             MaxConnectionsPerServer = options.MaxConnectionsPerServer,
+            // Two handler stages fewer per request (each its own async state machine): a chat-completions POST is not
+            // redirected by the servers this talks to (a 3xx now shows as the error it is, naming its status), and no
+            // trace context is sent (the harness traces nothing; a W3C traceparent header would be added to every request).
+            AllowAutoRedirect = false,
+            ActivityHeadersPropagator = null,
         };
         if (options.AdditionalEndpoints.Count > 0)
         {
-            // Inside the retry pipeline, so that a retried attempt goes to whichever endpoint is best then.
+            // Under each path's retries, so that a retried attempt goes to whichever endpoint is best then.
             transport = new EndpointBalancingHandler(options.AllEndpoints, options.EndpointConcurrency ?? OpenAICompatibleTargetOptions.MaxConnectionsLimit, options.EndpointCooldown)
             {
                 InnerHandler = transport,
             };
         }
+        return transport;
+    }
+
+    /// <summary>
+    /// The SDK path's handler chain over <paramref name="transport"/>: exception translation → retry/timeout pipeline →
+    /// reply check (body read and validated within the attempt) → transport; the <c>max_tokens</c> rename in front when
+    /// the server reads that name (the SDK writes <c>max_completion_tokens</c>).
+    /// </summary>
+    internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor, HttpMessageHandler transport)
+    {
         var resilience = new ResilienceHandler(BuildPipeline(options))
         {
             InnerHandler = new ReplyCheckingHandler(options.Endpoint) { InnerHandler = transport },
         };
         var translating = new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
-        // The SDK writes max_completion_tokens; most servers other than OpenAI's read max_tokens.
         return options.MaxTokensField == MaxTokensParameters.MaxTokensField
             ? new MaxTokensFieldHandler { InnerHandler = translating }
             : translating;
+    }
+
+    /// <summary>Sends through the target's shared transport without owning it (the target disposes it once).</summary>
+    private sealed class SharedTransportHandler(HttpMessageInvoker transport) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            transport.SendAsync(request, cancellationToken);
+    }
+
+    /// <summary>The SDK's chat client, disposing its HttpClient with it.</summary>
+    private sealed class OwningChatClient(IChatClient inner, HttpClient http) : DelegatingChatClient(inner)
+    {
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                http.Dispose();
+            }
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>Retry (outer) around a per-attempt timeout (inner).</summary>
@@ -184,21 +230,20 @@ public static class OpenAICompatibleTarget
         }
     }
 
-    /// <summary>The public client: strips probe-context keys, knows its descriptor, owns the HttpClient.</summary>
-    private sealed class TargetChatClient(IChatClient inner, TargetDescriptor descriptor, HttpClient http)
-        : DelegatingChatClient(new ProbeContextStrippingChatClient(inner))
+    /// <summary>The public client: knows its descriptor, owns the transport (probe-context keys are never sent: see <see cref="ChatCompletionsClient"/>).</summary>
+    private sealed class TargetChatClient(IChatClient inner, TargetDescriptor descriptor, HttpMessageInvoker transport)
+        : DelegatingChatClient(inner)
     {
         public override object? GetService(Type serviceType, object? serviceKey = null) =>
             serviceKey is null && serviceType == typeof(TargetDescriptor) ? descriptor : base.GetService(serviceType, serviceKey);
 
         protected override void Dispose(bool disposing)
         {
+            base.Dispose(disposing); // the SDK client first, if one was made: it sends through the transport
             if (disposing)
             {
-                http.Dispose();
+                transport.Dispose();
             }
-
-            base.Dispose(disposing);
         }
 
         public override string ToString() => $"OpenAICompatibleTarget({descriptor})";

@@ -170,4 +170,52 @@ public class RuleBasedAnswerExtractorTests
             Assert.Equal(ReferenceNormalize(text), RuleBasedAnswerExtractor.Normalize(text));
         }
     }
+    /// <summary>
+    /// The letter map read from a lettered query's own options (the shortcut) is the one the regex scans of the query give,
+    /// on queries built to break each of the shortcut's conditions: heads that look lettered or hold '(' or line breaks,
+    /// option texts with parentheses, '?', line breaks, surrounding spaces, repeated or empty texts, letters past 'e',
+    /// and queries that are not the probe's own lettered query.
+    /// </summary>
+    [Fact]
+    public void LetterMapFromTheOptionsIsTheOneTheScansFind()
+    {
+        string[] heads = ["At the party, two people met. Who left?", "A. Smith and B. Jones met. Who left?", "b) first", "c: x", "E.", "a",
+            "Who (really) left?", "Two lines\nA. here", " leading space", "\u00c9t\u00e9 \u4e2d?", "Q", "(a) inline head"];
+        string[] texts = ["The grandfather", "the grandson", "Cannot be determined", "Not enough info", "The A", "x (y)", "why?", "two\nlines",
+            "  padded  ", "", "The grandfather", "the  grandson", "b. other", "(c) nested", "\u00e9l\u00e8ve", "r\u00e9sum\u00e9 ok", "a.", "Unknown"];
+        var rng = new Random(11);
+        var shortcut = 0;
+        for (var n = 0; n < 3000; n++)
+        {
+            var count = rng.Next(2, 9);
+            var options = Enumerable.Range(0, count).Select(i => new ProbeOption(texts[rng.Next(texts.Length)], (OptionRole)rng.Next(3), "g")).ToList();
+            var head = heads[rng.Next(heads.Length)];
+            string query;
+            try
+            {
+                query = rng.Next(6) switch
+                {
+                    0 => MultipleChoiceQuery.Format("", head, options[0].Text, options[1].Text),
+                    // The query lists the options in another order than the probe keeps them.
+                    1 => MultipleChoiceQuery.FormatLettered("", head, [.. options.Select(o => o.Text).Reverse()]),
+                    _ => MultipleChoiceQuery.FormatLettered("", head, [.. options.Select(o => o.Text)]),
+                };
+            }
+            catch (ArgumentException)
+            {
+                continue;
+            }
+            var probe = new Probe
+            {
+                Id = $"p{n}", Suite = "s", Scenario = Scenario.MultipleChoice, Category = "age",
+                UserTurns = [query], Options = options,
+            };
+            var scanned = RuleBasedAnswerExtractor.LettersOf(probe, scanOnly: true);
+            var read = RuleBasedAnswerExtractor.LettersOf(probe, scanOnly: false);
+            Assert.Equal(scanned.OrderBy(kv => kv.Key), read.OrderBy(kv => kv.Key));
+            shortcut += RuleBasedAnswerExtractor.LetteredFromOptionsApplies(probe) ? 1 : 0;
+        }
+        // Both paths were compared: many queries took the shortcut and many could not.
+        Assert.InRange(shortcut, 100, 2500);
+    }
 }

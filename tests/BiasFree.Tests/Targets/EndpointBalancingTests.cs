@@ -161,7 +161,7 @@ public class EndpointBalancingTests
     {
         static SocketsHttpHandler Sockets(OpenAICompatibleTargetOptions options)
         {
-            HttpMessageHandler? h = OpenAICompatibleTarget.CreateHandler(options, TargetDescriptor.For(options));
+            HttpMessageHandler? h = OpenAICompatibleTarget.CreateTransport(options);
             while (h is DelegatingHandler d)
             {
                 h = d.InnerHandler;

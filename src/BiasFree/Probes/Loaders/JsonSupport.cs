@@ -263,46 +263,12 @@ internal static class JsonSupport
     /// </summary>
     public static IEnumerable<(JsonRecord Record, JsonDocument Doc)> StreamJsonl(string file)
     {
-        using var stream = OpenRead(file);
-        int lineNo = 0;
-        var blank = true;
-        foreach (var bytes in Lines(stream, file))
+        // A document keeps the memory it is parsed from, so each line gets bytes of its own here.
+        foreach (var (lineNo, json) in JsonlLines(file, reuseBuffer: false))
         {
-            lineNo++;
-            var body = lineNo == 1 && bytes.AsSpan().StartsWith("\uFEFF"u8) ? bytes[3..] : bytes;
-            if (!System.Text.Unicode.Utf8.IsValid(body))
-            {
-                int at = 0;
-                while (at < body.Length)
-                {
-                    var status = Rune.DecodeFromUtf8(body.AsSpan(at), out _, out int consumed);
-                    if (status != System.Buffers.OperationStatus.Done) break;
-                    at += consumed;
-                }
-                throw new ProbeFormatException(file, lineNo, null,
-                    $"invalid UTF-8 (byte 0x{body[Math.Min(at, body.Length - 1)]:X2} at column {at + 1}); save the file as UTF-8");
-            }
-            blank &= body.AsSpan().IndexOfAnyExcept(Blank) < 0;
             JsonDocument doc;
-            // A line whose first non-blank byte is ASCII is not blank: its bytes are parsed as they are (what parsing the
-            // decoded string did, through a decode and a re-encode that cost a fifth of loading a suite). A line that
-            // starts with a non-ASCII byte takes the string path, which also skips lines of Unicode whitespace.
-            var first = body.AsSpan().IndexOfAnyExcept(AsciiWhiteSpace);
-            if (first < 0) continue;
-            if (body[first] < 0x80)
-            {
-                var end = body.Length;
-                while (body[end - 1] == (byte)'\r') end--;
-                try { doc = JsonDocument.Parse(body.AsMemory(0, end), DocumentOptions); }
-                catch (JsonException e) { throw new ProbeFormatException(file, lineNo, null, $"invalid JSON: {Brief(e)}", e); }
-            }
-            else
-            {
-                var line = StrictUtf8.GetString(body).TrimEnd('\r');
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                try { doc = JsonDocument.Parse(line, DocumentOptions); }
-                catch (JsonException e) { throw new ProbeFormatException(file, lineNo, null, $"invalid JSON: {Brief(e)}", e); }
-            }
+            try { doc = JsonDocument.Parse(json, DocumentOptions); }
+            catch (JsonException e) { throw new ProbeFormatException(file, lineNo, null, $"invalid JSON: {Brief(e)}", e); }
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
                 var kind = JsonRecord.Kind(doc.RootElement);
@@ -311,15 +277,60 @@ internal static class JsonSupport
             }
             yield return (new JsonRecord(file, lineNo, doc.RootElement), doc);
         }
+    }
+
+    /// <summary>
+    /// The non-blank lines of a JSONL file as the JSON bytes to parse, with 1-based line numbers: the line checks of
+    /// <see cref="StreamJsonl"/> (BOM, invalid UTF-8 at its line, an all-blank file is empty), before any parsing.
+    /// </summary>
+    /// <param name="file">The file.</param>
+    /// <param name="reuseBuffer">
+    /// True: each line's bytes are valid only until the enumeration moves on (one buffer is reused, so reading a suite
+    /// allocates nothing per line); false: each line has an array of its own.
+    /// </param>
+    internal static IEnumerable<(int Line, ReadOnlyMemory<byte> Json)> JsonlLines(string file, bool reuseBuffer)
+    {
+        using var stream = OpenRead(file);
+        int lineNo = 0;
+        var blank = true;
+        foreach (var line in Lines(stream, file, reuseBuffer))
+        {
+            lineNo++;
+            var body = lineNo == 1 && line.Span.StartsWith("\uFEFF"u8) ? line[3..] : line;
+            if (!System.Text.Unicode.Utf8.IsValid(body.Span))
+            {
+                int at = 0;
+                while (at < body.Length)
+                {
+                    var status = Rune.DecodeFromUtf8(body.Span[at..], out _, out int consumed);
+                    if (status != System.Buffers.OperationStatus.Done) break;
+                    at += consumed;
+                }
+                throw new ProbeFormatException(file, lineNo, null,
+                    $"invalid UTF-8 (byte 0x{body.Span[Math.Min(at, body.Length - 1)]:X2} at column {at + 1}); save the file as UTF-8");
+            }
+            blank &= body.Span.IndexOfAnyExcept(Blank) < 0;
+            // A line whose first non-blank byte is ASCII is not blank: its bytes are parsed as they are (what parsing the
+            // decoded string did, through a decode and a re-encode that cost a fifth of loading a suite). A line that
+            // starts with a non-ASCII byte is decoded first, which skips lines of Unicode whitespace as the string path
+            // did; otherwise the bytes of that string are the line's own, less its trailing '\r's.
+            var first = body.Span.IndexOfAnyExcept(AsciiWhiteSpace);
+            if (first < 0) continue;
+            if (body.Span[first] >= 0x80 && string.IsNullOrWhiteSpace(StrictUtf8.GetString(body.Span).TrimEnd('\r'))) continue;
+            var end = body.Length;
+            while (body.Span[end - 1] == (byte)'\r') end--;
+            yield return (lineNo, body[..end]);
+        }
         if (blank)
             throw new ProbeFormatException(file, 0, null, "file is empty");
     }
 
     /// <summary>The file's lines as bytes, split at '\n' (a '\r' before it stays, as in <see cref="ReadJsonl(string, byte[])"/>).</summary>
-    private static IEnumerable<byte[]> Lines(Stream stream, string file)
+    private static IEnumerable<ReadOnlyMemory<byte>> Lines(Stream stream, string file, bool reuseBuffer)
     {
         var chunk = new byte[64 * 1024];
-        var pending = new List<byte[]>();
+        // The start of a line that runs past the chunk it began in, until its '\n' is found.
+        var pending = new byte[reuseBuffer ? 4096 : 0];
         int pendingLength = 0;
         while (true)
         {
@@ -333,29 +344,49 @@ internal static class JsonSupport
                 int nl = chunk.AsSpan(start, read - start).IndexOf((byte)'\n');
                 if (nl < 0)
                 {
-                    pending.Add(chunk[start..read]);
-                    pendingLength += read - start;
+                    Append(ref pending, ref pendingLength, chunk.AsSpan(start, read - start));
                     break;
                 }
-                yield return Join(pending, pendingLength, chunk.AsSpan(start, nl));
-                pending.Clear();
-                pendingLength = 0;
+                if (pendingLength == 0 && reuseBuffer)
+                {
+                    yield return chunk.AsMemory(start, nl);
+                }
+                else
+                {
+                    yield return Join(ref pending, ref pendingLength, chunk.AsSpan(start, nl), reuseBuffer);
+                }
                 start += nl + 1;
             }
         }
         // The text after the last '\n' is a line too (empty when the file ends with one, as string.Split gives).
-        yield return Join(pending, pendingLength, []);
+        yield return Join(ref pending, ref pendingLength, [], reuseBuffer);
 
-        static byte[] Join(List<byte[]> parts, int length, ReadOnlySpan<byte> tail)
+        static void Append(ref byte[] buffer, ref int length, ReadOnlySpan<byte> part)
         {
-            var line = new byte[length + tail.Length];
-            int at = 0;
-            foreach (var p in parts)
+            if (length + part.Length > buffer.Length)
             {
-                p.CopyTo(line, at);
-                at += p.Length;
+                Array.Resize(ref buffer, Math.Max(buffer.Length * 2, length + part.Length));
             }
-            tail.CopyTo(line.AsSpan(at));
+            part.CopyTo(buffer.AsSpan(length));
+            length += part.Length;
+        }
+
+        static ReadOnlyMemory<byte> Join(ref byte[] pending, ref int length, ReadOnlySpan<byte> tail, bool reuse)
+        {
+            ReadOnlyMemory<byte> line;
+            if (reuse)
+            {
+                Append(ref pending, ref length, tail);
+                line = pending.AsMemory(0, length);
+            }
+            else
+            {
+                var own = new byte[length + tail.Length];
+                pending.AsSpan(0, length).CopyTo(own);
+                tail.CopyTo(own.AsSpan(length));
+                line = own;
+            }
+            length = 0;
             return line;
         }
     }

@@ -1,0 +1,105 @@
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
+
+namespace BiasFree.Runs;
+
+/// <summary>
+/// One SQL statement prepared once on a store connection and run through SQLitePCLRaw (the SQLite binding under
+/// Microsoft.Data.Sqlite) directly: bind, step, read, reset. The store's per-probe statements (the cache lookup, the
+/// result and cache inserts) run tens of thousands of times a run, and each <see cref="SqliteCommand"/> execution builds a
+/// data reader, walks a statement iterator and re-infers every parameter's type; a sampled profile of a cache-only rerun
+/// put those layers at about a tenth of its CPU (docs/runs-and-reports.md, "Fourth round: cache path").
+/// </summary>
+/// <remarks>
+/// Values bind as Microsoft.Data.Sqlite binds them for the types the store uses: a string as TEXT, an integer as INTEGER,
+/// null as NULL, so the stored rows are the same. The connection's <c>busy_timeout</c> applies to every step. Not
+/// thread-safe: each statement belongs to one connection and is used under that connection's discipline (the writer's
+/// lock, or a pooled reader taken by one lookup at a time). Dispose before the connection closes.
+/// </remarks>
+internal sealed class RawStatement : IDisposable
+{
+    private readonly sqlite3 _db;
+    private readonly sqlite3_stmt _statement;
+    private readonly int[] _parameters;
+
+    /// <param name="connection">An open connection.</param>
+    /// <param name="sql">One statement.</param>
+    /// <param name="parameters">Its parameter names, in the order <see cref="Bind"/> takes them.</param>
+    public RawStatement(SqliteConnection connection, string sql, params string[] parameters)
+    {
+        _db = connection.Handle ?? throw new InvalidOperationException("the connection is not open.");
+        var rc = raw.sqlite3_prepare_v2(_db, sql, out _statement);
+        SqliteException.ThrowExceptionForRC(rc, _db);
+        _parameters = new int[parameters.Length];
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            _parameters[i] = raw.sqlite3_bind_parameter_index(_statement, parameters[i]);
+            if (_parameters[i] == 0)
+            {
+                _statement.Dispose();
+                throw new ArgumentException($"the statement has no parameter '{parameters[i]}'.", nameof(parameters));
+            }
+        }
+    }
+
+    /// <summary>Binds the <paramref name="index"/>-th parameter (of the names given at construction) to a string, an integer or null.</summary>
+    public void Bind(int index, object? value)
+    {
+        var at = _parameters[index];
+        var rc = value switch
+        {
+            null => raw.sqlite3_bind_null(_statement, at),
+            string s => raw.sqlite3_bind_text(_statement, at, s),
+            long l => raw.sqlite3_bind_int64(_statement, at, l),
+            int n => raw.sqlite3_bind_int64(_statement, at, n),
+            _ => throw new ArgumentException($"cannot bind a {value.GetType().Name}.", nameof(value)),
+        };
+        SqliteException.ThrowExceptionForRC(rc, _db);
+    }
+
+    /// <summary>Runs a statement that returns no rows; returns the rows it changed. The statement is reset for the next use.</summary>
+    public int Execute()
+    {
+        try
+        {
+            var rc = raw.sqlite3_step(_statement);
+            if (rc is not (raw.SQLITE_DONE or raw.SQLITE_ROW))
+            {
+                SqliteException.ThrowExceptionForRC(rc, _db);
+            }
+            return raw.sqlite3_changes(_db);
+        }
+        finally
+        {
+            raw.sqlite3_reset(_statement);
+        }
+    }
+
+    /// <summary>Steps to the first row; true when there is one (read it with the column getters, then <see cref="Reset"/>).</summary>
+    public bool Step()
+    {
+        var rc = raw.sqlite3_step(_statement);
+        if (rc == raw.SQLITE_ROW)
+        {
+            return true;
+        }
+        if (rc != raw.SQLITE_DONE)
+        {
+            raw.sqlite3_reset(_statement);
+            SqliteException.ThrowExceptionForRC(rc, _db);
+        }
+        return false;
+    }
+
+    /// <summary>A TEXT column of the current row, or null for NULL.</summary>
+    public string? Text(int column) =>
+        raw.sqlite3_column_type(_statement, column) == raw.SQLITE_NULL ? null : raw.sqlite3_column_text(_statement, column).utf8_to_string();
+
+    /// <summary>An INTEGER column of the current row.</summary>
+    public long Int64(int column) => raw.sqlite3_column_int64(_statement, column);
+
+    /// <summary>Ends the current use (after <see cref="Step"/>), so the statement can be bound and run again.</summary>
+    public void Reset() => raw.sqlite3_reset(_statement);
+
+    public void Dispose() => _statement.Dispose();
+}
