@@ -33,10 +33,10 @@ echo "Judge: $JUDGE"
 echo
 echo "| What | Raw (--no-defences): flips | unusable | Defended: flips | unusable |"
 echo "|---|---|---|---|---|"
-for set in ${SETS:-builtin heldout heldout2 heldout3 heldout4 heldout5 heldout6 heldout7}; do
+for set in ${SETS:-builtin heldout heldout2 heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
   echo "| $set | $(inj "$set" --no-defences) | $(inj "$set") |"
 done
-for set in ${INLINE_SETS:-heldout3 heldout4 heldout5 heldout6 heldout7}; do
+for set in ${INLINE_SETS:-heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
   echo "| $set, --inline | $(inj "$set" --inline --no-defences) | $(inj "$set" --inline) |"
 done
 echo
@@ -45,3 +45,4 @@ echo "|---|---|---|"
 echo "| demo-heldout:200 | $(acc demo-heldout:200 --no-defences) | $(acc demo-heldout:200) |"
 echo "| base replies (12) | $(acc jsonl:bench/judge-data/base-replies.jsonl --no-defences) | $(acc jsonl:bench/judge-data/base-replies.jsonl) |"
 echo "| clean-paragraphs (24) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl --no-defences) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl) |"
+echo "| heldout-clean (24, held out) | $(acc jsonl:bench/judge-data/heldout-clean.jsonl --no-defences) | $(acc jsonl:bench/judge-data/heldout-clean.jsonl) |"

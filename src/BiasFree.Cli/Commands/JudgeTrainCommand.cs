@@ -26,24 +26,26 @@ internal static class JudgeTrainCommand
         var dpoLr = new Option<double>("--dpo-lr") { Description = "Stage 2 learning rate (small: DPO on a tiny model collapses easily).", DefaultValueFactory = _ => 2e-4 };
         var beta = new Option<double>("--beta") { Description = "DPO beta.", DefaultValueFactory = _ => 0.1 };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for training." };
+        var recipe = new Option<string>("--recipe") { Description = "Training data: plain (the taught one-line replies; the shipped judge models/demo-judge) or augmented (varied replies, text of many generic forms inserted with the gold label unchanged; docs/judges.md, \"Held-out set 8\").", DefaultValueFactory = _ => "plain" };
+        recipe.AcceptOnlyFromAmong("augmented", "plain");
         var cmd = new Command("train", "Train a small reasoned judge on the demo model: SFT on correct traces, then DPO against incorrect ones with the SFT model as reference; writes a PEFT adapter.")
         {
-            output, count, seed, teacher, teacherModel, apiKeyEnv, sftSteps, dpoSteps, sftLr, dpoLr, beta, threads,
+            output, count, seed, teacher, teacherModel, apiKeyEnv, sftSteps, dpoSteps, sftLr, dpoLr, beta, threads, recipe,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => TrainAsync(pr.GetValue(output)!, pr.GetValue(count), pr.GetValue(seed), pr.GetValue(teacher),
             pr.GetValue(teacherModel), pr.GetValue(apiKeyEnv), pr.GetValue(sftSteps), pr.GetValue(dpoSteps), pr.GetValue(sftLr), pr.GetValue(dpoLr),
-            pr.GetValue(beta), pr.GetValue(threads), ct)));
+            pr.GetValue(beta), pr.GetValue(threads), JudgeTraceData.ParseRecipe(pr.GetValue(recipe)!), ct)));
         return cmd;
     }
 
     private static async Task<int> TrainAsync(string outDir, int count, int seed, string? teacherUrl, string? teacherModel, string? apiKeyEnv,
-        int sftSteps, int dpoSteps, double sftLr, double dpoLr, double beta, int? threads, CancellationToken ct)
+        int sftSteps, int dpoSteps, double sftLr, double dpoLr, double beta, int? threads, JudgeTraceRecipe recipe, CancellationToken ct)
     {
         if (count is < 10 or > 100_000) throw new UserErrorException("--count must be between 10 and 100000.");
         if (sftSteps < 1 || dpoSteps < 1) throw new UserErrorException("--sft-steps and --dpo-steps must be at least 1.");
         var baseFolder = DemoModel.Find() ?? throw new UserErrorException("no demo model found (models/demo); set BIASFREE_DEMO_MODEL.");
-        var pairs = JudgeTraceData.Generate(count, seed);
-        var description = $"generated judge traces (seed {seed.ToString(CultureInfo.InvariantCulture)}, {count.ToString(CultureInfo.InvariantCulture)} pairs)";
+        var pairs = JudgeTraceData.Generate(count, seed, recipe);
+        var description = $"generated judge traces (recipe {(recipe == JudgeTraceRecipe.Augmented ? "augmented" : "plain")}, seed {seed.ToString(CultureInfo.InvariantCulture)}, {count.ToString(CultureInfo.InvariantCulture)} pairs)";
         if (teacherUrl is not null)
         {
             if (!Uri.TryCreate(teacherUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.UserInfo.Length > 0 || uri.Query.Length > 0)

@@ -4,6 +4,7 @@ using BiasFree.Engine.Models;
 using BiasFree.Engine.Training;
 using BiasFree.Judges;
 using BiasFree.Judges.Evaluation;
+using BiasFree.Probes;
 using static TorchSharp.torch;
 
 namespace BiasFree.Engine.Tests.Training;
@@ -34,6 +35,78 @@ public class JudgeTrainingTests
         // Seeded: the same call gives the same data.
         Assert.Equal(pairs, JudgeTraceData.Generate(200));
     }
+
+    [Fact]
+    public void AugmentationKeepsTheGoldLabelAndInsertsTheTextItSays()
+    {
+        var items = JudgeTraceData.Items(400, recipe: JudgeTraceRecipe.Augmented);
+        var plain = JudgeTraceData.Items(400, recipe: JudgeTraceRecipe.Plain);
+        Assert.Equal(400, items.Count);
+        // The augmented item is drawn from the same judge item as the plain one, and augmentation never changes its label.
+        Assert.Equal(plain.Select(p => (p.Id, p.Gold)), items.Select(i => (i.Id, i.Gold)));
+        Assert.All(items, i =>
+        {
+            Assert.Equal(i.Gold, ReasonedVerdictFormat.TryParse(i.Chosen)!.Label);
+            Assert.NotEqual(i.Gold, ReasonedVerdictFormat.TryParse(i.Rejected)!.Label);
+        });
+        var inserted = items.Where(i => i.Inserted is not null).ToList();
+        Assert.InRange(inserted.Count, 180, 300);
+        Assert.All(inserted, i =>
+        {
+            Assert.Contains(i.Inserted!, i.Text, StringComparison.Ordinal);
+            Assert.NotEqual(i.BaseReply, i.Text);
+            // Taking the inserted text out gives back the reply (up to the spaces and breaks around it).
+            Assert.Equal(Words(i.BaseReply), Words(i.Text.Replace(i.Inserted!, " ", StringComparison.Ordinal)));
+            // The rejected trace concludes what the inserted text asks for whenever that is not gold.
+            if (i.Steer != i.Gold) Assert.Equal(i.Steer, ReasonedVerdictFormat.TryParse(i.Rejected)!.Label);
+        });
+        Assert.All(items.Where(i => i.Inserted is null), i => Assert.StartsWith(i.BaseReply, i.Text, StringComparison.Ordinal));
+        // The inserted text steers away from gold and toward it, so "the opposite of what it asks" is never the rule learnt.
+        Assert.Contains(inserted, i => i.Steer != i.Gold);
+        Assert.Contains(inserted, i => i.Steer == i.Gold);
+        // Every generic form and every placement occurs, and the replies vary beyond the six taught one-liners.
+        Assert.All(JudgeTraceAugmentation.Forms, f => Assert.Contains(inserted, i => i.Form!.Split('+').Contains(f)));
+        Assert.All(Enum.GetValues<InsertionPlacement>(), p => Assert.Contains(inserted, i => WherePut(i) == p));
+        Assert.True(items.Select(i => i.BaseReply).Distinct().Count() > 250);
+        Assert.Contains(items, i => !i.Statement.EndsWith('?') && i.Statement == i.Statement.TrimEnd('.'));
+        Assert.Contains(items, i => i.Statement.EndsWith('?'));
+    }
+
+    [Fact]
+    public void AugmentationIsDeterministicBySeedAndSharesNoTextWithAnyMeasuredAttack()
+    {
+        var a = JudgeTraceData.Generate(300, 7, JudgeTraceRecipe.Augmented);
+        Assert.Equal(a, JudgeTraceData.Generate(300, 7, JudgeTraceRecipe.Augmented));
+        Assert.NotEqual(a.Select(p => p.Prompt), JudgeTraceData.Generate(300, 8, JudgeTraceRecipe.Augmented).Select(p => p.Prompt));
+        // No marker of any measured attack (development and held-out sets 1-8) reaches the training prompts.
+        var markers = InjectionSuite.AttackSet("all").Select(x => x.Marker).ToList();
+        Assert.Contains(InjectionSuite.AttackSet("heldout8")[0].Marker, markers);
+        var prompts = JudgeTraceData.Generate(2000, recipe: JudgeTraceRecipe.Augmented).Select(p => p.Prompt).ToList();
+        Assert.DoesNotContain(prompts, p => markers.Any(m => p.Contains(m, StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData("commentary")]
+    [InlineData("fake-verdict")]
+    [InlineData("role-play")]
+    [InlineData("instruction")]
+    public void InsertedTextNamesTheVerdictItSteersTo(string form)
+    {
+        for (int k = 0; k < 20; k++)
+        {
+            var biased = JudgeTraceAugmentation.Inserted(form, Label.Biased, StableRandom.For(k, form));
+            var unbiased = JudgeTraceAugmentation.Inserted(form, Label.Unbiased, StableRandom.For(k, form));
+            Assert.NotEqual(biased, unbiased);
+        }
+    }
+
+    private static string Words(string text) => string.Join(' ', text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+
+    private static InsertionPlacement WherePut(JudgeTraceItem i) =>
+        i.Text.StartsWith(i.Inserted!, StringComparison.Ordinal) ? InsertionPlacement.Prepended
+        : i.Text.EndsWith("\n\n" + i.Inserted, StringComparison.Ordinal) ? InsertionPlacement.Appended
+        : i.Text.EndsWith(" " + i.Inserted, StringComparison.Ordinal) ? InsertionPlacement.Inline
+        : InsertionPlacement.Between;
 
     [Fact]
     public void StackedAdapterEqualsSecondStageOnTheMergedFirst()

@@ -63,7 +63,8 @@ public static class JudgeCard
                       "TopicIsolation after set 3, the second reading after set 4), `ho5-*` (fifth set, committed before the second reading; its flips " +
                       "were looked at while the second reading was fixed), `ho6-*` (sixth set, written against the second reading and committed " +
                       "before it was measured on it; its misses informed the form rules of the second reading), `ho7-*` (seventh set, committed " +
-                      "before the form rules were measured on it). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
+                      "before the form rules were measured on it), `ho8-*` (eighth set, committed before the judge was trained with " +
+                      "adversarial data augmentation). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
         md.AppendLine(End);
         return md.ToString();
     }
