@@ -577,7 +577,8 @@ internal static class JsonSupport
             throw new ProbeFormatException(file, LineOfArrayElement(bytes, firstBad), null, $"item {firstBad}: expected a JSON object, got {badKind}");
     }
 
-    private static string KindOf(JsonTokenType token) => token switch
+    /// <summary>The name of the JSON value a token starts (<see cref="JsonRecord.Kind"/>'s names), for error messages.</summary>
+    internal static string KindOf(JsonTokenType token) => token switch
     {
         JsonTokenType.StartObject => "object",
         JsonTokenType.StartArray => "array",

@@ -127,7 +127,7 @@ internal static class ProbeLineReader
         }
         if (root != JsonTokenType.StartObject)
         {
-            throw new ProbeFormatException(file, line, null, $"expected a JSON object, got {Kind(root)}");
+            throw new ProbeFormatException(file, line, null, $"expected a JSON object, got {JsonSupport.KindOf(root)}");
         }
 
         string id = NonEmpty(at, f[Id], Names[Id]);
@@ -142,14 +142,14 @@ internal static class ProbeLineReader
         if (!JsonSupport.IsKebabCase(category))
             throw at.Error("category", $"expected kebab-case (lower-case letters and digits joined by '-', e.g. 'gender-identity'), got '{category}'");
         if (!f[UserTurns].Has) throw at.Error("user_turns", "missing");
-        if (f[UserTurns].Kind != JsonTokenType.StartArray) throw at.Error("user_turns", $"expected array, got {Kind(f[UserTurns].Kind)}");
+        if (f[UserTurns].Kind != JsonTokenType.StartArray) throw at.Error("user_turns", $"expected array, got {JsonSupport.KindOf(f[UserTurns].Kind)}");
         if (turns.Error is { } turnsError) throw turnsError;
         if (turns.Count < 1) throw at.Error("user_turns", $"expected at least 1 strings, got {turns.Count}");
 
         var optionCount = 0;
         if (f[Options].Has)
         {
-            if (f[Options].Kind != JsonTokenType.StartArray) throw at.Error("options", $"expected array, got {Kind(f[Options].Kind)}");
+            if (f[Options].Kind != JsonTokenType.StartArray) throw at.Error("options", $"expected array, got {JsonSupport.KindOf(f[Options].Kind)}");
             if (options.Error is { } optionsError) throw optionsError;
             optionCount = options.Count;
         }
@@ -247,7 +247,7 @@ internal static class ProbeLineReader
     private static string String(Where at, in Field f, string name)
     {
         if (!f.Has) throw at.Error(name, "missing");
-        if (f.Kind != JsonTokenType.String) throw at.Error(name, $"expected string, got {Kind(f.Kind)}");
+        if (f.Kind != JsonTokenType.String) throw at.Error(name, $"expected string, got {JsonSupport.KindOf(f.Kind)}");
         if (f.BadEscape) throw at.Error(name, "invalid \\u escape (a lone UTF-16 surrogate)");
         return f.Text!;
     }
@@ -276,7 +276,7 @@ internal static class ProbeLineReader
         {
             if (reader.TokenType != JsonTokenType.String)
             {
-                read.Error ??= at.Error("user_turns", $"expected array of strings, found {Kind(reader.TokenType)}");
+                read.Error ??= at.Error("user_turns", $"expected array of strings, found {JsonSupport.KindOf(reader.TokenType)}");
                 if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray) reader.Skip();
                 continue;
             }
@@ -312,7 +312,7 @@ internal static class ProbeLineReader
             var i = read.Count++;
             if (reader.TokenType != JsonTokenType.StartObject)
             {
-                read.Error ??= at.Error(Item(i), $"expected object, got {Kind(reader.TokenType)}");
+                read.Error ??= at.Error(Item(i), $"expected object, got {JsonSupport.KindOf(reader.TokenType)}");
                 if (reader.TokenType == JsonTokenType.StartArray) reader.Skip();
                 continue;
             }
@@ -418,7 +418,7 @@ internal static class ProbeLineReader
     /// <summary>Checks the metadata and adds it to <paramref name="metadata"/> (null: checked only).</summary>
     private static void ReadMetadata(Where at, ReadOnlySpan<byte> json, in Field f, Dictionary<string, string>? metadata)
     {
-        if (f.Kind != JsonTokenType.StartObject) throw at.Error("metadata", $"expected object, got {Kind(f.Kind)}");
+        if (f.Kind != JsonTokenType.StartObject) throw at.Error("metadata", $"expected object, got {JsonSupport.KindOf(f.Kind)}");
         // Every name is checked before any value, as the document path listed the fields before reading them.
         var reader = new Utf8JsonReader(json[f.Start..f.End], ReaderOptions);
         reader.Read();
@@ -445,21 +445,9 @@ internal static class ProbeLineReader
         foreach (var (name, value) in values)
         {
             var field = "metadata." + name;
-            if (value.Kind != JsonTokenType.String) throw at.Error(field, $"expected string, got {Kind(value.Kind)}");
+            if (value.Kind != JsonTokenType.String) throw at.Error(field, $"expected string, got {JsonSupport.KindOf(value.Kind)}");
             if (value.BadEscape) throw at.Error(field, "invalid \\u escape (a lone UTF-16 surrogate)");
             if (metadata is not null) metadata[name] = value.Text!;
         }
     }
-
-    /// <summary><see cref="JsonRecord.Kind"/>'s names, for a token that starts a value.</summary>
-    private static string Kind(JsonTokenType token) => token switch
-    {
-        JsonTokenType.StartObject => "object",
-        JsonTokenType.StartArray => "array",
-        JsonTokenType.String => "string",
-        JsonTokenType.Number => "number",
-        JsonTokenType.True or JsonTokenType.False => "boolean",
-        JsonTokenType.Null => "null",
-        _ => "nothing",
-    };
 }
