@@ -264,7 +264,7 @@ internal sealed class ChatCompletionsClient : IChatClient
                         return await ReadCompletionAsync(response, attemptCts.Token).ConfigureAwait(false);
                     }
 
-                    var error = await ErrorAsync(response, attemptCts.Token).ConfigureAwait(false);
+                    var error = await ErrorAsync(response, _authorization.AsMemory("Bearer ".Length), attemptCts.Token).ConfigureAwait(false);
                     if (!(status is 429 or 408 || status >= 500))
                     {
                         throw error;
@@ -625,22 +625,57 @@ internal sealed class ChatCompletionsClient : IChatClient
     /// A <see cref="ClientResultException"/> for an error status, worded as the SDK words it: <c>HTTP 401
     /// (invalid_request_error: invalid_api_key)</c> and the server's message for an OpenAI-style error body; the
     /// status, its reason phrase and the start of the body otherwise. The body is read within the attempt, at most 64 KB.
+    /// A body that repeats the API key (some servers echo the credential they refused) has it replaced by
+    /// <see cref="RedactedKey"/> before it reaches the message or the exception's raw response: error messages end up in
+    /// the run store, the report and the terminal, and the key must reach none of them.
     /// </summary>
-    private static async Task<ClientResultException> ErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private static async Task<ClientResultException> ErrorAsync(HttpResponseMessage response, ReadOnlyMemory<char> apiKey, CancellationToken cancellationToken)
     {
         const int Limit = 64 * 1024;
         var (buffer, length) = await ReadBodyAsync(response.Content, Limit, cancellationToken).ConfigureAwait(false);
         try
         {
-            var body = buffer.AsSpan(0, length);
+            var body = RedactKey(buffer.AsSpan(0, length).ToArray(), apiKey.Span);
             var status = (int)response.StatusCode;
             var message = ErrorMessage(status, response.ReasonPhrase, body);
-            return new ClientResultException(message, new ErrorResponse(response, body.ToArray()));
+            return new ClientResultException(message, new ErrorResponse(response, body));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>What an API key repeated in an error body is replaced by.</summary>
+    internal const string RedactedKey = "[api key redacted]";
+
+    /// <summary>
+    /// <paramref name="body"/> with every occurrence of <paramref name="apiKey"/> replaced by <see cref="RedactedKey"/>.
+    /// Keys shorter than 8 characters (the placeholder sent when there is none) are left alone: so short a string could
+    /// be ordinary text.
+    /// </summary>
+    internal static byte[] RedactKey(byte[] body, ReadOnlySpan<char> apiKey)
+    {
+        if (apiKey.Length < 8)
+        {
+            return body;
+        }
+        var key = System.Text.Encoding.UTF8.GetBytes(apiKey.ToArray());
+        if (body.AsSpan().IndexOf(key) < 0)
+        {
+            return body;
+        }
+        var replacement = System.Text.Encoding.UTF8.GetBytes(RedactedKey);
+        var result = new List<byte>(body.Length);
+        var rest = body.AsSpan();
+        for (var at = rest.IndexOf(key); at >= 0; at = rest.IndexOf(key))
+        {
+            result.AddRange(rest[..at]);
+            result.AddRange(replacement);
+            rest = rest[(at + key.Length)..];
+        }
+        result.AddRange(rest);
+        return [.. result];
     }
 
     internal static string ErrorMessage(int status, string? reason, ReadOnlySpan<byte> body)

@@ -169,6 +169,43 @@ public class ChatCompletionsClientTests
     }
 
     [Fact]
+    public async Task AnErrorBodyThatRepeatsTheApiKeyHasItRedacted()
+    {
+        // Some servers echo the credential they refused; the message and the raw response must not carry it onwards.
+        const string variable = "BIASFREE_TEST_REDACTED_KEY";
+        var key = "sk-test-" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(variable, key);
+        try
+        {
+            await using var server = LoopbackChatServer.Start(request => new LoopbackReply(401,
+                RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"));
+            using var chat = OpenAICompatibleTarget.Create(Options(server) with { ApiKeyEnvironmentVariable = variable });
+            var ex = await Assert.ThrowsAsync<ClientResultException>(() => chat.GetResponseAsync("hi", cancellationToken: Ct));
+            Assert.Equal("Bearer " + key, Assert.Single(server.Requests).Authorization);
+            Assert.Contains("Incorrect API key provided: " + ChatCompletionsClient.RedactedKey, ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(key, ex.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain(key, ex.GetRawResponse()!.Content.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    [Fact]
+    public void RedactionReplacesEveryOccurrenceAndLeavesOtherBodiesAsTheyAre()
+    {
+        static byte[] B(string s) => System.Text.Encoding.UTF8.GetBytes(s);
+        var key = "secret-key-123";
+        Assert.Equal(B($"a {ChatCompletionsClient.RedactedKey} b {ChatCompletionsClient.RedactedKey}"),
+            ChatCompletionsClient.RedactKey(B($"a {key} b {key}"), key));
+        var plain = B("nothing to hide");
+        Assert.Same(plain, ChatCompletionsClient.RedactKey(plain, key));
+        // The placeholder sent when no key is configured is too short to redact safely.
+        Assert.Same(plain, ChatCompletionsClient.RedactKey(plain, "none"));
+    }
+
+    [Fact]
     public async Task ANetworkErrorComesOutAsTheSdkGaveIt()
     {
         // A port nothing listens on: the connection is refused.
