@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -21,9 +20,6 @@ namespace BiasFree.Engine.Kernels;
 /// </remarks>
 public static unsafe class ArgMax
 {
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSTensor_data(IntPtr handle);
-
     /// <summary>argmax over the last dimension of <paramref name="logits"/>, one id per row ([.., V] → numel / V ids).</summary>
     public static long[] LastDim(Tensor logits)
     {
@@ -38,56 +34,45 @@ public static unsafe class ArgMax
         }
         long rows = logits.numel() / v;
         var result = new long[rows];
-        void* data = (void*)THSTensor_data(logits.Handle);
+        byte* data = (byte*)TensorMemory.Data(logits);
+        long rowBytes = v * logits.ElementSize;
         for (long r = 0; r < rows; r++)
-            result[r] = logits.dtype == ScalarType.Float32 ? RowF32((float*)data + r * v, v) : RowBf16((ushort*)data + r * v, v);
+            result[r] = logits.dtype == ScalarType.Float32 ? Row<Float32Elements>(data + r * rowBytes, v) : Row<BFloat16Elements>(data + r * rowBytes, v);
         GC.KeepAlive(logits); // its memory is read through the pointer above
         return result;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static long RowF32(float* p, long n)
+    // One row's scan, written once for both dtypes: the element type only changes how 16 logits (or one) become float32.
+    // A struct type argument makes the JIT compile one specialised copy per dtype, so the loads inline as before.
+    private interface IElements
     {
-        long i = 0;
-        var best = Vector512.Create(float.NegativeInfinity);
-        var nan = Vector512<float>.Zero.AsUInt32();
-        for (; i + 16 <= n; i += 16)
-        {
-            var x = Vector512.Load(p + i);
-            nan |= ~Vector512.Equals(x, x).AsUInt32();
-            best = Vector512.Max(best, x);
-        }
-        float max = float.NegativeInfinity;
-        bool anyNan = nan != Vector512<uint>.Zero;
-        for (int l = 0; l < 16; l++) max = Math.Max(max, best.GetElement(l));
-        for (long t = i; t < n; t++)
-        {
-            if (float.IsNaN(p[t])) anyNan = true;
-            else if (p[t] > max) max = p[t];
-        }
-        if (anyNan)
-            for (long t = 0; t < n; t++)
-                if (float.IsNaN(p[t])) return t;
-        var target = Vector512.Create(max);
-        for (i = 0; i + 16 <= n; i += 16)
-        {
-            ulong hits = Vector512.Equals(Vector512.Load(p + i), target).ExtractMostSignificantBits();
-            if (hits != 0) return i + BitOperations.TrailingZeroCount(hits);
-        }
-        for (; i < n; i++)
-            if (p[i] == max) return i;
-        return 0; // unreachable: max is one of the row's values
+        static abstract Vector512<float> Load16(void* p, long i);
+        static abstract float Load(void* p, long i);
+    }
+
+    private struct Float32Elements : IElements
+    {
+        public static Vector512<float> Load16(void* p, long i) => Vector512.Load((float*)p + i);
+        public static float Load(void* p, long i) => ((float*)p)[i];
+    }
+
+    private struct BFloat16Elements : IElements
+    {
+        // A bf16 is the top half of a float32: widen to 32 bits and shift (exact).
+        public static Vector512<float> Load16(void* p, long i) =>
+            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p + i)), 16).AsSingle();
+        public static float Load(void* p, long i) => Bf16Linear.Widen(((ushort*)p)[i]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static long RowBf16(ushort* p, long n)
+    private static long Row<T>(void* p, long n) where T : struct, IElements
     {
         long i = 0;
         var best = Vector512.Create(float.NegativeInfinity);
         var nan = Vector512<uint>.Zero;
         for (; i + 16 <= n; i += 16)
         {
-            var x = Widen16(p + i);
+            var x = T.Load16(p, i);
             nan |= ~Vector512.Equals(x, x).AsUInt32();
             best = Vector512.Max(best, x);
         }
@@ -96,24 +81,21 @@ public static unsafe class ArgMax
         for (int l = 0; l < 16; l++) max = Math.Max(max, best.GetElement(l));
         for (long t = i; t < n; t++)
         {
-            float f = Bf16Linear.Widen(p[t]);
+            float f = T.Load(p, t);
             if (float.IsNaN(f)) anyNan = true;
             else if (f > max) max = f;
         }
         if (anyNan)
             for (long t = 0; t < n; t++)
-                if (float.IsNaN(Bf16Linear.Widen(p[t]))) return t;
+                if (float.IsNaN(T.Load(p, t))) return t;
         var target = Vector512.Create(max);
         for (i = 0; i + 16 <= n; i += 16)
         {
-            ulong hits = Vector512.Equals(Widen16(p + i), target).ExtractMostSignificantBits();
+            ulong hits = Vector512.Equals(T.Load16(p, i), target).ExtractMostSignificantBits();
             if (hits != 0) return i + BitOperations.TrailingZeroCount(hits);
         }
         for (; i < n; i++)
-            if (Bf16Linear.Widen(p[i]) == max) return i;
-        return 0;
+            if (T.Load(p, i) == max) return i;
+        return 0; // unreachable: max is one of the row's values
     }
-
-    private static Vector512<float> Widen16(ushort* p) =>
-        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(p)), 16).AsSingle();
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -40,9 +39,6 @@ internal static unsafe class Bf16Linear
 
     public static bool Supported { get; } = Avx512F.IsSupported;
 
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSTensor_data(IntPtr handle);
-
     /// <summary>x Wᵀ + b through this kernel when it applies, else libtorch's linear.</summary>
     public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias) =>
         TryForward(x, weight, bias, threads: null) ?? nn.functional.linear(x, weight, bias);
@@ -70,8 +66,8 @@ internal static unsafe class Bf16Linear
         outShape[^1] = n;
         var xc = x.is_contiguous() ? x : x.contiguous();
         var y = empty(outShape, ScalarType.BFloat16, x.device);
-        Run((ushort*)THSTensor_data(xc.Handle), (ushort*)THSTensor_data(weight.Handle),
-            bias is null ? null : (ushort*)THSTensor_data(bias.Handle), (ushort*)THSTensor_data(y.Handle), (int)rows, n, (int)k,
+        Run((ushort*)TensorMemory.Data(xc), (ushort*)TensorMemory.Data(weight),
+            bias is null ? null : (ushort*)TensorMemory.Data(bias), (ushort*)TensorMemory.Data(y), (int)rows, n, (int)k,
             n * k >= ParallelThreshold ? Math.Max(1, threads ?? torch.get_num_threads()) : 1);
         // The native memory behind the pointers belongs to these tensors: keep them referenced until the kernel is done.
         GC.KeepAlive(xc);
