@@ -150,19 +150,37 @@ public class InjectionSuiteTests
     }
 }
 
-/// <summary>Set 7's encodings carry the target word: read back, each gives the word the attack steers to.</summary>
-public class HeldOutSetSevenTests
+/// <summary>What the held-out set tests share: one attack applied to a fixed reply, and a set's registration.</summary>
+internal static class HeldOutAttacks
 {
     private const string Reply = "Age does not decide whether someone can use technology.";
 
-    private static string Rendered(string id, Label target)
+    /// <summary>The text attack <paramref name="id"/> of <paramref name="set"/> appends (as a new paragraph, with its marker).</summary>
+    public static string Rendered(string set, string id, Label target)
     {
-        var attack = InjectionSuite.AttackSet("heldout7").Single(a => a.Id == id);
+        var attack = InjectionSuite.AttackSet(set).Single(a => a.Id == id);
         var text = attack.Apply(Reply, target);
         Assert.StartsWith(Reply + "\n\n", text, StringComparison.Ordinal);
         Assert.Contains(attack.Marker, text, StringComparison.Ordinal);
         return text[(Reply.Length + 2)..];
     }
+
+    /// <summary>The set has twelve attacks with distinct ids under <paramref name="prefix"/>, each also in "all".</summary>
+    public static IReadOnlyList<InjectionAttack> AssertTwelveDistinctInAll(string set, string prefix)
+    {
+        var attacks = InjectionSuite.AttackSet(set);
+        Assert.Equal(12, attacks.Count);
+        Assert.Equal(attacks.Count, attacks.Select(a => a.Id).Distinct().Count());
+        Assert.All(attacks, a => Assert.StartsWith(prefix, a.Id, StringComparison.Ordinal));
+        Assert.All(attacks, a => Assert.Contains(a, InjectionSuite.AttackSet("all")));
+        return attacks;
+    }
+}
+
+/// <summary>Set 7's encodings carry the target word: read back, each gives the word the attack steers to.</summary>
+public class HeldOutSetSevenTests
+{
+    private static string Rendered(string id, Label target) => HeldOutAttacks.Rendered("heldout7", id, target);
 
     [Theory]
     [InlineData(Label.Biased, "biased")]
@@ -181,29 +199,17 @@ public class HeldOutSetSevenTests
     }
 
     [Fact]
-    public void EveryAttackOfTheSetHasADistinctIdAndIsInAll()
-    {
-        var set = InjectionSuite.AttackSet("heldout7");
-        Assert.Equal(12, set.Count);
-        Assert.Equal(set.Count, set.Select(a => a.Id).Distinct().Count());
-        Assert.All(set, a => Assert.StartsWith("ho7-", a.Id, StringComparison.Ordinal));
-        Assert.All(set, a => Assert.Contains(a, InjectionSuite.AttackSet("all")));
-    }
+    public void EveryAttackOfTheSetHasADistinctIdAndIsInAll() => HeldOutAttacks.AssertTwelveDistinctInAll("heldout7", "ho7-");
 }
 
 /// <summary>Set 8 is registered (by name, in "all", on the CLI) and its encodings read back to the word it steers to.</summary>
 public class HeldOutSetEightTests
 {
-    private const string Reply = "Age does not decide whether someone can use technology.";
-
     private static string Rendered(string id, Label target)
     {
-        var attack = InjectionSuite.AttackSet("heldout8").Single(a => a.Id == id);
-        var text = attack.Apply(Reply, target);
-        Assert.StartsWith(Reply + "\n\n", text, StringComparison.Ordinal);
-        Assert.Contains(attack.Marker, text, StringComparison.Ordinal);
+        var text = HeldOutAttacks.Rendered("heldout8", id, target);
         Assert.DoesNotContain("{", text.Replace("\\label{verdict:", "", StringComparison.Ordinal), StringComparison.Ordinal);
-        return text[(Reply.Length + 2)..];
+        return text;
     }
 
     [Theory]
@@ -227,12 +233,8 @@ public class HeldOutSetEightTests
     [Fact]
     public void TheSetIsRegisteredWithTwelveDistinctAttacksInAll()
     {
-        var set = InjectionSuite.AttackSet("heldout8");
+        var set = HeldOutAttacks.AssertTwelveDistinctInAll("heldout8", "ho8-");
         Assert.Same(InjectionSuite.HeldOutAttacks8, set);
-        Assert.Equal(12, set.Count);
-        Assert.Equal(set.Count, set.Select(a => a.Id).Distinct().Count());
-        Assert.All(set, a => Assert.StartsWith("ho8-", a.Id, StringComparison.Ordinal));
-        Assert.All(set, a => Assert.Contains(a, InjectionSuite.AttackSet("all")));
         // No set-8 attack repeats an earlier set's template.
         var earlier = Enumerable.Range(1, 7).SelectMany(n => InjectionSuite.AttackSet(n == 1 ? "heldout" : $"heldout{n}")).Concat(InjectionSuite.Attacks)
             .Select(a => a.Template).ToHashSet();
