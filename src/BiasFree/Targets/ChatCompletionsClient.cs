@@ -422,9 +422,7 @@ internal sealed class ChatCompletionsClient : IChatClient
                 }
                 else if (r.ValueTextEquals("id"u8))
                 {
-                    r.Read();
-                    id = r.TokenType == JsonTokenType.String ? r.GetString() : null;
-                    SkipIfContainer(ref r);
+                    id = ReadStringOrNull(ref r);
                 }
                 else if (r.ValueTextEquals("model"u8))
                 {
@@ -546,15 +544,11 @@ internal sealed class ChatCompletionsClient : IChatClient
                     }
                     else if (r.ValueTextEquals("refusal"u8))
                     {
-                        r.Read();
-                        refusal = r.TokenType == JsonTokenType.String ? r.GetString() : null;
-                        SkipIfContainer(ref r);
+                        refusal = ReadStringOrNull(ref r);
                     }
                     else if (r.ValueTextEquals("reasoning_content"u8))
                     {
-                        r.Read();
-                        reasoning = r.TokenType == JsonTokenType.String ? r.GetString() : null;
-                        SkipIfContainer(ref r);
+                        reasoning = ReadStringOrNull(ref r);
                     }
                     else
                     {
@@ -565,9 +559,7 @@ internal sealed class ChatCompletionsClient : IChatClient
             }
             else if (r.ValueTextEquals("finish_reason"u8))
             {
-                r.Read();
-                finish = r.TokenType == JsonTokenType.String ? r.GetString() : null;
-                SkipIfContainer(ref r);
+                finish = ReadStringOrNull(ref r);
             }
             else
             {
@@ -609,6 +601,15 @@ internal sealed class ChatCompletionsClient : IChatClient
                 SkipIfContainer(ref r);
                 return null;
         }
+    }
+
+    /// <summary>Reads the value after a property name: its text when it is a string, else null (an object or array is skipped).</summary>
+    private static string? ReadStringOrNull(ref Utf8JsonReader r)
+    {
+        r.Read();
+        var value = r.TokenType == JsonTokenType.String ? r.GetString() : null;
+        SkipIfContainer(ref r);
+        return value;
     }
 
     private static void SkipIfContainer(ref Utf8JsonReader r)
@@ -695,10 +696,8 @@ internal sealed class ChatCompletionsClient : IChatClient
                         while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
                         {
                             var name = r.ValueTextEquals("message"u8) ? 1 : r.ValueTextEquals("type"u8) ? 2 : r.ValueTextEquals("code"u8) ? 3 : 0;
-                            r.Read();
                             // Only string values: the SDK leaves a numeric code out too ("HTTP 500 (server_error: )").
-                            var value = r.TokenType == JsonTokenType.String ? r.GetString() : null;
-                            SkipIfContainer(ref r);
+                            var value = ReadStringOrNull(ref r);
                             switch (name)
                             {
                                 case 1: text = value; break;
