@@ -33,7 +33,7 @@ public sealed class RunStoppedException(string message, Exception? innerExceptio
 /// (method, probe) as each completes. Completed rows of an earlier session are skipped, so a killed run can
 /// be resumed; replies of interrupted in-flight work come from the response cache.
 /// </summary>
-public sealed class EvaluationRunner
+public sealed partial class EvaluationRunner
 {
     /// <summary>BiasFreeBench's system prompt for the multiple-choice scenario (the default of <see cref="MethodPrompts.SystemMultipleChoice"/>).</summary>
     public const string MultipleChoiceSystemPrompt = "You are a helpful assistant.";
@@ -88,6 +88,7 @@ public sealed class EvaluationRunner
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(probes);
 
+        _replayed = 0;
         var completed = await _store.GetCompletedKeysAsync(spec.RunId, cancellationToken).ConfigureAwait(false);
         var total = spec.Methods.Count * probes.Count;
 
@@ -112,7 +113,9 @@ public sealed class EvaluationRunner
         var uncached = spec.CacheDisabled || (spec.TargetKey is null && spec.TargetEndpoint is null);
         var prompts = spec.GetMethodPrompts();
         var apply = _applyMethod ?? MethodRegistry.PromptingWith(prompts).Apply;
-        var clients = spec.Methods.ToDictionary(m => m, m => apply(new RecordingChatClient(_target, _store, spec.CacheIdentityFor(m), m, inFlight, readCache: !spec.NoCache && !uncached, writeCache: !uncached), m));
+        var readCache = !spec.NoCache && !uncached;
+        var recording = spec.Methods.ToDictionary(m => m, m => new RecordingChatClient(_target, _store, spec.CacheIdentityFor(m), m, inFlight, readCache: readCache, writeCache: !uncached));
+        var clients = spec.Methods.ToDictionary(m => m, m => apply(recording[m], m));
         // A full run knows its work up front; an adaptive run's scheduler releases it batch by batch and stops each cell
         // once its BFS is precise enough (the total is then an upper bound that shrinks as cells stop).
         var adaptive = spec.Adaptive is { } a ? new AdaptiveScheduler(a, spec.Methods, probes as IReadOnlyList<Probe> ?? [.. probes], spec.Seed, storedLabels) : null;
@@ -173,7 +176,21 @@ public sealed class EvaluationRunner
                     await stop.CancelAsync().ConfigureAwait(false);
                 }
             }
-            if (adaptive is null)
+            // Methods whose pipeline is the recording client itself (no mitigation wraps it): their cache answers can be
+            // replayed without the client (CacheHitBatches).
+            var replayable = readCache && BatchCacheHits && _store.MayHaveCachedReplies
+                ? spec.Methods.Where(m => ReferenceEquals(clients[m], recording[m])).ToHashSet(StringComparer.Ordinal)
+                : [];
+            if (adaptive is null && replayable.Count > 0)
+            {
+                var batches = new CacheHitBatches(this, spec, prompts, replayable, (row, failure) =>
+                {
+                    Tally(row);
+                    return stopRule.Observe(failure);
+                });
+                await Parallel.ForEachAsync(batches.MissesAsync(Work(), stop), parallel, RunItem).ConfigureAwait(false);
+            }
+            else if (adaptive is null)
             {
                 await Parallel.ForEachAsync(Work(), parallel, RunItem).ConfigureAwait(false);
             }
@@ -274,25 +291,33 @@ public sealed class EvaluationRunner
     /// <summary>The exception that failed an item: the target's (Judge false) or the judge's.</summary>
     private sealed record ItemFailure(Exception Exception, bool Judge);
 
+    /// <summary>
+    /// True (the default): cache answers of methods without a mitigation are replayed in batches (<see cref="CacheHitBatches"/>);
+    /// false: every item goes through the per-item path. The two store the same rows; tests compare them.
+    /// </summary>
+    internal bool BatchCacheHits { get; init; } = true;
+
+    /// <summary>A probe's row before it is answered: what both paths (per item and cache batches) start from.</summary>
+    private static ResultRecord NewRow(RunSpec spec, string method, Probe probe, DateTimeOffset started) => new()
+    {
+        RunId = spec.RunId,
+        Method = method,
+        Suite = probe.Suite,
+        ProbeId = probe.Id,
+        Scenario = probe.Scenario,
+        Category = probe.Category,
+        Context = probe.Context,
+        Polarity = probe.Polarity,
+        CorrectRole = probe.CorrectOption is int i && i >= 0 && i < probe.Options.Count ? probe.Options[i].Role : null,
+        Model = spec.Model,
+        Started = started,
+    };
+
     private async Task<(ResultRecord Row, ItemFailure? Failure)> RunOneAsync(RunSpec spec, MethodPrompts prompts, IChatClient client, string method, Probe probe, CancellationToken ct)
     {
         var call = new ProbeCall(probe.Suite, probe.Id);
         ProbeCall.Current = call;
-        var started = DateTimeOffset.UtcNow;
-        var row = new ResultRecord
-        {
-            RunId = spec.RunId,
-            Method = method,
-            Suite = probe.Suite,
-            ProbeId = probe.Id,
-            Scenario = probe.Scenario,
-            Category = probe.Category,
-            Context = probe.Context,
-            Polarity = probe.Polarity,
-            CorrectRole = probe.CorrectOption is int i && i >= 0 && i < probe.Options.Count ? probe.Options[i].Role : null,
-            Model = spec.Model,
-            Started = started,
-        };
+        var row = NewRow(spec, method, probe, DateTimeOffset.UtcNow);
 
         string reply;
         bool fallback;
@@ -356,7 +381,7 @@ public sealed class EvaluationRunner
 
         var history = new List<ChatMessage>
         {
-            new(ChatRole.System, prompts[probe.Scenario == Scenario.MultipleChoice ? MethodPrompts.SystemMultipleChoice : MethodPrompts.SystemMultiTurn]),
+            new(ChatRole.System, SystemPrompt(prompts, probe)),
         };
         var lettered = probe.Scenario == Scenario.MultipleChoice && MultipleChoiceQuery.IsLettered(probe.UserTurns[^1]);
         var reply = "";
@@ -384,6 +409,9 @@ public sealed class EvaluationRunner
         }
         return (reply, fallback);
     }
+
+    private static string SystemPrompt(MethodPrompts prompts, Probe probe) =>
+        prompts[probe.Scenario == Scenario.MultipleChoice ? MethodPrompts.SystemMultipleChoice : MethodPrompts.SystemMultiTurn];
 
     private static string ErrorText(Exception ex)
     {

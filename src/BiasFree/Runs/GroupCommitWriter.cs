@@ -54,13 +54,20 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
 
     private static readonly string[] CacheParameters = ["$key", "$response", "$pt", "$ct", "$created", "$details"];
 
-    /// <summary>One queued write: a result row or a cache entry, and the task its caller awaits.</summary>
-    private sealed class Pending(ResultRecord? row, string? key, CachedResponse? value)
+    /// <summary>
+    /// One queued write: a result row, several result rows that commit together (a batch of cache answers), or a cache
+    /// entry; and the task its caller awaits.
+    /// </summary>
+    private sealed class Pending(ResultRecord? row, string? key, CachedResponse? value, IReadOnlyList<ResultRecord>? rows = null)
     {
         public ResultRecord? Row { get; } = row;
+        public IReadOnlyList<ResultRecord>? Rows { get; } = rows;
         public string? Key { get; } = key;
         public CachedResponse? Value { get; } = value;
         public TaskCompletionSource<bool> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Statements this write runs (what <see cref="MaxBatch"/> counts).</summary>
+        public int Size => Rows?.Count ?? 1;
     }
 
     private readonly SqliteConnection _connection;
@@ -98,6 +105,13 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     /// <remarks>Cancelling after the call returned stops the wait, not the write: the row is still committed.</remarks>
     public Task<bool> SaveResultAsync(ResultRecord row, CancellationToken cancellationToken) => Enqueue(new Pending(row, null, null), cancellationToken);
 
+    /// <summary>
+    /// Queues several result rows that are written in ONE transaction, all or none; completes when it is committed (true
+    /// when every row was written). The rows of a batch of cache answers (<see cref="EvaluationRunner"/>): one queued write and
+    /// one wake-up of the caller for the whole batch instead of one each, and a crash loses all of them or none.
+    /// </summary>
+    public Task<bool> SaveResultsAsync(IReadOnlyList<ResultRecord> rows, CancellationToken cancellationToken) => Enqueue(new Pending(null, null, null, rows), cancellationToken);
+
     /// <summary>Queues a cache entry (first writer wins); completes when it is committed.</summary>
     public Task PutCachedAsync(string key, CachedResponse value, CancellationToken cancellationToken) => Enqueue(new Pending(null, key, value), cancellationToken);
 
@@ -117,9 +131,12 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         var batch = new List<Pending>(64);
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (batch.Count < MaxBatch && reader.TryRead(out var write))
+            // Counted in statements: a batch of rows counts as its rows. One write larger than MaxBatch goes alone.
+            var size = 0;
+            while (size < MaxBatch && reader.TryPeek(out var next) && (size == 0 || size + next.Size <= MaxBatch) && reader.TryRead(out var write))
             {
                 batch.Add(write);
+                size += write.Size;
             }
 
             await _lock.WaitAsync().ConfigureAwait(false);
@@ -185,7 +202,19 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         for (var i = 0; i < batch.Count; i++)
         {
             var w = batch[i];
-            written[i] = w.Row is { } row ? Execute(_insertResult, ResultValues(row)) : Execute(_insertCache, CacheValues(w.Key!, w.Value!));
+            if (w.Rows is { } rows)
+            {
+                var all = true;
+                foreach (var r in rows)
+                {
+                    all &= Execute(_insertResult, ResultValues(r));
+                }
+                written[i] = all;
+            }
+            else
+            {
+                written[i] = w.Row is { } row ? Execute(_insertResult, ResultValues(row)) : Execute(_insertCache, CacheValues(w.Key!, w.Value!));
+            }
         }
         transaction.Commit();
         return written;

@@ -89,8 +89,15 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         public SqliteConnection Connection { get; }
         public RawStatement Lookup { get; }
 
+        // A batch of lookups (CacheReads) runs in one read transaction: one WAL snapshot for all of them instead of one each.
+        public RawStatement Begin => _begin ??= new RawStatement(Connection, "BEGIN");
+        public RawStatement End => _end ??= new RawStatement(Connection, "COMMIT");
+        private RawStatement? _begin, _end;
+
         public void Dispose()
         {
+            _begin?.Dispose();
+            _end?.Dispose();
             Lookup.Dispose();
             Connection.Dispose();
         }
@@ -348,6 +355,16 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         return _writer.SaveResultAsync(r, cancellationToken);
     }
 
+    /// <summary>
+    /// Writes several result rows in ONE transaction (all or none; see <see cref="GroupCommitWriter.SaveResultsAsync"/>);
+    /// returns once it has committed. Each row is written as <see cref="SaveResultAsync"/> writes it.
+    /// </summary>
+    internal Task SaveResultsAsync(IReadOnlyList<ResultRecord> rows, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        return _writer.SaveResultsAsync(rows, cancellationToken);
+    }
+
     /// <summary>Keys (method, suite, probe id) of the complete rows of a run: the work a resume skips.</summary>
     public Task<IReadOnlySet<(string Method, string Suite, string ProbeId)>> GetCompletedKeysAsync(string runId, CancellationToken cancellationToken = default) =>
         LockedAsync<IReadOnlySet<(string, string, string)>>(async c =>
@@ -468,25 +485,100 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
         try
         {
-            var lookup = cache.Lookup;
-            lookup.Bind(0, key);
-            if (!lookup.Step())
-            {
-                return null;
-            }
-            try
-            {
-                return new CachedResponse(lookup.Text(0)!, lookup.Int64(1), lookup.Int64(2),
-                    lookup.Text(3) is { } details ? JsonSerializer.Deserialize<Dictionary<string, string>>(details) : null);
-            }
-            finally
-            {
-                lookup.Reset();
-            }
+            return Read(cache.Lookup, key);
         }
         finally
         {
             _readers.Add(cache);
+        }
+    }
+
+    /// <summary>
+    /// Starts a batch of cache lookups on one pooled reader, in one read transaction (one snapshot of the file for the
+    /// batch; an entry committed after the batch's first lookup is not seen, and the request that missed it takes the
+    /// ordinary path, which looks again). Dispose it on the thread that used it; lookups of a batch are not thread-safe.
+    /// </summary>
+    internal CacheReads BeginCacheReads()
+    {
+        _ = _cachedKeysLoaded.Value;
+        return new CacheReads(this);
+    }
+
+    /// <summary>True when the cache holds at least one key (as far as this store's index knows).</summary>
+    internal bool MayHaveCachedReplies
+    {
+        get
+        {
+            _ = _cachedKeysLoaded.Value;
+            return !_cachedKeys.IsEmpty;
+        }
+    }
+
+    /// <summary>A batch of cache lookups in one read transaction (<see cref="BeginCacheReads"/>).</summary>
+    internal sealed class CacheReads : IDisposable
+    {
+        private readonly RunStore _store;
+        private CacheReader? _reader;
+        private bool _open;
+
+        public CacheReads(RunStore store) => _store = store;
+
+        /// <summary>The cached reply for <paramref name="key"/>, or null: what <see cref="GetCachedAsync"/> returns.</summary>
+        public CachedResponse? Get(string key)
+        {
+            if (!_store._cachedKeys.ContainsKey(KeyHash(key)))
+            {
+                return null; // never cached: no SQL, as in GetCached
+            }
+            if (_reader is null)
+            {
+                _reader = _store._readers.TryTake(out var free) ? free : new CacheReader(_store._connectionString);
+                _reader.Begin.Execute();
+                _open = true;
+            }
+            return Read(_reader.Lookup, key);
+        }
+
+        public void Dispose()
+        {
+            if (_reader is not { } reader)
+            {
+                return;
+            }
+            _reader = null;
+            try
+            {
+                if (_open)
+                {
+                    reader.End.Execute();
+                }
+            }
+            catch
+            {
+                // A reader whose transaction could not be ended is not pooled again.
+                reader.Dispose();
+                throw;
+            }
+            _store._readers.Add(reader);
+        }
+    }
+
+    /// <summary>Binds, steps and reads one cache lookup; the statement is reset for its next use.</summary>
+    private static CachedResponse? Read(RawStatement lookup, string key)
+    {
+        lookup.Bind(0, key);
+        if (!lookup.Step())
+        {
+            return null;
+        }
+        try
+        {
+            return new CachedResponse(lookup.Text(0)!, lookup.Int64(1), lookup.Int64(2),
+                lookup.Text(3) is { } details ? JsonSerializer.Deserialize<Dictionary<string, string>>(details) : null);
+        }
+        finally
+        {
+            lookup.Reset();
         }
     }
 
