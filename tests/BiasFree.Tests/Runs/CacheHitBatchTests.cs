@@ -117,13 +117,13 @@ public class CacheHitBatchTests
         return await cmd.ExecuteScalarAsync(ct);
     }
 
-    private static async Task ExecAsync(string databasePath, string sql, CancellationToken ct)
+    private static async Task<object?> ExecAsync(string databasePath, string sql, CancellationToken ct)
     {
         await using var c = new SqliteConnection($"Data Source={databasePath};Pooling=False");
         await c.OpenAsync(ct);
         await using var cmd = c.CreateCommand();
         cmd.CommandText = sql;
-        await cmd.ExecuteNonQueryAsync(ct);
+        return await cmd.ExecuteScalarAsync(ct);
     }
 
     [Fact]
@@ -249,6 +249,50 @@ public class CacheHitBatchTests
         var outcome = await new EvaluationRunner(store, new LetterServer(), _ => new RuleBasedAnswerExtractor()).RunAsync(spec, probes, null, ct);
         Assert.Equal(new RunOutcome(2000, stored, 2000 - stored, 0, 0), outcome);
         Assert.Equal(2000, (await store.GetCompletedKeysAsync("again", ct)).Count);
+    }
+
+    [Fact]
+    public async Task BatchedLookupsFindWhatSingleLookupsFindAndReleaseTheirReader()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        for (var i = 0; i < 50; i++)
+        {
+            await store.PutCachedAsync($"k{i}", new CachedResponse($"reply {i}", i, 2 * i, i % 2 == 0 ? new Dictionary<string, string> { ["biasfree.x"] = $"{i}" } : null), ct);
+        }
+
+        using (var reads = store.BeginCacheReads())
+        {
+            for (var i = 0; i < 60; i++)
+            {
+                Assert.Equal(await store.GetCachedAsync($"k{i}", ct), reads.Get($"k{i}"), CachedEquality.Instance);
+            }
+            // One snapshot per batch: an entry committed after the batch's first lookup is found only by a later lookup.
+            await store.PutCachedAsync("late", new CachedResponse("late reply", 1, 1), ct);
+            Assert.Null(reads.Get("late"));
+        }
+        Assert.Equal("late reply", (await store.GetCachedAsync("late", ct))?.Text);
+        using (var reads = store.BeginCacheReads())
+        {
+            Assert.Equal("late reply", reads.Get("late")?.Text);
+        }
+        // The readers were left outside any transaction: a full checkpoint is not blocked by an open snapshot (busy 0).
+        await store.PutCachedAsync("after", new CachedResponse("after reply", 1, 1), ct);
+        Assert.Equal(0L, await ExecAsync(store.DatabasePath, "PRAGMA wal_checkpoint(TRUNCATE)", ct));
+        Assert.Equal("after reply", (await store.GetCachedAsync("after", ct))?.Text);
+    }
+
+    private sealed class CachedEquality : IEqualityComparer<CachedResponse?>
+    {
+        public static readonly CachedEquality Instance = new();
+
+        public bool Equals(CachedResponse? x, CachedResponse? y) =>
+            x is null || y is null ? x is null && y is null
+            : (x.Text, x.PromptTokens, x.CompletionTokens) == (y.Text, y.PromptTokens, y.CompletionTokens)
+              && (x.Details ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key).SequenceEqual((y.Details ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key));
+
+        public int GetHashCode(CachedResponse? obj) => obj?.Text.GetHashCode(StringComparison.Ordinal) ?? 0;
     }
 
     /// <summary>Synchronous progress sink (Progress&lt;T&gt; posts to the thread pool and would report out of order).</summary>
