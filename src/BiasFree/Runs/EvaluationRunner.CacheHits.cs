@@ -169,11 +169,26 @@ public sealed partial class EvaluationRunner
         {
             var replayed = new List<(ResultRecord, ItemFailure?)>(chunk.Count);
             using var reads = runner._store.BeginCacheReads();
+            var failed = false;
             foreach (var item in chunk)
             {
-                if (methods.Contains(item.Method) && TryReplay(reads, item.Method, item.Probe) is { } done)
+                (ResultRecord, ItemFailure?)? done = null;
+                if (!failed && methods.Contains(item.Method))
                 {
-                    replayed.Add(done);
+                    try
+                    {
+                        done = TryReplay(reads, item.Method, item.Probe);
+                    }
+                    catch (Exception)
+                    {
+                        // A lookup that fails (the store's file unreadable) makes this and the rest of the chunk misses: the
+                        // per-item path meets the same failure and records it as that item's error, as it always did.
+                        failed = true;
+                    }
+                }
+                if (done is { } row)
+                {
+                    replayed.Add(row);
                 }
                 else
                 {

@@ -553,11 +553,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     reader.End.Execute();
                 }
             }
-            catch
+            catch (Exception)
             {
-                // A reader whose transaction could not be ended is not pooled again.
+                // A reader whose transaction could not be ended is closed, not pooled again (closing ends the transaction);
+                // a later lookup opens a fresh one. Nothing was written, so nothing is lost.
                 reader.Dispose();
-                throw;
+                return;
             }
             _store._readers.Add(reader);
         }

@@ -168,6 +168,34 @@ public class CacheHitBatchTests
     }
 
     [Fact]
+    public async Task ACacheThatCannotBeReadGivesTheRowsOfThePerItemPath()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var probes = Enumerable.Range(0, 40).Select(Mc).ToList();
+        var results = new List<(List<string> Rows, int Replayed)>();
+        foreach (var batches in new[] { true, false })
+        {
+            using var dir = new TempDir();
+            await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+            var warmSpec = RunStoreTests.Spec("warm");
+            await store.CreateRunAsync(warmSpec, ct);
+            await new EvaluationRunner(store, new LetterServer(), _ => new RuleBasedAnswerExtractor()).RunAsync(warmSpec, probes, null, ct);
+            // The store's index still lists the keys, so every lookup reaches SQL and fails there.
+            await ExecAsync(store.DatabasePath, "DROP TABLE response_cache", ct);
+
+            var spec = RunStoreTests.Spec("again");
+            await store.CreateRunAsync(spec, ct);
+            var runner = new EvaluationRunner(store, new LetterServer(), _ => new RuleBasedAnswerExtractor()) { BatchCacheHits = batches };
+            var outcome = await runner.RunAsync(spec, probes, null, ct);
+            Assert.Equal(40, outcome.Errors);
+            results.Add((await RowsAsync(store.DatabasePath, "again", ct), runner.Replayed));
+        }
+        Assert.Equal((0, 0), (results[0].Replayed, results[1].Replayed));
+        Assert.Contains("no such table", results[0].Rows[0], StringComparison.Ordinal);
+        Assert.Equal(results[1].Rows, results[0].Rows);
+    }
+
+    [Fact]
     public async Task AFailedBatchIsStoredWholeOrNotAtAllAndAResumeRedoesExactlyIt()
     {
         var ct = TestContext.Current.CancellationToken;
