@@ -269,6 +269,8 @@ internal static class HarnessBench
         {
             RunId = Arg("--run-id"),
             Settings = new EvaluationSettings { Concurrency = inFlight },
+            // --precision H: an adaptive run (each cell stops once its BFS is known to ±H), for its memory.
+            Precision = args.SkipWhile(a => a != "--precision").Skip(1).FirstOrDefault() is { } h ? double.Parse(h, CultureInfo.InvariantCulture) : null,
         };
         using var self = Process.GetCurrentProcess();
         var cpu0 = self.TotalProcessorTime;
@@ -313,6 +315,21 @@ internal static class HarnessBench
         var cpuMs = (self.TotalProcessorTime - cpu0).TotalMilliseconds;
         await sampling.CancelAsync().ConfigureAwait(false);
         await sampler.ConfigureAwait(false);
+        // Where the resident memory is at the end: the GC's committed memory, SQLite's own allocations (page caches,
+        // statements; its high-water mark), anonymous and file-backed resident pages.
+        var gcInfo = GC.GetGCMemoryInfo();
+        await Console.Error.WriteLineAsync(JsonSerializer.Serialize(new
+        {
+            GcCommittedMb = gcInfo.TotalCommittedBytes / 1e6,
+            GcHeapMb = gcInfo.HeapSizeBytes / 1e6,
+            GcFragmentedMb = gcInfo.FragmentedBytes / 1e6,
+            SqliteNowMb = SQLitePCL.raw.sqlite3_memory_used() / 1e6,
+            SqlitePeakMb = SQLitePCL.raw.sqlite3_memory_highwater(0) / 1e6,
+            RssAnonMb = StatusKb("RssAnon") / 1024.0,
+            RssFileMb = StatusKb("RssFile") / 1024.0,
+            VmRssMb = StatusKb("VmRSS") / 1024.0,
+            Rows = outcome.Completed,
+        })).ConfigureAwait(false);
         if (!outcome.IsComplete || outcome.Errors > 0)
         {
             await Console.Error.WriteLineAsync($"run incomplete: {outcome}").ConfigureAwait(false);
@@ -352,10 +369,17 @@ internal static class HarnessBench
     }
 
     /// <summary>Peak resident set size (VmHWM) of this process, in bytes.</summary>
-    private static long PeakRss()
+    private static long PeakRss() => StatusKb("VmHWM") * 1024;
+
+    /// <summary>A kB field of /proc/self/status (0 where there is none).</summary>
+    private static long StatusKb(string field)
     {
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        if (!File.Exists("/proc/self/status"))
+        {
+            return 0;
+        }
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
 
     // ------------------------------------------------------------------ server process
