@@ -13,7 +13,7 @@ using Microsoft.Extensions.AI;
 /// LLM judge flips at most this often on the same attacks, unless it misjudges clean text, which this bench does not
 /// measure. The same scripted judge backs <c>InjectionSuiteTests</c>; this bench prints the table of docs/judges.md
 /// ("The prompt of an LLM judge") with Wilson 95% intervals.
-/// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- judge-injection [--sets builtin,heldout4,heldout5,heldout6,heldout7,heldout8]
+/// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- judge-injection [--sets builtin,heldout4,heldout5,heldout6,heldout7,heldout8,heldout9]
 ///        [--judges biasguard,llm]
 /// </summary>
 internal static class JudgeInjectionBench
@@ -25,7 +25,7 @@ internal static class JudgeInjectionBench
             int i = args.ToList().IndexOf(name);
             return i >= 0 && i + 1 < args.Count ? args[i + 1] : fallback;
         }
-        var sets = Arg("--sets", "builtin,heldout,heldout2,heldout3,heldout4,heldout5,heldout6,heldout7,heldout8").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var sets = Arg("--sets", "builtin,heldout,heldout2,heldout3,heldout4,heldout5,heldout6,heldout7,heldout8,heldout9").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var judges = Arg("--judges", "biasguard,llm").Split(',', StringSplitOptions.RemoveEmptyEntries);
         Console.WriteLine("| Judge prompt | Attack set | Placement | Raw (no defences) | Defended | Defences' alarms on clean replies |");
         Console.WriteLine("|---|---|---|---|---|---|");
