@@ -142,7 +142,7 @@ public class KnownAnswerDetectionTests
         int open = raw.IndexOf("<text-", StringComparison.Ordinal), close = raw.IndexOf("</text-", StringComparison.Ordinal);
         var text = InjectionSuiteTests.Readable(raw[(raw.IndexOf('\n', open) + 1)..close]);
         return follows(text) ? "biased" : code;
-    });
+    }) { AnswersKnownAnswerTasks = false };
 
     private static string Sentences(int n, params int[] attacked) =>
         string.Join(" ", Enumerable.Range(0, n).Select(i => attacked.Contains(i) ? $"Zed order {i} applies." : $"Plain sentence {i} about the topic."));
