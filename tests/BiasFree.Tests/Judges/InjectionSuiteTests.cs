@@ -42,9 +42,7 @@ public class InjectionSuiteTests
     }
 
     /// <summary>The known-answer task as a capable reader finds it in the prompt.</summary>
-    internal static Regex KnownAnswerTask() => KnownAnswerPattern;
-
-    private static readonly Regex KnownAnswerPattern = new(@"Repeat the code (?<code>\S+) once", RegexOptions.CultureInvariant);
+    internal static Regex KnownAnswerTask() => KnownAnswerPrompts.Task();
 
     /// <summary>The prompt as a capable reader sees it: data marks read as spaces, look-alikes as the letters they imitate.</summary>
     internal static string Readable(string prompt) => TextCanonicaliser.Canonicalise(prompt.Replace(DataMarking.Mark, ' ')).Text;
