@@ -269,20 +269,67 @@ internal static class HarnessBench
         {
             RunId = Arg("--run-id"),
             Settings = new EvaluationSettings { Concurrency = inFlight },
+            // --precision H: an adaptive run (each cell stops once its BFS is known to ±H), for its memory.
+            Precision = args.SkipWhile(a => a != "--precision").Skip(1).FirstOrDefault() is { } h ? double.Parse(h, CultureInfo.InvariantCulture) : null,
         };
         using var self = Process.GetCurrentProcess();
         var cpu0 = self.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
+        // Where the wall time goes: phases of the run, and when each tenth of the rows was stored (a synchronous
+        // IProgress: the runner reports under its lock, in order).
+        var mainAt = DateTime.UtcNow;
+        var timeline = new Timeline(clock);
         RunOutcome outcome;
+        double openMs, startMs, runMs;
         await using (var store = await RunStore.OpenDirectoryAsync(Arg("--runs-dir")).ConfigureAwait(false))
         {
-            outcome = await evaluation.RunAsync(store).ConfigureAwait(false);
+            openMs = clock.Elapsed.TotalMilliseconds;
+            using var session = await evaluation.StartAsync(store).ConfigureAwait(false);
+            startMs = clock.Elapsed.TotalMilliseconds;
+            outcome = await session.RunAsync(timeline).ConfigureAwait(false);
+            runMs = clock.Elapsed.TotalMilliseconds;
         }
         var wall = clock.Elapsed.TotalSeconds;
+        ThreadPool.GetMinThreads(out var minWorkers, out _);
+        await Console.Error.WriteLineAsync(JsonSerializer.Serialize(new
+        {
+            // Milliseconds from the OS starting this process to the measured window (runtime start, JIT of Main, the stats call).
+            ProcessStartToWindowMs = (mainAt - self.StartTime.ToUniversalTime()).TotalMilliseconds,
+            WindowStartUtc = mainAt.ToString("O", CultureInfo.InvariantCulture),
+            OpenMs = openMs,
+            StartMs = startMs,
+            RunMs = runMs,
+            CloseMs = wall * 1000,
+            // Wall milliseconds (from the window's start) at which 1, 10 %, 20 %, ..., 100 % of the rows were stored.
+            FirstRowMs = timeline.FirstMs,
+            DecilesMs = timeline.Deciles,
+            ThreadPoolThreads = ThreadPool.ThreadCount,
+            MinWorkerThreads = minWorkers,
+            ThreadPoolCompleted = ThreadPool.CompletedWorkItemCount,
+            Gen0 = GC.CollectionCount(0),
+            Gen1 = GC.CollectionCount(1),
+            Gen2 = GC.CollectionCount(2),
+            GcPauseMs = GC.GetTotalPauseDuration().TotalMilliseconds,
+        })).ConfigureAwait(false);
         self.Refresh();
         var cpuMs = (self.TotalProcessorTime - cpu0).TotalMilliseconds;
         await sampling.CancelAsync().ConfigureAwait(false);
         await sampler.ConfigureAwait(false);
+        // Where the resident memory is at the end: the GC's committed memory, SQLite's own allocations (page caches,
+        // statements; its high-water mark), anonymous and file-backed resident pages.
+        var gcInfo = GC.GetGCMemoryInfo();
+        await Console.Error.WriteLineAsync(JsonSerializer.Serialize(new
+        {
+            GcCommittedMb = gcInfo.TotalCommittedBytes / 1e6,
+            GcHeapMb = gcInfo.HeapSizeBytes / 1e6,
+            GcFragmentedMb = gcInfo.FragmentedBytes / 1e6,
+            SqliteNowMb = SQLitePCL.raw.sqlite3_memory_used() / 1e6,
+            SqlitePeakMb = SQLitePCL.raw.sqlite3_memory_highwater(0) / 1e6,
+            RssAnonMb = StatusKb("RssAnon") / 1024.0,
+            RssFileMb = StatusKb("RssFile") / 1024.0,
+            VmRssMb = StatusKb("VmRSS") / 1024.0,
+            Rows = outcome.Completed,
+        })).ConfigureAwait(false);
         if (!outcome.IsComplete || outcome.Errors > 0)
         {
             await Console.Error.WriteLineAsync($"run incomplete: {outcome}").ConfigureAwait(false);
@@ -293,11 +340,46 @@ internal static class HarnessBench
         return 0;
     }
 
-    /// <summary>Peak resident set size (VmHWM) of this process, in bytes.</summary>
-    private static long PeakRss()
+    /// <summary>Stopwatch times of the first stored row and of each tenth of the run's rows.</summary>
+    private sealed class Timeline(Stopwatch clock) : IProgress<RunProgress>
     {
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        public double FirstMs { get; private set; } = -1.0;
+
+        public double[] Deciles { get; } = Enumerable.Repeat(-1.0, 10).ToArray();
+
+        public void Report(RunProgress value)
+        {
+            var done = value.Done - value.Skipped;
+            var total = value.Total - value.Skipped;
+            if (done <= 0 || total <= 0)
+            {
+                return;
+            }
+            var now = clock.Elapsed.TotalMilliseconds;
+            if (FirstMs < 0)
+            {
+                FirstMs = now;
+            }
+            var decile = (int)((long)done * 10 / total) - 1;
+            if (decile >= 0 && Deciles[decile] < 0)
+            {
+                Deciles[decile] = now;
+            }
+        }
+    }
+
+    /// <summary>Peak resident set size (VmHWM) of this process, in bytes.</summary>
+    private static long PeakRss() => StatusKb("VmHWM") * 1024;
+
+    /// <summary>A kB field of /proc/self/status (0 where there is none).</summary>
+    private static long StatusKb(string field)
+    {
+        if (!File.Exists("/proc/self/status"))
+        {
+            return 0;
+        }
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
 
     // ------------------------------------------------------------------ server process
@@ -320,19 +402,39 @@ internal static class HarnessBench
         });
         await using var app = builder.Build();
         long served = 0;
+        var concurrency = new ConcurrencyStats();
         app.MapGet("/v1/stats", () => Interlocked.Read(ref served).ToString(CultureInfo.InvariantCulture));
+        // What the server saw: requests in flight at each arrival, time-weighted mean in flight, the latency wait as
+        // it really was (timer granularity), connections opened. Reset by POST /v1/stats/concurrency/reset.
+        app.MapGet("/v1/stats/concurrency", () => Results.Text(concurrency.Json(), "application/json"));
+        app.MapPost("/v1/stats/concurrency/reset", () => { concurrency.Reset(); return "ok"; });
+        app.Use(async (context, next) =>
+        {
+            concurrency.Connection(context.Connection.Id);
+            await next(context).ConfigureAwait(false);
+        });
         app.MapPost("/v1/chat/completions", async (HttpContext context) =>
         {
-            using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);
-            var messages = body.RootElement.GetProperty("messages");
-            var last = messages[messages.GetArrayLength() - 1].GetProperty("content").GetString() ?? "";
-            if (latency > TimeSpan.Zero)
+            concurrency.Enter();
+            try
             {
-                await Task.Delay(latency, context.RequestAborted).ConfigureAwait(false);
+                using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+                var messages = body.RootElement.GetProperty("messages");
+                var last = messages[messages.GetArrayLength() - 1].GetProperty("content").GetString() ?? "";
+                if (latency > TimeSpan.Zero)
+                {
+                    var waited = Stopwatch.GetTimestamp();
+                    await Task.Delay(latency, context.RequestAborted).ConfigureAwait(false);
+                    concurrency.Waited(Stopwatch.GetElapsedTime(waited));
+                }
+                Interlocked.Increment(ref served);
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync(Completion(Answer(last)), context.RequestAborted).ConfigureAwait(false);
             }
-            Interlocked.Increment(ref served);
-            context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(Completion(Answer(last)), context.RequestAborted).ConfigureAwait(false);
+            finally
+            {
+                concurrency.Exit();
+            }
         });
         await app.StartAsync().ConfigureAwait(false);
         var address = app.Urls.First();
@@ -340,6 +442,111 @@ internal static class HarnessBench
         File.Move(Arg("--port-file") + ".tmp", Arg("--port-file"));
         await app.WaitForShutdownAsync().ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>
+    /// Requests in flight on the server: a histogram of the count at each arrival (buckets of 16), the time-weighted mean
+    /// between the first arrival and the last departure, the latency wait as measured, and distinct connections.
+    /// </summary>
+    private sealed class ConcurrencyStats
+    {
+        private readonly Lock _gate = new();
+        private readonly long[] _atArrival = new long[1024 / 16 + 1];
+        private readonly HashSet<string> _connections = [];
+        private readonly List<double> _waits = [];
+        private int _inFlight, _max;
+        private long _first, _lastChange, _last;
+        private double _area; // in-flight × seconds
+
+        public void Reset()
+        {
+            lock (_gate)
+            {
+                Array.Clear(_atArrival);
+                _connections.Clear();
+                _waits.Clear();
+                _max = 0;
+                _first = _lastChange = _last = 0;
+                _area = 0;
+            }
+        }
+
+        public void Connection(string id)
+        {
+            lock (_gate)
+            {
+                _connections.Add(id);
+            }
+        }
+
+        public void Enter()
+        {
+            lock (_gate)
+            {
+                var now = Stopwatch.GetTimestamp();
+                Advance(now);
+                if (_first == 0)
+                {
+                    _first = now;
+                }
+                _inFlight++;
+                _max = Math.Max(_max, _inFlight);
+                _atArrival[Math.Min(_inFlight / 16, _atArrival.Length - 1)]++;
+            }
+        }
+
+        public void Exit()
+        {
+            lock (_gate)
+            {
+                var now = Stopwatch.GetTimestamp();
+                Advance(now);
+                _inFlight--;
+                _last = now;
+            }
+        }
+
+        public void Waited(TimeSpan t)
+        {
+            lock (_gate)
+            {
+                _waits.Add(t.TotalMilliseconds);
+            }
+        }
+
+        private void Advance(long now)
+        {
+            if (_lastChange != 0)
+            {
+                _area += _inFlight * Stopwatch.GetElapsedTime(_lastChange, now).TotalSeconds;
+            }
+            _lastChange = now;
+        }
+
+        public string Json()
+        {
+            lock (_gate)
+            {
+                var span = _first == 0 ? 0 : Stopwatch.GetElapsedTime(_first, _last).TotalSeconds;
+                var waits = _waits.Order().ToList();
+                double Pct(double q) => waits.Count == 0 ? -1.0 : waits[Math.Min(waits.Count - 1, (int)(q * waits.Count))];
+                return JsonSerializer.Serialize(new
+                {
+                    Requests = _atArrival.Sum(),
+                    Connections = _connections.Count,
+                    MaxInFlight = _max,
+                    FirstToLastSeconds = span,
+                    MeanInFlight = span > 0 ? _area / span : 0,
+                    // Buckets of 16: [0] 1–15 in flight at arrival, [1] 16–31, ..., [16] 256–271.
+                    InFlightAtArrival = _atArrival.Select((c, i) => (c, i)).Where(x => x.c > 0).ToDictionary(x => (x.i * 16).ToString(CultureInfo.InvariantCulture), x => x.c),
+                    WaitMsP50 = Pct(0.5),
+                    WaitMsP90 = Pct(0.9),
+                    WaitMsP99 = Pct(0.99),
+                    WaitMsMax = waits.Count == 0 ? -1.0 : waits[^1],
+                    WaitMsMean = waits.Count == 0 ? -1.0 : waits.Average(),
+                });
+            }
+        }
     }
 
     /// <summary>The "(x) text" line of an option of a lettered query, picked by a stable hash of the query.</summary>

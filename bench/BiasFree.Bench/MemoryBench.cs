@@ -16,6 +16,7 @@ using Spectre.Console;
 /// (it reads the two quoted options from the query and picks one by a hash of the query), judged by the rule judge,
 /// stored in SQLite, then reported as md, json, csv and jsonl. If memory is flat in N the rows match across sizes.
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- memory [--probes 10000,50000] [--concurrency 64] [--resamples 1000]
+///        [--modes first,rerun,adaptive] [--precision 0.02]
 /// </summary>
 internal static partial class MemoryBench
 {
@@ -38,17 +39,22 @@ internal static partial class MemoryBench
         if (Arg("--child") is { } child)
         {
             return await ChildAsync(int.Parse(child, CultureInfo.InvariantCulture), Arg("--suite")!, Arg("--work")!,
-                int.Parse(Arg("--concurrency") ?? "64", CultureInfo.InvariantCulture), int.Parse(Arg("--resamples") ?? "1000", CultureInfo.InvariantCulture));
+                int.Parse(Arg("--concurrency") ?? "64", CultureInfo.InvariantCulture), int.Parse(Arg("--resamples") ?? "1000", CultureInfo.InvariantCulture),
+                Arg("--mode") ?? "first", double.Parse(Arg("--precision") ?? "0.02", CultureInfo.InvariantCulture));
         }
         var sizes = (Arg("--probes") ?? "10000,50000").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
         var concurrency = Arg("--concurrency") ?? "64";
         var resamples = Arg("--resamples") ?? "1000";
+        var precision = Arg("--precision") ?? "0.02";
+        // first: a fresh run; rerun: a second run id on the same store (every reply from the cache); adaptive: a fresh
+        // run with --precision. Each in its own child process, so each peak is its own.
+        var modes = (Arg("--modes") ?? "first,rerun,adaptive").Split(',');
         var work = Directory.CreateTempSubdirectory("biasfree-memory-");
         try
         {
-            AnsiConsole.MarkupLine($"[bold]Peak memory of a run[/]: BBQ-sized JSONL suite, scripted target, rule judge, SQLite store, report in md/json/csv/jsonl ({resamples} bootstrap resamples); concurrency {concurrency}; one child process per size");
+            AnsiConsole.MarkupLine($"[bold]Peak memory of a run[/]: BBQ-sized JSONL suite, scripted target, rule judge, SQLite store, report in md/json/csv/jsonl ({resamples} bootstrap resamples); concurrency {concurrency}; adaptive: precision {precision}; one child process per run");
             var table = new Table().Border(TableBorder.Rounded);
-            foreach (var c in new[] { "probes", "suite MB", "peak RSS after load MB", "peak RSS after run MB", "live heap after run MB", "peak RSS after report MB", "live heap after report MB", "run s", "report s" })
+            foreach (var c in new[] { "run", "probes", "rows", "suite MB", "peak RSS after load MB", "peak RSS after run MB", "live heap after run MB", "peak RSS after report MB", "live heap after report MB", "GC committed MB", "SQLite peak MB", "RSS anon / file MB", "run s", "report s" })
             {
                 table.AddColumn(new TableColumn(c).RightAligned());
             }
@@ -56,34 +62,42 @@ internal static partial class MemoryBench
             {
                 var suite = Path.Combine(work.FullName, $"suite-{n}.jsonl");
                 ProbeJsonl.Write(suite, Suite(n));
-                var dir = Path.Combine(work.FullName, $"run-{n}");
-                Directory.CreateDirectory(dir);
-                var self = Environment.ProcessPath!;
-                var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, UseShellExecute = false };
-                if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+                foreach (var mode in modes)
                 {
-                    start.ArgumentList.Add(typeof(MemoryBench).Assembly.Location);
+                    // A rerun reuses the first run's store (run it first); the others start from an empty folder.
+                    var dir = Path.Combine(work.FullName, mode == "adaptive" ? $"adaptive-{n}" : $"run-{n}");
+                    Directory.CreateDirectory(dir);
+                    var self = Environment.ProcessPath!;
+                    var start = new ProcessStartInfo(self) { RedirectStandardOutput = true, UseShellExecute = false };
+                    if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+                    {
+                        start.ArgumentList.Add(typeof(MemoryBench).Assembly.Location);
+                    }
+                    foreach (var a in new[] { "memory", "--child", n.ToString(CultureInfo.InvariantCulture), "--suite", suite, "--work", dir, "--concurrency", concurrency, "--resamples", resamples, "--mode", mode, "--precision", precision })
+                    {
+                        start.ArgumentList.Add(a);
+                    }
+                    using var p = Process.Start(start)!;
+                    var output = await p.StandardOutput.ReadToEndAsync();
+                    await p.WaitForExitAsync();
+                    var line = output.Split('\n').LastOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
+                    if (p.ExitCode != 0 || line is null)
+                    {
+                        AnsiConsole.WriteLine(output);
+                        return 1;
+                    }
+                    var f = line["RESULT ".Length..].Split(' ');
+                    table.AddRow([mode, n.ToString("N0", CultureInfo.InvariantCulture), f[0], (new FileInfo(suite).Length / 1e6).ToString("0.0", CultureInfo.InvariantCulture), .. f[1..]]);
                 }
-                foreach (var a in new[] { "memory", "--child", n.ToString(CultureInfo.InvariantCulture), "--suite", suite, "--work", dir, "--concurrency", concurrency, "--resamples", resamples })
-                {
-                    start.ArgumentList.Add(a);
-                }
-                using var p = Process.Start(start)!;
-                var output = await p.StandardOutput.ReadToEndAsync();
-                await p.WaitForExitAsync();
-                var line = output.Split('\n').LastOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
-                if (p.ExitCode != 0 || line is null)
-                {
-                    AnsiConsole.WriteLine(output);
-                    return 1;
-                }
-                var f = line["RESULT ".Length..].Split(' ');
-                table.AddRow([n.ToString("N0", CultureInfo.InvariantCulture), (new FileInfo(suite).Length / 1e6).ToString("0.0", CultureInfo.InvariantCulture), .. f]);
                 File.Delete(suite);
-                Directory.Delete(dir, recursive: true);
+                foreach (var d in Directory.GetDirectories(work.FullName))
+                {
+                    Directory.Delete(d, recursive: true);
+                }
             }
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine("[grey]Peak RSS: the child's VmHWM (resident high-water mark, managed and native) read after each phase; load = Evaluation.StartAsync (suite read, run created), run = every probe answered, judged and stored, report = RunReport and the four formats written to files.[/]");
+            AnsiConsole.MarkupLine("[grey]Peak RSS: the child's VmHWM (resident high-water mark, managed and native) read after each phase; load = Evaluation.StartAsync (suite read, run created), run = every probe answered (adaptive: until every cell stopped), judged and stored, report = RunReport and the four formats written to files.[/]");
+            AnsiConsole.MarkupLine("[grey]GC committed: memory the GC had committed at the end (GCMemoryInfo.TotalCommittedBytes); SQLite peak: sqlite3_memory_highwater (SQLite's own allocations: page caches, statements); RSS anon / file: RssAnon and RssFile of /proc/self/status at the end (file: mapped files such as the WAL index and the runtime's own libraries).[/]");
             return 0;
         }
         finally
@@ -92,13 +106,15 @@ internal static partial class MemoryBench
         }
     }
 
-    private static async Task<int> ChildAsync(int n, string suite, string work, int concurrency, int resamples)
+    private static async Task<int> ChildAsync(int n, string suite, string work, int concurrency, int resamples, string mode, double precision)
     {
         await using var store = await RunStore.OpenDirectoryAsync(work);
+        var runId = mode == "rerun" ? "memory-again" : "memory";
         var evaluation = new Evaluation([$"jsonl:{suite}"], EvaluationTarget.Custom(new ScriptedChatClient(ScriptedReply), "scripted", cacheIdentity: "scripted-v1", seedPerRequest: false))
         {
-            RunId = "memory",
+            RunId = runId,
             Settings = new EvaluationSettings { Concurrency = concurrency },
+            Precision = mode == "adaptive" ? precision : null,
         };
         using (var session = await evaluation.StartAsync(store))
         {
@@ -106,7 +122,7 @@ internal static partial class MemoryBench
             var clock = Stopwatch.StartNew();
             var outcome = await session.RunAsync();
             var runSeconds = clock.Elapsed.TotalSeconds;
-            if (!outcome.IsComplete || outcome.Total != n)
+            if (!outcome.IsComplete || (mode != "adaptive" && outcome.Total != n))
             {
                 Console.Error.WriteLine($"run incomplete: {outcome}");
                 return 1;
@@ -119,15 +135,29 @@ internal static partial class MemoryBench
             foreach (var (format, ext) in new[] { (ReportFormat.Markdown, "md"), (ReportFormat.Json, "json"), (ReportFormat.Csv, "csv"), (ReportFormat.Jsonl, "jsonl") })
             {
                 await using var output = new StreamWriter(Path.Combine(work, $"report.{ext}"));
-                await ReportWriter.WriteAsync(store, "memory", format, output, options);
+                await ReportWriter.WriteAsync(store, runId, format, output, options);
             }
             var reportSeconds = clock.Elapsed.TotalSeconds;
             var afterReport = PeakMb();
+            var committed = GC.GetGCMemoryInfo().TotalCommittedBytes / 1e6;
             var heap = GC.GetTotalMemory(forceFullCollection: true) / 1e6;
+            var sqlite = SQLitePCL.raw.sqlite3_memory_highwater(0) / 1e6;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"RESULT {afterLoad:0} {afterRun:0} {liveAfterRun:0} {afterReport:0} {heap:0} {runSeconds:0.0} {reportSeconds:0.0}"));
+                $"RESULT {outcome.Completed} {afterLoad:0} {afterRun:0} {liveAfterRun:0} {afterReport:0} {heap:0} {committed:0} {sqlite:0.0} {Status("RssAnon"):0}/{Status("RssFile"):0} {runSeconds:0.0} {reportSeconds:0.0}"));
         }
         return 0;
+    }
+
+    /// <summary>A kB field of /proc/self/status in MB (0 where there is none).</summary>
+    private static double Status(string field)
+    {
+        const string status = "/proc/self/status";
+        if (!File.Exists(status))
+        {
+            return 0;
+        }
+        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
     }
 
     /// <summary>VmHWM of this process in MB (Linux); the process's peak working set elsewhere.</summary>

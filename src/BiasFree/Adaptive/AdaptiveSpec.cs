@@ -44,10 +44,20 @@ public sealed record AdaptiveSpec(double Precision, string Scope = AdaptiveSpec.
     }
 
     /// <summary>The pool of a set of probes.</summary>
-    public static IReadOnlyList<AdaptivePool> PoolOf(IEnumerable<Probe> probes) =>
-        [.. probes.GroupBy(p => (p.Scenario, p.Category))
-            .OrderBy(g => g.Key.Scenario).ThenBy(g => g.Key.Category, StringComparer.Ordinal)
-            .Select(g => new AdaptivePool(ScenarioNames.Name(g.Key.Scenario), g.Key.Category, g.Count(), g.Count(PrecisionRule.CountsForBfs)))];
+    public static IReadOnlyList<AdaptivePool> PoolOf(IEnumerable<Probe> probes)
+    {
+        ArgumentNullException.ThrowIfNull(probes);
+        // Counted as the probes stream past (a GroupBy would buffer them all).
+        var counts = new Dictionary<(Scenario Scenario, string Category), (int Probes, int BfsItems)>();
+        foreach (var p in probes)
+        {
+            var (n, bfs) = counts.GetValueOrDefault((p.Scenario, p.Category));
+            counts[(p.Scenario, p.Category)] = (n + 1, bfs + (PrecisionRule.CountsForBfs(p) ? 1 : 0));
+        }
+        return [.. counts
+            .OrderBy(kv => kv.Key.Scenario).ThenBy(kv => kv.Key.Category, StringComparer.Ordinal)
+            .Select(kv => new AdaptivePool(ScenarioNames.Name(kv.Key.Scenario), kv.Key.Category, kv.Value.Probes, kv.Value.BfsItems))];
+    }
 }
 
 /// <summary>The probes of one (scenario, category) available to an adaptive run.</summary>

@@ -332,12 +332,13 @@ public sealed class Evaluation
                 await store.UpdateRunSpecAsync(stored with { Adaptive = adaptive }, cancellationToken).ConfigureAwait(false);
             }
         }
-        // A run over every probe streams them from the suites; an adaptive run's scheduler orders the whole suite
-        // (ProbeSampling.StratifiedOrder) and releases it batch by batch out of that order, so it holds the probes.
-        IReadOnlyCollection<Probe> probes = spec.Adaptive is null ? source : [.. source];
+        // The run streams its probes from the suites. An adaptive run's scheduler orders the whole suite
+        // (ProbeSampling.StratifiedOrder) and releases it batch by batch out of that order: it keeps each probe's place
+        // and reads a batch again when it releases it (AdaptiveScheduler), so it does not hold the probes either.
+        IReadOnlyCollection<Probe> probes = source;
         if (stored is null && spec.Adaptive is { } fresh)
         {
-            spec = spec with { Adaptive = fresh with { Pool = AdaptiveSpec.PoolOf(probes) } };
+            spec = spec with { Adaptive = fresh with { Pool = AdaptiveSpec.PoolOf(source.Scanned()) } };
         }
 
         var client = Target.Open();
@@ -466,7 +467,7 @@ public sealed class EvaluationSession : IDisposable
     /// <summary>The spec of the run as stored, with this session's cache identity and scheduling.</summary>
     public RunSpec Spec { get; }
 
-    /// <summary>The probes run under every method (a <see cref="ProbeSource"/>, read from the suites as the run goes, unless the run is adaptive).</summary>
+    /// <summary>The probes run under every method (a <see cref="ProbeSource"/>, read from the suites as the run goes).</summary>
     public IReadOnlyCollection<Probe> Probes { get; }
 
     /// <summary>The open target as the run calls it (ask it for services, e.g. an engine's batch statistics).</summary>

@@ -122,4 +122,140 @@ public sealed class ProbeSource : IReadOnlyCollection<Probe>
     }
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    // What ScanKept recorded, per suite: the places of its kept probes (ProbePlace[], a re-readable file) or the probes
+    // themselves (Probe[], any other format), and the ordinal of the suite's first kept probe.
+    private object[]? _kept;
+    private int[]? _firstOrdinal;
+
+    /// <summary>
+    /// The kept probes in the order <see cref="GetEnumerator"/> gives them (their ordinals 0, 1, ...), each built only as
+    /// far as <see cref="IProbeSuite.Scan"/> builds it (id, suite, scenario, category, context), recording where each one
+    /// is so that <see cref="ReadKept"/> can build it in full later: its place in the file for a suite that can be read
+    /// again by place (<see cref="IRereadableSuite"/>: BiasFree JSONL), else the probe itself (other formats, which are
+    /// read whole anyway). An adaptive run scans once (<see cref="Adaptive.AdaptiveScheduler"/>) and then holds 16 bytes
+    /// per probe of a JSONL suite instead of the probe.
+    /// </summary>
+    internal IEnumerable<Probe> ScanKept()
+    {
+        var kept = new object[_suites.Count];
+        var first = new int[_suites.Count];
+        var ordinal = 0;
+        for (var s = 0; s < _suites.Count; s++)
+        {
+            var (suite, keep) = _suites[s];
+            first[s] = ordinal;
+            var i = 0;
+            if (suite is IRereadableSuite { CanReread: true } rereadable)
+            {
+                var places = new List<ProbePlace>(keep is null ? 0 : keep.Count(k => k));
+                foreach (var (p, place) in rereadable.ScanPlaces())
+                {
+                    if (Kept(suite, keep, i++))
+                    {
+                        places.Add(place);
+                        ordinal++;
+                        yield return p;
+                    }
+                }
+                kept[s] = places.ToArray();
+            }
+            else
+            {
+                var held = new List<Probe>();
+                foreach (var p in suite.Enumerate())
+                {
+                    if (Kept(suite, keep, i++))
+                    {
+                        held.Add(p);
+                        ordinal++;
+                        yield return p;
+                    }
+                }
+                kept[s] = held.ToArray();
+            }
+        }
+        if (ordinal != Count)
+        {
+            throw new InvalidOperationException($"the suites have {ordinal} probes now and had {Count} when the run started (was a file changed?).");
+        }
+        _kept = kept;
+        _firstOrdinal = first;
+    }
+
+    /// <summary>The probes with these ordinals (of <see cref="ScanKept"/>, which must have run to its end), built in full, in this order.</summary>
+    internal IReadOnlyList<Probe> ReadKept(IReadOnlyList<int> ordinals)
+    {
+        ArgumentNullException.ThrowIfNull(ordinals);
+        if (_kept is null || _firstOrdinal is null)
+        {
+            throw new InvalidOperationException("ScanKept has not run to its end.");
+        }
+        var result = new Probe[ordinals.Count];
+        for (var s = 0; s < _suites.Count; s++)
+        {
+            var from = _firstOrdinal[s];
+            var to = s + 1 < _suites.Count ? _firstOrdinal[s + 1] : Count;
+            List<int>? at = null;
+            List<ProbePlace>? places = null;
+            for (var i = 0; i < ordinals.Count; i++)
+            {
+                var o = ordinals[i];
+                if (o < from || o >= to)
+                {
+                    continue;
+                }
+                if (_kept[s] is Probe[] held)
+                {
+                    result[i] = held[o - from];
+                }
+                else
+                {
+                    (at ??= []).Add(i);
+                    (places ??= []).Add(((ProbePlace[])_kept[s])[o - from]);
+                }
+            }
+            if (places is not null)
+            {
+                var read = ((IRereadableSuite)_suites[s].Suite).ReadAt(places);
+                for (var k = 0; k < read.Count; k++)
+                {
+                    result[at![k]] = read[k];
+                }
+            }
+        }
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (result[i] is null)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ordinals), ordinals[i], "no probe has this ordinal.");
+            }
+        }
+        return result;
+    }
+
+    /// <summary>The kept probes in order, built only as far as <see cref="IProbeSuite.Scan"/> builds them; nothing is recorded.</summary>
+    internal IEnumerable<Probe> Scanned()
+    {
+        foreach (var (suite, keep) in _suites)
+        {
+            var i = 0;
+            foreach (var p in suite.Scan())
+            {
+                if (Kept(suite, keep, i++))
+                {
+                    yield return p;
+                }
+            }
+        }
+    }
+
+    private static bool Kept(IProbeSuite suite, bool[]? keep, int i)
+    {
+        if (keep is not null && i >= keep.Length)
+        {
+            throw new InvalidOperationException($"suite '{suite.Name}' has more probes than when the run started (was its file changed?).");
+        }
+        return keep is null || keep[i];
+    }
 }

@@ -137,6 +137,48 @@ public static class ProbeSampling
     }
 
     /// <summary>
+    /// <see cref="StratifiedOrder"/> on the probes' keys (<see cref="KeyOf"/>, listed in suite order): the indices of the
+    /// probes in that order. A caller that holds only the keys (an adaptive run over a streamed suite) gets the same
+    /// order as <see cref="StratifiedOrder"/> gives on the probes (<c>AdaptiveSchedulerTests</c> compares the two).
+    /// </summary>
+    public static int[] StratifiedOrderIndices(IReadOnlyList<(string Stratum, ulong Hash)> keys, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var strata = Enumerable.Range(0, keys.Count)
+            .GroupBy(i => keys[i].Stratum, StringComparer.Ordinal)
+            .Select(g => (
+                Key: g.Key,
+                Items: g.OrderBy(i => keys[i].Hash).ThenBy(i => i).ToArray(),
+                Rank: StableRandom.For(seed, "order\u0001" + g.Key).NextUInt64()))
+            .OrderBy(s => s.Rank).ThenBy(s => s.Key, StringComparer.Ordinal)
+            .ToList();
+        long total = keys.Count;
+        var taken = new int[strata.Count];
+        var order = new int[keys.Count];
+        for (long m = 1; m <= total; m++)
+        {
+            var best = -1;
+            long bestDeficit = 0;
+            for (var s = 0; s < strata.Count; s++)
+            {
+                var size = strata[s].Items.Length;
+                if (taken[s] == size)
+                {
+                    continue;
+                }
+                var deficit = m * size - taken[s] * total;
+                if (best < 0 || deficit > bestDeficit || (deficit == bestDeficit && size > strata[best].Items.Length))
+                {
+                    best = s;
+                    bestDeficit = deficit;
+                }
+            }
+            order[m - 1] = strata[best].Items[taken[best]++];
+        }
+        return order;
+    }
+
+    /// <summary>
     /// The first <paramref name="limit"/> of a seeded <see cref="Random"/> shuffle, in the original order: how runs
     /// stored before stratified sampling chose their probes (kept so that such runs resume over the same probes).
     /// </summary>

@@ -120,8 +120,12 @@ public static class SuiteRegistry
     }
 
     /// <summary>A suite whose probes pass a <see cref="SuiteOptions"/> context filter.</summary>
-    private sealed class FilteredSuite(IProbeSuite inner, SuiteOptions options) : IProbeSuite, IReportsSkippedRows
+    private sealed class FilteredSuite(IProbeSuite inner, SuiteOptions options) : IProbeSuite, IReportsSkippedRows, IRereadableSuite
     {
+        public bool CanReread => inner is IRereadableSuite { CanReread: true };
+        public IEnumerable<(Probe Probe, ProbePlace Place)> ScanPlaces() => Rereadable.ScanPlaces().Where(x => options.Keeps(x.Probe));
+        public IReadOnlyList<Probe> ReadAt(IReadOnlyList<ProbePlace> places) => Rereadable.ReadAt(places);
+        private IRereadableSuite Rereadable => CanReread ? (IRereadableSuite)inner : throw new InvalidOperationException($"suite '{inner.Name}' cannot be read again by place.");
         public string Name => inner.Name;
         public IReadOnlyList<SkippedRow> SkippedRows => inner is IReportsSkippedRows r ? r.SkippedRows : [];
         public string Description => $"{inner.Description} ({SuiteOptions.Name(options.Context)} contexts only)";
@@ -160,7 +164,7 @@ public static class SuiteRegistry
                     return new FileSuite(FairMTLoader.SuiteName, description, _ => FairMTLoader.Read(dialogues, attributesFrom));
                 }
                 case "jsonl":
-                    return new FileSuite(Path.GetFileNameWithoutExtension(path), $"BiasFree JSONL suite {path}", _ => ProbeJsonl.Read(path), _ => ProbeJsonl.Scan(path));
+                    return new ProbeJsonlSuite(path);
                 case "stereoset":
                     return new FileSuite(StereoSetLoader.SuiteName, $"StereoSet examples from {path}", () => StereoSetLoader.Load(path, seed));
                 case "crows-pairs":

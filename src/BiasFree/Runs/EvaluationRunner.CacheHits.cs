@@ -21,7 +21,7 @@ public sealed partial class EvaluationRunner
     /// as ONE write (one transaction); only the items it could not answer (misses) go on to the run's workers.
     /// </summary>
     /// <remarks>
-    /// <para><b>Why.</b> In a sampled profile of a 50,000-probe cache-only rerun (docs/runs-and-reports.md, "Fifth round"),
+    /// <para><b>Why.</b> In a sampled profile of a 50,000-probe cache-only rerun (docs/runs-and-reports.md, "Sixth round"),
     /// a quarter of the CPU was the per-item machinery around a cache answer: a worker's async state machines through the
     /// chat pipeline, one queued write and one commit wake-up per row, thread-pool dispatch, and one read snapshot per lookup.</para>
     /// <para><b>Same rows.</b> An item is replayed only when the per-item path would answer it from the cache without calling

@@ -81,7 +81,8 @@ public sealed partial class EvaluationRunner
     /// A run over every probe enumerates <paramref name="probes"/> lazily, once per method, and takes the next probe only
     /// when a worker is free: with a streamed source (<see cref="Evaluations.ProbeSource"/>) at most
     /// <see cref="RunSpec.Concurrency"/> probes are in memory at a time. A resume enumerates it once more first, to count
-    /// the rows already complete. An adaptive run orders the whole suite and so takes it as a list.
+    /// the rows already complete. An adaptive run orders the whole suite: over a streamed source it keeps each probe's
+    /// place and reads a batch again when it releases it (<see cref="AdaptiveScheduler"/>).
     /// </remarks>
     public async Task<RunOutcome> RunAsync(RunSpec spec, IReadOnlyCollection<Probe> probes, IProgress<RunProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -118,7 +119,7 @@ public sealed partial class EvaluationRunner
         var clients = spec.Methods.ToDictionary(m => m, m => apply(recording[m], m));
         // A full run knows its work up front; an adaptive run's scheduler releases it batch by batch and stops each cell
         // once its BFS is precise enough (the total is then an upper bound that shrinks as cells stop).
-        var adaptive = spec.Adaptive is { } a ? new AdaptiveScheduler(a, spec.Methods, probes as IReadOnlyList<Probe> ?? [.. probes], spec.Seed, storedLabels) : null;
+        var adaptive = spec.Adaptive is { } a ? AdaptiveScheduler.For(a, spec.Methods, probes, spec.Seed, storedLabels) : null;
         var skipped = 0;
         if (adaptive is null)
         {

@@ -290,13 +290,30 @@ internal static class JsonSupport
     /// </param>
     internal static IEnumerable<(int Line, ReadOnlyMemory<byte> Json)> JsonlLines(string file, bool reuseBuffer)
     {
+        foreach (var (line, _, json) in JsonlLinesAt(file, reuseBuffer))
+        {
+            yield return (line, json);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="JsonlLines"/> with each line's place in the file: the byte offset its JSON starts at (its length is the
+    /// JSON's), so that a record can be read again on its own (<see cref="ReadJsonlAt"/>).
+    /// </summary>
+    internal static IEnumerable<(int Line, long Offset, ReadOnlyMemory<byte> Json)> JsonlLinesAt(string file, bool reuseBuffer)
+    {
         using var stream = OpenRead(file);
         int lineNo = 0;
+        long next = 0;
         var blank = true;
         foreach (var line in Lines(stream, file, reuseBuffer))
         {
             lineNo++;
-            var body = lineNo == 1 && line.Span.StartsWith("\uFEFF"u8) ? line[3..] : line;
+            var offset = next;
+            next += line.Length + 1; // the '\n' that ended it (past the last line this is never read)
+            var bom = lineNo == 1 && line.Span.StartsWith("\uFEFF"u8);
+            var body = bom ? line[3..] : line;
+            offset += bom ? 3 : 0;
             if (!System.Text.Unicode.Utf8.IsValid(body.Span))
             {
                 int at = 0;
@@ -319,7 +336,7 @@ internal static class JsonSupport
             if (body.Span[first] >= 0x80 && string.IsNullOrWhiteSpace(StrictUtf8.GetString(body.Span).TrimEnd('\r'))) continue;
             var end = body.Length;
             while (body.Span[end - 1] == (byte)'\r') end--;
-            yield return (lineNo, body[..end]);
+            yield return (lineNo, offset, body[..end]);
         }
         if (blank)
             throw new ProbeFormatException(file, 0, null, "file is empty");
@@ -389,6 +406,30 @@ internal static class JsonSupport
             length = 0;
             return line;
         }
+    }
+
+    /// <summary>
+    /// The bytes of one record of a JSONL file that <see cref="JsonlLinesAt"/> placed at <paramref name="offset"/> with
+    /// <paramref name="length"/> bytes, read into <paramref name="buffer"/> (grown when too small). The file must not have
+    /// changed since (the caller checks).
+    /// </summary>
+    internal static ReadOnlySpan<byte> ReadJsonlAt(Microsoft.Win32.SafeHandles.SafeFileHandle file, string path, long offset, int length, ref byte[] buffer)
+    {
+        if (buffer.Length < length)
+        {
+            buffer = new byte[Math.Max(length, buffer.Length * 2)];
+        }
+        var span = buffer.AsSpan(0, length);
+        var read = 0;
+        while (read < length)
+        {
+            int n;
+            try { n = RandomAccess.Read(file, span[read..], offset + read); }
+            catch (IOException e) { throw new ProbeFormatException(path, 0, null, $"cannot read the file: {e.Message}"); }
+            if (n == 0) throw new ProbeFormatException(path, 0, null, "the file is shorter than when it was read (was it changed?)");
+            read += n;
+        }
+        return span;
     }
 
     /// <summary>True when the file's first non-blank byte is '[' (read from its start only, not the whole file).</summary>

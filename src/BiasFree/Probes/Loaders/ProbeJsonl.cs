@@ -114,6 +114,23 @@ public static class ProbeJsonl
     /// </summary>
     public static IEnumerable<Probe> Scan(string path) => ReadLines(path, build: false);
 
+    /// <summary>
+    /// <see cref="Scan"/> with each probe's place in the file (<see cref="ProbePlace"/>), so that it can be read again on
+    /// its own (<see cref="ProbeJsonlSuite.ReadAt"/>).
+    /// </summary>
+    internal static IEnumerable<(Probe Probe, ProbePlace Place)> ScanPlaces(string path)
+    {
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (line, offset, json) in JsonSupport.JsonlLinesAt(path, reuseBuffer: true))
+        {
+            var p = ProbeLineReader.Scan(path, line, json.Span);
+            if (seen.TryGetValue(p.Id, out var first))
+                throw new ProbeFormatException(path, line, "id", $"duplicate id '{p.Id}' (first used on line {first})");
+            seen[p.Id] = line;
+            yield return (p, new ProbePlace(offset, json.Length, line));
+        }
+    }
+
     private static IEnumerable<Probe> ReadLines(string path, bool build)
     {
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
