@@ -132,6 +132,30 @@ public class Bf16LinearTests
         }
     }
 
+    /// <summary>
+    /// Rounding in float32 makes the order of the lane additions visible only now and then in a bf16 result, so this
+    /// test makes it decide the result: one 32-element chunk whose lanes hold 2³⁰, 1 and −2³⁰ (lanes 0, 1, 2; weights
+    /// all 1). The documented tree adds lane 0 to lane 2 first and gives exactly 1; adding lanes 0 and 1 first loses
+    /// the 1 (2³⁰ + 1 rounds to 2³⁰) and gives 0. Five identical rows against five identical weight rows run the 4 × 4
+    /// block, the 4 × 1 block and the 1 × 1 product: each must give 1.
+    /// </summary>
+    [Fact]
+    public void EveryTiledPathAddsTheLanesInOneOrder()
+    {
+        if (!Avx512F.IsSupported) return;
+        using var _ = inference_mode();
+        var row = new float[32];
+        row[0] = 1 << 30; // lane 0 (even element 0)
+        row[2] = 1;       // lane 1
+        row[4] = -(1 << 30); // lane 2
+        using var one = tensor(row, ScalarType.Float32);
+        using var x = one.unsqueeze(0).expand(5, 32).contiguous().to_type(ScalarType.BFloat16);
+        using var w = ones([5, 32], ScalarType.BFloat16);
+        using var y = Tiled(x, w, null);
+        using var values = y.to_type(ScalarType.Float32);
+        Assert.All(values.data<float>().ToArray(), v => Assert.Equal(1f, v));
+    }
+
     private static Tensor Tiled(Tensor x, Tensor w, Tensor? b) =>
         Bf16Linear.TryForward(x, w, b, threads: 1, maxRows: Bf16Linear.MaxRows, streamRows: 0)!;
 
