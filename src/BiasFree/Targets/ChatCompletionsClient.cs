@@ -652,12 +652,13 @@ internal sealed class ChatCompletionsClient : IChatClient
 
     /// <summary>
     /// <paramref name="body"/> with every occurrence of <paramref name="apiKey"/> replaced by <see cref="RedactedKey"/>.
-    /// Keys shorter than 8 characters (the placeholder sent when there is none) are left alone: so short a string could
-    /// be ordinary text.
+    /// Keys shorter than 8 characters are left alone (so short a string could be ordinary text), and so is the
+    /// placeholder sent when no key is configured (<see cref="OpenAICompatibleTarget.PlaceholderKey"/>): it is no secret,
+    /// and "[api key redacted]" would suggest that a key was sent.
     /// </summary>
     internal static byte[] RedactKey(byte[] body, ReadOnlySpan<char> apiKey)
     {
-        if (apiKey.Length < 8)
+        if (!IsRedactable(apiKey))
         {
             return body;
         }
@@ -678,6 +679,10 @@ internal sealed class ChatCompletionsClient : IChatClient
         result.AddRange(rest);
         return [.. result];
     }
+
+    /// <summary>Whether <paramref name="apiKey"/> is a configured key long enough to look for in a body.</summary>
+    internal static bool IsRedactable(ReadOnlySpan<char> apiKey) =>
+        apiKey.Length >= 8 && !apiKey.SequenceEqual(OpenAICompatibleTarget.PlaceholderKey);
 
     internal static string ErrorMessage(int status, string? reason, ReadOnlySpan<byte> body)
     {

@@ -46,7 +46,7 @@ public static class OpenAICompatibleTarget
     /// <summary>The OpenAI SDK's client over <paramref name="transport"/>, with the retry pipeline and reply check of <see cref="CreateHandler"/>.</summary>
     private static IChatClient CreateSdkClient(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor, string apiKey, HttpMessageInvoker transport)
     {
-        var http = new HttpClient(CreateHandler(options, descriptor, new SharedTransportHandler(transport)), disposeHandler: true)
+        var http = new HttpClient(CreateHandler(options, descriptor, new SharedTransportHandler(transport), apiKey), disposeHandler: true)
         {
             Timeout = System.Threading.Timeout.InfiniteTimeSpan, // per-attempt timeouts live in the resilience pipeline
         };
@@ -108,14 +108,15 @@ public static class OpenAICompatibleTarget
 
     /// <summary>
     /// The SDK path's handler chain over <paramref name="transport"/>: exception translation → retry/timeout pipeline →
-    /// reply check (body read and validated within the attempt) → transport; the <c>max_tokens</c> rename in front when
+    /// reply check (body read and validated within the attempt; an error body has <paramref name="apiKey"/> redacted) →
+    /// transport; the <c>max_tokens</c> rename in front when
     /// the server reads that name (the SDK writes <c>max_completion_tokens</c>).
     /// </summary>
-    internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor, HttpMessageHandler transport)
+    internal static HttpMessageHandler CreateHandler(OpenAICompatibleTargetOptions options, TargetDescriptor descriptor, HttpMessageHandler transport, string? apiKey = null)
     {
         var resilience = new ResilienceHandler(BuildPipeline(options))
         {
-            InnerHandler = new ReplyCheckingHandler(options.Endpoint) { InnerHandler = transport },
+            InnerHandler = new ReplyCheckingHandler(options.Endpoint, apiKey) { InnerHandler = transport },
         };
         var translating = new TimeoutTranslatingHandler(options, descriptor) { InnerHandler = resilience };
         return options.MaxTokensField == MaxTokensParameters.MaxTokensField

@@ -22,17 +22,18 @@ public sealed class NonJsonReplyException(string message, string what) : Excepti
 /// <summary>
 /// Reads every successful reply's body inside the retry pipeline and checks it before the SDK sees it. Reading the
 /// body here puts it under the per-attempt timeout, so a reply that stalls half-way is abandoned and retried like
-/// one that never starts (outside the pipeline a stalled body would wait forever). Error statuses pass through
-/// unread: the retry strategy judges them by status.
+/// one that never starts (outside the pipeline a stalled body would wait forever). Error statuses are judged by the
+/// retry strategy by their status alone; their body is read here only to take out the API key when a server echoes
+/// it (see <see cref="RedactErrorBodyAsync"/>).
 /// </summary>
-internal sealed class ReplyCheckingHandler(Uri endpoint) : DelegatingHandler
+internal sealed class ReplyCheckingHandler(Uri endpoint, string? apiKey = null) : DelegatingHandler
 {
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            return response;
+            return await RedactErrorBodyAsync(response, apiKey, cancellationToken).ConfigureAwait(false);
         }
 
         byte[] body;
@@ -61,6 +62,46 @@ internal sealed class ReplyCheckingHandler(Uri endpoint) : DelegatingHandler
         foreach (var h in response.Content.Headers)
         {
             copy.Headers.TryAddWithoutValidation(h.Key, h.Value);
+        }
+
+        response.Content.Dispose();
+        response.Content = copy;
+        return response;
+    }
+
+    /// <summary>
+    /// An error reply whose body repeats the API key (some servers echo the credential they refused) gets that key
+    /// replaced by <see cref="ChatCompletionsClient.RedactedKey"/> before the SDK quotes the body in its exception
+    /// message: those messages reach the run store, the report and the terminal. The same rule as our own path's
+    /// (<see cref="ChatCompletionsClient.RedactKey"/>): no key, or one too short to tell from ordinary text, and the
+    /// reply passes through unread.
+    /// </summary>
+    internal static async Task<HttpResponseMessage> RedactErrorBodyAsync(HttpResponseMessage response, string? apiKey, CancellationToken cancellationToken)
+    {
+        if (apiKey is null || !ChatCompletionsClient.IsRedactable(apiKey))
+        {
+            return response;
+        }
+
+        byte[] body;
+        try
+        {
+            body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+
+        var redacted = ChatCompletionsClient.RedactKey(body, apiKey);
+        var copy = new ByteArrayContent(redacted);
+        foreach (var h in response.Content.Headers)
+        {
+            if (!h.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                copy.Headers.TryAddWithoutValidation(h.Key, h.Value);
+            }
         }
 
         response.Content.Dispose();

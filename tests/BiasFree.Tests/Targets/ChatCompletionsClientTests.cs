@@ -193,6 +193,48 @@ public class ChatCompletionsClientTests
     }
 
     [Fact]
+    public async Task TheSdkPathRedactsAnEchoedApiKeyToo()
+    {
+        // Streaming goes through the OpenAI SDK, which quotes the error body in its exception message: the key must be
+        // taken out of the body before the SDK reads it.
+        const string variable = "BIASFREE_TEST_REDACTED_KEY_SDK";
+        var key = "sk-test-" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(variable, key);
+        try
+        {
+            await using var server = LoopbackChatServer.Start(request => new LoopbackReply(401,
+                RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"));
+            using var chat = OpenAICompatibleTarget.Create(Options(server) with { ApiKeyEnvironmentVariable = variable });
+            var ex = await Assert.ThrowsAsync<ClientResultException>(async () =>
+            {
+                await foreach (var _ in chat.GetStreamingResponseAsync("hi", cancellationToken: Ct))
+                {
+                }
+            });
+            Assert.Contains("\"stream\":true", Assert.Single(server.Requests).Body, StringComparison.Ordinal);
+            Assert.Contains("Incorrect API key provided: " + ChatCompletionsClient.RedactedKey, ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(key, ex.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain(key, ex.GetRawResponse()!.Content.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    [Fact]
+    public async Task ThePlaceholderKeyIsNotRedacted()
+    {
+        // With no key configured the placeholder is sent; a server that echoes it gives no secret away, and a message
+        // saying "[api key redacted]" would suggest that a key was sent.
+        await using var server = LoopbackChatServer.Start(request => new LoopbackReply(401,
+            RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"));
+        using var chat = OpenAICompatibleTarget.Create(Options(server));
+        var ex = await Assert.ThrowsAsync<ClientResultException>(() => chat.GetResponseAsync("hi", cancellationToken: Ct));
+        Assert.Contains("Incorrect API key provided: " + OpenAICompatibleTarget.PlaceholderKey, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void RedactionReplacesEveryOccurrenceAndLeavesOtherBodiesAsTheyAre()
     {
         static byte[] B(string s) => System.Text.Encoding.UTF8.GetBytes(s);
