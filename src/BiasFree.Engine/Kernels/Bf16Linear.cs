@@ -47,7 +47,7 @@ internal static unsafe class Bf16Linear
     /// <see cref="TileColumns"/> weight rows (<see cref="TileRange"/>).</summary>
     public const int StreamRows = 2;
 
-    /// <summary>Weight rows (output features) per tile of the blocked kernel, and rows of x per tile.</summary>
+    /// <summary>Weight rows (output features) per tile of the tiled kernel, and rows of x per block.</summary>
     internal const int TileColumns = 4, TileRows = 4;
 
     /// <summary>Below this many weight elements a product is not split among threads (the hand-off costs more).</summary>
@@ -67,7 +67,7 @@ internal static unsafe class Bf16Linear
 
     /// <summary>
     /// As above, with the routing overridden (tests and the kernel benchmark): at most <paramref name="maxRows"/> rows,
-    /// and the streaming kernel up to <paramref name="streamRows"/> rows (0: always the blocked one).
+    /// and the streaming kernel up to <paramref name="streamRows"/> rows (0: always the tiled one).
     /// </summary>
     internal static Tensor? TryForward(Tensor x, Tensor weight, Tensor? bias, int? threads, int maxRows, int streamRows)
     {
