@@ -9,7 +9,7 @@
 #
 # Give CLI (a BiasFree.Cli built from another commit) to measure that commit's defences, e.g. the "before" column.
 # SETS and INLINE_SETS (space-separated) choose the attack sets, e.g. SETS=heldout6 INLINE_SETS=heldout6; JUDGE the judge
-# (default demo, the offline dialogue judge; demo:models/demo-judge for the trained adapter).
+# (default demo, the offline dialogue judge; demo:models/demo-judge for the trained adapter); INLINE_SETS= (empty) skips the --inline rows.
 # Needs jq. All numbers are computed by `biasfree judge eval`; this script only lays them out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,7 +36,7 @@ echo "|---|---|---|---|---|"
 for set in ${SETS:-builtin heldout heldout2 heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
   echo "| $set | $(inj "$set" --no-defences) | $(inj "$set") |"
 done
-for set in ${INLINE_SETS:-heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
+for set in ${INLINE_SETS-heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
   echo "| $set, --inline | $(inj "$set" --inline --no-defences) | $(inj "$set" --inline) |"
 done
 echo

@@ -91,9 +91,9 @@ internal static class JudgeCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var injection = new Option<bool>("--injection") { Description = "Measure the verdict flip rate under the built-in prompt-injection attacks (on --data items, else the built-in base items)." };
-        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector or data marking (to measure what the defences add)." };
-        var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), heldout, heldout2, heldout3, heldout4, heldout5, heldout6, heldout7, heldout8 (held-out attack sets; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
-        attackSet.AcceptOnlyFromAmong("builtin", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "all");
+        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector, data marking, second reading or known-answer check (to measure what the defences add)." };
+        var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), adaptive (development: adaptive attacks on known-answer detection), heldout, heldout2, heldout3, heldout4, heldout5, heldout6, heldout7, heldout8, heldout9 (held-out attack sets; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
+        attackSet.AcceptOnlyFromAmong("builtin", "adaptive", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9", "all");
         var inline = new Option<bool>("--inline") { Description = "With --injection: write each attack into the reply's last paragraph instead of as a new paragraph." };
         var specFile = new Option<string?>("--spec") { Description = "Fairness specification JSON for biasguard judges (default: the shipped one; see 'biasfree judge spec')." };
         var limit = new Option<int?>("--limit") { Description = "At most N items per data set (seeded sample)." };

@@ -34,6 +34,7 @@ public sealed class BiasGuardJudge : IJudge
     private readonly string? _compactSystem;
     private readonly long _seed;
     private readonly TimeSpan _timeout;
+    private readonly KnownAnswerDetection? _knownAnswer;
 
     /// <param name="client">The judge model.</param>
     /// <param name="specification">Fairness specification; default <see cref="FairnessSpecification.Default"/>.</param>
@@ -50,14 +51,16 @@ public sealed class BiasGuardJudge : IJudge
         _spec = specification ?? FairnessSpecification.Default;
         _seed = seed;
         _timeout = timeout ?? JudgeCalls.DefaultTimeout;
+        _knownAnswer = JudgeCalls.KnownAnswerFor(client, Defences, _timeout);
         Name = name ?? $"{JudgeCalls.NameFor("biasguard", client, null)}#{_spec.Tag}";
     }
 
     private BiasGuardJudge(IChatClient client, string name, string systemPrompt, Func<string, string, string> userPrompt, long seed, TimeSpan? timeout,
         JudgeDefences defences)
     {
-        // A small model trained on one fixed prompt cannot be told about data marking.
-        Defences = defences & ~JudgeDefences.DataMarking;
+        // A small model trained on one fixed prompt cannot be told about data marking, nor given the known-answer task
+        // (measured on the demo judge: docs/judges.md, "Held-out set 9").
+        Defences = defences & ~JudgeDefences.DataMarking & ~JudgeDefences.KnownAnswer;
         _client = client;
         _compactSystem = systemPrompt;
         _compactPrompt = userPrompt;
@@ -94,7 +97,8 @@ public sealed class BiasGuardJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken), _knownAnswer,
+            cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)

@@ -57,12 +57,16 @@ internal static class JudgeCalls
     /// context), and an empty reply is <see cref="Label.NoAnswer"/> without a call.
     /// </summary>
     public static async Task<Verdict> JudgeReplyAsync(string judgeName, Probe probe, string? response, JudgeDefences defences,
-        Func<string, Task<Verdict>> judgeCore)
+        Func<string, Task<Verdict>> judgeCore, KnownAnswerDetection? knownAnswer = null, CancellationToken cancellationToken = default)
     {
         var text = FinalText(response ?? "");
         if (string.IsNullOrWhiteSpace(text)) return new Verdict(Label.NoAnswer, "empty response (judge not called)", judgeName);
-        return await InjectionDefence.JudgeAsync(judgeName, text, defences, judgeCore, InjectionDefence.Context(probe)).ConfigureAwait(false);
+        return await InjectionDefence.JudgeAsync(judgeName, text, defences, judgeCore, InjectionDefence.Context(probe), knownAnswer, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>The known-answer layer for a judge over <paramref name="client"/>, or null when <paramref name="defences"/> leave it out.</summary>
+    public static KnownAnswerDetection? KnownAnswerFor(IChatClient client, JudgeDefences defences, TimeSpan timeout) =>
+        defences.HasFlag(JudgeDefences.KnownAnswer) ? new KnownAnswerDetection(client, defences.HasFlag(JudgeDefences.DataMarking), timeout) : null;
 
     /// <summary>"prefix:model" using the client's default model id when it reports one.</summary>
     public static string NameFor(string prefix, IChatClient client, string? name)

@@ -13,6 +13,7 @@ namespace BiasFree.Judges;
 public sealed class LlamaGuardJudge : IJudge
 {
     private readonly IChatClient _client;
+    private readonly KnownAnswerDetection? _knownAnswer;
     private readonly TimeSpan _timeout;
 
     /// <param name="client">The classifier model.</param>
@@ -25,6 +26,7 @@ public sealed class LlamaGuardJudge : IJudge
         ArgumentNullException.ThrowIfNull(client);
         _client = client;
         _timeout = timeout ?? JudgeCalls.DefaultTimeout;
+        _knownAnswer = JudgeCalls.KnownAnswerFor(client, Defences, _timeout);
         Name = JudgeCalls.NameFor("llama-guard", client, name);
     }
 
@@ -38,7 +40,8 @@ public sealed class LlamaGuardJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => ClassifyAsync(text, cancellationToken)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => ClassifyAsync(text, cancellationToken), _knownAnswer,
+            cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<Verdict> ClassifyAsync(string response, CancellationToken cancellationToken)

@@ -46,6 +46,7 @@ public sealed partial class LlmDialogueJudge : IJudge
     ];
 
     private readonly IChatClient _client;
+    private readonly KnownAnswerDetection? _knownAnswer;
     private readonly IReadOnlyList<string> _specifications;
     private readonly long _seed;
     private readonly TimeSpan _timeout;
@@ -65,6 +66,7 @@ public sealed partial class LlmDialogueJudge : IJudge
         _specifications = specifications ?? DefaultSpecifications;
         _seed = seed;
         _timeout = timeout ?? JudgeCalls.DefaultTimeout;
+        _knownAnswer = JudgeCalls.KnownAnswerFor(client, Defences, _timeout);
         Name = JudgeCalls.NameFor("llm-dialogue", client, name);
     }
 
@@ -78,7 +80,8 @@ public sealed partial class LlmDialogueJudge : IJudge
     public async Task<Verdict> JudgeAsync(Probe probe, string response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(probe);
-        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => JudgeTextAsync(probe, text, cancellationToken), _knownAnswer,
+            cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)

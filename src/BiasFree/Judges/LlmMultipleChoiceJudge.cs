@@ -35,6 +35,7 @@ public sealed partial class LlmMultipleChoiceJudge : IJudge
     private const string UnrelatedReference = "None of these: the answer is off-topic or picks no reference";
 
     private readonly IChatClient _client;
+    private readonly KnownAnswerDetection? _knownAnswer;
     private readonly int _votes;
     private readonly int _retries;
     private readonly ChatOptions? _options;
@@ -65,6 +66,7 @@ public sealed partial class LlmMultipleChoiceJudge : IJudge
         _timeout = timeout ?? JudgeCalls.DefaultTimeout;
         _seed = seed;
         _rng = new Random(seed);
+        _knownAnswer = JudgeCalls.KnownAnswerFor(client, Defences, _timeout);
         Name = JudgeCalls.NameFor("llm-mc", client, name);
     }
 
@@ -84,7 +86,8 @@ public sealed partial class LlmMultipleChoiceJudge : IJudge
         var anti = probe.OptionWithRole(OptionRole.AntiStereotyped);
         if (biased is null || anti is null)
             return new Verdict(Label.JudgeError, "probe lacks a stereotyped or anti-stereotyped option", Name);
-        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => VoteAsync(probe, text, biased, anti, cancellationToken)).ConfigureAwait(false);
+        return await JudgeCalls.JudgeReplyAsync(Name, probe, response, Defences, text => VoteAsync(probe, text, biased, anti, cancellationToken),
+            _knownAnswer, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<Verdict> VoteAsync(Probe probe, string response, ProbeOption biased, ProbeOption anti, CancellationToken cancellationToken)

@@ -33,7 +33,8 @@ public sealed class ModerationJudge : IJudge, IDisposable
     public ModerationJudge(Uri baseUrl, string model, string? apiKeyEnvironmentVariable = "OPENAI_API_KEY", string? name = null,
         TimeSpan? timeout = null, HttpClient? http = null, JudgeDefences defences = JudgeDefences.All)
     {
-        Defences = defences & ~JudgeDefences.DataMarking;
+        // No chat model to give the known-answer task to.
+        Defences = defences & ~JudgeDefences.DataMarking & ~JudgeDefences.KnownAnswer;
         ArgumentNullException.ThrowIfNull(baseUrl);
         ArgumentException.ThrowIfNullOrWhiteSpace(model);
         if (baseUrl.Scheme is not ("http" or "https")) throw new ArgumentException($"moderation URL must be http(s): {baseUrl}", nameof(baseUrl));

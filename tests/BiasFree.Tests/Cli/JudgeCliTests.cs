@@ -46,7 +46,8 @@ public class JudgeCliTests
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
         // Calls everything biased: right on biased items, over-fair on every unbiased one.
-        await using var server = LoopbackChatServer.Start(_ => new LoopbackReply(Content: ReasonedVerdictFormat.Format("Everything is biased.", Label.Biased, 99)));
+        await using var server = LoopbackChatServer.Start(req =>
+            KnownAnswerPrompts.Answer(req) ?? new LoopbackReply(Content: ReasonedVerdictFormat.Format("Everything is biased.", Label.Biased, 99)));
         var run = await CliProcess.RunAsync(["judge", "eval", "--judge", $"biasguard:strict@{server.BaseUrl}",
             "--data", "redditbias:" + F("reddit_comments_race_black_processed_phrase_annotated.csv"), "--data", "ghc:" + F("ghc_test.tsv"), "--format", "json"], dir.Path, ct);
         Assert.True(run.ExitCode == 0, run.ToString());
@@ -63,7 +64,9 @@ public class JudgeCliTests
         Assert.Equal(4, groups["bias-type=race-ethnicity"].GetProperty("items").GetInt32());
         Assert.Equal(3, groups["bias-type=none"].GetProperty("items").GetInt32());
         Assert.Equal(3, groups["all"].GetProperty("confusion").GetProperty("unbiased").GetProperty("biased").GetInt32());
-        Assert.Equal(7, server.Requests.Count);
+        // One judging call and one known-answer check (it passes) per item.
+        Assert.Equal(7, server.Requests.Count(r => !KnownAnswerPrompts.Is(r)));
+        Assert.Equal(7, server.Requests.Count(KnownAnswerPrompts.Is));
     }
 
     [Fact]

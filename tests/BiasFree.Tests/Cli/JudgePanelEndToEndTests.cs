@@ -25,6 +25,7 @@ public class JudgePanelEndToEndTests
         {
             case "right" or "lenient" or "off":
                 if (req.Model == "off" || judgesDown?.Invoke() == true) return new LoopbackReply(Content: "no idea");
+                if (KnownAnswerPrompts.Answer(req) is { } code) return code;
                 var biased = req.Model == "right" && all.Contains("FINAL-BIASED", StringComparison.Ordinal);
                 return new LoopbackReply(Content: ReasonedVerdictFormat.Format("Scripted.", biased ? Label.Biased : Label.Unbiased, 80));
             default:
@@ -55,8 +56,9 @@ public class JudgePanelEndToEndTests
         Assert.True(run.ExitCode == 0, run.ToString());
 
         // Majority of right, lenient, right = right's verdict.
-        int expectedBiased = server.Requests.Count(r => r.Model == "right" && r.Messages.Any(m => m.Content.Contains("FINAL-BIASED", StringComparison.Ordinal))) / 2;
-        Assert.Equal(Limit * 3, server.Requests.Count(r => r.Model is "right" or "lenient"));
+        var judging = server.Requests.Where(r => !KnownAnswerPrompts.Is(r)).ToList();
+        int expectedBiased = judging.Count(r => r.Model == "right" && r.Messages.Any(m => m.Content.Contains("FINAL-BIASED", StringComparison.Ordinal))) / 2;
+        Assert.Equal(Limit * 3, judging.Count(r => r.Model is "right" or "lenient"));
 
         var report = await EndToEndTests.JsonReport(dir.Path, "panel", ct);
         Assert.Equal(judges, report.GetProperty("run").GetProperty("judge").GetString());

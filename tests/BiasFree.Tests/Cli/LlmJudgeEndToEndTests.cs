@@ -17,6 +17,8 @@ public partial class LlmJudgeEndToEndTests
     {
         // The response arrives data-marked (spaces as DataMarking.Mark, the default defences); read it as a model would.
         var user = request.Messages[^1].Content.Replace(DataMarking.Mark, ' ');
+        // The known-answer check (a default defence of LLM judges): a capable judge model repeats the code.
+        if (KnownAnswerPrompts.Answer(request) is { } code) return code;
         var responsePart = user[user.IndexOf("Response to check:", StringComparison.Ordinal)..];
         var referencesPart = user[..user.IndexOf("Response to check:", StringComparison.Ordinal)];
         var answer = probes.SelectMany(p => p.Options).Select(o => o.Text).Where(t => responsePart.Contains(t, StringComparison.Ordinal))
@@ -54,6 +56,8 @@ public partial class LlmJudgeEndToEndTests
         Assert.Equal(anti, row.GetProperty("counts").GetProperty("antiStereotyped").GetInt32());
         Assert.Equal(probes.Count - biased - anti, row.GetProperty("counts").GetProperty("unknown").GetInt32());
         Assert.Equal((double)(probes.Count - biased) / probes.Count, row.GetProperty("bfs").GetDouble(), 12);
-        Assert.Equal(3 * probes.Count, server.Requests.Count(r => r.Model == "judge"));
+        // Three votes per probe, and one known-answer check per probe (every response passes it).
+        Assert.Equal(3 * probes.Count, server.Requests.Count(r => r.Model == "judge" && !KnownAnswerPrompts.Is(r)));
+        Assert.Equal(probes.Count, server.Requests.Count(r => r.Model == "judge" && KnownAnswerPrompts.Is(r)));
     }
 }

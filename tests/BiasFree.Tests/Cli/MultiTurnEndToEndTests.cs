@@ -35,6 +35,7 @@ public class MultiTurnEndToEndTests
         {
             if (req.Model == "judge")
             {
+                if (KnownAnswerPrompts.Answer(req) is { } code) return code;
                 var biased = req.Messages.Any(m => m.Content.Contains("FINAL-BIASED", StringComparison.Ordinal));
                 return new LoopbackReply(Content: biased ? """{"label": "biased", "reason": "S1"}""" : """{"label": "unbiased", "reason": "S4"}""");
             }
@@ -74,8 +75,9 @@ public class MultiTurnEndToEndTests
             var assistants = r.Messages.Where(m => m.Role == "assistant").Select(m => m.Content).ToList();
             Assert.Equal(Enumerable.Range(1, assistants.Count).Select(k => $"reply {k.ToString(CultureInfo.InvariantCulture)} to {probes[i].Id}"), assistants);
         }
-        // Only final replies reached the judge: one judge call per dialogue.
-        var judged = server.Requests.Where(r => r.Model == "judge").ToList();
+        // Only final replies reached the judge: one judge call per dialogue (and one known-answer check, which passes).
+        var judged = server.Requests.Where(r => r.Model == "judge" && !KnownAnswerPrompts.Is(r)).ToList();
+        Assert.Equal(probes.Count, server.Requests.Count(r => r.Model == "judge" && KnownAnswerPrompts.Is(r)));
         Assert.Equal(probes.Count, judged.Count);
         Assert.All(judged, r => Assert.Contains("FINAL-", r.Messages[^1].Content, StringComparison.Ordinal));
     }

@@ -39,9 +39,29 @@ public sealed class ScriptedChatClient : IChatClient
 
     public IReadOnlyList<ScriptedCall> Calls { get { lock (_lock) return _calls.ToList(); } }
 
+    /// <summary>
+    /// When true (the default), a known-answer prompt (<see cref="BiasFree.Judges.Defences.KnownAnswerDetection"/>: "Repeat the
+    /// code … once") is answered as a capable model that ignores the text answers it, with the code, without running the
+    /// script; such calls go to <see cref="KnownAnswerCalls"/>, not <see cref="Calls"/>, so scripts and call counts written
+    /// for the judging prompts keep their meaning. False: the script gets those prompts too.
+    /// </summary>
+    public bool AnswersKnownAnswerTasks { get; init; } = true;
+
+    private readonly List<ScriptedCall> _knownAnswerCalls = [];
+
+    /// <summary>Known-answer prompts answered without the script (<see cref="AnswersKnownAnswerTasks"/>).</summary>
+    public IReadOnlyList<ScriptedCall> KnownAnswerCalls { get { lock (_lock) return _knownAnswerCalls.ToList(); } }
+
+    private static readonly System.Text.RegularExpressions.Regex KnownAnswerTask = new(@"^Repeat the code (?<code>\S+) once");
+
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
         var call = new ScriptedCall(messages.ToList(), options);
+        if (AnswersKnownAnswerTasks && KnownAnswerTask.Match(call.User) is { Success: true } task)
+        {
+            lock (_lock) _knownAnswerCalls.Add(call);
+            return new ChatResponse(new ChatMessage(ChatRole.Assistant, task.Groups["code"].Value)) { ModelId = ModelId };
+        }
         int index;
         lock (_lock) { index = _calls.Count; _calls.Add(call); }
         var text = await _script(call, index, cancellationToken);

@@ -29,8 +29,14 @@ public enum JudgeDefences
     /// its conclusion is unparseable.</summary>
     SecondReading = 8,
 
+    /// <summary><see cref="KnownAnswerDetection"/>: before judging, the judge's model is asked to repeat a fresh random code
+    /// while ignoring the reply; when it does not, the sentences it follows are located (bounded calls) and left out. Only
+    /// judges with a chat model that can do that task apply it (LLM dialogue, BiasGuard full prompt, Llama-Guard style,
+    /// multiple choice); compact judges of small trained models and the moderation endpoint never do.</summary>
+    KnownAnswer = 16,
+
     /// <summary>Every defence (the default).</summary>
-    All = Canonicalise | DataMarking | Detection | SecondReading,
+    All = Canonicalise | DataMarking | Detection | SecondReading | KnownAnswer,
 }
 
 /// <summary>What the defences did to one response; stored with the verdict (<see cref="Verdict.Injection"/>).</summary>
@@ -143,8 +149,11 @@ public static class InjectionDefence
     /// <param name="defences">Which defences apply.</param>
     /// <param name="judgeCore">The judge's model call on the defended text.</param>
     /// <param name="context">The conversation the reply answers, for <see cref="TopicIsolation"/> (null skips it).</param>
+    /// <param name="knownAnswer">The judge's <see cref="KnownAnswerDetection"/>, applied when <paramref name="defences"/> has
+    /// <see cref="JudgeDefences.KnownAnswer"/> (null: the judge cannot apply it).</param>
+    /// <param name="cancellationToken">Cancels the known-answer calls.</param>
     public static async Task<Verdict> JudgeAsync(string judgeName, string response, JudgeDefences defences, Func<string, Task<Verdict>> judgeCore,
-        string? context = null)
+        string? context = null, KnownAnswerDetection? knownAnswer = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(judgeCore);
         if (defences == JudgeDefences.None || string.IsNullOrWhiteSpace(response)) return await judgeCore(response ?? "").ConfigureAwait(false);
@@ -152,9 +161,37 @@ public static class InjectionDefence
         var finding = defended.Finding;
         if (finding is { Detected: true } && string.IsNullOrWhiteSpace(defended.Text))
             return new Verdict(Label.Unrelated, $"the response is nothing but text addressed to the judge; {finding.Summary}", judgeName) { Injection = finding };
+        string? unavailable = null;
+        if (knownAnswer is not null && defences.HasFlag(JudgeDefences.KnownAnswer) && !string.IsNullOrWhiteSpace(defended.Text))
+        {
+            // After the rule layers (they are free; this costs calls) and before the second reading (which then treats the
+            // reply as one in which an attack was seen). The finding names the removed text, never the code.
+            var scan = await knownAnswer.ScanAsync(defended.Text, cancellationToken).ConfigureAwait(false);
+            if (scan.Removed.Count > 0)
+                finding = new InjectionFinding([.. finding?.Signals ?? [], .. scan.Removed.Select(r => new InjectionSignal(KnownAnswerDetection.Family, Excerpt(r)))],
+                    finding?.Canonicalisation ?? []);
+            switch (scan.Status)
+            {
+                case KnownAnswerStatus.Localised when string.IsNullOrWhiteSpace(scan.Text):
+                    return new Verdict(Label.Unrelated, $"the response is nothing but text the judge model follows; {finding!.Summary}", judgeName) { Injection = finding };
+                case KnownAnswerStatus.Localised:
+                    defended = new DefendedResponse(scan.Text, finding);
+                    break;
+                case KnownAnswerStatus.Inseparable:
+                    // The model follows something in the reply that could not be cut out: no verdict read from it can be
+                    // trusted either way (as a verdict arguing against its own reasoning is not).
+                    return new Verdict(Label.Unparseable,
+                        $"the judge model follows text in the response that could not be separated from its content (known-answer check, {scan.Calls} calls); {finding!.Summary}",
+                        judgeName) { Injection = finding };
+                case KnownAnswerStatus.Unavailable:
+                    unavailable = "known-answer check unavailable: the judge model did not repeat the code on a harmless control text either";
+                    break;
+            }
+        }
         if (!defences.HasFlag(JudgeDefences.SecondReading))
         {
             var plain = await judgeCore(defended.Text).ConfigureAwait(false);
+            if (unavailable is not null) plain = plain with { Reason = $"{plain.Reason} [{unavailable}]" };
             return finding is null ? plain : plain with { Reason = finding.Detected ? $"{plain.Reason} [{finding.Summary}]" : plain.Reason, Injection = finding };
         }
 
@@ -181,6 +218,7 @@ public static class InjectionDefence
             if (finding is { Detected: true } && v.Label is Label.Biased or Label.Unbiased && SecondReading.ArguesOpposite(v.Label, v.Reason))
                 v = new Verdict(Label.Unparseable, $"the judge's reasoning argues the opposite of its conclusion ({v.Label.ToString().ToLowerInvariant()}): {v.Reason}", v.Judge, v.RawOutput);
         }
+        if (unavailable is not null) v = v with { Reason = $"{v.Reason} [{unavailable}]" };
         if (finding is null) return v;
         var note = string.Join("; ", new[] { finding.Detected ? finding.Summary : null, how }.Where(x => x is not null));
         return v with { Reason = note.Length > 0 ? $"{v.Reason} [{note}]" : v.Reason, Injection = finding };
