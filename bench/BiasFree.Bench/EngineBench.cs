@@ -117,6 +117,65 @@ internal static class EngineBench
         return 0;
     }
 
+    /// <summary>
+    /// <c>kernels</c>: CPU time of the bf16 matrix products of one decode step of the bench model (per layer the fused
+    /// q/k/v 1280×768, o_proj 768×768, the fused gate/up 4096×768 and down_proj 768×2048, then the lm_head 32000×768;
+    /// every layer its own weights, 200 MB in all, so they come from memory as in a real step), per row count of x,
+    /// through (a) libtorch's <c>linear</c> (oneDNN), (b) Bf16Linear's streaming kernel, (c) its tiled kernel, one torch
+    /// thread. The paths alternate within each repeat; the table shows medians and lowest–highest. This is the
+    /// measurement behind <see cref="Bf16Linear.StreamRows"/> and <see cref="Bf16Linear.MaxRows"/>.
+    /// </summary>
+    public static int RunKernels(IReadOnlyList<string> args)
+    {
+        torch.set_num_threads(BenchSupport.Int(args, "--threads", 1));
+        int repeats = BenchSupport.Int(args, "--repeats", 5);
+        int[] rowCounts = (BenchSupport.Arg(args, "--rows") ?? "1,2,3,4,6,8,12,16,24,32").Split(',').Select(int.Parse).ToArray();
+        var config = BenchModel.Config();
+        int h = config.HiddenSize, kv = config.NumKeyValueHeads * config.HeadDim, inter = config.IntermediateSize;
+        var shapes = new List<(string Name, long N, long K)>();
+        for (int l = 0; l < config.NumHiddenLayers; l++)
+            shapes.AddRange([("qkv", h + 2 * kv, h), ("o", h, h), ("gate/up", 2 * inter, h), ("down", h, inter)]);
+        shapes.Add(("lm_head", config.VocabSize, h));
+        using var _ = inference_mode();
+        using var g = new Generator(3);
+        var weights = shapes.Select(s => (randn([s.N, s.K], generator: g) * 0.05).to_type(ScalarType.BFloat16)).ToList();
+        AnsiConsole.MarkupLine($"[bold]bf16 decode products of one step[/] ({weights.Sum(w => w.numel()) * 2 / 1e6:F0} MB of weights), 1 torch thread, CPU ms per step, median of {repeats} (lowest–highest); load average {BenchSupport.LoadAverage():F1}");
+        string[] paths = ["libtorch linear (oneDNN)", "Bf16Linear streaming", "Bf16Linear tiled"];
+        var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("rows").RightAligned());
+        foreach (var p in paths) table.AddColumn(new TableColumn(p).RightAligned());
+        table.AddColumn(new TableColumn("best").RightAligned());
+        foreach (int rows in rowCounts)
+        {
+            var xs = shapes.Select(s => (randn([rows, s.K], generator: g)).to_type(ScalarType.BFloat16)).ToList();
+            var times = paths.Select(_ => new List<double>()).ToArray();
+            for (int r = 0; r <= repeats; r++) // the first round warms up (first-call compilation, oneDNN's kernel choice)
+            {
+                for (int p = 0; p < paths.Length; p++)
+                {
+                    int path = (p + r) % paths.Length; // rotate which path goes first
+                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    for (int i = 0; i < weights.Count; i++)
+                    {
+                        using var y = path switch
+                        {
+                            0 => nn.functional.linear(xs[i], weights[i]),
+                            1 => Bf16Linear.TryForward(xs[i], weights[i], null, 1, 64, 64)!,
+                            _ => Bf16Linear.TryForward(xs[i], weights[i], null, 1, 64, 0)!,
+                        };
+                    }
+                    if (r > 0) times[path].Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds);
+                }
+            }
+            var medians = times.Select(t => t.Order().ElementAt(t.Count / 2)).ToArray();
+            int best = Array.IndexOf(medians, medians.Min());
+            table.AddRow([$"{rows}", .. times.Select((t, i) => $"{medians[i]:F1} ({t.Min():F1}–{t.Max():F1})"), paths[best]]);
+            foreach (var x in xs) x.Dispose();
+        }
+        AnsiConsole.Write(table);
+        foreach (var w in weights) w.Dispose();
+        return 0;
+    }
+
     private static void Add(Dictionary<(ScalarType, int), List<Cell>> d, (ScalarType, int) key, Cell c)
     {
         if (!d.TryGetValue(key, out var list)) d[key] = list = [];

@@ -73,9 +73,11 @@ var harness = new Command("harness", "Harness overhead of the real run path agai
 harness.SetAction(async (_, _) => await HarnessBench.RunAsync(args.Skip(1).ToList()));
 var judgeInjection = new Command("judge-injection", "Flip rates of the LLM judges' prompts (BiasGuard, LLM dialogue judge) on every attack set against a scripted judge that obeys every attack reaching it: --sets builtin,heldout4,... --judges biasguard,llm (see JudgeInjectionBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 judgeInjection.SetAction(async (_, _) => await JudgeInjectionBench.RunAsync(args.Skip(1).ToList()));
+var kernels = new Command("kernels", "The bf16 decode products of one step of the bench model (12 layers' projections + lm_head), own kernels vs libtorch's linear, per row count: --rows 1,4,8,16,32, --repeats N (see EngineBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+kernels.SetAction(_ => EngineBench.RunKernels(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness, judgeInjection,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness, judgeInjection, kernels,
 };
 root.SetAction(parsed =>
 {
