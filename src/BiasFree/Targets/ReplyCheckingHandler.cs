@@ -36,16 +36,7 @@ internal sealed class ReplyCheckingHandler(Uri endpoint, string? apiKey = null) 
             return await RedactErrorBodyAsync(response, apiKey, cancellationToken).ConfigureAwait(false);
         }
 
-        byte[] body;
-        try
-        {
-            body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
-        }
+        var body = await ReadBodyAsync(response, cancellationToken).ConfigureAwait(false);
 
         var problem = Check(body, response.Content.Headers.ContentType?.MediaType);
         if (problem is not null)
@@ -58,15 +49,7 @@ internal sealed class ReplyCheckingHandler(Uri endpoint, string? apiKey = null) 
         }
 
         // The SDK reads the body again: hand it a buffered copy with the same headers.
-        var copy = new ByteArrayContent(body);
-        foreach (var h in response.Content.Headers)
-        {
-            copy.Headers.TryAddWithoutValidation(h.Key, h.Value);
-        }
-
-        response.Content.Dispose();
-        response.Content = copy;
-        return response;
+        return WithBody(response, body);
     }
 
     /// <summary>
@@ -83,19 +66,32 @@ internal sealed class ReplyCheckingHandler(Uri endpoint, string? apiKey = null) 
             return response;
         }
 
-        byte[] body;
+        var body = await ReadBodyAsync(response, cancellationToken).ConfigureAwait(false);
+
+        return WithBody(response, ChatCompletionsClient.RedactKey(body, apiKey));
+    }
+
+    /// <summary>The whole body; the response is disposed when reading fails.</summary>
+    private static async Task<byte[]> ReadBodyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
         try
         {
-            body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            return await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
             response.Dispose();
             throw;
         }
+    }
 
-        var redacted = ChatCompletionsClient.RedactKey(body, apiKey);
-        var copy = new ByteArrayContent(redacted);
+    /// <summary>
+    /// <paramref name="response"/> with its content replaced by <paramref name="body"/> under the same content headers,
+    /// except the length, which the buffered content states itself (a redacted body is not as long as the original).
+    /// </summary>
+    private static HttpResponseMessage WithBody(HttpResponseMessage response, byte[] body)
+    {
+        var copy = new ByteArrayContent(body);
         foreach (var h in response.Content.Headers)
         {
             if (!h.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))

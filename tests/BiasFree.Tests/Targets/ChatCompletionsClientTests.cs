@@ -169,69 +169,62 @@ public class ChatCompletionsClientTests
     }
 
     [Fact]
-    public async Task AnErrorBodyThatRepeatsTheApiKeyHasItRedacted()
-    {
+    public Task AnErrorBodyThatRepeatsTheApiKeyHasItRedacted() =>
         // Some servers echo the credential they refused; the message and the raw response must not carry it onwards.
-        const string variable = "BIASFREE_TEST_REDACTED_KEY";
-        var key = "sk-test-" + Guid.NewGuid().ToString("N");
-        Environment.SetEnvironmentVariable(variable, key);
-        try
-        {
-            await using var server = LoopbackChatServer.Start(request => new LoopbackReply(401,
-                RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"));
-            using var chat = OpenAICompatibleTarget.Create(Options(server) with { ApiKeyEnvironmentVariable = variable });
-            var ex = await Assert.ThrowsAsync<ClientResultException>(() => chat.GetResponseAsync("hi", cancellationToken: Ct));
-            Assert.Equal("Bearer " + key, Assert.Single(server.Requests).Authorization);
-            Assert.Contains("Incorrect API key provided: " + ChatCompletionsClient.RedactedKey, ex.Message, StringComparison.Ordinal);
-            Assert.DoesNotContain(key, ex.ToString(), StringComparison.Ordinal);
-            Assert.DoesNotContain(key, ex.GetRawResponse()!.Content.ToString(), StringComparison.Ordinal);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(variable, null);
-        }
-    }
+        AssertEchoedKeyIsRedactedAsync(streaming: false);
 
     [Fact]
-    public async Task TheSdkPathRedactsAnEchoedApiKeyToo()
-    {
+    public Task TheSdkPathRedactsAnEchoedApiKeyToo() =>
         // Streaming goes through the OpenAI SDK, which quotes the error body in its exception message: the key must be
         // taken out of the body before the SDK reads it.
-        const string variable = "BIASFREE_TEST_REDACTED_KEY_SDK";
-        var key = "sk-test-" + Guid.NewGuid().ToString("N");
-        Environment.SetEnvironmentVariable(variable, key);
-        try
-        {
-            await using var server = LoopbackChatServer.Start(request => new LoopbackReply(401,
-                RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"));
-            using var chat = OpenAICompatibleTarget.Create(Options(server) with { ApiKeyEnvironmentVariable = variable });
-            var ex = await Assert.ThrowsAsync<ClientResultException>(async () =>
-            {
-                await foreach (var _ in chat.GetStreamingResponseAsync("hi", cancellationToken: Ct))
-                {
-                }
-            });
-            Assert.Contains("\"stream\":true", Assert.Single(server.Requests).Body, StringComparison.Ordinal);
-            Assert.Contains("Incorrect API key provided: " + ChatCompletionsClient.RedactedKey, ex.Message, StringComparison.Ordinal);
-            Assert.DoesNotContain(key, ex.ToString(), StringComparison.Ordinal);
-            Assert.DoesNotContain(key, ex.GetRawResponse()!.Content.ToString(), StringComparison.Ordinal);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(variable, null);
-        }
-    }
+        AssertEchoedKeyIsRedactedAsync(streaming: true);
 
     [Fact]
     public async Task ThePlaceholderKeyIsNotRedacted()
     {
         // With no key configured the placeholder is sent; a server that echoes it gives no secret away, and a message
         // saying "[api key redacted]" would suggest that a key was sent.
-        await using var server = LoopbackChatServer.Start(request => new LoopbackReply(401,
-            RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"));
+        await using var server = LoopbackChatServer.Start(EchoTheKey);
         using var chat = OpenAICompatibleTarget.Create(Options(server));
         var ex = await Assert.ThrowsAsync<ClientResultException>(() => chat.GetResponseAsync("hi", cancellationToken: Ct));
         Assert.Contains("Incorrect API key provided: " + OpenAICompatibleTarget.PlaceholderKey, ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A 401 whose OpenAI-style error message repeats the bearer token the request carried.</summary>
+    private static LoopbackReply EchoTheKey(LoopbackRequest request) => new(401,
+        RawBody: "{\"error\":{\"message\":\"Incorrect API key provided: " + request.Authorization!["Bearer ".Length..] + "\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}");
+
+    private static async Task AssertEchoedKeyIsRedactedAsync(bool streaming)
+    {
+        var variable = "BIASFREE_TEST_REDACTED_KEY_" + (streaming ? "SDK" : "OWN");
+        var key = "sk-test-" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(variable, key);
+        try
+        {
+            await using var server = LoopbackChatServer.Start(EchoTheKey);
+            using var chat = OpenAICompatibleTarget.Create(Options(server) with { ApiKeyEnvironmentVariable = variable });
+            var ex = await Assert.ThrowsAsync<ClientResultException>(async () =>
+            {
+                if (!streaming)
+                {
+                    await chat.GetResponseAsync("hi", cancellationToken: Ct);
+                    return;
+                }
+                await foreach (var _ in chat.GetStreamingResponseAsync("hi", cancellationToken: Ct))
+                {
+                }
+            });
+            var request = Assert.Single(server.Requests);
+            Assert.Equal("Bearer " + key, request.Authorization);
+            Assert.Equal(streaming, request.Body.Contains("\"stream\":true", StringComparison.Ordinal));
+            Assert.Contains("Incorrect API key provided: " + ChatCompletionsClient.RedactedKey, ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(key, ex.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain(key, ex.GetRawResponse()!.Content.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
     }
 
     [Fact]
