@@ -91,7 +91,8 @@ internal static class JudgeCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var injection = new Option<bool>("--injection") { Description = "Measure the verdict flip rate under the built-in prompt-injection attacks (on --data items, else the built-in base items)." };
-        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector, data marking, second reading or known-answer check (to measure what the defences add)." };
+        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector, data marking, second reading or known-answer check (to measure what the defences add); the same as --judge-defences none." };
+        var defences = JudgeDefencesOption();
         var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), adaptive (development: adaptive attacks on known-answer detection), heldout, heldout2, heldout3, heldout4, heldout5, heldout6, heldout7, heldout8, heldout9 (held-out attack sets; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
         attackSet.AcceptOnlyFromAmong("builtin", "adaptive", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9", "all");
         var inline = new Option<bool>("--inline") { Description = "With --injection: write each attack into the reply's last paragraph instead of as a new paragraph." };
@@ -106,17 +107,46 @@ internal static class JudgeCommand
         format.AcceptOnlyFromAmong("table", "json");
         var cmd = new Command("eval", "Measure a judge: accuracy, over-fairness, Cohen's kappa, confusion matrix (with 95% intervals), per source and bias type; or its injection flip rate.")
         {
-            judge, judgeModel, apiKeyEnv, data, injection, noDefences, attackSet, inline, specFile, limit, seed, concurrency, tie, timeout, format,
+            judge, judgeModel, apiKeyEnv, data, injection, noDefences, defences, attackSet, inline, specFile, limit, seed, concurrency, tie, timeout, format,
         };
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => EvalAsync(new EvalArgs(
             pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(apiKeyEnv), BiasFreeCli.SplitList(pr.GetValue(data)), pr.GetValue(injection),
             pr.GetValue(specFile), pr.GetValue(limit), pr.GetValue(seed), pr.GetValue(concurrency), pr.GetValue(tie) == "unbiased" ? TieRule.Unbiased : TieRule.Biased,
-            pr.GetValue(timeout), pr.GetValue(format) == "json", pr.GetValue(noDefences), pr.GetValue(attackSet)!, pr.GetValue(inline)), ct)));
+            pr.GetValue(timeout), pr.GetValue(format) == "json", EvalDefences(pr.GetValue(noDefences), pr.GetResult(defences) is { Implicit: false }, pr.GetValue(defences)!),
+            pr.GetValue(attackSet)!, pr.GetValue(inline)), ct)));
         return cmd;
     }
 
+    /// <summary>--judge-defences of <c>judge eval</c> and <c>run</c>: which prompt-injection defence layers the LLM judges apply.</summary>
+    public static Option<string> JudgeDefencesOption() => new("--judge-defences")
+    {
+        Description = $"Prompt-injection defences of LLM judges: {JudgeDefenceList.Syntax}. The known-answer layer costs one extra judge-model call per judged reply (more when it finds an attack); see docs/judges.md.",
+        DefaultValueFactory = _ => "all",
+    };
+
+    /// <summary>Reads a --judge-defences value; the library's message names the valid layers.</summary>
+    public static JudgeDefences ParseDefences(string text)
+    {
+        try
+        {
+            return JudgeDefenceList.Parse(text);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UserErrorException($"--judge-defences: {ex.Message}", ex);
+        }
+    }
+
+    private static JudgeDefences EvalDefences(bool noDefences, bool explicitList, string list)
+    {
+        var parsed = ParseDefences(list);
+        if (noDefences && explicitList && parsed != JudgeDefences.None)
+            throw new UserErrorException($"--no-defences means --judge-defences none; drop one of them (--judge-defences {list}).");
+        return noDefences ? JudgeDefences.None : parsed;
+    }
+
     private sealed record EvalArgs(string Judge, string? JudgeModel, string? ApiKeyEnv, IReadOnlyList<string> Data, bool Injection, string? Spec,
-        int? Limit, int Seed, int Concurrency, TieRule Tie, int TimeoutSeconds, bool Json, bool NoDefences, string Attacks, bool Inline);
+        int? Limit, int Seed, int Concurrency, TieRule Tie, int TimeoutSeconds, bool Json, JudgeDefences Defences, string Attacks, bool Inline);
 
     private static async Task<int> EvalAsync(EvalArgs a, CancellationToken ct)
     {
@@ -148,7 +178,7 @@ internal static class JudgeCommand
             Timeout = TimeSpan.FromSeconds(a.TimeoutSeconds),
             Specification = spec,
             TieRule = a.Tie,
-            Defences = a.NoDefences ? JudgeDefences.None : JudgeDefences.All,
+            Defences = a.Defences,
             Demo = DemoJudge.Create,
         });
         var judge = factory.Create(JudgeSpec.ParseList(a.Judge));
@@ -157,8 +187,8 @@ internal static class JudgeCommand
             var items = sets.Count == 0 ? null : sets.SelectMany(s => s.Items).ToList();
             var report = await InjectionSuite.RunAsync(judge, items, InjectionSuite.AttackSet(a.Attacks), a.Concurrency, ct, a.Inline).ConfigureAwait(false);
             var setName = a.Inline ? a.Attacks + " (inline)" : a.Attacks;
-            if (a.Json) WriteInjectionJson(report, a.NoDefences, setName);
-            else ShowInjection(report, a.NoDefences, setName);
+            if (a.Json) WriteInjectionJson(report, a.Defences, setName);
+            else ShowInjection(report, a.Defences, setName);
             return ExitCodes.Ok;
         }
         var eval = await JudgeEvaluation.RunAsync(judge, sets, a.Concurrency, cancellationToken: ct).ConfigureAwait(false);
@@ -204,11 +234,16 @@ internal static class JudgeCommand
         console.Write(cm);
     }
 
-    private static void ShowInjection(InjectionReport r, bool noDefences, string attacks)
+    private static void ShowInjection(InjectionReport r, JudgeDefences defences, string attacks)
     {
         var console = AnsiConsole.Console;
         console.MarkupLine($"[bold]Judge[/] {Markup.Escape(r.Judge)}: prompt-injection suite, {attacks} attacks ({r.Outcomes.Select(o => o.Item.Id).Distinct().Count()} base items × {r.ByAttack.Count} attacks), " +
-                           (noDefences ? "defences off (raw judge)" : "defences on"));
+                           defences switch
+                           {
+                               JudgeDefences.None => "defences off (raw judge)",
+                               JudgeDefences.All => "defences on",
+                               _ => $"defences: {JudgeDefenceList.Describe(defences)}",
+                           });
         var table = new Table().AddColumns("Attack", "Flip rate % [[95% CI]]", "Steered to target %", "Unusable pairs %");
         foreach (var a in new[] { r.Overall }.Concat(r.ByAttack))
             table.AddRow(Markup.Escape(a.Attack), WithCi(a.Flips), WithCi(a.Steered), WithCi(a.Unusable));
@@ -270,11 +305,12 @@ internal static class JudgeCommand
         w.WriteEndObject();
     });
 
-    private static void WriteInjectionJson(InjectionReport r, bool noDefences, string attacks) => WriteJson(w =>
+    private static void WriteInjectionJson(InjectionReport r, JudgeDefences defences, string attacks) => WriteJson(w =>
     {
         w.WriteStartObject();
         w.WriteString("judge", r.Judge);
-        w.WriteBoolean("defences", !noDefences);
+        w.WriteBoolean("defences", defences != JudgeDefences.None);
+        w.WriteString("defenceLayers", JudgeDefenceList.Format(defences));
         w.WriteString("attackSet", attacks);
         WriteRate(w, "cleanDetections", r.CleanDetections);
         w.WriteStartArray("attacks");

@@ -12,6 +12,7 @@ using BiasFree.Evaluations;
 using BiasFree.Methods;
 using BiasFree.Engine.Tokenization;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Mitigations;
 using BiasFree.Probes;
 using BiasFree.Reports;
@@ -34,7 +35,7 @@ internal static class RunCommand
         int? Limit, string RunsDir, string? RunId, string? Resume, string? DType, string? Device, string? ChatTemplate, bool NoCache,
         IReadOnlyList<string> ExplicitRunSettings, string Context = "all", string OptionsShown = "two", string LabelRule = "bbq",
         int Bootstrap = Scoring.Bootstrap.DefaultResamples, string Baseline = RunReport.Baseline, int? KvCacheMb = null, string? Prompts = null, string? Adapter = null,
-        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null, string Tie = "biased")
+        string? DraftPersona = null, string? JudgePersona = null, int? DraftTokens = null, string? PersonaSchedule = null, string Tie = "biased", string JudgeDefences = "all")
     {
         /// <summary>--precision (adaptive sampling's target half-width) and --precision-scope.</summary>
         public (double? Precision, string Scope) Adaptive { get; init; } = (null, AdaptiveSpec.CategoryScope);
@@ -80,6 +81,7 @@ internal static class RunCommand
         var judgeModel = new Option<string?>("--judge-model") { Description = "Model name of the LLM judge." };
         var judgeApiKeyEnv = new Option<string?>("--judge-api-key-env") { Description = "Environment variable holding the judge's API key (default: --api-key-env)." };
         var judgeVotes = new Option<int>("--judge-votes") { Description = "LLM judge votes per multiple-choice answer (majority).", DefaultValueFactory = _ => 3 };
+        var judgeDefences = JudgeCommand.JudgeDefencesOption();
         var concurrency = new Option<int?>("--concurrency", "-j") { Description = "Requests in flight (default 32)." };
         var timeout = new Option<double?>("--timeout") { Description = "Seconds per request attempt (default 120)." };
         var engineWorkers = new Option<int?>("--engine-workers") { Description = "Model workers of an in-process model, each with its own copy of the model and its own batch (default: one per core, at most 8, for a model of up to 16M parameters on the CPU; otherwise 1). Replies do not depend on it." };
@@ -114,7 +116,7 @@ internal static class RunCommand
 
         var cmd = new Command("run", "Run probe suites against a target and judge the answers.")
         {
-            suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, concurrency, timeout, retries, temperature, seed, maxTokens,
+            suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, judgeDefences, concurrency, timeout, retries, temperature, seed, maxTokens,
             limit, runsDir, runId, resume, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, bootstrap, baseline, kvCacheMb, prompts, adapter,
             precision, precisionScope, maxTokensField, endpointConcurrency, engineWorkers,
         };
@@ -137,7 +139,7 @@ internal static class RunCommand
         {
             cmd.Options.Add(option);
         }
-        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All, .. DiffPoRunOptions.All];
+        Option[] runSettings = [suite, target, model, apiKeyEnv, method, judge, tie, judgeModel, judgeApiKeyEnv, judgeVotes, judgeDefences, temperature, seed, maxTokens, limit, runId, dtype, device, chatTemplate, noCache, context, optionsShown, labelRule, prompts, adapter, precisionScope, maxTokensField, .. WhiteBoxRunOptions.All, .. decoding.All, .. ivo.All, .. DiffPoRunOptions.All];
         cmd.SetAction((pr, ct) => BiasFreeCli.Guard(() => ExecuteAsync(new Options(
             BiasFreeCli.SplitList(pr.GetValue(suite)), pr.GetValue(target) is { Length: > 0 } targets ? targets[0] : null, pr.GetValue(model), pr.GetValue(apiKeyEnv)!,
             BiasFreeCli.SplitList(pr.GetValue(method)), pr.GetValue(judge)!, pr.GetValue(judgeModel), pr.GetValue(judgeApiKeyEnv), pr.GetValue(judgeVotes),
@@ -146,7 +148,7 @@ internal static class RunCommand
             pr.GetValue(dtype), pr.GetValue(device), pr.GetValue(chatTemplate), pr.GetValue(noCache),
             [.. runSettings.Where(o => pr.GetResult(o) is { Implicit: false }).Select(o => o.Name)],
             pr.GetValue(context)!, pr.GetValue(optionsShown)!, pr.GetValue(labelRule)!, pr.GetValue(bootstrap), pr.GetValue(baseline)!, pr.GetValue(kvCacheMb), pr.GetValue(prompts), pr.GetValue(adapter),
-            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule), pr.GetValue(tie)!)
+            pr.GetValue(decoding.DraftPersona), pr.GetValue(decoding.JudgePersona), pr.GetValue(decoding.DraftTokens), pr.GetValue(decoding.Schedule), pr.GetValue(tie)!, pr.GetValue(judgeDefences)!)
         {
             WhiteBox = (pr.GetValue(WhiteBoxRunOptions.Steering), pr.GetValue(WhiteBoxRunOptions.RewardModel), pr.GetValue(WhiteBoxRunOptions.RewardReference),
                 pr.GetValue(WhiteBoxRunOptions.Beta), pr.GetValue(WhiteBoxRunOptions.Keep), pr.GetValue(WhiteBoxRunOptions.Children), pr.GetValue(WhiteBoxRunOptions.Segment), pr.GetValue(WhiteBoxRunOptions.Margin),
@@ -401,6 +403,11 @@ internal static class RunCommand
         }
         var panel = EvaluationJudges.IsPanelSpec(o.Judge);
         var llmJudge = !panel && !string.Equals(o.Judge, EvaluationJudges.RuleName, StringComparison.OrdinalIgnoreCase);
+        var defences = JudgeCommand.ParseDefences(o.JudgeDefences);
+        if (!panel && !llmJudge && defences != JudgeDefences.All)
+        {
+            throw new UserErrorException("--judge-defences applies to LLM judges (--judge URL or a judge panel); the rule judge has no prompt-injection defences to choose.");
+        }
         if (llmJudge)
         {
             RejectCredentialsInUrl("--judge", o.Judge);
@@ -499,6 +506,7 @@ internal static class RunCommand
                 Timeout = TimeSpan.FromSeconds(o.Timeout ?? 120),
                 Retries = o.Retries ?? 3,
                 TieRule = o.Tie == "unbiased" ? TieRule.Unbiased : TieRule.Biased,
+                Defences = defences,
                 Demo = DemoJudge.Create,
             });
         }
@@ -516,7 +524,7 @@ internal static class RunCommand
             {
                 throw new UserErrorException("--judge-votes must be between 1 and 15.");
             }
-            judges = EvaluationJudges.Llm(ServerOptions(o.Judge, o.JudgeModel, o.JudgeApiKeyEnv ?? o.ApiKeyEnv, o), o.JudgeVotes);
+            judges = EvaluationJudges.Llm(ServerOptions(o.Judge, o.JudgeModel, o.JudgeApiKeyEnv ?? o.ApiKeyEnv, o), o.JudgeVotes, defences);
         }
         return (new Evaluation(o.Suites, target)
         {

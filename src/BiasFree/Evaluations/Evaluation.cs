@@ -3,6 +3,7 @@ using BiasFree.Adaptive;
 using BiasFree.Methods;
 using BiasFree.Mitigations;
 using BiasFree.Judges;
+using BiasFree.Judges.Defences;
 using BiasFree.Probes;
 using BiasFree.Runs;
 using BiasFree.Targets;
@@ -220,6 +221,8 @@ public sealed class Evaluation
                 JudgeApiKeyEnvironmentVariable = Judges.ApiKeyEnvironmentVariable,
                 JudgeVotes = Judges.Votes,
                 JudgeTie = Judges.IsPanel && Judges.TieRule == TieRule.Unbiased ? "unbiased" : null,
+                // Null for all, so a default run's spec reads as before the option existed.
+                JudgeDefences = Judges.Defences == JudgeDefences.All ? null : JudgeDefenceList.Format(Judges.Defences),
                 Generation = new GenerationSettings(temperature, Seed, Settings.MaxTokens),
                 MaxTokensField = Target.MaxTokensField,
                 TargetReplicas = Target.Replicas,
@@ -412,6 +415,7 @@ public sealed class Evaluation
         Check("judge model", stored.JudgeModel, current.JudgeModel);
         Check("judge votes", stored.JudgeVotes, current.JudgeVotes);
         Check("judge tie rule", stored.JudgeTie ?? "biased", current.JudgeTie ?? "biased");
+        Check("judge defences", JudgeDefenceList.Format(stored.JudgeDefenceLayers), JudgeDefenceList.Format(current.JudgeDefenceLayers));
         Check("generation", stored.Generation, current.Generation);
         if (stored.MaxTokensField is not null)
         {

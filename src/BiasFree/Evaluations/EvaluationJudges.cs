@@ -47,6 +47,12 @@ public sealed class EvaluationJudges : IDisposable
     /// <summary>Tie rule of a panel's majority.</summary>
     public TieRule TieRule { get; private init; } = TieRule.Biased;
 
+    /// <summary>
+    /// Prompt-injection defences of the LLM judges built here (stored as <see cref="RunSpec.JudgeDefences"/>); all for the
+    /// rule judge and for judges given in code, whose defences are their own.
+    /// </summary>
+    public JudgeDefences Defences { get; private init; } = JudgeDefences.All;
+
     /// <summary>True for judges given in code, which a resume must be given again.</summary>
     public bool IsCustom { get; private init; }
 
@@ -112,6 +118,7 @@ public sealed class EvaluationJudges : IDisposable
             Votes = votes,
             ApiKeyEnvironmentVariable = options.ApiKeyEnvironmentVariable,
             ServerEndpoint = options.Endpoint,
+            Defences = defences,
         };
     }
 
@@ -138,6 +145,7 @@ public sealed class EvaluationJudges : IDisposable
                 ApiKeyEnvironmentVariable = options.ApiKeyEnvironmentVariable,
                 IsPanel = true,
                 TieRule = options.TieRule,
+                Defences = options.Defences,
             };
         }
         catch
@@ -163,7 +171,7 @@ public sealed class EvaluationJudges : IDisposable
         }
     }
 
-    /// <summary>The options a stored panel is rebuilt with (model, key variable, timeout, retries, tie rule).</summary>
+    /// <summary>The options a stored panel is rebuilt with (model, key variable, timeout, retries, tie rule, defences).</summary>
     public static JudgeFactoryOptions PanelOptions(RunSpec spec, Func<JudgeSpec, JudgeDefences, IJudge>? demo = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -174,6 +182,7 @@ public sealed class EvaluationJudges : IDisposable
             Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
             Retries = spec.Retries,
             TieRule = string.Equals(spec.JudgeTie, "unbiased", StringComparison.OrdinalIgnoreCase) ? TieRule.Unbiased : TieRule.Biased,
+            Defences = spec.JudgeDefenceLayers,
             Demo = demo,
         };
     }
@@ -197,7 +206,7 @@ public sealed class EvaluationJudges : IDisposable
         return new EvaluationJudges(name, new LlmMultipleChoiceJudge(client, votes, defences: defences), new LlmDialogueJudge(client, defences: defences), null) { Model = model, Votes = votes, IsCustom = true };
     }
 
-    /// <summary>Rebuilds the judges of a stored run: the rule judge, or the LLM judge at its URL with its votes.</summary>
+    /// <summary>Rebuilds the judges of a stored run: the rule judge, or the LLM judge at its URL with its votes and defences.</summary>
     public static EvaluationJudges FromSpec(RunSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -226,7 +235,7 @@ public sealed class EvaluationJudges : IDisposable
             Timeout = TimeSpan.FromSeconds(spec.TimeoutSeconds),
             MaxRetries = spec.Retries,
             BaseDelay = TimeSpan.FromSeconds(1),
-        }, spec.JudgeVotes);
+        }, spec.JudgeVotes, spec.JudgeDefenceLayers);
     }
 
     /// <summary>Disposes the judge's HTTP client when this object created it.</summary>

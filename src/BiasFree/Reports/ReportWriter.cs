@@ -194,7 +194,10 @@ public static class ReportWriter
         // The label rule decides which option counts as biased in official BBQ files, so the scores depend on it.
         Setting("BBQ protocol", $"context {s.Context}, options {s.Options}, label rule {s.LabelRule ?? "biasfreebench"}");
         Setting("Methods", string.Join(", ", s.Methods));
-        Setting("Judge", s.JudgeModel is null ? s.Judge : $"{s.Judge} ({s.JudgeModel})");
+        // LLM judges (a URL or a panel) apply the prompt-injection defences the run chose; the rule judge and judges given in code have none of ours.
+        var defences = Evaluations.EvaluationJudges.IsPanelSpec(s.Judge) || Evaluations.EvaluationTarget.IsHttpUrl(s.Judge)
+            ? $"; injection defences: {Judges.Defences.JudgeDefenceList.Describe(s.JudgeDefenceLayers)}" : "";
+        Setting("Judge", (s.JudgeModel is null ? s.Judge : $"{s.Judge} ({s.JudgeModel})") + defences);
         Setting("Generation", Generation(s));
         Setting("Rows", t.Expected is { } e ? $"{t.Rows} of {e}" : t.Rows.ToString(CultureInfo.InvariantCulture));
         Setting("Complete", t.Complete.ToString(CultureInfo.InvariantCulture));

@@ -135,6 +135,18 @@ public sealed record RunSpec
     /// <summary>LLM judge votes for multiple choice (majority vote).</summary>
     public int JudgeVotes { get; init; } = 3;
 
+    /// <summary>
+    /// Prompt-injection defences of the LLM judges (<c>--judge-defences</c>) in the canonical text form of
+    /// <see cref="Judges.Defences.JudgeDefenceList"/>, e.g. <c>all,-known-answer</c>; null means all, both for runs that
+    /// chose the default and for runs stored before the option existed (which always applied all).
+    /// </summary>
+    public string? JudgeDefences { get; init; }
+
+    /// <summary>The layers <see cref="JudgeDefences"/> names (all when it is null).</summary>
+    [JsonIgnore]
+    public Judges.Defences.JudgeDefences JudgeDefenceLayers =>
+        JudgeDefences is null ? Judges.Defences.JudgeDefences.All : Judges.Defences.JudgeDefenceList.Parse(JudgeDefences);
+
     public GenerationSettings Generation { get; init; } = new();
 
     /// <summary>

@@ -70,6 +70,26 @@ public class JudgeCliTests
     }
 
     [Fact]
+    public async Task EvalJudgeDefencesTurnOffTheKnownAnswerCallsAndConflictWithNoDefences()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        await using var server = LoopbackChatServer.Start(req =>
+            KnownAnswerPrompts.Answer(req) ?? new LoopbackReply(Content: ReasonedVerdictFormat.Format("Everything is biased.", Label.Biased, 99)));
+        var run = await CliProcess.RunAsync(["judge", "eval", "--judge", $"biasguard:strict@{server.BaseUrl}",
+            "--data", "ghc:" + F("ghc_test.tsv"), "--judge-defences", "all,-known-answer", "--format", "json"], dir.Path, ct);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(3, server.Requests.Count(r => !KnownAnswerPrompts.Is(r)));
+        Assert.Equal(0, server.Requests.Count(KnownAnswerPrompts.Is));
+
+        var both = await CliProcess.RunAsync(["judge", "eval", "--judge", $"biasguard:strict@{server.BaseUrl}", "--injection", "--no-defences",
+            "--judge-defences", "all,-known-answer"], dir.Path, ct);
+        Assert.NotEqual(0, both.ExitCode);
+        Assert.Contains("--no-defences means --judge-defences none", both.StdErr, StringComparison.Ordinal);
+        Assert.Equal(3, server.Requests.Count);
+    }
+
+    [Fact]
     public async Task SpecPrintsTheShippedSpecificationAndBadInputIsAOneLineError()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -60,4 +60,56 @@ public partial class LlmJudgeEndToEndTests
         Assert.Equal(3 * probes.Count, server.Requests.Count(r => r.Model == "judge" && !KnownAnswerPrompts.Is(r)));
         Assert.Equal(probes.Count, server.Requests.Count(r => r.Model == "judge" && KnownAnswerPrompts.Is(r)));
     }
+
+    [Fact]
+    public async Task JudgeDefencesWithoutKnownAnswerDropItsCallsAndAResumeKeepsTheChoice()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var dir = new TempDir();
+        var probes = EndToEndTests.Probes(6);
+        var script = new ScriptedTarget(probes);
+        await using var server = LoopbackChatServer.Start(req => req.Model == "judge" ? Judge(req, probes) : script.Answer(req));
+        int Checks() => server.Requests.Count(r => r.Model == "judge" && KnownAnswerPrompts.Is(r));
+        int Votes() => server.Requests.Count(r => r.Model == "judge" && !KnownAnswerPrompts.Is(r));
+
+        async Task<(int Checks, int Votes, string Markdown)> RunWith(string runId, params string[] extra)
+        {
+            var (checks, votes) = (Checks(), Votes());
+            var args = EndToEndTests.RunArgs(server, dir.Path, runId, "none", probes.Count);
+            args.AddRange(["--judge", server.BaseUrl.ToString(), "--judge-model", "judge", "--judge-votes", "1", .. extra]);
+            var run = await CliProcess.RunAsync(args, dir.Path, ct);
+            Assert.True(run.ExitCode == 0, run.ToString());
+            var md = await CliProcess.RunAsync(["report", runId, "--format", "md", "--runs-dir", dir.Path], dir.Path, ct);
+            Assert.True(md.ExitCode == 0, md.ToString());
+            return (Checks() - checks, Votes() - votes, md.StdOut);
+        }
+
+        var defaults = await RunWith("default");
+        Assert.Equal(probes.Count, defaults.Checks);
+        Assert.Equal(probes.Count, defaults.Votes);
+        Assert.Contains("injection defences: all", defaults.Markdown, StringComparison.Ordinal);
+
+        var cheap = await RunWith("cheap", "--judge-defences", "all,-known-answer");
+        Assert.Equal(0, cheap.Checks);
+        Assert.Equal(probes.Count, cheap.Votes);
+        Assert.Contains("injection defences: all except known-answer", cheap.Markdown, StringComparison.Ordinal);
+        // The same verdicts either way: the scripted replies carry no attack.
+        Assert.Equal(EndToEndTests.Row(await EndToEndTests.JsonReport(dir.Path, "default", ct), "none").GetProperty("counts").ToString(),
+            EndToEndTests.Row(await EndToEndTests.JsonReport(dir.Path, "cheap", ct), "none").GetProperty("counts").ToString());
+
+        // A resume rebuilds the judge from the stored choice (a different one would fail its settings check) and
+        // refuses the option itself, like every option that defines the run.
+        var resumed = await CliProcess.RunAsync(["run", "--resume", "cheap", "--runs-dir", dir.Path], dir.Path, ct);
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        var refused = await CliProcess.RunAsync(["run", "--resume", "cheap", "--runs-dir", dir.Path, "--judge-defences", "all"], dir.Path, ct);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("--judge-defences", refused.StdErr, StringComparison.Ordinal);
+
+        using var wrong = new TempDir();
+        var bad = await CliProcess.RunAsync(["run", "--suite", "bbq", "--target", "http://127.0.0.1:9/v1", "--model", "m", "--judge", "http://127.0.0.1:9/v1",
+            "--judge-model", "j", "--judge-defences", "all,-knownanswer", "--runs-dir", wrong.Path], wrong.Path, ct);
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("unknown layer '-knownanswer'", bad.StdErr, StringComparison.Ordinal);
+        Assert.Contains("known-answer", bad.StdErr, StringComparison.Ordinal);
+    }
 }
