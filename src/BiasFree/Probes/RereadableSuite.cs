@@ -83,3 +83,134 @@ internal sealed class ProbeJsonlSuite(string path) : IProbeSuite, IReportsSkippe
         return (info.Length, info.LastWriteTimeUtc);
     }
 }
+
+/// <summary>
+/// Official BBQ items (<c>bbq-jsonl:PATH</c>, <c>bbq-json:PATH</c>; <see cref="BbqJsonlLoader"/>): streamed, and
+/// re-readable by place when every file is JSON lines (BBQ's own <c>data/*.jsonl</c>: one item per line, so a probe's
+/// place is its line's). A path that holds a JSON-array file (BiasFreeBench's ambigdata) cannot be read again by place
+/// and is held by an adaptive run as other formats are.
+/// </summary>
+/// <remarks>
+/// A directory's files are placed as if laid end to end: a place's offset is its file's start (the sizes of the files
+/// before it, sorted as <see cref="BbqJsonlLoader.ResolveFiles"/> sorts them) plus its offset in that file, so a place
+/// stays 16 bytes whatever the number of files.
+/// </remarks>
+internal sealed class BbqJsonlSuite(string path, SuiteOptions options) : IProbeSuite, IReportsSkippedRows, IRereadableSuite
+{
+    // The files, and each one's size and write time, when the places were taken: a place is only valid in those files.
+    private (string File, long Length, DateTime Written)[]? _placed;
+    private long[]? _starts;
+    private bool? _canReread;
+
+    public string Name => BbqJsonlLoader.SuiteName;
+
+    public string Description => $"BBQ items from {path} (label rule {SuiteOptions.Name(options.LabelRule)})";
+
+    public IReadOnlyList<SkippedRow> SkippedRows { get; private set; } = [];
+
+    public IReadOnlyList<Probe> Load() => [.. Enumerate()];
+
+    public IEnumerable<Probe> Enumerate()
+    {
+        var skipped = new List<SkippedRow>();
+        foreach (var p in BbqJsonlLoader.Read(path, options.Seed, options.LabelRule, skipped, options.Options))
+        {
+            yield return p;
+        }
+        SkippedRows = skipped;
+    }
+
+    /// <summary>True when every file of the path is JSON lines. A path that cannot be read is false here: reading it says why.</summary>
+    public bool CanReread => _canReread ??= AllJsonLines();
+
+    public IEnumerable<(Probe Probe, ProbePlace Place)> ScanPlaces()
+    {
+        if (!CanReread)
+        {
+            throw new InvalidOperationException($"suite '{path}' cannot be read again by place (it holds a JSON array).");
+        }
+        var files = BbqJsonlLoader.ResolveFiles(path, "*.jsonl", "*.json");
+        var placed = Stamp(files);
+        var starts = new long[files.Count];
+        for (var f = 1; f < files.Count; f++)
+        {
+            starts[f] = starts[f - 1] + placed[f - 1].Length;
+        }
+        _placed = placed;
+        _starts = starts;
+        var skipped = new List<SkippedRow>();
+        foreach (var (probe, file, offset, length, line) in BbqJsonlLoader.ReadPlaced(files, options.Seed, options.LabelRule, skipped, options.Options))
+        {
+            yield return (probe, new ProbePlace(starts[file] + offset, length, line));
+        }
+        SkippedRows = skipped;
+    }
+
+    public IReadOnlyList<Probe> ReadAt(IReadOnlyList<ProbePlace> places)
+    {
+        ArgumentNullException.ThrowIfNull(places);
+        if (_placed is null || _starts is null)
+        {
+            throw new InvalidOperationException("ScanPlaces was not called.");
+        }
+        var files = Files();
+        if (files is null || !Stamp(files).SequenceEqual(_placed))
+        {
+            throw new InvalidOperationException($"the suite files at {path} changed while the run was using them; restore them, or start a new run.");
+        }
+        var probes = new Probe[places.Count];
+        var handles = new Microsoft.Win32.SafeHandles.SafeFileHandle?[files.Count];
+        try
+        {
+            var buffer = new byte[4096];
+            for (var i = 0; i < places.Count; i++)
+            {
+                var at = places[i];
+                // The last file starting at or before the offset (no file is empty: the scan refused it, so starts rise).
+                var f = Array.BinarySearch(_starts, at.Offset);
+                f = f >= 0 ? f : ~f - 1;
+                var file = files[f];
+                var handle = handles[f] ??= File.OpenHandle(file, FileMode.Open, FileAccess.Read, FileShare.Read);
+                var json = JsonSupport.ReadJsonlAt(handle, file, at.Offset - _starts[f], at.Length, ref buffer);
+                // The record's document keeps the bytes it is parsed from: it gets a copy, the buffer is reused.
+                probes[i] = BbqJsonlLoader.ReadAt(file, at.Line, json.ToArray(), options.Seed, options.LabelRule, options.Options)
+                    ?? throw new InvalidOperationException($"{file}:{at.Line}: the row no longer makes a probe (was the file changed?).");
+            }
+        }
+        finally
+        {
+            foreach (var h in handles)
+            {
+                h?.Dispose();
+            }
+        }
+        return probes;
+    }
+
+    private bool AllJsonLines()
+    {
+        try
+        {
+            return BbqJsonlLoader.ResolveFiles(path, "*.jsonl", "*.json").All(f => !JsonSupport.StartsWithJsonArray(f));
+        }
+        catch (Exception e) when (e is IOException or ProbeFormatException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private IReadOnlyList<string>? Files()
+    {
+        try
+        {
+            return BbqJsonlLoader.ResolveFiles(path, "*.jsonl", "*.json");
+        }
+        catch (Exception e) when (e is IOException or ProbeFormatException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static (string File, long Length, DateTime Written)[] Stamp(IReadOnlyList<string> files) =>
+        [.. files.Select(f => new FileInfo(f)).Select((info, i) => (files[i], info.Length, info.LastWriteTimeUtc))];
+}

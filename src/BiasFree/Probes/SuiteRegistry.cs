@@ -153,8 +153,7 @@ public static class SuiteRegistry
                 // One loader reads both BBQ's JSON lines and BiasFreeBench's JSON arrays; "bbq-json" is the same
                 // format under the name a user of BiasFreeBench's ambigdata/*.json files would try.
                 case "bbq-jsonl" or "bbq-json":
-                    return new FileSuite(BbqJsonlLoader.SuiteName, $"BBQ items from {path} (label rule {SuiteOptions.Name(options.LabelRule)})",
-                        skipped => BbqJsonlLoader.Read(path, seed, options.LabelRule, skipped, options.Options));
+                    return new BbqJsonlSuite(path, options);
                 case "fairmt":
                 {
                     var (dialogues, attributesFrom) = FairMTLoader.SplitSpec(path);

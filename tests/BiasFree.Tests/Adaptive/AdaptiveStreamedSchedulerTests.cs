@@ -15,7 +15,7 @@ namespace BiasFree.Tests.Adaptive;
 /// (<see cref="LegacyAdaptiveScheduler"/>, the code before the change), on seeded suites, fresh and resumed, with a
 /// limit and a context filter; and that the probes really come from the file when released.
 /// </summary>
-public class AdaptiveStreamedSchedulerTests
+public partial class AdaptiveStreamedSchedulerTests
 {
     private static readonly string[] Categories = ["age", "gender-identity", "religion", "ses", "nationality"];
 

@@ -73,27 +73,41 @@ public static class BbqJsonlLoader
     public static IEnumerable<Probe> Read(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
         ICollection<SkippedRow>? skipped = null, OptionsShown protocol = OptionsShown.Two)
     {
-        var files = ResolveFiles(path, "*.jsonl", "*.json");
+        foreach (var item in ReadPlaced(ResolveFiles(path, "*.jsonl", "*.json"), seed, rule, skipped, protocol))
+        {
+            yield return item.Probe;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Read"/> over <paramref name="files"/> (as <see cref="ResolveFiles"/> gave them), with each probe's place:
+    /// the index of its file, and for a JSON-lines file the byte offset and length of its line's JSON (-1 and 0 for an
+    /// item of a JSON-array file), so that it can be built again on its own (<see cref="ReadAt"/>).
+    /// </summary>
+    internal static IEnumerable<(Probe Probe, int File, long Offset, int Length, int Line)> ReadPlaced(IReadOnlyList<string> files, int seed,
+        BbqLabelRule rule, ICollection<SkippedRow>? skipped, OptionsShown protocol)
+    {
         var ids = new Dictionary<string, (string File, int Line)>();
         var skippedHere = new List<SkippedRow>();
-        foreach (var file in files)
+        for (var f = 0; f < files.Count; f++)
         {
+            var file = files[f];
             if (JsonSupport.StartsWithJsonArray(file))
             {
                 foreach (var (record, doc) in JsonSupport.StreamArrayOfObjects(file, JsonSupport.ReadNonEmpty(file), "BBQ rows"))
                 {
                     Probe? probe;
                     using (doc) probe = Add(record);
-                    if (probe is not null) yield return probe;
+                    if (probe is not null) yield return (probe, f, -1, 0, record.Line);
                 }
             }
             else
             {
-                foreach (var (record, doc) in JsonSupport.StreamJsonl(file))
+                foreach (var (record, doc, offset, length) in JsonSupport.StreamJsonlAt(file))
                 {
                     Probe? probe;
                     using (doc) probe = Add(record);
-                    if (probe is not null) yield return probe;
+                    if (probe is not null) yield return (probe, f, offset, length, record.Line);
                 }
             }
         }
@@ -109,6 +123,17 @@ public static class BbqJsonlLoader
             if (probe is null) skippedHere.Add(new SkippedRow(record.File, record.Line, id, skipReason!.Value.Reason));
             return probe;
         }
+    }
+
+    /// <summary>
+    /// The probe of one line of a BBQ JSON-lines file, from the line's JSON (<see cref="ReadPlaced"/> placed it), built
+    /// and checked as <see cref="Read"/> builds it; null when the row cannot be labelled (a row <see cref="Read"/> skips).
+    /// The duplicate-id check needs the whole file and is <see cref="ReadPlaced"/>'s.
+    /// </summary>
+    internal static Probe? ReadAt(string file, int line, ReadOnlyMemory<byte> json, int seed, BbqLabelRule rule, OptionsShown protocol)
+    {
+        var (record, doc) = JsonSupport.ParseJsonlRecord(file, line, json);
+        using (doc) return Parse(record, seed, rule, protocol, out _);
     }
 
     internal static IReadOnlyList<string> ResolveFiles(string path, params string[] patterns)

@@ -263,20 +263,43 @@ internal static class JsonSupport
     /// </summary>
     public static IEnumerable<(JsonRecord Record, JsonDocument Doc)> StreamJsonl(string file)
     {
-        // A document keeps the memory it is parsed from, so each line gets bytes of its own here.
-        foreach (var (lineNo, json) in JsonlLines(file, reuseBuffer: false))
+        foreach (var (record, doc, _, _) in StreamJsonlAt(file))
         {
-            JsonDocument doc;
-            try { doc = JsonDocument.Parse(json, DocumentOptions); }
-            catch (JsonException e) { throw new ProbeFormatException(file, lineNo, null, $"invalid JSON: {Brief(e)}", e); }
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                var kind = JsonRecord.Kind(doc.RootElement);
-                doc.Dispose();
-                throw new ProbeFormatException(file, lineNo, null, $"expected a JSON object, got {kind}");
-            }
-            yield return (new JsonRecord(file, lineNo, doc.RootElement), doc);
+            yield return (record, doc);
         }
+    }
+
+    /// <summary>
+    /// <see cref="StreamJsonl"/> with each record's place in the file (<see cref="JsonlLinesAt"/>: the byte offset its JSON
+    /// starts at and its length), so that it can be read again on its own (<see cref="ReadJsonlAt"/>, then
+    /// <see cref="ParseJsonlRecord"/>).
+    /// </summary>
+    internal static IEnumerable<(JsonRecord Record, JsonDocument Doc, long Offset, int Length)> StreamJsonlAt(string file)
+    {
+        // A document keeps the memory it is parsed from, so each line gets bytes of its own here.
+        foreach (var (lineNo, offset, json) in JsonlLinesAt(file, reuseBuffer: false))
+        {
+            var (record, doc) = ParseJsonlRecord(file, lineNo, json);
+            yield return (record, doc, offset, json.Length);
+        }
+    }
+
+    /// <summary>
+    /// One JSONL line's JSON parsed as an object, with <see cref="StreamJsonl"/>'s errors (bad JSON, not an object) at
+    /// <paramref name="lineNo"/>. The document keeps <paramref name="json"/>: it must not be reused while the record is.
+    /// </summary>
+    internal static (JsonRecord Record, JsonDocument Doc) ParseJsonlRecord(string file, int lineNo, ReadOnlyMemory<byte> json)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(json, DocumentOptions); }
+        catch (JsonException e) { throw new ProbeFormatException(file, lineNo, null, $"invalid JSON: {Brief(e)}", e); }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            var kind = JsonRecord.Kind(doc.RootElement);
+            doc.Dispose();
+            throw new ProbeFormatException(file, lineNo, null, $"expected a JSON object, got {kind}");
+        }
+        return (new JsonRecord(file, lineNo, doc.RootElement), doc);
     }
 
     /// <summary>
