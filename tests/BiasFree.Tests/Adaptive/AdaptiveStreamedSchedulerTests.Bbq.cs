@@ -116,19 +116,7 @@ public partial class AdaptiveStreamedSchedulerTests
         Assert.NotEmpty(BbqJsonlLoader.Load(path, seed, spec.SuiteOptions.LabelRule, skipped, spec.SuiteOptions.Options));
         Assert.NotEmpty(skipped);
 
-        var loaded = Evaluation.LoadProbes(spec);
-        var none = new Dictionary<(string, string, string), Label>();
-        var first = Legacy(new AdaptiveSpec(0.1, scope), loaded, seed, none, orderSeed: seed);
-        AssertSame(first, Streamed(new AdaptiveSpec(0.1, scope), ProbeSource.Open(spec), seed, none, orderSeed: seed));
-        Assert.True(first.Released.Count < 2 * loaded.Count, "the precision should stop some cells early");
-
-        var stored = first.Items
-            .Where(r => StableRandom.For(r.Method.Length, r.Id).NextUInt64() % 100 >= 5)
-            .ToDictionary(r => (r.Method, r.Suite, r.Id), r => StableRandom.For(r.Method.Length, r.Id).NextUInt64() % 100 < 40 ? Label.Biased : Label.Unknown);
-        var resumed = Legacy(new AdaptiveSpec(0.05, scope), loaded, seed, stored, orderSeed: seed + 1);
-        AssertSame(resumed, Streamed(new AdaptiveSpec(0.05, scope), ProbeSource.Open(spec), seed, stored, orderSeed: seed + 1));
-        Assert.True(resumed.ReleasedStored > 0);
-        Assert.NotEmpty(resumed.Released);
+        AssertFreshAndResumedMatchLegacy(spec, scope, seed);
     }
 
     [Fact]
