@@ -28,7 +28,8 @@ public sealed record LoopbackRequest(
 /// before answering (use it to provoke client timeouts). Faults: <paramref name="RawBody"/> replaces the body
 /// verbatim (a malformed or truncated JSON body, an HTML page), sent with <paramref name="ContentType"/>;
 /// <paramref name="StallBody"/> sends the head and half of the body, then stalls that long (a reply that starts and
-/// never finishes) before closing the connection.
+/// never finishes) before closing the connection. <paramref name="Created"/> fixes the completion's <c>created</c>
+/// time (Unix seconds; default: now), for tests that compare two replies sent a moment apart.
 /// </summary>
 public sealed record LoopbackReply(
     int Status = 200,
@@ -39,7 +40,8 @@ public sealed record LoopbackReply(
     int CompletionTokens = 5,
     string? RawBody = null,
     string ContentType = "application/json",
-    TimeSpan? StallBody = null);
+    TimeSpan? StallBody = null,
+    long? Created = null);
 
 /// <summary>
 /// A minimal OpenAI-compatible HTTP/1.1 server on 127.0.0.1 (random free port) for tests. It serves
@@ -322,7 +324,7 @@ public sealed class LoopbackChatServer : IAsyncDisposable
         {
             ["id"] = "chatcmpl-loopback-" + n.ToString(CultureInfo.InvariantCulture),
             ["object"] = "chat.completion",
-            ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            ["created"] = reply.Created ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             ["model"] = request.Model.Length > 0 ? request.Model : "loopback",
             ["choices"] = new JsonArray(new JsonObject
             {

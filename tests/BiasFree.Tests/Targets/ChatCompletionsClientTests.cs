@@ -90,7 +90,9 @@ public class ChatCompletionsClientTests
     [Fact]
     public async Task TheReplyIsReadAsTheSdkReadsIt()
     {
-        await using var server = LoopbackChatServer.Start(r => new LoopbackReply(Content: "echo: " + r.Messages[^1].Content + " \"é\"", PromptTokens: 11, CompletionTokens: 4));
+        // One fixed creation time: two replies a moment apart could otherwise straddle a second (a CI flake).
+        const long created = 1_764_547_200;
+        await using var server = LoopbackChatServer.Start(r => new LoopbackReply(Content: "echo: " + r.Messages[^1].Content + " \"é\"", PromptTokens: 11, CompletionTokens: 4, Created: created));
         using var ours = OpenAICompatibleTarget.Create(Options(server));
         var a = await ours.GetResponseAsync("hi", new ChatOptions { MaxOutputTokens = 9 }, Ct);
         var b = await Sdk(server).GetResponseAsync("hi", new ChatOptions { MaxOutputTokens = 9 }, Ct);
@@ -98,6 +100,7 @@ public class ChatCompletionsClientTests
         Assert.Equal(b.Text, a.Text);
         Assert.Equal(b.ModelId, a.ModelId);
         Assert.Equal(b.FinishReason, a.FinishReason);
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(created), a.CreatedAt);
         Assert.Equal(b.CreatedAt, a.CreatedAt);
         Assert.NotNull(a.ResponseId);
         Assert.Equal(b.ResponseId!.Length, a.ResponseId!.Length);
