@@ -113,11 +113,7 @@ public sealed partial class EvaluationRunner
                         : (runner._store.SaveResultsAsync(replayed.ConvertAll(r => r.Row), CancellationToken.None), replayed);
                     if (previous is not null)
                     {
-                        await previous.ConfigureAwait(false);
-                        if (Count(previousRows!))
-                        {
-                            await stop.CancelAsync().ConfigureAwait(false);
-                        }
+                        await CountWhenCommittedAsync(previous, previousRows!, stop).ConfigureAwait(false);
                     }
 
                     foreach (var miss in misses)
@@ -130,11 +126,7 @@ public sealed partial class EvaluationRunner
                 {
                     var last = committing;
                     committing = null;
-                    await last.ConfigureAwait(false);
-                    if (Count(committingRows!))
-                    {
-                        await stop.CancelAsync().ConfigureAwait(false);
-                    }
+                    await CountWhenCommittedAsync(last, committingRows!, stop).ConfigureAwait(false);
                 }
             }
             finally
@@ -149,6 +141,16 @@ public sealed partial class EvaluationRunner
                         await stop.CancelAsync().ConfigureAwait(false);
                     }
                 }
+            }
+        }
+
+        /// <summary>Waits for a batch's commit (its failure propagates), then counts its rows and stops the run if they say so.</summary>
+        private async Task CountWhenCommittedAsync(Task commit, List<(ResultRecord Row, ItemFailure? Failure)> rows, CancellationTokenSource stop)
+        {
+            await commit.ConfigureAwait(false);
+            if (Count(rows))
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
             }
         }
 

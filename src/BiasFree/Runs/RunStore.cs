@@ -477,12 +477,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     // A point lookup takes microseconds: done synchronously on a pooled read connection.
     private CachedResponse? GetCached(string key)
     {
-        _ = _cachedKeysLoaded.Value;
-        if (!_cachedKeys.ContainsKey(KeyHash(key)))
+        if (!MayBeCached(key))
         {
             return null;
         }
-        var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+        var cache = RentReader();
         try
         {
             return Read(cache.Lookup, key);
@@ -526,13 +525,13 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         /// <summary>The cached reply for <paramref name="key"/>, or null: what <see cref="GetCachedAsync"/> returns.</summary>
         public CachedResponse? Get(string key)
         {
-            if (!_store._cachedKeys.ContainsKey(KeyHash(key)))
+            if (!_store.MayBeCached(key))
             {
                 return null; // never cached: no SQL, as in GetCached
             }
             if (_reader is null)
             {
-                _reader = _store._readers.TryTake(out var free) ? free : new CacheReader(_store._connectionString);
+                _reader = _store.RentReader();
                 _reader.Begin.Execute();
                 _open = true;
             }
@@ -583,9 +582,22 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>A pooled read connection, or a new one when all are in use; give it back with <c>_readers.Add</c>.</summary>
+    private CacheReader RentReader() => _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+
+    /// <summary>
+    /// False when <paramref name="key"/> was certainly never cached (its hash is not among the cached keys' hashes), so
+    /// a lookup needs no SQL; true when it may be (a hash can collide: the lookup then decides).
+    /// </summary>
+    private bool MayBeCached(string key)
+    {
+        _ = _cachedKeysLoaded.Value;
+        return _cachedKeys.ContainsKey(KeyHash(key));
+    }
+
     private bool LoadCachedKeys()
     {
-        var cache = _readers.TryTake(out var free) ? free : new CacheReader(_connectionString);
+        var cache = RentReader();
         try
         {
             using var cmd = cache.Connection.CreateCommand();
