@@ -92,7 +92,7 @@ internal sealed class ProbeJsonlSuite(string path) : IProbeSuite, IReportsSkippe
 /// </summary>
 /// <remarks>
 /// A directory's files are placed as if laid end to end: a place's offset is its file's start (the sizes of the files
-/// before it, sorted as <see cref="BbqJsonlLoader.ResolveFiles"/> sorts them) plus its offset in that file, so a place
+/// before it, sorted as <see cref="BbqJsonlLoader.ResolveItemFiles"/> sorts them) plus its offset in that file, so a place
 /// stays 16 bytes whatever the number of files.
 /// </remarks>
 internal sealed class BbqJsonlSuite(string path, SuiteOptions options) : IProbeSuite, IReportsSkippedRows, IRereadableSuite
@@ -129,7 +129,7 @@ internal sealed class BbqJsonlSuite(string path, SuiteOptions options) : IProbeS
         {
             throw new InvalidOperationException($"suite '{path}' cannot be read again by place (it holds a JSON array).");
         }
-        var files = BbqJsonlLoader.ResolveFiles(path, "*.jsonl", "*.json");
+        var files = BbqJsonlLoader.ResolveItemFiles(path);
         var placed = Stamp(files);
         var starts = new long[files.Count];
         for (var f = 1; f < files.Count; f++)
@@ -191,7 +191,7 @@ internal sealed class BbqJsonlSuite(string path, SuiteOptions options) : IProbeS
     {
         try
         {
-            return BbqJsonlLoader.ResolveFiles(path, "*.jsonl", "*.json").All(f => !JsonSupport.StartsWithJsonArray(f));
+            return BbqJsonlLoader.ResolveItemFiles(path).All(f => !JsonSupport.StartsWithJsonArray(f));
         }
         catch (Exception e) when (e is IOException or ProbeFormatException or UnauthorizedAccessException)
         {
@@ -203,7 +203,7 @@ internal sealed class BbqJsonlSuite(string path, SuiteOptions options) : IProbeS
     {
         try
         {
-            return BbqJsonlLoader.ResolveFiles(path, "*.jsonl", "*.json");
+            return BbqJsonlLoader.ResolveItemFiles(path);
         }
         catch (Exception e) when (e is IOException or ProbeFormatException or UnauthorizedAccessException)
         {

@@ -73,7 +73,7 @@ public static class BbqJsonlLoader
     public static IEnumerable<Probe> Read(string path, int seed = 0, BbqLabelRule rule = BbqLabelRule.BiasFreeBench,
         ICollection<SkippedRow>? skipped = null, OptionsShown protocol = OptionsShown.Two)
     {
-        foreach (var item in ReadPlaced(ResolveFiles(path, "*.jsonl", "*.json"), seed, rule, skipped, protocol))
+        foreach (var item in ReadPlaced(ResolveItemFiles(path), seed, rule, skipped, protocol))
         {
             yield return item.Probe;
         }
@@ -135,6 +135,9 @@ public static class BbqJsonlLoader
         var (record, doc) = JsonSupport.ParseJsonlRecord(file, line, json);
         using (doc) return Parse(record, seed, rule, protocol, out _);
     }
+
+    /// <summary>The item files at <paramref name="path"/> in reading order: BBQ's JSON lines and BiasFreeBench's JSON arrays.</summary>
+    internal static IReadOnlyList<string> ResolveItemFiles(string path) => ResolveFiles(path, "*.jsonl", "*.json");
 
     internal static IReadOnlyList<string> ResolveFiles(string path, params string[] patterns)
     {

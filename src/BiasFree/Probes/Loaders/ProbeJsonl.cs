@@ -106,41 +106,31 @@ public static class ProbeJsonl
     /// Each line is read with a <see cref="Utf8JsonReader"/> straight into its probe (<see cref="ProbeLineReader"/>), from
     /// one reused line buffer: no document per line, no copy of the line.
     /// </remarks>
-    public static IEnumerable<Probe> Read(string path) => ReadLines(path, build: true);
+    public static IEnumerable<Probe> Read(string path) => ReadLines(path, build: true).Select(x => x.Probe);
 
     /// <summary>
     /// <see cref="Read"/>'s checks and errors, with each probe built only as far as a run's validation pass needs
     /// (<see cref="ProbeLineReader.Scan"/>: id, suite, scenario, category and context).
     /// </summary>
-    public static IEnumerable<Probe> Scan(string path) => ReadLines(path, build: false);
+    public static IEnumerable<Probe> Scan(string path) => ReadLines(path, build: false).Select(x => x.Probe);
 
     /// <summary>
     /// <see cref="Scan"/> with each probe's place in the file (<see cref="ProbePlace"/>), so that it can be read again on
     /// its own (<see cref="ProbeJsonlSuite.ReadAt"/>).
     /// </summary>
-    internal static IEnumerable<(Probe Probe, ProbePlace Place)> ScanPlaces(string path)
+    internal static IEnumerable<(Probe Probe, ProbePlace Place)> ScanPlaces(string path) => ReadLines(path, build: false);
+
+    /// <summary>Every probe of the file with its place, built whole or as far as the validation pass needs.</summary>
+    private static IEnumerable<(Probe Probe, ProbePlace Place)> ReadLines(string path, bool build)
     {
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (line, offset, json) in JsonSupport.JsonlLinesAt(path, reuseBuffer: true))
-        {
-            var p = ProbeLineReader.Scan(path, line, json.Span);
-            if (seen.TryGetValue(p.Id, out var first))
-                throw new ProbeFormatException(path, line, "id", $"duplicate id '{p.Id}' (first used on line {first})");
-            seen[p.Id] = line;
-            yield return (p, new ProbePlace(offset, json.Length, line));
-        }
-    }
-
-    private static IEnumerable<Probe> ReadLines(string path, bool build)
-    {
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (line, json) in JsonSupport.JsonlLines(path, reuseBuffer: true))
         {
             var p = build ? ProbeLineReader.Parse(path, line, json.Span) : ProbeLineReader.Scan(path, line, json.Span);
             if (seen.TryGetValue(p.Id, out var first))
                 throw new ProbeFormatException(path, line, "id", $"duplicate id '{p.Id}' (first used on line {first})");
             seen[p.Id] = line;
-            yield return p;
+            yield return (p, new ProbePlace(offset, json.Length, line));
         }
     }
 
