@@ -100,46 +100,14 @@ public static class ProbeSampling
     public static IReadOnlyList<Probe> StratifiedOrder(IReadOnlyList<Probe> probes, int seed)
     {
         ArgumentNullException.ThrowIfNull(probes);
-        var strata = probes
-            .Select((p, index) => (Probe: p, Index: index))
-            .GroupBy(x => StratumOf(x.Probe), StringComparer.Ordinal)
-            .Select(g => (
-                Key: g.Key,
-                Items: g.OrderBy(x => StableRandom.For(seed, $"{x.Probe.Suite}\u0001{x.Probe.Id}").NextUInt64()).ThenBy(x => x.Index).Select(x => x.Probe).ToList(),
-                Rank: StableRandom.For(seed, "order\u0001" + g.Key).NextUInt64()))
-            .OrderBy(s => s.Rank).ThenBy(s => s.Key, StringComparer.Ordinal)
-            .ToList();
-        long total = probes.Count;
-        var taken = new int[strata.Count];
-        var order = new List<Probe>(probes.Count);
-        for (long m = 1; m <= total; m++)
-        {
-            var best = -1;
-            long bestDeficit = 0;
-            for (var s = 0; s < strata.Count; s++)
-            {
-                var size = strata[s].Items.Count;
-                if (taken[s] == size)
-                {
-                    continue;
-                }
-                var deficit = m * size - taken[s] * total;
-                // Strata are in seeded order, so the first of equal deficit and size wins the tie.
-                if (best < 0 || deficit > bestDeficit || (deficit == bestDeficit && size > strata[best].Items.Count))
-                {
-                    best = s;
-                    bestDeficit = deficit;
-                }
-            }
-            order.Add(strata[best].Items[taken[best]++]);
-        }
-        return order;
+        var keys = probes.Select(p => KeyOf(p, seed)).ToList();
+        return [.. StratifiedOrderIndices(keys, seed).Select(i => probes[i])];
     }
 
     /// <summary>
     /// <see cref="StratifiedOrder"/> on the probes' keys (<see cref="KeyOf"/>, listed in suite order): the indices of the
-    /// probes in that order. A caller that holds only the keys (an adaptive run over a streamed suite) gets the same
-    /// order as <see cref="StratifiedOrder"/> gives on the probes (<c>AdaptiveSchedulerTests</c> compares the two).
+    /// probes in that order (the algorithm is in the remarks of <see cref="StratifiedOrder"/>, which calls this). A caller
+    /// that holds only the keys (an adaptive run over a streamed suite) gets the same order as on the probes.
     /// </summary>
     public static int[] StratifiedOrderIndices(IReadOnlyList<(string Stratum, ulong Hash)> keys, int seed)
     {
@@ -167,6 +135,7 @@ public static class ProbeSampling
                     continue;
                 }
                 var deficit = m * size - taken[s] * total;
+                // Strata are in seeded order, so the first of equal deficit and size wins the tie.
                 if (best < 0 || deficit > bestDeficit || (deficit == bestDeficit && size > strata[best].Items.Length))
                 {
                     best = s;

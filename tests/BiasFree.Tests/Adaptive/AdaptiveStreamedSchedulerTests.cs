@@ -69,6 +69,7 @@ public partial class AdaptiveStreamedSchedulerTests
         var keys = probes.Select(p => ProbeSampling.KeyOf(p, seed)).ToList();
         var byKeys = ProbeSampling.StratifiedOrderIndices(keys, seed).Select(i => probes[i].Id);
         Assert.Equal(ProbeSampling.StratifiedOrder(probes, seed).Select(p => p.Id), byKeys);
+        Assert.Equal(LegacyAdaptiveScheduler.StratifiedOrder(probes, seed).Select(p => p.Id), byKeys);
     }
 
     [Fact]

@@ -20,6 +20,48 @@ namespace BiasFree.Tests.Adaptive;
 /// </remarks>
 internal sealed class LegacyAdaptiveScheduler
 {
+    /// <summary>
+    /// <see cref="ProbeSampling.StratifiedOrder"/> as it was written over the probes before the order was computed from
+    /// their keys (<see cref="ProbeSampling.StratifiedOrderIndices"/>, which the library's version now calls): kept here as
+    /// the independent reference the key-based order is compared with.
+    /// </summary>
+    public static IReadOnlyList<Probe> StratifiedOrder(IReadOnlyList<Probe> probes, int seed)
+    {
+        var strata = probes
+            .Select((p, index) => (Probe: p, Index: index, Key: ProbeSampling.KeyOf(p, seed)))
+            .GroupBy(x => x.Key.Stratum, StringComparer.Ordinal)
+            .Select(g => (
+                Key: g.Key,
+                Items: g.OrderBy(x => x.Key.Hash).ThenBy(x => x.Index).Select(x => x.Probe).ToList(),
+                Rank: StableRandom.For(seed, "order\u0001" + g.Key).NextUInt64()))
+            .OrderBy(s => s.Rank).ThenBy(s => s.Key, StringComparer.Ordinal)
+            .ToList();
+        long total = probes.Count;
+        var taken = new int[strata.Count];
+        var order = new List<Probe>(probes.Count);
+        for (long m = 1; m <= total; m++)
+        {
+            var best = -1;
+            long bestDeficit = 0;
+            for (var s = 0; s < strata.Count; s++)
+            {
+                var size = strata[s].Items.Count;
+                if (taken[s] == size)
+                {
+                    continue;
+                }
+                var deficit = m * size - taken[s] * total;
+                if (best < 0 || deficit > bestDeficit || (deficit == bestDeficit && size > strata[best].Items.Count))
+                {
+                    best = s;
+                    bestDeficit = deficit;
+                }
+            }
+            order.Add(strata[best].Items[taken[best]++]);
+        }
+        return order;
+    }
+
     private sealed class Cell(string method, Scenario scenario, string category, List<Probe> order)
     {
         public string Method { get; } = method;
@@ -44,7 +86,7 @@ internal sealed class LegacyAdaptiveScheduler
 
     /// <param name="spec">Precision and scope.</param>
     /// <param name="methods">The run's methods.</param>
-    /// <param name="probes">The run's probes (any order; they are put in <see cref="ProbeSampling.StratifiedOrder"/>).</param>
+    /// <param name="probes">The run's probes (any order; they are put in <see cref="StratifiedOrder"/>).</param>
     /// <param name="seed">The run's seed (orders the probes).</param>
     /// <param name="stored">Labels of the rows already complete; they are counted, never released again.</param>
     public LegacyAdaptiveScheduler(AdaptiveSpec spec, IReadOnlyList<string> methods, IReadOnlyList<Probe> probes, int seed,
@@ -57,7 +99,7 @@ internal sealed class LegacyAdaptiveScheduler
         spec.Validate();
         _precision = spec.Precision;
         _stored = stored;
-        var order = ProbeSampling.StratifiedOrder(probes, seed);
+        var order = StratifiedOrder(probes, seed);
         var byCategory = spec.Scope == AdaptiveSpec.CategoryScope;
         foreach (var method in methods)
         {
