@@ -480,6 +480,8 @@ public static class AttentionOps
         using var scope = NewDisposeScope();
         long b = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
         long rep = heads / kvHeads;
+        // One query per row at inference: the decode kernel reads the cache in place (Kernels/DecodeAttention.cs).
+        if (t == 1 && !isCausal && DecodeAttention.TryAttend(q, k, v, mask) is { } fast) return fast.MoveToOuterDisposeScope();
         if (rep > 1 && t == 1 && !isCausal)
         {
             var grouped = nn.functional.scaled_dot_product_attention(q.reshape(b, kvHeads, rep, d), k, v, mask, 0.0, false);
