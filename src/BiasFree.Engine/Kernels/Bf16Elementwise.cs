@@ -19,8 +19,8 @@ namespace BiasFree.Engine.Kernels;
 /// <list type="bullet">
 /// <item>RMSNorm: n = bf16(x · 1/√(mean(x²) + ε)), y = bf16(n · w), x widened exactly, mean(x²) summed in float32 (in a
 /// different order than libtorch's reduction, so the inverse can differ in its last float32 bit);</item>
-/// <item>gate: s = bf16(silu(g)) with silu(g) = g / (1 + e^(−g)), y = bf16(s · u) (the exponential is .NET's, not
-/// libtorch's, so s can differ in its last float32 bit before rounding).</item>
+/// <item>gate: s = bf16(silu(g)) with silu(g) = g / (1 + e^(−g)), y = bf16(s · u) (the exponential is
+/// <see cref="VectorExp"/>'s, not libtorch's, so s can differ in its last float32 bits before rounding).</item>
 /// </list>
 /// Each row is computed alone, so a row's result does not depend on the batch. Used only with AVX-512, gradients off,
 /// CPU bf16 tensors with contiguous rows, and sizes that are multiples of 16; the callers fall back to the op chains
@@ -92,7 +92,7 @@ internal static unsafe class Bf16Elementwise
         for (int i = 0; i < n; i += 16)
         {
             var g = Widen(both + i);
-            var silu = Narrowed(g / (one + Vector512.Exp(-g)));
+            var silu = Narrowed(g / (one + VectorExp.Exp(-g)));
             Store(Widen(silu) * Widen(both + n + i), y + i);
         }
     }

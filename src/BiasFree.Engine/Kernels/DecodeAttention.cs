@@ -165,11 +165,11 @@ internal static unsafe class DecodeAttention
                     for (; m16 < n; m16++) max = Math.Max(max, sr[m16]);
                     vmax = Vector512.Create(max);
                     int t16 = 0;
-                    for (; t16 + 16 <= n; t16 += 16) Vector512.Exp(Vector512.Load(sr + t16) - vmax).Store(sr + t16);
+                    for (; t16 + 16 <= n; t16 += 16) VectorExp.Exp(Vector512.Load(sr + t16) - vmax).Store(sr + t16);
                     if (t16 < n)
                     {
                         for (int i = 0; i < 16; i++) tail[i] = t16 + i < n ? sr[t16 + i] : max;
-                        Vector512.Exp(Vector512.Load(tail) - vmax).Store(tail);
+                        VectorExp.Exp(Vector512.Load(tail) - vmax).Store(tail);
                         for (int i = 0; t16 + i < n; i++) sr[t16 + i] = tail[i];
                     }
                     float sum = 0f;
