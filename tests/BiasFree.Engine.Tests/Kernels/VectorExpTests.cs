@@ -21,7 +21,7 @@ public class VectorExpTests
             for (int l = 0; l < 16; l++)
             {
                 double exact = Math.Exp(inputs[i + l]);
-                double ulp = Math.Max(Math.BitIncrement((float)exact) - (float)exact, float.Epsilon);
+                double ulp = Math.Max(MathF.BitIncrement((float)exact) - (float)exact, float.Epsilon);
                 worst = Math.Max(worst, Math.Abs(got.GetElement(l) - exact) / ulp);
             }
         }
