@@ -7,24 +7,27 @@ using static TorchSharp.torch;
 namespace BiasFree.Engine.Kernels;
 
 /// <summary>
-/// RMSNorm and the SwiGLU gate as one pass each over bf16 rows, for inference, in place of libtorch's chains of
-/// elementwise ops.
+/// RMSNorm, the SwiGLU gate and the rotary embedding as one pass each over bf16 rows, for inference, in place of
+/// libtorch's chains of elementwise ops.
 /// </summary>
 /// <remarks>
 /// Why: a decode step runs each of these on a few rows of 768–4096 values, where libtorch's fixed cost per op (the
 /// dispatcher, a new tensor, the dispose scope; 1–2 µs each on the machine measured, more under load) outweighs the
-/// arithmetic. RMSNorm was eight ops (widen, square, mean, + eps, rsqrt, multiply, narrow, × weight), 25 times per
-/// step of the bench model; the gate two (silu, × up), 12 times. Each kernel makes the same roundings libtorch's chain
+/// arithmetic. RMSNorm was eight ops (widen, square, mean, + eps, rsqrt, multiply, round to bf16, × weight), 25 times
+/// per step of the bench model; the gate two (silu, × up), 12 times; the rotary embedding four (× cos, roll, × sin, +),
+/// 12 times. Each kernel makes the same roundings libtorch's chain
 /// makes, in the same places, computing between them in float32:
 /// <list type="bullet">
 /// <item>RMSNorm: n = bf16(x · 1/√(mean(x²) + ε)), y = bf16(n · w), x widened exactly, mean(x²) summed in float32 (in a
 /// different order than libtorch's reduction, so the inverse can differ in its last float32 bit);</item>
 /// <item>gate: s = bf16(silu(g)) with silu(g) = g / (1 + e^(−g)), y = bf16(s · u) (the exponential is
-/// <see cref="VectorExp"/>'s, not libtorch's, so s can differ in its last float32 bits before rounding).</item>
+/// <see cref="VectorExp"/>'s, not libtorch's, so s can differ in its last float32 bits before rounding);</item>
+/// <item>rotary: bf16(bf16(x · cos) + bf16(roll(x) · sin)), the chain's bits exactly (a product of two bf16 values is
+/// exact in float32).</item>
 /// </list>
 /// Each row is computed alone, so a row's result does not depend on the batch. Used only with AVX-512, gradients off,
 /// CPU bf16 tensors with contiguous rows, and sizes that are multiples of 16; the callers fall back to the op chains
-/// otherwise. Both are bound by memory, a few KB per row, so they run on the calling thread.
+/// otherwise. Each touches a few KB per row, so they run on the calling thread.
 /// </remarks>
 internal static unsafe class Bf16Elementwise
 {

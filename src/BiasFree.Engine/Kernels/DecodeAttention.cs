@@ -13,10 +13,13 @@ namespace BiasFree.Engine.Kernels;
 /// Why: at batch 32 libtorch's SDPA took 5–7 ms of a bf16 decode step of the bench model (12 layers, ~48 cached
 /// positions; docs/engine-performance.md, "fourth run"), although the whole step's attention is only ~28 M
 /// multiply-adds: its flash-attention kernel runs two small GEMMs through MKL, with their set-up, for every (row, KV
-/// head) and layer. Here each (row, KV head) pair is one pass over its cached keys and one over its values, in registers:
+/// head) and layer. Here each (row, KV head) pair reads its cached keys and values in place, in registers, for all the
+/// query heads it serves:
 /// <list type="number">
-/// <item>the H/KVH query heads that share the KV head are widened to float32 once; each key row is widened once and
-/// dotted with all of them (float32 FMAs, one accumulator vector per head, reduced at the end of the row);</item>
+/// <item>the H/KVH query heads that share the KV head are widened to float32 once; each head's scores are dot products
+/// with the key rows, 16 keys at a time in 16 float32 FMA accumulators reduced by one tree of vector additions (the
+/// bf16 keys widened by a shift and a mask per 32 values, as in <see cref="Bf16Linear"/>: a shuffle-port widening
+/// made the kernel twice as slow);</item>
 /// <item>scores are scaled by 1/√D (after the dot product, as SDPA does), masked keys take no part at all, and the
 /// softmax runs in float32: the maximum, exp(s − max) 16 at a time, their sum added in key order;</item>
 /// <item>the output is Σ exp(s − max)·v over the keys in key order, in float32, divided by that sum, and rounded once to

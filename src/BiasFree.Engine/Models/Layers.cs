@@ -119,7 +119,7 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     public Parameter weight;
     // Held for the module's lifetime: see RootedScalars.
     private readonly Scalar _eps;
-    private readonly double _epsilon;
+    private readonly double _epsilon; // the same ε as a number, for the fused bf16 kernel
 
     public RMSNorm(int dim, double eps, ScalarType dtype, Device device) : base("RMSNorm")
     {
