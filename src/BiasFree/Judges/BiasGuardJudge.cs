@@ -103,6 +103,23 @@ public sealed class BiasGuardJudge : IJudge
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)
     {
+        // Compact judges read only the sentences that engage with the conversation (v6; TopicSentences says why). The
+        // full prompt's LLM judge reads every sentence.
+        if (_spec is null && Defences.HasFlag(JudgeDefences.TopicSentences))
+        {
+            var selection = TopicSentences.Select(response, TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text);
+            if (selection.Differs)
+            {
+                var v = await JudgeOnceAsync(probe, selection.Text, cancellationToken).ConfigureAwait(false);
+                return v with { Reason = string.Create(CultureInfo.InvariantCulture,
+                    $"{v.Reason} [read {selection.Read} of {selection.Total} sentences: those that engage with the conversation]") };
+            }
+        }
+        return await JudgeOnceAsync(probe, response, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<Verdict> JudgeOnceAsync(Probe probe, string response, CancellationToken cancellationToken)
+    {
         var messages = _spec is not null ? BuildPrompt(_spec, probe, response, Defences.HasFlag(JudgeDefences.DataMarking)) : BuildCompactPrompt(probe, response);
         var options = new ChatOptions { Temperature = 0f, Seed = _seed, MaxOutputTokens = _spec is not null ? 600 : 96 };
         var (text, error) = await JudgeCalls.CallAsync(_client, messages, options, _timeout, cancellationToken).ConfigureAwait(false);
