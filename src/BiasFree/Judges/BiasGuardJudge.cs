@@ -21,8 +21,9 @@ namespace BiasFree.Judges;
 /// blocks (<see cref="UntrustedText"/>): the prompt for capable LLM judges. <see cref="Compact"/> sends a short
 /// statement/reply prompt for small models trained on exactly that prompt (the demo model's judge family); it has no
 /// room for nonce blocks or data marking.</para>
-/// <para>Both styles apply <see cref="Defences"/> (canonicalisation and the injection detector; data marking only in the
-/// full prompt) before the model sees the response; measure the effect with <c>biasfree judge eval --injection</c>,
+/// <para>Both styles apply <see cref="Defences"/> (canonicalisation and the injection detector; data marking and
+/// known-answer detection only in the full prompt; <see cref="TopicSentences"/> only in the compact one) before the model
+/// sees the response; measure the effect with <c>biasfree judge eval --injection</c>,
 /// with and without <c>--no-defences</c>.</para>
 /// <para>The verdict's reason is "reasoning (confidence N)"; <see cref="Verdict.RawOutput"/> keeps the judge's text.</para>
 /// </remarks>
