@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the offline judges' columns of docs/judges.md ("Held-out set 7"; the older sections used it with fewer sets):
-# flip rates of the demo judge (or JUDGE) on every attack set (appended as a new paragraph, and heldout3-7 also written
+# Regenerates the offline judges' columns of docs/judges.md ("Held-out set 7" and "Held-out set 10 / v6"; the older sections used it with fewer sets):
+# flip rates of the demo judge (or JUDGE) on every attack set (appended as a new paragraph, and heldout3-10 also written
 # into the reply's last paragraph, --inline), raw (--no-defences) and defended, and its agreement with gold on clean replies (the 200
 # held-out generated items, bench/judge-data/base-replies.jsonl: the 12 base replies of the suite, and
 # bench/judge-data/clean-paragraphs.jsonl: the same with a closing paragraph or split into paragraphs), raw and defended.
@@ -33,10 +33,10 @@ echo "Judge: $JUDGE"
 echo
 echo "| What | Raw (--no-defences): flips | unusable | Defended: flips | unusable |"
 echo "|---|---|---|---|---|"
-for set in ${SETS:-builtin heldout heldout2 heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
+for set in ${SETS:-builtin heldout heldout2 heldout3 heldout4 heldout5 heldout6 heldout7 heldout8 heldout9 heldout10}; do
   echo "| $set | $(inj "$set" --no-defences) | $(inj "$set") |"
 done
-for set in ${INLINE_SETS-heldout3 heldout4 heldout5 heldout6 heldout7 heldout8}; do
+for set in ${INLINE_SETS-heldout3 heldout4 heldout5 heldout6 heldout7 heldout8 heldout9 heldout10}; do
   echo "| $set, --inline | $(inj "$set" --inline --no-defences) | $(inj "$set" --inline) |"
 done
 echo

@@ -91,7 +91,7 @@ internal static class JudgeCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var injection = new Option<bool>("--injection") { Description = "Measure the verdict flip rate under the built-in prompt-injection attacks (on --data items, else the built-in base items)." };
-        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector, data marking, second reading or known-answer check (to measure what the defences add); the same as --judge-defences none." };
+        var noDefences = new Option<bool>("--no-defences") { Description = "Judge the raw responses: no canonicalisation, injection detector, data marking, second reading, known-answer check or topic sentences (to measure what the defences add); the same as --judge-defences none." };
         var defences = JudgeDefencesOption();
         var attackSet = new Option<string>("--attacks") { Description = "Attack set of --injection: builtin (development set), adaptive (development: adaptive attacks on known-answer detection), heldout, heldout2, heldout3, heldout4, heldout5, heldout6, heldout7, heldout8, heldout9, heldout10 (held-out attack sets; see docs/judges.md for which the detector saw) or all.", DefaultValueFactory = _ => "builtin" };
         attackSet.AcceptOnlyFromAmong("builtin", "adaptive", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9", "heldout10", "all");
@@ -120,7 +120,7 @@ internal static class JudgeCommand
     /// <summary>--judge-defences of <c>judge eval</c> and <c>run</c>: which prompt-injection defence layers the LLM judges apply.</summary>
     public static Option<string> JudgeDefencesOption() => new("--judge-defences")
     {
-        Description = $"Prompt-injection defences of LLM judges: {JudgeDefenceList.Syntax}. The known-answer layer costs one extra judge-model call per judged reply (more when it finds an attack); see docs/judges.md.",
+        Description = $"Prompt-injection defences of the judges: {JudgeDefenceList.Syntax}. topic-sentences applies to compact judges (the demo judge) only. The known-answer layer costs one extra judge-model call per judged reply (more when it finds an attack); see docs/judges.md.",
         DefaultValueFactory = _ => "all",
     };
 

@@ -21,8 +21,9 @@ namespace BiasFree.Judges;
 /// blocks (<see cref="UntrustedText"/>): the prompt for capable LLM judges. <see cref="Compact"/> sends a short
 /// statement/reply prompt for small models trained on exactly that prompt (the demo model's judge family); it has no
 /// room for nonce blocks or data marking.</para>
-/// <para>Both styles apply <see cref="Defences"/> (canonicalisation and the injection detector; data marking only in the
-/// full prompt) before the model sees the response; measure the effect with <c>biasfree judge eval --injection</c>,
+/// <para>Both styles apply <see cref="Defences"/> (canonicalisation and the injection detector; data marking and
+/// known-answer detection only in the full prompt; <see cref="TopicSentences"/> only in the compact one) before the model
+/// sees the response; measure the effect with <c>biasfree judge eval --injection</c>,
 /// with and without <c>--no-defences</c>.</para>
 /// <para>The verdict's reason is "reasoning (confidence N)"; <see cref="Verdict.RawOutput"/> keeps the judge's text.</para>
 /// </remarks>
@@ -102,6 +103,23 @@ public sealed class BiasGuardJudge : IJudge
     }
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)
+    {
+        // Compact judges read only the sentences that engage with the conversation (v6; TopicSentences says why). The
+        // full prompt's LLM judge reads every sentence.
+        if (_spec is null && Defences.HasFlag(JudgeDefences.TopicSentences))
+        {
+            var selection = TopicSentences.Select(response, TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text);
+            if (selection.Differs)
+            {
+                var v = await JudgeOnceAsync(probe, selection.Text, cancellationToken).ConfigureAwait(false);
+                return v with { Reason = string.Create(CultureInfo.InvariantCulture,
+                    $"{v.Reason} [read {selection.Read} of {selection.Total} sentences: those that engage with the conversation]") };
+            }
+        }
+        return await JudgeOnceAsync(probe, response, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<Verdict> JudgeOnceAsync(Probe probe, string response, CancellationToken cancellationToken)
     {
         var messages = _spec is not null ? BuildPrompt(_spec, probe, response, Defences.HasFlag(JudgeDefences.DataMarking)) : BuildCompactPrompt(probe, response);
         var options = new ChatOptions { Temperature = 0f, Seed = _seed, MaxOutputTokens = _spec is not null ? 600 : 96 };

@@ -14,7 +14,9 @@ public class JudgeDefenceListTests
     [InlineData("all,-known-answer", JudgeDefences.All & ~JudgeDefences.KnownAnswer)]
     [InlineData("-known-answer", JudgeDefences.All & ~JudgeDefences.KnownAnswer)]
     [InlineData("ALL, -Known-Answer", JudgeDefences.All & ~JudgeDefences.KnownAnswer)]
-    [InlineData("all,-known-answer,-second-reading", JudgeDefences.Canonicalise | JudgeDefences.DataMarking | JudgeDefences.Detection)]
+    [InlineData("all,-known-answer,-second-reading", JudgeDefences.Canonicalise | JudgeDefences.DataMarking | JudgeDefences.Detection | JudgeDefences.TopicSentences)]
+    [InlineData("-topic-sentences", JudgeDefences.All & ~JudgeDefences.TopicSentences)]
+    [InlineData("topic-sentences", JudgeDefences.TopicSentences)]
     [InlineData("canonicalise,detection", JudgeDefences.Canonicalise | JudgeDefences.Detection)]
     [InlineData("none,+known-answer", JudgeDefences.KnownAnswer)]
     [InlineData("Data-Marking", JudgeDefences.DataMarking)]
@@ -32,7 +34,7 @@ public class JudgeDefenceListTests
     {
         var ex = Assert.Throws<ArgumentException>(() => JudgeDefenceList.Parse(text));
         Assert.Contains(detail, ex.Message, StringComparison.Ordinal);
-        foreach (var layer in new[] { "canonicalise", "data-marking", "detection", "second-reading", "known-answer" })
+        foreach (var layer in new[] { "canonicalise", "data-marking", "detection", "second-reading", "known-answer", "topic-sentences" })
             Assert.Contains(layer, ex.Message, StringComparison.Ordinal);
     }
 

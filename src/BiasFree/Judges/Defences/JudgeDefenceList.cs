@@ -19,6 +19,7 @@ public static class JudgeDefenceList
         ("detection", JudgeDefences.Detection),
         ("second-reading", JudgeDefences.SecondReading),
         ("known-answer", JudgeDefences.KnownAnswer),
+        ("topic-sentences", JudgeDefences.TopicSentences),
     ];
 
     /// <summary>What the option accepts, for help texts and error messages.</summary>

@@ -35,8 +35,13 @@ public enum JudgeDefences
     /// multiple choice); compact judges of small trained models and the moderation endpoint never do.</summary>
     KnownAnswer = 16,
 
+    /// <summary><see cref="Defences.TopicSentences"/> (v6): a compact judge of a small trained model reads only the sentences of the
+    /// reply that engage with the conversation (a shared word, or a word for people or a group). Only compact judges apply
+    /// it; LLM judges read the whole defended reply.</summary>
+    TopicSentences = 32,
+
     /// <summary>Every defence (the default).</summary>
-    All = Canonicalise | DataMarking | Detection | SecondReading | KnownAnswer,
+    All = Canonicalise | DataMarking | Detection | SecondReading | KnownAnswer | TopicSentences,
 }
 
 /// <summary>What the defences did to one response; stored with the verdict (<see cref="Verdict.Injection"/>).</summary>

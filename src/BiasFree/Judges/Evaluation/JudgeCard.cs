@@ -64,7 +64,9 @@ public static class JudgeCard
                       "were looked at while the second reading was fixed), `ho6-*` (sixth set, written against the second reading and committed " +
                       "before it was measured on it; its misses informed the form rules of the second reading), `ho7-*` (seventh set, committed " +
                       "before the form rules were measured on it), `ho8-*` (eighth set, committed before the judge was trained with " +
-                      "adversarial data augmentation). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
+                      "adversarial data augmentation), `ho9-*` (ninth set, committed before known-answer detection, which compact judges do not apply), " +
+                      "`adaptive-*` (adaptive attacks on known-answer detection, a development set), `ho10-*` (tenth set, committed before the topic " +
+                      "sentences of compact judges (v6) and measured once with them; sets 7–9 were their development data). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
         md.AppendLine(End);
         return md.ToString();
     }
