@@ -14,6 +14,9 @@ public sealed partial class EvaluationRunner
     /// <summary>Rows the last <see cref="RunAsync"/> replayed from the cache in batches (tests check the path was taken).</summary>
     internal int Replayed => Volatile.Read(ref _replayed);
 
+    /// <summary>Items per cache-answer batch (<see cref="CacheHitBatches"/>; tests lay out their runs in chunks of this size).</summary>
+    internal const int CacheHitChunkSize = CacheHitBatches.ChunkSize;
+
     /// <summary>
     /// Replays cache answers in batches, on the thread that takes the next work items, instead of one async worker item
     /// each: takes the next <see cref="ChunkSize"/> items, looks up every cache key of the chunk on one pooled reader in one
@@ -63,8 +66,9 @@ public sealed partial class EvaluationRunner
         public async IAsyncEnumerable<(string Method, Probe Probe)> MissesAsync(IEnumerable<(string Method, Probe Probe)> work, CancellationTokenSource stop,
             [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
-            var chunk = new List<(string Method, Probe Probe)>(ChunkSize);
-            var misses = new List<(string Method, Probe Probe)>(ChunkSize);
+            // Chunks read and being replayed, oldest first: each chunk's lookups and judging run on the thread pool while this
+            // thread reads (parses) the next chunk from the suite and the writer commits the chunk before (three stages).
+            var ahead = new Queue<Task<ChunkOutcome>>(LookAhead);
             Task? committing = null;
             List<(ResultRecord Row, ItemFailure? Failure)>? committingRows = null;
             int skip = 0, backoff = 1;
@@ -73,30 +77,44 @@ public sealed partial class EvaluationRunner
             {
                 while (true)
                 {
-                    chunk.Clear();
-                    while (chunk.Count < ChunkSize && items.MoveNext())
+                    // Read up to LookAhead chunks ahead; each is replayed on its own, in no order (they share nothing).
+                    while (ahead.Count < LookAhead)
                     {
-                        chunk.Add(items.Current);
+                        var chunk = new List<(string Method, Probe Probe)>(ChunkSize);
+                        while (chunk.Count < ChunkSize && items.MoveNext())
+                        {
+                            chunk.Add(items.Current);
+                        }
+                        if (chunk.Count == 0)
+                        {
+                            break;
+                        }
+                        if (skip > 0)
+                        {
+                            skip--;
+                            ahead.Enqueue(Task.FromResult(new ChunkOutcome(null, chunk)));
+                        }
+                        else
+                        {
+                            ahead.Enqueue(Task.Run(() => Replay(chunk), CancellationToken.None));
+                        }
                     }
-                    if (chunk.Count == 0)
+                    if (ahead.Count == 0)
                     {
                         break;
                     }
                     stop.Token.ThrowIfCancellationRequested();
                     cancellationToken.ThrowIfCancellationRequested();
 
-                    misses.Clear();
-                    List<(ResultRecord Row, ItemFailure? Failure)>? replayed = null;
-                    if (skip > 0)
+                    // The oldest chunk's outcome, in the order the chunks were read: rows are queued, committed and counted in
+                    // that order, as the one-chunk-at-a-time loop did.
+                    var (replayed, misses) = await ahead.Peek().ConfigureAwait(false);
+                    _ = ahead.Dequeue();
+                    if (replayed is not null)
                     {
-                        skip--;
-                        misses.AddRange(chunk);
-                    }
-                    else
-                    {
-                        replayed = Replay(chunk, misses);
                         if (replayed.Count == 0)
                         {
+                            // Chunks already read ahead are still replayed; the skip applies from the next one read.
                             skip = backoff;
                             backoff = Math.Min(backoff * 2, MaxSkippedChunks);
                             replayed = null;
@@ -131,6 +149,11 @@ public sealed partial class EvaluationRunner
             }
             finally
             {
+                // Chunks still being replayed hold a cache reader: let them finish (they only read) before the store can close.
+                foreach (var replay in ahead)
+                {
+                    await ((Task)replay).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
                 // The run stopped early (cancelled, or failed elsewhere): the writer commits what was queued regardless, so
                 // a batch that commits is counted; one that fails is not, and its failure does not hide the first one.
                 if (committing is not null)
@@ -143,6 +166,12 @@ public sealed partial class EvaluationRunner
                 }
             }
         }
+
+        /// <summary>Chunks read ahead of the one whose rows are queued next (each is looked up and judged meanwhile).</summary>
+        private const int LookAhead = 2;
+
+        /// <summary>A chunk's cache answers (null: not looked up) and the items left for the workers, in order.</summary>
+        private sealed record ChunkOutcome(List<(ResultRecord Row, ItemFailure? Failure)>? Rows, List<(string Method, Probe Probe)> Misses);
 
         /// <summary>Waits for a batch's commit (its failure propagates), then counts its rows and stops the run if they say so.</summary>
         private async Task CountWhenCommittedAsync(Task commit, List<(ResultRecord Row, ItemFailure? Failure)> rows, CancellationTokenSource stop)
@@ -166,10 +195,11 @@ public sealed partial class EvaluationRunner
             return mustStop;
         }
 
-        /// <summary>Replays the chunk's cache answers (returned) and adds the other items to <paramref name="misses"/>.</summary>
-        private List<(ResultRecord Row, ItemFailure? Failure)> Replay(List<(string Method, Probe Probe)> chunk, List<(string Method, Probe Probe)> misses)
+        /// <summary>Replays the chunk's cache answers and returns them with the other items (misses), in order.</summary>
+        private ChunkOutcome Replay(List<(string Method, Probe Probe)> chunk)
         {
             var replayed = new List<(ResultRecord, ItemFailure?)>(chunk.Count);
+            var misses = new List<(string Method, Probe Probe)>();
             using var reads = runner._store.BeginCacheReads();
             var failed = false;
             foreach (var item in chunk)
@@ -197,7 +227,7 @@ public sealed partial class EvaluationRunner
                     misses.Add(item);
                 }
             }
-            return replayed;
+            return new ChunkOutcome(replayed, misses);
         }
 
         /// <summary>The row the per-item path would store for an item answered wholly from the cache, or null.</summary>

@@ -168,6 +168,48 @@ public class CacheHitBatchTests
     }
 
     [Fact]
+    public async Task ChunksReadAheadGiveTheRowsOfThePerItemPathWhereHitsComeAndGo()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // Chunks of 512 items are looked up and judged ahead of the one whose rows are queued (two at a time), and a chunk
+        // with no cache answer makes the next ones skip the lookups: cached runs of chunks (0, 3-4, 7) between uncached
+        // ones (1-2, 5-6, 8) meet both while chunks are in flight. Whichever path an item takes, its row must be the same.
+        var size = EvaluationRunner.CacheHitChunkSize;
+        bool Cached(int i) => (i / size) is 0 or 3 or 4 or 7;
+        var all = Enumerable.Range(0, 9 * size - 100).Select(Mc).ToList();
+        var results = new List<(List<string> Rows, RunOutcome Outcome, int Replayed, int Calls)>();
+        foreach (var batches in new[] { true, false })
+        {
+            using var dir = new TempDir();
+            await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+            var warmSpec = RunStoreTests.Spec("warm") with { Concurrency = 16 };
+            await store.CreateRunAsync(warmSpec, ct);
+            await new EvaluationRunner(store, new LetterServer(), _ => new RuleBasedAnswerExtractor()).RunAsync(warmSpec, all.Where((_, i) => Cached(i)).ToList(), null, ct);
+
+            var spec = RunStoreTests.Spec("again") with { Concurrency = 16 };
+            await store.CreateRunAsync(spec, ct);
+            var server = new LetterServer();
+            var runner = new EvaluationRunner(store, server, _ => new RuleBasedAnswerExtractor()) { BatchCacheHits = batches };
+            var outcome = await runner.RunAsync(spec, all, null, ct);
+            results.Add((await RowsAsync(store.DatabasePath, "again", ct), outcome, runner.Replayed, server.Calls.Count));
+        }
+
+        var (batched, perItem) = (results[0], results[1]);
+        Assert.InRange(batched.Replayed, size, 4 * size);
+        Assert.Equal(0, perItem.Replayed);
+        Assert.True(batched.Outcome.IsComplete);
+        Assert.Equal(perItem.Outcome, batched.Outcome);
+        // Only the uncached items reach the server, on either path.
+        Assert.Equal(all.Count - all.Where((_, i) => Cached(i)).Count(), perItem.Calls);
+        Assert.Equal(perItem.Calls, batched.Calls);
+        Assert.Equal(all.Count, batched.Rows.Count);
+        for (var i = 0; i < batched.Rows.Count; i++)
+        {
+            Assert.Equal(perItem.Rows[i], batched.Rows[i]);
+        }
+    }
+
+    [Fact]
     public async Task ACacheThatCannotBeReadGivesTheRowsOfThePerItemPath()
     {
         var ct = TestContext.Current.CancellationToken;
