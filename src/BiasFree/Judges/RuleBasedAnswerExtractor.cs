@@ -63,8 +63,6 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     /// an option's mention pattern runs only on text holding its first word; and the leading article is cut without a
     /// regex. In a profile of a 50,000-probe cache-only rerun the judge was about a ninth of the CPU.
     /// </remarks>
-    // Compiled optimised on first use, as the suite reader's hot methods are (docs/runs-and-reports.md, "Seventh round"):
-    // a cache-only rerun judges tens of thousands of replies in a few seconds, mostly at tier 0 otherwise.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public Verdict Judge(Probe probe, string? response)
     {

@@ -196,7 +196,6 @@ public sealed partial class EvaluationRunner
         }
 
         /// <summary>Replays the chunk's cache answers and returns them with the other items (misses), in order.</summary>
-        // Compiled optimised on first use (docs/runs-and-reports.md, "Seventh round"): this runs once per cache answer.
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private ChunkOutcome Replay(List<(string Method, Probe Probe)> chunk)
         {

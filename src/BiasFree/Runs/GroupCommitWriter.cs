@@ -195,7 +195,6 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     }
 
     /// <summary>Writes the batch in one transaction and commits it (rolled back, and the exception thrown, on failure).</summary>
-    // Compiled optimised on first use (docs/runs-and-reports.md, "Seventh round"): once per row or batch, tier 0 otherwise.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool[] Commit(List<Pending> batch)
     {

@@ -44,7 +44,6 @@ internal sealed class RawStatement : IDisposable
     }
 
     /// <summary>Binds the <paramref name="index"/>-th parameter (of the names given at construction) to a string, an integer or null.</summary>
-    // Compiled optimised on first use (docs/runs-and-reports.md, "Seventh round"): once per bound value.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Bind(int index, object? value)
     {

@@ -62,9 +62,6 @@ internal static class ProbeLineReader
     /// </summary>
     public static Probe Scan(string file, int line, ReadOnlySpan<byte> json) => Read(file, line, json, build: false);
 
-    // Hot methods here are compiled optimised on first use: a suite is read once per line in a few seconds, while tiered
-    // compilation would run them at tier 0 until its background compile caught up (most of the reader's samples in
-    // a 50,000-probe rerun; docs/runs-and-reports.md, "Seventh round").
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Probe Read(string file, int line, ReadOnlySpan<byte> json, bool build)
     {
