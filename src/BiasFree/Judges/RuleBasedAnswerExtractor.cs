@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.RegularExpressions;
 using BiasFree.Probes;
@@ -63,7 +62,6 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     /// an option's mention pattern runs only on text holding its first word; and the leading article is cut without a
     /// regex. In a profile of a 50,000-probe cache-only rerun the judge was about a ninth of the CPU.
     /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public Verdict Judge(Probe probe, string? response)
     {
         ArgumentNullException.ThrowIfNull(probe);
@@ -205,7 +203,6 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
         _ => Label.Unknown,
     };
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Extraction Classify(string s, List<OptionPattern> options, Dictionary<char, OptionPattern> letters, bool allowCue, bool fast)
     {
         if (s.Length == 0) return new(null, "nothing to read");
@@ -490,7 +487,6 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     }
 
     /// <summary>The comparable core of an answer or option: no surrounding quotes/punctuation, no leading article.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static string Core_(string s, bool fast = true)
     {
         s = s.Trim().Trim('"', '\'', '.', '!', '?', ',', ';', ':', '(', ')', '[', ']', '-', ' ');

@@ -196,7 +196,6 @@ public sealed partial class EvaluationRunner
         }
 
         /// <summary>Replays the chunk's cache answers and returns them with the other items (misses), in order.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private ChunkOutcome Replay(List<(string Method, Probe Probe)> chunk)
         {
             var replayed = new List<(ResultRecord, ItemFailure?)>(chunk.Count);
@@ -232,7 +231,6 @@ public sealed partial class EvaluationRunner
         }
 
         /// <summary>The row the per-item path would store for an item answered wholly from the cache, or null.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private (ResultRecord Row, ItemFailure? Failure)? TryReplay(RunStore.CacheReads reads, string method, Probe probe)
         {
             IJudge judge;

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -195,7 +194,6 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     }
 
     /// <summary>Writes the batch in one transaction and commits it (rolled back, and the exception thrown, on failure).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool[] Commit(List<Pending> batch)
     {
         var written = new bool[batch.Count];
@@ -222,7 +220,6 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         return written;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool Execute(RawStatement statement, object?[] values)
     {
         for (var i = 0; i < values.Length; i++)
@@ -232,7 +229,6 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         return statement.Execute() > 0;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static object?[] ResultValues(ResultRecord r) =>
     [
         r.RunId, r.Method, r.Suite, r.ProbeId, ScenarioNames.Name(r.Scenario), r.Category, r.Context?.ToString(), r.Polarity?.ToString(),

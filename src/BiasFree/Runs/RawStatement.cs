@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
@@ -44,7 +43,6 @@ internal sealed class RawStatement : IDisposable
     }
 
     /// <summary>Binds the <paramref name="index"/>-th parameter (of the names given at construction) to a string, an integer or null.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Bind(int index, object? value)
     {
         var at = _parameters[index];

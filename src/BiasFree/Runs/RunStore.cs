@@ -589,7 +589,6 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     /// False when <paramref name="key"/> was certainly never cached (its hash is not among the cached keys' hashes), so
     /// a lookup needs no SQL; true when it may be (a hash can collide: the lookup then decides).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool MayBeCached(string key)
     {
         _ = _cachedKeysLoaded.Value;

@@ -62,7 +62,6 @@ internal static class ProbeLineReader
     /// </summary>
     public static Probe Scan(string file, int line, ReadOnlySpan<byte> json) => Read(file, line, json, build: false);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Probe Read(string file, int line, ReadOnlySpan<byte> json, bool build)
     {
         var fields = new Fields();
@@ -215,7 +214,6 @@ internal static class ProbeLineReader
     }
 
     /// <summary>Which field of <see cref="Names"/> the current property name is, or -1. Escaped names are compared unescaped.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int FieldIndex(ref Utf8JsonReader reader)
     {
         if (reader.ValueIsEscaped)
@@ -271,7 +269,6 @@ internal static class ProbeLineReader
     }
 
     /// <summary>The user turns, the reader on their '['; leaves it on the ']'. The first item that is not a valid string is the error.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static ArrayRead<string> ReadTurns(ref Utf8JsonReader reader, Where at, bool build)
     {
         var read = new ArrayRead<string> { Items = build ? new List<string>(1) : null };
@@ -296,7 +293,6 @@ internal static class ProbeLineReader
     /// The current string token's value, or null when its escapes are not valid UTF-16. Without <paramref name="build"/>
     /// a string with no escape is not decoded (its bytes are valid UTF-8, checked with the line) and "" stands for it.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static string? ValidString(ref Utf8JsonReader reader, bool build)
     {
         if (!build && !reader.ValueIsEscaped) return "";
@@ -308,7 +304,6 @@ internal static class ProbeLineReader
     /// The options, the reader on their '['; leaves it on the ']'. Each option's fields are checked in the document path's
     /// order (role, text, group) once the option is read; the first problem, in item order, is the error.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static ArrayRead<ProbeOption> ReadOptions(ref Utf8JsonReader reader, Where at, bool build)
     {
         var read = new ArrayRead<ProbeOption> { Items = build ? new List<ProbeOption>(3) : null };
