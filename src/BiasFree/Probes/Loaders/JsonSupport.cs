@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -326,33 +325,11 @@ internal static class JsonSupport
     /// </summary>
     internal static IEnumerable<(int Line, long Offset, ReadOnlyMemory<byte> Json)> JsonlLinesAt(string file, bool reuseBuffer)
     {
-        var blank = new StrongBox<bool>(true);
-        foreach (var line in JsonlLinesIn(file, 0, long.MaxValue, 0, reuseBuffer, blank))
-        {
-            yield return line;
-        }
-        if (blank.Value)
-            throw new ProbeFormatException(file, 0, null, "file is empty");
-    }
-
-    /// <summary>
-    /// <see cref="JsonlLinesAt"/> over the bytes [<paramref name="start"/>, <paramref name="end"/>) of the file, which must
-    /// begin at the start of a line that has <paramref name="linesBefore"/> lines before it (so its lines keep the numbers
-    /// and offsets they have in the whole file), with the same line checks; whether every line of the range was blank is
-    /// left in <paramref name="blank"/> (false once a line is not) instead of an "empty file" error, which only the whole
-    /// file can tell. A range that ends just after a '\n' reads one empty line more at its end, which is blank.
-    /// </summary>
-    internal static IEnumerable<(int Line, long Offset, ReadOnlyMemory<byte> Json)> JsonlLinesIn(string file, long start, long end, int linesBefore,
-        bool reuseBuffer, StrongBox<bool> blank)
-    {
         using var stream = OpenRead(file);
-        if (start > 0)
-        {
-            stream.Seek(start, SeekOrigin.Begin);
-        }
-        int lineNo = linesBefore;
-        long next = start;
-        foreach (var line in Lines(stream, file, reuseBuffer, end - start))
+        int lineNo = 0;
+        long next = 0;
+        var blank = true;
+        foreach (var line in Lines(stream, file, reuseBuffer))
         {
             lineNo++;
             var offset = next;
@@ -372,7 +349,7 @@ internal static class JsonSupport
                 throw new ProbeFormatException(file, lineNo, null,
                     $"invalid UTF-8 (byte 0x{body.Span[Math.Min(at, body.Length - 1)]:X2} at column {at + 1}); save the file as UTF-8");
             }
-            blank.Value &= body.Span.IndexOfAnyExcept(Blank) < 0;
+            blank &= body.Span.IndexOfAnyExcept(Blank) < 0;
             // A line whose first non-blank byte is ASCII is not blank: its bytes are parsed as they are (what parsing the
             // decoded string did, through a decode and a re-encode that cost a fifth of loading a suite). A line that
             // starts with a non-ASCII byte is decoded first, which skips lines of Unicode whitespace as the string path
@@ -380,18 +357,16 @@ internal static class JsonSupport
             var first = body.Span.IndexOfAnyExcept(AsciiWhiteSpace);
             if (first < 0) continue;
             if (body.Span[first] >= 0x80 && string.IsNullOrWhiteSpace(StrictUtf8.GetString(body.Span).TrimEnd('\r'))) continue;
-            var last = body.Length;
-            while (body.Span[last - 1] == (byte)'\r') last--;
-            yield return (lineNo, offset, body[..last]);
+            var end = body.Length;
+            while (body.Span[end - 1] == (byte)'\r') end--;
+            yield return (lineNo, offset, body[..end]);
         }
+        if (blank)
+            throw new ProbeFormatException(file, 0, null, "file is empty");
     }
 
     /// <summary>The file's lines as bytes, split at '\n' (a '\r' before it stays, as in <see cref="ReadJsonl(string, byte[])"/>).</summary>
-    /// <param name="stream">The file, positioned where its lines start.</param>
-    /// <param name="file">The file's name, for errors.</param>
-    /// <param name="reuseBuffer">As in <see cref="JsonlLinesAt"/>.</param>
-    /// <param name="limit">How many bytes to read from the stream's position at most (long.MaxValue: to its end).</param>
-    private static IEnumerable<ReadOnlyMemory<byte>> Lines(Stream stream, string file, bool reuseBuffer, long limit = long.MaxValue)
+    private static IEnumerable<ReadOnlyMemory<byte>> Lines(Stream stream, string file, bool reuseBuffer)
     {
         var chunk = new byte[64 * 1024];
         // The start of a line that runs past the chunk it began in, until its '\n' is found.
@@ -400,10 +375,9 @@ internal static class JsonSupport
         while (true)
         {
             int read;
-            try { read = limit <= 0 ? 0 : stream.Read(chunk, 0, (int)Math.Min(chunk.Length, limit)); }
+            try { read = stream.Read(chunk, 0, chunk.Length); }
             catch (IOException e) { throw new ProbeFormatException(file, 0, null, $"cannot read the file: {e.Message}"); }
             if (read == 0) break;
-            limit -= read;
             int start = 0;
             while (start < read)
             {
