@@ -66,9 +66,8 @@ public sealed partial class EvaluationRunner
         public async IAsyncEnumerable<(string Method, Probe Probe)> MissesAsync(IEnumerable<(string Method, Probe Probe)> work, CancellationTokenSource stop,
             [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
-            // Chunks read and being replayed, oldest first: each chunk's lookups and judging run on the thread pool while this
-            // thread reads (parses) the next chunk from the suite and the writer commits the chunk before (three stages).
-            var ahead = new Queue<Task<ChunkOutcome>>(LookAhead);
+            var chunk = new List<(string Method, Probe Probe)>(ChunkSize);
+            var misses = new List<(string Method, Probe Probe)>(ChunkSize);
             Task? committing = null;
             List<(ResultRecord Row, ItemFailure? Failure)>? committingRows = null;
             int skip = 0, backoff = 1;
@@ -77,44 +76,30 @@ public sealed partial class EvaluationRunner
             {
                 while (true)
                 {
-                    // Read up to LookAhead chunks ahead; each is replayed on its own, in no order (they share nothing).
-                    while (ahead.Count < LookAhead)
+                    chunk.Clear();
+                    while (chunk.Count < ChunkSize && items.MoveNext())
                     {
-                        var chunk = new List<(string Method, Probe Probe)>(ChunkSize);
-                        while (chunk.Count < ChunkSize && items.MoveNext())
-                        {
-                            chunk.Add(items.Current);
-                        }
-                        if (chunk.Count == 0)
-                        {
-                            break;
-                        }
-                        if (skip > 0)
-                        {
-                            skip--;
-                            ahead.Enqueue(Task.FromResult(new ChunkOutcome(null, chunk)));
-                        }
-                        else
-                        {
-                            ahead.Enqueue(Task.Run(() => Replay(chunk), CancellationToken.None));
-                        }
+                        chunk.Add(items.Current);
                     }
-                    if (ahead.Count == 0)
+                    if (chunk.Count == 0)
                     {
                         break;
                     }
                     stop.Token.ThrowIfCancellationRequested();
                     cancellationToken.ThrowIfCancellationRequested();
 
-                    // The oldest chunk's outcome, in the order the chunks were read: rows are queued, committed and counted in
-                    // that order, as the one-chunk-at-a-time loop did.
-                    var (replayed, misses) = await ahead.Peek().ConfigureAwait(false);
-                    _ = ahead.Dequeue();
-                    if (replayed is not null)
+                    misses.Clear();
+                    List<(ResultRecord Row, ItemFailure? Failure)>? replayed = null;
+                    if (skip > 0)
                     {
+                        skip--;
+                        misses.AddRange(chunk);
+                    }
+                    else
+                    {
+                        replayed = Replay(chunk, misses);
                         if (replayed.Count == 0)
                         {
-                            // Chunks already read ahead are still replayed; the skip applies from the next one read.
                             skip = backoff;
                             backoff = Math.Min(backoff * 2, MaxSkippedChunks);
                             replayed = null;
@@ -149,11 +134,6 @@ public sealed partial class EvaluationRunner
             }
             finally
             {
-                // Chunks still being replayed hold a cache reader: let them finish (they only read) before the store can close.
-                foreach (var replay in ahead)
-                {
-                    await ((Task)replay).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                }
                 // The run stopped early (cancelled, or failed elsewhere): the writer commits what was queued regardless, so
                 // a batch that commits is counted; one that fails is not, and its failure does not hide the first one.
                 if (committing is not null)
@@ -166,12 +146,6 @@ public sealed partial class EvaluationRunner
                 }
             }
         }
-
-        /// <summary>Chunks read ahead of the one whose rows are queued next (each is looked up and judged meanwhile).</summary>
-        private const int LookAhead = 2;
-
-        /// <summary>A chunk's cache answers (null: not looked up) and the items left for the workers, in order.</summary>
-        private sealed record ChunkOutcome(List<(ResultRecord Row, ItemFailure? Failure)>? Rows, List<(string Method, Probe Probe)> Misses);
 
         /// <summary>Waits for a batch's commit (its failure propagates), then counts its rows and stops the run if they say so.</summary>
         private async Task CountWhenCommittedAsync(Task commit, List<(ResultRecord Row, ItemFailure? Failure)> rows, CancellationTokenSource stop)
@@ -195,11 +169,10 @@ public sealed partial class EvaluationRunner
             return mustStop;
         }
 
-        /// <summary>Replays the chunk's cache answers and returns them with the other items (misses), in order.</summary>
-        private ChunkOutcome Replay(List<(string Method, Probe Probe)> chunk)
+        /// <summary>Replays the chunk's cache answers (returned) and adds the other items to <paramref name="misses"/>.</summary>
+        private List<(ResultRecord Row, ItemFailure? Failure)> Replay(List<(string Method, Probe Probe)> chunk, List<(string Method, Probe Probe)> misses)
         {
             var replayed = new List<(ResultRecord, ItemFailure?)>(chunk.Count);
-            var misses = new List<(string Method, Probe Probe)>();
             using var reads = runner._store.BeginCacheReads();
             var failed = false;
             foreach (var item in chunk)
@@ -227,7 +200,7 @@ public sealed partial class EvaluationRunner
                     misses.Add(item);
                 }
             }
-            return new ChunkOutcome(replayed, misses);
+            return replayed;
         }
 
         /// <summary>The row the per-item path would store for an item answered wholly from the cache, or null.</summary>
