@@ -14,6 +14,9 @@ public sealed partial class EvaluationRunner
     /// <summary>Rows the last <see cref="RunAsync"/> replayed from the cache in batches (tests check the path was taken).</summary>
     internal int Replayed => Volatile.Read(ref _replayed);
 
+    /// <summary>Items per cache-answer batch (<see cref="CacheHitBatches"/>; tests lay out their runs in chunks of this size).</summary>
+    internal const int CacheHitChunkSize = CacheHitBatches.ChunkSize;
+
     /// <summary>
     /// Replays cache answers in batches, on the thread that takes the next work items, instead of one async worker item
     /// each: takes the next <see cref="ChunkSize"/> items, looks up every cache key of the chunk on one pooled reader in one

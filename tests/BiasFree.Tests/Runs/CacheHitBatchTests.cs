@@ -168,6 +168,49 @@ public class CacheHitBatchTests
     }
 
     [Fact]
+    public async Task RowsAreThoseOfThePerItemPathWhereCacheAnswersComeAndGoByChunk()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // A chunk with no cache answer makes the next ones skip the lookups (1, then 2, 4 ... chunks), so with chunks 0, 2,
+        // 3, 5 and 7 cached, chunks 0 and 3 are replayed in batches and the cached chunks 2, 5 and 7, skipped, go through
+        // the per-item path, where the recording client answers them from the cache. Either way the row is the same.
+        var size = EvaluationRunner.CacheHitChunkSize;
+        bool Cached(int i) => (i / size) is 0 or 2 or 3 or 5 or 7;
+        var all = Enumerable.Range(0, 9 * size - 100).Select(Mc).ToList();
+        var results = new List<(List<string> Rows, RunOutcome Outcome, int Replayed, int Calls)>();
+        foreach (var batches in new[] { true, false })
+        {
+            using var dir = new TempDir();
+            await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+            var warmSpec = RunStoreTests.Spec("warm") with { Concurrency = 16 };
+            await store.CreateRunAsync(warmSpec, ct);
+            await new EvaluationRunner(store, new LetterServer(), _ => new RuleBasedAnswerExtractor()).RunAsync(warmSpec, all.Where((_, i) => Cached(i)).ToList(), null, ct);
+
+            var spec = RunStoreTests.Spec("again") with { Concurrency = 16 };
+            await store.CreateRunAsync(spec, ct);
+            var server = new LetterServer();
+            var runner = new EvaluationRunner(store, server, _ => new RuleBasedAnswerExtractor()) { BatchCacheHits = batches };
+            var outcome = await runner.RunAsync(spec, all, null, ct);
+            results.Add((await RowsAsync(store.DatabasePath, "again", ct), outcome, runner.Replayed, server.Calls.Count));
+        }
+
+        var (batched, perItem) = (results[0], results[1]);
+        // Replayed: chunks 0 and 3. Skipped: 2 (after 1), 5 (after 4), 7 and 8 (after 6: two chunks, the skip doubled).
+        Assert.Equal(2 * size, batched.Replayed);
+        Assert.Equal(0, perItem.Replayed);
+        Assert.True(batched.Outcome.IsComplete);
+        Assert.Equal(perItem.Outcome, batched.Outcome);
+        // Only the uncached items reach the server, on either path.
+        Assert.Equal(all.Count - all.Where((_, i) => Cached(i)).Count(), perItem.Calls);
+        Assert.Equal(perItem.Calls, batched.Calls);
+        Assert.Equal(all.Count, batched.Rows.Count);
+        for (var i = 0; i < batched.Rows.Count; i++)
+        {
+            Assert.Equal(perItem.Rows[i], batched.Rows[i]);
+        }
+    }
+
+    [Fact]
     public async Task ACacheThatCannotBeReadGivesTheRowsOfThePerItemPath()
     {
         var ct = TestContext.Current.CancellationToken;
