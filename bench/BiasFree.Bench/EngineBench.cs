@@ -122,7 +122,8 @@ internal static class EngineBench
     /// q/k/v 1280×768, o_proj 768×768, the fused gate/up 4096×768 and down_proj 768×2048, then the lm_head 32000×768;
     /// every layer its own weights, 200 MB in all, so they come from memory as in a real step), per row count of x,
     /// through (a) libtorch's <c>linear</c> (oneDNN), (b) Bf16Linear's streaming kernel, (c) its tiled kernel, one torch
-    /// thread. The paths alternate within each repeat; the table shows medians and lowest–highest. This is the
+    /// thread, and (d) libtorch's <c>linear</c> on float32 copies of the same weights and x (twice the bytes; is float32
+    /// faster at some row count?). The paths alternate within each repeat; the table shows medians and lowest–highest. This is the
     /// measurement behind <see cref="Bf16Linear.StreamRows"/> and <see cref="Bf16Linear.MaxRows"/>.
     /// </summary>
     public static int RunKernels(IReadOnlyList<string> args)
@@ -139,14 +140,16 @@ internal static class EngineBench
         using var _ = inference_mode();
         using var g = new Generator(3);
         var weights = shapes.Select(s => (randn([s.N, s.K], generator: g) * 0.05).to_type(ScalarType.BFloat16)).ToList();
+        var weights32 = weights.Select(w => w.to_type(ScalarType.Float32)).ToList();
         AnsiConsole.MarkupLine($"[bold]bf16 decode products of one step[/] ({weights.Sum(w => w.numel()) * 2 / 1e6:F0} MB of weights), 1 torch thread, CPU ms per step, median of {repeats} (lowest–highest); load average {BenchSupport.LoadAverage():F1}");
-        string[] paths = ["libtorch linear (oneDNN)", "Bf16Linear streaming", "Bf16Linear tiled"];
+        string[] paths = ["libtorch linear (oneDNN)", "Bf16Linear streaming", "Bf16Linear tiled", "libtorch linear, float32"];
         var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("rows").RightAligned());
         foreach (var p in paths) table.AddColumn(new TableColumn(p).RightAligned());
         table.AddColumn(new TableColumn("best").RightAligned());
         foreach (int rows in rowCounts)
         {
             var xs = shapes.Select(s => (randn([rows, s.K], generator: g)).to_type(ScalarType.BFloat16)).ToList();
+            var xs32 = xs.Select(x => x.to_type(ScalarType.Float32)).ToList();
             var times = paths.Select(_ => new List<double>()).ToArray();
             for (int r = 0; r <= repeats; r++) // the first round warms up (first-call compilation, oneDNN's kernel choice)
             {
@@ -160,7 +163,8 @@ internal static class EngineBench
                         {
                             0 => nn.functional.linear(xs[i], weights[i]),
                             1 => Bf16Linear.TryForward(xs[i], weights[i], null, 1, 64, 64)!,
-                            _ => Bf16Linear.TryForward(xs[i], weights[i], null, 1, 64, 0)!,
+                            2 => Bf16Linear.TryForward(xs[i], weights[i], null, 1, 64, 0)!,
+                            _ => nn.functional.linear(xs32[i], weights32[i]),
                         };
                     }
                     if (r > 0) times[path].Add((Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds);
@@ -169,10 +173,10 @@ internal static class EngineBench
             var medians = times.Select(t => t.Order().ElementAt(t.Count / 2)).ToArray();
             int best = Array.IndexOf(medians, medians.Min());
             table.AddRow([$"{rows}", .. times.Select((t, i) => $"{medians[i]:F1} ({t.Min():F1}–{t.Max():F1})"), paths[best]]);
-            foreach (var x in xs) x.Dispose();
+            foreach (var x in xs.Concat(xs32)) x.Dispose();
         }
         AnsiConsole.Write(table);
-        foreach (var w in weights) w.Dispose();
+        foreach (var w in weights.Concat(weights32)) w.Dispose();
         return 0;
     }
 

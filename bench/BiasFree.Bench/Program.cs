@@ -75,9 +75,11 @@ var judgeInjection = new Command("judge-injection", "Flip rates of the LLM judge
 judgeInjection.SetAction(async (_, _) => await JudgeInjectionBench.RunAsync(args.Skip(1).ToList()));
 var kernels = new Command("kernels", "The bf16 decode products of one step of the bench model (12 layers' projections + lm_head), own kernels vs libtorch's linear, per row count: --rows 1,4,8,16,32, --repeats N (see EngineBench.cs).") { TreatUnmatchedTokensAsErrors = false };
 kernels.SetAction(_ => EngineBench.RunKernels(args.Skip(1).ToList()));
+var step = new Command("step", "bf16 greedy decode steps of the bench model at one batch size in a loop, for a profiler to attach to: --batch 32, --prompt 32, --steps 16, --rounds 20, --threads 1 (see StepBench.cs).") { TreatUnmatchedTokensAsErrors = false };
+step.SetAction(_ => StepBench.Run(args.Skip(1).ToList()));
 var root = new RootCommand("BiasFree engine benchmark: prefill and decode throughput of a random ~125M-parameter Llama, in fp32 and bf16.")
 {
-    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness, judgeInjection, kernels,
+    quickOption, batchesOption, promptOption, stepsOption, dtypesOption, threadsOption, repeatsOption, peerOption, pythonOption, peerScriptOption, serving, whiteBox, decodingCosts, training, adaptive, diffPo, ivo, personaJudge, memory, harness, judgeInjection, kernels, step,
 };
 root.SetAction(parsed =>
 {

@@ -390,7 +390,7 @@ internal static unsafe class Bf16Linear
     /// i + i+4, then i + i+2, then the last two.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float ReduceOne(Vector512<float> a)
+    internal static float ReduceOne(Vector512<float> a)
     {
         var h = a.GetLower() + a.GetUpper();
         var q = h.GetLower() + h.GetUpper();
@@ -403,7 +403,7 @@ internal static unsafe class Bf16Linear
     /// 4·(t mod 4) + t div 4; each is added in the same order as <see cref="ReduceOne"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> ReduceTile(
+    internal static Vector512<float> ReduceTile(
         Vector512<float> t0, Vector512<float> t1, Vector512<float> t2, Vector512<float> t3,
         Vector512<float> t4, Vector512<float> t5, Vector512<float> t6, Vector512<float> t7,
         Vector512<float> t8, Vector512<float> t9, Vector512<float> t10, Vector512<float> t11,
@@ -434,7 +434,7 @@ internal static unsafe class Bf16Linear
 
     /// <summary><see cref="Round"/> for 16 values at once: the bf16 bits in the low half of each lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<uint> RoundAll(Vector512<float> f)
+    internal static Vector512<uint> RoundAll(Vector512<float> f)
     {
         var bits = f.AsUInt32();
         var rounded = (bits + Vector512.Create(0x7FFFu) + ((bits >> 16) & Vector512<uint>.One)) >> 16;

@@ -119,10 +119,12 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     public Parameter weight;
     // Held for the module's lifetime: see RootedScalars.
     private readonly Scalar _eps;
+    private readonly double _epsilon; // the same ε as a number, for the fused bf16 kernel
 
     public RMSNorm(int dim, double eps, ScalarType dtype, Device device) : base("RMSNorm")
     {
         _eps = eps;
+        _epsilon = eps;
         weight = new Parameter(ones([dim], dtype, device));
         register_parameter("weight", weight);
     }
@@ -130,6 +132,8 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        // bf16 at inference: one pass per row instead of eight ops (Kernels/Bf16Elementwise.cs), the same roundings.
+        if (Bf16Elementwise.TryRmsNorm(x, weight, _epsilon) is { } fused) return fused.MoveToOuterDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
         if (is_grad_enabled()) return (weight * (x32 * rsqrt(x32.pow(RootedScalars.Two).mean([-1], keepdim: true) + _eps)).to_type(x.dtype)).MoveToOuterDisposeScope();
         // Inference: the temporaries are this call's own, so they are updated in place (fewer allocations per token;
@@ -182,7 +186,8 @@ public sealed class GatedMlp : ProjectionOwnerModule, IProjectionOwner
         {
             // One product for gate and up; silu's output is a fresh tensor, so the gating multiply happens in place.
             var both = _gateUp.Forward(x);
-            gated = nn.functional.silu(both.narrow(-1, 0, _intermediate)).mul_(both.narrow(-1, _intermediate, _intermediate));
+            // bf16: one pass instead of two ops (Kernels/Bf16Elementwise.cs), the same roundings.
+            gated = Bf16Elementwise.TrySiluGate(both, _intermediate) ?? nn.functional.silu(both.narrow(-1, 0, _intermediate)).mul_(both.narrow(-1, _intermediate, _intermediate));
         }
         else gated = nn.functional.silu(gate_proj.call(x)) * up_proj.call(x);
         return down_proj.call(gated).MoveToOuterDisposeScope();
@@ -322,6 +327,8 @@ public sealed class RotaryEmbedding
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sinRotated)
     {
         using var scope = NewDisposeScope();
+        // bf16 at inference: one pass instead of four ops (Kernels/Bf16Elementwise.cs), the same roundings.
+        if (Bf16Elementwise.TryRotary(x, cos, sinRotated) is { } fused) return fused.MoveToOuterDisposeScope();
         long half = x.shape[^1] / 2;
         var y = x * cos;
         var rotated = x.roll(half, -1) * sinRotated;
@@ -480,6 +487,8 @@ public static class AttentionOps
         using var scope = NewDisposeScope();
         long b = q.shape[0], heads = q.shape[1], t = q.shape[2], d = q.shape[3], kvHeads = k.shape[1];
         long rep = heads / kvHeads;
+        // One query per row at inference: the decode kernel reads the cache in place (Kernels/DecodeAttention.cs).
+        if (t == 1 && !isCausal && DecodeAttention.TryAttend(q, k, v, mask) is { } fast) return fast.MoveToOuterDisposeScope();
         if (rep > 1 && t == 1 && !isCausal)
         {
             var grouped = nn.functional.scaled_dot_product_attention(q.reshape(b, kvHeads, rep, d), k, v, mask, 0.0, false);

@@ -29,14 +29,24 @@ public class EnginePerformanceDocTests
             .Select(m => m.Groups.Values.Skip(1).Select(g => double.Parse(g.Value, CultureInfo.InvariantCulture)).ToArray())
             .ToList();
         Assert.True(rows.Count >= 2, "the before/after table was not found");
-        var batchOne = rows.Single(r => r[0] == 1);
+        // The page holds one such table per run (the current run and the earlier ones), each starting at batch 1.
+        var tables = new List<List<double[]>>();
         foreach (var r in rows)
         {
-            double batch = r[0];
-            Assert.Equal(Math.Round(r[2] / r[1], 2), r[3]); // before: peer ms ÷ engine ms
-            Assert.Equal(Math.Round(r[5] / r[4], 2), r[6]); // after
-            Assert.Equal(Math.Round(batch * batchOne[1] / r[1], 1), r[7]);
-            Assert.Equal(Math.Round(batch * batchOne[4] / r[4], 1), r[8]);
+            if (r[0] == 1 || tables.Count == 0) tables.Add([]);
+            tables[^1].Add(r);
+        }
+        foreach (var table in tables)
+        {
+            var batchOne = table.Single(r => r[0] == 1);
+            foreach (var r in table)
+            {
+                double batch = r[0];
+                Assert.Equal(Math.Round(r[2] / r[1], 2), r[3]); // before: peer ms ÷ engine ms
+                Assert.Equal(Math.Round(r[5] / r[4], 2), r[6]); // after
+                Assert.Equal(Math.Round(batch * batchOne[1] / r[1], 1), r[7]);
+                Assert.Equal(Math.Round(batch * batchOne[4] / r[4], 1), r[8]);
+            }
         }
     }
 }
