@@ -22,7 +22,8 @@ namespace BiasFree.Judges;
 /// statement/reply prompt for small models trained on exactly that prompt (the demo model's judge family); it has no
 /// room for nonce blocks or data marking.</para>
 /// <para>Both styles apply <see cref="Defences"/> (canonicalisation and the injection detector; data marking and
-/// known-answer detection only in the full prompt; <see cref="TopicSentences"/> only in the compact one) before the model
+/// known-answer detection only in the full prompt; <see cref="TopicSentences"/> and <see cref="SentenceVerdicts"/> only in
+/// the compact one) before the model
 /// sees the response; measure the effect with <c>biasfree judge eval --injection</c>,
 /// with and without <c>--no-defences</c>.</para>
 /// <para>The verdict's reason is "reasoning (confidence N)"; <see cref="Verdict.RawOutput"/> keeps the judge's text.</para>
@@ -104,20 +105,31 @@ public sealed class BiasGuardJudge : IJudge
 
     private async Task<Verdict> JudgeTextAsync(Probe probe, string response, CancellationToken cancellationToken)
     {
-        // Compact judges read only the sentences that engage with the conversation (v6; TopicSentences says why). The
-        // full prompt's LLM judge reads every sentence.
-        if (_spec is null && Defences.HasFlag(JudgeDefences.TopicSentences))
+        if (_spec is not null) return await JudgeOnceAsync(probe, response, cancellationToken).ConfigureAwait(false);
+        // Compact judges read only the sentences that engage with the conversation (v6; TopicSentences says why) and judge
+        // each of them on its own (v7; SentenceVerdicts says why). The full prompt's LLM judge reads the whole reply.
+        var selection = Defences.HasFlag(JudgeDefences.TopicSentences)
+            ? TopicSentences.Select(response, TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text)
+            : null;
+        if (Defences.HasFlag(JudgeDefences.SentenceVerdicts))
         {
-            var selection = TopicSentences.Select(response, TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text);
-            if (selection.Differs)
+            var sentences = selection?.Sentences ?? [.. TopicSentences.Split(response).Select(s => s.Sentence)];
+            if (sentences.Count > 1)
             {
-                var v = await JudgeOnceAsync(probe, selection.Text, cancellationToken).ConfigureAwait(false);
-                return v with { Reason = string.Create(CultureInfo.InvariantCulture,
-                    $"{v.Reason} [read {selection.Read} of {selection.Total} sentences: those that engage with the conversation]") };
+                var v = await SentenceVerdicts.JudgeAsync(Name, sentences, s => JudgeOnceAsync(probe, s, cancellationToken)).ConfigureAwait(false);
+                return selection is { Differs: true } ? v with { Reason = ReadNote(v.Reason, selection) } : v;
             }
+        }
+        if (selection is { Differs: true })
+        {
+            var v = await JudgeOnceAsync(probe, selection.Text, cancellationToken).ConfigureAwait(false);
+            return v with { Reason = ReadNote(v.Reason, selection) };
         }
         return await JudgeOnceAsync(probe, response, cancellationToken).ConfigureAwait(false);
     }
+
+    private static string ReadNote(string reason, TopicSelection selection) => string.Create(CultureInfo.InvariantCulture,
+        $"{reason} [read {selection.Read} of {selection.Total} sentences: those that engage with the conversation]");
 
     private async Task<Verdict> JudgeOnceAsync(Probe probe, string response, CancellationToken cancellationToken)
     {

@@ -124,6 +124,7 @@ public class InjectionDefenceTests
     {
         var client = new ScriptedChatClient("x");
         var judge = BiasGuardJudge.Compact(client, "c", "sys", (s, r) => r);
-        Assert.Equal(JudgeDefences.Canonicalise | JudgeDefences.Detection | JudgeDefences.SecondReading | JudgeDefences.TopicSentences, judge.Defences);
+        Assert.Equal(JudgeDefences.Canonicalise | JudgeDefences.Detection | JudgeDefences.SecondReading | JudgeDefences.TopicSentences | JudgeDefences.SentenceVerdicts,
+            judge.Defences);
     }
 }

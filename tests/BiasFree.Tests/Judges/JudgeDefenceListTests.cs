@@ -14,9 +14,11 @@ public class JudgeDefenceListTests
     [InlineData("all,-known-answer", JudgeDefences.All & ~JudgeDefences.KnownAnswer)]
     [InlineData("-known-answer", JudgeDefences.All & ~JudgeDefences.KnownAnswer)]
     [InlineData("ALL, -Known-Answer", JudgeDefences.All & ~JudgeDefences.KnownAnswer)]
-    [InlineData("all,-known-answer,-second-reading", JudgeDefences.Canonicalise | JudgeDefences.DataMarking | JudgeDefences.Detection | JudgeDefences.TopicSentences)]
+    [InlineData("all,-known-answer,-second-reading", JudgeDefences.Canonicalise | JudgeDefences.DataMarking | JudgeDefences.Detection | JudgeDefences.TopicSentences | JudgeDefences.SentenceVerdicts)]
     [InlineData("-topic-sentences", JudgeDefences.All & ~JudgeDefences.TopicSentences)]
     [InlineData("topic-sentences", JudgeDefences.TopicSentences)]
+    [InlineData("-sentence-verdicts", JudgeDefences.All & ~JudgeDefences.SentenceVerdicts)]
+    [InlineData("topic-sentences,sentence-verdicts", JudgeDefences.TopicSentences | JudgeDefences.SentenceVerdicts)]
     [InlineData("canonicalise,detection", JudgeDefences.Canonicalise | JudgeDefences.Detection)]
     [InlineData("none,+known-answer", JudgeDefences.KnownAnswer)]
     [InlineData("Data-Marking", JudgeDefences.DataMarking)]
@@ -34,7 +36,7 @@ public class JudgeDefenceListTests
     {
         var ex = Assert.Throws<ArgumentException>(() => JudgeDefenceList.Parse(text));
         Assert.Contains(detail, ex.Message, StringComparison.Ordinal);
-        foreach (var layer in new[] { "canonicalise", "data-marking", "detection", "second-reading", "known-answer", "topic-sentences" })
+        foreach (var layer in new[] { "canonicalise", "data-marking", "detection", "second-reading", "known-answer", "topic-sentences", "sentence-verdicts" })
             Assert.Contains(layer, ex.Message, StringComparison.Ordinal);
     }
 
@@ -51,7 +53,7 @@ public class JudgeDefenceListTests
         }
         Assert.Equal("all,-known-answer", JudgeDefenceList.Format(JudgeDefences.All & ~JudgeDefences.KnownAnswer));
         Assert.Equal("all except second-reading, known-answer", JudgeDefenceList.Describe(JudgeDefences.All & ~JudgeDefences.KnownAnswer & ~JudgeDefences.SecondReading));
-        Assert.Throws<ArgumentOutOfRangeException>(() => JudgeDefenceList.Format((JudgeDefences)64));
+        Assert.Throws<ArgumentOutOfRangeException>(() => JudgeDefenceList.Format((JudgeDefences)128));
     }
 
     private static RunSpec Spec(string? defences) => new()

@@ -103,8 +103,9 @@ public class TopicSentencesTests
         var attacks = InjectionSuite.HeldOutAttacks7.Concat(InjectionSuite.HeldOutAttacks8).Concat(InjectionSuite.HeldOutAttacks9).ToList();
         using var client = new ScriptedChatClient(Distractible);
         using var without = new ScriptedChatClient(Distractible);
-        var judge = Compact(client, JudgeDefences.All);
-        var v5 = Compact(without, JudgeDefences.All & ~JudgeDefences.TopicSentences);
+        // v6 (topic sentences without sentence verdicts, which would hide this layer's effect) against v5.
+        var judge = Compact(client, JudgeDefences.All & ~JudgeDefences.SentenceVerdicts);
+        var v5 = Compact(without, JudgeDefences.All & ~JudgeDefences.TopicSentences & ~JudgeDefences.SentenceVerdicts);
         int checkedPairs = 0, v5Flips = 0;
         foreach (var item in InjectionSuite.BaseItems)
         {
@@ -138,8 +139,8 @@ public class TopicSentencesTests
             compared++;
             using var on = new ScriptedChatClient(Distractible);
             using var off = new ScriptedChatClient(Distractible);
-            var a = await Compact(on, JudgeDefences.All).JudgeAsync(item.ToProbe(), item.Text, Ct);
-            var b = await Compact(off, JudgeDefences.All & ~JudgeDefences.TopicSentences).JudgeAsync(item.ToProbe(), item.Text, Ct);
+            var a = await Compact(on, JudgeDefences.All & ~JudgeDefences.SentenceVerdicts).JudgeAsync(item.ToProbe(), item.Text, Ct);
+            var b = await Compact(off, JudgeDefences.All & ~JudgeDefences.TopicSentences & ~JudgeDefences.SentenceVerdicts).JudgeAsync(item.ToProbe(), item.Text, Ct);
             Assert.Equal(b.Label, a.Label);
             Assert.Equal(off.Calls.Select(c => c.User), on.Calls.Select(c => c.User));
         }

@@ -20,6 +20,7 @@ public static class JudgeDefenceList
         ("second-reading", JudgeDefences.SecondReading),
         ("known-answer", JudgeDefences.KnownAnswer),
         ("topic-sentences", JudgeDefences.TopicSentences),
+        ("sentence-verdicts", JudgeDefences.SentenceVerdicts),
     ];
 
     /// <summary>What the option accepts, for help texts and error messages.</summary>

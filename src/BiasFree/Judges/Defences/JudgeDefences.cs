@@ -40,8 +40,13 @@ public enum JudgeDefences
     /// it; LLM judges read the whole defended reply.</summary>
     TopicSentences = 32,
 
+    /// <summary><see cref="Defences.SentenceVerdicts"/> (v7): a compact judge judges each sentence it reads on its own and the
+    /// reply's verdict is the most severe of theirs (biased, then unbiased, then unrelated), so text added to a reply
+    /// cannot change what the judge says about the reply's own sentences. Only compact judges apply it.</summary>
+    SentenceVerdicts = 64,
+
     /// <summary>Every defence (the default).</summary>
-    All = Canonicalise | DataMarking | Detection | SecondReading | KnownAnswer | TopicSentences,
+    All = Canonicalise | DataMarking | Detection | SecondReading | KnownAnswer | TopicSentences | SentenceVerdicts,
 }
 
 /// <summary>What the defences did to one response; stored with the verdict (<see cref="Verdict.Injection"/>).</summary>

@@ -10,6 +10,9 @@ namespace BiasFree.Judges.Defences;
 /// <param name="Left">The sentences left out, in text order.</param>
 public sealed record TopicSelection(string Text, int Read, int Total, IReadOnlyList<string> Left)
 {
+    /// <summary>The sentences the judge reads, in text order (<see cref="SentenceVerdicts"/> judges them one by one).</summary>
+    public IReadOnlyList<string> Sentences { get; init; } = [];
+
     /// <summary>True when some sentences are left out.</summary>
     public bool Differs => Left.Count > 0;
 }
@@ -51,20 +54,13 @@ public static partial class TopicSentences
     public static TopicSelection Select(string text, string? context)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var sentences = new List<(string Sentence, int Paragraph)>();
-        int paragraph = 0;
-        foreach (var para in ParagraphBreak().Split(text.Trim()))
-        {
-            foreach (var line in para.Split('\n'))
-                foreach (var s in SentenceBreak().Split(line))
-                    if (s.Trim().Length > 0) sentences.Add((s.Trim(), paragraph));
-            paragraph++;
-        }
-        if (sentences.Count <= 1) return new TopicSelection(text, sentences.Count, sentences.Count, []);
+        var sentences = Split(text);
+        IReadOnlyList<string> all = [.. sentences.Select(s => s.Sentence)];
+        if (sentences.Count <= 1) return new TopicSelection(text, sentences.Count, sentences.Count, []) { Sentences = all };
         var topic = TopicIsolation.TopicWords(context);
         var engages = sentences.Select(s => TopicIsolation.Engages(s.Sentence, topic)).ToArray();
         int engaging = engages.Count(e => e);
-        if (engaging == 0 || engaging == sentences.Count) return new TopicSelection(text, sentences.Count, sentences.Count, []);
+        if (engaging == 0 || engaging == sentences.Count) return new TopicSelection(text, sentences.Count, sentences.Count, []) { Sentences = all };
         var read = (bool[])engages.Clone();
         if (!read[0] && Answer().IsMatch(sentences[0].Sentence) && WordCount(sentences[0].Sentence) <= AnswerWords) read[0] = true;
         var kept = sentences.Where((_, i) => read[i]).ToList();
@@ -74,7 +70,29 @@ public static partial class TopicSentences
             if (i > 0) sb.Append(kept[i].Paragraph == kept[i - 1].Paragraph ? " " : "\n\n");
             sb.Append(kept[i].Sentence);
         }
-        return new TopicSelection(sb.ToString(), kept.Count, sentences.Count, [.. sentences.Where((_, i) => !read[i]).Select(s => s.Sentence)]);
+        return new TopicSelection(sb.ToString(), kept.Count, sentences.Count, [.. sentences.Where((_, i) => !read[i]).Select(s => s.Sentence)])
+        {
+            Sentences = [.. kept.Select(k => k.Sentence)],
+        };
+    }
+
+    /// <summary>
+    /// The sentences of <paramref name="text"/> with the index of their paragraph: paragraphs (blank lines), then lines,
+    /// then sentence ends. The unit both <see cref="Select"/> and <see cref="SentenceVerdicts"/> work on.
+    /// </summary>
+    public static IReadOnlyList<(string Sentence, int Paragraph)> Split(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var sentences = new List<(string Sentence, int Paragraph)>();
+        int paragraph = 0;
+        foreach (var para in ParagraphBreak().Split(text.Trim()))
+        {
+            foreach (var line in para.Split('\n'))
+                foreach (var s in SentenceBreak().Split(line))
+                    if (s.Trim().Length > 0) sentences.Add((s.Trim(), paragraph));
+            paragraph++;
+        }
+        return sentences;
     }
 
     private static int WordCount(string s) => s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
