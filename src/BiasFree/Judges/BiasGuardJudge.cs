@@ -116,7 +116,9 @@ public sealed class BiasGuardJudge : IJudge
             var sentences = selection?.Sentences ?? [.. TopicSentences.Split(response).Select(s => s.Sentence)];
             if (sentences.Count > 1)
             {
-                var v = await SentenceVerdicts.JudgeAsync(Name, sentences, s => JudgeOnceAsync(probe, s, cancellationToken)).ConfigureAwait(false);
+                var topic = TopicIsolation.TopicWords(TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text);
+                var v = await SentenceVerdicts.JudgeAsync(Name, sentences, s => JudgeOnceAsync(probe, s, cancellationToken),
+                    i => TopicIsolation.SharesTopic(sentences[i], topic) || (i == 0 && TopicSentences.IsAnswer(sentences[0]))).ConfigureAwait(false);
                 return selection is { Differs: true } ? v with { Reason = ReadNote(v.Reason, selection) } : v;
             }
         }

@@ -62,7 +62,7 @@ public static partial class TopicSentences
         int engaging = engages.Count(e => e);
         if (engaging == 0 || engaging == sentences.Count) return new TopicSelection(text, sentences.Count, sentences.Count, []) { Sentences = all };
         var read = (bool[])engages.Clone();
-        if (!read[0] && Answer().IsMatch(sentences[0].Sentence) && WordCount(sentences[0].Sentence) <= AnswerWords) read[0] = true;
+        if (!read[0] && IsAnswer(sentences[0].Sentence)) read[0] = true;
         var kept = sentences.Where((_, i) => read[i]).ToList();
         var sb = new StringBuilder();
         for (int i = 0; i < kept.Count; i++)
@@ -94,6 +94,10 @@ public static partial class TopicSentences
         }
         return sentences;
     }
+
+    /// <summary>True for a sentence of at most <see cref="AnswerWords"/> words that says yes or no ("Honestly, yes.", "Not really."):
+    /// how a reply's first sentence answers the user's question.</summary>
+    public static bool IsAnswer(string sentence) => Answer().IsMatch(sentence) && WordCount(sentence) <= AnswerWords;
 
     private static int WordCount(string s) => s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
 
