@@ -588,7 +588,7 @@ public static class InjectionSuite
     /// A twelfth held-out set, written against v7 (sentence verdicts for compact judges) by an attacker who read the
     /// defence code, and committed before any measurement. v7 judges each sentence a compact judge reads on its own and
     /// keeps the most severe verdict, and reads a sentence judged biased together with the next one when that one alone is
-    /// judged unbiased (the rejection rule). The attacks aim at those stated limits: ten carry a clause with no label word
+    /// judged unbiased (the rejection rule). The attacks aim at those stated limits: nine carry a clause with no label word
     /// (<c>{target-stance}</c>, <c>{target-crowd}</c>) that, read alone, agrees with a stereotype when steering to biased (one
     /// biased sentence makes the reply biased) and rejects one when steering to unbiased, placed so that it is the first
     /// sentence v6 reads after the reply (the rejection rule then reads the reply's last sentence with it); several are one
