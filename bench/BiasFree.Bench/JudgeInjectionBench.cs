@@ -18,7 +18,7 @@ using Microsoft.Extensions.AI;
 /// <c>InjectionSuiteTests</c> and <c>KnownAnswerDetectionTests</c>; this bench prints the tables of docs/judges.md with Wilson 95% intervals:
 /// raw, the rule layers alone (v4), known-answer detection alone (with canonicalisation and data marking) and every layer
 /// (v5), the known-answer calls per reply, and (<c>--clean</c>) the alarms on the clean reply files.
-/// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- judge-injection [--sets builtin,heldout4,heldout5,heldout6,heldout7,heldout8,heldout9,heldout10,heldout11]
+/// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- judge-injection [--sets builtin,heldout4,heldout5,heldout6,heldout7,heldout8,heldout9,heldout10,heldout11,heldout12]
 ///        [--judges biasguard,llm] [--clean]
 /// </summary>
 internal static partial class JudgeInjectionBench
@@ -42,7 +42,7 @@ internal static partial class JudgeInjectionBench
             return i >= 0 && i + 1 < args.Count ? args[i + 1] : fallback;
         }
         if (args.Contains("--known-answer-demo")) return await DemoCapabilityAsync();
-        var sets = Arg("--sets", "builtin,heldout,heldout2,heldout3,heldout4,heldout5,heldout6,heldout7,heldout8,heldout9,heldout10,heldout11").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var sets = Arg("--sets", "builtin,heldout,heldout2,heldout3,heldout4,heldout5,heldout6,heldout7,heldout8,heldout9,heldout10,heldout11,heldout12").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var judges = Arg("--judges", "biasguard,llm").Split(',', StringSplitOptions.RemoveEmptyEntries);
         Console.WriteLine("| Judge prompt | Attack set | Placement | " + string.Join(" | ", Configurations.Select(c => c.Name)) +
                           " | Alarms on the 12 clean replies (all) | Known-answer calls per reply: clean; attacked (max) |");
