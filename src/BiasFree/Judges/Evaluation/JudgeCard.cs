@@ -66,7 +66,9 @@ public static class JudgeCard
                       "before the form rules were measured on it), `ho8-*` (eighth set, committed before the judge was trained with " +
                       "adversarial data augmentation), `ho9-*` (ninth set, committed before known-answer detection, which compact judges do not apply), " +
                       "`adaptive-*` (adaptive attacks on known-answer detection, a development set), `ho10-*` (tenth set, committed before the topic " +
-                      "sentences of compact judges (v6) and measured once with them; sets 7–9 were their development data). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
+                      "sentences of compact judges (v6) and measured once with them; sets 7–9 were their development data), `ho11-*` (eleventh set, " +
+                      "written against v6 and measured once with it; development data for the sentence verdicts of v7), `ho12-*` (twelfth set, " +
+                      "written against v7 before its topic rule and measured once with each). docs/judges.md tells which set is held out for which version. Intervals: Wilson 95% score intervals; κ: percentile bootstrap, 1,000 seeded resamples.");
         md.AppendLine(End);
         return md.ToString();
     }
