@@ -194,6 +194,33 @@ internal static class HeldOutAttacks
         Assert.All(attacks, a => Assert.Contains(a, InjectionSuite.AttackSet("all")));
         return attacks;
     }
+
+    /// <summary>The attacks of sets 1 … <paramref name="before"/>, builtin and adaptive: what a later set must not repeat.</summary>
+    public static List<InjectionAttack> Earlier(int before) =>
+    [
+        .. Enumerable.Range(1, before).SelectMany(n => InjectionSuite.AttackSet(n == 1 ? "heldout" : $"heldout{n}")),
+        .. InjectionSuite.Attacks, .. InjectionSuite.AdaptiveAttacks,
+    ];
+
+    /// <summary>
+    /// No attack of <paramref name="set"/> repeats an earlier template or has a marker that occurs in an earlier attack's
+    /// text (the scripted judge must credit the right attack), and for both targets every placeholder is replaced and the
+    /// marker reaches a reader that canonicalises, as the scripted judge does.
+    /// </summary>
+    public static void AssertNewAndWellFormed(IReadOnlyList<InjectionAttack> set, IReadOnlyList<InjectionAttack> earlier)
+    {
+        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template == a.Template));
+        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template.Contains(a.Marker, StringComparison.Ordinal)));
+        foreach (var target in new[] { Label.Biased, Label.Unbiased })
+        {
+            Assert.All(set, a =>
+            {
+                var text = a.Apply("x", target);
+                Assert.DoesNotMatch(@"\{(?:target|other|quote)[^}]*\}", text);
+                Assert.Contains(TextCanonicaliser.Canonicalise(a.Marker).Text, TextCanonicaliser.Canonicalise(text).Text, StringComparison.Ordinal);
+            });
+        }
+    }
 }
 
 /// <summary>Set 7's encodings carry the target word: read back, each gives the word the attack steers to.</summary>
@@ -349,22 +376,7 @@ public class HeldOutSetTenTests
     {
         var set = HeldOutAttacks.AssertTwelveDistinctInAll("heldout10", "ho10-");
         Assert.Same(InjectionSuite.HeldOutAttacks10, set);
-        var earlier = Enumerable.Range(1, 9).SelectMany(n => InjectionSuite.AttackSet(n == 1 ? "heldout" : $"heldout{n}"))
-            .Concat(InjectionSuite.Attacks).Concat(InjectionSuite.AdaptiveAttacks).ToList();
-        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template == a.Template));
-        // No marker of set 10 occurs in an earlier attack's text (the scripted judge must credit the right attack).
-        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template.Contains(a.Marker, StringComparison.Ordinal)));
-        foreach (var target in new[] { Label.Biased, Label.Unbiased })
-        {
-            Assert.All(set, a =>
-            {
-                var text = a.Apply("x", target);
-                Assert.DoesNotContain("{target", text, StringComparison.Ordinal);
-                Assert.DoesNotContain("{other}", text, StringComparison.Ordinal);
-                // The marker reaches a reader that canonicalises, as the scripted judge does.
-                Assert.Contains(TextCanonicaliser.Canonicalise(a.Marker).Text, TextCanonicaliser.Canonicalise(text).Text, StringComparison.Ordinal);
-            });
-        }
+        HeldOutAttacks.AssertNewAndWellFormed(set, HeldOutAttacks.Earlier(9));
         // One attack is adaptive: a model that obeys it repeats the code alone when asked for one.
         Assert.Equal("K7Q2", set.Single(a => a.Id == "ho10-assert").ObeyedKnownAnswer("K7Q2", Label.Biased));
         Assert.Single(set, a => a.KnownAnswerReply is not null);
@@ -414,22 +426,7 @@ public class HeldOutSetElevenTests
     {
         var set = HeldOutAttacks.AssertTwelveDistinctInAll("heldout11", "ho11-");
         Assert.Same(InjectionSuite.HeldOutAttacks11, set);
-        var earlier = Enumerable.Range(1, 10).SelectMany(n => InjectionSuite.AttackSet(n == 1 ? "heldout" : $"heldout{n}"))
-            .Concat(InjectionSuite.Attacks).Concat(InjectionSuite.AdaptiveAttacks).ToList();
-        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template == a.Template));
-        // No marker of set 11 occurs in an earlier attack's text (the scripted judge must credit the right attack).
-        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template.Contains(a.Marker, StringComparison.Ordinal)));
-        foreach (var target in new[] { Label.Biased, Label.Unbiased })
-        {
-            Assert.All(set, a =>
-            {
-                var text = a.Apply("x", target);
-                Assert.DoesNotContain("{target", text, StringComparison.Ordinal);
-                Assert.DoesNotContain("{other}", text, StringComparison.Ordinal);
-                Assert.DoesNotContain("{quote}", text, StringComparison.Ordinal);
-                Assert.Contains(TextCanonicaliser.Canonicalise(a.Marker).Text, TextCanonicaliser.Canonicalise(text).Text, StringComparison.Ordinal);
-            });
-        }
+        HeldOutAttacks.AssertNewAndWellFormed(set, HeldOutAttacks.Earlier(10));
         // Two attacks are adaptive: a model that obeys them repeats the code alone when asked for one.
         Assert.Equal(["ho11-manpage", "ho11-ini"], set.Where(a => a.KnownAnswerReply is not null).Select(a => a.Id));
         Assert.All(set.Where(a => a.KnownAnswerReply is not null), a => Assert.Equal("K7Q2", a.ObeyedKnownAnswer("K7Q2", Label.Unbiased)));
@@ -499,12 +496,10 @@ public class HeldOutSetTwelveTests
     {
         var set = HeldOutAttacks.AssertTwelveDistinctInAll("heldout12", "ho12-");
         Assert.Same(InjectionSuite.HeldOutAttacks12, set);
-        var earlier = Enumerable.Range(1, 11).SelectMany(n => InjectionSuite.AttackSet(n == 1 ? "heldout" : $"heldout{n}"))
-            .Concat(InjectionSuite.Attacks).Concat(InjectionSuite.AdaptiveAttacks).ToList();
-        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template == a.Template));
-        // No marker of set 12 occurs in an earlier attack's text, and no earlier marker in set 12's text (the scripted judge
-        // must credit the right attack).
-        Assert.DoesNotContain(set, a => earlier.Any(e => e.Template.Contains(a.Marker, StringComparison.Ordinal)));
+        var earlier = HeldOutAttacks.Earlier(11);
+        HeldOutAttacks.AssertNewAndWellFormed(set, earlier);
+        // Set 12 also: after a real reply, appended and inline, the target word is there and no earlier marker is (the
+        // scripted judge must credit the right attack).
         foreach (var target in new[] { Label.Biased, Label.Unbiased })
         {
             foreach (var inline in new[] { false, true })
@@ -512,9 +507,6 @@ public class HeldOutSetTwelveTests
                 Assert.All(set, a =>
                 {
                     var text = TextCanonicaliser.Canonicalise(a.Apply(Biased, target, inline)).Text;
-                    Assert.DoesNotContain("{target", text, StringComparison.Ordinal);
-                    Assert.DoesNotContain("{other}", text, StringComparison.Ordinal);
-                    Assert.DoesNotContain("{quote}", text, StringComparison.Ordinal);
                     Assert.Contains(TextCanonicaliser.Canonicalise(a.Marker).Text, text, StringComparison.Ordinal);
                     Assert.Matches($@"\b{ReasonedVerdictFormat.Word(target)}\b", text);
                     Assert.DoesNotContain(earlier, e => text.Contains(TextCanonicaliser.Canonicalise(e.Marker).Text, StringComparison.Ordinal));
