@@ -88,15 +88,7 @@ public static partial class SecondReading
         ArgumentNullException.ThrowIfNull(text);
         var topic = TopicIsolation.TopicWords(context);
         var sentences = new List<(string Sentence, bool Engages, bool Grading, int Paragraph)>();
-        var raw = new List<(string Sentence, int Paragraph)>();
-        int paragraph = 0;
-        foreach (var para in ParagraphBreak().Split(text.Trim()))
-        {
-            foreach (var line in para.Split('\n'))
-                foreach (var s in SentenceBreak().Split(line))
-                    if (s.Trim().Length > 0) raw.Add((s.Trim(), paragraph));
-            paragraph++;
-        }
+        var raw = TopicSentences.Split(text);
         var acrostic = AcrosticSentences(raw.Select(r => r.Sentence).ToList());
         bool latinReply = MostlyLatin(text);
         bool byForm = false;
@@ -439,12 +431,6 @@ public static partial class SecondReading
         for (int i = 0; i < n; i++) if (buffer[i] is < 0x20 or > 0x7E) return null;
         return Encoding.ASCII.GetString(buffer, 0, n);
     }
-
-    [GeneratedRegex(@"\n[ \t]*\n\s*")]
-    private static partial Regex ParagraphBreak();
-
-    [GeneratedRegex(@"(?<=[.!?])\s+(?=\S)")]
-    private static partial Regex SentenceBreak();
 
     [GeneratedRegex(@"\p{L}+")]
     private static partial Regex Word();

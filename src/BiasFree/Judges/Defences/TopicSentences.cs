@@ -78,7 +78,7 @@ public static partial class TopicSentences
 
     /// <summary>
     /// The sentences of <paramref name="text"/> with the index of their paragraph: paragraphs (blank lines), then lines,
-    /// then sentence ends. The unit both <see cref="Select"/> and <see cref="SentenceVerdicts"/> work on.
+    /// then sentence ends. The unit <see cref="Select"/>, <see cref="SentenceVerdicts"/> and <see cref="SecondReading"/> work on.
     /// </summary>
     public static IReadOnlyList<(string Sentence, int Paragraph)> Split(string text)
     {
