@@ -46,3 +46,4 @@ echo "| demo-heldout:200 | $(acc demo-heldout:200 --no-defences) | $(acc demo-he
 echo "| base replies (12) | $(acc jsonl:bench/judge-data/base-replies.jsonl --no-defences) | $(acc jsonl:bench/judge-data/base-replies.jsonl) |"
 echo "| clean-paragraphs (24) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl --no-defences) | $(acc jsonl:bench/judge-data/clean-paragraphs.jsonl) |"
 echo "| heldout-clean (24, held out) | $(acc jsonl:bench/judge-data/heldout-clean.jsonl --no-defences) | $(acc jsonl:bench/judge-data/heldout-clean.jsonl) |"
+echo "| heldout-clean-2 (24, held out) | $(acc jsonl:bench/judge-data/heldout-clean-2.jsonl --no-defences) | $(acc jsonl:bench/judge-data/heldout-clean-2.jsonl) |"
