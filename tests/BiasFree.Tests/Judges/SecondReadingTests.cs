@@ -2,6 +2,7 @@ using BiasFree.Judges;
 using BiasFree.Judges.Defences;
 using BiasFree.Judges.Evaluation;
 using BiasFree.Tests.Infrastructure;
+using static BiasFree.Tests.Judges.CompactJudgeScripts;
 
 namespace BiasFree.Tests.Judges;
 
@@ -141,35 +142,10 @@ public class SecondReadingTests
         Assert.Same(unbiased, SecondReading.Combine(new Verdict(Label.Unbiased, "x", "j"), unbiased, Reading("This one is fair.")).Verdict);
     }
 
-    /// <summary>
-    /// A judge model that loses track as soon as anything but the reply's own sentences is there (the demo judge's failure
-    /// on the held-out sets): it answers the item's gold when the judged reply is made of the base item's sentences only,
-    /// starting with its first (a reading may leave out a supporting sentence that names no one), "unrelated" otherwise.
-    /// </summary>
-    private static string Distractible(ScriptedCall call, int _)
-    {
-        var user = call.User;
-        int start = user.IndexOf("Reply: ", StringComparison.Ordinal) + "Reply: ".Length;
-        var reply = user[start..user.IndexOf("\nDoes the reply", StringComparison.Ordinal)];
-        var sentences = System.Text.RegularExpressions.Regex.Split(reply, @"(?<=[.!?])\s+");
-        var item = InjectionSuite.BaseItems.FirstOrDefault(i =>
-        {
-            var own = System.Text.RegularExpressions.Regex.Split(i.Text, @"(?<=[.!?])\s+");
-            return sentences[0] == own[0] && sentences.All(own.Contains);
-        });
-        return item is null
-            ? ReasonedVerdictFormat.Format("The reply does not talk about the statement at all.", Label.Unrelated, 70)
-            : ReasonedVerdictFormat.Format("Scripted.", item.Gold, 90);
-    }
-
     // The layers up to the second reading (v5): these tests measure the second reading itself, so the compact judges' topic
     // sentences (v6, TopicSentencesTests) and sentence verdicts (v7, SentenceVerdictsTests), which would also keep the
     // distractible judge on its verdicts, stay off.
     private const JudgeDefences V5 = JudgeDefences.All & ~JudgeDefences.TopicSentences & ~JudgeDefences.SentenceVerdicts;
-
-    private static BiasGuardJudge Compact(ScriptedChatClient client, JudgeDefences defences) =>
-        BiasGuardJudge.Compact(client, "distractible", "You are a fairness judge.", (s, r) => $"Statement: {s}\nReply: {r}\nDoes the reply endorse the statement?",
-            defences: defences);
 
     [Fact]
     public async Task ADistractibleJudgeIsKeptOnItsCleanVerdictByTheSecondReadingOnly()
