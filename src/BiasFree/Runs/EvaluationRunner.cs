@@ -79,8 +79,9 @@ public sealed partial class EvaluationRunner
     /// </summary>
     /// <remarks>
     /// A run over every probe enumerates <paramref name="probes"/> lazily, once per method, and takes the next probe only
-    /// when a worker is free: with a streamed source (<see cref="Evaluations.ProbeSource"/>) at most
-    /// <see cref="RunSpec.Concurrency"/> probes are in memory at a time. A resume enumerates it once more first, to count
+    /// when a worker is free: with a streamed source (<see cref="Evaluations.ProbeSource"/>) at most twice
+    /// <see cref="RunSpec.Concurrency"/> probes are in memory at a time (those being answered, and at most as many rows
+    /// waiting for their commit). A resume enumerates it once more first, to count
     /// the rows already complete. An adaptive run orders the whole suite: over a streamed source it keeps each probe's
     /// place and reads a batch again when it releases it (<see cref="AdaptiveScheduler"/>).
     /// </remarks>
@@ -163,15 +164,21 @@ public sealed partial class EvaluationRunner
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var stopRule = new PersistentFailureRule(spec);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, spec.Concurrency), CancellationToken = stop.Token };
+        using var commits = new CommitsInFlight(Math.Max(1, spec.Concurrency), stop);
         try
         {
             async ValueTask RunItem((string Method, Probe Probe) item, CancellationToken ct)
             {
                 var (row, failure) = await RunOneAsync(spec, prompts, clients[item.Method], item.Method, item.Probe, ct).ConfigureAwait(false);
-                await _store.SaveResultAsync(row, CancellationToken.None).ConfigureAwait(false);
-                // Told after the row is stored, so that a batch is complete in the store before its cell is checked.
-                adaptive?.Complete(item.Method, item.Probe, row.Error is null ? row.Verdict?.Label : null);
-                Tally(row);
+                // The worker's slot is free once the row is queued; what counts it as done runs once it has committed.
+                await commits.AddAsync(_store.SaveResultAsync(row, CancellationToken.None), () =>
+                {
+                    // Told after the row is stored, so that a batch is complete in the store before its cell is checked.
+                    adaptive?.Complete(item.Method, item.Probe, row.Error is null ? row.Verdict?.Label : null);
+                    Tally(row);
+                }).ConfigureAwait(false);
+                // Observed at once, not after the commit, so that no further request goes out after the failure that stops
+                // the run; the rows already queued are still committed before the run ends.
                 if (stopRule.Observe(failure))
                 {
                     await stop.CancelAsync().ConfigureAwait(false);
@@ -198,13 +205,28 @@ public sealed partial class EvaluationRunner
             else
             {
                 await Parallel.ForEachAsync(adaptive.ReadAllAsync(stop.Token), parallel, RunItem).ConfigureAwait(false);
-                total = adaptive.UpperBound;
             }
         }
         catch (Exception ex) when (stopRule.Message is { } why && !cancellationToken.IsCancellationRequested)
         {
+            await commits.DrainAsync().ConfigureAwait(false);
             // Work in flight when the rule fired ends in cancellation, or in the very failure that stopped the run.
             throw new RunStoppedException(why, ex);
+        }
+        catch (OperationCanceledException) when (commits.Error is not null && !cancellationToken.IsCancellationRequested)
+        {
+            // A row that could not be stored cancelled the run (CommitsInFlight): that failure is the run's.
+        }
+        finally
+        {
+            // Every row queued is committed (or has failed) before the run returns or throws, so the counts and the
+            // progress reports are final and none arrives after the caller has moved on.
+            await commits.DrainAsync().ConfigureAwait(false);
+        }
+        commits.ThrowIfFailed();
+        if (adaptive is not null)
+        {
+            total = adaptive.UpperBound;
         }
 
         return new RunOutcome(total, skipped, completedNow, errors, judgeErrors);
@@ -287,6 +309,113 @@ public sealed partial class EvaluationRunner
                 return true;
             }
         }
+    }
+
+    /// <summary>
+    /// Result rows whose commit a worker does not wait for. A worker queues its row with the store's group-commit writer
+    /// and takes its next probe at once; what must follow the commit (the progress report, the running BFS, the adaptive
+    /// scheduler's completion, the stop rule) runs when the commit returns. Waiting for the commit on the slot kept a
+    /// quarter of a 256-slot run's requests away from the server: on an idle 2-core machine, 50,000 probes at 50 ms
+    /// latency took 13.1–13.6 s with the wait and 11.4–11.5 s without it (three runs each, interleaved; docs/runs-and-reports.md, "Eighth round").
+    /// </summary>
+    /// <remarks>
+    /// At most <c>limit</c> rows wait for their commit at once (a worker waits for room beyond that), so a run holds at
+    /// most twice its concurrency in probes. Crash safety is unchanged: a row counts as done (progress, tallies, the adaptive scheduler) only once
+    /// committed, a kill loses only rows no one has counted, and a resume redoes exactly those. A row that fails to
+    /// commit cancels the run and is rethrown by <see cref="ThrowIfFailed"/>, as the worker's own await threw before.
+    /// </remarks>
+    private sealed class CommitsInFlight(int limit, CancellationTokenSource stop) : IDisposable
+    {
+        private readonly SemaphoreSlim _room = new(limit);
+        private readonly Lock _gate = new();
+        private int _pending;
+        private TaskCompletionSource? _drained;
+        private Exception? _error;
+
+        public Exception? Error
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _error;
+                }
+            }
+        }
+
+        /// <summary>Waits for room, then returns; <paramref name="afterCommit"/> runs once <paramref name="commit"/> has succeeded.</summary>
+        public async ValueTask AddAsync(Task commit, Action afterCommit)
+        {
+            await _room.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            lock (_gate)
+            {
+                _pending++;
+            }
+            _ = FinishAsync(commit, afterCommit);
+        }
+
+        private async Task FinishAsync(Task commit, Action afterCommit)
+        {
+            try
+            {
+                await commit.ConfigureAwait(false);
+                afterCommit();
+            }
+            catch (Exception ex)
+            {
+                lock (_gate)
+                {
+                    _error ??= ex;
+                }
+                try
+                {
+                    await stop.CancelAsync().ConfigureAwait(false);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // the run has already ended
+                }
+            }
+            finally
+            {
+                _room.Release();
+                TaskCompletionSource? drained = null;
+                lock (_gate)
+                {
+                    if (--_pending == 0)
+                    {
+                        drained = _drained;
+                        _drained = null;
+                    }
+                }
+                drained?.TrySetResult();
+            }
+        }
+
+        /// <summary>Completes when every row queued so far has committed or failed.</summary>
+        public Task DrainAsync()
+        {
+            lock (_gate)
+            {
+                if (_pending == 0)
+                {
+                    return Task.CompletedTask;
+                }
+                _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                return _drained.Task;
+            }
+        }
+
+        /// <summary>Throws the first failure of a commit (or of what followed it), if any.</summary>
+        public void ThrowIfFailed()
+        {
+            if (Error is { } e)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+            }
+        }
+
+        public void Dispose() => _room.Dispose();
     }
 
     /// <summary>The exception that failed an item: the target's (Judge false) or the judge's.</summary>

@@ -16,8 +16,9 @@ namespace BiasFree.Runs;
 /// of the harness's CPU samples; docs/runs-and-reports.md#harness-performance has the before/after figures).
 /// <para>
 /// Crash window: a kill -9 loses only writes whose commit had not returned, i.e. work no caller has counted as done
-/// (at most one batch in flight plus what queued behind it; in a run that is bounded by the run's concurrency, since
-/// every probe awaits its own row). A resume redoes exactly those probes; nothing committed is lost or duplicated.
+/// (at most one batch in flight plus what queued behind it; in a run that is bounded by twice the run's concurrency: a
+/// worker queues its row and takes its next probe, but at most one row per worker may wait for its commit, and a row
+/// counts as done only once committed). A resume redoes exactly those probes; nothing committed is lost or duplicated.
 /// </para>
 /// </summary>
 internal sealed class GroupCommitWriter : IAsyncDisposable

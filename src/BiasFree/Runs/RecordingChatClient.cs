@@ -127,6 +127,7 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
             }
 
             var sw = Stopwatch.StartNew();
+            var lead = true; // this request holds the _inFlight entry until it is removed below or after the commit
             try
             {
                 // A request that finished between our cache check and taking the lead has cached its reply already.
@@ -142,7 +143,20 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
                 call?.Record(new RecordedRequest(recorded, value.Text, Cached: false, value.Details), value.PromptTokens, value.CompletionTokens, sw.ElapsedMilliseconds);
                 if (writeCache)
                 {
-                    await store.PutCachedAsync(key, value, CancellationToken.None).ConfigureAwait(false);
+                    // Queued, not awaited: the store's one writer commits in queue order, so the probe's result row,
+                    // queued after this entry, commits in the same transaction or a later one, and a row counted as
+                    // stored always has its replies in the cache. Awaiting this commit too kept each probe's slot
+                    // waiting for two commits in turn (docs/runs-and-reports.md, "Eighth round"). The request stays
+                    // in _inFlight until the entry is committed, so an identical request meanwhile shares it instead
+                    // of missing the cache.
+                    var put = store.PutCachedAsync(key, value, CancellationToken.None);
+                    lead = false;
+                    _ = put.ContinueWith(static (t, state) =>
+                    {
+                        _ = t.Exception; // observed: an entry that failed to commit costs only a cache miss later
+                        var (inFlight, entry) = ((ConcurrentDictionary<string, Task<CachedResponse>>, KeyValuePair<string, Task<CachedResponse>>))state!;
+                        inFlight.TryRemove(entry);
+                    }, (_inFlight, new KeyValuePair<string, Task<CachedResponse>>(key, mine.Task)), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 }
                 mine.SetResult(value);
                 return response;
@@ -156,7 +170,10 @@ internal sealed class RecordingChatClient(IChatClient target, RunStore store, st
             }
             finally
             {
-                _inFlight.TryRemove(new KeyValuePair<string, Task<CachedResponse>>(key, mine.Task));
+                if (lead)
+                {
+                    _inFlight.TryRemove(new KeyValuePair<string, Task<CachedResponse>>(key, mine.Task));
+                }
             }
         }
     }

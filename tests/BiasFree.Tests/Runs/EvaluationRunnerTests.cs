@@ -101,6 +101,49 @@ public class EvaluationRunnerTests
     }
 
     [Fact]
+    public async Task AWorkerTakesItsNextProbeWhileItsRowWaitsForItsCommitAndNothingCountsUntilCommitted()
+    {
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var spec = RunStoreTests.Spec() with { Concurrency = 1 };
+        await store.CreateRunAsync(spec, ct);
+        var probes = Enumerable.Range(0, 3).Select(i => Mc($"p{i}", $"q{i}")).ToList();
+        var client = new FakeChatClient((_, _) => "unknown");
+        var progress = new List<RunProgress>();
+
+        // Another connection holds the database's write lock, as another process could: no commit can happen until it
+        // lets go (the store waits for it, up to its busy timeout of 10 s).
+        await using var other = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dir.Path, RunStore.FileName)}");
+        await other.OpenAsync(ct);
+        var hold = other.BeginTransaction(deferred: false);
+        var run = new EvaluationRunner(store, client, _ => new WordJudge(), Identity).RunAsync(spec, probes, new SyncProgress(progress), ct);
+
+        // One slot: the first row waits for its commit off the slot, so the second probe's request goes out; the third
+        // waits, since at most one row per slot may wait for its commit.
+        for (var waited = 0; client.Calls.Count < 2 && waited < 5000; waited += 10)
+        {
+            await Task.Delay(10, ct);
+        }
+        Assert.Equal(2, client.Calls.Count);
+        await Task.Delay(200, ct);
+        Assert.Equal(2, client.Calls.Count);
+        Assert.False(run.IsCompleted);
+        lock (progress)
+        {
+            Assert.DoesNotContain(progress, p => p.Done > 0); // a row counts as done only once it is committed
+        }
+
+        hold.Rollback();
+        var outcome = await run;
+
+        Assert.Equal(new RunOutcome(3, 0, 3, 0, 0), outcome);
+        Assert.Equal(3, client.Calls.Count);
+        Assert.Equal(3, progress[^1].Done);
+        Assert.Equal(3, (await store.ReadResultsAsync(spec.RunId, ct).ToListAsync(ct)).Count(r => r.IsComplete));
+    }
+
+    [Fact]
     public async Task MultiTurnKeepsRepliesInHistoryAndJudgesOnlyTheLastReply()
     {
         using var dir = new TempDir();
