@@ -314,15 +314,17 @@ public sealed partial class EvaluationRunner
     /// <summary>
     /// Result rows whose commit a worker does not wait for. A worker queues its row with the store's group-commit writer
     /// and takes its next probe at once; what must follow the commit (the progress report, the running BFS, the adaptive
-    /// scheduler's completion, the stop rule) runs when the commit returns. Waiting for the commit on the slot kept a
+    /// scheduler's completion) runs when the commit returns. Waiting for the commit on the slot kept a
     /// quarter of a 256-slot run's requests away from the server: on an idle 2-core machine, 50,000 probes at 50 ms
-    /// latency took 13.1–13.6 s with the wait and 11.4–11.5 s without it (three runs each, interleaved; docs/runs-and-reports.md, "Eighth round").
+    /// latency took 13.1–13.6 s with the wait and 11.4–11.5 s without it (three runs each, interleaved;
+    /// docs/runs-and-reports.md, "Eighth round").
     /// </summary>
     /// <remarks>
-    /// At most <c>limit</c> rows wait for their commit at once (a worker waits for room beyond that), so a run holds at
-    /// most twice its concurrency in probes. Crash safety is unchanged: a row counts as done (progress, tallies, the adaptive scheduler) only once
-    /// committed, a kill loses only rows no one has counted, and a resume redoes exactly those. A row that fails to
-    /// commit cancels the run and is rethrown by <see cref="ThrowIfFailed"/>, as the worker's own await threw before.
+    /// At most <c>limit</c> rows wait for their commit at once (a worker that queued one more waits for room before it
+    /// takes its next probe), so a run holds about twice its concurrency in probes. Crash safety is unchanged: a row
+    /// counts as done (progress, tallies, the adaptive scheduler) only once committed, a kill loses only rows no one has
+    /// counted, and a resume redoes exactly those. A row that fails to commit cancels the run and is rethrown by
+    /// <see cref="ThrowIfFailed"/>, as the worker's own await threw before.
     /// </remarks>
     private sealed class CommitsInFlight(int limit, CancellationTokenSource stop) : IDisposable
     {

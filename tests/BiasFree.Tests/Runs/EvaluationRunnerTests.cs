@@ -144,6 +144,36 @@ public class EvaluationRunnerTests
     }
 
     [Fact]
+    public async Task ARowTheDatabaseRejectsFailsTheRunWithItsErrorAndIsNeverCounted()
+    {
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+        var spec = RunStoreTests.Spec() with { Concurrency = 1 };
+        await store.CreateRunAsync(spec, ct);
+        // The database refuses probe p1's row, as a full disk or a damaged file would refuse a write.
+        await using (var other = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dir.Path, RunStore.FileName)}"))
+        {
+            await other.OpenAsync(ct);
+            using var trigger = other.CreateCommand();
+            trigger.CommandText = "CREATE TRIGGER refuse BEFORE INSERT ON results WHEN NEW.probe_id = 'p1' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;";
+            await trigger.ExecuteNonQueryAsync(ct);
+        }
+        var probes = Enumerable.Range(0, 4).Select(i => Mc($"p{i}", $"q{i}")).ToList();
+        var progress = new List<RunProgress>();
+
+        var ex = await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() =>
+            new EvaluationRunner(store, new FakeChatClient((_, _) => "unknown"), _ => new WordJudge(), Identity).RunAsync(spec, probes, new SyncProgress(progress), ct));
+
+        Assert.Contains("refused by the test", ex.Message, StringComparison.Ordinal);
+        var stored = await store.ReadResultsAsync(spec.RunId, ct).ToListAsync(ct);
+        Assert.Contains(stored, r => r.ProbeId == "p0");
+        Assert.DoesNotContain(stored, r => r.ProbeId == "p1");
+        // Every report counted committed rows only: never more than were stored.
+        Assert.All(progress, p => Assert.True(p.Done <= stored.Count, $"{p.Done} counted, {stored.Count} stored"));
+    }
+
+    [Fact]
     public async Task MultiTurnKeepsRepliesInHistoryAndJudgesOnlyTheLastReply()
     {
         using var dir = new TempDir();
