@@ -209,7 +209,6 @@ public sealed partial class EvaluationRunner
         }
         catch (Exception ex) when (stopRule.Message is { } why && !cancellationToken.IsCancellationRequested)
         {
-            await commits.DrainAsync().ConfigureAwait(false);
             // Work in flight when the rule fired ends in cancellation, or in the very failure that stopped the run.
             throw new RunStoppedException(why, ex);
         }
