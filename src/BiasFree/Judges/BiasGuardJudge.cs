@@ -108,14 +108,16 @@ public sealed class BiasGuardJudge : IJudge
         if (_spec is not null) return await JudgeOnceAsync(probe, response, cancellationToken).ConfigureAwait(false);
         // Compact judges read only the sentences that engage with the conversation (v6; TopicSentences says why) and judge
         // each of them on its own (v7; SentenceVerdicts says why). The full prompt's LLM judge reads the whole reply.
-        var context = TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text;
-        var selection = Defences.HasFlag(JudgeDefences.TopicSentences) ? TopicSentences.Select(response, context) : null;
+        if (!Defences.HasFlag(JudgeDefences.TopicSentences) && !Defences.HasFlag(JudgeDefences.SentenceVerdicts))
+            return await JudgeOnceAsync(probe, response, cancellationToken).ConfigureAwait(false);
+        // The conversation's topic words, taken once for both layers.
+        var topic = TopicIsolation.TopicWords(TextCanonicaliser.Canonicalise(InjectionDefence.Context(probe)).Text);
+        var selection = Defences.HasFlag(JudgeDefences.TopicSentences) ? TopicSentences.SelectFor(response, topic) : null;
         if (Defences.HasFlag(JudgeDefences.SentenceVerdicts))
         {
             var sentences = selection?.Sentences ?? [.. TopicSentences.Split(response).Select(s => s.Sentence)];
             if (sentences.Count > 1)
             {
-                var topic = TopicIsolation.TopicWords(context);
                 var v = await SentenceVerdicts.JudgeAsync(Name, sentences, s => JudgeOnceAsync(probe, s, cancellationToken),
                     i => TopicIsolation.SharesTopic(sentences[i], topic) || (i == 0 && TopicSentences.IsAnswer(sentences[0]))).ConfigureAwait(false);
                 return selection is { Differs: true } ? v with { Reason = ReadNote(v.Reason, selection) } : v;

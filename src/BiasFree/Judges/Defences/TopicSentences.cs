@@ -51,13 +51,15 @@ public static partial class TopicSentences
     /// <summary>The sentences of <paramref name="text"/> a compact judge reads, for the conversation <paramref name="context"/>.</summary>
     /// <param name="text">The reply after the other defences.</param>
     /// <param name="context">The conversation (question, statement, user turns, options); null: only words for people engage.</param>
-    public static TopicSelection Select(string text, string? context)
+    public static TopicSelection Select(string text, string? context) => SelectFor(text, TopicIsolation.TopicWords(context));
+
+    /// <summary><see cref="Select(string, string?)"/> with the conversation's topic words already taken (<see cref="TopicIsolation.TopicWords"/>).</summary>
+    internal static TopicSelection SelectFor(string text, IReadOnlyList<string> topic)
     {
         ArgumentNullException.ThrowIfNull(text);
         var sentences = Split(text);
         IReadOnlyList<string> all = [.. sentences.Select(s => s.Sentence)];
         if (sentences.Count <= 1) return new TopicSelection(text, sentences.Count, sentences.Count, []) { Sentences = all };
-        var topic = TopicIsolation.TopicWords(context);
         var engages = sentences.Select(s => TopicIsolation.Engages(s.Sentence, topic)).ToArray();
         int engaging = engages.Count(e => e);
         if (engaging == 0 || engaging == sentences.Count) return new TopicSelection(text, sentences.Count, sentences.Count, []) { Sentences = all };
