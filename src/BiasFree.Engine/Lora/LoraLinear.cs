@@ -73,7 +73,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var adapterInput = !training || Dropout <= 0 ? x
             : DropoutGenerator is { } gen ? x * (rand(x.shape, dtype: x.dtype, device: x.device, generator: gen) >= Dropout).to_type(x.dtype) / (1 - Dropout)
             : nn.functional.dropout(x, Dropout, true);
-        return (base_layer.call(x) + lora_B.call(lora_A.call(adapterInput)) * Scaling).MoveToOuterDisposeScope();
+        using Scalar scale = Scaling; // rooted during the native call (see RootedScalars)
+        return base_layer.call(x).Plus(lora_B.call(lora_A.call(adapterInput)) * scale).MoveToOuterDisposeScope();
     }
 
     /// <summary>The weight the layer currently computes with: W, plus scale·B·A when not merged.</summary>
@@ -81,7 +82,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         if (Merged) return base_layer.weight.detach().clone();
-        return (base_layer.weight + matmul(lora_B.weight, lora_A.weight) * Scaling).to_type(base_layer.weight.dtype);
+        return base_layer.weight.Plus(matmul(lora_B.weight, lora_A.weight) * Scaling).to_type(base_layer.weight.dtype);
     }
 
     /// <summary>Folds the adapter into the base weight (faster inference); <see cref="Unmerge"/> undoes it.</summary>
@@ -90,7 +91,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (Merged) return;
         using var _ = no_grad();
         using var delta = matmul(lora_B.weight, lora_A.weight) * Scaling;
-        base_layer.weight.add_(delta);
+        base_layer.weight.PlusInPlace(delta);
         Merged = true;
     }
 

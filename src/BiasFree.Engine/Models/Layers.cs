@@ -135,11 +135,11 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
         // bf16 at inference: one pass per row instead of eight ops (Kernels/Bf16Elementwise.cs), the same roundings.
         if (Bf16Elementwise.TryRmsNorm(x, weight, _epsilon) is { } fused) return fused.MoveToOuterDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        if (is_grad_enabled()) return (weight * (x32 * rsqrt(x32.pow(RootedScalars.Two).mean([-1], keepdim: true) + _eps)).to_type(x.dtype)).MoveToOuterDisposeScope();
+        if (is_grad_enabled()) return (weight * (x32 * rsqrt(x32.pow(RootedScalars.Two).mean([-1], keepdim: true).Plus(_eps))).to_type(x.dtype)).MoveToOuterDisposeScope();
         // Inference: the temporaries are this call's own, so they are updated in place (fewer allocations per token;
         // with gradients on, autograd needs the originals). Same operations in the same order, so the same numbers.
         var inverse = x32.pow(RootedScalars.Two).mean([-1], keepdim: true);
-        inverse.add_(_eps).rsqrt_();
+        inverse.PlusInPlace(_eps).rsqrt_();
         var normed = (x32 * inverse).to_type(x.dtype);
         return normed.mul_(weight).MoveToOuterDisposeScope();
     }
@@ -332,7 +332,7 @@ public sealed class RotaryEmbedding
         long half = x.shape[^1] / 2;
         var y = x * cos;
         var rotated = x.roll(half, -1) * sinRotated;
-        return (is_grad_enabled() ? y + rotated : y.add_(rotated)).MoveToOuterDisposeScope();
+        return (is_grad_enabled() ? y.Plus(rotated) : y.PlusInPlace(rotated)).MoveToOuterDisposeScope();
     }
 }
 

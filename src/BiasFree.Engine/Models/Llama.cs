@@ -148,9 +148,9 @@ public sealed class LlamaDecoderLayer : nn.Module
         // The layer's input may be held by a caller (steering callbacks, captures), so the first residual sum is a new
         // tensor; at inference the second adds in place onto that one, which only this call has seen (autograd needs
         // it unchanged when gradients are on).
-        var mid = h + self_attn.forward(input_layernorm.call(h), inputs);
+        var mid = h.Plus(self_attn.forward(input_layernorm.call(h), inputs));
         var mlpOut = mlp.forward(post_attention_layernorm.call(mid));
-        return (is_grad_enabled() ? mid + mlpOut : mid.add_(mlpOut)).MoveToOuterDisposeScope();
+        return (is_grad_enabled() ? mid.Plus(mlpOut) : mid.PlusInPlace(mlpOut)).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace BiasFree.Engine.Models;
 
@@ -15,4 +16,22 @@ internal static class RootedScalars
     public static readonly Scalar Two = 2;
     public static readonly Scalar One = 1.0;
     public static readonly Scalar NegativeInfinity = double.NegativeInfinity;
+
+    // TorchSharp 0.107's additions without an alpha (a + b, add(b), add_(b), for a tensor or a scalar b) make their alpha
+    // of 1 by an implicit conversion inside the call and pass only its handle on, so the same collection can free it
+    // under the native call: the demo run once lost 16 probes to "Expected false to be true ... toFloat at
+    // c10/core/Scalar.h:140" raised from THSTensor_add_scalar_ (RMSNorm's add_(eps)). These pass the rooted One instead;
+    // the sums are the same (libtorch multiplies by an alpha of 1 either way).
+
+    /// <summary>a + b with a rooted alpha (what <c>a + b</c> computes).</summary>
+    public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
+
+    /// <summary>a + b with a rooted alpha (what <c>a + b</c> computes).</summary>
+    public static Tensor Plus(this Tensor a, Scalar b) => a.add(b, One);
+
+    /// <summary>a += b in place with a rooted alpha (what <c>a.add_(b)</c> computes).</summary>
+    public static Tensor PlusInPlace(this Tensor a, Tensor b) => a.add_(b, One);
+
+    /// <summary>a += b in place with a rooted alpha (what <c>a.add_(b)</c> computes).</summary>
+    public static Tensor PlusInPlace(this Tensor a, Scalar b) => a.add_(b, One);
 }

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using BiasFree.Engine.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace BiasFree.Engine.WhiteBox;
@@ -143,13 +145,13 @@ public sealed class FairSteerHook
         using var scope = NewDisposeScope();
         var vector = ScaledVector(h);
         Tensor result;
-        if (steered == n && from == 0) result = h + vector;
+        if (steered == n && from == 0) result = h.Plus(vector);
         else
         {
             var part = from == 0 ? h : h.narrow(1, from, span);                                   // [B, S, H]
             var mask = tensor(_steer.AsSpan(0, n).ToArray(), [batch, span, 1]).to(h.device);
             // torch.where keeps unsteered positions bit-identical to the input.
-            var steeredPart = where(mask, part + vector, part);
+            var steeredPart = where(mask, part.Plus(vector), part);
             result = from == 0 ? steeredPart : cat([h.narrow(1, 0, from), steeredPart], 1);
         }
         return result.MoveToOuterDisposeScope();
@@ -179,7 +181,8 @@ public sealed class FairSteerHook
             _weightTensor?.Dispose();
             _weightTensor = tensor(_weight).to(h.device).DetachFromDisposeScope();
         }
-        var logits = (h.narrow(1, from, span).to_type(ScalarType.Float64).matmul(_weightTensor) + _bias).cpu(); // [B, S]
+        using Scalar bias = _bias; // rooted during the native call (see RootedScalars)
+        var logits = h.narrow(1, from, span).to_type(ScalarType.Float64).matmul(_weightTensor).Plus(bias).cpu(); // [B, S]
         logits.contiguous().data<double>().ToArray().CopyTo(_logits.AsSpan(0, batch * span));
     }
 
