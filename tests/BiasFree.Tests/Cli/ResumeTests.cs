@@ -109,7 +109,9 @@ public class ResumeTests
         var arrived = 0;
         await using var server = LoopbackChatServer.Start(req =>
         {
-            if (Interlocked.Increment(ref arrived) == count / 2)
+            // Late enough that some rows have committed: 64 probes are in flight and at most 64 more rows wait for
+            // their commit (EvaluationRunner frees a worker's slot once its row is queued).
+            if (Interlocked.Increment(ref arrived) == count * 3 / 4)
             {
                 Volatile.Read(ref child)?.Kill(entireProcessTree: true);
             }
@@ -129,7 +131,7 @@ public class ResumeTests
 
         var sentBeforeKill = server.Requests.Count;
         var atKill = await ReadAsync(runsDir, ct);
-        Assert.InRange(atKill.Count, 1, count - 1); // request count/2 is sent only after count/2 - 64 rows committed
+        Assert.InRange(atKill.Count, 1, count - 1); // request 3·count/4 (180) is sent only after 180 - 64 - 64 rows committed
         Assert.All(atKill, r => Assert.True(r.IsComplete)); // a committed row is a whole row
 
         var resumed = await CliProcess.RunAsync(["run", "--resume", "k", "--runs-dir", runsDir], dir.Path, ct);
