@@ -139,7 +139,7 @@ internal static class EngineBench
         shapes.Add(("lm_head", config.VocabSize, h));
         using var _ = inference_mode();
         using var g = new Generator(3);
-        var weights = shapes.Select(s => (randn([s.N, s.K], generator: g) * 0.05).to_type(ScalarType.BFloat16)).ToList();
+        var weights = shapes.Select(s => randn([s.N, s.K], generator: g).Times(0.05).to_type(ScalarType.BFloat16)).ToList();
         var weights32 = weights.Select(w => w.to_type(ScalarType.Float32)).ToList();
         AnsiConsole.MarkupLine($"[bold]bf16 decode products of one step[/] ({weights.Sum(w => w.numel()) * 2 / 1e6:F0} MB of weights), 1 torch thread, CPU ms per step, median of {repeats} (lowest–highest); load average {BenchSupport.LoadAverage():F1}");
         string[] paths = ["libtorch linear (oneDNN)", "Bf16Linear streaming", "Bf16Linear tiled", "libtorch linear, float32"];

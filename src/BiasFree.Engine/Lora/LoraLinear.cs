@@ -50,7 +50,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         {
             // A ~ U(-1/sqrt(in), 1/sqrt(in)) (what kaiming_uniform(a=sqrt(5)) gives), B = 0.
             double bound = 1.0 / Math.Sqrt(baseLayer.InFeatures);
-            using var a = rand(lora_A.weight.shape, generator: gen) * (2 * bound) - bound;
+            using var a = rand(lora_A.weight.shape, generator: gen).Times(2 * bound).Minus(bound);
             lora_A.weight.copy_(a);
             lora_B.weight.zero_();
         }
@@ -70,10 +70,10 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         if (Merged) return base_layer.call(x);
         using var scope = NewDisposeScope();
+        using Scalar dropout = Dropout, scale = Scaling; // rooted during the native calls (see RootedScalars)
         var adapterInput = !training || Dropout <= 0 ? x
-            : DropoutGenerator is { } gen ? x * (rand(x.shape, dtype: x.dtype, device: x.device, generator: gen) >= Dropout).to_type(x.dtype) / (1 - Dropout)
+            : DropoutGenerator is { } gen ? (x * (rand(x.shape, dtype: x.dtype, device: x.device, generator: gen) >= dropout).to_type(x.dtype)).Over(1 - Dropout)
             : nn.functional.dropout(x, Dropout, true);
-        using Scalar scale = Scaling; // rooted during the native call (see RootedScalars)
         return base_layer.call(x).Plus(lora_B.call(lora_A.call(adapterInput)) * scale).MoveToOuterDisposeScope();
     }
 
@@ -82,7 +82,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var _ = no_grad();
         if (Merged) return base_layer.weight.detach().clone();
-        return base_layer.weight.Plus(matmul(lora_B.weight, lora_A.weight) * Scaling).to_type(base_layer.weight.dtype);
+        return base_layer.weight.Plus(matmul(lora_B.weight, lora_A.weight).Times(Scaling)).to_type(base_layer.weight.dtype);
     }
 
     /// <summary>Folds the adapter into the base weight (faster inference); <see cref="Unmerge"/> undoes it.</summary>
@@ -90,7 +90,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         if (Merged) return;
         using var _ = no_grad();
-        using var delta = matmul(lora_B.weight, lora_A.weight) * Scaling;
+        using var delta = matmul(lora_B.weight, lora_A.weight).Times(Scaling);
         base_layer.weight.PlusInPlace(delta);
         Merged = true;
     }
@@ -99,7 +99,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         if (!Merged) return;
         using var _ = no_grad();
-        using var delta = matmul(lora_B.weight, lora_A.weight) * Scaling;
+        using var delta = matmul(lora_B.weight, lora_A.weight).Times(Scaling);
         base_layer.weight.sub_(delta);
         Merged = false;
     }

@@ -175,13 +175,16 @@ public abstract class CausalLM : nn.Module
         // Draw every weight in fp32 on the CPU so a seed gives the same model for every dtype and device.
         using var gen = new torch.Generator((ulong)seed);
         using var _ = no_grad();
+        // normal(mean, std) is randn · std + mean; written out so the two scalars stay referenced (see RootedScalars).
+        using Scalar mean = 0.0;
+        using Scalar std = Config.InitializerRange;
         foreach (var (name, p) in named_parameters())
         {
             using var scope = NewDisposeScope();
             if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(RootedScalars.One);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
             else if (name.EndsWith("lora_B.weight", StringComparison.Ordinal)) p.zero_();
-            else p.copy_(normal(0.0, Config.InitializerRange, p.shape, generator: gen));
+            else p.copy_(randn(p.shape, generator: gen).mul_(std).add_(mean, RootedScalars.One));
         }
     }
 
@@ -285,8 +288,8 @@ public abstract class CausalLM : nn.Module
 
         // Positions count real tokens only, so a left-padded row sees the same positions as the unpadded sequence.
         var positions = padding is null
-            ? arange(past, past + length, ScalarType.Int64, Device).unsqueeze(0).expand(batch, length)
-            : (padding.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0).narrow(1, past, length);
+            ? RootedScalars.Range(past, past + length, ScalarType.Int64, Device).unsqueeze(0).expand(batch, length)
+            : padding.to_type(ScalarType.Int64).cumsum(1).sub(RootedScalars.IntegerOne).clamp_min(RootedScalars.Zero).narrow(1, past, length);
         var (cos, sin) = Rotary.CosSin(positions, DType, past + length);
 
         // Masks: SDPA's is_causal fast path whenever no padding or window applies; explicit boolean masks otherwise.
@@ -431,8 +434,7 @@ public abstract class CausalLM : nn.Module
             }
         }
         var queryPos = tensor(paddedPositions, [rows, 1, longest, 1], ScalarType.Int64, Device);
-        using Scalar usedScalar = used; // rooted during the native call (see RootedScalars)
-        var keyPos = arange(usedScalar, ScalarType.Int64, Device).view(1, 1, 1, used);
+        var keyPos = RootedScalars.Range(0, used, ScalarType.Int64, Device).view(1, 1, 1, used);
         var allowed = keyPos.le(queryPos);
         using Scalar? windowScalar = window is { } w ? (Scalar)w : null;
         return new SlotAttentionGroup
@@ -521,7 +523,7 @@ public abstract class CausalLM : nn.Module
         {
             var perToken = nn.functional.cross_entropy(predictions, targets, reduction: nn.Reduction.None);
             var m = lossMask.to(Device).narrow(1, 1, t - 1).reshape(-1).to_type(ScalarType.Float32);
-            loss = (perToken * m).sum() / m.sum().clamp_min(1);
+            loss = (perToken * m).sum() / m.sum().AtLeast(1);
         }
         return loss.MoveToOuterDisposeScope();
     }

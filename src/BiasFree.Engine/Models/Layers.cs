@@ -305,8 +305,7 @@ public sealed class RotaryEmbedding
         int length = Math.Max(limit, Math.Max(256, same ? 2 * _tables!.Value.Length : 0));
         using var scope = NewDisposeScope();
         var inv = tensor(InvFreq, ScalarType.Float64, device);
-        using Scalar stop = length; // rooted during the native call (see RootedScalars)
-        var freqs = arange(stop, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
+        var freqs = RootedScalars.Range(0, length, ScalarType.Float64, device).unsqueeze(-1) * inv; // [N, D/2]
         var emb = cat([freqs, freqs], -1);                                            // [N, D]
         var cos = emb.cos().to_type(dtype);
         // rotate_half(x) = cat(-x2, x1) = roll(x, D/2) with the first half negated; the sign goes into sin, which
@@ -461,9 +460,8 @@ public static class AttentionOps
     {
         using var scope = NewDisposeScope();
         int total = pastLength + queryLength;
-        using Scalar start = pastLength, stop = total; // rooted during the native calls (see RootedScalars)
-        var keyPos = arange(stop, ScalarType.Int64, device).view(1, 1, 1, total);
-        var queryPos = arange(start, stop, ScalarType.Int64, device).view(1, 1, queryLength, 1);
+        var keyPos = RootedScalars.Range(0, total, ScalarType.Int64, device).view(1, 1, 1, total);
+        var queryPos = RootedScalars.Range(pastLength, total, ScalarType.Int64, device).view(1, 1, queryLength, 1);
         var allowed = keyPos.le(queryPos);
         if (window is { } w)
         {

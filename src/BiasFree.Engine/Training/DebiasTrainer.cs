@@ -126,7 +126,7 @@ public static class DebiasTrainer
                     tokensRead += tokens;
                     loss = model.NextTokenLoss(ids, mask);
                 }
-                (loss / steps[step].Count).backward();
+                loss.Over(steps[step].Count).backward();
                 stepLoss += loss.item<float>() / steps[step].Count;
             }
             if (dpoStats.Count == 0) return new(stepLoss, tokensRead, null);

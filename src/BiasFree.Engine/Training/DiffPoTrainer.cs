@@ -69,7 +69,7 @@ public static class DiffPoObjectives
         var logTeacher = nn.functional.log_softmax(teacherLogits.detach(), -1);
         var kl = (logTeacher.exp() * (logTeacher - logStudent)).sum(-1);
         var m = mask.to_type(kl.dtype);
-        return ((kl * m).sum() / m.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        return ((kl * m).sum() / m.sum().AtLeast(1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>L_AR: mean cross-entropy of <paramref name="targets"/> [B, N] under <paramref name="logits"/> [B, N, V] where <paramref name="mask"/> is 1.</summary>
@@ -78,7 +78,7 @@ public static class DiffPoObjectives
         using var scope = NewDisposeScope();
         var perToken = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[2]), targets.reshape(-1), reduction: nn.Reduction.None);
         var m = mask.reshape(-1).to_type(perToken.dtype);
-        return ((perToken * m).sum() / m.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        return ((perToken * m).sum() / m.sum().AtLeast(1)).MoveToOuterDisposeScope();
     }
 }
 
@@ -227,8 +227,8 @@ public static class DiffPoTrainer
                 var picks = mb.Select(_ => stateRng.Next(options.States)).ToList();
                 var (ar, con, tokens) = Losses(model, mb.Select(i => encoded[i]).ToList(), picks, options.States, endOfTurn);
                 tokensRead += tokens;
-                var loss = ar + options.Omega * con;
-                (loss / steps[step].Count).backward();
+                var loss = ar.Plus(con.Times(options.Omega));
+                loss.Over(steps[step].Count).backward();
                 stepLoss += loss.item<float>() / steps[step].Count;
                 stepAr += ar.item<float>() / steps[step].Count;
                 stepCon += con.item<float>() / steps[step].Count;

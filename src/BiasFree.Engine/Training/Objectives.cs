@@ -49,16 +49,16 @@ public static class Objectives
         ArgumentOutOfRangeException.ThrowIfNegative(ftx);
         if (ftx > 0 && chosenTokens is null) throw new ArgumentException("the SFT term (ftx > 0) needs the chosen replies' token counts", nameof(chosenTokens));
         using var scope = NewDisposeScope();
-        var chosenReward = (policyChosen - referenceChosen) * beta;
-        var rejectedReward = (policyRejected - referenceRejected) * beta;
+        var chosenReward = (policyChosen - referenceChosen).Times(beta);
+        var rejectedReward = (policyRejected - referenceRejected).Times(beta);
         var h = chosenReward - rejectedReward;
-        var perRow = nn.functional.softplus(-h);
+        var perRow = (-h).Softplus();
         Tensor? chosenNll = chosenTokens is null ? null : -policyChosen / chosenTokens.to_type(policyChosen.dtype);
-        if (ftx > 0) perRow = perRow + chosenNll! * ftx;
+        if (ftx > 0) perRow = perRow.Plus(chosenNll!.Times(ftx));
         var loss = perRow.mean();
         var margin = h.detach();
         static double Mean(Tensor t) => t.detach().to_type(ScalarType.Float64).mean().item<double>();
-        return new DpoTerms(loss.MoveToOuterDisposeScope(), Mean(margin), Mean(margin.gt(0)), Mean(chosenReward), Mean(rejectedReward),
+        return new DpoTerms(loss.MoveToOuterDisposeScope(), Mean(margin), Mean(margin.gt(RootedScalars.Zero)), Mean(chosenReward), Mean(rejectedReward),
             chosenNll is null ? double.NaN : Mean(chosenNll));
     }
 }
@@ -116,16 +116,19 @@ public sealed class AdamWOptimizer : IDisposable
         Step++;
         double c1 = 1 - Math.Pow(Beta1, Step), c2 = 1 - Math.Pow(Beta2, Step);
         using var _ = no_grad();
+        // The numbers each update passes, held for the whole loop (see RootedScalars).
+        using Scalar decay = 1 - lr * WeightDecay, beta1 = Beta1, gradWeight1 = 1 - Beta1, beta2 = Beta2, gradWeight2 = 1 - Beta2,
+            correction2 = c2, epsilon = Epsilon, stepSize = -lr / c1;
         for (int i = 0; i < _parameters.Count; i++)
         {
             var p = _parameters[i].Parameter;
             if (p.grad is not { } g) continue;
             using var scope = NewDisposeScope();
-            if (WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
-            _m[i].mul_(Beta1).add_(g, alpha: 1 - Beta1);
-            _v[i].mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            var denominator = (_v[i] / c2).sqrt_().add_(Epsilon);
-            p.addcdiv_(_m[i], denominator, value: -lr / c1);
+            if (WeightDecay != 0) p.mul_(decay);
+            _m[i].mul_(beta1).add_(g, alpha: gradWeight1);
+            _v[i].mul_(beta2).addcmul_(g, g, value: gradWeight2);
+            var denominator = _v[i].div(correction2).sqrt_().add_(epsilon, RootedScalars.One);
+            p.addcdiv_(_m[i], denominator, value: stepSize);
         }
     }
 

@@ -75,8 +75,8 @@ public sealed class ScoreModel : IDisposable
     public Tensor Head(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        var normed = hidden * rsqrt(hidden.pow(2).mean([-1], keepdim: true) + 1e-5);
-        return ((normed * _weight).sum(-1) + _bias).MoveToOuterDisposeScope();
+        var normed = hidden * rsqrt(hidden.pow(RootedScalars.Two).mean([-1], keepdim: true).Plus(1e-5));
+        return (normed * _weight).sum(-1).Plus(_bias).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -150,8 +150,8 @@ public sealed class ScoreModel : IDisposable
             var scores = Forward([.. batch.Select(b => (b.Prompt, b.Better)), .. batch.Select(b => (b.Prompt, b.Worse))], pad);
             var better = scores.narrow(0, 0, batch.Count);
             var worse = scores.narrow(0, batch.Count, batch.Count);
-            var loss = nn.functional.softplus(-(better - worse)).mean();
-            if (sign) loss = loss + nn.functional.softplus(-better).mean() + nn.functional.softplus(worse).mean();
+            var loss = (-(better - worse)).Softplus().mean();
+            if (sign) loss = loss.Plus((-better).Softplus().mean()).Plus(worse.Softplus().mean());
             optimizer.ZeroGrad();
             loss.backward();
             nn.utils.clip_grad_norm_(_trainable.Select(t => t.Parameter).ToList(), maxGradNorm);

@@ -1,5 +1,6 @@
 using BiasFree.Engine.Lora;
 using BiasFree.Engine.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace BiasFree.Engine.Training;
@@ -39,10 +40,11 @@ public static class TaskVector
         if (scale == 0) return;
         using var _ = no_grad();
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        using Scalar alpha = scale; // rooted during the native calls (see RootedScalars)
         foreach (var (name, t) in tau)
         {
             if (!parameters.TryGetValue(name, out var p)) throw new ArgumentException($"the model has no parameter '{name}'");
-            p.add_(t.to_type(p.dtype), alpha: scale);
+            p.add_(t.to_type(p.dtype), alpha: alpha);
         }
     }
 
@@ -53,10 +55,11 @@ public static class TaskVector
     public static void NegateLora(CausalLM model, double lambda)
     {
         using var _ = no_grad();
+        using Scalar factor = -lambda; // rooted during the native calls (see RootedScalars)
         foreach (var a in LoraAdapter.Adapters(model))
         {
             if (a.Merged) throw new InvalidOperationException("unmerge the adapters before negating them");
-            a.lora_B.weight.mul_(-lambda);
+            a.lora_B.weight.mul_(factor);
         }
     }
 }

@@ -195,7 +195,7 @@ public sealed class FairSteerHook
         {
             _scaled?.Dispose();
             using var scope = NewDisposeScope();
-            _scaled = (tensor(_vectorValues) * Alpha).to_type(ScalarType.Float32).to_type(h.dtype).to(h.device).DetachFromDisposeScope();
+            _scaled = tensor(_vectorValues).Times(Alpha).to_type(ScalarType.Float32).to_type(h.dtype).to(h.device).DetachFromDisposeScope();
         }
         return _scaled;
     }

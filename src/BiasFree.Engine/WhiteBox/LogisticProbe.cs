@@ -1,3 +1,4 @@
+using BiasFree.Engine.Models;
 using static TorchSharp.torch;
 
 namespace BiasFree.Engine.WhiteBox;
@@ -84,23 +85,23 @@ public sealed record LogisticProbe(double[] Weight, double Bias)
         var y = tensor(labels.Select(v => (double)v).ToArray(), [n], ScalarType.Float64);
         var s = sampleWeights is null ? ones([n], ScalarType.Float64) : tensor(sampleWeights.ToArray(), [n], ScalarType.Float64);
         var theta = zeros([d + 1], ScalarType.Float64);
-        var penalty = ones([d + 1], ScalarType.Float64) * l2;
+        var penalty = ones([d + 1], ScalarType.Float64).Times(l2);
         penalty[d] = 0.0;
-        var ridge = diag(penalty) + eye(d + 1, dtype: ScalarType.Float64) * 1e-10; // keeps H invertible for the bias-only direction
+        var ridge = diag(penalty).Plus(eye(d + 1, dtype: ScalarType.Float64).Times(1e-10)); // keeps H invertible for the bias-only direction
         // L(θ) with log σ(z) = −softplus(−z) and log(1 − σ(z)) = −softplus(z), stable for large |z|.
         double Loss(Tensor t)
         {
             var z = x.matmul(t);
-            var nll = (s * (y * nn.functional.softplus(-z) + (1 - y) * nn.functional.softplus(z))).sum() / n;
-            return (nll + 0.5 * (penalty * t * t).sum()).item<double>();
+            var nll = (s * (y * (-z).Softplus()).Plus(y.OneMinus() * z.Softplus())).sum().Over(n);
+            return nll.Plus((penalty * t * t).sum().Times(0.5)).item<double>();
         }
         double loss = Loss(theta);
         for (int it = 0; it < maxIterations; it++)
         {
             var p = x.matmul(theta).sigmoid();
-            var grad = x.t().matmul(s * (p - y)) / n + penalty * theta;
-            var weights = s * p * (1 - p) / n;
-            var hessian = x.t().matmul(x * weights.unsqueeze(1)) + ridge;
+            var grad = x.t().matmul(s * (p - y)).Over(n).Plus(penalty * theta);
+            var weights = (s * p * p.OneMinus()).Over(n);
+            var hessian = x.t().matmul(x * weights.unsqueeze(1)).Plus(ridge);
             var step = linalg.solve(hessian, grad);
             // Damped Newton: halve the step until the loss does not rise. A full step can overshoot when the Hessian is
             // badly conditioned (a few residual dimensions far larger than the rest, as in some layers of the demo
@@ -109,12 +110,12 @@ public sealed record LogisticProbe(double[] Weight, double Bias)
             for (int halvings = 0; (next > loss || double.IsNaN(next)) && halvings < 40; halvings++)
             {
                 scale /= 2;
-                next = Loss(theta - step * scale);
+                next = Loss(theta - step.Times(scale));
             }
             if (next > loss || double.IsNaN(next)) break; // no descent left along the Newton direction
-            theta = theta - step * scale;
+            theta = theta - step.Times(scale);
             loss = next;
-            if ((step * scale).abs().max().item<double>() < 1e-9) break;
+            if (step.Times(scale).abs().max().item<double>() < 1e-9) break;
         }
         var values = theta.data<double>().ToArray();
         return new LogisticProbe(values[..d], values[d]);

@@ -1,3 +1,4 @@
+using BiasFree.Engine.Models;
 using static TorchSharp.torch;
 
 namespace BiasFree.Engine.WhiteBox;
@@ -24,16 +25,16 @@ public static class Steering
         return (l, h) =>
         {
             if (l != layer) return h;
-            var v = vector.to(h.device).to_type(h.dtype) * alpha;            // [H]
+            var v = vector.to(h.device).to_type(h.dtype).Times(alpha);        // [H]
             var rows = gate is null
                 ? ones([h.shape[0]], h.dtype, h.device)
                 : gate(h.select(1, -1)).to(h.device).to_type(h.dtype);        // [B]
             var positions = zeros([h.shape[1]], h.dtype, h.device);            // [T]
             if (lastTokenOnly) positions[^1] = 1;
-            else positions.fill_(1);
+            else positions.fill_(RootedScalars.One);
             // delta[b, t, :] = rows[b] * positions[t] * v
             var delta = rows.view(-1, 1, 1) * positions.view(1, -1, 1) * v.view(1, 1, -1);
-            return h + delta;
+            return h.Plus(delta);
         };
     }
 

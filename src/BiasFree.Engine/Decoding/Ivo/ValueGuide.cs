@@ -69,8 +69,8 @@ public sealed class ValueGuide(ScoreModel value, IvoSettings settings) : ILogits
             using var fork = row.Cache.SelectRows(Enumerable.Repeat(0, k).ToList());
             using var hc = value.Hidden(candidates.to(ScalarType.Int64).cpu().view(k, 1).to(value.Model.Device), fork);
             using var vsa = value.Head(hc.select(1, -1)).to_type(ScalarType.Float64);
-            var bonus = ((vsa - vs) * settings.Beta).to_type(result.dtype).to(result.device);
-            result[b].index_add_(0, candidates, bonus, 1.0);
+            var bonus = vsa.Minus(vs).Times(settings.Beta).to_type(result.dtype).to(result.device);
+            result[b].index_add_(0, candidates, bonus, RootedScalars.One);
             ValueEvaluations += k;
             Steps++;
         }

@@ -182,7 +182,7 @@ public static class MonteCarloFit
         value.Model.train();
         var v = value.ForwardAll(rows, pad);
         var maskT = tensor(mask, [batch.Count, t]).to(v.device);
-        var loss = ((v - tensor(targets, [batch.Count, t]).to(v.device)).pow(2) * maskT).sum() / maskT.sum();
+        var loss = ((v - tensor(targets, [batch.Count, t]).to(v.device)).pow(RootedScalars.Two) * maskT).sum() / maskT.sum();
         optimizer.ZeroGrad();
         loss.backward();
         nn.utils.clip_grad_norm_(value.Trainable.Select(p => p.Parameter).ToList(), maxGradNorm);
