@@ -293,13 +293,14 @@ public sealed class EngineChatClient : IChatClient
     {
         var sequence = new BatchedSequence(prompt, gen, ct);
         var worker = Dispatch(prompt, hooked);
+        sequence.Finishing = () => Done(worker);
         if (!worker.Queue.Writer.TryWrite(sequence))
         {
+            sequence.Finishing = null;
             Done(worker);
             throw new ObjectDisposedException(nameof(EngineChatClient));
         }
         worker.Wake();
-        sequence.Completion.ContinueWith(_ => Done(worker), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return sequence;
     }
 

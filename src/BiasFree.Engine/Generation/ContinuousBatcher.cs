@@ -77,10 +77,26 @@ public sealed class BatchedSequence
     internal long EnqueuedTicks, AdmittedTicks;
     internal bool Prefilling => Past < Prompt.Count;
 
+    /// <summary>
+    /// Run once, on the batcher's thread, just before <see cref="Completion"/> completes: what the sequence's owner counts
+    /// for it (<see cref="Chat.EngineChatClient"/>'s outstanding requests and busy periods) is then counted before anyone
+    /// awaiting the sequence resumes. A continuation of the task could run after the awaiting caller, which might then
+    /// read figures that do not count its own request yet.
+    /// </summary>
+    internal Action? Finishing { get; set; }
+
+    private void RunFinishing()
+    {
+        var finishing = Finishing;
+        Finishing = null;
+        finishing?.Invoke();
+    }
+
     internal void Complete()
     {
         Random?.Dispose();
         Random = null;
+        RunFinishing();
         _completion.TrySetResult(new SequenceResult(Generated, Finish ?? FinishReason.Length, Prompt.Count, MatchedStop));
     }
 
@@ -88,6 +104,7 @@ public sealed class BatchedSequence
     {
         Random?.Dispose();
         Random = null;
+        RunFinishing();
         _completion.TrySetException(e);
     }
 }
