@@ -347,6 +347,8 @@ internal static class HarnessBench
             Gen1 = GC.CollectionCount(1),
             Gen2 = GC.CollectionCount(2),
             GcPauseMs = GC.GetTotalPauseDuration().TotalMilliseconds,
+            // Bytes the process allocated on the managed heap since it started, per row stored (start-up included).
+            AllocatedKbPerRow = GC.GetTotalAllocatedBytes(precise: true) / 1024.0 / Math.Max(1, outcome.Completed),
         })).ConfigureAwait(false);
         self.Refresh();
         var cpuMs = (self.TotalProcessorTime - cpu0).TotalMilliseconds;
