@@ -29,6 +29,8 @@ using Spectre.Console;
 /// </para>
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- harness [--quick] [--sizes 10000,50000]
 ///        [--in-flight 32,256] [--latencies 0,50] [--repeats 1]
+/// By hand: harness --write-suite N PATH; harness --serve [--latency-ms 50]; harness --client --target URL --suite PATH
+///        --runs-dir DIR --run-id ID [--in-flight 256] [--alloc-types] (the last prints managed allocations by type).
 /// </summary>
 internal static class HarnessBench
 {
@@ -309,6 +311,9 @@ internal static class HarnessBench
             // --precision H: an adaptive run (each cell stops once its BFS is known to ±H), for its memory.
             Precision = args.SkipWhile(a => a != "--precision").Skip(1).FirstOrDefault() is { } h ? double.Parse(h, CultureInfo.InvariantCulture) : null,
         };
+        // --alloc-types: which types the managed allocations were, sampled by the runtime (one AllocationTick event per
+        // ~100 KB allocated, naming the type of the object that crossed the mark), printed after the run.
+        using var allocations = args.Contains("--alloc-types") ? new AllocationSampler() : null;
         using var self = Process.GetCurrentProcess();
         var cpu0 = self.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
@@ -350,6 +355,7 @@ internal static class HarnessBench
             // Bytes the process allocated on the managed heap since it started, per row stored (start-up included).
             AllocatedKbPerRow = GC.GetTotalAllocatedBytes(precise: true) / 1024.0 / Math.Max(1, outcome.Completed),
         })).ConfigureAwait(false);
+        allocations?.Print(outcome.Completed);
         self.Refresh();
         var cpuMs = (self.TotalProcessorTime - cpu0).TotalMilliseconds;
         await sampling.CancelAsync().ConfigureAwait(false);
@@ -377,6 +383,68 @@ internal static class HarnessBench
         // ServerRequests carries the server's count before the run; the parent subtracts it from the count after.
         Console.WriteLine(JsonSerializer.Serialize(new Measurement(outcome.Completed, wall, cpuMs, PeakRss(), peakManaged, serverBefore)));
         return 0;
+    }
+
+    /// <summary>
+    /// Managed allocations by type, from the runtime's GCAllocationTick events (Microsoft-Windows-DotNETRuntime, GC
+    /// keyword, verbose): each event reports the bytes allocated since the last one (about 100 KB) and the type of the
+    /// object that crossed the mark, so a type's share of the events estimates its share of the bytes.
+    /// </summary>
+    private sealed class AllocationSampler : System.Diagnostics.Tracing.EventListener
+    {
+        private readonly Dictionary<string, (long Events, long Bytes)> _byType = [];
+        private readonly Dictionary<string, int> _collections = [];
+
+        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
+        {
+            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
+            {
+                EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
+            }
+        }
+
+        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
+        {
+            if (eventData.EventName?.StartsWith("GCStart", StringComparison.Ordinal) ?? false)
+            {
+                // Each collection's generation and reason (the runtime's gc_reason: 0 small-object budget, 1 induced,
+                // 4 large-object budget, ...), to see what brings the gen-2 collections.
+                var n = eventData.PayloadNames!;
+                var key = $"gen {eventData.Payload![n.IndexOf("Depth")]} reason {eventData.Payload[n.IndexOf("Reason")]}";
+                lock (_byType)
+                {
+                    _collections[key] = _collections.GetValueOrDefault(key) + 1;
+                }
+                return;
+            }
+            if (!eventData.EventName?.StartsWith("GCAllocationTick", StringComparison.Ordinal) ?? true)
+            {
+                return;
+            }
+            var names = eventData.PayloadNames!;
+            var type = eventData.Payload![names.IndexOf("TypeName")] as string ?? "?";
+            var amountAt = names.IndexOf("AllocationAmount64");
+            var bytes = amountAt >= 0 ? Convert.ToInt64(eventData.Payload[amountAt], CultureInfo.InvariantCulture) : 100_000;
+            lock (_byType)
+            {
+                var (e, b) = _byType.GetValueOrDefault(type);
+                _byType[type] = (e + 1, b + bytes);
+            }
+        }
+
+        public void Print(long rows)
+        {
+            lock (_byType)
+            {
+                var total = _byType.Values.Sum(v => v.Bytes);
+                Console.Error.WriteLine($"collections: {string.Join(", ", _collections.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}: {kv.Value}"))}");
+                Console.Error.WriteLine($"allocation samples: {_byType.Values.Sum(v => v.Events)} events, {total / 1e6:F1} MB");
+                foreach (var (type, (events, bytes)) in _byType.OrderByDescending(kv => kv.Value.Bytes).Take(30))
+                {
+                    Console.Error.WriteLine($"  {100.0 * bytes / total,5:F1} %  {bytes / 1024.0 / Math.Max(1, rows),7:F2} KB/row  {events,6}  {type}");
+                }
+            }
+        }
     }
 
     /// <summary>Stopwatch times of the first stored row and of each tenth of the run's rows.</summary>
