@@ -89,7 +89,7 @@ public sealed record Probe
     public string? TaskType { get; init; }
 
     /// <summary>Free-form metadata kept from the source (template id, source file, stereotyped groups...).</summary>
-    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     /// <summary>The option with the given role, or null if the probe has none.</summary>
     public ProbeOption? OptionWithRole(OptionRole role) => Options.FirstOrDefault(o => o.Role == role);

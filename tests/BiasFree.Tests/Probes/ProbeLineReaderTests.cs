@@ -147,6 +147,15 @@ public class ProbeLineReaderTests
         """{"id":"a","suite":"s","scenario":"multi-turn","category":"age","user_turns":["q"],"task_type":3,"question":4}""",
         """{"id":"a","suite":"s","scenario":"multi-turn","category":"age","user_turns":["q"],"context_text":"\ud800"}""",
         """{"id":"a","suite":"s","scenario":"multi-turn","category":"age","user_turns":["q"],"question":{"a":"b"}}""",
+        // Values the readers compare with names or share between lines, escaped or not; long escaped strings (the
+        // validation pass unescapes a string past 512 bytes into a rented buffer) with a lone surrogate at their end.
+        """{"id":"a","suite":"\u0073","scenario":"multi-\u0074urn","category":"a\u0067e","user_turns":["q"],"context":"ambigu\u006fus","polarity":"neg\u0061tive"}""",
+        """{"id":"a","suite":"s","scenario":"multiple-choice","category":"age","user_turns":["q"],"options":[{"text":"x","role":"unkn\u006fwn","group":"g"},{"text":"y","role":"stereotyped","group":"\u0067"}]}""",
+        """{"id":"a","suite":"s","scenario":"multiple-choice","category":"age","user_turns":["q"],"options":[{"text":"x","role":"Unknown","group":"g"},{"text":"y","role":"stereotyped","group":"g"}]}""",
+        """{"id":"a","suite":"s","scenario":"multi-turn","category":"age","user_turns":["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n\u00e9\ud83d\ude00"]}""",
+        """{"id":"a","suite":"s","scenario":"multi-turn","category":"age","user_turns":["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n\ud800"]}""",
+        """{"id":"a","suite":"s","scenario":"multi-turn","category":"age","user_turns":["q"],"context_text":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\t\udc00"}""",
+        """{"id":"a","suite":"s","scenario":"multiple-choice","category":"age","user_turns":["q"],"options":[{"text":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\ud800","role":"unknown","group":"g"},{"text":"y","role":"unknown","group":"g"}]}""",
         "\u00a0{\"id\":\"a\"}",
         "{\"id\":\"a\",\"suite\":\"s\",\"scenario\":\"multi-turn\",\"category\":\"age\",\"user_turns\":[\"q\"]}\n{\"id\":\"a\",\"suite\":\"s\",\"scenario\":\"multi-turn\",\"category\":\"age\",\"user_turns\":[\"q\"]}",
         "",
@@ -160,6 +169,24 @@ public class ProbeLineReaderTests
         using var dir = new TempDir();
         var path = dir.File("odd.jsonl", text);
         AssertSameOutcome(path);
+    }
+
+    [Fact]
+    public void RepeatedNamesAreSharedAndUnusedTextIsNotKept()
+    {
+        // A suite's name and categories repeat on every line: each probe
+        // shares one string for its suite and category instead of holding its own copy (Read and Scan), and the validation pass keeps
+        // nothing of the turns (issue #11: per-line allocations of a 50,000-probe run's two passes over its suite).
+        using var dir = new TempDir();
+        var path = Path.Combine(dir.Path, "shared.jsonl");
+        ProbeJsonl.Write(path, Lettered(40));
+        foreach (var probes in new[] { ProbeJsonl.Read(path).ToList(), ProbeJsonl.Scan(path).ToList() })
+        {
+            Assert.All(probes, p => Assert.Same(probes[0].Suite, p.Suite));
+            Assert.All(probes, p => Assert.Same(probes[0].Category, p.Category));
+        }
+        Assert.All(ProbeJsonl.Scan(path), p => Assert.Empty(p.UserTurns));
+        Assert.All(ProbeJsonl.Scan(path), p => Assert.Empty(p.Metadata));
     }
 
     [Fact]

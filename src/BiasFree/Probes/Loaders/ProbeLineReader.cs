@@ -96,15 +96,16 @@ internal static class ProbeLineReader
                 field = new Field { Present = true, Kind = reader.TokenType, Start = (int)reader.TokenStartIndex };
                 if (reader.TokenType == JsonTokenType.String && index is not (UserTurns or Options or Metadata or Correct))
                 {
-                    if (build || reader.ValueIsEscaped || index is Id or Suite or ScenarioField or Category or Context or Polarity)
+                    // The validation pass keeps only these fields' values; the others it only checks.
+                    field.Text = index switch
                     {
-                        try { field.Text = reader.GetString(); }
-                        catch (InvalidOperationException) { field.BadEscape = true; }
-                    }
-                    else
-                    {
-                        field.Text = ""; // valid (unescaped bytes of a checked UTF-8 line), and not kept
-                    }
+                        ScenarioField => Known(ref reader, ScenarioNames),
+                        Context => Known(ref reader, ContextNames),
+                        Polarity => Known(ref reader, PolarityNames),
+                        Suite or Category => Repeated(ref reader),
+                        _ => ValidString(ref reader, build || index == Id),
+                    };
+                    field.BadEscape = field.Text is null;
                 }
                 else if (reader.TokenType == JsonTokenType.StartArray && index == UserTurns)
                 {
@@ -176,10 +177,10 @@ internal static class ProbeLineReader
         if (scenario == Scenario.MultipleChoice && optionCount < 2)
             throw at.Error("options", "a multiple-choice probe needs at least 2 options");
 
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var metadata = build ? new Dictionary<string, string>(StringComparer.Ordinal) : null;
         if (f[Metadata].Has)
         {
-            ReadMetadata(at, json, f[Metadata], build ? metadata : null);
+            ReadMetadata(at, json, f[Metadata], metadata);
         }
         if (!build)
         {
@@ -203,7 +204,7 @@ internal static class ProbeLineReader
             CorrectOption = correct,
             ContextText = OptionalString(at, f[ContextText], "context_text"),
             Question = OptionalString(at, f[Question], "question"),
-            Metadata = metadata,
+            Metadata = metadata!,
         };
     }
 
@@ -291,14 +292,86 @@ internal static class ProbeLineReader
 
     /// <summary>
     /// The current string token's value, or null when its escapes are not valid UTF-16. Without <paramref name="build"/>
-    /// a string with no escape is not decoded (its bytes are valid UTF-8, checked with the line) and "" stands for it.
+    /// the string is only checked and "" stands for it: one with no escape is valid already (its bytes are valid UTF-8,
+    /// checked with the line), and one with escapes is unescaped into a scratch buffer, which fails exactly where
+    /// <see cref="Utf8JsonReader.GetString"/> does (issue #11: decoding every escaped turn into a string it then dropped
+    /// was most of the 1.5 KB the validation pass allocated per line).
     /// </summary>
     private static string? ValidString(ref Utf8JsonReader reader, bool build)
     {
         if (!build && !reader.ValueIsEscaped) return "";
-        try { return reader.GetString(); }
+        try
+        {
+            if (build) return reader.GetString();
+            // Unescaping never lengthens a string, so the escaped length is room enough.
+            var length = reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length;
+            if (length <= 512)
+            {
+                Span<byte> small = stackalloc byte[512];
+                reader.CopyString(small);
+                return "";
+            }
+            var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+            try { reader.CopyString(rented); }
+            finally { System.Buffers.ArrayPool<byte>.Shared.Return(rented); }
+            return "";
+        }
         catch (InvalidOperationException) { return null; }
     }
+
+    private static readonly string[] ScenarioNames = ["multiple-choice", "multi-turn"];
+    private static readonly string[] ContextNames = ["ambiguous", "disambiguated"];
+    private static readonly string[] PolarityNames = ["negative", "non-negative"];
+    private static readonly string[] RoleNames = ["stereotyped", "anti-stereotyped", "unknown"];
+
+    /// <summary>
+    /// The current string token's value, which is compared with <paramref name="names"/>: the name itself when its bytes
+    /// are one of them (no string made), otherwise as <see cref="ValidString"/> builds it.
+    /// </summary>
+    private static string? Known(ref Utf8JsonReader reader, string[] names)
+    {
+        if (!reader.ValueIsEscaped && !reader.HasValueSequence)
+        {
+            var raw = reader.ValueSpan;
+            foreach (var name in names)
+            {
+                if (raw.Length == name.Length && System.Text.Ascii.Equals(raw, name))
+                {
+                    return name;
+                }
+            }
+        }
+        return ValidString(ref reader, build: true);
+    }
+
+    /// <summary>
+    /// The current string token's value, shared with the last lines that had the same bytes: a suite's name and its
+    /// categories repeat on every line, and each probe would otherwise hold its own copy of them.
+    /// </summary>
+    private static string? Repeated(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped || reader.HasValueSequence || reader.ValueSpan.Length > 64)
+        {
+            return ValidString(ref reader, build: true);
+        }
+        var raw = reader.ValueSpan;
+        var recent = _recent ??= new (byte[]?, string)[32];
+        for (var i = 0; i < recent.Length && recent[i].Raw is { } bytes; i++)
+        {
+            if (raw.SequenceEqual(bytes))
+            {
+                return recent[i].Text;
+            }
+        }
+        var text = Encoding.UTF8.GetString(raw); // valid: the line's UTF-8 was checked, and it has no escape
+        recent[_next] = (raw.ToArray(), text);
+        _next = (_next + 1) % recent.Length;
+        return text;
+    }
+
+    // Repeated's last values, per thread (a suite is read on one thread; two halves of one scan on two).
+    [ThreadStatic] private static (byte[]? Raw, string Text)[]? _recent;
+    [ThreadStatic] private static int _next;
 
     /// <summary>
     /// The options, the reader on their '['; leaves it on the ']'. Each option's fields are checked in the document path's
@@ -338,7 +411,7 @@ internal static class ProbeLineReader
                 if (reader.TokenType == JsonTokenType.String && which >= 0)
                 {
                     // The role is compared with its names; a text or group is only checked when the probe is not built.
-                    value.Text = ValidString(ref reader, build || which == 1);
+                    value.Text = which == 1 ? Known(ref reader, RoleNames) : ValidString(ref reader, build);
                     value.BadEscape = value.Text is null;
                 }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
