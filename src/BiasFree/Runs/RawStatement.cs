@@ -99,6 +99,9 @@ internal sealed class RawStatement : IDisposable
     public string? Text(int column) =>
         raw.sqlite3_column_type(_statement, column) == raw.SQLITE_NULL ? null : raw.sqlite3_column_text(_statement, column).utf8_to_string();
 
+    /// <summary>The bytes of a TEXT or BLOB column of the current row (UTF-8 for TEXT), valid until the next step or reset.</summary>
+    public ReadOnlySpan<byte> Bytes(int column) => raw.sqlite3_column_blob(_statement, column);
+
     /// <summary>An INTEGER column of the current row.</summary>
     public long Int64(int column) => raw.sqlite3_column_int64(_statement, column);
 

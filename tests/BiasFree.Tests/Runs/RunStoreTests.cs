@@ -210,4 +210,42 @@ public class RunStoreTests
         await store.PutCachedAsync("k1", new CachedResponse("other", 0, 0), ct);
         Assert.Equal("hello", (await store.GetCachedAsync("k1", ct))!.Text);
     }
+
+    [Fact]
+    public async Task CachedKeysOfEveryKindAreFoundAfterReopening()
+    {
+        // The keys in the file are indexed from SQLite's bytes at the first lookup, the keys committed since from their
+        // strings: both must give the same bit, for hex digests (what RecordingChatClient writes) and for any other text.
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        string[] keys = [RecordingChatClient.CacheKey("t", "none", "s", "p", [new RecordedMessage("user", "q")], null), "k1", "", "ключ-é-😀", Hostile];
+        await using (var store = await RunStore.OpenDirectoryAsync(dir.Path, ct))
+        {
+            foreach (var key in keys)
+            {
+                await store.PutCachedAsync(key, new CachedResponse($"reply to {key}", 1, 2), ct);
+            }
+        }
+        await using (var store = await RunStore.OpenDirectoryAsync(dir.Path, ct))
+        {
+            Assert.True(store.MayHaveCachedReplies);
+            foreach (var key in keys)
+            {
+                Assert.Equal($"reply to {key}", (await store.GetCachedAsync(key, ct))?.Text);
+            }
+            Assert.Null(await store.GetCachedAsync("k2", ct));
+        }
+        await using (var empty = await RunStore.OpenDirectoryAsync(Path.Combine(dir.Path, "empty"), ct))
+        {
+            Assert.False(empty.MayHaveCachedReplies);
+        }
+        foreach (var key in keys)
+        {
+            Assert.Equal(RunStore.KeyHash(key), RunStore.KeyHash(System.Text.Encoding.UTF8.GetBytes(key)));
+            Assert.InRange(RunStore.KeyHash(key), 0u, (1u << 24) - 1);
+        }
+        // The bits spread: 10,000 digests set nearly as many distinct bits (a hash of a few bits would not).
+        var bits = Enumerable.Range(0, 10_000).Select(i => RunStore.KeyHash(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i))))).Distinct().Count();
+        Assert.InRange(bits, 9_990, 10_000);
+    }
 }
