@@ -230,10 +230,13 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
         return statement.Execute() > 0;
     }
 
-    private static object?[] ResultValues(ResultRecord r) =>
+    // The requests column of the row being written (one writer, one row at a time).
+    private readonly RequestsJson _requestsJson = new();
+
+    private object?[] ResultValues(ResultRecord r) =>
     [
         r.RunId, r.Method, r.Suite, r.ProbeId, ScenarioNames.Name(r.Scenario), r.Category, r.Context?.ToString(), r.Polarity?.ToString(),
-        r.CorrectRole?.ToString(), r.Model, JsonSerializer.Serialize(r.Requests, RunSpec.Json), r.Response, r.Verdict?.Label.ToString(),
+        r.CorrectRole?.ToString(), r.Model, _requestsJson.Write(r.Requests), r.Response, r.Verdict?.Label.ToString(),
         r.Verdict?.Reason, r.Verdict?.Judge, r.Verdict?.RawOutput, r.PromptTokens, r.CompletionTokens, r.LatencyMs, r.Error,
         r.IsComplete ? 1 : 0, Time(r.Started), Time(r.Completed), r.Fallback ? 1 : 0, r.Verdict?.Injection?.ToJson(),
     ];

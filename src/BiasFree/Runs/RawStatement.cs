@@ -42,7 +42,7 @@ internal sealed class RawStatement : IDisposable
         }
     }
 
-    /// <summary>Binds the <paramref name="index"/>-th parameter (of the names given at construction) to a string, an integer or null.</summary>
+    /// <summary>Binds the <paramref name="index"/>-th parameter (of the names given at construction) to a string, an integer, a <see cref="RequestsJson"/>'s UTF-8 text (copied by SQLite) or null.</summary>
     public void Bind(int index, object? value)
     {
         var at = _parameters[index];
@@ -50,6 +50,7 @@ internal sealed class RawStatement : IDisposable
         {
             null => raw.sqlite3_bind_null(_statement, at),
             string s => raw.sqlite3_bind_text(_statement, at, s),
+            RequestsJson json => raw.sqlite3_bind_text(_statement, at, json.Utf8),
             long l => raw.sqlite3_bind_int64(_statement, at, l),
             int n => raw.sqlite3_bind_int64(_statement, at, n),
             _ => throw new ArgumentException($"cannot bind a {value.GetType().Name}.", nameof(value)),
