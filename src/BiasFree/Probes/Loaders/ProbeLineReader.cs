@@ -99,9 +99,9 @@ internal static class ProbeLineReader
                     // The validation pass keeps only these fields' values; the others it only checks.
                     field.Text = index switch
                     {
-                        ScenarioField => Known(ref reader, ScenarioNames),
-                        Context => Known(ref reader, ContextNames),
-                        Polarity => Known(ref reader, PolarityNames),
+                        ScenarioField => Known(ref reader, ScenarioValues),
+                        Context => Known(ref reader, ContextValues),
+                        Polarity => Known(ref reader, PolarityValues),
                         Suite or Category => Repeated(ref reader),
                         _ => ValidString(ref reader, build || index == Id),
                     };
@@ -319,10 +319,11 @@ internal static class ProbeLineReader
         catch (InvalidOperationException) { return null; }
     }
 
-    private static readonly string[] ScenarioNames = ["multiple-choice", "multi-turn"];
-    private static readonly string[] ContextNames = ["ambiguous", "disambiguated"];
-    private static readonly string[] PolarityNames = ["negative", "non-negative"];
-    private static readonly string[] RoleNames = ["stereotyped", "anti-stereotyped", "unknown"];
+    // The values Known matches on their bytes: the format's own names, as the writer spells them.
+    private static readonly string[] ScenarioValues = [ScenarioNames.MultipleChoice, ScenarioNames.MultiTurn];
+    private static readonly string[] ContextValues = [ProbeJsonl.ConditionName(ContextCondition.Ambiguous), ProbeJsonl.ConditionName(ContextCondition.Disambiguated)];
+    private static readonly string[] PolarityValues = [ProbeJsonl.PolarityName(QuestionPolarity.Negative), ProbeJsonl.PolarityName(QuestionPolarity.NonNegative)];
+    private static readonly string[] RoleValues = [.. Enum.GetValues<OptionRole>().Select(ProbeJsonl.RoleName)];
 
     /// <summary>
     /// The current string token's value, which is compared with <paramref name="names"/>: the name itself when its bytes
@@ -411,7 +412,7 @@ internal static class ProbeLineReader
                 if (reader.TokenType == JsonTokenType.String && which >= 0)
                 {
                     // The role is compared with its names; a text or group is only checked when the probe is not built.
-                    value.Text = which == 1 ? Known(ref reader, RoleNames) : ValidString(ref reader, build);
+                    value.Text = which == 1 ? Known(ref reader, RoleValues) : ValidString(ref reader, build);
                     value.BadEscape = value.Text is null;
                 }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
