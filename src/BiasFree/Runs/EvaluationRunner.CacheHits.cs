@@ -49,6 +49,13 @@ public sealed partial class EvaluationRunner
         // first run on a store with other runs' cache computes each key once, not here and again in the client.
         private const int MaxSkippedChunks = 64;
 
+        // One read snapshot for consecutive chunks (RunStore.CacheReads remarks: a new one re-reads the cache's pages from the
+        // file), ended when this old, and before misses are handed on (the workers may make the enumerator wait, and an
+        // open snapshot keeps the WAL from being checkpointed meanwhile). A quarter of a second of a rerun's commits is a
+        // few MB of WAL.
+        private static readonly TimeSpan SnapshotAge = TimeSpan.FromMilliseconds(250);
+        private RunStore.CacheReads? _reads;
+
         private readonly Dictionary<string, string> _identity = methods.ToDictionary(m => m, spec.CacheIdentityFor, StringComparer.Ordinal);
 
         // The generation settings the cache key reads (RecordingChatClient.CacheKey), as ConverseAsync sets them.
@@ -119,6 +126,10 @@ public sealed partial class EvaluationRunner
                         await CountWhenCommittedAsync(previous, previousRows!, stop).ConfigureAwait(false);
                     }
 
+                    if (misses.Count > 0)
+                    {
+                        _reads?.End();
+                    }
                     foreach (var miss in misses)
                     {
                         yield return miss;
@@ -134,6 +145,8 @@ public sealed partial class EvaluationRunner
             }
             finally
             {
+                _reads?.Dispose();
+                _reads = null;
                 // The run stopped early (cancelled, or failed elsewhere): the writer commits what was queued regardless, so
                 // a batch that commits is counted; one that fails is not, and its failure does not hide the first one.
                 if (committing is not null)
@@ -173,7 +186,8 @@ public sealed partial class EvaluationRunner
         private List<(ResultRecord Row, ItemFailure? Failure)> Replay(List<(string Method, Probe Probe)> chunk, List<(string Method, Probe Probe)> misses)
         {
             var replayed = new List<(ResultRecord, ItemFailure?)>(chunk.Count);
-            using var reads = runner._store.BeginCacheReads();
+            var reads = _reads ??= runner._store.BeginCacheReads();
+            reads.EndIfOlderThan(SnapshotAge);
             var failed = false;
             foreach (var item in chunk)
             {

@@ -67,7 +67,10 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     /// <summary>A read-only connection and its prepared cache lookup.</summary>
     private sealed class CacheReader : IDisposable
     {
-        public CacheReader(string connectionString)
+        /// <param name="connectionString">The store's file.</param>
+        /// <param name="pageCacheKib">SQLite's page cache for this connection (its <c>cache_size</c>); null: SQLite's
+        /// default (2 MiB), enough for point lookups that each run in their own read transaction.</param>
+        public CacheReader(string connectionString, int? pageCacheKib = null)
         {
             Connection = new SqliteConnection(connectionString);
             try
@@ -75,7 +78,8 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 Connection.Open();
                 using (var pragma = Connection.CreateCommand())
                 {
-                    pragma.CommandText = "PRAGMA busy_timeout = 10000; PRAGMA query_only = 1;";
+                    pragma.CommandText = "PRAGMA busy_timeout = 10000; PRAGMA query_only = 1;"
+                        + (pageCacheKib is { } kib ? string.Create(CultureInfo.InvariantCulture, $" PRAGMA cache_size = -{kib};") : "");
                     pragma.ExecuteNonQuery();
                 }
                 // Stepped through SQLitePCLRaw (RawStatement): one lookup per request, where a SqliteCommand built a data reader each time.
@@ -91,7 +95,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         public SqliteConnection Connection { get; }
         public RawStatement Lookup { get; }
 
-        // A batch of lookups (CacheReads) runs in one read transaction: one WAL snapshot for all of them instead of one each.
+        // Batches of lookups (CacheReads) run in one read transaction: one WAL snapshot for all of them instead of one each.
         public RawStatement Begin => _begin ??= new RawStatement(Connection, "BEGIN");
         public RawStatement End => _end ??= new RawStatement(Connection, "COMMIT");
         private RawStatement? _begin, _end;
@@ -495,9 +499,11 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Starts a batch of cache lookups on one pooled reader, in one read transaction (one snapshot of the file for the
-    /// batch; an entry committed after the batch's first lookup is not seen, and the request that missed it takes the
-    /// ordinary path, which looks again). Dispose it on the thread that used it; lookups of a batch are not thread-safe.
+    /// Opens a holder for batches of cache lookups: one read connection of its own, with a page cache large enough to keep
+    /// a cache's index and rows between lookups, read in one read transaction (one snapshot of the file) until
+    /// <see cref="CacheReads.End"/> or <see cref="CacheReads.EndIfOlderThan"/> ends it; an entry committed after the
+    /// snapshot began is not seen, and the request that missed it takes the ordinary path, which looks again. Dispose it
+    /// when done; its lookups are not thread-safe.
     /// </summary>
     internal CacheReads BeginCacheReads()
     {
@@ -515,53 +521,90 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>A batch of cache lookups in one read transaction (<see cref="BeginCacheReads"/>).</summary>
+    /// <summary>Batches of cache lookups in one held read transaction (<see cref="BeginCacheReads"/>).</summary>
+    /// <remarks>
+    /// <para><b>Why a snapshot is held across batches.</b> In WAL mode SQLite drops a connection's whole page cache when
+    /// it begins a read transaction after any other connection committed. A cache-only rerun commits its replayed rows
+    /// while it looks up the next batch, so a transaction per batch of 512 lookups re-read the cache's index and rows from
+    /// the file for every batch: in a 50,000-probe rerun, 56,000 <c>pread</c>s and 31,000 page faults (SQLite's page
+    /// buffers freed and allocated again), about a fifth of its CPU (docs/runs-and-reports.md, "Eleventh round"). Held
+    /// across batches, and with a page cache that holds the index and rows (<see cref="PageCacheKib"/>; SQLite's default
+    /// of 2 MiB does not), a page is read once per snapshot.</para>
+    /// <para><b>Why that is safe.</b> Cache entries are never changed or deleted once written (the insert does nothing on
+    /// a key already there), so an older snapshot finds the same replies as a newer one, and can only miss entries
+    /// committed since, which the per-item path looks up again. What holding costs is the WAL: a checkpoint cannot copy
+    /// frames newer than an open snapshot back into the file or restart the log, so the log grows while it is held.
+    /// Callers therefore end it at least every so often (<see cref="EndIfOlderThan"/>) and before anything that may wait
+    /// (<see cref="End"/>).</para>
+    /// </remarks>
     internal sealed class CacheReads : IDisposable
     {
+        /// <summary>The holder's page cache, KiB (an upper bound; SQLite allocates pages as it reads them). A cache of
+        /// 50,000 short replies is 11.4 MB in the file (7.2 MB of rows, 4.2 MB of key index; measured with <c>dbstat</c>),
+        /// so it stays cached whole; a larger one keeps its most recently read pages.</summary>
+        internal const int PageCacheKib = 16 * 1024;
+
         private readonly RunStore _store;
         private CacheReader? _reader;
-        private bool _open;
+        private long _begun; // Stopwatch timestamp of the open snapshot's BEGIN; 0: none open
 
         public CacheReads(RunStore store) => _store = store;
 
-        /// <summary>The cached reply for <paramref name="key"/>, or null: what <see cref="GetCachedAsync"/> returns.</summary>
+        /// <summary>True while a snapshot is open (tests).</summary>
+        internal bool IsOpen => _begun != 0;
+
+        /// <summary>The cached reply for <paramref name="key"/>, or null: what <see cref="GetCachedAsync"/> returns, as of
+        /// the open snapshot (begun by the first lookup that needs SQL after the last end).</summary>
         public CachedResponse? Get(string key)
         {
             if (!_store.MayBeCached(key))
             {
                 return null; // never cached: no SQL, as in GetCached
             }
-            if (_reader is null)
+            if (_begun == 0)
             {
-                _reader = _store.RentReader();
+                _reader ??= new CacheReader(_store._connectionString, PageCacheKib);
                 _reader.Begin.Execute();
-                _open = true;
+                _begun = Math.Max(1, System.Diagnostics.Stopwatch.GetTimestamp());
             }
-            return Read(_reader.Lookup, key);
+            return Read(_reader!.Lookup, key);
+        }
+
+        /// <summary>Ends the open snapshot when it began more than <paramref name="age"/> ago (a later lookup begins a new one).</summary>
+        public void EndIfOlderThan(TimeSpan age)
+        {
+            if (_begun != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_begun) > age)
+            {
+                End();
+            }
+        }
+
+        /// <summary>Ends the open snapshot, if any; the connection and its page cache are kept for the next one.</summary>
+        public void End()
+        {
+            if (_begun == 0)
+            {
+                return;
+            }
+            _begun = 0;
+            try
+            {
+                _reader!.End.Execute();
+            }
+            catch (Exception)
+            {
+                // A reader whose transaction could not be ended is closed (closing ends the transaction); a later lookup
+                // opens a fresh one. Nothing was written, so nothing is lost.
+                _reader!.Dispose();
+                _reader = null;
+            }
         }
 
         public void Dispose()
         {
-            if (_reader is not { } reader)
-            {
-                return;
-            }
+            End();
+            _reader?.Dispose();
             _reader = null;
-            try
-            {
-                if (_open)
-                {
-                    reader.End.Execute();
-                }
-            }
-            catch (Exception)
-            {
-                // A reader whose transaction could not be ended is closed, not pooled again (closing ends the transaction);
-                // a later lookup opens a fresh one. Nothing was written, so nothing is lost.
-                reader.Dispose();
-                return;
-            }
-            _store._readers.Add(reader);
         }
     }
 

@@ -323,7 +323,7 @@ public class CacheHitBatchTests
     }
 
     [Fact]
-    public async Task BatchedLookupsFindWhatSingleLookupsFindAndReleaseTheirReader()
+    public async Task BatchedLookupsFindWhatSingleLookupsFindUntilTheirSnapshotEnds()
     {
         var ct = TestContext.Current.CancellationToken;
         using var dir = new TempDir();
@@ -339,16 +339,30 @@ public class CacheHitBatchTests
             {
                 Assert.Equal(await store.GetCachedAsync($"k{i}", ct), reads.Get($"k{i}"), CachedEquality.Instance);
             }
-            // One snapshot per batch: an entry committed after the batch's first lookup is found only by a later lookup.
+            // One snapshot until it is ended: an entry committed after its first lookup is found only after an end.
             await store.PutCachedAsync("late", new CachedResponse("late reply", 1, 1), ct);
             Assert.Null(reads.Get("late"));
+            reads.EndIfOlderThan(TimeSpan.FromHours(1));
+            Assert.True(reads.IsOpen);
+            Assert.Null(reads.Get("late"));
+            // While it is open, a checkpoint cannot restart the log (busy 1): why callers end it every so often.
+            Assert.Equal(1L, await ExecAsync(store.DatabasePath, "PRAGMA wal_checkpoint(TRUNCATE)", ct));
+            reads.EndIfOlderThan(TimeSpan.Zero);
+            Assert.False(reads.IsOpen);
+            Assert.Equal("late reply", reads.Get("late")?.Text);
+            Assert.True(reads.IsOpen);
+            await store.PutCachedAsync("later", new CachedResponse("later reply", 1, 1), ct);
+            Assert.Null(reads.Get("later"));
+            reads.End();
+            Assert.False(reads.IsOpen);
+            Assert.Equal("later reply", reads.Get("later")?.Text);
+            // A key never cached needs no SQL and opens no snapshot.
+            reads.End();
+            Assert.Null(reads.Get("never cached"));
+            Assert.False(reads.IsOpen);
         }
         Assert.Equal("late reply", (await store.GetCachedAsync("late", ct))?.Text);
-        using (var reads = store.BeginCacheReads())
-        {
-            Assert.Equal("late reply", reads.Get("late")?.Text);
-        }
-        // The readers were left outside any transaction: a full checkpoint is not blocked by an open snapshot (busy 0).
+        // Disposed holders leave no transaction open: a full checkpoint is not blocked by a snapshot (busy 0).
         await store.PutCachedAsync("after", new CachedResponse("after reply", 1, 1), ct);
         Assert.Equal(0L, await ExecAsync(store.DatabasePath, "PRAGMA wal_checkpoint(TRUNCATE)", ct));
         Assert.Equal("after reply", (await store.GetCachedAsync("after", ct))?.Text);
