@@ -306,6 +306,11 @@ public sealed class Evaluation
     {
         ArgumentNullException.ThrowIfNull(store);
         var spec = Spec;
+        if (!spec.NoCache)
+        {
+            // Overlaps reading the cache's keys with the start-up below (the suites' validation pass, the run's record).
+            store.BeginLoadingCachedKeys();
+        }
         var source = _probes ?? ProbeSource.Open(spec);
         Judges.EnsureCovers(source);
         var warnings = new List<string>(Warnings);

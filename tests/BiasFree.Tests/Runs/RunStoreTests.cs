@@ -212,6 +212,54 @@ public class RunStoreTests
     }
 
     [Fact]
+    public async Task CachedKeysLoadedInTheBackgroundAreFoundAndClosingWaitsForTheLoad()
+    {
+        // Evaluation.StartAsync starts the index's load on a pool thread; lookups that come before it ends wait for it,
+        // and a store closed while it runs closes after it (the load holds one of the store's read connections).
+        using var dir = new TempDir();
+        var ct = TestContext.Current.CancellationToken;
+        var keys = Enumerable.Range(0, 3_000).Select(i => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)))).ToArray();
+        await using (var store = await RunStore.OpenDirectoryAsync(dir.Path, ct))
+        {
+            foreach (var key in keys)
+            {
+                _ = store.PutCachedAsync(key, new CachedResponse($"reply to {key}", 1, 2), ct);
+            }
+        }
+        for (var round = 0; round < 3; round++)
+        {
+            // Closed at once, by each of the two ways to close.
+            var closing = await RunStore.OpenDirectoryAsync(dir.Path, ct);
+            closing.BeginLoadingCachedKeys();
+            if (round % 2 == 0)
+            {
+                await closing.DisposeAsync();
+            }
+            else
+            {
+                closing.Dispose();
+            }
+            if (OperatingSystem.IsLinux())
+            {
+                // Nothing of the closed store is left open: a load that outlived the close would put its connection back.
+                var open = Directory.GetFiles("/proc/self/fd").Select(fd => new FileInfo(fd).LinkTarget).Where(t => t is not null && t.StartsWith(dir.Path + Path.DirectorySeparatorChar, StringComparison.Ordinal)).ToList();
+                Assert.Empty(open);
+            }
+        }
+        await using (var store = await RunStore.OpenDirectoryAsync(dir.Path, ct))
+        {
+            // Started from several threads at once: one load.
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(store.BeginLoadingCachedKeys, ct)));
+            Assert.True(store.MayHaveCachedReplies);
+            foreach (var key in keys)
+            {
+                Assert.Equal($"reply to {key}", (await store.GetCachedAsync(key, ct))?.Text);
+            }
+            Assert.Null(await store.GetCachedAsync("not cached", ct));
+        }
+    }
+
+    [Fact]
     public async Task CachedKeysOfEveryKindAreFoundAfterReopening()
     {
         // The keys in the file are indexed from SQLite's bytes at the first lookup, the keys committed since from their
