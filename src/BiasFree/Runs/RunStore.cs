@@ -53,7 +53,10 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     private readonly int[] _cachedKeyBits = new int[1 << 19];
     private int _cachedKeyCount;
     private readonly Lazy<bool> _cachedKeysLoaded;
+    // The background load of the cached keys (BeginLoadingCachedKeys); Closed once the store is closing, so that no load
+    // starts after Dispose has looked for one to wait for (it would open a reader the close never disposes).
     private Task? _cachedKeysLoading;
+    private static readonly Task Closed = Task.FromResult(false);
 
     private RunStore(SqliteConnection connection, CacheReader reader, string connectionString, string path)
     {
@@ -649,8 +652,10 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     /// the run), which the load then overlaps. Idempotent; closing the store waits for it. A failure is not reported
     /// here: the first lookup reads the same <see cref="Lazy{T}"/> and throws it there, as without this call.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The store is closed or closing.</exception>
     internal void BeginLoadingCachedKeys()
     {
+        ObjectDisposedException.ThrowIf(ReferenceEquals(Volatile.Read(ref _cachedKeysLoading), Closed), this);
         if (Volatile.Read(ref _cachedKeysLoading) is null)
         {
             var loading = new Task(() =>
@@ -664,10 +669,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     // Kept by the Lazy and thrown by the first lookup.
                 }
             });
-            if (Interlocked.CompareExchange(ref _cachedKeysLoading, loading, null) is null)
+            var before = Interlocked.CompareExchange(ref _cachedKeysLoading, loading, null);
+            if (before is null)
             {
                 loading.Start(TaskScheduler.Default);
             }
+            ObjectDisposedException.ThrowIf(ReferenceEquals(before, Closed), this);
         }
     }
 
@@ -751,10 +758,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     public async ValueTask DisposeAsync()
     {
         await _writer.DisposeAsync().ConfigureAwait(false);
-        if (Volatile.Read(ref _cachedKeysLoading) is { } loading)
-        {
-            await loading.ConfigureAwait(false);
-        }
+        await EndCachedKeysLoading().ConfigureAwait(false);
         DisposeReaders();
         await _connection.DisposeAsync().ConfigureAwait(false);
         _lock.Dispose();
@@ -765,11 +769,14 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     {
         // The writer's loop runs on the thread pool, so waiting for it here cannot deadlock on a caller's context.
         _writer.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        Volatile.Read(ref _cachedKeysLoading)?.GetAwaiter().GetResult();
+        EndCachedKeysLoading().GetAwaiter().GetResult();
         DisposeReaders();
         _connection.Dispose();
         _lock.Dispose();
     }
+
+    /// <summary>Marks the store closing for <see cref="BeginLoadingCachedKeys"/> and gives the load to wait for, if one started.</summary>
+    private Task EndCachedKeysLoading() => Interlocked.Exchange(ref _cachedKeysLoading, Closed) ?? Task.CompletedTask;
 
     private void DisposeReaders()
     {

@@ -245,6 +245,8 @@ public class RunStoreTests
                 var open = Directory.GetFiles("/proc/self/fd").Select(fd => new FileInfo(fd).LinkTarget).Where(t => t is not null && t.StartsWith(dir.Path + Path.DirectorySeparatorChar, StringComparison.Ordinal)).ToList();
                 Assert.Empty(open);
             }
+            // A closed store starts no load (it would open a reader that nothing closes).
+            Assert.Throws<ObjectDisposedException>(closing.BeginLoadingCachedKeys);
         }
         await using (var store = await RunStore.OpenDirectoryAsync(dir.Path, ct))
         {
