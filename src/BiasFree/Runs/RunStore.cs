@@ -655,8 +655,8 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
     /// <exception cref="ObjectDisposedException">The store is closed or closing.</exception>
     internal void BeginLoadingCachedKeys()
     {
-        ObjectDisposedException.ThrowIf(ReferenceEquals(Volatile.Read(ref _cachedKeysLoading), Closed), this);
-        if (Volatile.Read(ref _cachedKeysLoading) is null)
+        var current = Volatile.Read(ref _cachedKeysLoading);
+        if (current is null)
         {
             var loading = new Task(() =>
             {
@@ -669,13 +669,15 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     // Kept by the Lazy and thrown by the first lookup.
                 }
             });
-            var before = Interlocked.CompareExchange(ref _cachedKeysLoading, loading, null);
-            if (before is null)
+            current = Interlocked.CompareExchange(ref _cachedKeysLoading, loading, null);
+            if (current is null)
             {
                 loading.Start(TaskScheduler.Default);
+                return;
             }
-            ObjectDisposedException.ThrowIf(ReferenceEquals(before, Closed), this);
         }
+        // Another caller's load (nothing to do), or the store is closing.
+        ObjectDisposedException.ThrowIf(ReferenceEquals(current, Closed), this);
     }
 
     private bool LoadCachedKeys()
