@@ -29,13 +29,12 @@ using Spectre.Console;
 /// </para>
 /// Usage: dotnet run -c Release --project bench/BiasFree.Bench -- harness [--quick] [--sizes 10000,50000]
 ///        [--in-flight 32,256] [--latencies 0,50] [--repeats 1]
+///        [--client-exe PATH] (the clients run PATH instead: bench/harness-aot.sh, the client compiled ahead of time)
 /// By hand: harness --write-suite N PATH; harness --serve [--latency-ms 50]; harness --client --target URL --suite PATH
 ///        --runs-dir DIR --run-id ID [--in-flight 256] [--alloc-types] (the last prints managed allocations by type).
 /// </summary>
-internal static class HarnessBench
+internal static partial class HarnessBench
 {
-    private const string Model = "harness-scripted";
-
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
     {
         if (args.Contains("--serve"))
@@ -57,6 +56,9 @@ internal static class HarnessBench
         string? Arg(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
         static int[] Ints(string s) => s.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
         var quick = args.Contains("--quick");
+        // --client-exe PATH: the client processes run this executable instead of this one (bench/harness-aot.sh: the
+        // same client code compiled ahead of time), with the same arguments.
+        s_clientExe = Arg("--client-exe") is { } exe ? Path.GetFullPath(exe) : null;
         var sizes = Ints(Arg("--sizes") ?? (quick ? "1000" : "10000,50000"));
         var inFlight = Ints(Arg("--in-flight") ?? "32,256");
         var latencies = Ints(Arg("--latencies") ?? "0,50");
@@ -78,7 +80,7 @@ internal static class HarnessBench
             }
 
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                $"[bold]Harness benchmark[/]: {Environment.ProcessorCount} cores, .NET {Environment.Version}; suites {string.Join(", ", sizes.Select(s => s.ToString("N0", CultureInfo.InvariantCulture)))} probes; rule judge; every run in a fresh client process{(repeats > 1 ? $"; median of {repeats}" : "")}"));
+                $"[bold]Harness benchmark[/]: {Environment.ProcessorCount} cores, .NET {Environment.Version}; suites {string.Join(", ", sizes.Select(s => s.ToString("N0", CultureInfo.InvariantCulture)))} probes; rule judge; every run in a fresh client process{(s_clientExe is null ? " (JIT-compiled, as biasfree runs)" : $" (client: {Markup.Escape(s_clientExe)})")}{(repeats > 1 ? $"; median of {repeats}" : "")}"));
             var table = new Table().Border(TableBorder.Rounded);
             foreach (var c in new[] { "run", "probes", "in flight", "latency", "wall s", "probes/s", "% of ideal", "first row s", "steady % of ideal", "server's wait ms", "CPU ms/probe", "peak RSS MB", "peak managed MB", "server requests" })
             {
@@ -176,13 +178,6 @@ internal static class HarnessBench
 
     private static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
 
-    /// <summary>What one client process measured.</summary>
-    /// <param name="FirstRowMs">When the first row was stored, from the start of the measured window (the client's stderr).</param>
-    /// <param name="SteadyRate">Probes per second from the first tenth of the rows stored to the ninth (the client's stderr).</param>
-    /// <param name="ServerWaitMsP50">The median of the server's measured waits during the run (0: not measured).</param>
-    private sealed record Measurement(int Probes, double WallSeconds, double CpuMs, long PeakRssBytes, long PeakManagedBytes, long ServerRequests,
-        double FirstRowMs = 0, double SteadyRate = 0, double ServerWaitMsP50 = 0);
-
     private static Measurement Median(List<Measurement> runs)
     {
         double Med(Func<Measurement, double> f)
@@ -193,6 +188,8 @@ internal static class HarnessBench
         return new Measurement(runs[0].Probes, Med(m => m.WallSeconds), Med(m => m.CpuMs), (long)Med(m => m.PeakRssBytes), (long)Med(m => m.PeakManagedBytes), (long)Med(m => m.ServerRequests),
             Med(m => m.FirstRowMs), Med(m => m.SteadyRate), Med(m => m.ServerWaitMsP50));
     }
+
+    private static string? s_clientExe;
 
     private static ProcessStartInfo Self(params string[] args)
     {
@@ -223,8 +220,18 @@ internal static class HarnessBench
 
     private static async Task<Measurement> ClientRunAsync(Uri server, string suite, string runsDir, string runId, int inFlight)
     {
-        var psi = Self("--client", "--target", server.ToString(), "--suite", suite, "--runs-dir", runsDir, "--run-id", runId,
-            "--in-flight", inFlight.ToString(CultureInfo.InvariantCulture));
+        string[] clientArgs = ["--client", "--target", server.ToString(), "--suite", suite, "--runs-dir", runsDir, "--run-id", runId,
+            "--in-flight", inFlight.ToString(CultureInfo.InvariantCulture)];
+        var psi = Self(clientArgs);
+        if (s_clientExe is not null)
+        {
+            psi.FileName = s_clientExe;
+            psi.ArgumentList.Clear();
+            foreach (var a in clientArgs)
+            {
+                psi.ArgumentList.Add(a);
+            }
+        }
         // The client runs as the biasfree tool does: its runtimeconfig turns dynamic PGO off (BiasFree.Cli.csproj says why).
         psi.Environment["DOTNET_TieredPGO"] = "0";
         var concurrencyStats = new Uri(server.ToString().TrimEnd('/') + "/stats/concurrency");
@@ -261,232 +268,6 @@ internal static class HarnessBench
             SteadyRate = steady,
             ServerWaitMsP50 = wait,
         };
-    }
-
-    private static async Task<long> ServerRequestsAsync(Uri server)
-    {
-        using var http = new HttpClient();
-        return long.Parse(await http.GetStringAsync(new Uri(server.ToString().TrimEnd('/') + "/stats")).ConfigureAwait(false), CultureInfo.InvariantCulture);
-    }
-
-    // ------------------------------------------------------------------ client process
-
-    private static async Task<int> ClientAsync(IReadOnlyList<string> args)
-    {
-        string Arg(string name) => args.SkipWhile(a => a != name).Skip(1).First();
-        var target = new Uri(Arg("--target"));
-        var inFlight = int.Parse(Arg("--in-flight"), CultureInfo.InvariantCulture);
-        var serverBefore = await ServerRequestsAsync(target).ConfigureAwait(false);
-
-        // Peak managed heap: sampled, since the GC reports only the current size.
-        long peakManaged = 0;
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                var now = GC.GetGCMemoryInfo().HeapSizeBytes;
-                peakManaged = Math.Max(peakManaged, Math.Max(now, GC.GetTotalMemory(false)));
-                try
-                {
-                    await Task.Delay(20, sampling.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                }
-            }
-        });
-
-        var options = new OpenAICompatibleTargetOptions
-        {
-            Endpoint = target,
-            Model = Model,
-            ApiKeyEnvironmentVariable = null,
-            MaxConnectionsPerServer = Math.Max(inFlight, 1),
-        };
-        var evaluation = new Evaluation([$"jsonl:{Arg("--suite")}"], EvaluationTarget.OpenAICompatible(options))
-        {
-            RunId = Arg("--run-id"),
-            Settings = new EvaluationSettings { Concurrency = inFlight },
-            // --precision H: an adaptive run (each cell stops once its BFS is known to ±H), for its memory.
-            Precision = args.SkipWhile(a => a != "--precision").Skip(1).FirstOrDefault() is { } h ? double.Parse(h, CultureInfo.InvariantCulture) : null,
-        };
-        // --alloc-types: which types the managed allocations were, sampled by the runtime (one AllocationTick event per
-        // ~100 KB allocated, naming the type of the object that crossed the mark), printed after the run.
-        using var allocations = args.Contains("--alloc-types") ? new AllocationSampler() : null;
-        using var self = Process.GetCurrentProcess();
-        var cpu0 = self.TotalProcessorTime;
-        var clock = Stopwatch.StartNew();
-        // Where the wall time goes: phases of the run, and when each tenth of the rows was stored (a synchronous
-        // IProgress: the runner reports under its lock, in order).
-        var mainAt = DateTime.UtcNow;
-        var timeline = new Timeline(clock);
-        RunOutcome outcome;
-        double openMs, startMs, runMs;
-        await using (var store = await RunStore.OpenDirectoryAsync(Arg("--runs-dir")).ConfigureAwait(false))
-        {
-            openMs = clock.Elapsed.TotalMilliseconds;
-            using var session = await evaluation.StartAsync(store).ConfigureAwait(false);
-            startMs = clock.Elapsed.TotalMilliseconds;
-            outcome = await session.RunAsync(timeline).ConfigureAwait(false);
-            runMs = clock.Elapsed.TotalMilliseconds;
-        }
-        var wall = clock.Elapsed.TotalSeconds;
-        ThreadPool.GetMinThreads(out var minWorkers, out _);
-        await Console.Error.WriteLineAsync(JsonSerializer.Serialize(new
-        {
-            // Milliseconds from the OS starting this process to the measured window (runtime start, JIT of Main, the stats call).
-            ProcessStartToWindowMs = (mainAt - self.StartTime.ToUniversalTime()).TotalMilliseconds,
-            WindowStartUtc = mainAt.ToString("O", CultureInfo.InvariantCulture),
-            OpenMs = openMs,
-            StartMs = startMs,
-            RunMs = runMs,
-            CloseMs = wall * 1000,
-            // Wall milliseconds (from the window's start) at which 1, 10 %, 20 %, ..., 100 % of the rows were stored.
-            FirstRowMs = timeline.FirstMs,
-            DecilesMs = timeline.Deciles,
-            ThreadPoolThreads = ThreadPool.ThreadCount,
-            MinWorkerThreads = minWorkers,
-            ThreadPoolCompleted = ThreadPool.CompletedWorkItemCount,
-            Gen0 = GC.CollectionCount(0),
-            Gen1 = GC.CollectionCount(1),
-            Gen2 = GC.CollectionCount(2),
-            GcPauseMs = GC.GetTotalPauseDuration().TotalMilliseconds,
-            // Bytes the process allocated on the managed heap since it started, per row stored (start-up included).
-            AllocatedKbPerRow = GC.GetTotalAllocatedBytes(precise: true) / 1024.0 / Math.Max(1, outcome.Completed),
-        })).ConfigureAwait(false);
-        allocations?.Print(outcome.Completed);
-        self.Refresh();
-        var cpuMs = (self.TotalProcessorTime - cpu0).TotalMilliseconds;
-        await sampling.CancelAsync().ConfigureAwait(false);
-        await sampler.ConfigureAwait(false);
-        // Where the resident memory is at the end: the GC's committed memory, SQLite's own allocations (page caches,
-        // statements; its high-water mark), anonymous and file-backed resident pages.
-        var gcInfo = GC.GetGCMemoryInfo();
-        await Console.Error.WriteLineAsync(JsonSerializer.Serialize(new
-        {
-            GcCommittedMb = gcInfo.TotalCommittedBytes / 1e6,
-            GcHeapMb = gcInfo.HeapSizeBytes / 1e6,
-            GcFragmentedMb = gcInfo.FragmentedBytes / 1e6,
-            SqliteNowMb = SQLitePCL.raw.sqlite3_memory_used() / 1e6,
-            SqlitePeakMb = SQLitePCL.raw.sqlite3_memory_highwater(0) / 1e6,
-            RssAnonMb = StatusKb("RssAnon") / 1024.0,
-            RssFileMb = StatusKb("RssFile") / 1024.0,
-            VmRssMb = StatusKb("VmRSS") / 1024.0,
-            Rows = outcome.Completed,
-        })).ConfigureAwait(false);
-        if (!outcome.IsComplete || outcome.Errors > 0)
-        {
-            await Console.Error.WriteLineAsync($"run incomplete: {outcome}").ConfigureAwait(false);
-            return 1;
-        }
-        // ServerRequests carries the server's count before the run; the parent subtracts it from the count after.
-        Console.WriteLine(JsonSerializer.Serialize(new Measurement(outcome.Completed, wall, cpuMs, PeakRss(), peakManaged, serverBefore)));
-        return 0;
-    }
-
-    /// <summary>
-    /// Managed allocations by type, from the runtime's GCAllocationTick events (Microsoft-Windows-DotNETRuntime, GC
-    /// keyword, verbose): each event reports the bytes allocated since the last one (about 100 KB) and the type of the
-    /// object that crossed the mark, so a type's share of the events estimates its share of the bytes.
-    /// </summary>
-    private sealed class AllocationSampler : System.Diagnostics.Tracing.EventListener
-    {
-        private readonly Dictionary<string, (long Events, long Bytes)> _byType = [];
-        private readonly Dictionary<string, int> _collections = [];
-
-        protected override void OnEventSourceCreated(System.Diagnostics.Tracing.EventSource eventSource)
-        {
-            if (eventSource.Name == "Microsoft-Windows-DotNETRuntime")
-            {
-                EnableEvents(eventSource, System.Diagnostics.Tracing.EventLevel.Verbose, (System.Diagnostics.Tracing.EventKeywords)0x1);
-            }
-        }
-
-        protected override void OnEventWritten(System.Diagnostics.Tracing.EventWrittenEventArgs eventData)
-        {
-            if (eventData.EventName?.StartsWith("GCStart", StringComparison.Ordinal) ?? false)
-            {
-                // Each collection's generation and reason (the runtime's gc_reason: 0 small-object budget, 1 induced,
-                // 4 large-object budget, ...), to see what brings the gen-2 collections.
-                var n = eventData.PayloadNames!;
-                var key = $"gen {eventData.Payload![n.IndexOf("Depth")]} reason {eventData.Payload[n.IndexOf("Reason")]}";
-                lock (_byType)
-                {
-                    _collections[key] = _collections.GetValueOrDefault(key) + 1;
-                }
-                return;
-            }
-            if (!eventData.EventName?.StartsWith("GCAllocationTick", StringComparison.Ordinal) ?? true)
-            {
-                return;
-            }
-            var names = eventData.PayloadNames!;
-            var type = eventData.Payload![names.IndexOf("TypeName")] as string ?? "?";
-            var amountAt = names.IndexOf("AllocationAmount64");
-            var bytes = amountAt >= 0 ? Convert.ToInt64(eventData.Payload[amountAt], CultureInfo.InvariantCulture) : 100_000;
-            lock (_byType)
-            {
-                var (e, b) = _byType.GetValueOrDefault(type);
-                _byType[type] = (e + 1, b + bytes);
-            }
-        }
-
-        public void Print(long rows)
-        {
-            lock (_byType)
-            {
-                var total = _byType.Values.Sum(v => v.Bytes);
-                Console.Error.WriteLine($"collections: {string.Join(", ", _collections.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}: {kv.Value}"))}");
-                Console.Error.WriteLine($"allocation samples: {_byType.Values.Sum(v => v.Events)} events, {total / 1e6:F1} MB");
-                foreach (var (type, (events, bytes)) in _byType.OrderByDescending(kv => kv.Value.Bytes).Take(30))
-                {
-                    Console.Error.WriteLine($"  {100.0 * bytes / total,5:F1} %  {bytes / 1024.0 / Math.Max(1, rows),7:F2} KB/row  {events,6}  {type}");
-                }
-            }
-        }
-    }
-
-    /// <summary>Stopwatch times of the first stored row and of each tenth of the run's rows.</summary>
-    private sealed class Timeline(Stopwatch clock) : IProgress<RunProgress>
-    {
-        public double FirstMs { get; private set; } = -1.0;
-
-        public double[] Deciles { get; } = Enumerable.Repeat(-1.0, 10).ToArray();
-
-        public void Report(RunProgress value)
-        {
-            var done = value.Done - value.Skipped;
-            var total = value.Total - value.Skipped;
-            if (done <= 0 || total <= 0)
-            {
-                return;
-            }
-            var now = clock.Elapsed.TotalMilliseconds;
-            if (FirstMs < 0)
-            {
-                FirstMs = now;
-            }
-            var decile = (int)((long)done * 10 / total) - 1;
-            if (decile >= 0 && Deciles[decile] < 0)
-            {
-                Deciles[decile] = now;
-            }
-        }
-    }
-
-    /// <summary>Peak resident set size (VmHWM) of this process, in bytes.</summary>
-    private static long PeakRss() => StatusKb("VmHWM") * 1024;
-
-    /// <summary>A kB field of /proc/self/status (0 where there is none).</summary>
-    private static long StatusKb(string field)
-    {
-        if (!File.Exists("/proc/self/status"))
-        {
-            return 0;
-        }
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
 
     // ------------------------------------------------------------------ server process
