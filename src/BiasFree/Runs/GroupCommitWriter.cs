@@ -244,7 +244,7 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
     private static object?[] CacheValues(string key, CachedResponse value) =>
     [
         key, value.Text, value.PromptTokens, value.CompletionTokens, Time(DateTimeOffset.UtcNow),
-        value.Details is null ? null : JsonSerializer.Serialize(value.Details),
+        value.Details is null ? null : JsonSerializer.Serialize(value.Details, StoreJson.Default.IReadOnlyDictionaryStringString),
     ];
 
     internal static string Time(DateTimeOffset t) => t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);

@@ -449,7 +449,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
             Polarity = S(6) is { } po ? Enum.Parse<QuestionPolarity>(po) : null,
             CorrectRole = S(7) is { } cr ? Enum.Parse<OptionRole>(cr) : null,
             Model = reader.GetString(8),
-            Requests = JsonSerializer.Deserialize<List<RecordedRequest>>(reader.GetString(9), RunSpec.Json) ?? [],
+            Requests = JsonSerializer.Deserialize(reader.GetString(9), StoreJson.Default.ListRecordedRequest) ?? [],
             Response = S(10),
             Verdict = label is null ? null : new Verdict(Enum.Parse<Label>(label), S(12) ?? "", S(13) ?? "", S(14)) { Injection = InjectionFinding.FromJson(S(22)) },
             PromptTokens = reader.GetInt64(15),
@@ -623,7 +623,7 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
         try
         {
             return new CachedResponse(lookup.Text(0)!, lookup.Int64(1), lookup.Int64(2),
-                lookup.Text(3) is { } details ? JsonSerializer.Deserialize<Dictionary<string, string>>(details) : null);
+                lookup.Text(3) is { } details ? JsonSerializer.Deserialize(details, StoreJson.Default.DictionaryStringString) : null);
         }
         finally
         {
