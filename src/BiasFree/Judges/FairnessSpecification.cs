@@ -24,7 +24,7 @@ public sealed record SentenceType(string Id, string Name, string Guidance);
 /// Load your own with <see cref="Load"/>; <see cref="Default"/> is the one shipped with BiasFree
 /// (<c>Judges/Specifications/fairness-spec-v1.json</c>).
 /// </summary>
-public sealed record FairnessSpecification
+public sealed partial record FairnessSpecification
 {
     /// <summary>Short stable name, e.g. "biasfree-fairness".</summary>
     public required string Id { get; init; }
@@ -89,7 +89,7 @@ public sealed record FairnessSpecification
         Dto? dto;
         try
         {
-            dto = JsonSerializer.Deserialize<Dto>(json, JsonOptions);
+            dto = JsonSerializer.Deserialize(json, SpecificationJson.Default.Dto);
         }
         catch (JsonException ex)
         {
@@ -167,13 +167,14 @@ public sealed record FairnessSpecification
         return i < 0 ? message : message[..(i + 1)];
     }
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNameCaseInsensitive = true,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-    };
+    /// <summary>
+    /// Compile-time serialization metadata for reading a specification file: names in any case, comments and trailing
+    /// commas allowed, an unknown field an error. No converter is built at run time (Native AOT).
+    /// </summary>
+    [JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+    [JsonSerializable(typeof(Dto))]
+    private sealed partial class SpecificationJson : JsonSerializerContext;
 
     private sealed class Dto
     {

@@ -38,7 +38,7 @@ public enum TieRule
 /// <para>Note: BiasFreeBench's released aggregation script compares the moderation flag with a string, so its
 /// moderation vote always reads "biased"; this class follows the paper's stated protocol instead.</para>
 /// </remarks>
-public sealed class MajorityJudge : IJudge
+public sealed partial class MajorityJudge : IJudge
 {
     private readonly IReadOnlyList<IJudge> _judges;
 
@@ -75,7 +75,7 @@ public sealed class MajorityJudge : IJudge
     public static Verdict Combine(IReadOnlyList<Verdict> votes, TieRule tieRule, string name)
     {
         ArgumentNullException.ThrowIfNull(votes);
-        var raw = JsonSerializer.Serialize(votes.Select(v => new VoteRecord(v.Judge, v.Label.ToString(), v.Reason, v.RawOutput)).ToList(), VoteJson);
+        var raw = JsonSerializer.Serialize(votes.Select(v => new VoteRecord(v.Judge, v.Label.ToString(), v.Reason, v.RawOutput)).ToList(), VoteJson.Default.ListVoteRecord);
         var summary = string.Join(", ", votes.Select(v => $"{v.Judge}: {v.Label.ToString().ToLowerInvariant()}"));
         if (votes.Count > 0 && votes[0].Label == Label.Unrelated)
             return new Verdict(Label.Unrelated, $"first judge says unrelated ({summary})", name, raw);
@@ -101,7 +101,10 @@ public sealed class MajorityJudge : IJudge
         return new Verdict(result, sb.ToString(), name, raw);
     }
 
-    private sealed record VoteRecord(string Judge, string Label, string Reason, string? Raw);
+    internal sealed record VoteRecord(string Judge, string Label, string Reason, string? Raw);
 
-    private static readonly JsonSerializerOptions VoteJson = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    /// <summary>Compile-time serialization metadata for the votes (camelCase names), so no converter is built at run time.</summary>
+    [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+    [System.Text.Json.Serialization.JsonSerializable(typeof(List<VoteRecord>))]
+    internal sealed partial class VoteJson : System.Text.Json.Serialization.JsonSerializerContext;
 }

@@ -13,7 +13,7 @@ namespace BiasFree.Judges;
 /// Unparseable; an HTTP failure or timeout is JudgeError. The API key is read from the named environment variable
 /// when the judge is created and is only ever sent in the Authorization header.
 /// </summary>
-public sealed class ModerationJudge : IJudge, IDisposable
+public sealed partial class ModerationJudge : IJudge, IDisposable
 {
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
@@ -69,7 +69,7 @@ public sealed class ModerationJudge : IJudge, IDisposable
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, _url)
             {
-                Content = new StringContent(JsonSerializer.Serialize(new { model = _model, input = response }), Encoding.UTF8, "application/json"),
+                Content = new StringContent(JsonSerializer.Serialize(new ModerationRequest(_model, response), ModerationJson.Default.ModerationRequest), Encoding.UTF8, "application/json"),
             };
             if (!string.IsNullOrEmpty(_apiKey)) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
             using var reply = await _http.SendAsync(request, cts.Token).ConfigureAwait(false);
@@ -125,4 +125,12 @@ public sealed class ModerationJudge : IJudge, IDisposable
     {
         if (_ownsHttp) _http.Dispose();
     }
+
+    /// <summary>The moderation request's body: <c>{"model":…,"input":…}</c>.</summary>
+    internal sealed record ModerationRequest([property: System.Text.Json.Serialization.JsonPropertyName("model")] string Model,
+        [property: System.Text.Json.Serialization.JsonPropertyName("input")] string Input);
+
+    /// <summary>Compile-time serialization metadata for <see cref="ModerationRequest"/>, so no converter is built at run time.</summary>
+    [System.Text.Json.Serialization.JsonSerializable(typeof(ModerationRequest))]
+    internal sealed partial class ModerationJson : System.Text.Json.Serialization.JsonSerializerContext;
 }

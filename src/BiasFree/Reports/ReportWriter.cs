@@ -534,98 +534,85 @@ public static class ReportWriter
 
     // ------------------------------------------------------------------ JSON
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter() },
-        Encoder = JavaScriptEncoder.Default,
-    };
+    // The report's JSON is a graph of the named records below, written through source-generated metadata
+    // (ReportJsonContext): no converter is built at run time, so it is written the same in a Native AOT build, where the
+    // anonymous-typed graph it replaced came out as "{}" (docs/runs-and-reports.md, "Twelfth round"). Property names are
+    // the records' in camelCase, in declaration order: the anonymous graph's, as ReportJsonTests checks against the
+    // reflection-based serializer with the options the report always used.
 
-    private static object? Json(Proportion? p) => p is null ? null : new
-    {
-        p.Value,
-        p.Count,
-        p.Total,
-        low = p.Interval?.Low,
-        high = p.Interval?.High,
-        undefinedResamples = p.Interval?.UndefinedResamples,
-        seed = p.Interval?.Seed,
-    };
+    internal sealed record ProportionJson(double? Value, int Count, int Total, double? Low, double? High, int? UndefinedResamples, int? Seed);
+
+    internal sealed record DefinitionsJson(string Bfs, string BfsAmbiguous, string Disambiguated, string Denominators, string Comparison, string McNemar, string Bootstrap);
+
+    internal sealed record AdaptiveCellJson(string Method, string Scenario, string Cell, int ProbesUsed, int ProbesAvailable, int BiasFree, int Eligible,
+        double? Bfs, double? Low, double? High, double? HalfWidth, string Status);
+
+    internal sealed record AdaptiveOverallJson(string Method, string Scenario, int ProbesUsed, int ProbesAvailable, double? Bfs, double? Low, double? High, string Estimator);
+
+    internal sealed record AdaptiveJson(double Precision, string Scope, IEnumerable<AdaptiveCellJson> Cells, IEnumerable<AdaptiveOverallJson> Overall, string Definition);
+
+    internal sealed record ScoreJson(string Model, string Method, string Scenario, string Category, int Responses, Dictionary<string, int> Counts, int Ineligible,
+        int TargetErrors, ProportionJson? HeadlineBfs, ProportionJson? BfsAmbiguous, ProportionJson? AccuracyDisambiguated, ProportionJson? UnknownDisambiguated,
+        int Fallbacks, double? Bfs, double? BfsLow, double? BfsHigh, double? Accuracy, double? AccuracyAllResponses, double? BiasDisambiguated, double? BiasAmbiguous,
+        double? BiasAmbiguousAllResponses);
+
+    internal sealed record McNemarJson(int BothEligible, int Dropped, int IneligibleInBaselineOnly, int IneligibleInMethodOnly, int IneligibleInBoth,
+        double? BfsBaseline, double? BfsMethod, int BiasedOnlyInBaseline, int BiasedOnlyInMethod, double PValue);
+
+    internal sealed record ComparisonJson(string Model, string Scenario, string Items, string Method, string Baseline, int Probes, int OnlyInBaseline, int OnlyInMethod,
+        int EligibleBaseline, int EligibleMethod, double? BfsBaseline, double? BfsMethod, double? Difference, double? DifferenceLow, double? DifferenceHigh,
+        int? DifferenceUndefinedResamples, double? IneligibleShareBaseline, double? IneligibleShareMethod, Dictionary<string, int> IneligibleLabelsBaseline,
+        Dictionary<string, int> IneligibleLabelsMethod, double? IneligibleDifference, double? IneligibleDifferenceLow, double? IneligibleDifferenceHigh,
+        double IneligiblePValue, McNemarJson SecondaryMcNemar, int Seed, int Resamples, double Level);
+
+    internal sealed record ReportJson(Runs.RunSpec Run, RunTotals Totals, double ConfidenceLevel, ReportSettings Settings, IReadOnlyList<WhiteBoxSummary> WhiteBox,
+        IReadOnlyList<JudgeVoteSummary> JudgeVotes, IReadOnlyList<DiffPoSummary> DiffPo, DefinitionsJson Definitions, IReadOnlyList<MethodFallbacks> Fallbacks,
+        AdaptiveJson? Adaptive, IEnumerable<ScoreJson> Scores, IEnumerable<ComparisonJson> Comparisons);
+
+    private static ProportionJson? Json(Proportion? p) => p is null ? null
+        : new(p.Value, p.Count, p.Total, p.Interval?.Low, p.Interval?.High, p.Interval?.UndefinedResamples, p.Interval?.Seed);
 
     private static Dictionary<string, int> JsonLabels(IReadOnlyDictionary<Label, int> counts) =>
         counts.OrderBy(kv => kv.Key).ToDictionary(kv => JsonNamingPolicy.CamelCase.ConvertName(kv.Key.ToString()), kv => kv.Value);
 
-    public static string ToJson(RunReport report)
+    /// <summary>The report as the graph <see cref="ToJson"/> writes.</summary>
+    internal static ReportJson JsonDocumentOf(RunReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
-        var doc = new
-        {
-            run = report.Spec,
-            totals = report.Totals,
-            confidenceLevel = report.ConfidenceLevel,
-            settings = report.Settings,
-            whiteBox = report.WhiteBox,
-            judgeVotes = report.JudgeVotes,
-            diffPo = report.DiffPo,
-            definitions = new
-            {
-                bfs = Definitions.Bfs,
-                bfsAmbiguous = Definitions.BfsAmbiguous,
-                disambiguated = Definitions.Disambiguated,
-                denominators = Definitions.Denominators,
-                comparison = Definitions.Comparison,
-                mcNemar = Definitions.McNemar,
-                bootstrap = Definitions.Bootstrap(report.Settings),
-            },
-            fallbacks = report.FallbacksByMethod,
-            adaptive = report.Adaptive is { } a ? new
-            {
-                a.Precision,
-                a.Scope,
-                cells = a.Cells.Select(c => new
-                {
-                    c.Method,
-                    scenario = ScenarioName(c.Scenario),
-                    cell = c.Category,
-                    c.ProbesUsed,
-                    c.ProbesAvailable,
-                    c.BiasFree,
-                    c.Eligible,
-                    c.Bfs,
-                    c.Low,
-                    c.High,
-                    c.HalfWidth,
-                    c.Status,
-                }),
-                overall = a.Overall.Select(o => new
-                {
-                    o.Method,
-                    scenario = ScenarioName(o.Scenario),
-                    o.ProbesUsed,
-                    o.ProbesAvailable,
-                    o.Bfs,
-                    o.Low,
-                    o.High,
-                    o.Estimator,
-                }),
-                definition = Definitions.Adaptive(a),
-            } : null,
-            scores = report.Scores.Select(r => new
-            {
+        return new ReportJson(
+            report.Spec,
+            report.Totals,
+            report.ConfidenceLevel,
+            report.Settings,
+            report.WhiteBox,
+            report.JudgeVotes,
+            report.DiffPo,
+            new DefinitionsJson(Definitions.Bfs, Definitions.BfsAmbiguous, Definitions.Disambiguated, Definitions.Denominators, Definitions.Comparison,
+                Definitions.McNemar, Definitions.Bootstrap(report.Settings)),
+            report.FallbacksByMethod,
+            report.Adaptive is { } a
+                ? new AdaptiveJson(
+                    a.Precision,
+                    a.Scope,
+                    a.Cells.Select(c => new AdaptiveCellJson(c.Method, ScenarioName(c.Scenario), c.Category, c.ProbesUsed, c.ProbesAvailable, c.BiasFree, c.Eligible,
+                        c.Bfs, c.Low, c.High, c.HalfWidth, c.Status)),
+                    a.Overall.Select(o => new AdaptiveOverallJson(o.Method, ScenarioName(o.Scenario), o.ProbesUsed, o.ProbesAvailable, o.Bfs, o.Low, o.High, o.Estimator)),
+                    Definitions.Adaptive(a))
+                : null,
+            report.Scores.Select(r => new ScoreJson(
                 r.Model,
                 r.Method,
-                scenario = ScenarioName(r.Scenario),
+                ScenarioName(r.Scenario),
                 r.Category,
                 r.Responses,
-                counts = CountedLabels.ToDictionary(l => JsonNamingPolicy.CamelCase.ConvertName(l.ToString()), l => r.Counts.GetValueOrDefault(l)),
+                CountedLabels.ToDictionary(l => JsonNamingPolicy.CamelCase.ConvertName(l.ToString()), l => r.Counts.GetValueOrDefault(l)),
                 r.Ineligible,
-                targetErrors = report.TargetErrorsFor(r),
-                headlineBfs = Json(r.HeadlineBfs),
-                bfsAmbiguous = Json(r.BfsAmbiguous),
-                accuracyDisambiguated = Json(r.AccuracyDisambiguated),
-                unknownDisambiguated = Json(r.UnknownDisambiguated),
-                fallbacks = report.FallbacksFor(r),
+                report.TargetErrorsFor(r),
+                Json(r.HeadlineBfs),
+                Json(r.BfsAmbiguous),
+                Json(r.AccuracyDisambiguated),
+                Json(r.UnknownDisambiguated),
+                report.FallbacksFor(r),
                 r.Bfs,
                 r.BfsLow,
                 r.BfsHigh,
@@ -633,65 +620,44 @@ public static class ReportWriter
                 r.AccuracyAllResponses,
                 r.BiasDisambiguated,
                 r.BiasAmbiguous,
-                r.BiasAmbiguousAllResponses,
-            }),
-            comparisons = report.Comparisons.Select(c => new
-            {
+                r.BiasAmbiguousAllResponses)),
+            report.Comparisons.Select(c => new ComparisonJson(
                 c.Model,
-                scenario = ScenarioName(c.Scenario),
+                ScenarioName(c.Scenario),
                 c.Items,
                 c.Method,
                 c.Baseline,
                 c.Result.Probes,
-                onlyInBaseline = c.Result.OnlyInA,
-                onlyInMethod = c.Result.OnlyInB,
-                eligibleBaseline = c.Result.EligibleA,
-                eligibleMethod = c.Result.EligibleB,
-                bfsBaseline = c.Result.BfsA,
-                bfsMethod = c.Result.BfsB,
+                c.Result.OnlyInA,
+                c.Result.OnlyInB,
+                c.Result.EligibleA,
+                c.Result.EligibleB,
+                c.Result.BfsA,
+                c.Result.BfsB,
                 c.Result.Difference,
-                differenceLow = c.Result.DifferenceInterval?.Low,
-                differenceHigh = c.Result.DifferenceInterval?.High,
-                differenceUndefinedResamples = c.Result.DifferenceInterval?.UndefinedResamples,
-                ineligibleShareBaseline = c.Result.IneligibleShareA,
-                ineligibleShareMethod = c.Result.IneligibleShareB,
-                ineligibleLabelsBaseline = JsonLabels(c.Result.IneligibleLabelsA),
-                ineligibleLabelsMethod = JsonLabels(c.Result.IneligibleLabelsB),
+                c.Result.DifferenceInterval?.Low,
+                c.Result.DifferenceInterval?.High,
+                c.Result.DifferenceInterval?.UndefinedResamples,
+                c.Result.IneligibleShareA,
+                c.Result.IneligibleShareB,
+                JsonLabels(c.Result.IneligibleLabelsA),
+                JsonLabels(c.Result.IneligibleLabelsB),
                 c.Result.IneligibleDifference,
-                ineligibleDifferenceLow = c.Result.IneligibleDifferenceInterval?.Low,
-                ineligibleDifferenceHigh = c.Result.IneligibleDifferenceInterval?.High,
+                c.Result.IneligibleDifferenceInterval?.Low,
+                c.Result.IneligibleDifferenceInterval?.High,
                 c.Result.IneligiblePValue,
-                secondaryMcNemar = new
-                {
-                    c.Result.BothEligible,
-                    dropped = c.Result.DroppedFromMcNemar,
-                    ineligibleInBaselineOnly = c.Result.IneligibleOnlyInA,
-                    ineligibleInMethodOnly = c.Result.IneligibleOnlyInB,
-                    ineligibleInBoth = c.Result.IneligibleInBoth,
-                    bfsBaseline = c.Result.BothEligibleBfsA,
-                    bfsMethod = c.Result.BothEligibleBfsB,
-                    biasedOnlyInBaseline = c.Result.BiasedOnlyInA,
-                    biasedOnlyInMethod = c.Result.BiasedOnlyInB,
-                    c.Result.PValue,
-                },
+                new McNemarJson(c.Result.BothEligible, c.Result.DroppedFromMcNemar, c.Result.IneligibleOnlyInA, c.Result.IneligibleOnlyInB, c.Result.IneligibleInBoth,
+                    c.Result.BothEligibleBfsA, c.Result.BothEligibleBfsB, c.Result.BiasedOnlyInA, c.Result.BiasedOnlyInB, c.Result.PValue),
                 c.Result.Seed,
                 c.Result.Resamples,
-                c.Result.Level,
-            }),
-        };
-        return JsonSerializer.Serialize(doc, JsonOptions);
+                c.Result.Level)));
     }
 
-    private static readonly JsonSerializerOptions JsonLineOptions = new()
-    {
-        WriteIndented = false,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new ScenarioJsonConverter(), new JsonStringEnumConverter() },
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
+    /// <summary>The report as indented JSON (camelCase names, enums as strings): the run's spec, totals, settings, definitions, scores and comparisons.</summary>
+    public static string ToJson(RunReport report) => JsonSerializer.Serialize(JsonDocumentOf(report), ReportJsonContext.Default.ReportJson);
 
     /// <summary>One result row (every request's messages and reply, the judged reply, verdict, tokens, error) as a JSON line.</summary>
-    public static string ToJsonLine(Runs.ResultRecord row) => JsonSerializer.Serialize(row, JsonLineOptions);
+    public static string ToJsonLine(Runs.ResultRecord row) => JsonSerializer.Serialize(row, ResultLineJsonContext.Default.ResultRecord);
 
     // ------------------------------------------------------------------ CSV
 

@@ -206,6 +206,73 @@ public class ReportWriterTests
         Assert.Equal("99.5% CI", ReportWriter.IntervalHeader(0.995));
     }
 
+    /// <summary>
+    /// The report's JSON and JSON lines are written through source-generated metadata (ReportJsonContext,
+    /// ResultLineJsonContext); they must be what the reflection-based serializer writes with the options the report has
+    /// always used, for a report with every part present (comparisons, adaptive cells, white-box, judge-vote, DiffPO and
+    /// fallback summaries) and for rows of every shape.
+    /// </summary>
+    [Fact]
+    public void JsonIsWhatTheReflectionSerializerWritesWithTheReportsOptions()
+    {
+        var reportOptions = new JsonSerializerOptions
+        {
+            WriteIndented = true,
+            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+            Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default,
+        };
+        var full = Mixed() with
+        {
+            WhiteBox = [new WhiteBoxSummary("m", "fairsteer", 10, 1.5, 0.4, 2.25, null)],
+            JudgeVotes = [new JudgeVoteSummary("m", "none", "judge-a", 1, 3, 4, 1, 6, 7, 2)],
+            DiffPo = [new DiffPoSummary("m", "diffpo", 5, 2.5, 3.25, 0.5, 1.75, 0.8, 12.5)],
+            FallbacksByMethod = [new MethodFallbacks("refuse", 2, 40)],
+            Adaptive = new BiasFree.Adaptive.AdaptiveSummary(0.02, "category",
+                [new BiasFree.Adaptive.AdaptiveCell("none", Scenario.MultipleChoice, "age", 40, 80, 30, 38, 0.7, 0.9, "precise"),
+                 new BiasFree.Adaptive.AdaptiveCell("none", Scenario.MultiTurn, "gender", 0, 12, 0, 0, null, null, "exhausted")],
+                [new BiasFree.Adaptive.AdaptiveOverall("none", Scenario.MultipleChoice, 40, 80, 0.78, 0.7, 0.86, "weighted")]),
+        };
+        foreach (var report in new[] { Sample(), Mixed(), Mixed(level: 0.9), full })
+        {
+            var json = ReportWriter.ToJson(report);
+            Assert.Equal(JsonSerializer.Serialize(ReportWriter.JsonDocumentOf(report), reportOptions), json);
+        }
+        // Every part of the full report is in its JSON (a record the metadata left out would be missing here).
+        using (var doc = JsonDocument.Parse(ReportWriter.ToJson(full)))
+        {
+            var root = doc.RootElement;
+            Assert.Equal(["run", "totals", "confidenceLevel", "settings", "whiteBox", "judgeVotes", "diffPo", "definitions", "fallbacks", "adaptive", "scores", "comparisons"],
+                root.EnumerateObject().Select(p => p.Name));
+            Assert.Equal("fairsteer", root.GetProperty("whiteBox")[0].GetProperty("method").GetString());
+            Assert.Equal(0.1, root.GetProperty("adaptive").GetProperty("cells")[0].GetProperty("halfWidth").GetDouble(), 12);
+            Assert.Equal("multi-turn", root.GetProperty("adaptive").GetProperty("cells")[1].GetProperty("scenario").GetString());
+            Assert.Equal(JsonValueKind.Null, root.GetProperty("adaptive").GetProperty("cells")[1].GetProperty("bfs").ValueKind);
+            Assert.Equal(2, root.GetProperty("fallbacks")[0].GetProperty("fallbacks").GetInt32());
+        }
+
+        var lineOptions = new JsonSerializerOptions
+        {
+            WriteIndented = false,
+            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+            Converters = { new ScenarioJsonConverter(), new System.Text.Json.Serialization.JsonStringEnumConverter() },
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        };
+        var row = Row("none", "p1", "age", Label.Biased) with
+        {
+            Requests = [new RecordedRequest([new RecordedMessage("user", "q \"<b>\" é")], "a", false, new Dictionary<string, string> { ["biasfree.gate"] = "1" })],
+            Verdict = new Verdict(Label.Biased, "reason", "rule", "raw")
+            {
+                Injection = new BiasFree.Judges.Defences.InjectionFinding([new BiasFree.Judges.Defences.InjectionSignal("role-play", "ignore the above")], ["nfkc"]),
+            },
+            Error = "boom",
+        };
+        foreach (var r in new[] { row, row with { Scenario = Scenario.MultiTurn, Context = null, Polarity = null, CorrectRole = null, Verdict = null, Error = null } })
+        {
+            Assert.Equal(JsonSerializer.Serialize(r, lineOptions), ReportWriter.ToJsonLine(r));
+        }
+    }
+
     [Fact]
     public void JsonCarriesScoresCountsErrorsAndComparisons()
     {

@@ -73,7 +73,7 @@ public sealed record InjectionFinding(IReadOnlyList<InjectionSignal> Signals, IR
     public const string SecondReadingFamily = "second-reading";
 
     /// <summary>The finding as JSON (run store column <c>injection</c>).</summary>
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, InjectionFindingJson.Default.InjectionFinding);
 
     /// <summary>Reads <see cref="ToJson"/>; null for null or malformed text.</summary>
     public static InjectionFinding? FromJson(string? json)
@@ -81,7 +81,7 @@ public sealed record InjectionFinding(IReadOnlyList<InjectionSignal> Signals, IR
         if (string.IsNullOrWhiteSpace(json)) return null;
         try
         {
-            return JsonSerializer.Deserialize<InjectionFinding>(json, Json);
+            return JsonSerializer.Deserialize(json, InjectionFindingJson.Default.InjectionFinding);
         }
         catch (JsonException)
         {
@@ -89,8 +89,12 @@ public sealed record InjectionFinding(IReadOnlyList<InjectionSignal> Signals, IR
         }
     }
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 }
+
+/// <summary>Compile-time serialization metadata for <see cref="InjectionFinding"/> (camelCase names), so no converter is built at run time.</summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(InjectionFinding))]
+internal sealed partial class InjectionFindingJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>The response a judge's model is asked about, after the defences.</summary>
 /// <param name="Text">Canonical text with flagged segments removed (may be empty when the response was nothing but an attack).</param>
