@@ -264,11 +264,8 @@ internal static class DemoModelCommand
             foreach (var c in conversations)
             {
                 ct.ThrowIfCancellationRequested();
-                var line = System.Text.Json.JsonSerializer.Serialize(new
-                {
-                    kind = c.Kind.ToString(), id = c.Id, variant = c.Variant, ambiguous = c.Ambiguous, biased = c.Biased,
-                    messages = c.Messages.Select(m => new { role = m.Role, content = m.Content }),
-                });
+                var line = System.Text.Json.JsonSerializer.Serialize(new CorpusLine(c.Kind.ToString(), c.Id, c.Variant, c.Ambiguous, c.Biased,
+                    c.Messages.Select(m => new CorpusMessage(m.Role, m.Content))), CliJson.Default.CorpusLine);
                 await writer.WriteLineAsync(line.AsMemory(), ct).ConfigureAwait(false);
             }
             Console.Error.WriteLine($"Wrote {conversations.Count.ToString(CultureInfo.InvariantCulture)} conversations to {path}");

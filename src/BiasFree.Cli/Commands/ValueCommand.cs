@@ -165,12 +165,12 @@ internal static class ValueCommand
     }
 
     /// <summary>β and k the value model was trained with (its value.json), so the evaluation decodes as the training's guided rounds did.</summary>
-    private static IvoSettings? TrainedGuide(string valueDir)
+    internal static IvoSettings? TrainedGuide(string valueDir)
     {
         var file = Path.Combine(valueDir, ValueTrainer.RecordFile);
         if (!File.Exists(file)) return null;
         var guide = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(file))?["settings"]?["Guide"];
-        return guide is null ? null : System.Text.Json.JsonSerializer.Deserialize<IvoSettings>(guide);
+        return guide is null ? null : InitialisedJson.Read(guide.ToJsonString(), CliJson.Default.IvoSettings, new IvoSettings());
     }
 
     private static string Percent(BiasFree.Scoring.Proportion? p) =>

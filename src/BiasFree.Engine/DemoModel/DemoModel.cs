@@ -62,6 +62,8 @@ public static class DemoModel
 
     // The app's folder (where the BiasFree.Engine package copies the model), the engine assembly's folder (a tool's
     // store folder), and the working directory (a repository checkout).
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000",
+        Justification = "An empty Location (single-file and Native AOT executables) is skipped; AppContext.BaseDirectory is searched first.")]
     private static IEnumerable<string> SearchRoots()
     {
         var roots = new List<string> { AppContext.BaseDirectory };

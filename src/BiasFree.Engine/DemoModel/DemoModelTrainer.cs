@@ -270,7 +270,7 @@ public static class DemoModelTrainer
             ["trainer"] = "BiasFree.Engine.DemoModel.DemoModelTrainer",
             ["seed"] = o.Seed,
             ["corpus_version"] = DemoCorpus.Version,
-            ["corpus"] = JsonSerializer.SerializeToNode(o.CorpusOptions),
+            ["corpus"] = JsonSerializer.SerializeToNode(o.CorpusOptions, EngineJson.Default.DemoCorpusOptions),
             ["steps"] = o.Steps,
             ["steps_completed"] = r.StepsCompleted,
             ["stopped_by"] = stopReason,

@@ -102,9 +102,17 @@ public static class SafetensorsWriter
             foreach (var (n, _) in shards[i]) weightMap[n] = file;
             files.Add(file);
         }
-        var index = new { metadata = new { total_size = total }, weight_map = weightMap };
+        var index = new SafetensorsIndex(new SafetensorsIndexMetadata(total), weightMap);
         File.WriteAllText(System.IO.Path.Combine(folder, $"{prefix}.safetensors.index.json"),
-            JsonSerializer.Serialize(index, new JsonSerializerOptions { WriteIndented = true }), new UTF8Encoding(false));
+            JsonSerializer.Serialize(index, SafetensorsIndexJson.Default.SafetensorsIndex), new UTF8Encoding(false));
         return files;
     }
 }
+
+/// <summary>A sharded checkpoint's index (<c>{"metadata":{"total_size":…},"weight_map":{tensor: file}}</c>).</summary>
+internal sealed record SafetensorsIndex(
+    [property: System.Text.Json.Serialization.JsonPropertyName("metadata")] SafetensorsIndexMetadata Metadata,
+    [property: System.Text.Json.Serialization.JsonPropertyName("weight_map")] SortedDictionary<string, string> WeightMap);
+
+/// <summary>The index's metadata: the bytes of every tensor together.</summary>
+internal sealed record SafetensorsIndexMetadata([property: System.Text.Json.Serialization.JsonPropertyName("total_size")] long TotalSize);

@@ -59,7 +59,7 @@ internal readonly record struct JsonCursor(JsonElement Element, string File, str
         if (Element.ValueKind != JsonValueKind.Object) throw Error($"expected an object, found {Element.ValueKind}");
         foreach (var p in Element.EnumerateObject())
         {
-            yield return (p.Name, new JsonCursor(p.Value, File, $"{Path}[{JsonSerializer.Serialize(p.Name)}]"));
+            yield return (p.Name, new JsonCursor(p.Value, File, $"{Path}[{JsonSerializer.Serialize(p.Name, EngineJson.Default.String)}]"));
         }
     }
 

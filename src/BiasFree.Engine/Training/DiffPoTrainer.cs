@@ -310,7 +310,7 @@ public static class DiffPoTrainer
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(Encoding.UTF8.GetBytes(baseId));
         foreach (var t in data) sha.AppendData(Encoding.UTF8.GetBytes(string.Join("\u0001", t.Id, t.System, t.Prompt, t.Original, t.Target) + "\u0002"));
-        sha.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(o with { Training = o.Training with { Threads = null } })));
+        sha.AppendData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(o with { Training = o.Training with { Threads = null } }, EngineJson.Default.DiffPoTrainingOptions)));
         return Convert.ToHexString(sha.GetHashAndReset())[..16];
     }
 

@@ -227,7 +227,7 @@ public static class SafeRlhf
             double meanCost = cost.Average();
             logLambda += rl.LambdaLearningRate * (meanCost - rl.CostLimit);
             string detail = FormattableString.Invariant($"reward {reward.Average():0.000} · cost {meanCost:0.000} · λ {lambda:0.000}");
-            history.Add(new JsonObject { ["iteration"] = it + 1, ["reward"] = reward.Average(), ["cost"] = meanCost, ["lambda"] = lambda, ["kl"] = Enumerable.Range(0, pairs.Count).Average(i => logpValues[i] - refLogp[i]) });
+            history.Add((JsonNode)new JsonObject { ["iteration"] = it + 1, ["reward"] = reward.Average(), ["cost"] = meanCost, ["lambda"] = lambda, ["kl"] = Enumerable.Range(0, pairs.Count).Average(i => logpValues[i] - refLogp[i]) });
             Report("train", it + 1, rl.Iterations, losses[^1], detail);
             if ((it + 1) % o.CheckpointEvery == 0 && it + 1 < rl.Iterations) Checkpoint(it + 1);
         }
@@ -253,7 +253,7 @@ public static class SafeRlhf
             ["cost_pairs"] = costly.Count,
             ["reward_model_final_loss"] = Math.Round(rewardLoss.Value, 5),
             ["cost_model_final_loss"] = Math.Round(costLoss.Value, 5),
-            ["settings"] = JsonSerializer.SerializeToNode(rl),
+            ["settings"] = JsonSerializer.SerializeToNode(rl, EngineJson.Default.SafeRlhfOptions),
             ["lora"] = new JsonObject { ["r"] = o.LoraRank, ["alpha"] = o.LoraAlpha, ["targets"] = string.Join(",", o.LoraTargets) },
             ["seed"] = o.Seed,
             ["steps"] = rl.Iterations,

@@ -26,11 +26,11 @@ internal static class TrainingCheckpoint
     public static bool Exists(string outDir) => Directory.Exists(PathOf(outDir)) || Directory.Exists(PathOf(outDir) + ".old");
 
     /// <summary>A fingerprint of what must not change between a run and its resume (base weights' size, data, settings).</summary>
-    public static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, object settings)
+    public static string Fingerprint(string baseFolder, IReadOnlyList<PreferencePair> data, TrainingOptions settings)
     {
         var weights = Path.Combine(baseFolder, "model.safetensors");
         string baseId = File.Exists(weights) ? $"{new FileInfo(weights).Length}" : "sharded";
-        var text = string.Join("|", baseId, PreferenceData.Fingerprint(data), JsonSerializer.Serialize(settings, settings.GetType()));
+        var text = string.Join("|", baseId, PreferenceData.Fingerprint(data), JsonSerializer.Serialize(settings, EngineJson.Default.TrainingOptions));
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..16];
     }
 

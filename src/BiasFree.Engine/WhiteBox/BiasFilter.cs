@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using BiasFree.Engine.Chat;
 using BiasFree.Engine.Generation;
 using BiasFree.Engine.Models;
@@ -67,16 +68,27 @@ public sealed record BiasFilterTrace(IReadOnlyList<IReadOnlyList<BiasFilterCandi
     /// <summary>Target tokens generated per output token (theory: about N·N_children once the beam is full).</summary>
     public double TokensPerOutputToken => OutputTokens == 0 ? TargetTokens : (double)TargetTokens / OutputTokens;
 
-    public string ToJson() => JsonSerializer.Serialize(new
-    {
-        target_tokens = TargetTokens,
-        output_tokens = OutputTokens,
-        // The target's log-likelihood only when λ > 0, so that traces of the paper's ranking keep their shape.
-        steps = Steps.Select(s => s.Select(c => c.TargetLogLikelihood is { } ll
-            ? (object)new { parent = c.Parent, score = Math.Round(c.Score, 4), tokens = c.Tokens, finished = c.Finished, kept = c.Kept, target_loglik = Math.Round(ll, 4) }
-            : new { parent = c.Parent, score = Math.Round(c.Score, 4), tokens = c.Tokens, finished = c.Finished, kept = c.Kept })),
-    });
+    public string ToJson() => JsonSerializer.Serialize(new BiasFilterTraceJson(
+        TargetTokens,
+        OutputTokens,
+        Steps.Select(s => s.Select(c => new BiasFilterCandidateJson(c.Parent, Math.Round(c.Score, 4), c.Tokens, c.Finished, c.Kept,
+            c.TargetLogLikelihood is { } ll ? Math.Round(ll, 4) : null)))), EngineJson.Default.BiasFilterTraceJson);
 }
+
+/// <summary>A <see cref="BiasFilterTrace"/> as JSON (snake_case names, scores rounded to 4 decimals).</summary>
+internal sealed record BiasFilterTraceJson(
+    [property: JsonPropertyName("target_tokens")] long TargetTokens,
+    [property: JsonPropertyName("output_tokens")] int OutputTokens,
+    [property: JsonPropertyName("steps")] IEnumerable<IEnumerable<BiasFilterCandidateJson>> Steps);
+
+/// <summary>One candidate of a trace; the target's log-likelihood only when λ &gt; 0, so that traces of the paper's ranking keep their shape.</summary>
+internal sealed record BiasFilterCandidateJson(
+    [property: JsonPropertyName("parent")] int Parent,
+    [property: JsonPropertyName("score")] double Score,
+    [property: JsonPropertyName("tokens")] int Tokens,
+    [property: JsonPropertyName("finished")] bool Finished,
+    [property: JsonPropertyName("kept")] bool Kept,
+    [property: JsonPropertyName("target_loglik"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? TargetLogLikelihood);
 
 /// <summary>
 /// BiasFilter (arXiv 2505.23829) decoding over an in-process target: the response grows in segments of l tokens. At each

@@ -81,12 +81,7 @@ public sealed class FairSteerModel
     public const string TensorsFile = "fairsteer.safetensors";
     public const string InfoFile = "fairsteer.json";
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    // fairsteer.json is written and read through FairSteerInfoJson (indented, snake_case, NaN as a string).
 
     public FairSteerModel(FairSteerInfo info, IReadOnlyList<LogisticProbe> probes, IReadOnlyList<float[]> vectors)
     {
@@ -142,7 +137,7 @@ public sealed class FairSteerModel
         }
         SafetensorsWriter.Save(Path.Combine(folder, TensorsFile), tensors,
             new Dictionary<string, string> { ["format"] = "pt", ["method"] = "fairsteer" });
-        File.WriteAllText(Path.Combine(folder, InfoFile), JsonSerializer.Serialize(Info, Json));
+        File.WriteAllText(Path.Combine(folder, InfoFile), JsonSerializer.Serialize(Info, FairSteerInfoJson.Default.FairSteerInfo));
     }
 
     public static FairSteerModel Load(string folder)
@@ -153,7 +148,7 @@ public sealed class FairSteerModel
         FairSteerInfo info;
         try
         {
-            info = JsonSerializer.Deserialize<FairSteerInfo>(File.ReadAllText(infoPath), Json)
+            info = InitialisedJson.Read(File.ReadAllText(infoPath), FairSteerInfoJson.Default.FairSteerInfo, new FairSteerInfo())
                    ?? throw new InvalidDataException($"{infoPath}: empty");
         }
         catch (JsonException e)

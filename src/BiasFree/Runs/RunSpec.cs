@@ -227,59 +227,14 @@ public sealed record RunSpec
     /// <summary>Reads a spec written by <see cref="ToJson"/>, by this version or an older one.</summary>
     /// <remarks>
     /// Through source-generated metadata, so no JSON converter is built at run time (Native AOT cannot build the
-    /// reflection-based reader's converters for the positional records, docs/runs-and-reports.md "Twelfth round"). The
-    /// generated reader alone gives a property missing from the text its type's default (Context null instead of "all",
-    /// JudgeVotes 0 instead of 3), where the reflection-based reader, which constructs the spec first, keeps the
-    /// initialiser's value; and an older store lacks the properties added since. So each top-level property the text
-    /// lacks is first taken from a spec constructed now (its initialisers' values), except the required ones, whose
-    /// absence throws as before. The nested settings are positional records, whose readers use their parameters'
-    /// defaults either way. <c>RunSpecJsonTests</c> compares the two readers with every property path of a full spec
-    /// left out in turn.
+    /// reflection-based reader's converters for the positional records, docs/runs-and-reports.md "Twelfth round"); the
+    /// properties an older store's text lacks take their initialisers' values, as with the reflection-based reader
+    /// (<see cref="InitialisedJson"/>). <c>RunSpecJsonTests</c> compares the two readers with every property path of a
+    /// full spec left out in turn.
     /// </remarks>
-    public static RunSpec FromJson(string json)
-    {
-        ArgumentNullException.ThrowIfNull(json);
-        var info = RunSpecJson.Default.RunSpec;
-        List<string>? missing = null;
-        using (var document = JsonDocument.Parse(json))
-        {
-            if (document.RootElement.ValueKind == JsonValueKind.Object)
-            {
-                foreach (var property in info.Properties)
-                {
-                    if (!property.IsRequired && property.Get is not null && property.Set is not null && !document.RootElement.TryGetProperty(property.Name, out _))
-                    {
-                        (missing ??= []).Add(property.Name);
-                    }
-                }
-            }
-            if (missing is not null)
-            {
-                // The text's own properties as they are (in order, duplicates too), then the missing ones' initial values.
-                var initial = JsonSerializer.SerializeToElement(new RunSpec { RunId = "", Suites = [], Model = "", Methods = [] }, info);
-                var buffer = new System.Buffers.ArrayBufferWriter<byte>(json.Length + 256);
-                using (var writer = new Utf8JsonWriter(buffer))
-                {
-                    writer.WriteStartObject();
-                    foreach (var property in document.RootElement.EnumerateObject())
-                    {
-                        property.WriteTo(writer);
-                    }
-                    foreach (var name in missing)
-                    {
-                        if (initial.TryGetProperty(name, out var value))
-                        {
-                            writer.WritePropertyName(name);
-                            value.WriteTo(writer);
-                        }
-                    }
-                    writer.WriteEndObject();
-                }
-                return JsonSerializer.Deserialize(buffer.WrittenSpan, info) ?? throw new InvalidDataException("Empty run spec.");
-            }
-        }
-        return JsonSerializer.Deserialize(json, info) ?? throw new InvalidDataException("Empty run spec.");
-    }
+    public static RunSpec FromJson(string json) =>
+        InitialisedJson.Read(json, RunSpecJson.Default.RunSpec, new RunSpec { RunId = "", Suites = [], Model = "", Methods = [] })
+        ?? throw new InvalidDataException("Empty run spec.");
 }
 
 /// <summary>

@@ -1,6 +1,4 @@
-using System.Collections;
 using System.Reflection;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BiasFree.Runs;
@@ -137,39 +135,5 @@ public class RunSpecJsonTests
         return copy.ToJsonString();
     }
 
-    /// <summary>An instance of <paramref name="type"/> with every settable property given a distinct non-default value.</summary>
-    private static object Fill(Type type, ref int seed)
-    {
-        var target = Nullable.GetUnderlyingType(type) ?? type;
-        seed++;
-        if (target == typeof(string)) return $"value-{seed}";
-        if (target == typeof(int)) return 1000 + seed;
-        if (target == typeof(long)) return 2000L + seed;
-        if (target == typeof(double)) return seed + 0.25;
-        if (target == typeof(float)) return seed + 0.5f;
-        if (target == typeof(bool)) return true;
-        if (target == typeof(DateTimeOffset)) return new DateTimeOffset(2026, 12, 2, 3, 4, 5, TimeSpan.FromHours(1)).AddMinutes(seed);
-        if (target.IsGenericType && target.GetGenericTypeDefinition() == typeof(IReadOnlyList<>))
-        {
-            var element = target.GetGenericArguments()[0];
-            var list = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(element))!;
-            list.Add(Fill(element, ref seed));
-            list.Add(Fill(element, ref seed));
-            return list;
-        }
-        if (target.IsGenericType && target.GetGenericTypeDefinition() == typeof(IReadOnlyDictionary<,>))
-        {
-            var arguments = target.GetGenericArguments();
-            var dictionary = (IDictionary)Activator.CreateInstance(typeof(Dictionary<,>).MakeGenericType(arguments))!;
-            dictionary.Add(Fill(arguments[0], ref seed), Fill(arguments[1], ref seed));
-            return dictionary;
-        }
-        Assert.True(target.IsClass && !target.IsAbstract, $"no sample value for {target}");
-        var instance = RuntimeHelpers.GetUninitializedObject(target);
-        foreach (var property in target.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.SetMethod is { IsPublic: true }))
-        {
-            property.SetValue(instance, Fill(property.PropertyType, ref seed));
-        }
-        return instance;
-    }
+    private static object Fill(Type type, ref int seed) => SampleValues.Fill(type, ref seed);
 }

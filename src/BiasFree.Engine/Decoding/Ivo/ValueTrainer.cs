@@ -330,9 +330,9 @@ public static class ValueTrainer
             ["policy"] = policyFolder,
             ["value_base"] = valueBase,
             ["prompts"] = items.Count,
-            ["settings"] = JsonSerializer.SerializeToNode(o with { Threads = null }),
+            ["settings"] = JsonSerializer.SerializeToNode(o with { Threads = null }, EngineJson.Default.ValueTrainingOptions),
             ["reward"] = "ambiguous: 1 if the rule judge's label is bias-free (anti-stereotyped or unknown), else 0; disambiguated: 1 if correct, else 0",
-            ["rounds"] = JsonSerializer.SerializeToNode(state.Rounds),
+            ["rounds"] = JsonSerializer.SerializeToNode(state.Rounds, EngineJson.Default.ListValueRound),
             ["round_models"] = new JsonArray([.. Enumerable.Range(0, o.Iterations + 1).Select(r => (JsonNode?)JsonValue.Create(RoundModelFolder(r)))]),
             ["resumed_from_round"] = resumed ? resumedRound : null,
             ["resumed_from_step"] = resumed ? resumedStep : null,
@@ -432,7 +432,7 @@ public static class ValueTrainer
             return File.Exists(w) ? new FileInfo(w).Length.ToString(CultureInfo.InvariantCulture) : "sharded";
         }
         var text = string.Join("|", Weights(policy), Weights(valueBase), string.Join(",", items.Select(p => p.Suite + "/" + p.Id)),
-            JsonSerializer.Serialize(o with { Threads = null }));
+            JsonSerializer.Serialize(o with { Threads = null }, EngineJson.Default.ValueTrainingOptions));
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..16];
     }
 
@@ -452,8 +452,8 @@ public static class ValueTrainer
             ["step"] = state.Step,
             ["optimizer_step"] = optimizer.Step,
             ["train_seconds"] = seconds,
-            ["rollouts"] = JsonSerializer.SerializeToNode(state.Rollouts),
-            ["rounds"] = JsonSerializer.SerializeToNode(state.Rounds),
+            ["rollouts"] = JsonSerializer.SerializeToNode(state.Rollouts, EngineJson.Default.ListRollout),
+            ["rounds"] = JsonSerializer.SerializeToNode(state.Rounds, EngineJson.Default.ListValueRound),
         };
         File.WriteAllText(Path.Combine(fresh, "state.json"), json.ToJsonString());
         if (Directory.Exists(old)) Directory.Delete(old, true);
@@ -485,8 +485,8 @@ public static class ValueTrainer
             RolloutsDone = json["rollouts_done"]!.GetValue<bool>(),
             Step = json["step"]!.GetValue<int>(),
             TrainSeconds = json["train_seconds"]!.GetValue<double>(),
-            Rollouts = json["rollouts"].Deserialize<List<Rollout>>() ?? [],
-            Rounds = json["rounds"].Deserialize<List<ValueRound>>() ?? [],
+            Rollouts = json["rollouts"].Deserialize(EngineJson.Default.ListRollout) ?? [],
+            Rounds = json["rounds"].Deserialize(EngineJson.Default.ListValueRound) ?? [],
         };
     }
 }
