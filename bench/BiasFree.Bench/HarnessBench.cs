@@ -193,10 +193,16 @@ internal static partial class HarnessBench
 
     private static ProcessStartInfo Self(params string[] args)
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // Started as "dotnet BiasFree.Bench.dll" the host needs the assembly; as the apphost it does not.
         var host = Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? new[] { typeof(HarnessBench).Assembly.Location } : [];
-        foreach (var a in host.Concat(["harness", .. args]))
+        return Started(Environment.ProcessPath!, [.. host, "harness", .. args]);
+    }
+
+    /// <summary>A process of <paramref name="file"/> with these arguments, its output read by this one.</summary>
+    private static ProcessStartInfo Started(string file, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
         }
@@ -222,16 +228,7 @@ internal static partial class HarnessBench
     {
         string[] clientArgs = ["--client", "--target", server.ToString(), "--suite", suite, "--runs-dir", runsDir, "--run-id", runId,
             "--in-flight", inFlight.ToString(CultureInfo.InvariantCulture)];
-        var psi = Self(clientArgs);
-        if (s_clientExe is not null)
-        {
-            psi.FileName = s_clientExe;
-            psi.ArgumentList.Clear();
-            foreach (var a in clientArgs)
-            {
-                psi.ArgumentList.Add(a);
-            }
-        }
+        var psi = s_clientExe is null ? Self(clientArgs) : Started(s_clientExe, clientArgs);
         // The client runs as the biasfree tool does: its runtimeconfig turns dynamic PGO off (BiasFree.Cli.csproj says why).
         psi.Environment["DOTNET_TieredPGO"] = "0";
         var concurrencyStats = new Uri(server.ToString().TrimEnd('/') + "/stats/concurrency");

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using BiasFree.Engine.Safetensors;
 using static TorchSharp.torch;
 

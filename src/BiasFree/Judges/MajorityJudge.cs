@@ -101,10 +101,10 @@ public sealed partial class MajorityJudge : IJudge
         return new Verdict(result, sb.ToString(), name, raw);
     }
 
-    internal sealed record VoteRecord(string Judge, string Label, string Reason, string? Raw);
+    private sealed record VoteRecord(string Judge, string Label, string Reason, string? Raw);
 
     /// <summary>Compile-time serialization metadata for the votes (camelCase names), so no converter is built at run time.</summary>
     [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
     [System.Text.Json.Serialization.JsonSerializable(typeof(List<VoteRecord>))]
-    internal sealed partial class VoteJson : System.Text.Json.Serialization.JsonSerializerContext;
+    private sealed partial class VoteJson : System.Text.Json.Serialization.JsonSerializerContext;
 }

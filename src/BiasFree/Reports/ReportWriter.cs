@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using BiasFree.Judges;
 using BiasFree.Probes;
 using BiasFree.Scoring;
@@ -537,7 +535,7 @@ public static class ReportWriter
     // The report's JSON is a graph of the named records below, written through source-generated metadata
     // (ReportJsonContext): no converter is built at run time, so it is written the same in a Native AOT build, where the
     // anonymous-typed graph it replaced came out as "{}" (docs/runs-and-reports.md, "Twelfth round"). Property names are
-    // the records' in camelCase, in declaration order: the anonymous graph's, as ReportJsonTests checks against the
+    // the records' in camelCase, in declaration order: the anonymous graph's, as ReportWriterTests checks against the
     // reflection-based serializer with the options the report always used.
 
     internal sealed record ProportionJson(double? Value, int Count, int Total, double? Low, double? High, int? UndefinedResamples, int? Seed);

@@ -4,16 +4,16 @@ using System.Text.Json;
 namespace BiasFree.Runs;
 
 /// <summary>
-/// A result row's <c>requests</c> column written as UTF-8 JSON into one reused buffer: the bytes
-/// <c>JsonSerializer.Serialize(requests, RunSpec.Json)</c> gives, without the UTF-16 string, the serializer's frame stack
-/// or the UTF-8 copy the string needed to be bound (issue #11: about a quarter of what a cache-only rerun allocated per
-/// row). Used by the store's one writer, so one instance is never written from two threads at once.
+/// A result row's <c>requests</c> column written as UTF-8 JSON into one reused buffer: the bytes the reflection-based
+/// serializer gave with the run record's settings (compact, nulls left out), without the UTF-16 string, the serializer's
+/// frame stack or the UTF-8 copy the string needed to be bound (issue #11: about a quarter of what a cache-only rerun
+/// allocated per row). Used by the store's one writer, so one instance is never written from two threads at once.
 /// </summary>
 /// <remarks>
 /// The layout is the serializer's for <see cref="RecordedRequest"/> and <see cref="RecordedMessage"/> with
-/// <see cref="RunSpec.Json"/>: properties in declaration order under their C# names, null properties left out
+/// those settings: properties in declaration order under their C# names, null properties left out
 /// (<c>WhenWritingNull</c>), the default encoder's escaping (the writer's). <c>RequestsJsonTests</c> compares the two on
-/// hostile, non-ASCII and empty values; reading the column back still goes through the serializer.
+/// hostile, non-ASCII and empty values; reading the column back goes through the serializer (<see cref="StoreJson"/>).
 /// </remarks>
 internal sealed class RequestsJson
 {

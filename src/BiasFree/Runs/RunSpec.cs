@@ -213,12 +213,6 @@ public sealed record RunSpec
         : Ivo is { } ivo && IvoSpec.AppliesTo(method) ? TargetIdentity + ivo.CacheIdentityOf(method)
         : TargetIdentity;
 
-    internal static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = false,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
     // Written through source-generated metadata (RunSpecJson): the reflection-based serializer spent 75-100 ms building
     // and compiling its converters for this graph when a run was created, on the path before its first request. The
     // same JSON (RunSpecJsonTests).
@@ -238,8 +232,8 @@ public sealed record RunSpec
 }
 
 /// <summary>
-/// Compile-time serialization metadata for a <see cref="RunSpec"/>, with <see cref="RunSpec.Json"/>'s settings: the JSON
-/// is the reflection-based serializer's (<c>RunSpecJsonTests</c> compares both), and <see cref="RunSpec.FromJson"/> reads
+/// Compile-time serialization metadata for a <see cref="RunSpec"/>, with the settings runs have always been recorded with
+/// (compact, null properties left out): the JSON is the reflection-based serializer's (<c>RunSpecJsonTests</c> compares both), and <see cref="RunSpec.FromJson"/> reads
 /// through it once the text's missing properties are filled in.
 /// </summary>
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

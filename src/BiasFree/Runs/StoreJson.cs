@@ -5,7 +5,7 @@ namespace BiasFree.Runs;
 /// <summary>
 /// Compile-time serialization metadata for the JSON columns of the run store: a row's <c>requests</c> (read back; the
 /// writer is <see cref="RequestsJson"/>) and a cached reply's <c>details</c>. The text is what the reflection-based
-/// serializer read and wrote before (<see cref="RunSpec.Json"/>'s settings for the requests, the default ones for the
+/// serializer read and wrote before (the run record's settings for the requests, the default ones for the
 /// details, which differ only in null properties, and a dictionary has none); <c>StoreJsonTests</c> compares the two. No
 /// converter is built at run time, so the store's reads work in a Native AOT build too (docs/runs-and-reports.md,
 /// "Twelfth round").

@@ -34,7 +34,7 @@ public class RequestsJsonTests
     {
         var requests = Shapes()[shape];
         var json = new RequestsJson();
-        Assert.Equal(JsonSerializer.Serialize(requests, RunSpec.Json), Encoding.UTF8.GetString(json.Write(requests).Utf8));
+        Assert.Equal(JsonSerializer.Serialize(requests, StoreJsonOptions.Reflection), Encoding.UTF8.GetString(json.Write(requests).Utf8));
     }
 
     [Fact]
@@ -43,11 +43,11 @@ public class RequestsJsonTests
         var json = new RequestsJson();
         var shapes = Shapes();
         // Longest first, so that a shorter row written after it would show any bytes left over.
-        foreach (var requests in shapes.OrderByDescending(r => JsonSerializer.Serialize(r, RunSpec.Json).Length).Concat(shapes))
+        foreach (var requests in shapes.OrderByDescending(r => JsonSerializer.Serialize(r, StoreJsonOptions.Reflection).Length).Concat(shapes))
         {
             var written = Encoding.UTF8.GetString(json.Write(requests).Utf8);
-            Assert.Equal(JsonSerializer.Serialize(requests, RunSpec.Json), written);
-            Assert.Equal(requests.Count, JsonSerializer.Deserialize<List<RecordedRequest>>(written, RunSpec.Json)!.Count);
+            Assert.Equal(JsonSerializer.Serialize(requests, StoreJsonOptions.Reflection), written);
+            Assert.Equal(requests.Count, JsonSerializer.Deserialize<List<RecordedRequest>>(written, StoreJsonOptions.Reflection)!.Count);
         }
     }
 }

@@ -7,7 +7,7 @@ namespace BiasFree.Tests.Runs;
 
 /// <summary>
 /// <see cref="RunSpec.ToJson"/> and <see cref="RunSpec.FromJson"/> run on source-generated metadata; a spec must be written
-/// exactly as the reflection-based serializer (<see cref="RunSpec.Json"/>) wrote every run recorded so far, and read back
+/// exactly as the reflection-based serializer (<see cref="StoreJsonOptions.Reflection"/>) wrote every run recorded so far, and read back
 /// as the reflection-based reader reads it, also from an older store's text that lacks properties (the generated reader
 /// alone would leave those at their types' defaults instead of their initialisers' values). Every settable property is
 /// filled by reflection, so a property added later is compared too.
@@ -19,7 +19,7 @@ public class RunSpecJsonTests
     {
         var seed = 0;
         var full = (RunSpec)Fill(typeof(RunSpec), ref seed);
-        var reflected = JsonSerializer.Serialize(full, RunSpec.Json);
+        var reflected = JsonSerializer.Serialize(full, StoreJsonOptions.Reflection);
         Assert.Equal(reflected, full.ToJson());
         // Each property of the graph is in the JSON with its own value (a property the generated metadata dropped, or
         // filled from the wrong member, would differ here or above).
@@ -30,16 +30,16 @@ public class RunSpecJsonTests
             Assert.Equal(serialised, document.RootElement.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
         }
         Assert.Equal(reflected, RunSpec.FromJson(reflected).ToJson());
-        Assert.Equal(reflected, JsonSerializer.Serialize(JsonSerializer.Deserialize<RunSpec>(full.ToJson(), RunSpec.Json), RunSpec.Json));
+        Assert.Equal(reflected, JsonSerializer.Serialize(JsonSerializer.Deserialize<RunSpec>(full.ToJson(), StoreJsonOptions.Reflection), StoreJsonOptions.Reflection));
 
         // The smallest spec (nulls left out, a temperature of null written as null) and one read from text a user's
         // older store holds: properties missing (their initialisers' values apply) and one this version does not know.
         var minimal = new RunSpec { RunId = "r", Suites = ["bbq"], Model = "m", Methods = ["baseline"], Created = DateTimeOffset.UnixEpoch, Generation = new(Temperature: null) };
-        Assert.Equal(JsonSerializer.Serialize(minimal, RunSpec.Json), minimal.ToJson());
+        Assert.Equal(JsonSerializer.Serialize(minimal, StoreJsonOptions.Reflection), minimal.ToJson());
         Assert.Contains("\"Temperature\":null", minimal.ToJson(), StringComparison.Ordinal);
         const string old = """{"RunId":"old","Created":"2026-01-02T03:04:05+00:00","Suites":["jsonl:a.jsonl"],"Model":"m","Methods":["baseline","cot"],"Retired":1,"Generation":{"Temperature":0,"MaxTokens":64}}""";
         var read = RunSpec.FromJson(old);
-        Assert.Equal(JsonSerializer.Serialize(JsonSerializer.Deserialize<RunSpec>(old, RunSpec.Json), RunSpec.Json), read.ToJson());
+        Assert.Equal(JsonSerializer.Serialize(JsonSerializer.Deserialize<RunSpec>(old, StoreJsonOptions.Reflection), StoreJsonOptions.Reflection), read.ToJson());
         Assert.Equal(64, read.Generation.MaxTokens);
         Assert.Equal(("all", "two", 3, 32), (read.Context, read.Options, read.JudgeVotes, read.Concurrency));
         Assert.Equal(["baseline", "cot"], read.Methods);
@@ -54,7 +54,7 @@ public class RunSpecJsonTests
     public void ASpecMissingAnyPropertyReadsAsTheReflectionReaderReadsIt()
     {
         var seed = 0;
-        var full = JsonSerializer.SerializeToNode((RunSpec)Fill(typeof(RunSpec), ref seed), RunSpec.Json)!.AsObject();
+        var full = JsonSerializer.SerializeToNode((RunSpec)Fill(typeof(RunSpec), ref seed), StoreJsonOptions.Reflection)!.AsObject();
         var paths = new List<string>();
         Paths(full, "", paths);
         Assert.True(paths.Count >= 86, $"only {paths.Count} property paths");
@@ -62,7 +62,7 @@ public class RunSpecJsonTests
         foreach (var path in paths)
         {
             var json = Without(full, path);
-            var expected = Read(() => JsonSerializer.Deserialize<RunSpec>(json, RunSpec.Json)!);
+            var expected = Read(() => JsonSerializer.Deserialize<RunSpec>(json, StoreJsonOptions.Reflection)!);
             var actual = Read(() => RunSpec.FromJson(json));
             Assert.True(expected == actual, $"without {path}:\n reflection: {expected}\n FromJson:   {actual}");
             compared += expected.StartsWith('{') ? 1 : 0;
@@ -85,7 +85,7 @@ public class RunSpecJsonTests
         {
             try
             {
-                var node = JsonSerializer.SerializeToNode(read(), RunSpec.Json)!.AsObject();
+                var node = JsonSerializer.SerializeToNode(read(), StoreJsonOptions.Reflection)!.AsObject();
                 if (Math.Abs((node["Created"]!.GetValue<DateTimeOffset>() - DateTimeOffset.UtcNow).TotalMinutes) < 1)
                 {
                     node["Created"] = "now";

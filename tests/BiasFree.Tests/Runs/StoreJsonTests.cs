@@ -30,14 +30,14 @@ public class StoreJsonTests
         {
             new([new RecordedMessage("system", Hostile), new RecordedMessage("user", Hostile)], Hostile, false, new Dictionary<string, string> { [Hostile] = Hostile }),
             new([new RecordedMessage("user", new string('x', 20_000))], null, true),
-        }, RunSpec.Json),
+        }, StoreJsonOptions.Reflection),
     ];
 
     [Theory]
     [MemberData(nameof(RequestTexts))]
     public void RequestsReadAsTheReflectionReaderReadsThem(string text)
     {
-        Assert.Equal(Outcome(() => JsonSerializer.Deserialize<List<RecordedRequest>>(text, RunSpec.Json)),
+        Assert.Equal(Outcome(() => JsonSerializer.Deserialize<List<RecordedRequest>>(text, StoreJsonOptions.Reflection)),
             Outcome(() => JsonSerializer.Deserialize(text, StoreJson.Default.ListRecordedRequest)));
     }
 
@@ -83,7 +83,7 @@ public class StoreJsonTests
     {
         try
         {
-            return JsonSerializer.Serialize(read(), RunSpec.Json);
+            return JsonSerializer.Serialize(read(), StoreJsonOptions.Reflection);
         }
         catch (JsonException ex)
         {

@@ -88,7 +88,6 @@ public sealed record InjectionFinding(IReadOnlyList<InjectionSignal> Signals, IR
             return null;
         }
     }
-
 }
 
 /// <summary>Compile-time serialization metadata for <see cref="InjectionFinding"/> (camelCase names), so no converter is built at run time.</summary>
