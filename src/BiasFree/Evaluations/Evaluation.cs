@@ -311,7 +311,13 @@ public sealed class Evaluation
             // Overlaps reading the cache's keys with the start-up below (the suites' validation pass, the run's record).
             store.BeginLoadingCachedKeys();
         }
-        var source = _probes ?? ProbeSource.Open(spec);
+        // A JSONL suite this build checked before in this store (same bytes) is not read twice before the run reads it.
+        var check = _probes is null ? await SuiteCheck.FindAsync(spec, store, cancellationToken).ConfigureAwait(false) : null;
+        var source = _probes ?? ProbeSource.Open(spec, null, check);
+        if (check is { Recorded: null })
+        {
+            await store.RecordSuiteCheckAsync(check.Key, source.Count, source.Scenarios, cancellationToken).ConfigureAwait(false);
+        }
         Judges.EnsureCovers(source);
         var warnings = new List<string>(Warnings);
 

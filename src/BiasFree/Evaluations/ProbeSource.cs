@@ -8,7 +8,7 @@ namespace BiasFree.Evaluations;
 /// one probe at a time, each time it is asked (issue #11: a 50,000-probe run must not keep its suite in memory).
 /// </summary>
 /// <remarks>
-/// <see cref="Open"/> reads every suite once (the validation pass): a malformed record throws there, with its file and
+/// <see cref="Open(RunSpec, Action{string, int}?)"/> reads every suite once (the validation pass): a malformed record throws there, with its file and
 /// line, before a run starts; the pass counts the probes, checks that no probe appears twice, notes the scenarios, and for
 /// a run with a limit keeps each probe's stratum and seeded hash (<see cref="ProbeSampling.KeyOf"/>) to choose the sample
 /// exactly as <see cref="ProbeSampling.Stratified"/> would on the loaded list. What stays afterwards is one flag per probe
@@ -27,6 +27,9 @@ public sealed class ProbeSource : IReadOnlyCollection<Probe>
         Scenarios = scenarios;
     }
 
+    /// <summary>True when the validation pass was not run because the store had recorded it for this file and build (<see cref="SuiteCheck"/>).</summary>
+    internal bool FromRecordedCheck { get; private init; }
+
     /// <summary>Probes of the run (after any limit).</summary>
     public int Count { get; }
 
@@ -39,9 +42,22 @@ public sealed class ProbeSource : IReadOnlyCollection<Probe>
     /// </summary>
     /// <param name="spec">The run spec.</param>
     /// <param name="skippedRows">Told (suite spec, count) for each file suite that left rows out because they cannot be labelled.</param>
-    public static ProbeSource Open(RunSpec spec, Action<string, int>? skippedRows = null)
+    public static ProbeSource Open(RunSpec spec, Action<string, int>? skippedRows = null) => Open(spec, skippedRows, check: null);
+
+    /// <summary>
+    /// <see cref="Open(RunSpec, Action{string, int}?)"/>, or, when <paramref name="check"/> holds what this build's pass found
+    /// in the same file before, that result without the pass.
+    /// </summary>
+    internal static ProbeSource Open(RunSpec spec, Action<string, int>? skippedRows, SuiteCheck? check)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        if (check?.Recorded is { } recorded && spec.Suites.Count == 1 && spec.Limit is null)
+        {
+            return new ProbeSource([(SuiteRegistry.Resolve(spec.Suites[0], spec.SuiteOptions), null)], recorded.Probes, recorded.Scenarios)
+            {
+                FromRecordedCheck = true,
+            };
+        }
         var suites = new List<(IProbeSuite, bool[]?)>();
         var seen = new HashSet<(string, string)>();
         var scenarios = new HashSet<Scenario>();

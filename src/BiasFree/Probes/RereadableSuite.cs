@@ -33,6 +33,9 @@ internal sealed class ProbeJsonlSuite(string path) : IProbeSuite, IReportsSkippe
 
     public string Name => Path.GetFileNameWithoutExtension(path);
 
+    /// <summary>The suite's file.</summary>
+    public string FilePath => path;
+
     public string Description => $"BiasFree JSONL suite {path}";
 
     public IReadOnlyList<SkippedRow> SkippedRows => [];

@@ -178,6 +178,12 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                     injection         TEXT,
                     UNIQUE (run_id, method, suite, probe_id)
                 );
+                CREATE TABLE IF NOT EXISTS suite_checks (
+                    key      TEXT PRIMARY KEY,
+                    probes   INTEGER NOT NULL,
+                    scenarios TEXT NOT NULL,
+                    checked  TEXT NOT NULL
+                );
                 CREATE TABLE IF NOT EXISTS response_cache (
                     key               TEXT PRIMARY KEY,
                     response          TEXT NOT NULL,
@@ -301,6 +307,41 @@ public sealed class RunStore : IAsyncDisposable, IDisposable
                 throw new InvalidOperationException($"Run '{spec.RunId}' does not exist.");
             }
             return 0;
+        }, cancellationToken);
+
+    // ---------------------------------------------------------------- suite checks
+
+    /// <summary>What a suite file's recorded validation pass found (<see cref="BiasFree.Evaluations.SuiteCheck"/>), or null.</summary>
+    internal Task<(int Probes, IReadOnlySet<Scenario> Scenarios)?> FindSuiteCheckAsync(string key, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "SELECT probes, scenarios FROM suite_checks WHERE key = $key", ("$key", key));
+            await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return ((int, IReadOnlySet<Scenario>)?)null;
+            }
+            var scenarios = new HashSet<Scenario>();
+            foreach (var name in reader.GetString(1).Split(',', StringSplitOptions.RemoveEmptyEntries))
+            {
+                // A name this build does not know: the record is not used (the file is checked again).
+                if (ScenarioNames.TryParse(name) is not { } scenario)
+                {
+                    return null;
+                }
+                scenarios.Add(scenario);
+            }
+            return (checked((int)reader.GetInt64(0)), scenarios);
+        }, cancellationToken);
+
+    /// <summary>Records what a suite file's validation pass found, under <paramref name="key"/> (the file's content and this build).</summary>
+    internal Task RecordSuiteCheckAsync(string key, int probes, IEnumerable<Scenario> scenarios, CancellationToken cancellationToken = default) =>
+        LockedAsync(async c =>
+        {
+            await using var cmd = Command(c, "INSERT OR REPLACE INTO suite_checks (key, probes, scenarios, checked) VALUES ($key, $n, $s, $t)",
+                ("$key", key), ("$n", probes), ("$s", string.Join(",", scenarios.Select(ScenarioNames.Name).Order(StringComparer.Ordinal))),
+                ("$t", Time(DateTimeOffset.UtcNow)));
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }, cancellationToken);
 
     /// <summary>Records how many (method, probe) rows a complete run has.</summary>
