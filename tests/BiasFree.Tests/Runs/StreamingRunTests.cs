@@ -14,7 +14,7 @@ namespace BiasFree.Tests.Runs;
 /// </summary>
 public class StreamingRunTests
 {
-    private static Probe MakeProbe(int i) => new()
+    internal static Probe MakeProbe(int i) => new()
     {
         Id = $"p{i:D5}",
         Suite = "lazy",

@@ -13,18 +13,8 @@ namespace BiasFree.Tests.Runs;
 /// </summary>
 public class SuiteCheckTests
 {
-    private static Probe MakeProbe(int i) => new()
-    {
-        Id = $"p{i:D4}",
-        Suite = "checked",
-        Scenario = Scenario.MultipleChoice,
-        Category = i % 3 == 0 ? "age" : "religion",
-        UserTurns = [MultipleChoiceQuery.Format($"Context {i}.", "Who did it?", $"Alpha {i}", $"Beta {i}")],
-        Options = [new ProbeOption($"Alpha {i}", OptionRole.Stereotyped, "a"), new ProbeOption($"Beta {i}", OptionRole.AntiStereotyped, "b"), new ProbeOption("Unknown", OptionRole.Unknown, "unknown")],
-        Context = i % 2 == 0 ? ContextCondition.Ambiguous : ContextCondition.Disambiguated,
-        Polarity = QuestionPolarity.Negative,
-        CorrectOption = 2,
-    };
+    // StreamingRunTests' probes: multiple choice, two categories, answered "Unknown" correctly.
+    private static Probe MakeProbe(int i) => StreamingRunTests.MakeProbe(i);
 
     private static Evaluation Run(string path, string runId, ScriptedChatClient target) =>
         new([$"jsonl:{path}"], EvaluationTarget.Custom(target, "m", cacheIdentity: "t", seedPerRequest: false)) { RunId = runId };
