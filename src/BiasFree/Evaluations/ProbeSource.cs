@@ -51,9 +51,9 @@ public sealed class ProbeSource : IReadOnlyCollection<Probe>
     internal static ProbeSource Open(RunSpec spec, Action<string, int>? skippedRows, SuiteCheck? check)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (check?.Recorded is { } recorded && spec.Suites.Count == 1 && spec.Limit is null)
+        if (check?.Recorded is { } recorded && SuiteCheck.AppliesTo(spec))
         {
-            return new ProbeSource([(SuiteRegistry.Resolve(spec.Suites[0], spec.SuiteOptions), null)], recorded.Probes, recorded.Scenarios)
+            return new ProbeSource([(check.Suite, null)], recorded.Probes, recorded.Scenarios)
             {
                 FromRecordedCheck = true,
             };

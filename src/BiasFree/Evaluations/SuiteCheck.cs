@@ -26,11 +26,15 @@ namespace BiasFree.Evaluations;
 /// </remarks>
 internal sealed class SuiteCheck
 {
-    private SuiteCheck(string key, (int Probes, IReadOnlySet<Scenario> Scenarios)? recorded)
+    private SuiteCheck(IProbeSuite suite, string key, (int Probes, IReadOnlySet<Scenario> Scenarios)? recorded)
     {
+        Suite = suite;
         Key = key;
         Recorded = recorded;
     }
+
+    /// <summary>The spec's one suite, resolved (what a run that takes the record reads).</summary>
+    public IProbeSuite Suite { get; }
 
     /// <summary>The file's content and this build, hashed (what a record is stored under).</summary>
     public string Key { get; }
@@ -48,8 +52,7 @@ internal sealed class SuiteCheck
     /// </summary>
     public static async Task<SuiteCheck?> FindAsync(RunSpec spec, RunStore store, CancellationToken cancellationToken)
     {
-        if (spec.Suites.Count != 1 || spec.Limit is not null
-            || SuiteRegistry.Resolve(spec.Suites[0], spec.SuiteOptions) is not ProbeJsonlSuite suite)
+        if (!AppliesTo(spec) || SuiteRegistry.Resolve(spec.Suites[0], spec.SuiteOptions) is not ProbeJsonlSuite suite)
         {
             return null;
         }
@@ -62,8 +65,11 @@ internal sealed class SuiteCheck
         {
             return null;
         }
-        return new SuiteCheck(key, await store.FindSuiteCheckAsync(key, cancellationToken).ConfigureAwait(false));
+        return new SuiteCheck(suite, key, await store.FindSuiteCheckAsync(key, cancellationToken).ConfigureAwait(false));
     }
+
+    /// <summary>True for the runs a record may stand in for: one suite, no limit (the remarks say why).</summary>
+    internal static bool AppliesTo(RunSpec spec) => spec.Suites.Count == 1 && spec.Limit is null;
 
     /// <summary>The key of a file's content checked by this build.</summary>
     internal static string KeyOf(string path)
