@@ -72,19 +72,10 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
         if (think >= 0) text = text[(think + "</think>".Length)..];
         if (string.IsNullOrWhiteSpace(text)) return Make(Label.NoAnswer, "empty response after </think>");
 
-        var (options, letters) = Prepared.GetValue(probe, static p =>
-        {
-            var o = new List<OptionPattern>(p.Options.Count);
-            foreach (var x in p.Options)
-            {
-                var pattern = new OptionPattern(x);
-                if (pattern.Core.Length > 0) o.Add(pattern);
-            }
-            return new PreparedProbe(o, LetterMap(p, o));
-        });
+        var fast = !_reference;
+        var (options, letters) = Prepare(probe, shared: fast);
         if (options.Count == 0) return Make(Label.Unrelated, "probe has no options to match");
 
-        var fast = !_reference;
         string? lastLine;
         bool several;
         if (fast)
@@ -120,7 +111,8 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     private static bool LastLine(string text, out string? last)
     {
         last = null;
-        var count = 0;
+        var lastLine = ReadOnlySpan<char>.Empty;
+        var found = false;
         var end = text.Length;
         for (var i = text.Length - 1; i >= -1; i--)
         {
@@ -128,12 +120,15 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
             var line = text.AsSpan(i + 1, end - i - 1);
             end = i;
             if (!HasReadable(line)) continue;
-            if (++count == 1)
+            if (!found)
             {
-                last = line.Trim().ToString();
+                // Kept as a span: a one-line reply (the usual one) needs no copy of its line.
+                lastLine = line;
+                found = true;
             }
             else
             {
+                last = lastLine.Trim().ToString();
                 return true;
             }
         }
@@ -154,6 +149,73 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     private sealed record PreparedProbe(List<OptionPattern> Options, Dictionary<char, OptionPattern> Letters);
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Probe, PreparedProbe> Prepared = new();
+
+    /// <summary>
+    /// The preparation of <paramref name="probe"/>: shared by every probe with the same options (texts and roles, in order)
+    /// when its query lists exactly those options as lettered lines (<see cref="LettersFollowOptions"/>), since then its
+    /// letter map is read from the options alone; otherwise, or with <paramref name="shared"/> false (the reference path),
+    /// built once per probe.
+    /// </summary>
+    /// <remarks>
+    /// Option sets recur over a suite (the harness suite's 50,000 probes have 45; BBQ's names and groups give a few
+    /// thousand over 58k items), while a run reads each probe anew from its file: in a cache-only rerun's profile the
+    /// per-probe preparation (option cores, mention patterns, the letter map, the weak table's entry) was about a third of
+    /// the judge's CPU and most of its allocations. <see cref="OptionPattern"/> reads only an option's text and role, so a
+    /// preparation shared on those is the one the probe would have built. Bounded like the mention patterns.
+    /// </remarks>
+    private static PreparedProbe Prepare(Probe probe, bool shared)
+    {
+        if (shared && probe.UserTurns.Count > 0 && LettersFollowOptions(probe.UserTurns[^1], probe.Options))
+        {
+            if (ByOptions.TryGetValue(probe.Options, out var known)) return known;
+            var made = Build(probe);
+            if (ByOptions.Count < ByOptionsLimit) ByOptions.TryAdd(probe.Options, made);
+            return made;
+        }
+        return Prepared.GetValue(probe, Build);
+
+        static PreparedProbe Build(Probe p)
+        {
+            var o = new List<OptionPattern>(p.Options.Count);
+            foreach (var x in p.Options)
+            {
+                var pattern = new OptionPattern(x);
+                if (pattern.Core.Length > 0) o.Add(pattern);
+            }
+            return new PreparedProbe(o, LetterMap(p, o));
+        }
+    }
+
+    private const int ByOptionsLimit = 4096;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<IReadOnlyList<ProbeOption>, PreparedProbe> ByOptions = new(SameOptions.Instance);
+
+    /// <summary>Option lists with the same texts and roles in the same order (what <see cref="OptionPattern"/> reads).</summary>
+    private sealed class SameOptions : IEqualityComparer<IReadOnlyList<ProbeOption>>
+    {
+        public static readonly SameOptions Instance = new();
+
+        public bool Equals(IReadOnlyList<ProbeOption>? x, IReadOnlyList<ProbeOption>? y)
+        {
+            if (ReferenceEquals(x, y)) return true;
+            if (x is null || y is null || x.Count != y.Count) return false;
+            for (var i = 0; i < x.Count; i++)
+            {
+                if (x[i].Role != y[i].Role || !string.Equals(x[i].Text, y[i].Text, StringComparison.Ordinal)) return false;
+            }
+            return true;
+        }
+
+        public int GetHashCode(IReadOnlyList<ProbeOption> options)
+        {
+            var hash = new HashCode();
+            foreach (var o in options)
+            {
+                hash.Add(o.Text, StringComparer.Ordinal);
+                hash.Add(o.Role);
+            }
+            return hash.ToHashCode();
+        }
+    }
 
     private readonly record struct Extraction(Label? Label, string Reason);
 
@@ -193,6 +255,10 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
         public bool MayMention(string s, bool fast) => !fast || s.Contains(FirstWord, StringComparison.Ordinal);
 
         public bool IsMentioned(string s, bool fast) => MayMention(s, fast) && Mention!.IsMatch(s);
+
+        /// <summary>Step (2)'s reason for a reply of letter a–e naming this option, made at its first use (the
+        /// preparation, and so this, is shared by the probes with the same options).</summary>
+        public string?[] LetterReasons { get; } = new string?[5];
         public Label Label => ToLabel(Option.Role);
     }
 
@@ -219,6 +285,8 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
             }
         }
 
+        if (fast && letters.Count > 0 && LetterFirst(s, options, letters) is { } lettered) return lettered;
+
         var stripped = StripPrefix(s);
         var core = Core_(stripped, fast);
 
@@ -231,7 +299,7 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
                 var tail = Core_(stripped[m.Length..], fast);
                 // "B. The grandson" must not name a different option after the letter.
                 if (tail.Length == 0 || options.Where(o => o != byLetter).All(o => !o.IsMentioned(tail, fast)))
-                    return new(byLetter.Label, $"letter {char.ToUpperInvariant(m.Groups["l"].Value[0])} = '{byLetter.Option.Text}'");
+                    return new(byLetter.Label, LetterReason(m.Groups["l"].Value[0], byLetter));
             }
         }
 
@@ -279,6 +347,35 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
         }
         return new(null, named.Count > 0 ? "names options only in negation or as a list" : "names no option");
     }
+
+    /// <summary>
+    /// Step (2) for the commonest reply, "(b) the short neighbour", without the regexes: null whenever the full steps could
+    /// decide otherwise or differently, and then they run.
+    /// </summary>
+    /// <remarks>
+    /// Exact when <paramref name="s"/> starts with '(', a letter a–e and ')' and does not end in white space: no
+    /// <see cref="LeadingLabel"/> alternative can match at a '(' (each starts with '&gt;', '-', or a letter), so
+    /// <see cref="StripPrefix"/> gives <paramref name="s"/> itself, and <see cref="LetterAnswer"/> matches those three
+    /// characters (its optional word cannot start at '(', its <c>\(?</c> takes the '(', its first alternative the ')').
+    /// The letter's option and the check that the rest names no other option are then the full step's own code.
+    /// <c>RuleBasedAnswerExtractorShortcutTests</c> compares the verdicts with the regexes alone.
+    /// </remarks>
+    private static Extraction? LetterFirst(string s, List<OptionPattern> options, Dictionary<char, OptionPattern> letters)
+    {
+        if (s.Length < 3 || s[0] != '(' || s[1] is < 'a' or > 'e' || s[2] != ')' || char.IsWhiteSpace(s[^1])) return null;
+        if (!letters.TryGetValue(s[1], out var byLetter)) return null;
+        var tail = Core_(s[3..]);
+        if (tail.Length > 0)
+        {
+            foreach (var o in options)
+            {
+                if (o != byLetter && o.IsMentioned(tail, fast: true)) return null;
+            }
+        }
+        return new(byLetter.Label, byLetter.LetterReasons[s[1] - 'a'] ??= LetterReason(s[1], byLetter));
+    }
+
+    private static string LetterReason(char letter, OptionPattern option) => $"letter {char.ToUpperInvariant(letter)} = '{option.Option.Text}'";
 
     private enum Occurrence { Asserted, Negated, Listed }
 
@@ -360,6 +457,26 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     /// </remarks>
     private static bool LetteredFromOptions(string query, IReadOnlyList<ProbeOption> shown, List<OptionPattern> options, Dictionary<char, OptionPattern> map)
     {
+        if (!LettersFollowOptions(query, shown)) return false;
+        for (var i = 0; i < Math.Min(shown.Count, 5); i++)
+        {
+            var core = CoreOf(shown[i].Text.Trim());
+            foreach (var o in options)
+            {
+                if (o.Core == core)
+                {
+                    map.Add(MultipleChoiceQuery.Letters[i], o);
+                    break;
+                }
+            }
+        }
+        return true;
+    }
+
+    /// <summary>The conditions of <see cref="LetteredFromOptions"/> on the query and the options shown in it: true when its
+    /// letter map can be read from the options.</summary>
+    private static bool LettersFollowOptions(string query, IReadOnlyList<ProbeOption> shown)
+    {
         var n = shown.Count;
         if (n is < 2 or > 8 || !query.EndsWith(MultipleChoiceQuery.LetteredInstruction, StringComparison.Ordinal)) return false;
         var end = query.Length - MultipleChoiceQuery.LetteredInstruction.Length - 1; // the '\n' before the instruction
@@ -381,18 +498,6 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
             || (head.Length > 1 && head[0] is (>= 'A' and <= 'E') or (>= 'a' and <= 'e') && head[1] is ')' or '.' or ':'))
         {
             return false;
-        }
-        for (var i = 0; i < Math.Min(n, 5); i++)
-        {
-            var core = CoreOf(shown[i].Text.Trim());
-            foreach (var o in options)
-            {
-                if (o.Core == core)
-                {
-                    map.Add(MultipleChoiceQuery.Letters[i], o);
-                    break;
-                }
-            }
         }
         return true;
     }
