@@ -59,8 +59,11 @@ public sealed partial class RuleBasedAnswerExtractor : IJudge
     /// Exact shortcuts (the same verdict and reason as the regexes alone; <c>RuleBasedAnswerExtractorTests</c> compares
     /// the two on generated and adversarial replies): the reply's lines are found by one scan instead of a split, a trim and
     /// a normalisation of each line; the answer-cue regex runs only on text holding one of the words every cue contains;
-    /// an option's mention pattern runs only on text holding its first word; and the leading article is cut without a
-    /// regex. In a profile of a 50,000-probe cache-only rerun the judge was about a ninth of the CPU.
+    /// an option's mention pattern runs only on text holding its first word; the leading article is cut without a
+    /// regex; and a reply starting "(b)" is read without the prefix and letter regexes (<see cref="LetterFirst"/>). Probes
+    /// with the same options share one preparation where their queries letter them alike (<see cref="Prepare"/>). In a
+    /// profile of a 50,000-probe cache-only rerun the judge was about a ninth of the CPU, later a sixth; after the last two
+    /// shortcuts, 6–7 % (docs/runs-and-reports.md, fourteenth round).
     /// </remarks>
     public Verdict Judge(Probe probe, string? response)
     {
