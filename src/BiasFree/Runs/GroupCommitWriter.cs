@@ -208,44 +208,67 @@ internal sealed class GroupCommitWriter : IAsyncDisposable
                 var all = true;
                 foreach (var r in rows)
                 {
-                    all &= Execute(_insertResult, ResultValues(r));
+                    all &= InsertResult(r);
                 }
                 written[i] = all;
             }
             else
             {
-                written[i] = w.Row is { } row ? Execute(_insertResult, ResultValues(row)) : Execute(_insertCache, CacheValues(w.Key!, w.Value!));
+                written[i] = w.Row is { } row ? InsertResult(row) : InsertCache(w.Key!, w.Value!);
             }
         }
         transaction.Commit();
         return written;
     }
 
-    private static bool Execute(RawStatement statement, object?[] values)
-    {
-        for (var i = 0; i < values.Length; i++)
-        {
-            statement.Bind(i, values[i]);
-        }
-        return statement.Execute() > 0;
-    }
-
     // The requests column of the row being written (one writer, one row at a time).
     private readonly RequestsJson _requestsJson = new();
 
-    private object?[] ResultValues(ResultRecord r) =>
-    [
-        r.RunId, r.Method, r.Suite, r.ProbeId, ScenarioNames.Name(r.Scenario), r.Category, r.Context?.ToString(), r.Polarity?.ToString(),
-        r.CorrectRole?.ToString(), r.Model, _requestsJson.Write(r.Requests), r.Response, r.Verdict?.Label.ToString(),
-        r.Verdict?.Reason, r.Verdict?.Judge, r.Verdict?.RawOutput, r.PromptTokens, r.CompletionTokens, r.LatencyMs, r.Error,
-        r.IsComplete ? 1 : 0, Time(r.Started), Time(r.Completed), r.Fallback ? 1 : 0, r.Verdict?.Injection?.ToJson(),
-    ];
+    /// <summary>Inserts result row <paramref name="r"/>; true when a row was added. Bound value by value in the
+    /// statement's parameter order (no array of boxed values per row).</summary>
+    private bool InsertResult(ResultRecord r)
+    {
+        var s = _insertResult;
+        s.Bind(0, r.RunId);
+        s.Bind(1, r.Method);
+        s.Bind(2, r.Suite);
+        s.Bind(3, r.ProbeId);
+        s.Bind(4, ScenarioNames.Name(r.Scenario));
+        s.Bind(5, r.Category);
+        s.Bind(6, r.Context?.ToString());
+        s.Bind(7, r.Polarity?.ToString());
+        s.Bind(8, r.CorrectRole?.ToString());
+        s.Bind(9, r.Model);
+        s.Bind(10, _requestsJson.Write(r.Requests));
+        s.Bind(11, r.Response);
+        s.Bind(12, r.Verdict?.Label.ToString());
+        s.Bind(13, r.Verdict?.Reason);
+        s.Bind(14, r.Verdict?.Judge);
+        s.Bind(15, r.Verdict?.RawOutput);
+        s.Bind(16, r.PromptTokens);
+        s.Bind(17, r.CompletionTokens);
+        s.Bind(18, r.LatencyMs);
+        s.Bind(19, r.Error);
+        s.Bind(20, r.IsComplete ? 1 : 0);
+        s.Bind(21, Time(r.Started));
+        s.Bind(22, Time(r.Completed));
+        s.Bind(23, r.Fallback ? 1 : 0);
+        s.Bind(24, r.Verdict?.Injection?.ToJson());
+        return s.Execute() > 0;
+    }
 
-    private static object?[] CacheValues(string key, CachedResponse value) =>
-    [
-        key, value.Text, value.PromptTokens, value.CompletionTokens, Time(DateTimeOffset.UtcNow),
-        value.Details is null ? null : JsonSerializer.Serialize(value.Details, StoreJson.Default.IReadOnlyDictionaryStringString),
-    ];
+    /// <summary>Inserts a cache entry; true when one was added.</summary>
+    private bool InsertCache(string key, CachedResponse value)
+    {
+        var s = _insertCache;
+        s.Bind(0, key);
+        s.Bind(1, value.Text);
+        s.Bind(2, value.PromptTokens);
+        s.Bind(3, value.CompletionTokens);
+        s.Bind(4, Time(DateTimeOffset.UtcNow));
+        s.Bind(5, value.Details is null ? null : JsonSerializer.Serialize(value.Details, StoreJson.Default.IReadOnlyDictionaryStringString));
+        return s.Execute() > 0;
+    }
 
     internal static string Time(DateTimeOffset t) => t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
 
