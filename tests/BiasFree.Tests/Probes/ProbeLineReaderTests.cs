@@ -67,6 +67,17 @@ public class ProbeLineReaderTests
         return probes;
     }
 
+    private static List<Probe> ManyOptionTexts(int n)
+    {
+        var probes = Lettered(n);
+        for (var i = 0; i < n; i++)
+        {
+            var first = new ProbeOption("person number " + i, OptionRole.Stereotyped, "g" + (i % 1500));
+            probes[i] = probes[i] with { Options = [first, .. probes[i].Options.Skip(1)] };
+        }
+        return probes;
+    }
+
     [Fact]
     public void GeneratedAndFixtureSuitesReadTheSame()
     {
@@ -76,6 +87,9 @@ public class ProbeLineReaderTests
             ProbeTestSupport.BuiltInBbq,
             ProbeTestSupport.BuiltInFairMT,
             Lettered(300),
+            // More distinct option texts than the reader's table of recurring values has slots: values that share a slot
+            // replace each other there, and each probe must still get its own text.
+            ManyOptionTexts(3000),
             StereoSetLoader.Load(ProbeTestSupport.Fixture("stereoset", "dev.json")),
             BbqJsonlLoader.Load(ProbeTestSupport.Fixture("bbq")),
         };
@@ -185,6 +199,11 @@ public class ProbeLineReaderTests
             Assert.All(probes, p => Assert.Same(probes[0].Suite, p.Suite));
             Assert.All(probes, p => Assert.Same(probes[0].Category, p.Category));
         }
+        // Option texts and groups recur too: a probe built by Read holds the string of an earlier line with the same bytes.
+        var read = ProbeJsonl.Read(path).ToList();
+        Assert.All(read, p => Assert.Same(read[0].Options[1].Text, p.Options[1].Text));
+        Assert.All(read, p => Assert.Same(read[0].Options[2].Group, p.Options[2].Group));
+        Assert.Same(read[0].Options[0].Text, read[7].Options[0].Text); // "the person 0" on lines 0 and 7
         Assert.All(ProbeJsonl.Scan(path), p => Assert.Empty(p.UserTurns));
         Assert.All(ProbeJsonl.Scan(path), p => Assert.Empty(p.Metadata));
     }

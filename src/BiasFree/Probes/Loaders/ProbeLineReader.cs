@@ -375,6 +375,36 @@ internal static class ProbeLineReader
     [ThreadStatic] private static int _next;
 
     /// <summary>
+    /// The current string token's value, shared with an earlier line's that had the same bytes when that one is still in
+    /// a table of 1,024 values (by a hash of the bytes, each slot holding the last value that fell in it): an option's text
+    /// and group recur over a suite (the harness suite's 50,000 probes have 45 option sets; BBQ's names and groups recur over
+    /// its 58k items), and each probe would otherwise decode and hold its own copies. What the value is does not depend
+    /// on the table, only which string object holds it.
+    /// </summary>
+    private static string? Recurring(ref Utf8JsonReader reader)
+    {
+        if (reader.ValueIsEscaped || reader.HasValueSequence || reader.ValueSpan.Length > 128)
+        {
+            return ValidString(ref reader, build: true);
+        }
+        var raw = reader.ValueSpan;
+        var table = _values ??= new (byte[]?, string?)[1024];
+        var hash = new HashCode();
+        hash.AddBytes(raw);
+        ref var slot = ref table[hash.ToHashCode() & 1023];
+        if (slot.Raw is { } bytes && raw.SequenceEqual(bytes))
+        {
+            return slot.Text;
+        }
+        var text = Encoding.UTF8.GetString(raw); // valid: the line's UTF-8 was checked, and it has no escape
+        slot = (raw.ToArray(), text);
+        return text;
+    }
+
+    // Recurring's table, per thread like Repeated's.
+    [ThreadStatic] private static (byte[]? Raw, string? Text)[]? _values;
+
+    /// <summary>
     /// The options, the reader on their '['; leaves it on the ']'. Each option's fields are checked in the document path's
     /// order (role, text, group) once the option is read; the first problem, in item order, is the error.
     /// </summary>
@@ -412,7 +442,7 @@ internal static class ProbeLineReader
                 if (reader.TokenType == JsonTokenType.String && which >= 0)
                 {
                     // The role is compared with its names; a text or group is only checked when the probe is not built.
-                    value.Text = which == 1 ? Known(ref reader, RoleValues) : ValidString(ref reader, build);
+                    value.Text = which == 1 ? Known(ref reader, RoleValues) : build ? Recurring(ref reader) : ValidString(ref reader, build: false);
                     value.BadEscape = value.Text is null;
                 }
                 else if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
